@@ -1,0 +1,17 @@
+//! The portal API Lambda: initialisation only.
+
+use berth_api::{router, AppState};
+use berth_aws::app::{build_berth, settings_from_env};
+use berth_aws::{AwsClients, ResourceNames};
+use berth_web::{AuthConfig, JwtVerifier};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    berth_web::telemetry::init_tracing();
+    let clients = AwsClients::from_env().await;
+    let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env());
+    let verifier = JwtVerifier::new(&AuthConfig::from_env()?)?;
+    let state = AppState { berth: Arc::new(berth), verifier: Arc::new(verifier) };
+    lambda_http::run(router(state)).await
+}

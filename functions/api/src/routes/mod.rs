@@ -1,0 +1,71 @@
+mod audit;
+mod environments;
+mod me;
+mod runtimes;
+mod tenants;
+
+use crate::state::AppState;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+pub(crate) use audit::__path_list_audit;
+pub(crate) use audit::__path_verify_audit;
+pub(crate) use environments::{
+    __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
+    __path_list_environment_runtimes, __path_list_environments, __path_patch_environment,
+};
+pub(crate) use me::__path_me;
+pub(crate) use runtimes::{__path_create_runtime, __path_delete_runtime, __path_get_runtime, __path_list_runtimes};
+pub(crate) use tenants::{__path_create_tenant, __path_get_tenant, __path_list_tenants, __path_patch_tenant};
+
+/// What the Lambda serves: the routes with the shared edge layers.
+pub fn router(state: AppState) -> Router {
+    berth_web::finish_router(routes(state))
+}
+
+/// Every route of the portal and platform APIs, with idempotency applied to
+/// the creating `POST`s.
+pub fn routes(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/me", get(me::me))
+        .route("/v1/environments", get(environments::list_environments).post(environments::create_environment))
+        .route(
+            "/v1/environments/{id}",
+            get(environments::get_environment).patch(environments::patch_environment).delete(environments::delete_environment),
+        )
+        .route("/v1/environments/{id}/runtimes", get(environments::list_environment_runtimes))
+        .route("/v1/environments/{id}/runtimes/{runtime_id}", axum::routing::put(environments::attach_runtime).delete(environments::detach_runtime))
+        .route("/v1/runtimes", get(runtimes::list_runtimes).post(runtimes::create_runtime))
+        .route("/v1/runtimes/{id}", get(runtimes::get_runtime).delete(runtimes::delete_runtime))
+        .route("/v1/audit", get(audit::list_audit))
+        .route("/v1/audit/verify", get(audit::verify_audit))
+        .route("/platform/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
+        .route("/platform/v1/tenants/{id}", get(tenants::get_tenant).patch(tenants::patch_tenant))
+        .layer(axum::middleware::from_fn_with_state(state.idempotency(), berth_web::idempotency::middleware))
+        .route("/v1/openapi.json", get(crate::openapi::serve));
+    api.with_state(state)
+}
+
+/// 201 with `Location` (and `ETag` when the resource has one).
+pub(crate) fn created<T: Serialize>(location: String, etag: Option<String>, body: T) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// 200 with an `ETag` header.
+pub(crate) fn with_etag<T: Serialize>(etag: String, body: T) -> Response {
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}

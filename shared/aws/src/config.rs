@@ -1,0 +1,67 @@
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// The names of Berth's AWS resources, from the environment (one definition,
+/// used by the functions, the bootstrap and the tests).
+#[derive(Clone, Debug)]
+pub struct ResourceNames {
+    /// `BERTH_TABLE`
+    pub table: String,
+    /// `BERTH_BUCKET`
+    pub bucket: String,
+    /// Name of the deployments queue (its DLQ is `<name>-dlq`); `BERTH_DEPLOYMENTS_QUEUE`.
+    pub deployments_queue: String,
+    /// Prefix of every per-runtime queue name; `BERTH_QUEUE_PREFIX`.
+    pub queue_prefix: String,
+}
+
+impl ResourceNames {
+    pub fn from_env() -> Self {
+        let var = |k: &str, default: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string());
+        Self {
+            table: var("BERTH_TABLE", "berth"),
+            bucket: var("BERTH_BUCKET", "berth-packages"),
+            deployments_queue: var("BERTH_DEPLOYMENTS_QUEUE", "berth-deployments"),
+            queue_prefix: var("BERTH_QUEUE_PREFIX", "berth-"),
+        }
+    }
+
+    /// Names unique to one test (or one parallel run), sharing `stem`.
+    pub fn unique(stem: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let short = &id[..12];
+        Self {
+            table: format!("{stem}-{short}"),
+            bucket: format!("{stem}-{short}"),
+            deployments_queue: format!("{stem}-{short}-deployments"),
+            queue_prefix: format!("{stem}-{short}-"),
+        }
+    }
+}
+
+/// The SDK clients, built once per cold start from one `SdkConfig`.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl AwsClients {
+    /// Loads the standard AWS configuration (region, credentials and
+    /// `AWS_ENDPOINT_URL` from the environment). S3 path-style addressing is
+    /// chosen by `BERTH_S3_FORCE_PATH_STYLE=true` (LocalStack needs it).
+    pub async fn from_env() -> Self {
+        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let path_style = std::env::var("BERTH_S3_FORCE_PATH_STYLE").map(|v| v == "true" || v == "1").unwrap_or(false);
+        Self::from_sdk_config(&sdk, path_style)
+    }
+
+    pub fn from_sdk_config(sdk: &SdkConfig, s3_path_style: bool) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(s3_path_style).build();
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+        }
+    }
+}

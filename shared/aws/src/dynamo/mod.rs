@@ -1,0 +1,229 @@
+//! The DynamoDB adapter: one table, single-table design (key formats in
+//! `crate::keys`). Every mutation is one transaction that also appends the
+//! audit event and advances the tenant's audit head, so a change and its
+//! audit record are written together or not at all.
+
+mod audit;
+mod environments;
+mod idempotency;
+mod runtimes;
+mod tenants;
+
+use crate::keys;
+use crate::unexpected;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use base64::Engine;
+use berth_domain::audit::{AuditDraft, AuditEvent, AuditHead};
+use berth_domain::ids::TenantId;
+use berth_domain::page::PageRequest;
+use berth_domain::{DomainError, Result};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Implements every storage port on one DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// Why a transaction with an audit event did not commit.
+#[derive(Debug)]
+pub(crate) enum TxError {
+    /// The condition of the caller's item at this index failed.
+    Condition(usize),
+    Other(DomainError),
+}
+
+impl From<DomainError> for TxError {
+    fn from(e: DomainError) -> Self {
+        TxError::Other(e)
+    }
+}
+
+/// How often a write retries when another request advanced the audit head first.
+const AUDIT_RETRIES: u32 = 40;
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn key_of((pk, sk): (String, String)) -> Item {
+    HashMap::from([(keys::PK.to_string(), s(pk)), (keys::SK.to_string(), s(sk))])
+}
+
+/// An item from a record that holds its own keys.
+pub(crate) fn to_item<T: serde::Serialize>(record: &T) -> Result<Item> {
+    serde_dynamo::to_item(record).map_err(unexpected)
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T> {
+    serde_dynamo::from_item(item).map_err(unexpected)
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(crate) async fn get<T: DeserializeOwned>(&self, key: (String, String)) -> Result<Option<T>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unexpected(e.into_service_error()))?;
+        out.item.map(from_item).transpose()
+    }
+
+    pub(crate) fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition).build().map_err(unexpected)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Commits `items` together with the audit event for them, chained to the
+    /// tenant's audit head. Concurrent writers race on the head's sequence
+    /// number; the loser re-reads the head and tries again, so the chain never
+    /// forks and never skips.
+    pub(crate) async fn write_with_audit(&self, tenant: TenantId, items: Vec<TransactWriteItem>, draft: AuditDraft) -> std::result::Result<(), TxError> {
+        let caller_items = items.len();
+        for attempt in 0..AUDIT_RETRIES {
+            let head = self.read_audit_head(tenant).await?;
+            let event = AuditEvent::chain(draft.clone(), &head, chrono::Utc::now());
+            let mut all = items.clone();
+            all.push(self.put(audit::event_item(tenant, &event)?, "attribute_not_exists(pk)")?);
+            all.push(self.audit_head_put(tenant, &head, &event)?);
+            let result = self.client.transact_write_items().set_transact_items(Some(all)).send().await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err.into_service_error(),
+            };
+            let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled) = &err else {
+                return Err(TxError::Other(unexpected(err)));
+            };
+            let reasons = cancelled.cancellation_reasons();
+            if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                if i < caller_items {
+                    return Err(TxError::Condition(i));
+                }
+            } else if !reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+                return Err(TxError::Other(unexpected(err)));
+            }
+            // Lost the race for the audit head (or a conflicting transaction): back off and retry.
+            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 20;
+            tokio::time::sleep(std::time::Duration::from_millis(5 + u64::from(attempt.min(10)) * 5 + jitter)).await;
+        }
+        Err(TxError::Other(DomainError::unexpected("the audit chain stayed contended: too many concurrent writes")))
+    }
+
+    /// Reads one page of a partition (or of an index partition), decoding the
+    /// caller's cursor and refusing one that points anywhere else.
+    pub(crate) async fn query_page<T: DeserializeOwned>(
+        &self,
+        partition: &str,
+        index: Option<&str>,
+        sk_prefix: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<(Vec<T>, Option<String>)> {
+        let (pk_name, sk_name) = match index {
+            Some(_) => (keys::GSI1_PK, keys::GSI1_SK),
+            None => (keys::PK, keys::SK),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_string))
+            .limit(i32::try_from(page.limit).unwrap_or(100))
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(partition));
+        query = match sk_prefix {
+            Some(prefix) => query
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":prefix", s(prefix)),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        if index.is_none() {
+            query = query.consistent_read(true);
+        }
+        if let Some(cursor) = &page.cursor {
+            query = query.set_exclusive_start_key(Some(decode_cursor(cursor, pk_name, partition)?));
+        }
+        let out = query.send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        let items = out.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<T>>>()?;
+        let next = out.last_evaluated_key.map(|k| encode_cursor(&k)).transpose()?;
+        Ok((items, next))
+    }
+}
+
+fn invalid_cursor() -> DomainError {
+    DomainError::invalid("cursor", "is not a cursor this list issued")
+}
+
+fn encode_cursor(key: &Item) -> Result<String> {
+    let plain: HashMap<&str, &str> = key.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str()))).collect();
+    let json = serde_json::to_vec(&plain).map_err(unexpected)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+}
+
+/// A cursor is only accepted for the partition it came from: a cursor cannot
+/// be crafted to read another tenant's items.
+fn decode_cursor(cursor: &str, pk_name: &str, partition: &str) -> Result<Item> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
+    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
+    if plain.get(pk_name).map(String::as_str) != Some(partition) || plain.len() > 4 {
+        return Err(invalid_cursor());
+    }
+    Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+/// Maps a failed write: an unexpected failure passes through; a failed
+/// condition of the caller's item `i` becomes `on_condition(i)`.
+pub(crate) fn map_tx(result: std::result::Result<(), TxError>, on_condition: impl FnOnce(usize) -> DomainError) -> Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(TxError::Condition(i)) => Err(on_condition(i)),
+        Err(TxError::Other(e)) => Err(e),
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn head_of(item: Option<Item>) -> Result<AuditHead> {
+    match item {
+        Some(item) => from_item(item),
+        None => Ok(AuditHead::genesis()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_for_its_own_partition() {
+        let key: Item = HashMap::from([("pk".to_string(), s("T#a#ENV")), ("sk".to_string(), s("E#1"))]);
+        let cursor = encode_cursor(&key).unwrap();
+        assert_eq!(decode_cursor(&cursor, "pk", "T#a#ENV").unwrap(), key);
+    }
+
+    #[test]
+    fn a_cursor_for_another_partition_is_refused() {
+        let key: Item = HashMap::from([("pk".to_string(), s("T#a#ENV")), ("sk".to_string(), s("E#1"))]);
+        let cursor = encode_cursor(&key).unwrap();
+        assert!(decode_cursor(&cursor, "pk", "T#b#ENV").is_err());
+        assert!(decode_cursor("not base64!", "pk", "T#a#ENV").is_err());
+    }
+}

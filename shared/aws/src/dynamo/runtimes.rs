@@ -1,0 +1,266 @@
+use super::tenants::Counter;
+use super::{from_item, key_of, map_tx, n, s, to_item, DynamoStore, Item};
+use crate::keys;
+use crate::unexpected;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, TransactWriteItem, Update};
+use berth_domain::audit::AuditDraft;
+use berth_domain::ids::{EnvironmentId, RuntimeId, TenantId};
+use berth_domain::page::{Page, PageRequest};
+use berth_domain::ports::RuntimeStore;
+use berth_domain::runtime::{AgentHealth, Heartbeat, RunningPackage, Runtime, RuntimeKind};
+use berth_domain::secret::SecretHash;
+use berth_domain::values::Name;
+use berth_domain::{DomainError, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Serialize, Deserialize)]
+struct RuntimeRecord {
+    pk: String,
+    sk: String,
+    id: RuntimeId,
+    name: Name,
+    kind: RuntimeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration_hash: Option<SecretHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_hash: Option<SecretHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_seen_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    health: Option<AgentHealth>,
+    #[serde(default)]
+    running: Vec<RunningPackage>,
+    /// Environment id -> attached-at; a map so that attach/detach are single-path updates.
+    #[serde(default)]
+    envs: BTreeMap<EnvironmentId, DateTime<Utc>>,
+    queue_url: String,
+    created_at: DateTime<Utc>,
+}
+
+impl RuntimeRecord {
+    fn into_runtime(self) -> Runtime {
+        let mut environments: Vec<(EnvironmentId, DateTime<Utc>)> = self.envs.into_iter().collect();
+        environments.sort_by_key(|(id, at)| (*at, *id));
+        Runtime {
+            id: self.id,
+            name: self.name,
+            kind: self.kind,
+            registration_hash: self.registration_hash,
+            credential_hash: self.credential_hash,
+            last_seen_at: self.last_seen_at,
+            agent_version: self.agent_version,
+            health: self.health,
+            running: self.running,
+            environments: environments.into_iter().map(|(id, _)| id).collect(),
+            queue_url: self.queue_url,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct AttachmentRecord {
+    pk: String,
+    sk: String,
+    runtime_id: RuntimeId,
+    attached_at: DateTime<Utc>,
+}
+
+fn not_attached() -> DomainError {
+    DomainError::not_found("attachment")
+}
+
+impl DynamoStore {
+    fn update(&self, key: (String, String), expression: &str, condition: &str, names: &[(&str, &str)], values: Vec<(&str, AttributeValue)>) -> Result<TransactWriteItem> {
+        let mut u = Update::builder().table_name(&self.table).set_key(Some(key_of(key))).update_expression(expression).condition_expression(condition);
+        for (k, v) in names {
+            u = u.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            u = u.expression_attribute_values(k, v);
+        }
+        Ok(TransactWriteItem::builder().update(u.build().map_err(unexpected)?).build())
+    }
+
+    fn delete_item(&self, key: (String, String), condition: Option<&str>) -> Result<TransactWriteItem> {
+        let d = Delete::builder().table_name(&self.table).set_key(Some(key_of(key))).set_condition_expression(condition.map(str::to_string));
+        Ok(TransactWriteItem::builder().delete(d.build().map_err(unexpected)?).build())
+    }
+
+    /// The items that detach `runtime` from `env`: attachment, runtime's map entry, environment's count.
+    fn detach_items(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, runtime_map_too: bool) -> Result<Vec<TransactWriteItem>> {
+        let mut items = vec![self.delete_item(keys::attachment(tenant, env, runtime), Some("attribute_exists(pk)"))?];
+        if runtime_map_too {
+            items.push(self.update(keys::runtime(tenant, runtime), "REMOVE envs.#env", "attribute_exists(envs.#env)", &[("#env", &env.to_string())], vec![])?);
+        }
+        items.push(self.update(
+            keys::environment(tenant, env),
+            "SET runtime_count = runtime_count - :one",
+            "attribute_exists(pk) AND runtime_count > :zero",
+            &[],
+            vec![(":one", n(1)), (":zero", n(0))],
+        )?);
+        Ok(items)
+    }
+
+    async fn get_runtimes(&self, tenant: TenantId, ids: &[RuntimeId]) -> Result<Vec<Runtime>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let keys_to_get: Vec<Item> = ids.iter().map(|id| key_of(keys::runtime(tenant, *id))).collect();
+        let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys_to_get)).consistent_read(true).build().map_err(unexpected)?);
+        let mut found = Vec::new();
+        while let Some(keys_and_attributes) = request.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys_and_attributes)
+                .send()
+                .await
+                .map_err(|e| unexpected(e.into_service_error()))?;
+            if let Some(mut responses) = out.responses {
+                for item in responses.remove(&self.table).unwrap_or_default() {
+                    found.push(from_item::<RuntimeRecord>(item)?.into_runtime());
+                }
+            }
+            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+        }
+        // Keep the order of `ids` (the order of the page).
+        found.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl RuntimeStore for DynamoStore {
+    async fn create_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()> {
+        let (pk, sk) = keys::runtime(tenant, runtime.id);
+        let record = RuntimeRecord {
+            pk,
+            sk,
+            id: runtime.id,
+            name: runtime.name.clone(),
+            kind: runtime.kind,
+            registration_hash: runtime.registration_hash.clone(),
+            credential_hash: runtime.credential_hash.clone(),
+            last_seen_at: None,
+            agent_version: None,
+            health: None,
+            running: vec![],
+            envs: BTreeMap::new(),
+            queue_url: runtime.queue_url.clone(),
+            created_at: runtime.created_at,
+        };
+        let items = vec![self.put(to_item(&record)?, "attribute_not_exists(pk)")?, self.quota_increment(tenant, Counter::Runtimes)?];
+        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
+            1 => DomainError::QuotaExceeded { message: "the tenant's plan allows no more runtimes".into() },
+            _ => DomainError::conflict("runtime_exists", "a runtime with this id exists"),
+        })
+    }
+
+    async fn get_runtime(&self, tenant: TenantId, id: RuntimeId) -> Result<Option<Runtime>> {
+        Ok(self.get::<RuntimeRecord>(keys::runtime(tenant, id)).await?.map(RuntimeRecord::into_runtime))
+    }
+
+    async fn list_runtimes(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Runtime>> {
+        let (records, next_cursor) = self.query_page::<RuntimeRecord>(&keys::runtimes(tenant), None, None, page).await?;
+        Ok(Page { items: records.into_iter().map(RuntimeRecord::into_runtime).collect(), next_cursor })
+    }
+
+    async fn delete_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()> {
+        let mut items = vec![self.delete_item(keys::runtime(tenant, runtime.id), Some("attribute_exists(pk)"))?, self.quota_decrement(tenant, Counter::Runtimes)?];
+        for env in &runtime.environments {
+            items.extend(self.detach_items(tenant, *env, runtime.id, false)?);
+        }
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| {
+            DomainError::conflict("runtime_changed", "the runtime changed while it was being deleted; try again")
+        })
+    }
+
+    async fn attach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<bool> {
+        let (pk, sk) = keys::attachment(tenant, env, runtime);
+        let now = Utc::now();
+        let items = vec![
+            self.put(to_item(&AttachmentRecord { pk, sk, runtime_id: runtime, attached_at: now })?, "attribute_not_exists(pk)")?,
+            self.update(keys::runtime(tenant, runtime), "SET envs.#env = :at", "attribute_exists(pk)", &[("#env", &env.to_string())], vec![(":at", s(now.to_rfc3339()))])?,
+            self.update(
+                keys::environment(tenant, env),
+                "SET runtime_count = if_not_exists(runtime_count, :zero) + :one",
+                "attribute_exists(pk)",
+                &[],
+                vec![(":one", n(1)), (":zero", n(0))],
+            )?,
+        ];
+        match self.write_with_audit(tenant, items, audit).await {
+            Ok(()) => Ok(true),
+            Err(super::TxError::Condition(0)) => Ok(false),
+            Err(super::TxError::Condition(1)) => Err(DomainError::not_found("runtime")),
+            Err(super::TxError::Condition(_)) => Err(DomainError::not_found("environment")),
+            Err(super::TxError::Other(e)) => Err(e),
+        }
+    }
+
+    async fn detach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<()> {
+        let items = self.detach_items(tenant, env, runtime, true)?;
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| not_attached())
+    }
+
+    async fn list_environment_runtimes(&self, tenant: TenantId, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>> {
+        let (attachments, next_cursor) = self.query_page::<AttachmentRecord>(&keys::attachments(tenant, env), None, None, page).await?;
+        let ids: Vec<RuntimeId> = attachments.iter().map(|a| a.runtime_id).collect();
+        Ok(Page { items: self.get_runtimes(tenant, &ids).await?, next_cursor })
+    }
+
+    async fn complete_registration(
+        &self,
+        tenant: TenantId,
+        runtime: RuntimeId,
+        registration: &SecretHash,
+        credential: &SecretHash,
+        name: Option<&Name>,
+        agent_version: &str,
+        audit: AuditDraft,
+    ) -> Result<()> {
+        let mut expression = "SET credential_hash = :c, agent_version = :av REMOVE registration_hash".to_string();
+        let mut values = vec![(":c", s(credential.0.clone())), (":av", s(agent_version)), (":r", s(registration.0.clone()))];
+        if let Some(name) = name {
+            expression = "SET #name = :name, credential_hash = :c, agent_version = :av REMOVE registration_hash".to_string();
+            values.push((":name", s(name.as_str())));
+        }
+        let names: &[(&str, &str)] = if name.is_some() { &[("#name", "name")] } else { &[] };
+        let items = vec![self.update(keys::runtime(tenant, runtime), &expression, "registration_hash = :r", names, values)?];
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| {
+            DomainError::conflict("registration_token_used", "the registration token was used already")
+        })
+    }
+
+    async fn record_heartbeat(&self, tenant: TenantId, runtime: RuntimeId, heartbeat: &Heartbeat) -> Result<()> {
+        let running = serde_dynamo::to_attribute_value(&heartbeat.running).map_err(unexpected)?;
+        let health = serde_dynamo::to_attribute_value(heartbeat.health).map_err(unexpected)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::runtime(tenant, runtime))))
+            .update_expression("SET last_seen_at = :at, agent_version = :av, health = :h, running = :r")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", s(heartbeat.at.to_rfc3339()))
+            .expression_attribute_values(":av", s(heartbeat.agent_version.clone()))
+            .expression_attribute_values(":h", health)
+            .expression_attribute_values(":r", running)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() { Err(DomainError::not_found("runtime")) } else { Err(unexpected(e)) }
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Who is acting, for which tenant, and what they may do.
+
+use crate::ids::TenantId;
+use crate::values::Role;
+use crate::{DomainError, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    User,
+    Webhook,
+    Runtime,
+    System,
+}
+
+/// The author of a change, as the audit trail records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: String,
+}
+
+impl Actor {
+    pub fn user(sub: impl Into<String>) -> Self {
+        Self { kind: ActorKind::User, id: sub.into() }
+    }
+    pub fn runtime(id: impl ToString) -> Self {
+        Self { kind: ActorKind::Runtime, id: id.to_string() }
+    }
+    pub fn system(id: impl Into<String>) -> Self {
+        Self { kind: ActorKind::System, id: id.into() }
+    }
+}
+
+/// Things a tenant caller may be allowed to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Read anything of the tenant.
+    Read,
+    /// Create, change and delete environments.
+    ManageEnvironments,
+    /// Create and delete runtimes, attach and detach them.
+    ManageRuntimes,
+}
+
+impl Permission {
+    fn allowed_roles(self) -> &'static [Role] {
+        match self {
+            Permission::Read => &[Role::Viewer, Role::Developer, Role::Deployer, Role::Approver, Role::Admin],
+            Permission::ManageEnvironments | Permission::ManageRuntimes => &[Role::Admin],
+        }
+    }
+    fn is_write(self) -> bool {
+        !matches!(self, Permission::Read)
+    }
+}
+
+/// Everything a use case needs to know about the request it serves. The
+/// tenant comes from the verified token only.
+#[derive(Clone, Debug)]
+pub struct TenantCtx {
+    pub tenant: TenantId,
+    pub actor: Actor,
+    pub roles: Vec<Role>,
+    pub request_id: String,
+    pub tenant_suspended: bool,
+}
+
+impl TenantCtx {
+    /// Refuses with 403 unless one of the caller's roles grants `permission`
+    /// and, for a change, the tenant is not suspended.
+    pub fn require(&self, permission: Permission) -> Result<()> {
+        if !self.roles.iter().any(|r| permission.allowed_roles().contains(r)) {
+            return Err(DomainError::forbidden("forbidden", "your roles do not allow this action"));
+        }
+        if permission.is_write() && self.tenant_suspended {
+            return Err(DomainError::forbidden("tenant_suspended", "the tenant is suspended: it can read but not change anything"));
+        }
+        Ok(())
+    }
+}
+
+/// A platform operator's request (no tenant).
+#[derive(Clone, Debug)]
+pub struct PlatformCtx {
+    pub actor: Actor,
+    pub request_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(roles: &[Role], suspended: bool) -> TenantCtx {
+        TenantCtx {
+            tenant: TenantId::new(),
+            actor: Actor::user("alice"),
+            roles: roles.to_vec(),
+            request_id: "r".into(),
+            tenant_suspended: suspended,
+        }
+    }
+
+    #[test]
+    fn a_viewer_may_read_but_not_manage_environments() {
+        let c = ctx(&[Role::Viewer], false);
+        assert!(c.require(Permission::Read).is_ok());
+        assert_eq!(c.require(Permission::ManageEnvironments).unwrap_err().code(), "forbidden");
+    }
+
+    #[test]
+    fn an_admin_of_a_suspended_tenant_may_read_but_not_change() {
+        let c = ctx(&[Role::Admin], true);
+        assert!(c.require(Permission::Read).is_ok());
+        assert_eq!(c.require(Permission::ManageRuntimes).unwrap_err().code(), "tenant_suspended");
+    }
+
+    #[test]
+    fn a_caller_without_roles_may_not_even_read() {
+        assert!(ctx(&[], false).require(Permission::Read).is_err());
+    }
+}

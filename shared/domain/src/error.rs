@@ -1,0 +1,113 @@
+use serde::Serialize;
+
+/// A problem with one field of the caller's input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// The one error type of the domain. The web crate maps each variant to an
+/// HTTP status and a problem+json body in one place; adapters map SDK errors
+/// into it. `code` values are stable: clients branch on them.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Missing, or belonging to another tenant: callers cannot tell which.
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+
+    /// The request conflicts with the current state (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+
+    /// The input is well-formed but invalid (422).
+    #[error("validation failed")]
+    Validation { code: &'static str, errors: Vec<FieldError> },
+
+    /// No valid credential (401).
+    #[error("{message}")]
+    Unauthenticated { message: String },
+
+    /// The caller may not do this (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+
+    /// A plan limit is reached (429).
+    #[error("{message}")]
+    QuotaExceeded { message: String },
+
+    /// The resource changed since the caller read it (`If-Match` mismatch, 412).
+    #[error("the resource was modified since it was read")]
+    PreconditionFailed,
+
+    /// Anything the caller cannot fix: storage down, a bug. Never shown to clients.
+    #[error("unexpected error")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl DomainError {
+    pub fn not_found(entity: &'static str) -> Self {
+        Self::NotFound { entity }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict { code, message: message.into() }
+    }
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden { code, message: message.into() }
+    }
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation { code: "validation_failed", errors: vec![FieldError::new(field, message)] }
+    }
+    pub fn unexpected(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unexpected(err.into())
+    }
+    /// The stable code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::Conflict { code, .. } => code,
+            Self::Validation { code, .. } => code,
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Forbidden { code, .. } => code,
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::Unexpected(_) => "internal_error",
+        }
+    }
+}
+
+/// Collects field errors while parsing an input, so a caller learns of every
+/// bad field at once.
+#[derive(Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    /// Keeps the value, or records the error against `field`.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.errors.push(FieldError::new(field, message));
+                None
+            }
+        }
+    }
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+    pub fn finish(self) -> Result<(), DomainError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Validation { code: "validation_failed", errors: self.errors })
+        }
+    }
+}

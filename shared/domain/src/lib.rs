@@ -1,0 +1,22 @@
+//! Berth's domain: what a tenant, an environment, a runtime and an audit
+//! event are, the rules they obey, the use cases that change them, and the
+//! ports (traits) through which those use cases reach storage and queues.
+//!
+//! This crate knows nothing about AWS or HTTP: adapters live in `berth-aws`,
+//! the HTTP edge in `berth-web` and the functions.
+
+pub mod audit;
+pub mod context;
+pub mod environment;
+pub mod error;
+pub mod ids;
+pub mod page;
+pub mod ports;
+pub mod runtime;
+pub mod secret;
+pub mod tenant;
+pub mod usecases;
+pub mod values;
+
+pub use error::{DomainError, FieldError};
+pub type Result<T, E = DomainError> = std::result::Result<T, E>;

@@ -1,0 +1,112 @@
+//! The ports through which use cases reach storage and queues. Adapters
+//! (`berth-aws`) implement them; every tenant-scoped method takes the tenant
+//! first, and every mutation takes the audit event that is written with it,
+//! atomically.
+
+use crate::audit::{AuditDraft, AuditEvent, AuditHead};
+use crate::environment::Environment;
+use crate::ids::{EnvironmentId, RuntimeId, TenantId};
+use crate::page::{Page, PageRequest};
+use crate::runtime::{Heartbeat, Runtime};
+use crate::secret::SecretHash;
+use crate::tenant::Tenant;
+use crate::values::{Name, Version};
+use crate::Result;
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    async fn create_tenant(&self, tenant: &Tenant, audit: AuditDraft) -> Result<()>;
+    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>>;
+    /// Fails with `PreconditionFailed` unless the stored version is `expected`.
+    async fn update_tenant(&self, tenant: &Tenant, expected: Version, audit: AuditDraft) -> Result<()>;
+}
+
+#[async_trait]
+pub trait EnvironmentStore: Send + Sync {
+    /// Fails with `Conflict{name_exists}` or `QuotaExceeded` (the tenant's `max_environments`).
+    async fn create_environment(&self, tenant: TenantId, env: &Environment, audit: AuditDraft) -> Result<()>;
+    async fn get_environment(&self, tenant: TenantId, id: EnvironmentId) -> Result<Option<Environment>>;
+    async fn list_environments(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Environment>>;
+    /// Replaces `before` by `after`; `PreconditionFailed` if `before` is stale.
+    async fn update_environment(&self, tenant: TenantId, before: &Environment, after: &Environment, audit: AuditDraft) -> Result<()>;
+    /// Fails with `Conflict{environment_has_runtimes}` while runtimes are attached.
+    async fn delete_environment(&self, tenant: TenantId, env: &Environment, audit: AuditDraft) -> Result<()>;
+}
+
+#[async_trait]
+pub trait RuntimeStore: Send + Sync {
+    /// Fails with `QuotaExceeded` (the tenant's `max_runtimes`).
+    async fn create_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()>;
+    async fn get_runtime(&self, tenant: TenantId, id: RuntimeId) -> Result<Option<Runtime>>;
+    async fn list_runtimes(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Runtime>>;
+    /// Deletes the runtime and detaches it from every environment, atomically.
+    async fn delete_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()>;
+    /// Returns false when it was attached already (nothing changes).
+    async fn attach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<bool>;
+    /// `NotFound` when it was not attached.
+    async fn detach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<()>;
+    async fn list_environment_runtimes(&self, tenant: TenantId, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>>;
+    /// Swaps the registration hash for a credential hash, once:
+    /// `Conflict{registration_token_used}` if the registration hash is no longer there.
+    async fn complete_registration(
+        &self,
+        tenant: TenantId,
+        runtime: RuntimeId,
+        registration: &SecretHash,
+        credential: &SecretHash,
+        name: Option<&Name>,
+        agent_version: &str,
+        audit: AuditDraft,
+    ) -> Result<()>;
+    async fn record_heartbeat(&self, tenant: TenantId, runtime: RuntimeId, heartbeat: &Heartbeat) -> Result<()>;
+}
+
+/// Each runtime has its own job queue.
+#[async_trait]
+pub trait RuntimeQueues: Send + Sync {
+    /// Creates the queue (and its dead-letter queue); returns its URL.
+    async fn create_runtime_queue(&self, tenant: TenantId, runtime: RuntimeId) -> Result<String>;
+    async fn delete_runtime_queue(&self, tenant: TenantId, runtime: RuntimeId, queue_url: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Events in `seq` order.
+    async fn list_audit(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<AuditEvent>>;
+    async fn audit_head(&self, tenant: TenantId) -> Result<AuditHead>;
+}
+
+/// Who an idempotency key belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdempotencyScope {
+    Tenant(TenantId),
+    Platform,
+}
+
+/// A response kept so a retried request gets the same answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// The key is new: the caller runs the request and then completes or releases it.
+    Reserved,
+    /// Another request with this key is running now.
+    InProgress { fingerprint: String },
+    /// Done before: replay this (if the fingerprint matches).
+    Completed { fingerprint: String, response: StoredResponse },
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn reserve(&self, scope: IdempotencyScope, key: &str, fingerprint: &str) -> Result<Reservation>;
+    async fn complete(&self, scope: IdempotencyScope, key: &str, fingerprint: &str, response: &StoredResponse) -> Result<()>;
+    /// Forgets a reservation whose request failed, so it can be retried.
+    async fn release(&self, scope: IdempotencyScope, key: &str) -> Result<()>;
+}

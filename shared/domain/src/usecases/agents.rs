@@ -1,0 +1,77 @@
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::context::Actor;
+use crate::ids::{RuntimeId, TenantId};
+use crate::runtime::{Heartbeat, Runtime, RuntimeStatus};
+use crate::secret::{RuntimeToken, TokenKind};
+use crate::values::Name;
+use crate::{DomainError, Result};
+use serde_json::json;
+
+/// What an agent receives when it registers.
+#[derive(Debug)]
+pub struct Registration {
+    pub tenant: TenantId,
+    pub runtime_id: RuntimeId,
+    /// Shown once; only its hash is stored.
+    pub credential: RuntimeToken,
+}
+
+/// An authenticated runtime, as the agent API sees it.
+#[derive(Clone, Debug)]
+pub struct RuntimeCtx {
+    pub tenant: TenantId,
+    pub runtime: Runtime,
+    pub request_id: String,
+}
+
+fn invalid_token() -> DomainError {
+    DomainError::Unauthenticated { message: "invalid or already used registration token".into() }
+}
+
+fn invalid_credential() -> DomainError {
+    DomainError::Unauthenticated { message: "invalid runtime credential".into() }
+}
+
+impl Berth {
+    /// Exchanges a one-time registration token for a runtime credential.
+    #[tracing::instrument(skip_all, fields(request_id = %request_id))]
+    pub async fn register_agent(&self, raw_token: &str, name: Option<Name>, agent_version: &str, request_id: &str) -> Result<Registration> {
+        let token = RuntimeToken::parse(TokenKind::Registration, raw_token).ok_or_else(invalid_token)?;
+        let runtime = self.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_token)?;
+        let stored = runtime.registration_hash.as_ref().ok_or_else(invalid_token)?;
+        if !stored.matches(&token.hash()) {
+            return Err(invalid_token());
+        }
+        let credential = RuntimeToken::generate(TokenKind::RuntimeCredential, token.tenant, runtime.id)?;
+        let audit = AuditDraft::new(&Actor::runtime(runtime.id), request_id, "runtime.registered", "runtime", runtime.id, json!({"agent_version": agent_version}));
+        self.runtimes
+            .complete_registration(token.tenant, runtime.id, stored, &credential.hash(), name.as_ref(), agent_version, audit)
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict { .. } => invalid_token(),
+                other => other,
+            })?;
+        tracing::info!(tenant_id = %token.tenant, runtime_id = %runtime.id, "agent registered");
+        Ok(Registration { tenant: token.tenant, runtime_id: runtime.id, credential })
+    }
+
+    /// Checks a runtime credential; 401 unless it is the runtime's current one.
+    pub async fn authenticate_runtime(&self, raw_credential: &str, request_id: &str) -> Result<RuntimeCtx> {
+        let token = RuntimeToken::parse(TokenKind::RuntimeCredential, raw_credential).ok_or_else(invalid_credential)?;
+        let runtime = self.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_credential)?;
+        match &runtime.credential_hash {
+            Some(stored) if stored.matches(&token.hash()) => Ok(RuntimeCtx { tenant: token.tenant, runtime, request_id: request_id.to_string() }),
+            _ => Err(invalid_credential()),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id))]
+    /// Records the heartbeat; returns the runtime's status as of it.
+    pub async fn heartbeat(&self, ctx: &RuntimeCtx, heartbeat: Heartbeat) -> Result<RuntimeStatus> {
+        self.runtimes.record_heartbeat(ctx.tenant, ctx.runtime.id, &heartbeat).await?;
+        let mut runtime = ctx.runtime.clone();
+        runtime.last_seen_at = Some(heartbeat.at);
+        Ok(self.runtime_status(&runtime))
+    }
+}

@@ -1,0 +1,41 @@
+//! Use cases: one method per thing a caller can do. Each checks permission,
+//! validates, applies the domain rules and calls the ports.
+
+mod agents;
+mod audit;
+mod environments;
+mod runtimes;
+mod tenants;
+
+pub use agents::{Registration, RuntimeCtx};
+pub use audit::VerifyReport;
+pub use runtimes::CreatedRuntime;
+
+use crate::ports::{AuditStore, EnvironmentStore, IdempotencyStore, RuntimeQueues, RuntimeStore, TenantStore};
+use std::sync::Arc;
+
+/// Settings the rules depend on.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// A runtime with no heartbeat for this long is `offline`.
+    pub runtime_offline_after: chrono::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { runtime_offline_after: chrono::Duration::seconds(90) }
+    }
+}
+
+/// The application: every use case, over the ports it was built with.
+/// Built once per cold start and shared by reference.
+#[derive(Clone)]
+pub struct Berth {
+    pub tenants: Arc<dyn TenantStore>,
+    pub environments: Arc<dyn EnvironmentStore>,
+    pub runtimes: Arc<dyn RuntimeStore>,
+    pub queues: Arc<dyn RuntimeQueues>,
+    pub audit: Arc<dyn AuditStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub settings: Settings,
+}

@@ -1,0 +1,100 @@
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::context::{Permission, TenantCtx};
+use crate::ids::{EnvironmentId, RuntimeId};
+use crate::page::{Page, PageRequest};
+use crate::runtime::{Runtime, RuntimeKind, RuntimeStatus};
+use crate::secret::{RuntimeToken, TokenKind};
+use crate::values::Name;
+use crate::{DomainError, Result};
+use chrono::Utc;
+use serde_json::json;
+
+/// A new runtime and the one-time token its agent registers with.
+#[derive(Debug)]
+pub struct CreatedRuntime {
+    pub runtime: Runtime,
+    /// Shown to the caller once; only its hash is stored.
+    pub registration_token: RuntimeToken,
+}
+
+impl Berth {
+    pub fn runtime_status(&self, runtime: &Runtime) -> RuntimeStatus {
+        runtime.status(Utc::now(), self.settings.runtime_offline_after)
+    }
+
+    /// Creates the runtime's job queue, then the runtime; if the second step
+    /// fails (a plan limit, say) the queue is removed again.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn create_runtime(&self, ctx: &TenantCtx, name: Name, kind: RuntimeKind) -> Result<CreatedRuntime> {
+        ctx.require(Permission::ManageRuntimes)?;
+        let id = RuntimeId::new();
+        let token = RuntimeToken::generate(TokenKind::Registration, ctx.tenant, id)?;
+        let queue_url = self.queues.create_runtime_queue(ctx.tenant, id).await?;
+        let runtime = Runtime {
+            id,
+            name,
+            kind,
+            registration_hash: Some(token.hash()),
+            credential_hash: None,
+            last_seen_at: None,
+            agent_version: None,
+            health: None,
+            running: vec![],
+            environments: vec![],
+            queue_url,
+            created_at: Utc::now(),
+        };
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.created", "runtime", id, json!({"after": {"name": runtime.name, "kind": runtime.kind}}));
+        if let Err(err) = self.runtimes.create_runtime(ctx.tenant, &runtime, audit).await {
+            if let Err(cleanup) = self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await {
+                tracing::warn!(error = %cleanup, runtime_id = %id, "could not remove the queue of a runtime that was not created");
+            }
+            return Err(err);
+        }
+        Ok(CreatedRuntime { runtime, registration_token: token })
+    }
+
+    pub async fn get_runtime(&self, ctx: &TenantCtx, id: RuntimeId) -> Result<Runtime> {
+        ctx.require(Permission::Read)?;
+        self.runtimes.get_runtime(ctx.tenant, id).await?.ok_or(DomainError::not_found("runtime"))
+    }
+
+    pub async fn list_runtimes(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<Runtime>> {
+        ctx.require(Permission::Read)?;
+        self.runtimes.list_runtimes(ctx.tenant, page).await
+    }
+
+    /// Deletes the runtime (detaching it everywhere), then its queue.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn delete_runtime(&self, ctx: &TenantCtx, id: RuntimeId) -> Result<()> {
+        let runtime = self.get_runtime(ctx, id).await?;
+        ctx.require(Permission::ManageRuntimes)?;
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.deleted", "runtime", id, json!({"before": {"name": runtime.name, "environments": runtime.environments}}));
+        self.runtimes.delete_runtime(ctx.tenant, &runtime, audit).await?;
+        self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await
+    }
+
+    /// Attaches a runtime to an environment; attaching twice changes nothing.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn attach_runtime(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<bool> {
+        self.get_environment(ctx, env).await?;
+        self.get_runtime(ctx, runtime).await?;
+        ctx.require(Permission::ManageRuntimes)?;
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.attached", "environment", env, json!({"runtime_id": runtime}));
+        self.runtimes.attach_runtime(ctx.tenant, env, runtime, audit).await
+    }
+
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn detach_runtime(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<()> {
+        self.get_environment(ctx, env).await?;
+        ctx.require(Permission::ManageRuntimes)?;
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.detached", "environment", env, json!({"runtime_id": runtime}));
+        self.runtimes.detach_runtime(ctx.tenant, env, runtime, audit).await
+    }
+
+    pub async fn list_environment_runtimes(&self, ctx: &TenantCtx, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>> {
+        self.get_environment(ctx, env).await?;
+        self.runtimes.list_environment_runtimes(ctx.tenant, env, page).await
+    }
+}

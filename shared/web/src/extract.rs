@@ -1,0 +1,204 @@
+//! Extractors: they parse at the edge and answer in problem+json.
+
+use crate::auth::{AuthFailure, JwtVerifier};
+use crate::problem::ApiError;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use berth_domain::ids::TenantId;
+use berth_domain::page::PageRequest;
+use berth_domain::values::{Role, Version};
+use berth_domain::{DomainError, FieldError};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The request id (set by the request-id layer, or by API Gateway's caller).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(request_id_of(parts)))
+    }
+}
+
+pub fn request_id_of(parts: &Parts) -> String {
+    parts.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_string()
+}
+
+/// A caller whose bearer JWT verified. What it may do is decided later.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub sub: String,
+    /// From the verified token only; absent on platform-admin tokens.
+    pub tenant: Option<TenantId>,
+    pub roles: Vec<Role>,
+    pub request_id: String,
+}
+
+impl Caller {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<JwtVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    /// Verifies once per request; later extractions reuse the result.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let verifier = Arc::<JwtVerifier>::from_ref(state);
+        let token = bearer(parts).ok_or(AuthFailure::Missing).map_err(refuse)?;
+        let claims = verifier.verify(token).await.map_err(refuse)?;
+        let tenant = match claims.tenant_id.as_deref() {
+            None => None,
+            Some(raw) => Some(raw.parse::<TenantId>().map_err(|_| refuse(AuthFailure::Invalid("tenant_id is not a UUID".into())))?),
+        };
+        let caller = Caller {
+            sub: claims.sub,
+            tenant,
+            // Unknown role names are ignored: they grant nothing.
+            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            request_id: request_id_of(parts),
+        };
+        if let Some(t) = caller.tenant {
+            tracing::Span::current().record("tenant_id", tracing::field::display(t));
+        }
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
+
+fn refuse(failure: AuthFailure) -> ApiError {
+    // The reason is logged, not returned: it would help an attacker more than a caller.
+    tracing::info!(reason = %failure, "token refused");
+    ApiError::unauthenticated(match failure {
+        AuthFailure::Missing => "a bearer token is required",
+        AuthFailure::Invalid(_) => "the bearer token is invalid or expired",
+    })
+}
+
+/// The bearer token as given (for the agent API's runtime credentials).
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    bearer(parts)
+}
+
+/// A JSON body: 415 unless JSON, 413 when too large, 400 when not JSON at
+/// all, 422 with the offending field's path when it does not fit `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON into `T`, reporting the path of the first field that does not fit.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        json_error(if path == "." { "body".to_string() } else { path }, err.into_inner())
+    })?;
+    de.end().map_err(|e| json_error("body".into(), e))?;
+    Ok(value)
+}
+
+fn json_error(field: String, inner: serde_json::Error) -> ApiError {
+    match inner.classify() {
+        serde_json::error::Category::Data => ApiError::Domain(DomainError::Validation {
+            code: "validation_failed",
+            errors: vec![FieldError::new(field, strip_position(&inner.to_string()))],
+        }),
+        _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}")),
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// `?limit=&cursor=` of every list.
+pub struct PageQuery(pub PageRequest);
+
+#[derive(serde::Deserialize)]
+struct RawPage {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let raw: RawPage = serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
+        let limit = match raw.limit {
+            None => None,
+            Some(l) => Some(l.parse::<u32>().map_err(|_| ApiError::Domain(DomainError::invalid("limit", "must be a whole number")))?),
+        };
+        Ok(PageQuery(PageRequest::new(limit, raw.cursor)?))
+    }
+}
+
+/// Reads a query string into `T`, in problem+json terms.
+pub fn serde_urlencoded_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+/// `If-Match`, when given: the version the caller last read.
+pub struct IfMatch(pub Option<Version>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get(header::IF_MATCH) {
+            None => Ok(IfMatch(None)),
+            Some(v) => {
+                let raw = v.to_str().map_err(|_| ApiError::bad_request("invalid_if_match", "If-Match is not valid text"))?;
+                if raw.trim() == "*" {
+                    return Ok(IfMatch(None));
+                }
+                Version::from_etag(raw).map(|v| IfMatch(Some(v))).ok_or_else(|| ApiError::bad_request("invalid_if_match", "If-Match must be an etag this API issued"))
+            }
+        }
+    }
+}
+
+/// Parses a path id into its typed id: 400 `invalid_id` when it is not a UUID.
+pub fn path_id<T: std::str::FromStr>(raw: &str, entity: &'static str) -> Result<T, ApiError> {
+    raw.parse::<T>().map_err(|_| ApiError::bad_request("invalid_id", format!("{entity} id must be a UUID")))
+}

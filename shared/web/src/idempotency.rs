@@ -1,0 +1,128 @@
+//! `Idempotency-Key` on creating `POST`s: the same key with the same body
+//! gets the first response again; the same key with another body is refused
+//! (422); a retry while the first is still running gets 409.
+
+use crate::auth::JwtVerifier;
+use crate::extract::Caller;
+use crate::problem::ApiError;
+use axum::body::Body;
+use axum::extract::{FromRef, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use berth_domain::ports::{IdempotencyScope, IdempotencyStore, Reservation, StoredResponse};
+use berth_domain::DomainError;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// Responses larger than this are not kept (creates answer with small bodies).
+const MAX_STORED_RESPONSE: usize = 256 * 1024;
+
+/// What the middleware needs: the verifier (to know whose key it is) and the store.
+#[derive(Clone)]
+pub struct IdempotencyState {
+    pub verifier: Arc<JwtVerifier>,
+    pub store: Arc<dyn IdempotencyStore>,
+}
+
+impl FromRef<IdempotencyState> for Arc<JwtVerifier> {
+    fn from_ref(s: &IdempotencyState) -> Self {
+        s.verifier.clone()
+    }
+}
+
+fn valid_key(key: &str) -> bool {
+    (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub async fn middleware(State(state): State<IdempotencyState>, req: Request, next: Next) -> Response {
+    match run(state, req, next).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Ok(next.run(req).await);
+    }
+    let Some(key) = req.headers().get(HEADER) else {
+        return Ok(next.run(req).await);
+    };
+    let key = key.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters"))?.to_string();
+
+    let (mut parts, body) = req.into_parts();
+    let caller = <Caller as axum::extract::FromRequestParts<IdempotencyState>>::from_request_parts(&mut parts, &state).await?;
+    let scope = match caller.tenant {
+        Some(t) => IdempotencyScope::Tenant(t),
+        None => IdempotencyScope::Platform,
+    };
+    let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+    let fingerprint = {
+        let mut h = Sha256::new();
+        h.update(parts.method.as_str());
+        h.update([0]);
+        h.update(parts.uri.path());
+        h.update([0]);
+        h.update(&bytes);
+        hex::encode(h.finalize())
+    };
+
+    match state.store.reserve(scope, &key, &fingerprint).await? {
+        Reservation::Completed { fingerprint: stored, response } => {
+            if stored != fingerprint {
+                return Err(reused());
+            }
+            Ok(replay(response))
+        }
+        Reservation::InProgress { fingerprint: stored } => {
+            if stored != fingerprint {
+                return Err(reused());
+            }
+            Err(ApiError::Domain(DomainError::conflict("idempotency_in_progress", "a request with this Idempotency-Key is still being processed")))
+        }
+        Reservation::Reserved => {
+            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let (parts, body) = response.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_STORED_RESPONSE).await else {
+                state.store.release(scope, &key).await?;
+                return Err(ApiError::Domain(DomainError::unexpected("response too large to keep for idempotency")));
+            };
+            if parts.status.is_server_error() {
+                // Nothing was created: let the client retry with the same key.
+                state.store.release(scope, &key).await?;
+            } else {
+                let headers = parts
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| matches!(name.as_str(), "content-type" | "location" | "etag"))
+                    .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.to_string(), v.to_string())))
+                    .collect();
+                let stored = StoredResponse { status: parts.status.as_u16(), headers, body: bytes.to_vec() };
+                state.store.complete(scope, &key, &fingerprint, &stored).await?;
+            }
+            Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+    }
+}
+
+fn reused() -> ApiError {
+    ApiError::Domain(DomainError::Validation {
+        code: "idempotency_key_reused",
+        errors: vec![berth_domain::FieldError::new("Idempotency-Key", "was used before with a different request")],
+    })
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let mut response = Response::new(Body::from(stored.body));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (name, value) in stored.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().insert(n, v);
+        }
+    }
+    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}

@@ -1,0 +1,23 @@
+//! The HTTP edge every Berth function shares: JWT verification and the
+//! caller it yields, problem+json errors (the one place a `DomainError`
+//! becomes a status), JSON bodies with field-level errors, `Idempotency-Key`
+//! handling, pagination and `If-Match` extraction, and tracing set-up.
+
+pub mod auth;
+pub mod extract;
+pub mod idempotency;
+pub mod problem;
+pub mod telemetry;
+
+pub use auth::{AuthConfig, Claims, JwtVerifier};
+pub use extract::{Caller, IfMatch, JsonBody, PageQuery, RequestId};
+pub use problem::ApiError;
+
+/// Largest request body any endpoint accepts (413 beyond).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Adds what every function's edge needs: a problem+json 404 for unknown
+/// routes, the body limit, request ids and the request span.
+pub fn finish_router(router: axum::Router) -> axum::Router {
+    telemetry::layer_router(router.fallback(problem::not_found)).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}

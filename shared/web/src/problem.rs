@@ -1,0 +1,95 @@
+//! RFC 9457 problem details: the one place where an error becomes a status.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_domain::{DomainError, FieldError};
+use serde::Serialize;
+
+/// Every error an endpoint can return.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The request itself is malformed (400).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::Domain(DomainError::Unauthenticated { message: message.into() })
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    errors: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title, detail, errors): (StatusCode, &str, &str, String, &[FieldError]) = match &self {
+            ApiError::Domain(e) => match e {
+                DomainError::NotFound { entity } => (StatusCode::NOT_FOUND, e.code(), "Not found", format!("{entity} not found"), &[]),
+                DomainError::Conflict { message, .. } => (StatusCode::CONFLICT, e.code(), "Conflict", message.clone(), &[]),
+                DomainError::Validation { errors, .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, e.code(), "Validation failed", "the request has invalid fields".into(), errors.as_slice())
+                }
+                DomainError::Unauthenticated { message } => (StatusCode::UNAUTHORIZED, e.code(), "Unauthenticated", message.clone(), &[]),
+                DomainError::Forbidden { message, .. } => (StatusCode::FORBIDDEN, e.code(), "Forbidden", message.clone(), &[]),
+                DomainError::QuotaExceeded { message } => (StatusCode::TOO_MANY_REQUESTS, e.code(), "Quota exceeded", message.clone(), &[]),
+                DomainError::PreconditionFailed => {
+                    (StatusCode::PRECONDITION_FAILED, e.code(), "Precondition failed", "the resource changed since you read it (If-Match)".into(), &[])
+                }
+                DomainError::Unexpected(source) => {
+                    // The chain goes to the log; the client learns nothing internal.
+                    tracing::error!(error = %source, chain = ?error_chain(source.as_ref()), "unexpected error");
+                    (StatusCode::INTERNAL_SERVER_ERROR, e.code(), "Internal error", "something went wrong on our side".into(), &[])
+                }
+            },
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, *code, "Bad request", message.clone(), &[]),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+                format!("the request body exceeds {} bytes", crate::MAX_BODY_BYTES),
+                &[],
+            ),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "send application/json".into(), &[])
+            }
+        };
+        let body = Problem { kind: format!("https://berth.dev/problems/{code}"), title, status: status.as_u16(), detail, code, errors };
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut chain = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+/// Answers any route nobody serves.
+pub async fn not_found() -> ApiError {
+    ApiError::Domain(DomainError::not_found("route"))
+}

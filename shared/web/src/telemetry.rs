@@ -1,0 +1,28 @@
+//! Tracing set-up and the per-request span (with `request_id` and, once the
+//! caller is known, `tenant_id`).
+
+use crate::extract::REQUEST_ID_HEADER;
+use axum::http::{HeaderName, Request};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing_subscriber::EnvFilter;
+
+/// JSON logs in Lambda (or with `BERTH_LOG_FORMAT=json`), compact text otherwise.
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    let json = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() || std::env::var("BERTH_LOG_FORMAT").map(|f| f == "json").unwrap_or(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if json { builder.json().flatten_event(true).with_current_span(true).try_init() } else { builder.compact().try_init() };
+}
+
+/// Adds request ids, the request span and access logging to a router.
+pub fn layer_router<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
+    let header = HeaderName::from_static(REQUEST_ID_HEADER);
+    router
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let request_id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id, tenant_id = tracing::field::Empty)
+        }))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+}
