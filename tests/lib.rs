@@ -1,1 +1,196 @@
+//! Test harness: every test spawns its own Berth (the local runner's router)
+//! on a free port, on its own uniquely named table, bucket and queues in
+//! LocalStack, and talks to it over HTTP like any client.
 
+use berth_aws::{AwsClients, ResourceNames};
+use berth_domain::usecases::Settings;
+use berth_local::LocalBerth;
+use berth_web::auth::{claims_for, issue_hs256, Claims, KeySource};
+use berth_web::AuthConfig;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const ISSUER: &str = "berth-test";
+pub const AUDIENCE: &str = "berth-test-api";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub secret: String,
+    pub clients: AwsClients,
+    pub names: ResourceNames,
+    pub local: LocalBerth,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A tenant made for a test, with an admin token.
+#[derive(Clone, Debug)]
+pub struct TestTenant {
+    pub id: String,
+    pub admin: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Settings::default()).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> TestApp {
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
+        let auth = AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()) };
+        Self::spawn_with_auth(auth, secret, settings).await
+    }
+
+    /// An app verifying tokens with `auth` (e.g. an RS256 public key);
+    /// `secret` is what `sign` uses (meaningful only for HS256 configs).
+    pub async fn spawn_with_auth(auth: AuthConfig, secret: String, settings: Settings) -> TestApp {
+        berth_aws::testing::require_localstack();
+        let clients = AwsClients::from_env().await;
+        let names = ResourceNames::unique("bt");
+        let local = LocalBerth::start(&clients, &names, &auth, settings).await.expect("Berth starts against LocalStack");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr, _server) = local
+            .serve("127.0.0.1:0".parse().expect("a socket address"), async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("Berth binds a port");
+        TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client"),
+            secret,
+            clients,
+            names,
+            local,
+            _shutdown: tx,
+        }
+    }
+
+    /// A token signed with this app's secret.
+    pub fn sign(&self, claims: &Claims) -> String {
+        issue_hs256(&self.secret, claims).expect("a signed token")
+    }
+
+    /// A one-hour token for `tenant` with `roles`.
+    pub fn token(&self, tenant: &str, roles: &[&str]) -> String {
+        self.sign(&claims_for(ISSUER, AUDIENCE, &format!("user-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]), Some(tenant.into()), roles, Duration::from_secs(3600)))
+    }
+
+    /// A token for a named user of `tenant`.
+    pub fn user_token(&self, tenant: &str, sub: &str, roles: &[&str]) -> String {
+        self.sign(&claims_for(ISSUER, AUDIENCE, sub, Some(tenant.into()), roles, Duration::from_secs(3600)))
+    }
+
+    pub fn platform_token(&self) -> String {
+        self.sign(&claims_for(ISSUER, AUDIENCE, "operator@berth.example", None, &["platform_admin"], Duration::from_secs(3600)))
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let r = self.http.request(method, format!("{}{}", self.base, path));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token)).send().await.expect("the request is sent")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(token)).json(&body).send().await.expect("the request is sent")
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PATCH, path, Some(token)).json(&body).send().await.expect("the request is sent")
+    }
+
+    pub async fn put(&self, path: &str, token: &str) -> Response {
+        self.request(Method::PUT, path, Some(token)).send().await.expect("the request is sent")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token)).send().await.expect("the request is sent")
+    }
+
+    /// Onboards a tenant through the platform API; returns it with an admin token.
+    pub async fn tenant(&self, name: &str) -> TestTenant {
+        self.tenant_with_plan(name, json!({})).await
+    }
+
+    pub async fn tenant_with_plan(&self, name: &str, plan: Value) -> TestTenant {
+        let body = json!({"name": name, "plan": plan});
+        let created = expect_status(self.post("/platform/v1/tenants", &self.platform_token(), body).await, StatusCode::CREATED).await;
+        let id = created["id"].as_str().expect("a tenant id").to_string();
+        let admin = self.token(&id, &["admin"]);
+        TestTenant { id, admin }
+    }
+
+    pub async fn environment(&self, t: &TestTenant, name: &str, classification: &str) -> Value {
+        expect_status(self.post("/v1/environments", &t.admin, json!({"name": name, "classification": classification})).await, StatusCode::CREATED).await
+    }
+
+    pub async fn runtime(&self, t: &TestTenant, name: &str) -> Value {
+        expect_status(self.post("/v1/runtimes", &t.admin, json!({"name": name})).await, StatusCode::CREATED).await
+    }
+
+    /// Registers an agent for `runtime` (as returned by POST /v1/runtimes); returns its credential.
+    pub async fn register_agent(&self, runtime: &Value) -> String {
+        let body = json!({"registration_token": runtime["registration_token"], "agent_version": "1.0.0"});
+        let registered = expect_status(
+            self.request(Method::POST, "/agent/v1/register", None).json(&body).send().await.expect("the request is sent"),
+            StatusCode::CREATED,
+        )
+        .await;
+        registered["credential"].as_str().expect("a credential").to_string()
+    }
+
+    pub async fn heartbeat(&self, credential: &str) -> Response {
+        self.request(Method::POST, "/agent/v1/heartbeat", Some(credential))
+            .json(&json!({"agent_version": "1.0.0", "status": "ok", "running": []}))
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    /// Every audit event of the tenant, oldest first.
+    pub async fn audit(&self, t: &TestTenant) -> Vec<Value> {
+        let mut events = vec![];
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/audit?limit=100&cursor={c}"),
+                None => "/v1/audit?limit=100".to_string(),
+            };
+            let page = expect_status(self.get(&path, &t.admin).await, StatusCode::OK).await;
+            events.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return events,
+            }
+        }
+    }
+}
+
+/// Asserts the status (showing the body when it differs) and returns the JSON body.
+pub async fn expect_status(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.expect("a body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+}
+
+/// Asserts a problem+json response with `status` and `code`; returns the problem.
+pub async fn expect_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let problem = expect_status(response, status).await;
+    assert_eq!(content_type, "application/problem+json", "problem content type; body: {problem}");
+    assert_eq!(problem["code"], code, "problem code; body: {problem}");
+    assert_eq!(problem["status"], status.as_u16(), "problem status; body: {problem}");
+    for field in ["type", "title", "detail"] {
+        assert!(problem[field].is_string(), "problem has {field}: {problem}");
+    }
+    assert!(problem["errors"].is_array(), "problem has errors: {problem}");
+    problem
+}

@@ -1,1 +1,3 @@
+//! End-to-end tests over HTTP against the local runner and LocalStack.
 
+mod lifecycle;

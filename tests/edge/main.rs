@@ -1,0 +1,1 @@
+//! Edge behaviour: auth, bad input, idempotency, If-Match, quotas, concurrency.

@@ -1,0 +1,1 @@
+//! Tenant isolation across every endpoint.
