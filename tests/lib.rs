@@ -154,6 +154,38 @@ impl TestApp {
             .expect("the request is sent")
     }
 
+    /// Creates a component with `content` (raw bytes; sent base64) referencing `references`.
+    pub async fn component(&self, t: &TestTenant, name: &str, kind: &str, content: &[u8], references: &[&Value]) -> Value {
+        let refs: Vec<&Value> = references.iter().map(|c| &c["id"]).collect();
+        let body = json!({"name": name, "type": kind, "content": b64(content), "references": refs});
+        expect_status(self.post("/v1/components", &t.admin, body).await, StatusCode::CREATED).await
+    }
+
+    /// Adds a revision with new content (references unchanged).
+    pub async fn revise(&self, t: &TestTenant, component: &Value, content: &[u8]) -> Value {
+        let path = format!("/v1/components/{}/revisions", component["id"].as_str().expect("a component id"));
+        expect_status(self.post(&path, &t.admin, json!({"content": b64(content)})).await, StatusCode::CREATED).await
+    }
+
+    /// Packages `component`, with an explicit version when given.
+    pub async fn package(&self, t: &TestTenant, component: &Value, version: Option<&str>) -> Value {
+        let mut body = json!({"component_id": component["id"], "notes": "packaged by a test"});
+        if let Some(v) = version {
+            body["version"] = json!(v);
+        }
+        expect_status(self.post("/v1/packages", &t.admin, body).await, StatusCode::CREATED).await
+    }
+
+    /// Downloads a package archive through its presigned URL.
+    pub async fn download(&self, t: &TestTenant, package: &Value) -> Vec<u8> {
+        let path = format!("/v1/packages/{}/download", package["id"].as_str().expect("a package id"));
+        let link = expect_status(self.get(&path, &t.admin).await, StatusCode::OK).await;
+        let url = link["url"].as_str().expect("a url");
+        let response = self.http.get(url).send().await.expect("the download is sent");
+        assert_eq!(response.status(), StatusCode::OK, "the presigned URL works");
+        response.bytes().await.expect("archive bytes").to_vec()
+    }
+
     /// Every audit event of the tenant, oldest first.
     pub async fn audit(&self, t: &TestTenant) -> Vec<Value> {
         let mut events = vec![];
@@ -193,4 +225,30 @@ pub async fn expect_problem(response: Response, status: StatusCode, code: &str) 
     }
     assert!(problem["errors"].is_array(), "problem has errors: {problem}");
     problem
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// The entries of a tar.gz archive: path -> bytes.
+pub fn unpack(archive: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut entries = std::collections::BTreeMap::new();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    for entry in tar.entries().expect("a tar archive") {
+        let mut entry = entry.expect("a tar entry");
+        let path = entry.path().expect("a path").to_string_lossy().to_string();
+        let mut bytes = vec![];
+        entry.read_to_end(&mut bytes).expect("entry bytes");
+        entries.insert(path, bytes);
+    }
+    entries
 }

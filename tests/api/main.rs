@@ -1,3 +1,4 @@
 //! End-to-end tests over HTTP against the local runner and LocalStack.
 
 mod lifecycle;
+mod packaging;

@@ -14,9 +14,12 @@ use utoipa::{Modify, OpenApi};
         create_environment, list_environments, get_environment, patch_environment, delete_environment,
         attach_runtime, detach_runtime, list_environment_runtimes,
         create_runtime, list_runtimes, get_runtime, delete_runtime,
+        create_component, list_components, get_component, create_revision, list_revisions, get_revision,
+        create_package, list_packages, get_package, download_package, delete_package,
         list_audit, verify_audit,
     ),
-    components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime)),
+    components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime,
+        ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

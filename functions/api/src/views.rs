@@ -1,9 +1,11 @@
 //! Request and response bodies, in the shapes DESIGN.md "Key shapes" gives.
 
+use berth_domain::component::{Component, ComponentType, Revision};
 use berth_domain::environment::{Environment, EnvironmentPatch, NewEnvironment};
+use berth_domain::package::{Manifest, OutdatedComponent, Package, Requirement, VersionLabel};
 use berth_domain::runtime::{Runtime, RuntimeKind, RuntimeStatus};
 use berth_domain::tenant::{PlanPatch, Tenant, TenantPatch};
-use berth_domain::values::{Classification, Description, Name, Plan};
+use berth_domain::values::{Classification, Description, Name, Plan, Version};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -214,4 +216,147 @@ impl<T> ListOf<T> {
         let page = page.map(f);
         Self { items: page.items, next_cursor: page.next_cursor }
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ComponentView {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "process")]
+    pub kind: ComponentType,
+    /// Independent components are never bundled into another's package.
+    pub independent: bool,
+    pub revision: u32,
+    pub references: Vec<Uuid>,
+    pub content_sha256: String,
+    pub size: u64,
+    pub etag: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Component> for ComponentView {
+    fn from(c: &Component) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            name: c.name.to_string(),
+            kind: c.kind,
+            independent: c.kind.independent(),
+            revision: c.revision,
+            references: c.references.iter().map(|r| r.as_uuid()).collect(),
+            content_sha256: c.content.sha256.as_str().to_string(),
+            size: c.content.size,
+            etag: Version(u64::from(c.revision)).etag(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RevisionView {
+    pub component_id: Uuid,
+    pub revision: u32,
+    pub references: Vec<Uuid>,
+    pub content_sha256: String,
+    pub size: u64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Revision> for RevisionView {
+    fn from(r: &Revision) -> Self {
+        Self {
+            component_id: r.component_id.as_uuid(),
+            revision: r.revision,
+            references: r.references.iter().map(|r| r.as_uuid()).collect(),
+            content_sha256: r.content.sha256.as_str().to_string(),
+            size: r.content.size,
+            created_by: r.created_by.clone(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateComponent {
+    #[schema(value_type = String)]
+    pub name: Name,
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "process")]
+    pub kind: ComponentType,
+    /// Base64 (standard alphabet); at most 4 MiB once decoded.
+    pub content: String,
+    #[serde(default)]
+    pub references: Vec<Uuid>,
+}
+
+/// A new revision; absent fields keep the current revision's value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRevision {
+    pub content: Option<String>,
+    pub references: Option<Vec<Uuid>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePackage {
+    pub component_id: Uuid,
+    /// Absent: the next whole number for the component ("1", "2", ...).
+    #[schema(value_type = Option<String>)]
+    pub version: Option<VersionLabel>,
+    pub notes: Option<String>,
+    pub shareable: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PackageView {
+    pub id: Uuid,
+    pub component_id: Uuid,
+    pub version: String,
+    pub notes: String,
+    pub shareable: bool,
+    pub deleted: bool,
+    /// `sha256:<hex>` of the archive.
+    pub digest: String,
+    pub size: u64,
+    #[schema(value_type = Object)]
+    pub manifest: Manifest,
+    #[schema(value_type = Vec<Object>)]
+    pub requirements: Vec<Requirement>,
+    /// Only on single-package reads: bundled components revised since packaging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub outdated_components: Option<Vec<OutdatedComponent>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl PackageView {
+    pub fn new(p: &Package, outdated: Option<Vec<OutdatedComponent>>) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            component_id: p.component_id.as_uuid(),
+            version: p.version.to_string(),
+            notes: p.notes.clone(),
+            shareable: p.shareable,
+            deleted: p.deleted,
+            digest: p.digest.as_str().to_string(),
+            size: p.size,
+            manifest: p.manifest.clone(),
+            requirements: p.requirements.clone(),
+            outdated_components: outdated,
+            created_by: p.created_by.clone(),
+            created_at: p.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DownloadView {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
 }

@@ -1,6 +1,6 @@
 //! Wires the AWS adapters into the domain's `Berth`: done once per cold start.
 
-use crate::{AwsClients, DynamoStore, ResourceNames, SqsRuntimeQueues};
+use crate::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues};
 use berth_domain::usecases::{Berth, Settings};
 use std::sync::Arc;
 
@@ -11,7 +11,11 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         environments: store.clone(),
         runtimes: store.clone(),
         audit: store.clone(),
-        idempotency: store,
+        idempotency: store.clone(),
+        components: store.clone(),
+        packages: store.clone(),
+        package_activity: store,
+        blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone())),
         settings,
     }

@@ -11,9 +11,15 @@
 //! | attachment | `T#<t>#ENV#<env>#RT` | `R#<runtime>` |
 //! | audit event | `T#<t>#AUDIT` | `E#<seq, 20 digits>` |
 //! | audit head | `T#<t>#AUDIT` | `HEAD` |
+//! | component | `T#<t>#CMP` | `C#<component>` |
+//! | component name (uniqueness) | `T#<t>#CMPNAME` | `<type>#<lowercased name>` |
+//! | revision | `T#<t>#CMP#<component>#REV` | `R#<revision, 10 digits>` |
+//! | package | `T#<t>#PKG` | `P#<package>` (GSI1: `T#<t>#CMP#<component>#PKG` / `P#<package>`) |
+//! | package version (uniqueness) | `T#<t>#CMP#<component>#PKGVER` | `<version label>` |
+//! | package activity (written by deployments) | `T#<t>#PKGACTIVE#<package>` | `<environment>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
 
-use berth_domain::ids::{EnvironmentId, RuntimeId, TenantId};
+use berth_domain::ids::{ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId};
 use berth_domain::ports::IdempotencyScope;
 
 pub const PK: &str = "pk";
@@ -60,6 +66,50 @@ pub fn audit_event(t: TenantId, seq: u64) -> (String, String) {
 }
 pub fn audit_head(t: TenantId) -> (String, String) {
     (audit_events(t), "HEAD".into())
+}
+
+pub fn components(t: TenantId) -> String {
+    format!("T#{t}#CMP")
+}
+pub fn component(t: TenantId, c: ComponentId) -> (String, String) {
+    (components(t), format!("C#{c}"))
+}
+pub fn component_name(t: TenantId, kind: &str, unique_name: &str) -> (String, String) {
+    (format!("T#{t}#CMPNAME"), format!("{kind}#{unique_name}"))
+}
+pub fn revisions(t: TenantId, c: ComponentId) -> String {
+    format!("T#{t}#CMP#{c}#REV")
+}
+pub fn revision(t: TenantId, c: ComponentId, n: u32) -> (String, String) {
+    (revisions(t, c), format!("R#{n:010}"))
+}
+pub fn packages(t: TenantId) -> String {
+    format!("T#{t}#PKG")
+}
+pub fn package(t: TenantId, p: PackageId) -> (String, String) {
+    (packages(t), format!("P#{p}"))
+}
+/// GSI1 partition listing one component's packages.
+pub fn component_packages(t: TenantId, c: ComponentId) -> String {
+    format!("T#{t}#CMP#{c}#PKG")
+}
+pub fn package_versions(t: TenantId, c: ComponentId) -> String {
+    format!("T#{t}#CMP#{c}#PKGVER")
+}
+pub fn package_version(t: TenantId, c: ComponentId, label: &str) -> (String, String) {
+    (package_versions(t, c), label.to_string())
+}
+pub fn package_activity(t: TenantId, p: PackageId) -> String {
+    format!("T#{t}#PKGACTIVE#{p}")
+}
+
+/// S3: content by SHA-256 (hex, no prefix), under the tenant.
+pub fn content_object(t: TenantId, sha256_hex: &str) -> String {
+    format!("tenants/{t}/content/{sha256_hex}")
+}
+/// S3: a package's archive, under the tenant.
+pub fn package_object(t: TenantId, p: PackageId) -> String {
+    format!("tenants/{t}/packages/{p}.tar.gz")
 }
 
 pub fn idempotency(scope: IdempotencyScope, key: &str) -> (String, String) {

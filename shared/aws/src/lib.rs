@@ -8,11 +8,13 @@ pub mod bootstrap;
 pub mod config;
 pub mod dynamo;
 pub mod keys;
+pub mod s3;
 pub mod sqs;
 pub mod testing;
 
 pub use config::{AwsClients, ResourceNames};
 pub use dynamo::DynamoStore;
+pub use s3::S3BlobStore;
 pub use sqs::SqsRuntimeQueues;
 
 use berth_domain::DomainError;

@@ -42,6 +42,10 @@ pub enum Permission {
     ManageEnvironments,
     /// Create and delete runtimes, attach and detach them.
     ManageRuntimes,
+    /// Create components and their revisions.
+    BuildComponents,
+    /// Create and delete packages.
+    ManagePackages,
 }
 
 impl Permission {
@@ -49,6 +53,8 @@ impl Permission {
         match self {
             Permission::Read => &[Role::Viewer, Role::Developer, Role::Deployer, Role::Approver, Role::Admin],
             Permission::ManageEnvironments | Permission::ManageRuntimes => &[Role::Admin],
+            Permission::BuildComponents => &[Role::Developer, Role::Admin],
+            Permission::ManagePackages => &[Role::Developer, Role::Deployer, Role::Admin],
         }
     }
     fn is_write(self) -> bool {

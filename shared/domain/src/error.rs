@@ -38,6 +38,10 @@ pub enum DomainError {
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
 
+    /// The input is larger than allowed (413).
+    #[error("{message}")]
+    TooLarge { message: String },
+
     /// A plan limit is reached (429).
     #[error("{message}")]
     QuotaExceeded { message: String },
@@ -75,6 +79,7 @@ impl DomainError {
             Self::Validation { code, .. } => code,
             Self::Unauthenticated { .. } => "unauthenticated",
             Self::Forbidden { code, .. } => code,
+            Self::TooLarge { .. } => "payload_too_large",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::PreconditionFailed => "precondition_failed",
             Self::Unexpected(_) => "internal_error",

@@ -14,9 +14,10 @@ macro_rules! typed_id {
         pub struct $name(Uuid);
 
         impl $name {
-            /// A fresh random id.
+            /// A fresh id: UUIDv7, so ids sort by creation time (lists come
+            /// back oldest first) while keeping 74 random bits.
             pub fn new() -> Self {
-                Self(Uuid::new_v4())
+                Self(Uuid::now_v7())
             }
             pub fn from_uuid(id: Uuid) -> Self {
                 Self(id)
@@ -66,4 +67,12 @@ typed_id!(
 typed_id!(
     /// One entry of a tenant's audit trail.
     AuditEventId
+);
+typed_id!(
+    /// Something a tenant builds (a process, a map, a connection, ...).
+    ComponentId
+);
+typed_id!(
+    /// An immutable packaged snapshot of a component.
+    PackageId
 );

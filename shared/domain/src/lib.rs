@@ -6,10 +6,12 @@
 //! the HTTP edge in `berth-web` and the functions.
 
 pub mod audit;
+pub mod component;
 pub mod context;
 pub mod environment;
 pub mod error;
 pub mod ids;
+pub mod package;
 pub mod page;
 pub mod ports;
 pub mod runtime;

@@ -4,6 +4,10 @@
 //! atomically.
 
 use crate::audit::{AuditDraft, AuditEvent, AuditHead};
+use crate::component::{Component, ContentRef, Revision};
+use crate::ids::{ComponentId, PackageId};
+use crate::package::{Manifest, Package, VersionLabel};
+use crate::runtime::Digest;
 use crate::environment::Environment;
 use crate::ids::{EnvironmentId, RuntimeId, TenantId};
 use crate::page::{Page, PageRequest};
@@ -109,4 +113,64 @@ pub trait IdempotencyStore: Send + Sync {
     async fn complete(&self, scope: IdempotencyScope, key: &str, fingerprint: &str, response: &StoredResponse) -> Result<()>;
     /// Forgets a reservation whose request failed, so it can be retried.
     async fn release(&self, scope: IdempotencyScope, key: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait ComponentStore: Send + Sync {
+    /// Fails with `Conflict{name_exists}` when the tenant has a component of that type and name.
+    async fn create_component(&self, tenant: TenantId, component: &Component, first: &Revision, audit: AuditDraft) -> Result<()>;
+    async fn get_component(&self, tenant: TenantId, id: ComponentId) -> Result<Option<Component>>;
+    /// Those of `ids` that exist, in no particular order.
+    async fn get_components(&self, tenant: TenantId, ids: &[ComponentId]) -> Result<Vec<Component>>;
+    async fn list_components(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Component>>;
+    /// Appends `revision` (= `after.revision`); `PreconditionFailed` unless the
+    /// stored component is still at the revision before it.
+    async fn add_revision(&self, tenant: TenantId, after: &Component, revision: &Revision, audit: AuditDraft) -> Result<()>;
+    async fn get_revision(&self, tenant: TenantId, id: ComponentId, revision: u32) -> Result<Option<Revision>>;
+    async fn list_revisions(&self, tenant: TenantId, id: ComponentId, page: &PageRequest) -> Result<Page<Revision>>;
+}
+
+/// A package archive as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveInfo {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// A short-lived URL for one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresignedUrl {
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Immutable blobs: component content and package archives.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores content under its SHA-256 (a second put of the same bytes is a no-op).
+    async fn put_content(&self, tenant: TenantId, bytes: Vec<u8>) -> Result<ContentRef>;
+    /// Streams `manifest.json` and every bundled content into one archive and
+    /// writes it, once: `Conflict{package_archive_exists}` if it exists.
+    async fn write_package_archive(&self, tenant: TenantId, package: PackageId, manifest: &Manifest) -> Result<ArchiveInfo>;
+    async fn delete_package_archive(&self, tenant: TenantId, package: PackageId) -> Result<()>;
+    async fn presign_package_download(&self, tenant: TenantId, package: PackageId, ttl: std::time::Duration) -> Result<PresignedUrl>;
+}
+
+#[async_trait]
+pub trait PackageStore: Send + Sync {
+    /// Fails with `Conflict{version_exists}` when the component has a package of that version.
+    async fn create_package(&self, tenant: TenantId, package: &Package, audit: AuditDraft) -> Result<()>;
+    async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Option<Package>>;
+    /// Newest first; only `component`'s when given.
+    async fn list_packages(&self, tenant: TenantId, component: Option<ComponentId>, page: &PageRequest) -> Result<Page<Package>>;
+    async fn version_exists(&self, tenant: TenantId, component: ComponentId, version: &VersionLabel) -> Result<bool>;
+    /// How many packages the component has had (deleted ones included).
+    async fn count_packages(&self, tenant: TenantId, component: ComponentId) -> Result<u64>;
+    async fn mark_package_deleted(&self, tenant: TenantId, id: PackageId, audit: AuditDraft) -> Result<()>;
+}
+
+/// Whether a package is the active version anywhere (deployments fill this in).
+#[async_trait]
+pub trait PackageActivity: Send + Sync {
+    async fn is_package_active(&self, tenant: TenantId, package: PackageId) -> Result<bool>;
 }

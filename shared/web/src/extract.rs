@@ -100,9 +100,10 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
 
 /// A JSON body: 415 unless JSON, 413 when too large, 400 when not JSON at
 /// all, 422 with the offending field's path when it does not fit `T`.
-pub struct JsonBody<T>(pub T);
+/// `LIMIT` is the largest body accepted (default `MAX_BODY_BYTES`).
+pub struct JsonBody<T, const LIMIT: usize = { crate::MAX_BODY_BYTES }>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
@@ -118,7 +119,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        let bytes = axum::body::to_bytes(req.into_body(), LIMIT).await.map_err(|_| ApiError::PayloadTooLarge)?;
         parse_json(&bytes).map(JsonBody)
     }
 }

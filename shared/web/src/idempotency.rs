@@ -59,7 +59,7 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
         Some(t) => IdempotencyScope::Tenant(t),
         None => IdempotencyScope::Platform,
     };
-    let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+    let bytes = axum::body::to_bytes(body, crate::MAX_UPLOAD_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let fingerprint = {
         let mut h = Sha256::new();
         h.update(parts.method.as_str());

@@ -13,8 +13,11 @@ pub use auth::{AuthConfig, Claims, JwtVerifier};
 pub use extract::{Caller, IfMatch, JsonBody, PageQuery, RequestId};
 pub use problem::ApiError;
 
-/// Largest request body any endpoint accepts (413 beyond).
+/// Largest request body of most endpoints (413 beyond).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest body of endpoints that carry component content (base64 in JSON).
+/// It stays under Lambda's 6 MB synchronous payload limit.
+pub const MAX_UPLOAD_BODY_BYTES: usize = 5_900_000;
 
 /// Adds what every function's edge needs: a problem+json 404 for unknown
 /// routes, the body limit, request ids and the request span.

@@ -50,6 +50,7 @@ impl IntoResponse for ApiError {
                 }
                 DomainError::Unauthenticated { message } => (StatusCode::UNAUTHORIZED, e.code(), "Unauthenticated", message.clone(), &[]),
                 DomainError::Forbidden { message, .. } => (StatusCode::FORBIDDEN, e.code(), "Forbidden", message.clone(), &[]),
+                DomainError::TooLarge { message } => (StatusCode::PAYLOAD_TOO_LARGE, e.code(), "Payload too large", message.clone(), &[]),
                 DomainError::QuotaExceeded { message } => (StatusCode::TOO_MANY_REQUESTS, e.code(), "Quota exceeded", message.clone(), &[]),
                 DomainError::PreconditionFailed => {
                     (StatusCode::PRECONDITION_FAILED, e.code(), "Precondition failed", "the resource changed since you read it (If-Match)".into(), &[])
@@ -65,7 +66,7 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Payload too large",
-                format!("the request body exceeds {} bytes", crate::MAX_BODY_BYTES),
+                "the request body is larger than this endpoint accepts".to_string(),
                 &[],
             ),
             ApiError::UnsupportedMediaType => {

@@ -1,6 +1,8 @@
 mod audit;
+mod components;
 mod environments;
 mod me;
+mod packages;
 mod runtimes;
 mod tenants;
 
@@ -17,7 +19,11 @@ pub(crate) use environments::{
     __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
     __path_list_environment_runtimes, __path_list_environments, __path_patch_environment,
 };
+pub(crate) use components::{
+    __path_create_component, __path_create_revision, __path_get_component, __path_get_revision, __path_list_components, __path_list_revisions,
+};
 pub(crate) use me::__path_me;
+pub(crate) use packages::{__path_create_package, __path_delete_package, __path_download_package, __path_get_package, __path_list_packages};
 pub(crate) use runtimes::{__path_create_runtime, __path_delete_runtime, __path_get_runtime, __path_list_runtimes};
 pub(crate) use tenants::{__path_create_tenant, __path_get_tenant, __path_list_tenants, __path_patch_tenant};
 
@@ -40,6 +46,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/environments/{id}/runtimes/{runtime_id}", axum::routing::put(environments::attach_runtime).delete(environments::detach_runtime))
         .route("/v1/runtimes", get(runtimes::list_runtimes).post(runtimes::create_runtime))
         .route("/v1/runtimes/{id}", get(runtimes::get_runtime).delete(runtimes::delete_runtime))
+        .route("/v1/components", get(components::list_components).post(components::create_component))
+        .route("/v1/components/{id}", get(components::get_component))
+        .route("/v1/components/{id}/revisions", get(components::list_revisions).post(components::create_revision))
+        .route("/v1/components/{id}/revisions/{revision}", get(components::get_revision))
+        .route("/v1/packages", get(packages::list_packages).post(packages::create_package))
+        .route("/v1/packages/{id}", get(packages::get_package).delete(packages::delete_package))
+        .route("/v1/packages/{id}/download", get(packages::download_package))
         .route("/v1/audit", get(audit::list_audit))
         .route("/v1/audit/verify", get(audit::verify_audit))
         .route("/platform/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))

@@ -4,14 +4,16 @@
 //! audit record are written together or not at all.
 
 mod audit;
+mod components;
 mod environments;
 mod idempotency;
+mod packages;
 mod runtimes;
 mod tenants;
 
 use crate::keys;
 use crate::unexpected;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use base64::Engine;
 use berth_domain::audit::{AuditDraft, AuditEvent, AuditHead};
 use berth_domain::ids::TenantId;
@@ -88,6 +90,28 @@ impl DynamoStore {
         out.item.map(from_item).transpose()
     }
 
+    /// Reads many items by key (any number; 100 per request), in no particular order.
+    pub(crate) async fn batch_get<T: DeserializeOwned>(&self, keys: Vec<Item>) -> Result<Vec<T>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut request = Some(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build().map_err(unexpected)?);
+            while let Some(keys_and_attributes) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys_and_attributes)
+                    .send()
+                    .await
+                    .map_err(|e| unexpected(e.into_service_error()))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    found.push(from_item(item)?);
+                }
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
         let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition).build().map_err(unexpected)?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -137,6 +161,18 @@ impl DynamoStore {
         sk_prefix: Option<&str>,
         page: &PageRequest,
     ) -> Result<(Vec<T>, Option<String>)> {
+        self.query_page_ordered(partition, index, sk_prefix, page, true).await
+    }
+
+    /// `query_page`, oldest first (`forward`) or newest first.
+    pub(crate) async fn query_page_ordered<T: DeserializeOwned>(
+        &self,
+        partition: &str,
+        index: Option<&str>,
+        sk_prefix: Option<&str>,
+        page: &PageRequest,
+        forward: bool,
+    ) -> Result<(Vec<T>, Option<String>)> {
         let (pk_name, sk_name) = match index {
             Some(_) => (keys::GSI1_PK, keys::GSI1_SK),
             None => (keys::PK, keys::SK),
@@ -146,6 +182,7 @@ impl DynamoStore {
             .query()
             .table_name(&self.table)
             .set_index_name(index.map(str::to_string))
+            .scan_index_forward(forward)
             .limit(i32::try_from(page.limit).unwrap_or(100))
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", s(partition));

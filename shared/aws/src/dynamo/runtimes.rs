@@ -1,9 +1,9 @@
 use super::tenants::Counter;
-use super::{from_item, key_of, map_tx, n, s, to_item, DynamoStore, Item};
+use super::{key_of, map_tx, n, s, to_item, DynamoStore};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
 use berth_domain::ids::{EnvironmentId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
@@ -109,27 +109,8 @@ impl DynamoStore {
     }
 
     async fn get_runtimes(&self, tenant: TenantId, ids: &[RuntimeId]) -> Result<Vec<Runtime>> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let keys_to_get: Vec<Item> = ids.iter().map(|id| key_of(keys::runtime(tenant, *id))).collect();
-        let mut request = Some(KeysAndAttributes::builder().set_keys(Some(keys_to_get)).consistent_read(true).build().map_err(unexpected)?);
-        let mut found = Vec::new();
-        while let Some(keys_and_attributes) = request.take() {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys_and_attributes)
-                .send()
-                .await
-                .map_err(|e| unexpected(e.into_service_error()))?;
-            if let Some(mut responses) = out.responses {
-                for item in responses.remove(&self.table).unwrap_or_default() {
-                    found.push(from_item::<RuntimeRecord>(item)?.into_runtime());
-                }
-            }
-            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
-        }
+        let keys = ids.iter().map(|id| key_of(keys::runtime(tenant, *id))).collect();
+        let mut found: Vec<Runtime> = self.batch_get::<RuntimeRecord>(keys).await?.into_iter().map(RuntimeRecord::into_runtime).collect();
         // Keep the order of `ids` (the order of the page).
         found.sort_by_key(|r| ids.iter().position(|id| *id == r.id));
         Ok(found)

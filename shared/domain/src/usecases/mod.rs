@@ -3,15 +3,21 @@
 
 mod agents;
 mod audit;
+mod components;
 mod environments;
+mod packages;
 mod runtimes;
 mod tenants;
 
 pub use agents::{Registration, RuntimeCtx};
 pub use audit::VerifyReport;
+pub use components::{NewComponent, RevisionInput};
+pub use packages::{NewPackage, PackageDetails};
 pub use runtimes::CreatedRuntime;
 
-use crate::ports::{AuditStore, EnvironmentStore, IdempotencyStore, RuntimeQueues, RuntimeStore, TenantStore};
+use crate::ports::{
+    AuditStore, BlobStore, ComponentStore, EnvironmentStore, IdempotencyStore, PackageActivity, PackageStore, RuntimeQueues, RuntimeStore, TenantStore,
+};
 use std::sync::Arc;
 
 /// Settings the rules depend on.
@@ -37,5 +43,9 @@ pub struct Berth {
     pub queues: Arc<dyn RuntimeQueues>,
     pub audit: Arc<dyn AuditStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    pub components: Arc<dyn ComponentStore>,
+    pub packages: Arc<dyn PackageStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub package_activity: Arc<dyn PackageActivity>,
     pub settings: Settings,
 }

@@ -1,0 +1,167 @@
+use super::{key_of, map_tx, s, to_item, DynamoStore};
+use crate::keys;
+use crate::unexpected;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
+use berth_domain::audit::AuditDraft;
+use berth_domain::ids::{ComponentId, PackageId, TenantId};
+use berth_domain::package::{Manifest, Package, Requirement, VersionLabel};
+use berth_domain::page::{Page, PageRequest};
+use berth_domain::ports::{PackageActivity, PackageStore};
+use berth_domain::runtime::Digest;
+use berth_domain::{DomainError, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct PackageRecord {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    id: PackageId,
+    component_id: ComponentId,
+    version: VersionLabel,
+    notes: String,
+    shareable: bool,
+    deleted: bool,
+    digest: Digest,
+    size: u64,
+    manifest: Manifest,
+    requirements: Vec<Requirement>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+}
+
+impl PackageRecord {
+    fn into_package(self) -> Package {
+        Package {
+            id: self.id,
+            component_id: self.component_id,
+            version: self.version,
+            notes: self.notes,
+            shareable: self.shareable,
+            deleted: self.deleted,
+            digest: self.digest,
+            size: self.size,
+            manifest: self.manifest,
+            requirements: self.requirements,
+            created_by: self.created_by,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VersionRecord {
+    pk: String,
+    sk: String,
+    package_id: PackageId,
+}
+
+#[async_trait]
+impl PackageStore for DynamoStore {
+    async fn create_package(&self, tenant: TenantId, p: &Package, audit: AuditDraft) -> Result<()> {
+        let (pk, sk) = keys::package(tenant, p.id);
+        let record = PackageRecord {
+            pk,
+            gsi1pk: keys::component_packages(tenant, p.component_id),
+            gsi1sk: sk.clone(),
+            sk,
+            id: p.id,
+            component_id: p.component_id,
+            version: p.version.clone(),
+            notes: p.notes.clone(),
+            shareable: p.shareable,
+            deleted: p.deleted,
+            digest: p.digest.clone(),
+            size: p.size,
+            manifest: p.manifest.clone(),
+            requirements: p.requirements.clone(),
+            created_by: p.created_by.clone(),
+            created_at: p.created_at,
+        };
+        let (vpk, vsk) = keys::package_version(tenant, p.component_id, p.version.as_str());
+        let items = vec![
+            self.put(to_item(&record)?, "attribute_not_exists(pk)")?,
+            self.put(to_item(&VersionRecord { pk: vpk, sk: vsk, package_id: p.id })?, "attribute_not_exists(pk)")?,
+        ];
+        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
+            1 => DomainError::conflict("version_exists", format!("the component already has a package version \"{}\"", p.version)),
+            _ => DomainError::conflict("package_exists", "a package with this id exists"),
+        })
+    }
+
+    async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Option<Package>> {
+        Ok(self.get::<PackageRecord>(keys::package(tenant, id)).await?.map(PackageRecord::into_package))
+    }
+
+    async fn list_packages(&self, tenant: TenantId, component: Option<ComponentId>, page: &PageRequest) -> Result<Page<Package>> {
+        // Package ids are UUIDv7: sort keys are in creation order, so newest first is a reverse query.
+        let (records, next_cursor) = match component {
+            Some(c) => self.query_page_ordered::<PackageRecord>(&keys::component_packages(tenant, c), Some(keys::GSI1), None, page, false).await?,
+            None => self.query_page_ordered::<PackageRecord>(&keys::packages(tenant), None, None, page, false).await?,
+        };
+        Ok(Page { items: records.into_iter().map(PackageRecord::into_package).collect(), next_cursor })
+    }
+
+    async fn version_exists(&self, tenant: TenantId, component: ComponentId, version: &VersionLabel) -> Result<bool> {
+        Ok(self.get::<serde_json::Value>(keys::package_version(tenant, component, version.as_str())).await?.is_some())
+    }
+
+    async fn count_packages(&self, tenant: TenantId, component: ComponentId) -> Result<u64> {
+        let mut total = 0u64;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(keys::package_versions(tenant, component)))
+                .select(Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unexpected(e.into_service_error()))?;
+            total += u64::try_from(out.count).unwrap_or(0);
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(total),
+            }
+        }
+    }
+
+    async fn mark_package_deleted(&self, tenant: TenantId, id: PackageId, audit: AuditDraft) -> Result<()> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::package(tenant, id))))
+            .update_expression("SET deleted = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .build()
+            .map_err(unexpected)?;
+        map_tx(self.write_with_audit(tenant, vec![TransactWriteItem::builder().update(update).build()], audit).await, |_| DomainError::not_found("package"))
+    }
+}
+
+#[async_trait]
+impl PackageActivity for DynamoStore {
+    /// Active where an environment holds an activity marker for it (written
+    /// and removed by deployments, in the transaction that (de)activates it).
+    async fn is_package_active(&self, tenant: TenantId, package: PackageId) -> Result<bool> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::package_activity(tenant, package)))
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unexpected(e.into_service_error()))?;
+        Ok(out.count > 0)
+    }
+}

@@ -1,0 +1,146 @@
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::component::{dedup_references, Component, ComponentType, Revision, MAX_CONTENT_BYTES, MAX_REFERENCES};
+use crate::context::{Permission, TenantCtx};
+use crate::error::FieldError;
+use crate::ids::ComponentId;
+use crate::package::closes_cycle;
+use crate::page::{Page, PageRequest};
+use crate::values::{Name, Version};
+use crate::{DomainError, Result};
+use chrono::Utc;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Debug)]
+pub struct NewComponent {
+    pub name: Name,
+    pub kind: ComponentType,
+    pub content: Vec<u8>,
+    pub references: Vec<ComponentId>,
+}
+
+/// A new revision: what is absent stays as it was.
+#[derive(Clone, Debug, Default)]
+pub struct RevisionInput {
+    pub content: Option<Vec<u8>>,
+    pub references: Option<Vec<ComponentId>>,
+}
+
+fn check_content(content: &[u8]) -> Result<()> {
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(DomainError::TooLarge { message: format!("content must be at most {MAX_CONTENT_BYTES} bytes once decoded") });
+    }
+    Ok(())
+}
+
+impl Berth {
+    /// Every reference must name a component of this tenant.
+    async fn check_references(&self, ctx: &TenantCtx, references: &[ComponentId]) -> Result<()> {
+        if references.len() > MAX_REFERENCES {
+            return Err(DomainError::invalid("references", format!("at most {MAX_REFERENCES} references")));
+        }
+        let found: HashSet<ComponentId> = self.components.get_components(ctx.tenant, references).await?.into_iter().map(|c| c.id).collect();
+        let errors: Vec<FieldError> = references
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !found.contains(r))
+            .map(|(i, r)| FieldError::new(format!("references[{i}]"), format!("no component {r}")))
+            .collect();
+        if errors.is_empty() { Ok(()) } else { Err(DomainError::Validation { code: "reference_not_found", errors }) }
+    }
+
+    /// The current references of everything reachable from `start`.
+    pub(crate) async fn reference_graph(&self, ctx: &TenantCtx, start: &[ComponentId]) -> Result<HashMap<ComponentId, Component>> {
+        let mut loaded: HashMap<ComponentId, Component> = HashMap::new();
+        let mut frontier: Vec<ComponentId> = start.to_vec();
+        while !frontier.is_empty() {
+            let batch: Vec<ComponentId> = frontier.drain(..).filter(|id| !loaded.contains_key(id)).collect::<HashSet<_>>().into_iter().collect();
+            if batch.is_empty() {
+                break;
+            }
+            for c in self.components.get_components(ctx.tenant, &batch).await? {
+                frontier.extend(c.references.iter().copied());
+                loaded.insert(c.id, c);
+            }
+        }
+        Ok(loaded)
+    }
+
+    #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn create_component(&self, ctx: &TenantCtx, input: NewComponent) -> Result<Component> {
+        ctx.require(Permission::BuildComponents)?;
+        check_content(&input.content)?;
+        let references = dedup_references(input.references);
+        self.check_references(ctx, &references).await?;
+        let content = self.blobs.put_content(ctx.tenant, input.content).await?;
+        let (component, first) = Component::new(input.name, input.kind, references, content, &ctx.actor.id, Utc::now());
+        let audit = AuditDraft::new(
+            &ctx.actor,
+            &ctx.request_id,
+            "component.created",
+            "component",
+            component.id,
+            json!({"after": {"name": component.name, "type": component.kind, "revision": 1, "sha256": component.content.sha256}}),
+        );
+        self.components.create_component(ctx.tenant, &component, &first, audit).await?;
+        Ok(component)
+    }
+
+    pub async fn get_component(&self, ctx: &TenantCtx, id: ComponentId) -> Result<Component> {
+        ctx.require(Permission::Read)?;
+        self.components.get_component(ctx.tenant, id).await?.ok_or(DomainError::not_found("component"))
+    }
+
+    pub async fn list_components(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<Component>> {
+        ctx.require(Permission::Read)?;
+        self.components.list_components(ctx.tenant, page).await
+    }
+
+    /// Adds the next revision. References must exist and must not close a cycle.
+    #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn revise_component(&self, ctx: &TenantCtx, id: ComponentId, input: RevisionInput, if_match: Option<Version>) -> Result<(Component, Revision)> {
+        let before = self.get_component(ctx, id).await?;
+        ctx.require(Permission::BuildComponents)?;
+        if if_match.is_some_and(|v| v.0 != u64::from(before.revision)) {
+            return Err(DomainError::PreconditionFailed);
+        }
+        if let Some(c) = &input.content {
+            check_content(c)?;
+        }
+        let references = dedup_references(input.references.unwrap_or_else(|| before.references.clone()));
+        self.check_references(ctx, &references).await?;
+        let graph: HashMap<ComponentId, Vec<ComponentId>> = self.reference_graph(ctx, &references).await?.into_iter().map(|(k, c)| (k, c.references)).collect();
+        if closes_cycle(id, &references, &graph) {
+            return Err(DomainError::Validation {
+                code: "reference_cycle",
+                errors: vec![FieldError::new("references", "would make the component reference itself, directly or through others")],
+            });
+        }
+        let content = match input.content {
+            Some(bytes) => self.blobs.put_content(ctx.tenant, bytes).await?,
+            None => before.content.clone(),
+        };
+        let (after, revision) = before.revised(references, content, &ctx.actor.id, Utc::now());
+        let audit = AuditDraft::new(
+            &ctx.actor,
+            &ctx.request_id,
+            "component.revised",
+            "component",
+            id,
+            json!({"before": {"revision": before.revision, "sha256": before.content.sha256}, "after": {"revision": after.revision, "sha256": after.content.sha256, "references": after.references}}),
+        );
+        self.components.add_revision(ctx.tenant, &after, &revision, audit).await?;
+        Ok((after, revision))
+    }
+
+    pub async fn get_revision(&self, ctx: &TenantCtx, id: ComponentId, revision: u32) -> Result<Revision> {
+        self.get_component(ctx, id).await?;
+        self.components.get_revision(ctx.tenant, id, revision).await?.ok_or(DomainError::not_found("revision"))
+    }
+
+    pub async fn list_revisions(&self, ctx: &TenantCtx, id: ComponentId, page: &PageRequest) -> Result<Page<Revision>> {
+        self.get_component(ctx, id).await?;
+        self.components.list_revisions(ctx.tenant, id, page).await
+    }
+}
