@@ -3,6 +3,7 @@
 //! query, a list cursor or an agent token.
 
 mod agents;
+mod packages;
 mod portal;
 
 use berth_tests::{TestApp, TestTenant, expect_status};

@@ -499,3 +499,64 @@ async fn each_tenant_s_audit_trail_verifies_and_counts_only_its_own_events() {
         );
     }
 }
+
+#[tokio::test]
+async fn tenant_a_s_idempotency_key_replays_nothing_for_tenant_b() {
+    let t = TwoTenants::spawn().await;
+    let (app, a, b) = (&t.app, &t.a, &t.b);
+    let body = json!({"name": "Staging", "classification": "test"});
+    let post = |token: &str| {
+        app.request(Method::POST, "/v1/environments", Some(token))
+            .header("Idempotency-Key", "create-staging-1")
+            .json(&body)
+            .send()
+    };
+
+    let a_created = expect_status(
+        post(&a.tenant.admin).await.expect("sent"),
+        StatusCode::CREATED,
+    )
+    .await;
+    let b_response = post(&b.tenant.admin).await.expect("sent");
+    assert!(
+        b_response.headers().get("idempotent-replayed").is_none(),
+        "B's request is not a replay of A's"
+    );
+    let b_created = expect_status(b_response, StatusCode::CREATED).await;
+    assert_ne!(
+        b_created["id"], a_created["id"],
+        "B gets an environment of its own, not A's response"
+    );
+
+    // Within B, the key does replay B's own response.
+    let b_again = post(&b.tenant.admin).await.expect("sent");
+    assert_eq!(
+        b_again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(
+        expect_status(b_again, StatusCode::CREATED).await["id"],
+        b_created["id"]
+    );
+
+    for (tenant, own, created) in [
+        (&a.tenant, &a.env_id, &a_created),
+        (&b.tenant, &b.env_id, &b_created),
+    ] {
+        let mut listed = ids(&expect_status(
+            app.get("/v1/environments", &tenant.admin).await,
+            StatusCode::OK,
+        )
+        .await);
+        listed.sort();
+        let mut expected = vec![
+            own.clone(),
+            created["id"].as_str().expect("an id").to_string(),
+        ];
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+}
