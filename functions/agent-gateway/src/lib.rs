@@ -1,13 +1,16 @@
 //! The runtime agent API (`/agent/v1`): agents register with a one-time
 //! token, then authenticate with their runtime credential.
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use berth_domain::deployment::{DeploymentKind, TargetState};
+use berth_domain::ids::JobId;
 use berth_domain::runtime::{parse_agent_version, AgentHealth, Heartbeat, RunningPackage};
+use std::time::Duration;
 use berth_domain::usecases::{Berth, RuntimeCtx};
 use berth_domain::values::Name;
 use berth_domain::DomainError;
@@ -26,7 +29,12 @@ pub struct AgentState {
 
 /// The agent routes, without the shared edge layers (see `router`).
 pub fn routes(state: AgentState) -> Router {
-    Router::new().route("/agent/v1/register", post(register)).route("/agent/v1/heartbeat", post(heartbeat)).with_state(state)
+    Router::new()
+        .route("/agent/v1/register", post(register))
+        .route("/agent/v1/heartbeat", post(heartbeat))
+        .route("/agent/v1/jobs/next", axum::routing::get(next_job))
+        .route("/agent/v1/jobs/{id}/events", post(job_event))
+        .with_state(state)
 }
 
 /// What the Lambda serves.
@@ -92,4 +100,101 @@ async fn heartbeat(State(state): State<AgentState>, Agent(ctx): Agent, JsonBody(
     let hb = Heartbeat { agent_version, health: body.status, running: body.running, at: chrono::Utc::now() };
     let status = state.berth.heartbeat(&ctx, hb).await?;
     Ok(Json(HeartbeatResponse { runtime_id: ctx.runtime.id.as_uuid(), status }))
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    wait: Option<String>,
+}
+
+/// A job, as DESIGN.md's agent protocol gives it.
+#[derive(Serialize, Deserialize)]
+pub struct JobView {
+    pub job_id: uuid::Uuid,
+    pub deployment_id: uuid::Uuid,
+    pub kind: DeploymentKind,
+    pub environment_id: uuid::Uuid,
+    pub component_id: uuid::Uuid,
+    pub package_id: uuid::Uuid,
+    pub version: String,
+    pub digest: String,
+    pub size: u64,
+    pub download_url: String,
+    pub deadline: chrono::DateTime<chrono::Utc>,
+}
+
+/// Long-polls for the runtime's next job: 200 with the job, or 204.
+async fn next_job(State(state): State<AgentState>, Agent(ctx): Agent, parts: axum::http::request::Parts) -> Result<Response, ApiError> {
+    let query: NextQuery = berth_web::extract::serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
+    let wait = match query.wait {
+        None => 0,
+        Some(w) => w.parse::<u64>().ok().filter(|w| *w <= 20).ok_or_else(|| ApiError::from(DomainError::invalid("wait", "must be a whole number of seconds from 0 to 20")))?,
+    };
+    match state.berth.next_job(&ctx, Duration::from_secs(wait)).await? {
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(job) => Ok(Json(JobView {
+            job_id: job.job_id.as_uuid(),
+            deployment_id: job.deployment_id.as_uuid(),
+            kind: job.kind,
+            environment_id: job.environment_id.as_uuid(),
+            component_id: job.component_id.as_uuid(),
+            package_id: job.package_id.as_uuid(),
+            version: job.version.to_string(),
+            digest: job.digest.as_str().to_string(),
+            size: job.size,
+            download_url: job.download_url,
+            deadline: job.deadline,
+        })
+        .into_response()),
+    }
+}
+
+/// Phases an agent reports.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Delivered,
+    Downloading,
+    BackingUp,
+    Applying,
+    Deployed,
+    Failed,
+    Restored,
+}
+
+impl From<Phase> for TargetState {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::Delivered => TargetState::Delivered,
+            Phase::Downloading => TargetState::Downloading,
+            Phase::BackingUp => TargetState::BackingUp,
+            Phase::Applying => TargetState::Applying,
+            Phase::Deployed => TargetState::Deployed,
+            Phase::Failed => TargetState::Failed,
+            Phase::Restored => TargetState::Restored,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobEventBody {
+    pub phase: Phase,
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct JobEventResponse {
+    pub job_status: TargetState,
+    pub proceed: bool,
+}
+
+/// Most characters of an event message that are kept.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+async fn job_event(State(state): State<AgentState>, Agent(ctx): Agent, Path(id): Path<String>, JsonBody(body): JsonBody<JobEventBody>) -> Result<Json<JobEventResponse>, ApiError> {
+    let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
+    let message: String = body.message.unwrap_or_default().chars().filter(|c| !c.is_control() || *c == '\n').take(MAX_MESSAGE_CHARS).collect();
+    let outcome = state.berth.report_job_event(&ctx, job, body.phase.into(), message).await?;
+    Ok(Json(JobEventResponse { job_status: outcome.job_status, proceed: outcome.proceed }))
 }

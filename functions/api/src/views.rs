@@ -1,7 +1,10 @@
 //! Request and response bodies, in the shapes DESIGN.md "Key shapes" gives.
 
 use berth_domain::component::{Component, ComponentType, Revision};
+use berth_domain::deployment::{Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::environment::{Environment, EnvironmentPatch, NewEnvironment};
+use berth_domain::usecases::ActiveView;
+use berth_domain::validation::ValidationReport;
 use berth_domain::package::{Manifest, OutdatedComponent, Package, Requirement, VersionLabel};
 use berth_domain::runtime::{Runtime, RuntimeKind, RuntimeStatus};
 use berth_domain::tenant::{PlanPatch, Tenant, TenantPatch};
@@ -359,4 +362,160 @@ impl PackageView {
 pub struct DownloadView {
     pub url: String,
     pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentView {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "deploy")]
+    pub kind: DeploymentKind,
+    #[schema(value_type = String, example = "queued")]
+    pub status: DeploymentStatus,
+    pub environment_id: Uuid,
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    pub version: String,
+    pub digest: String,
+    pub notes: String,
+    pub requested_by: String,
+    /// Approvals come with environment policies; none are required yet.
+    #[schema(value_type = Vec<Object>)]
+    pub approvals: Vec<serde_json::Value>,
+    pub required_approvals: u32,
+    pub previous_package_id: Option<Uuid>,
+    /// Set on undeploys sent to a single runtime that was detached.
+    pub runtime_id: Option<Uuid>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Deployment> for DeploymentView {
+    fn from(d: &Deployment) -> Self {
+        Self {
+            id: d.id.as_uuid(),
+            kind: d.kind,
+            status: d.status,
+            environment_id: d.environment_id.as_uuid(),
+            component_id: d.component_id.as_uuid(),
+            package_id: d.package_id.as_uuid(),
+            version: d.version.to_string(),
+            digest: d.digest.as_str().to_string(),
+            notes: d.notes.clone(),
+            requested_by: d.requested_by.clone(),
+            approvals: vec![],
+            required_approvals: 0,
+            previous_package_id: d.previous_package_id.map(|p| p.as_uuid()),
+            runtime_id: d.only_runtime.map(|r| r.as_uuid()),
+            scheduled_at: d.scheduled_at,
+            created_at: d.created_at,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    pub package_id: Uuid,
+    pub environment_id: Uuid,
+    pub notes: Option<String>,
+    /// In the future: held as `scheduled` until then.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Accepted for forward compatibility; every runtime is deployed at once.
+    #[schema(value_type = Option<Object>)]
+    pub rollout: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateDeployment {
+    pub package_id: Uuid,
+    pub environment_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IssueView {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ValidationView {
+    pub errors: Vec<IssueView>,
+    pub warnings: Vec<IssueView>,
+}
+
+impl From<ValidationReport> for ValidationView {
+    fn from(r: ValidationReport) -> Self {
+        let map = |issues: Vec<berth_domain::validation::Issue>| issues.into_iter().map(|i| IssueView { code: i.code.to_string(), message: i.message }).collect();
+        Self { errors: map(r.errors), warnings: map(r.warnings) }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TargetView {
+    pub runtime_id: Uuid,
+    pub job_id: Uuid,
+    #[schema(value_type = String, example = "deployed")]
+    pub state: TargetState,
+    pub message: String,
+    pub deadline: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Target> for TargetView {
+    fn from(t: &Target) -> Self {
+        Self {
+            runtime_id: t.runtime_id.as_uuid(),
+            job_id: t.job_id.as_uuid(),
+            state: t.state,
+            message: t.message.clone(),
+            deadline: t.deadline,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub at: DateTime<Utc>,
+    pub runtime_id: Option<Uuid>,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActiveVersionView {
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    pub version: String,
+    pub digest: String,
+    pub deployment_id: Uuid,
+    pub activated_at: DateTime<Utc>,
+    /// A bundled component was revised since packaging: redeploy to pick it up.
+    pub outdated: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub outdated_components: Vec<OutdatedComponent>,
+    /// An attached runtime reports another digest (or none) for the component.
+    pub out_of_sync: bool,
+    pub out_of_sync_runtimes: Vec<Uuid>,
+}
+
+impl From<&ActiveView> for ActiveVersionView {
+    fn from(v: &ActiveView) -> Self {
+        Self {
+            component_id: v.active.component_id.as_uuid(),
+            package_id: v.active.package_id.as_uuid(),
+            version: v.active.version.to_string(),
+            digest: v.active.digest.as_str().to_string(),
+            deployment_id: v.active.deployment_id.as_uuid(),
+            activated_at: v.active.activated_at,
+            outdated: !v.outdated_components.is_empty(),
+            outdated_components: v.outdated_components.clone(),
+            out_of_sync: !v.out_of_sync_runtimes.is_empty(),
+            out_of_sync_runtimes: v.out_of_sync_runtimes.iter().map(|r| r.as_uuid()).collect(),
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settings) -> Berth {
     let store = Arc::new(DynamoStore::new(clients.dynamo.clone(), names.table.clone()));
+    let queues = Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone()));
     Berth {
         tenants: store.clone(),
         environments: store.clone(),
@@ -14,18 +15,24 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         idempotency: store.clone(),
         components: store.clone(),
         packages: store.clone(),
-        package_activity: store,
+        package_activity: store.clone(),
+        deployments: store,
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
-        queues: Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone())),
+        queues: queues.clone(),
+        jobs: queues,
         settings,
     }
 }
 
-/// `BERTH_RUNTIME_OFFLINE_AFTER_SECS` (default 90).
+/// `BERTH_RUNTIME_OFFLINE_AFTER_SECS` (default 90) and `BERTH_JOB_DEADLINE_SECS` (default 900).
 pub fn settings_from_env() -> Settings {
+    let secs = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok()).filter(|s| *s > 0).map(chrono::Duration::seconds);
     let mut settings = Settings::default();
-    if let Some(secs) = std::env::var("BERTH_RUNTIME_OFFLINE_AFTER_SECS").ok().and_then(|v| v.parse::<i64>().ok()).filter(|s| *s > 0) {
-        settings.runtime_offline_after = chrono::Duration::seconds(secs);
+    if let Some(d) = secs("BERTH_RUNTIME_OFFLINE_AFTER_SECS") {
+        settings.runtime_offline_after = d;
+    }
+    if let Some(d) = secs("BERTH_JOB_DEADLINE_SECS") {
+        settings.job_deadline = d;
     }
     settings
 }

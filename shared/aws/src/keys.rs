@@ -17,9 +17,15 @@
 //! | package | `T#<t>#PKG` | `P#<package>` (GSI1: `T#<t>#CMP#<component>#PKG` / `P#<package>`) |
 //! | package version (uniqueness) | `T#<t>#CMP#<component>#PKGVER` | `<version label>` |
 //! | package activity (written by deployments) | `T#<t>#PKGACTIVE#<package>` | `<environment>` |
+//! | deployment | `T#<t>#DEP` | `D#<deployment>` (GSI1 while scheduled/queued: `SWEEP#SCHEDULED`/`SWEEP#QUEUED` / `<time>#<t>#<deployment>`) |
+//! | in-flight lock | `T#<t>#ENV#<env>#INFLIGHT` | `<component>` |
+//! | active version | `T#<t>#ENV#<env>#ACTIVE` | `<component>` |
+//! | target | `T#<t>#DEP#<deployment>#TGT` | `<runtime>` (GSI1 while delivered: `SWEEP#TARGETS` / `<deadline>#<t>#<deployment>#<runtime>`) |
+//! | job → deployment | `T#<t>#RT#<runtime>#JOB` | `<job>` |
+//! | deployment event | `T#<t>#DEP#<deployment>#EV` | `<time>#<uuid>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
 
-use berth_domain::ids::{ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId};
+use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::ports::IdempotencyScope;
 
 pub const PK: &str = "pk";
@@ -101,6 +107,45 @@ pub fn package_version(t: TenantId, c: ComponentId, label: &str) -> (String, Str
 }
 pub fn package_activity(t: TenantId, p: PackageId) -> String {
     format!("T#{t}#PKGACTIVE#{p}")
+}
+
+pub fn deployments(t: TenantId) -> String {
+    format!("T#{t}#DEP")
+}
+pub fn deployment(t: TenantId, d: DeploymentId) -> (String, String) {
+    (deployments(t), format!("D#{d}"))
+}
+pub fn in_flight(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String) {
+    (format!("T#{t}#ENV#{e}#INFLIGHT"), c.to_string())
+}
+pub fn actives(t: TenantId, e: EnvironmentId) -> String {
+    format!("T#{t}#ENV#{e}#ACTIVE")
+}
+pub fn active(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String) {
+    (actives(t, e), c.to_string())
+}
+pub fn package_active_marker(t: TenantId, p: PackageId, e: EnvironmentId) -> (String, String) {
+    (package_activity(t, p), e.to_string())
+}
+pub fn targets(t: TenantId, d: DeploymentId) -> String {
+    format!("T#{t}#DEP#{d}#TGT")
+}
+pub fn target(t: TenantId, d: DeploymentId, r: RuntimeId) -> (String, String) {
+    (targets(t, d), r.to_string())
+}
+pub fn job(t: TenantId, r: RuntimeId, j: JobId) -> (String, String) {
+    (format!("T#{t}#RT#{r}#JOB"), j.to_string())
+}
+pub fn events(t: TenantId, d: DeploymentId) -> String {
+    format!("T#{t}#DEP#{d}#EV")
+}
+/// Platform-wide sweeper partitions of GSI1 (sparse: only items needing a sweep).
+pub const SWEEP_TARGETS: &str = "SWEEP#TARGETS";
+pub const SWEEP_SCHEDULED: &str = "SWEEP#SCHEDULED";
+pub const SWEEP_QUEUED: &str = "SWEEP#QUEUED";
+/// Sortable time in keys.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// S3: content by SHA-256 (hex, no prefix), under the tenant.

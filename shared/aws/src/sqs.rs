@@ -1,22 +1,48 @@
-//! Per-runtime job queues.
+//! The deployments queue (API → dispatcher) and the per-runtime job queues.
 
 use crate::bootstrap::ensure_queue_with_dlq;
 use crate::keys::runtime_queue_names;
 use crate::unexpected;
 use async_trait::async_trait;
-use berth_domain::ids::{RuntimeId, TenantId};
-use berth_domain::ports::RuntimeQueues;
+use berth_domain::deployment::JobMessage;
+use berth_domain::ids::{DeploymentId, RuntimeId, TenantId};
+use berth_domain::ports::{JobQueues, ReceivedJob, RuntimeQueues};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
 use berth_domain::{DomainError, Result};
 
 #[derive(Clone, Debug)]
 pub struct SqsRuntimeQueues {
     client: aws_sdk_sqs::Client,
     prefix: String,
+    deployments_queue: String,
+    /// The deployments queue's URL, looked up once by name.
+    deployments_url: Arc<OnceCell<String>>,
+}
+
+/// What the deployments queue carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentMessage {
+    pub tenant_id: TenantId,
+    pub deployment_id: DeploymentId,
 }
 
 impl SqsRuntimeQueues {
-    pub fn new(client: aws_sdk_sqs::Client, prefix: impl Into<String>) -> Self {
-        Self { client, prefix: prefix.into() }
+    pub fn new(client: aws_sdk_sqs::Client, prefix: impl Into<String>, deployments_queue: impl Into<String>) -> Self {
+        Self { client, prefix: prefix.into(), deployments_queue: deployments_queue.into(), deployments_url: Arc::new(OnceCell::new()) }
+    }
+
+    async fn deployments_url(&self) -> Result<String> {
+        let url = self
+            .deployments_url
+            .get_or_try_init(|| async {
+                let out = self.client.get_queue_url().queue_name(&self.deployments_queue).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+                out.queue_url.ok_or_else(|| DomainError::unexpected("the deployments queue has no URL"))
+            })
+            .await?;
+        Ok(url.clone())
     }
 
     async fn delete_if_exists(&self, url: &str) -> Result<()> {
@@ -55,6 +81,49 @@ impl RuntimeQueues for SqsRuntimeQueues {
                 self.delete_if_exists(dlq_url).await?;
             }
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobQueues for SqsRuntimeQueues {
+    async fn enqueue_deployment(&self, tenant: TenantId, deployment: DeploymentId) -> Result<()> {
+        let body = serde_json::to_string(&DeploymentMessage { tenant_id: tenant, deployment_id: deployment }).map_err(unexpected)?;
+        self.client
+            .send_message()
+            .queue_url(self.deployments_url().await?)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| unexpected(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn send_job(&self, queue_url: &str, job: &JobMessage) -> Result<()> {
+        let body = serde_json::to_string(job).map_err(unexpected)?;
+        self.client.send_message().queue_url(queue_url).message_body(body).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn receive_job(&self, queue_url: &str, wait: Duration, visibility: Duration) -> Result<Option<ReceivedJob>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(i32::try_from(wait.as_secs().min(20)).unwrap_or(20))
+            .visibility_timeout(i32::try_from(visibility.as_secs().min(43_200)).unwrap_or(900))
+            .send()
+            .await
+            .map_err(|e| unexpected(e.into_service_error()))?;
+        Ok(out.messages.unwrap_or_default().into_iter().next().map(|m| ReceivedJob {
+            job: m.body().and_then(|b| serde_json::from_str(b).ok()),
+            receipt: m.receipt_handle.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()> {
+        self.client.delete_message().queue_url(queue_url).receipt_handle(receipt).send().await.map_err(|e| unexpected(e.into_service_error()))?;
         Ok(())
     }
 }

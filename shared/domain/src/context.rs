@@ -46,6 +46,8 @@ pub enum Permission {
     BuildComponents,
     /// Create and delete packages.
     ManagePackages,
+    /// Deploy, undeploy, cancel and retry.
+    Deploy,
 }
 
 impl Permission {
@@ -55,6 +57,7 @@ impl Permission {
             Permission::ManageEnvironments | Permission::ManageRuntimes => &[Role::Admin],
             Permission::BuildComponents => &[Role::Developer, Role::Admin],
             Permission::ManagePackages => &[Role::Developer, Role::Deployer, Role::Admin],
+            Permission::Deploy => &[Role::Deployer, Role::Admin],
         }
     }
     fn is_write(self) -> bool {

@@ -76,3 +76,11 @@ typed_id!(
     /// An immutable packaged snapshot of a component.
     PackageId
 );
+typed_id!(
+    /// One package version deployed (or undeployed) to one environment.
+    DeploymentId
+);
+typed_id!(
+    /// One runtime's part of a deployment, as the agent sees it.
+    JobId
+);

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod component;
 pub mod context;
+pub mod deployment;
 pub mod environment;
 pub mod error;
 pub mod ids;
@@ -18,6 +19,7 @@ pub mod runtime;
 pub mod secret;
 pub mod tenant;
 pub mod usecases;
+pub mod validation;
 pub mod values;
 
 pub use error::{DomainError, FieldError};

@@ -5,6 +5,8 @@
 
 use crate::audit::{AuditDraft, AuditEvent, AuditHead};
 use crate::component::{Component, ContentRef, Revision};
+use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, JobMessage, Target, TargetState};
+use crate::ids::{DeploymentId, JobId};
 use crate::ids::{ComponentId, PackageId};
 use crate::package::{Manifest, Package, VersionLabel};
 use crate::runtime::Digest;
@@ -173,4 +175,93 @@ pub trait PackageStore: Send + Sync {
 #[async_trait]
 pub trait PackageActivity: Send + Sync {
     async fn is_package_active(&self, tenant: TenantId, package: PackageId) -> Result<bool>;
+}
+
+/// Filters of the deployments list.
+#[derive(Clone, Debug, Default)]
+pub struct DeploymentFilter {
+    pub environment: Option<EnvironmentId>,
+    pub component: Option<ComponentId>,
+    pub status: Option<DeploymentStatus>,
+}
+
+/// What a finished deployment does to the environment's active versions.
+#[derive(Clone, Debug)]
+pub enum Activation {
+    /// Becomes the active version; the one it replaces (if any) is superseded.
+    Activate { new: ActiveVersion, previous: Option<ActiveVersion> },
+    /// The component is no longer active (an undeploy).
+    Deactivate { previous: ActiveVersion },
+    /// Active versions stay as they are (failures, per-runtime undeploys).
+    Unchanged,
+}
+
+/// A deployment or target the sweeper must look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepItem {
+    pub tenant: TenantId,
+    pub deployment: DeploymentId,
+    pub runtime: Option<RuntimeId>,
+}
+
+#[async_trait]
+pub trait DeploymentStore: Send + Sync {
+    /// Writes a new deployment. Unless it targets one runtime only, it also
+    /// takes the (environment, component) lock: `Conflict{deployment_in_progress}`.
+    async fn create_deployment(&self, tenant: TenantId, deployment: &Deployment, audit: AuditDraft) -> Result<()>;
+    async fn get_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<Option<Deployment>>;
+    /// Newest first.
+    async fn list_deployments(&self, tenant: TenantId, filter: &DeploymentFilter, page: &PageRequest) -> Result<Page<Deployment>>;
+    /// The deployment holding the (environment, component) lock, if any.
+    async fn in_flight(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<DeploymentId>>;
+    /// Moves a deployment from status `from` to `after.status` (`Conflict{status_changed}`
+    /// if it is no longer `from`), releasing its lock when `after` is no longer in flight.
+    async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()>;
+    /// Ends a deployment and applies `activation`, in one transaction.
+    async fn finish_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, activation: &Activation, audit: AuditDraft) -> Result<()>;
+    /// Re-opens a failed deployment for a retry: takes the lock again, sets it
+    /// in progress and resets `targets` (with their new job ids).
+    async fn reopen_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, targets: &[Target], audit: AuditDraft) -> Result<()>;
+
+    /// False when a target for that runtime exists already.
+    async fn put_target_if_absent(&self, tenant: TenantId, target: &Target) -> Result<bool>;
+    async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>>;
+    async fn list_targets(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Target>>;
+    /// Replaces a target still in state `from` (`Conflict{target_changed}` otherwise);
+    /// `receipt` is the queue receipt of the job message it was last delivered with.
+    async fn update_target(&self, tenant: TenantId, target: &Target, from: TargetState, receipt: Option<&str>) -> Result<()>;
+    /// The queue receipt stored with the target.
+    async fn target_receipt(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<String>>;
+    /// The deployment a runtime's job belongs to.
+    async fn find_job(&self, tenant: TenantId, runtime: RuntimeId, job: JobId) -> Result<Option<DeploymentId>>;
+
+    async fn add_event(&self, tenant: TenantId, deployment: DeploymentId, event: &DeploymentEvent) -> Result<()>;
+    async fn list_events(&self, tenant: TenantId, deployment: DeploymentId, page: &PageRequest) -> Result<Page<DeploymentEvent>>;
+
+    async fn active_versions(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<ActiveVersion>>;
+    async fn active_version(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ActiveVersion>>;
+
+    /// Across tenants, for the sweeper: delivered targets past their deadline,
+    /// scheduled deployments that are due, and queued ones not picked up since `queued_before`.
+    async fn overdue_targets(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<SweepItem>>;
+    async fn due_scheduled(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<SweepItem>>;
+    async fn stale_queued(&self, queued_before: chrono::DateTime<chrono::Utc>, limit: u32) -> Result<Vec<SweepItem>>;
+}
+
+/// A job message taken from a runtime's queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedJob {
+    /// `None` when the message is not a job (it is deleted by the caller).
+    pub job: Option<JobMessage>,
+    pub receipt: String,
+}
+
+/// The deployments queue and the runtimes' job queues.
+#[async_trait]
+pub trait JobQueues: Send + Sync {
+    async fn enqueue_deployment(&self, tenant: TenantId, deployment: DeploymentId) -> Result<()>;
+    async fn send_job(&self, queue_url: &str, job: &JobMessage) -> Result<()>;
+    /// Long-polls up to `wait` for one message, hiding it for `visibility`.
+    async fn receive_job(&self, queue_url: &str, wait: std::time::Duration, visibility: std::time::Duration) -> Result<Option<ReceivedJob>>;
+    async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()>;
 }

@@ -1,5 +1,6 @@
 mod audit;
 mod components;
+mod deployments;
 mod environments;
 mod me;
 mod packages;
@@ -21,6 +22,10 @@ pub(crate) use environments::{
 };
 pub(crate) use components::{
     __path_create_component, __path_create_revision, __path_get_component, __path_get_revision, __path_list_components, __path_list_revisions,
+};
+pub(crate) use deployments::{
+    __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_get_deployment, __path_list_deployments, __path_list_events,
+    __path_list_targets, __path_retry_deployment, __path_undeploy, __path_validate_deployment,
 };
 pub(crate) use me::__path_me;
 pub(crate) use packages::{__path_create_package, __path_delete_package, __path_download_package, __path_get_package, __path_list_packages};
@@ -53,6 +58,15 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/packages", get(packages::list_packages).post(packages::create_package))
         .route("/v1/packages/{id}", get(packages::get_package).delete(packages::delete_package))
         .route("/v1/packages/{id}/download", get(packages::download_package))
+        .route("/v1/deployments/validate", axum::routing::post(deployments::validate_deployment))
+        .route("/v1/deployments", get(deployments::list_deployments).post(deployments::create_deployment))
+        .route("/v1/deployments/{id}", get(deployments::get_deployment))
+        .route("/v1/deployments/{id}/targets", get(deployments::list_targets))
+        .route("/v1/deployments/{id}/events", get(deployments::list_events))
+        .route("/v1/deployments/{id}/cancel", axum::routing::post(deployments::cancel_deployment))
+        .route("/v1/deployments/{id}/retry", axum::routing::post(deployments::retry_deployment))
+        .route("/v1/environments/{id}/active", get(deployments::active_versions))
+        .route("/v1/environments/{id}/active/{component_id}", axum::routing::delete(deployments::undeploy))
         .route("/v1/audit", get(audit::list_audit))
         .route("/v1/audit/verify", get(audit::verify_audit))
         .route("/platform/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))

@@ -5,6 +5,7 @@
 
 mod audit;
 mod components;
+mod deployments;
 mod environments;
 mod idempotency;
 mod packages;
@@ -197,7 +198,11 @@ impl DynamoStore {
             query = query.consistent_read(true);
         }
         if let Some(cursor) = &page.cursor {
-            query = query.set_exclusive_start_key(Some(decode_cursor(cursor, pk_name, partition)?));
+            let fields: &[&str] = match index {
+                Some(_) => &[keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK],
+                None => &[keys::PK, keys::SK],
+            };
+            query = query.set_exclusive_start_key(Some(decode_cursor(cursor, pk_name, partition, fields)?));
         }
         let out = query.send().await.map_err(|e| unexpected(e.into_service_error()))?;
         let items = out.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<T>>>()?;
@@ -216,12 +221,13 @@ fn encode_cursor(key: &Item) -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
 }
 
-/// A cursor is only accepted for the partition it came from: a cursor cannot
-/// be crafted to read another tenant's items.
-fn decode_cursor(cursor: &str, pk_name: &str, partition: &str) -> Result<Item> {
+/// A cursor is only accepted for the partition it came from (it cannot be
+/// crafted to read another tenant's items) and with exactly the key `fields`
+/// of the query that issued it.
+fn decode_cursor(cursor: &str, pk_name: &str, partition: &str, fields: &[&str]) -> Result<Item> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
     let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
-    if plain.get(pk_name).map(String::as_str) != Some(partition) || plain.len() > 4 {
+    if plain.get(pk_name).map(String::as_str) != Some(partition) || plain.len() != fields.len() || !fields.iter().all(|f| plain.contains_key(*f)) {
         return Err(invalid_cursor());
     }
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
@@ -253,14 +259,22 @@ mod tests {
     fn a_cursor_round_trips_for_its_own_partition() {
         let key: Item = HashMap::from([("pk".to_string(), s("T#a#ENV")), ("sk".to_string(), s("E#1"))]);
         let cursor = encode_cursor(&key).unwrap();
-        assert_eq!(decode_cursor(&cursor, "pk", "T#a#ENV").unwrap(), key);
+        assert_eq!(decode_cursor(&cursor, "pk", "T#a#ENV", &["pk", "sk"]).unwrap(), key);
     }
 
     #[test]
     fn a_cursor_for_another_partition_is_refused() {
         let key: Item = HashMap::from([("pk".to_string(), s("T#a#ENV")), ("sk".to_string(), s("E#1"))]);
         let cursor = encode_cursor(&key).unwrap();
-        assert!(decode_cursor(&cursor, "pk", "T#b#ENV").is_err());
-        assert!(decode_cursor("not base64!", "pk", "T#a#ENV").is_err());
+        assert!(decode_cursor(&cursor, "pk", "T#b#ENV", &["pk", "sk"]).is_err());
+        assert!(decode_cursor("not base64!", "pk", "T#a#ENV", &["pk", "sk"]).is_err());
+    }
+
+    #[test]
+    fn a_cursor_missing_or_adding_key_fields_is_refused() {
+        let partial: Item = HashMap::from([("pk".to_string(), s("T#a#ENV"))]);
+        assert!(decode_cursor(&encode_cursor(&partial).unwrap(), "pk", "T#a#ENV", &["pk", "sk"]).is_err());
+        let extra: Item = HashMap::from([("pk".to_string(), s("T#a#ENV")), ("sk".to_string(), s("E#1")), ("x".to_string(), s("y"))]);
+        assert!(decode_cursor(&encode_cursor(&extra).unwrap(), "pk", "T#a#ENV", &["pk", "sk"]).is_err());
     }
 }

@@ -4,6 +4,10 @@
 mod agents;
 mod audit;
 mod components;
+mod deployments;
+mod dispatch;
+mod jobs;
+mod sweeper;
 mod environments;
 mod packages;
 mod runtimes;
@@ -12,11 +16,15 @@ mod tenants;
 pub use agents::{Registration, RuntimeCtx};
 pub use audit::VerifyReport;
 pub use components::{NewComponent, RevisionInput};
+pub use deployments::{ActiveView, NewDeployment};
+pub use jobs::{JobEventOutcome, JobOffer};
+pub use sweeper::SweepReport;
 pub use packages::{NewPackage, PackageDetails};
 pub use runtimes::CreatedRuntime;
 
 use crate::ports::{
-    AuditStore, BlobStore, ComponentStore, EnvironmentStore, IdempotencyStore, PackageActivity, PackageStore, RuntimeQueues, RuntimeStore, TenantStore,
+    AuditStore, BlobStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, RuntimeQueues,
+    RuntimeStore, TenantStore,
 };
 use std::sync::Arc;
 
@@ -25,11 +33,13 @@ use std::sync::Arc;
 pub struct Settings {
     /// A runtime with no heartbeat for this long is `offline`.
     pub runtime_offline_after: chrono::Duration,
+    /// A delivered job not finished within this is failed by the sweeper.
+    pub job_deadline: chrono::Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { runtime_offline_after: chrono::Duration::seconds(90) }
+        Self { runtime_offline_after: chrono::Duration::seconds(90), job_deadline: chrono::Duration::minutes(15) }
     }
 }
 
@@ -47,5 +57,7 @@ pub struct Berth {
     pub packages: Arc<dyn PackageStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub package_activity: Arc<dyn PackageActivity>,
+    pub deployments: Arc<dyn DeploymentStore>,
+    pub jobs: Arc<dyn JobQueues>,
     pub settings: Settings,
 }

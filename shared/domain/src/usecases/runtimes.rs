@@ -90,7 +90,8 @@ impl Berth {
         self.get_environment(ctx, env).await?;
         ctx.require(Permission::ManageRuntimes)?;
         let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.detached", "environment", env, json!({"runtime_id": runtime}));
-        self.runtimes.detach_runtime(ctx.tenant, env, runtime, audit).await
+        self.runtimes.detach_runtime(ctx.tenant, env, runtime, audit).await?;
+        self.undeploy_from_detached(ctx, env, runtime).await
     }
 
     pub async fn list_environment_runtimes(&self, ctx: &TenantCtx, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>> {

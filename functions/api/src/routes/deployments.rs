@@ -1,0 +1,116 @@
+use super::created;
+use crate::ctx::Ctx;
+use crate::state::AppState;
+use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, TargetView, ValidateDeployment, ValidationView};
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_domain::deployment::DeploymentStatus;
+use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId};
+use berth_domain::ports::DeploymentFilter;
+use berth_domain::usecases::NewDeployment;
+use berth_domain::DomainError;
+use berth_web::extract::{path_id, serde_urlencoded_query};
+use berth_web::{ApiError, JsonBody, PageQuery};
+
+/// The dry run: blocking `errors` and `warnings`, without deploying.
+#[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = ValidateDeployment,
+    responses((status = 200, body = ValidationView)), security(("bearer" = [])))]
+pub async fn validate_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<ValidateDeployment>) -> Result<Json<ValidationView>, ApiError> {
+    let report = state.berth.validate_deployment(&ctx, PackageId::from_uuid(body.package_id), EnvironmentId::from_uuid(body.environment_id)).await?;
+    Ok(Json(report.into()))
+}
+
+/// Deploys a package version to an environment (refused with the first blocking error's code).
+#[utoipa::path(post, path = "/v1/deployments", tag = "deployments", request_body = CreateDeployment,
+    responses((status = 201, body = DeploymentView), (status = 409, description = "environment_not_enabled, deployment_in_progress, no_runtimes, requirement_missing, ...")),
+    security(("bearer" = [])))]
+pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreateDeployment>) -> Result<Response, ApiError> {
+    let input = NewDeployment {
+        package_id: PackageId::from_uuid(body.package_id),
+        environment_id: EnvironmentId::from_uuid(body.environment_id),
+        notes: body.notes.unwrap_or_default(),
+        scheduled_at: body.scheduled_at,
+    };
+    let d = state.berth.create_deployment(&ctx, input).await?;
+    Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))
+}
+
+#[derive(serde::Deserialize)]
+struct Filter {
+    environment_id: Option<String>,
+    component_id: Option<String>,
+    status: Option<String>,
+}
+
+fn uuid_param<T: std::str::FromStr>(field: &str, raw: Option<String>) -> Result<Option<T>, ApiError> {
+    raw.map(|r| r.parse::<T>().map_err(|_| ApiError::from(DomainError::invalid(field, "must be a UUID")))).transpose()
+}
+
+/// Deployments, newest first: the history per environment and component.
+#[utoipa::path(get, path = "/v1/deployments", tag = "deployments",
+    params(("environment_id" = Option<String>, Query), ("component_id" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListOf<DeploymentView>)), security(("bearer" = [])))]
+pub async fn list_deployments(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page): PageQuery, parts: Parts) -> Result<Json<ListOf<DeploymentView>>, ApiError> {
+    let raw: Filter = serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
+    let filter = DeploymentFilter {
+        environment: uuid_param::<EnvironmentId>("environment_id", raw.environment_id)?,
+        component: uuid_param::<ComponentId>("component_id", raw.component_id)?,
+        status: raw
+            .status
+            .map(|s| DeploymentStatus::parse(&s).ok_or_else(|| ApiError::from(DomainError::invalid("status", "is not a deployment status"))))
+            .transpose()?,
+    };
+    let page = state.berth.list_deployments(&ctx, &filter, &page).await?;
+    Ok(Json(ListOf::from_page(page, |d| DeploymentView::from(&d))))
+}
+
+#[utoipa::path(get, path = "/v1/deployments/{id}", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = [])))]
+pub async fn get_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
+    Ok(Json(DeploymentView::from(&state.berth.get_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
+}
+
+/// Per-runtime state.
+#[utoipa::path(get, path = "/v1/deployments/{id}/targets", tag = "deployments", responses((status = 200, body = ListOf<TargetView>)), security(("bearer" = [])))]
+pub async fn list_targets(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ListOf<TargetView>>, ApiError> {
+    let targets = state.berth.list_targets(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?;
+    Ok(Json(ListOf { items: targets.iter().map(TargetView::from).collect(), next_cursor: None }))
+}
+
+/// The timeline.
+#[utoipa::path(get, path = "/v1/deployments/{id}/events", tag = "deployments", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListOf<EventView>)), security(("bearer" = [])))]
+pub async fn list_events(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, PageQuery(page): PageQuery) -> Result<Json<ListOf<EventView>>, ApiError> {
+    let page = state.berth.list_deployment_events(&ctx, path_id::<DeploymentId>(&id, "deployment")?, &page).await?;
+    Ok(Json(ListOf::from_page(page, |e| EventView { at: e.at, runtime_id: e.runtime_id.map(|r| r.as_uuid()), message: e.message })))
+}
+
+#[utoipa::path(post, path = "/v1/deployments/{id}/cancel", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 409, description = "deployment_started")), security(("bearer" = [])))]
+pub async fn cancel_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
+    Ok(Json(DeploymentView::from(&state.berth.cancel_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
+}
+
+/// Sends the failed targets their job again.
+#[utoipa::path(post, path = "/v1/deployments/{id}/retry", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 409, description = "not_retryable")), security(("bearer" = [])))]
+pub async fn retry_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
+    Ok(Json(DeploymentView::from(&state.berth.retry_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
+}
+
+/// What the environment runs, with `outdated` and `out_of_sync`.
+#[utoipa::path(get, path = "/v1/environments/{id}/active", tag = "deployments", responses((status = 200, body = ListOf<ActiveVersionView>)), security(("bearer" = [])))]
+pub async fn active_versions(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ListOf<ActiveVersionView>>, ApiError> {
+    let views = state.berth.active_versions(&ctx, path_id::<EnvironmentId>(&id, "environment")?).await?;
+    Ok(Json(ListOf { items: views.iter().map(ActiveVersionView::from).collect(), next_cursor: None }))
+}
+
+/// Undeploys a component: returns the undeploy deployment (202: it runs on the runtimes).
+#[utoipa::path(delete, path = "/v1/environments/{id}/active/{component_id}", tag = "deployments",
+    responses((status = 202, body = DeploymentView), (status = 404, description = "not active there")), security(("bearer" = [])))]
+pub async fn undeploy(State(state): State<AppState>, Ctx(ctx): Ctx, Path((id, component)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let env = path_id::<EnvironmentId>(&id, "environment")?;
+    let component = path_id::<ComponentId>(&component, "component")?;
+    let d = state.berth.undeploy(&ctx, env, component).await?;
+    Ok((StatusCode::ACCEPTED, Json(DeploymentView::from(&d))).into_response())
+}

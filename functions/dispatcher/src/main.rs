@@ -1,0 +1,42 @@
+//! The dispatcher Lambda (SQS event source, partial batch responses): initialisation only.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use berth_aws::app::{build_berth, settings_from_env};
+use berth_aws::{AwsClients, ResourceNames};
+use berth_dispatcher::{handle_batch, QueueMessage};
+use lambda_runtime::{service_fn, LambdaEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    berth_web::telemetry::init_tracing();
+    let clients = AwsClients::from_env().await;
+    let berth = Arc::new(build_berth(&clients, &ResourceNames::from_env(), settings_from_env()));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let berth = berth.clone();
+        async move {
+            let messages = event
+                .payload
+                .records
+                .into_iter()
+                .map(|r| QueueMessage {
+                    message_id: r.message_id.unwrap_or_default(),
+                    body: r.body.unwrap_or_default(),
+                    receive_count: r.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
+                })
+                .collect();
+            let failures = handle_batch(&berth, messages).await;
+            let mut response = SqsBatchResponse::default();
+            response.batch_item_failures = failures
+                .into_iter()
+                .map(|id| {
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = id;
+                    f
+                })
+                .collect();
+            Ok::<_, lambda_runtime::Error>(response)
+        }
+    }))
+    .await
+}

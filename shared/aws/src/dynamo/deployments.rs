@@ -1,0 +1,531 @@
+use super::{from_item, key_of, map_tx, s, to_item, DynamoStore, Item, TxError};
+use crate::keys;
+use crate::unexpected;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use berth_domain::audit::AuditDraft;
+use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
+use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
+use berth_domain::package::VersionLabel;
+use berth_domain::page::{Page, PageRequest};
+use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::runtime::Digest;
+use berth_domain::{DomainError, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct DeploymentRecord {
+    pk: String,
+    sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+    tenant_id: TenantId,
+    id: DeploymentId,
+    kind: DeploymentKind,
+    status: DeploymentStatus,
+    environment_id: EnvironmentId,
+    component_id: ComponentId,
+    package_id: PackageId,
+    version: VersionLabel,
+    digest: Digest,
+    size: u64,
+    notes: String,
+    requested_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_package_id: Option<PackageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    only_runtime: Option<RuntimeId>,
+    created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl DeploymentRecord {
+    fn new(tenant: TenantId, d: &Deployment) -> Self {
+        let (pk, sk) = keys::deployment(tenant, d.id);
+        // Sparse sweeper index: only while the sweeper has something to do with it.
+        let (gsi1pk, gsi1sk) = match (d.status, d.scheduled_at) {
+            (DeploymentStatus::Scheduled, Some(at)) => (Some(keys::SWEEP_SCHEDULED.to_string()), Some(format!("{}#{tenant}#{}", keys::time(at), d.id))),
+            (DeploymentStatus::Queued, _) => (Some(keys::SWEEP_QUEUED.to_string()), Some(format!("{}#{tenant}#{}", keys::time(Utc::now()), d.id))),
+            _ => (None, None),
+        };
+        Self {
+            pk,
+            sk,
+            gsi1pk,
+            gsi1sk,
+            tenant_id: tenant,
+            id: d.id,
+            kind: d.kind,
+            status: d.status,
+            environment_id: d.environment_id,
+            component_id: d.component_id,
+            package_id: d.package_id,
+            version: d.version.clone(),
+            digest: d.digest.clone(),
+            size: d.size,
+            notes: d.notes.clone(),
+            requested_by: d.requested_by.clone(),
+            scheduled_at: d.scheduled_at,
+            previous_package_id: d.previous_package_id,
+            only_runtime: d.only_runtime,
+            created_at: d.created_at,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+        }
+    }
+
+    fn into_deployment(self) -> Deployment {
+        Deployment {
+            id: self.id,
+            kind: self.kind,
+            status: self.status,
+            environment_id: self.environment_id,
+            component_id: self.component_id,
+            package_id: self.package_id,
+            version: self.version,
+            digest: self.digest,
+            size: self.size,
+            notes: self.notes,
+            requested_by: self.requested_by,
+            scheduled_at: self.scheduled_at,
+            previous_package_id: self.previous_package_id,
+            only_runtime: self.only_runtime,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct TargetRecord {
+    pk: String,
+    sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+    tenant_id: TenantId,
+    deployment_id: DeploymentId,
+    runtime_id: RuntimeId,
+    job_id: JobId,
+    state: TargetState,
+    message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deadline: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    receipt: Option<String>,
+}
+
+impl TargetRecord {
+    fn new(tenant: TenantId, t: &Target, receipt: Option<String>) -> Self {
+        let (pk, sk) = keys::target(tenant, t.deployment_id, t.runtime_id);
+        let (gsi1pk, gsi1sk) = match t.deadline {
+            Some(deadline) if !t.state.settled() && t.state != TargetState::Pending => (
+                Some(keys::SWEEP_TARGETS.to_string()),
+                Some(format!("{}#{tenant}#{}#{}", keys::time(deadline), t.deployment_id, t.runtime_id)),
+            ),
+            _ => (None, None),
+        };
+        Self {
+            pk,
+            sk,
+            gsi1pk,
+            gsi1sk,
+            tenant_id: tenant,
+            deployment_id: t.deployment_id,
+            runtime_id: t.runtime_id,
+            job_id: t.job_id,
+            state: t.state,
+            message: t.message.clone(),
+            deadline: t.deadline,
+            updated_at: t.updated_at,
+            receipt,
+        }
+    }
+
+    fn into_target(self) -> Target {
+        Target {
+            deployment_id: self.deployment_id,
+            runtime_id: self.runtime_id,
+            job_id: self.job_id,
+            state: self.state,
+            message: self.message,
+            deadline: self.deadline,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LockRecord {
+    pk: String,
+    sk: String,
+    deployment_id: DeploymentId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JobRecord {
+    pk: String,
+    sk: String,
+    deployment_id: DeploymentId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ActiveRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    active: ActiveVersion,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MarkerRecord {
+    pk: String,
+    sk: String,
+    deployment_id: DeploymentId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    event: DeploymentEvent,
+}
+
+impl DynamoStore {
+    fn conditional_put(&self, item: Item, condition: &str, values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Result<TransactWriteItem> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
+        if condition.contains("#status") {
+            put = put.expression_attribute_names("#status", "status");
+        }
+        for (k, v) in values {
+            put = put.expression_attribute_values(k, v);
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(unexpected)?).build())
+    }
+
+    fn deployment_put(&self, tenant: TenantId, d: &Deployment, from: Option<DeploymentStatus>) -> Result<TransactWriteItem> {
+        let item = to_item(&DeploymentRecord::new(tenant, d))?;
+        match from {
+            None => self.conditional_put(item, "attribute_not_exists(pk)", vec![]),
+            Some(from) => self.conditional_put(item, "#status = :from", vec![(":from", s(from.as_str()))]),
+        }
+    }
+
+    fn lock_put(&self, tenant: TenantId, d: &Deployment) -> Result<TransactWriteItem> {
+        let (pk, sk) = keys::in_flight(tenant, d.environment_id, d.component_id);
+        self.put(to_item(&LockRecord { pk, sk, deployment_id: d.id })?, "attribute_not_exists(pk)")
+    }
+
+    fn lock_delete(&self, tenant: TenantId, d: &Deployment) -> Result<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::in_flight(tenant, d.environment_id, d.component_id))))
+            .condition_expression("deployment_id = :d")
+            .expression_attribute_values(":d", s(d.id.to_string()))
+            .build()
+            .map_err(unexpected)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    fn plain_delete(&self, key: (String, String)) -> Result<TransactWriteItem> {
+        let delete = Delete::builder().table_name(&self.table).set_key(Some(key_of(key))).build().map_err(unexpected)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    fn supersede(&self, tenant: TenantId, deployment: DeploymentId) -> Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::deployment(tenant, deployment))))
+            .update_expression("SET #status = :superseded")
+            .condition_expression("#status = :succeeded")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":superseded", s(DeploymentStatus::Superseded.as_str()))
+            .expression_attribute_values(":succeeded", s(DeploymentStatus::Succeeded.as_str()))
+            .build()
+            .map_err(unexpected)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn marker_put(&self, tenant: TenantId, active: &ActiveVersion) -> Result<TransactWriteItem> {
+        let (pk, sk) = keys::package_active_marker(tenant, active.package_id, active.environment_id);
+        let item = to_item(&MarkerRecord { pk, sk, deployment_id: active.deployment_id })?;
+        Ok(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(unexpected)?).build())
+    }
+
+    /// Runs a transaction with, or without, an audit event.
+    async fn commit(&self, tenant: TenantId, items: Vec<TransactWriteItem>, audit: Option<AuditDraft>) -> std::result::Result<(), TxError> {
+        match audit {
+            Some(draft) => self.write_with_audit(tenant, items, draft).await,
+            None => {
+                let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(err) => {
+                        let err = err.into_service_error();
+                        if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) = &err {
+                            if let Some(i) = c.cancellation_reasons().iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                                return Err(TxError::Condition(i));
+                            }
+                        }
+                        Err(TxError::Other(unexpected(err)))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn query_all<T: serde::de::DeserializeOwned>(&self, partition: &str) -> Result<Vec<T>> {
+        let mut all = vec![];
+        let mut page = PageRequest::first(100);
+        loop {
+            let (items, next) = self.query_page::<T>(partition, None, None, &page).await?;
+            all.extend(items);
+            match next {
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    async fn sweep_query(&self, partition: &str, before: DateTime<Utc>, limit: u32) -> Result<Vec<Item>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :p AND gsi1sk < :t")
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":t", s(keys::time(before)))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| unexpected(e.into_service_error()))?;
+        Ok(out.items.unwrap_or_default())
+    }
+
+    async fn sweep_deployments(&self, partition: &str, before: DateTime<Utc>, limit: u32) -> Result<Vec<SweepItem>> {
+        self.sweep_query(partition, before, limit)
+            .await?
+            .into_iter()
+            .map(|i| from_item::<DeploymentRecord>(i).map(|r| SweepItem { tenant: r.tenant_id, deployment: r.id, runtime: None }))
+            .collect()
+    }
+}
+
+fn status_changed() -> DomainError {
+    DomainError::conflict("status_changed", "the deployment changed meanwhile")
+}
+
+#[async_trait]
+impl DeploymentStore for DynamoStore {
+    async fn create_deployment(&self, tenant: TenantId, d: &Deployment, audit: AuditDraft) -> Result<()> {
+        let mut items = vec![self.deployment_put(tenant, d, None)?];
+        if d.only_runtime.is_none() {
+            items.push(self.lock_put(tenant, d)?);
+        }
+        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
+            1 => DomainError::conflict("deployment_in_progress", "another deployment of this component to this environment is in flight"),
+            _ => DomainError::conflict("deployment_exists", "a deployment with this id exists"),
+        })
+    }
+
+    async fn get_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<Option<Deployment>> {
+        Ok(self.get::<DeploymentRecord>(keys::deployment(tenant, id)).await?.map(DeploymentRecord::into_deployment))
+    }
+
+    async fn list_deployments(&self, tenant: TenantId, filter: &DeploymentFilter, page: &PageRequest) -> Result<Page<Deployment>> {
+        // Newest first (ids are UUIDv7). Filters narrow a page after it is read,
+        // so a page may hold fewer than `limit` items while `next_cursor` goes on.
+        let (records, next_cursor) = self.query_page_ordered::<DeploymentRecord>(&keys::deployments(tenant), None, None, page, false).await?;
+        let items = records
+            .into_iter()
+            .map(DeploymentRecord::into_deployment)
+            .filter(|d| filter.environment.is_none_or(|e| d.environment_id == e))
+            .filter(|d| filter.component.is_none_or(|c| d.component_id == c))
+            .filter(|d| filter.status.is_none_or(|s| d.status == s))
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn in_flight(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<DeploymentId>> {
+        Ok(self.get::<LockRecord>(keys::in_flight(tenant, env, component)).await?.map(|l| l.deployment_id))
+    }
+
+    async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {
+        let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
+        if from.in_flight() && !after.status.in_flight() && after.only_runtime.is_none() {
+            items.push(self.lock_delete(tenant, after)?);
+        }
+        map_tx(self.commit(tenant, items, audit).await, |_| status_changed())
+    }
+
+    async fn finish_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, activation: &Activation, audit: AuditDraft) -> Result<()> {
+        let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
+        if from.in_flight() && after.only_runtime.is_none() {
+            items.push(self.lock_delete(tenant, after)?);
+        }
+        match activation {
+            Activation::Activate { new, previous } => {
+                let (pk, sk) = keys::active(tenant, new.environment_id, new.component_id);
+                let item = to_item(&ActiveRecord { pk, sk, active: new.clone() })?;
+                items.push(match previous {
+                    Some(p) => self.conditional_put(item, "deployment_id = :prev", vec![(":prev", s(p.deployment_id.to_string()))])?,
+                    None => self.conditional_put(item, "attribute_not_exists(pk)", vec![])?,
+                });
+                items.push(self.marker_put(tenant, new)?);
+                if let Some(p) = previous {
+                    if p.package_id != new.package_id {
+                        items.push(self.plain_delete(keys::package_active_marker(tenant, p.package_id, p.environment_id))?);
+                    }
+                    if p.deployment_id != after.id {
+                        items.push(self.supersede(tenant, p.deployment_id)?);
+                    }
+                }
+            }
+            Activation::Deactivate { previous } => {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_of(keys::active(tenant, previous.environment_id, previous.component_id))))
+                    .condition_expression("deployment_id = :prev")
+                    .expression_attribute_values(":prev", s(previous.deployment_id.to_string()))
+                    .build()
+                    .map_err(unexpected)?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+                items.push(self.plain_delete(keys::package_active_marker(tenant, previous.package_id, previous.environment_id))?);
+                items.push(self.supersede(tenant, previous.deployment_id)?);
+            }
+            Activation::Unchanged => {}
+        }
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| status_changed())
+    }
+
+    async fn reopen_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, targets: &[Target], audit: AuditDraft) -> Result<()> {
+        let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
+        if after.only_runtime.is_none() {
+            items.push(self.lock_put(tenant, after)?);
+        }
+        for t in targets {
+            let item = to_item(&TargetRecord::new(tenant, t, None))?;
+            items.push(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(unexpected)?).build());
+            let (pk, sk) = keys::job(tenant, t.runtime_id, t.job_id);
+            items.push(self.put(to_item(&JobRecord { pk, sk, deployment_id: t.deployment_id })?, "attribute_not_exists(pk)")?);
+        }
+        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
+            1 => DomainError::conflict("deployment_in_progress", "another deployment of this component to this environment is in flight"),
+            _ => status_changed(),
+        })
+    }
+
+    async fn put_target_if_absent(&self, tenant: TenantId, t: &Target) -> Result<bool> {
+        let (pk, sk) = keys::job(tenant, t.runtime_id, t.job_id);
+        let items = vec![
+            self.put(to_item(&TargetRecord::new(tenant, t, None))?, "attribute_not_exists(pk)")?,
+            self.put(to_item(&JobRecord { pk, sk, deployment_id: t.deployment_id })?, "attribute_not_exists(pk)")?,
+        ];
+        match self.commit(tenant, items, None).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Condition(_)) => Ok(false),
+            Err(TxError::Other(e)) => Err(e),
+        }
+    }
+
+    async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>> {
+        Ok(self.get::<TargetRecord>(keys::target(tenant, deployment, runtime)).await?.map(TargetRecord::into_target))
+    }
+
+    async fn list_targets(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Target>> {
+        Ok(self.query_all::<TargetRecord>(&keys::targets(tenant, deployment)).await?.into_iter().map(TargetRecord::into_target).collect())
+    }
+
+    async fn update_target(&self, tenant: TenantId, t: &Target, from: TargetState, receipt: Option<&str>) -> Result<()> {
+        let receipt = match receipt {
+            Some(r) => Some(r.to_string()),
+            None => self.get::<TargetRecord>(keys::target(tenant, t.deployment_id, t.runtime_id)).await?.and_then(|r| r.receipt),
+        };
+        let from_value = serde_dynamo::to_attribute_value(from).map_err(unexpected)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&TargetRecord::new(tenant, t, receipt))?))
+            .condition_expression("#state = :from AND job_id = :job")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":from", from_value)
+            .expression_attribute_values(":job", s(t.job_id.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Err(DomainError::conflict("target_changed", "the job changed meanwhile"))
+                } else {
+                    Err(unexpected(e))
+                }
+            }
+        }
+    }
+
+    async fn target_receipt(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<String>> {
+        Ok(self.get::<TargetRecord>(keys::target(tenant, deployment, runtime)).await?.and_then(|r| r.receipt))
+    }
+
+    async fn find_job(&self, tenant: TenantId, runtime: RuntimeId, job: JobId) -> Result<Option<DeploymentId>> {
+        Ok(self.get::<JobRecord>(keys::job(tenant, runtime, job)).await?.map(|j| j.deployment_id))
+    }
+
+    async fn add_event(&self, tenant: TenantId, deployment: DeploymentId, event: &DeploymentEvent) -> Result<()> {
+        let record = EventRecord { pk: keys::events(tenant, deployment), sk: format!("{}#{}", keys::time(event.at), uuid::Uuid::new_v4()), event: event.clone() };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            .send()
+            .await
+            .map_err(|e| unexpected(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn list_events(&self, tenant: TenantId, deployment: DeploymentId, page: &PageRequest) -> Result<Page<DeploymentEvent>> {
+        let (records, next_cursor) = self.query_page::<EventRecord>(&keys::events(tenant, deployment), None, None, page).await?;
+        Ok(Page { items: records.into_iter().map(|r| r.event).collect(), next_cursor })
+    }
+
+    async fn active_versions(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<ActiveVersion>> {
+        Ok(self.query_all::<ActiveRecord>(&keys::actives(tenant, env)).await?.into_iter().map(|r| r.active).collect())
+    }
+
+    async fn active_version(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ActiveVersion>> {
+        Ok(self.get::<ActiveRecord>(keys::active(tenant, env, component)).await?.map(|r| r.active))
+    }
+
+    async fn overdue_targets(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SweepItem>> {
+        self.sweep_query(keys::SWEEP_TARGETS, now, limit)
+            .await?
+            .into_iter()
+            .map(|i| from_item::<TargetRecord>(i).map(|r| SweepItem { tenant: r.tenant_id, deployment: r.deployment_id, runtime: Some(r.runtime_id) }))
+            .collect()
+    }
+
+    async fn due_scheduled(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SweepItem>> {
+        self.sweep_deployments(keys::SWEEP_SCHEDULED, now, limit).await
+    }
+
+    async fn stale_queued(&self, queued_before: DateTime<Utc>, limit: u32) -> Result<Vec<SweepItem>> {
+        self.sweep_deployments(keys::SWEEP_QUEUED, queued_before, limit).await
+    }
+}
+

@@ -1,0 +1,263 @@
+//! Deployments: one package version to one environment, fanned out as one
+//! target (job) per attached runtime; their states; and what an environment
+//! runs (its active versions).
+
+use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId};
+use crate::package::{ManifestEntry, VersionLabel};
+use crate::runtime::Digest;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentKind {
+    Deploy,
+    /// An earlier version than the active one, again.
+    Redeploy,
+    /// Automatic, after a failure.
+    Rollback,
+    Undeploy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    PendingApproval,
+    Approved,
+    Scheduled,
+    Queued,
+    InProgress,
+    Succeeded,
+    Failed,
+    PartiallyFailed,
+    RolledBack,
+    Superseded,
+    Cancelled,
+    Rejected,
+}
+
+impl DeploymentStatus {
+    /// Holds the environment's (environment, component) lock.
+    pub fn in_flight(self) -> bool {
+        matches!(self, Self::PendingApproval | Self::Approved | Self::Scheduled | Self::Queued | Self::InProgress)
+    }
+    /// May still be cancelled: nothing was sent to a runtime yet.
+    pub fn cancellable(self) -> bool {
+        matches!(self, Self::PendingApproval | Self::Approved | Self::Scheduled | Self::Queued)
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(raw.to_string())).ok()
+    }
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub kind: DeploymentKind,
+    pub status: DeploymentStatus,
+    pub environment_id: EnvironmentId,
+    pub component_id: ComponentId,
+    pub package_id: PackageId,
+    pub version: VersionLabel,
+    pub digest: Digest,
+    pub size: u64,
+    pub notes: String,
+    pub requested_by: String,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The package active in the environment when this was requested.
+    pub previous_package_id: Option<PackageId>,
+    /// Set on the undeploys sent to a runtime detached from the environment:
+    /// only that runtime is targeted and the environment's active versions stay.
+    pub only_runtime: Option<RuntimeId>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A job's progress on one runtime, as its agent reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetState {
+    Pending,
+    Delivered,
+    Downloading,
+    BackingUp,
+    Applying,
+    Deployed,
+    Failed,
+    Restored,
+}
+
+impl TargetState {
+    fn rank(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Delivered => 1,
+            Self::Downloading => 2,
+            Self::BackingUp => 3,
+            Self::Applying => 4,
+            Self::Deployed | Self::Failed => 5,
+            Self::Restored => 6,
+        }
+    }
+
+    /// Nothing more will happen (a failed target may still report `restored`).
+    pub fn settled(self) -> bool {
+        matches!(self, Self::Deployed | Self::Failed | Self::Restored)
+    }
+
+    /// The state after the agent reports `phase`: `Ok(None)` when it changes
+    /// nothing (a repeated or late report), an error for an impossible one.
+    pub fn advance(self, phase: TargetState) -> Result<Option<TargetState>, String> {
+        if phase == self || (phase.rank() < self.rank() && !matches!(phase, Self::Failed | Self::Deployed)) {
+            return Ok(None);
+        }
+        match (self, phase) {
+            (_, Self::Pending) => Err("pending is not a phase an agent reports".into()),
+            (Self::Deployed, Self::Failed) | (Self::Failed, Self::Deployed) => Err(format!("the job already ended as {self:?}")),
+            (Self::Restored, _) => Ok(None),
+            (Self::Deployed, _) => Ok(None),
+            (s, Self::Restored) if s != Self::Failed => Err("restored follows failed".into()),
+            _ => Ok(Some(phase)),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub deployment_id: DeploymentId,
+    pub runtime_id: RuntimeId,
+    pub job_id: JobId,
+    pub state: TargetState,
+    pub message: String,
+    /// Set on delivery: a job not finished by then is failed by the sweeper.
+    pub deadline: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a deployment's targets add up to, once every one has settled.
+pub fn aggregate(targets: &[Target]) -> Option<DeploymentStatus> {
+    if targets.is_empty() || !targets.iter().all(|t| t.state.settled()) {
+        return None;
+    }
+    let deployed = targets.iter().filter(|t| t.state == TargetState::Deployed).count();
+    let restored = targets.iter().filter(|t| t.state == TargetState::Restored).count();
+    Some(if deployed == targets.len() {
+        DeploymentStatus::Succeeded
+    } else if deployed > 0 {
+        DeploymentStatus::PartiallyFailed
+    } else if restored == targets.len() {
+        DeploymentStatus::RolledBack
+    } else {
+        DeploymentStatus::Failed
+    })
+}
+
+/// A line of a deployment's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentEvent {
+    pub at: DateTime<Utc>,
+    pub runtime_id: Option<RuntimeId>,
+    pub message: String,
+}
+
+/// The version of a component an environment runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActiveVersion {
+    pub environment_id: EnvironmentId,
+    pub component_id: ComponentId,
+    pub package_id: PackageId,
+    pub version: VersionLabel,
+    pub digest: Digest,
+    pub deployment_id: DeploymentId,
+    pub activated_at: DateTime<Utc>,
+    /// The package's bundled components (for drift and licence counts).
+    pub components: Vec<ManifestEntry>,
+}
+
+/// A job as the deployments and runtime queues carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub tenant_id: crate::ids::TenantId,
+    pub deployment_id: DeploymentId,
+    pub runtime_id: RuntimeId,
+    pub job_id: JobId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(state: TargetState) -> Target {
+        Target {
+            deployment_id: DeploymentId::new(),
+            runtime_id: RuntimeId::new(),
+            job_id: JobId::new(),
+            state,
+            message: String::new(),
+            deadline: None,
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_deployment_succeeds_when_every_target_deployed() {
+        assert_eq!(aggregate(&[target(TargetState::Deployed), target(TargetState::Deployed)]), Some(DeploymentStatus::Succeeded));
+    }
+
+    #[test]
+    fn a_deployment_is_undecided_while_a_target_is_still_applying() {
+        assert_eq!(aggregate(&[target(TargetState::Deployed), target(TargetState::Applying)]), None);
+        assert_eq!(aggregate(&[]), None);
+    }
+
+    #[test]
+    fn a_deployment_whose_every_target_restored_is_rolled_back() {
+        assert_eq!(aggregate(&[target(TargetState::Restored)]), Some(DeploymentStatus::RolledBack));
+    }
+
+    #[test]
+    fn some_deployed_and_some_failed_is_partially_failed() {
+        assert_eq!(aggregate(&[target(TargetState::Deployed), target(TargetState::Failed)]), Some(DeploymentStatus::PartiallyFailed));
+        assert_eq!(aggregate(&[target(TargetState::Failed), target(TargetState::Restored)]), Some(DeploymentStatus::Failed));
+    }
+
+    #[test]
+    fn repeated_or_late_phases_change_nothing() {
+        assert_eq!(TargetState::Applying.advance(TargetState::Downloading), Ok(None));
+        assert_eq!(TargetState::Applying.advance(TargetState::Applying), Ok(None));
+        assert_eq!(TargetState::Deployed.advance(TargetState::Deployed), Ok(None));
+    }
+
+    #[test]
+    fn phases_move_forward_and_a_failure_can_be_restored() {
+        assert_eq!(TargetState::Pending.advance(TargetState::Downloading), Ok(Some(TargetState::Downloading)));
+        assert_eq!(TargetState::Applying.advance(TargetState::Failed), Ok(Some(TargetState::Failed)));
+        assert_eq!(TargetState::Failed.advance(TargetState::Restored), Ok(Some(TargetState::Restored)));
+    }
+
+    #[test]
+    fn a_finished_job_cannot_change_its_outcome() {
+        assert!(TargetState::Deployed.advance(TargetState::Failed).is_err());
+        assert!(TargetState::Failed.advance(TargetState::Deployed).is_err());
+        assert!(TargetState::Applying.advance(TargetState::Restored).is_err());
+    }
+
+    #[test]
+    fn only_unstarted_deployments_can_be_cancelled() {
+        assert!(DeploymentStatus::Queued.cancellable());
+        assert!(!DeploymentStatus::InProgress.cancellable());
+        assert!(DeploymentStatus::InProgress.in_flight());
+        assert!(!DeploymentStatus::Succeeded.in_flight());
+    }
+
+    #[test]
+    fn statuses_read_and_print_in_snake_case() {
+        assert_eq!(DeploymentStatus::parse("partially_failed"), Some(DeploymentStatus::PartiallyFailed));
+        assert_eq!(DeploymentStatus::RolledBack.as_str(), "rolled_back");
+        assert_eq!(DeploymentStatus::parse("done"), None);
+    }
+}

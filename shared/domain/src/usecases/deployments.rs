@@ -1,0 +1,332 @@
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::component::ComponentType;
+use crate::context::{Permission, TenantCtx};
+use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
+use crate::environment::Environment;
+use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId};
+use crate::package::{outdated, OutdatedComponent, Package, MAX_NOTES_CHARS};
+use crate::page::{Page, PageRequest};
+use crate::ports::DeploymentFilter;
+use crate::runtime::Runtime;
+use crate::validation::{validate, Facts, ValidationReport};
+use crate::{DomainError, Result};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::collections::HashSet;
+
+#[derive(Clone, Debug)]
+pub struct NewDeployment {
+    pub package_id: PackageId,
+    pub environment_id: EnvironmentId,
+    pub notes: String,
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// An active version with its drift.
+#[derive(Clone, Debug)]
+pub struct ActiveView {
+    pub active: ActiveVersion,
+    pub outdated_components: Vec<OutdatedComponent>,
+    /// Attached runtimes whose heartbeats report another digest (or none) for the component.
+    pub out_of_sync_runtimes: Vec<RuntimeId>,
+}
+
+impl Berth {
+    /// Every page of a list, for the few places that need all of it.
+    pub(crate) async fn all_environment_runtimes(&self, tenant: crate::ids::TenantId, env: EnvironmentId) -> Result<Vec<Runtime>> {
+        let mut all = vec![];
+        let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+        loop {
+            let batch = self.runtimes.list_environment_runtimes(tenant, env, &page).await?;
+            all.extend(batch.items);
+            match batch.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Distinct connections active in environments of `env`'s classification,
+    /// leaving out the (env, component) slot a deployment would replace.
+    async fn connections_elsewhere(&self, ctx: &TenantCtx, env: &Environment, component: ComponentId) -> Result<HashSet<ComponentId>> {
+        let mut connections = HashSet::new();
+        let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+        loop {
+            let envs = self.environments.list_environments(ctx.tenant, &page).await?;
+            for e in envs.items.iter().filter(|e| e.classification == env.classification) {
+                for a in self.deployments.active_versions(ctx.tenant, e.id).await? {
+                    if e.id == env.id && a.component_id == component {
+                        continue;
+                    }
+                    connections.extend(a.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id));
+                }
+            }
+            match envs.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(connections),
+            }
+        }
+    }
+
+    async fn report_for(&self, ctx: &TenantCtx, env: &Environment, package: &Package) -> Result<ValidationReport> {
+        let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?;
+        let active_here = self.deployments.active_versions(ctx.tenant, env.id).await?;
+        let tenant = self.tenant_of_token(ctx.tenant).await?;
+        let facts = Facts {
+            environment: env,
+            package,
+            may_deploy: ctx.require(Permission::Deploy).is_ok(),
+            in_flight: self.deployments.in_flight(ctx.tenant, env.id, package.component_id).await?,
+            runtimes: runtimes.iter().map(|r| (r.name.to_string(), self.runtime_status(r))).collect(),
+            active_here: &active_here,
+            connection_licenses: tenant.plan.connection_licenses,
+            connections_elsewhere: self.connections_elsewhere(ctx, env, package.component_id).await?,
+        };
+        Ok(validate(&facts))
+    }
+
+    /// The dry run: what would block this deployment, and what to watch.
+    pub async fn validate_deployment(&self, ctx: &TenantCtx, package: PackageId, env: EnvironmentId) -> Result<ValidationReport> {
+        let env = self.get_environment(ctx, env).await?;
+        let package = self.get_package(ctx, package).await?.package;
+        self.report_for(ctx, &env, &package).await
+    }
+
+    /// Validates, then records the deployment (taking the environment's lock
+    /// for the component) and queues it, or holds it until `scheduled_at`.
+    #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn create_deployment(&self, ctx: &TenantCtx, input: NewDeployment) -> Result<Deployment> {
+        let env = self.get_environment(ctx, input.environment_id).await?;
+        let package = self.get_package(ctx, input.package_id).await?.package;
+        ctx.require(Permission::Deploy)?;
+        if input.notes.chars().count() > MAX_NOTES_CHARS {
+            return Err(DomainError::invalid("notes", format!("must be at most {MAX_NOTES_CHARS} characters")));
+        }
+        let report = self.report_for(ctx, &env, &package).await?;
+        if let Some(first) = report.errors.first() {
+            return Err(DomainError::conflict(first.code, first.message.clone()));
+        }
+        let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
+        // Package ids are UUIDv7: an older id is an earlier version.
+        let kind = match &active {
+            Some(a) if package.id < a.package_id => DeploymentKind::Redeploy,
+            _ => DeploymentKind::Deploy,
+        };
+        let now = Utc::now();
+        let scheduled = input.scheduled_at.filter(|at| *at > now);
+        let deployment = Deployment {
+            id: DeploymentId::new(),
+            kind,
+            status: if scheduled.is_some() { DeploymentStatus::Scheduled } else { DeploymentStatus::Queued },
+            environment_id: env.id,
+            component_id: package.component_id,
+            package_id: package.id,
+            version: package.version.clone(),
+            digest: package.digest.clone(),
+            size: package.size,
+            notes: input.notes,
+            requested_by: ctx.actor.id.clone(),
+            scheduled_at: scheduled,
+            previous_package_id: active.map(|a| a.package_id),
+            only_runtime: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        self.record_and_queue(ctx, &deployment, "deployment.requested").await?;
+        Ok(deployment)
+    }
+
+    async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment, action: &str) -> Result<()> {
+        let audit = AuditDraft::new(
+            &ctx.actor,
+            &ctx.request_id,
+            action,
+            "deployment",
+            d.id,
+            json!({"kind": d.kind, "environment_id": d.environment_id, "component_id": d.component_id, "package_id": d.package_id, "version": d.version, "status": d.status}),
+        );
+        self.deployments.create_deployment(ctx.tenant, d, audit).await?;
+        let line = match d.kind {
+            DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
+            _ => format!("Deployment of version {} requested by {}", d.version, d.requested_by),
+        };
+        self.event(ctx.tenant, d.id, None, line).await;
+        if d.status == DeploymentStatus::Queued {
+            // If this fails, the sweeper queues it again: the deployment is recorded.
+            if let Err(e) = self.jobs.enqueue_deployment(ctx.tenant, d.id).await {
+                tracing::warn!(error = %e, deployment_id = %d.id, "could not queue the deployment now; the sweeper will");
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a timeline line; a failure to do so never fails the caller.
+    pub(crate) async fn event(&self, tenant: crate::ids::TenantId, deployment: DeploymentId, runtime: Option<RuntimeId>, message: String) {
+        let event = DeploymentEvent { at: Utc::now(), runtime_id: runtime, message };
+        if let Err(e) = self.deployments.add_event(tenant, deployment, &event).await {
+            tracing::warn!(error = %e, deployment_id = %deployment, "could not record a deployment event");
+        }
+    }
+
+    pub async fn get_deployment(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Deployment> {
+        ctx.require(Permission::Read)?;
+        self.deployments.get_deployment(ctx.tenant, id).await?.ok_or(DomainError::not_found("deployment"))
+    }
+
+    pub async fn list_deployments(&self, ctx: &TenantCtx, filter: &DeploymentFilter, page: &PageRequest) -> Result<Page<Deployment>> {
+        ctx.require(Permission::Read)?;
+        self.deployments.list_deployments(ctx.tenant, filter, page).await
+    }
+
+    pub async fn list_targets(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Vec<Target>> {
+        self.get_deployment(ctx, id).await?;
+        self.deployments.list_targets(ctx.tenant, id).await
+    }
+
+    pub async fn list_deployment_events(&self, ctx: &TenantCtx, id: DeploymentId, page: &PageRequest) -> Result<Page<DeploymentEvent>> {
+        self.get_deployment(ctx, id).await?;
+        self.deployments.list_events(ctx.tenant, id, page).await
+    }
+
+    /// Cancels a deployment that no runtime has been sent yet.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn cancel_deployment(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Deployment> {
+        let before = self.get_deployment(ctx, id).await?;
+        ctx.require(Permission::Deploy)?;
+        if !before.status.cancellable() {
+            return Err(DomainError::conflict("deployment_started", format!("a deployment that is {} can no longer be cancelled", before.status.as_str())));
+        }
+        let mut after = before.clone();
+        after.status = DeploymentStatus::Cancelled;
+        after.finished_at = Some(Utc::now());
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "deployment.cancelled", "deployment", id, json!({"before": before.status, "after": after.status}));
+        self.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
+            DomainError::Conflict { .. } => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
+            other => other,
+        })?;
+        self.event(ctx.tenant, id, None, format!("Cancelled by {}", ctx.actor.id)).await;
+        Ok(after)
+    }
+
+    /// Sends the failed targets of a failed deployment their job again.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn retry_deployment(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Deployment> {
+        let before = self.get_deployment(ctx, id).await?;
+        ctx.require(Permission::Deploy)?;
+        if !matches!(before.status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed | DeploymentStatus::RolledBack) {
+            return Err(DomainError::conflict("not_retryable", format!("only failed deployments can be retried; this one is {}", before.status.as_str())));
+        }
+        let env = self.get_environment(ctx, before.environment_id).await?;
+        if !env.enabled {
+            return Err(DomainError::conflict("environment_not_enabled", format!("environment \"{}\" is not enabled", env.name)));
+        }
+        let now = Utc::now();
+        let retried: Vec<Target> = self
+            .deployments
+            .list_targets(ctx.tenant, id)
+            .await?
+            .into_iter()
+            .filter(|t| matches!(t.state, TargetState::Failed | TargetState::Restored))
+            .map(|t| Target { job_id: JobId::new(), state: TargetState::Pending, message: "retry".into(), deadline: None, updated_at: now, ..t })
+            .collect();
+        let mut after = before.clone();
+        after.status = DeploymentStatus::InProgress;
+        after.finished_at = None;
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "deployment.retried", "deployment", id, json!({"targets": retried.len()}));
+        self.deployments.reopen_deployment(ctx.tenant, &after, before.status, &retried, audit).await?;
+        self.event(ctx.tenant, id, None, format!("Retry of {} failed target(s) requested by {}", retried.len(), ctx.actor.id)).await;
+        for t in &retried {
+            self.send_job(ctx.tenant, &after, t).await?;
+        }
+        Ok(after)
+    }
+
+    /// What the environment runs, with drift.
+    pub async fn active_versions(&self, ctx: &TenantCtx, env: EnvironmentId) -> Result<Vec<ActiveView>> {
+        self.get_environment(ctx, env).await?;
+        let actives = self.deployments.active_versions(ctx.tenant, env).await?;
+        let runtimes = self.all_environment_runtimes(ctx.tenant, env).await?;
+        let mut views = Vec::with_capacity(actives.len());
+        for active in actives {
+            let ids: Vec<ComponentId> = active.components.iter().map(|c| c.id).collect();
+            let current = self.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
+            let manifest = crate::package::Manifest { root: active.component_id, components: active.components.clone() };
+            let outdated_components = outdated(&manifest, &current);
+            let out_of_sync_runtimes = runtimes
+                .iter()
+                .filter(|r| r.last_seen_at.is_some())
+                .filter(|r| !r.running.iter().any(|p| p.component_id == active.component_id.as_uuid() && p.digest == active.digest))
+                .map(|r| r.id)
+                .collect();
+            views.push(ActiveView { active, outdated_components, out_of_sync_runtimes });
+        }
+        Ok(views)
+    }
+
+    /// Removes a component from an environment: every runtime stops running it.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn undeploy(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId) -> Result<Deployment> {
+        let environment = self.get_environment(ctx, env).await?;
+        ctx.require(Permission::Deploy)?;
+        let active = self.deployments.active_version(ctx.tenant, env, component).await?.ok_or(DomainError::not_found("active version"))?;
+        if !environment.enabled {
+            return Err(DomainError::conflict("environment_not_enabled", format!("environment \"{}\" is not enabled", environment.name)));
+        }
+        if let Some(d) = self.deployments.in_flight(ctx.tenant, env, component).await? {
+            return Err(DomainError::conflict("deployment_in_progress", format!("deployment {d} is still in flight")));
+        }
+        let deployment = self.undeploy_of(&active, &ctx.actor.id, None);
+        self.record_and_queue(ctx, &deployment, "deployment.undeploy_requested").await?;
+        Ok(deployment)
+    }
+
+    fn undeploy_of(&self, active: &ActiveVersion, by: &str, only_runtime: Option<RuntimeId>) -> Deployment {
+        Deployment {
+            id: DeploymentId::new(),
+            kind: DeploymentKind::Undeploy,
+            status: DeploymentStatus::Queued,
+            environment_id: active.environment_id,
+            component_id: active.component_id,
+            package_id: active.package_id,
+            version: active.version.clone(),
+            digest: active.digest.clone(),
+            size: 0,
+            notes: match only_runtime {
+                Some(r) => format!("runtime {r} detached from the environment"),
+                None => String::new(),
+            },
+            requested_by: by.to_string(),
+            scheduled_at: None,
+            previous_package_id: Some(active.package_id),
+            only_runtime,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// After a detach: the runtime is sent an undeploy for everything the environment runs.
+    pub(crate) async fn undeploy_from_detached(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<()> {
+        for active in self.deployments.active_versions(ctx.tenant, env).await? {
+            let d = self.undeploy_of(&active, &ctx.actor.id, Some(runtime));
+            self.record_and_queue(ctx, &d, "deployment.undeploy_requested").await?;
+        }
+        Ok(())
+    }
+
+    /// The package activity marker a successful deployment leaves.
+    pub(crate) fn activation_of(&self, d: &Deployment, package: &Package) -> ActiveVersion {
+        ActiveVersion {
+            environment_id: d.environment_id,
+            component_id: d.component_id,
+            package_id: d.package_id,
+            version: d.version.clone(),
+            digest: d.digest.clone(),
+            deployment_id: d.id,
+            activated_at: Utc::now(),
+            components: package.manifest.components.clone(),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::context::Actor;
+use crate::deployment::{Deployment, DeploymentStatus, JobMessage, Target, TargetState};
+use crate::ids::{DeploymentId, JobId, TenantId};
+use crate::ports::Activation;
+use crate::{DomainError, Result};
+use chrono::Utc;
+use serde_json::json;
+
+impl Berth {
+    /// The deployments-queue consumer: one target per runtime attached now,
+    /// each sent its job on the runtime's own queue. Every message may arrive
+    /// twice: an existing target is kept, and only a still-pending one is sent
+    /// again (a duplicate job message is dropped when the agent asks for work).
+    #[tracing::instrument(skip(self), fields(tenant_id = %tenant, deployment_id = %id))]
+    pub async fn dispatch_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<()> {
+        let Some(d) = self.deployments.get_deployment(tenant, id).await? else {
+            tracing::warn!("no such deployment: nothing to dispatch");
+            return Ok(());
+        };
+        if !matches!(d.status, DeploymentStatus::Queued | DeploymentStatus::InProgress) {
+            return Ok(());
+        }
+        let runtimes = match d.only_runtime {
+            Some(r) => self.runtimes.get_runtime(tenant, r).await?.into_iter().collect(),
+            None => self.all_environment_runtimes(tenant, d.environment_id).await?,
+        };
+        if runtimes.is_empty() {
+            return self.end_without_targets(tenant, &d).await;
+        }
+        for runtime in &runtimes {
+            let fresh = Target {
+                deployment_id: id,
+                runtime_id: runtime.id,
+                job_id: JobId::new(),
+                state: TargetState::Pending,
+                message: String::new(),
+                deadline: None,
+                updated_at: Utc::now(),
+            };
+            let target = if self.deployments.put_target_if_absent(tenant, &fresh).await? {
+                fresh
+            } else {
+                self.deployments.get_target(tenant, id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
+            };
+            if target.state == TargetState::Pending {
+                self.jobs.send_job(&runtime.queue_url, &JobMessage { tenant_id: tenant, deployment_id: id, runtime_id: runtime.id, job_id: target.job_id }).await?;
+            }
+        }
+        if d.status == DeploymentStatus::Queued {
+            let mut after = d.clone();
+            after.status = DeploymentStatus::InProgress;
+            after.started_at = Some(Utc::now());
+            match self.deployments.transition(tenant, &after, DeploymentStatus::Queued, None).await {
+                Ok(()) => self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await,
+                // A duplicate delivery moved it first.
+                Err(DomainError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one target its job (again), on its runtime's queue.
+    pub(crate) async fn send_job(&self, tenant: TenantId, d: &Deployment, target: &Target) -> Result<()> {
+        let Some(runtime) = self.runtimes.get_runtime(tenant, target.runtime_id).await? else {
+            return Ok(());
+        };
+        let job = JobMessage { tenant_id: tenant, deployment_id: d.id, runtime_id: runtime.id, job_id: target.job_id };
+        self.jobs.send_job(&runtime.queue_url, &job).await
+    }
+
+    async fn end_without_targets(&self, tenant: TenantId, d: &Deployment) -> Result<()> {
+        let mut after = d.clone();
+        after.status = DeploymentStatus::Failed;
+        after.finished_at = Some(Utc::now());
+        let audit = AuditDraft::new(&Actor::system("dispatcher"), "", "deployment.failed", "deployment", d.id, json!({"reason": "no runtime attached"}));
+        match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
+            Ok(()) => {
+                self.event(tenant, d.id, None, "Failed: no runtime is attached to the environment".into()).await;
+                Ok(())
+            }
+            Err(DomainError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Berth {
+    /// Marks a deployment that can never be dispatched failed (releasing its lock).
+    pub async fn fail_deployment(&self, tenant: TenantId, id: DeploymentId, reason: &str) -> Result<()> {
+        let Some(d) = self.deployments.get_deployment(tenant, id).await? else { return Ok(()) };
+        if !d.status.in_flight() {
+            return Ok(());
+        }
+        let mut after = d.clone();
+        after.status = DeploymentStatus::Failed;
+        after.finished_at = Some(Utc::now());
+        let audit = AuditDraft::new(&Actor::system("dispatcher"), "", "deployment.failed", "deployment", id, json!({"reason": reason}));
+        match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
+            Ok(()) => {
+                self.event(tenant, id, None, format!("Failed: {reason}")).await;
+                Ok(())
+            }
+            Err(DomainError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+use super::agents::RuntimeCtx;
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::context::Actor;
+use crate::deployment::{aggregate, DeploymentKind, DeploymentStatus, TargetState};
+use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, TenantId};
+use crate::package::VersionLabel;
+use crate::ports::Activation;
+use crate::runtime::Digest;
+use crate::{DomainError, Result};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::time::Duration;
+
+/// A job handed to an agent.
+#[derive(Clone, Debug)]
+pub struct JobOffer {
+    pub job_id: JobId,
+    pub deployment_id: DeploymentId,
+    pub kind: DeploymentKind,
+    pub environment_id: EnvironmentId,
+    pub component_id: ComponentId,
+    pub package_id: PackageId,
+    pub version: VersionLabel,
+    pub digest: Digest,
+    pub size: u64,
+    /// Minted now, for this tenant's package only.
+    pub download_url: String,
+    pub deadline: DateTime<Utc>,
+}
+
+/// The answer to a job event: `proceed` is false when the agent must stop
+/// (its deployment was cancelled or superseded, or the job has ended).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobEventOutcome {
+    pub job_status: TargetState,
+    pub proceed: bool,
+}
+
+/// Most an agent may long-poll in one request.
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+
+fn phase_line(phase: TargetState, message: &str) -> String {
+    let base = match phase {
+        TargetState::Pending => "Pending",
+        TargetState::Delivered => "Delivered",
+        TargetState::Downloading => "Downloading package",
+        TargetState::BackingUp => "Backing up the running version",
+        TargetState::Applying => "Applying",
+        TargetState::Deployed => "Deployed",
+        TargetState::Failed => "Failed",
+        TargetState::Restored => "Restored the previous version",
+    };
+    if message.is_empty() { base.to_string() } else { format!("{base}: {message}") }
+}
+
+impl Berth {
+    /// Long-polls the runtime's queue for its next job (up to `wait`).
+    /// Messages for jobs that ended, were retried, or whose deployment was
+    /// cancelled are dropped here. A suspended tenant's agents get nothing
+    /// (at once: the agent waits before it asks again).
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id))]
+    pub async fn next_job(&self, ctx: &RuntimeCtx, wait: Duration) -> Result<Option<JobOffer>> {
+        let wait = wait.min(MAX_WAIT);
+        if self.tenant_of_token(ctx.tenant).await?.suspended {
+            return Ok(None);
+        }
+        let until = std::time::Instant::now() + wait;
+        let visibility = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
+        loop {
+            let remaining = until.saturating_duration_since(std::time::Instant::now());
+            let Some(received) = self.jobs.receive_job(&ctx.runtime.queue_url, remaining, visibility).await? else {
+                return Ok(None);
+            };
+            let drop_it = || async { self.jobs.delete_job(&ctx.runtime.queue_url, &received.receipt).await };
+            let Some(job) = received.job.clone().filter(|j| j.tenant_id == ctx.tenant && j.runtime_id == ctx.runtime.id) else {
+                drop_it().await?;
+                continue;
+            };
+            let target = self.deployments.get_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
+            let deployment = self.deployments.get_deployment(ctx.tenant, job.deployment_id).await?;
+            let (Some(mut target), Some(d)) = (target, deployment) else {
+                drop_it().await?;
+                continue;
+            };
+            if target.job_id != job.job_id || target.state.settled() || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
+                drop_it().await?;
+                continue;
+            }
+            let from = target.state;
+            if from == TargetState::Pending {
+                target.state = TargetState::Delivered;
+                target.deadline = Some(Utc::now() + self.settings.job_deadline);
+            }
+            target.updated_at = Utc::now();
+            self.deployments.update_target(ctx.tenant, &target, from, Some(&received.receipt)).await?;
+            if from == TargetState::Pending {
+                self.event(ctx.tenant, d.id, Some(ctx.runtime.id), format!("Delivered to runtime \"{}\"", ctx.runtime.name)).await;
+            }
+            let ttl = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
+            let url = self.blobs.presign_package_download(ctx.tenant, d.package_id, ttl).await?;
+            return Ok(Some(JobOffer {
+                job_id: target.job_id,
+                deployment_id: d.id,
+                kind: d.kind,
+                environment_id: d.environment_id,
+                component_id: d.component_id,
+                package_id: d.package_id,
+                version: d.version,
+                digest: d.digest,
+                size: d.size,
+                download_url: url.url,
+                deadline: target.deadline.unwrap_or(url.expires_at),
+            }));
+        }
+    }
+
+    /// Records an agent's progress on one of its jobs and settles the deployment when every target has.
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, job_id = %job))]
+    pub async fn report_job_event(&self, ctx: &RuntimeCtx, job: JobId, phase: TargetState, message: String) -> Result<JobEventOutcome> {
+        let deployment_id = self.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
+        let d = self.deployments.get_deployment(ctx.tenant, deployment_id).await?.ok_or(DomainError::not_found("job"))?;
+        let mut target = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
+        if target.job_id != job {
+            // A retry replaced this job.
+            return Ok(JobEventOutcome { job_status: target.state, proceed: false });
+        }
+        if matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
+            return Ok(JobEventOutcome { job_status: target.state, proceed: false });
+        }
+        let next = target.state.advance(phase).map_err(|m| DomainError::conflict("invalid_phase", m))?;
+        let Some(next) = next else {
+            return Ok(JobEventOutcome { job_status: target.state, proceed: !target.state.settled() });
+        };
+        let from = target.state;
+        target.state = next;
+        target.message = message.clone();
+        target.updated_at = Utc::now();
+        match self.deployments.update_target(ctx.tenant, &target, from, None).await {
+            Ok(()) => {}
+            Err(DomainError::Conflict { .. }) => {
+                let now = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
+                return Ok(JobEventOutcome { job_status: now.state, proceed: !now.state.settled() });
+            }
+            Err(e) => return Err(e),
+        }
+        self.event(ctx.tenant, deployment_id, Some(ctx.runtime.id), format!("Runtime \"{}\": {}", ctx.runtime.name, phase_line(next, &message))).await;
+        if next.settled() {
+            if let Some(receipt) = self.deployments.target_receipt(ctx.tenant, deployment_id, ctx.runtime.id).await? {
+                if let Err(e) = self.jobs.delete_job(&ctx.runtime.queue_url, &receipt).await {
+                    // The message reappears later and is dropped then.
+                    tracing::info!(error = %e, "could not delete a finished job's message now");
+                }
+            }
+            self.settle_deployment(ctx.tenant, deployment_id).await?;
+        }
+        Ok(JobEventOutcome { job_status: next, proceed: !next.settled() })
+    }
+
+    /// Ends the deployment once every target has settled: on success its
+    /// package becomes the environment's active version (the one before it
+    /// superseded), all in one transaction.
+    pub(crate) async fn settle_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<()> {
+        let Some(d) = self.deployments.get_deployment(tenant, id).await? else {
+            return Ok(());
+        };
+        let targets = self.deployments.list_targets(tenant, id).await?;
+        let Some(status) = aggregate(&targets) else {
+            return Ok(());
+        };
+        let reopenable = matches!(d.status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed) && status == DeploymentStatus::RolledBack;
+        if d.status != DeploymentStatus::InProgress && !reopenable {
+            return Ok(());
+        }
+        let activation = if status != DeploymentStatus::Succeeded || d.only_runtime.is_some() {
+            Activation::Unchanged
+        } else if d.kind == DeploymentKind::Undeploy {
+            match self.deployments.active_version(tenant, d.environment_id, d.component_id).await? {
+                Some(previous) => Activation::Deactivate { previous },
+                None => Activation::Unchanged,
+            }
+        } else {
+            let package = self.packages.get_package(tenant, d.package_id).await?.ok_or(DomainError::not_found("package"))?;
+            let previous = self.deployments.active_version(tenant, d.environment_id, d.component_id).await?;
+            Activation::Activate { new: self.activation_of(&d, &package), previous }
+        };
+        let mut after = d.clone();
+        after.status = status;
+        after.finished_at = Some(Utc::now());
+        let audit = AuditDraft::new(
+            &Actor::system("berth"),
+            "",
+            &format!("deployment.{}", status.as_str()),
+            "deployment",
+            id,
+            json!({"before": d.status, "after": status, "targets": targets.len()}),
+        );
+        match self.deployments.finish_deployment(tenant, &after, d.status, &activation, audit).await {
+            Ok(()) => {
+                let line = match status {
+                    DeploymentStatus::Succeeded if d.kind == DeploymentKind::Undeploy => "Undeployed".to_string(),
+                    DeploymentStatus::Succeeded => format!("Version {} is active", d.version),
+                    other => format!("Deployment {}", other.as_str().replace('_', " ")),
+                };
+                self.event(tenant, id, None, line).await;
+                Ok(())
+            }
+            // Another settle got there first.
+            Err(DomainError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+use super::Berth;
+use crate::deployment::{DeploymentStatus, TargetState};
+use crate::{DomainError, Result};
+use chrono::{DateTime, Utc};
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Delivered jobs failed because their deadline passed.
+    pub timed_out: usize,
+    /// Scheduled deployments whose time came, now queued.
+    pub released: usize,
+    /// Queued deployments sent to the dispatcher again.
+    pub requeued: usize,
+}
+
+/// Sweeps look at this many items of each kind at most.
+const SWEEP_BATCH: u32 = 100;
+/// A queued deployment not dispatched for this long is queued again.
+const REQUEUE_AFTER_SECS: i64 = 60;
+
+impl Berth {
+    /// The scheduled housekeeping. Runtime status needs none: it is derived
+    /// from the last heartbeat whenever it is read.
+    #[tracing::instrument(skip(self))]
+    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        for item in self.deployments.overdue_targets(now, SWEEP_BATCH).await? {
+            let Some(runtime) = item.runtime else { continue };
+            let Some(mut target) = self.deployments.get_target(item.tenant, item.deployment, runtime).await? else { continue };
+            if target.state.settled() || target.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            let from = target.state;
+            target.state = TargetState::Failed;
+            target.message = "the job did not finish before its deadline".into();
+            target.updated_at = now;
+            match self.deployments.update_target(item.tenant, &target, from, None).await {
+                Ok(()) => {}
+                Err(DomainError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            self.event(item.tenant, item.deployment, Some(runtime), "Failed: the job did not finish before its deadline".into()).await;
+            self.settle_deployment(item.tenant, item.deployment).await?;
+            report.timed_out += 1;
+        }
+        for item in self.deployments.due_scheduled(now, SWEEP_BATCH).await? {
+            let Some(d) = self.deployments.get_deployment(item.tenant, item.deployment).await? else { continue };
+            if d.status != DeploymentStatus::Scheduled || d.scheduled_at.is_some_and(|at| at > now) {
+                continue;
+            }
+            let mut after = d.clone();
+            after.status = DeploymentStatus::Queued;
+            match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, None).await {
+                Ok(()) => {}
+                Err(DomainError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            self.event(item.tenant, d.id, None, "Scheduled time reached: queued".into()).await;
+            self.jobs.enqueue_deployment(item.tenant, d.id).await?;
+            report.released += 1;
+        }
+        for item in self.deployments.stale_queued(now - chrono::Duration::seconds(REQUEUE_AFTER_SECS), SWEEP_BATCH).await? {
+            self.jobs.enqueue_deployment(item.tenant, item.deployment).await?;
+            report.requeued += 1;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,190 @@
+//! The dry run before a deployment: a pure report over facts the use case
+//! gathers. `errors` block; `warnings` do not.
+
+use crate::component::ComponentType;
+use crate::deployment::ActiveVersion;
+use crate::environment::Environment;
+use crate::ids::{ComponentId, DeploymentId};
+use crate::package::Package;
+use crate::runtime::RuntimeStatus;
+use serde::Serialize;
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ValidationReport {
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl ValidationReport {
+    fn error(&mut self, code: &'static str, message: impl Into<String>) {
+        self.errors.push(Issue { code, message: message.into() });
+    }
+    fn warning(&mut self, code: &'static str, message: impl Into<String>) {
+        self.warnings.push(Issue { code, message: message.into() });
+    }
+}
+
+/// Everything validation looks at.
+pub struct Facts<'a> {
+    pub environment: &'a Environment,
+    pub package: &'a Package,
+    pub may_deploy: bool,
+    pub in_flight: Option<DeploymentId>,
+    /// Attached runtimes: name and status.
+    pub runtimes: Vec<(String, RuntimeStatus)>,
+    /// What the target environment runs now.
+    pub active_here: &'a [ActiveVersion],
+    /// The tenant's licence allowance for this environment's classification.
+    pub connection_licenses: u32,
+    /// Distinct connection components active in environments of the same
+    /// classification, except in the slot this deployment replaces.
+    pub connections_elsewhere: HashSet<ComponentId>,
+}
+
+pub fn validate(f: &Facts<'_>) -> ValidationReport {
+    let mut r = ValidationReport::default();
+    if !f.environment.enabled {
+        r.error("environment_not_enabled", format!("environment \"{}\" is not enabled", f.environment.name));
+    }
+    if f.package.deleted {
+        r.error("package_deleted", "the package was deleted");
+    }
+    if !f.may_deploy {
+        r.error("forbidden", "your roles do not allow deploying");
+    }
+    if let Some(d) = f.in_flight {
+        r.error("deployment_in_progress", format!("deployment {d} of this component to this environment is still in flight"));
+    }
+    if f.runtimes.is_empty() {
+        r.error("no_runtimes", "no runtime is attached to the environment");
+    }
+    for (name, status) in &f.runtimes {
+        if *status != RuntimeStatus::Online {
+            r.warning("runtime_offline", format!("runtime \"{name}\" is {status:?}; its job waits until it is back").to_lowercase());
+        }
+    }
+    for req in &f.package.requirements {
+        if !f.active_here.iter().any(|a| a.component_id == req.id) {
+            r.error(
+                "requirement_missing",
+                format!("{} \"{}\" must be deployed to this environment first (it is never bundled)", req.kind.as_str(), req.name),
+            );
+        }
+    }
+    let mut connections = f.connections_elsewhere.clone();
+    connections.extend(f.package.manifest.components.iter().filter(|e| e.kind == ComponentType::Connection).map(|e| e.id));
+    if connections.len() as u64 > u64::from(f.connection_licenses) {
+        r.error(
+            "connection_licenses_exceeded",
+            format!("{} connections would be deployed in {:?} environments; the plan allows {}", connections.len(), f.environment.classification, f.connection_licenses).to_lowercase(),
+        );
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::{Component, ContentRef};
+    use crate::environment::NewEnvironment;
+    use crate::package::{snapshot, Requirement, VersionLabel};
+    use crate::runtime::Digest;
+    use crate::values::{Classification, Description, Name};
+    use chrono::Utc;
+    use std::collections::HashMap;
+
+    fn environment(enabled: bool) -> Environment {
+        Environment::new(
+            NewEnvironment { name: Name::parse("Test").unwrap(), classification: Classification::Test, enabled, description: Description::default() },
+            Utc::now(),
+        )
+    }
+
+    fn package(kinds: &[ComponentType], requirements: Vec<Requirement>) -> Package {
+        let content = ContentRef { sha256: Digest::parse(&format!("sha256:{}", "c".repeat(64))).unwrap(), size: 1 };
+        let children: Vec<Component> =
+            kinds.iter().enumerate().map(|(i, k)| Component::new(Name::parse(&format!("c{i}")).unwrap(), *k, vec![], content.clone(), "a", Utc::now()).0).collect();
+        let root = Component::new(Name::parse("root").unwrap(), ComponentType::Process, children.iter().map(|c| c.id).collect(), content.clone(), "a", Utc::now()).0;
+        let all: HashMap<_, _> = children.iter().map(|c| (c.id, c.clone())).collect();
+        let (manifest, _) = snapshot(&root, &all).unwrap();
+        Package {
+            id: Default::default(),
+            component_id: root.id,
+            version: VersionLabel::number(1),
+            notes: String::new(),
+            shareable: false,
+            deleted: false,
+            digest: content.sha256.clone(),
+            size: 1,
+            manifest,
+            requirements,
+            created_by: "a".into(),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn facts<'a>(env: &'a Environment, pkg: &'a Package, active: &'a [ActiveVersion]) -> Facts<'a> {
+        Facts {
+            environment: env,
+            package: pkg,
+            may_deploy: true,
+            in_flight: None,
+            runtimes: vec![("atom".into(), RuntimeStatus::Online)],
+            active_here: active,
+            connection_licenses: 10,
+            connections_elsewhere: HashSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_healthy_deployment_has_no_errors_or_warnings() {
+        let (env, pkg) = (environment(true), package(&[ComponentType::Map], vec![]));
+        assert_eq!(validate(&facts(&env, &pkg, &[])), ValidationReport::default());
+    }
+
+    #[test]
+    fn a_disabled_environment_is_the_first_error() {
+        let (env, pkg) = (environment(false), package(&[], vec![]));
+        let mut f = facts(&env, &pkg, &[]);
+        f.in_flight = Some(DeploymentId::new());
+        let report = validate(&f);
+        assert_eq!(report.errors[0].code, "environment_not_enabled");
+        assert_eq!(report.errors[1].code, "deployment_in_progress");
+    }
+
+    #[test]
+    fn an_offline_runtime_is_only_a_warning_but_no_runtime_is_an_error() {
+        let (env, pkg) = (environment(true), package(&[], vec![]));
+        let mut f = facts(&env, &pkg, &[]);
+        f.runtimes = vec![("atom".into(), RuntimeStatus::Offline)];
+        let report = validate(&f);
+        assert!(report.errors.is_empty());
+        assert_eq!(report.warnings[0].code, "runtime_offline");
+        f.runtimes = vec![];
+        assert_eq!(validate(&f).errors[0].code, "no_runtimes");
+    }
+
+    #[test]
+    fn a_required_certificate_must_be_active_in_the_environment() {
+        let cert = Requirement { id: ComponentId::new(), name: "TLS".into(), kind: ComponentType::Certificate };
+        let (env, pkg) = (environment(true), package(&[], vec![cert.clone()]));
+        assert_eq!(validate(&facts(&env, &pkg, &[])).errors[0].code, "requirement_missing");
+    }
+
+    #[test]
+    fn connections_beyond_the_plan_are_refused() {
+        let (env, pkg) = (environment(true), package(&[ComponentType::Connection, ComponentType::Connection], vec![]));
+        let mut f = facts(&env, &pkg, &[]);
+        f.connection_licenses = 2;
+        assert!(validate(&f).errors.is_empty(), "two connections fit two licences");
+        f.connections_elsewhere = HashSet::from([ComponentId::new()]);
+        assert_eq!(validate(&f).errors[0].code, "connection_licenses_exceeded");
+    }
+}
