@@ -21,6 +21,7 @@ pub struct TestApp {
     pub clients: AwsClients,
     pub names: ResourceNames,
     pub local: LocalBerth,
+    _workers: berth_local::Workers,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -56,6 +57,7 @@ impl TestApp {
             })
             .await
             .expect("Berth binds a port");
+        let workers = local.spawn_workers(clients.sqs.clone(), Duration::from_millis(500));
         TestApp {
             base: format!("http://{addr}"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("an HTTP client"),
@@ -63,6 +65,7 @@ impl TestApp {
             clients,
             names,
             local,
+            _workers: workers,
             _shutdown: tx,
         }
     }

@@ -53,6 +53,90 @@ impl LocalBerth {
     }
 }
 
+/// The background workers of a local Berth: the dispatcher polling the
+/// deployments queue, and the sweeper on a timer. Stopped when dropped.
+pub struct Workers {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+impl LocalBerth {
+    /// Starts the dispatcher poller (same handler as the Lambda) and the sweeper.
+    pub fn spawn_workers(&self, sqs: aws_sdk_sqs::Client, sweep_every: std::time::Duration) -> Workers {
+        let dispatcher = {
+            let berth = self.berth.clone();
+            let queue_url = self.resources.deployments_queue_url.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = poll_deployments(&berth, &sqs, &queue_url).await {
+                        tracing::warn!(error = %e, "dispatcher poll failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            })
+        };
+        let sweeper = {
+            let berth = self.berth.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(sweep_every);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = berth_sweeper::sweep_once(&berth).await {
+                        tracing::warn!(error = %e, "sweep failed");
+                    }
+                }
+            })
+        };
+        Workers { handles: vec![dispatcher, sweeper] }
+    }
+}
+
+/// One long poll of the deployments queue, handled as the Lambda would be:
+/// handled messages are deleted, failed ones come back after their visibility timeout.
+async fn poll_deployments(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<()> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await?;
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let batch = messages
+        .iter()
+        .map(|m| berth_dispatcher::QueueMessage {
+            message_id: m.message_id().unwrap_or_default().to_string(),
+            body: m.body().unwrap_or_default().to_string(),
+            receive_count: m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect();
+    let failed = berth_dispatcher::handle_batch(berth, batch).await;
+    for m in &messages {
+        if !failed.iter().any(|id| Some(id.as_str()) == m.message_id()) {
+            if let Some(receipt) = m.receipt_handle() {
+                sqs.delete_message().queue_url(queue_url).receipt_handle(receipt).send().await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The local auth configuration: `BERTH_JWT_*` when set, else the defaults above.
 pub fn local_auth_config() -> AuthConfig {
     let get = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());

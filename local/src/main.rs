@@ -74,6 +74,8 @@ async fn main() -> Result<()> {
                 Some(t) => t,
                 None => local.berth.create_tenant(&platform, Name::parse(DEMO_TENANT).map_err(anyhow::Error::msg)?, Plan::default()).await?,
             };
+            let sweep_every = std::env::var("BERTH_SWEEP_INTERVAL_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
+            let _workers = local.spawn_workers(clients.sqs.clone(), Duration::from_secs(sweep_every));
             let (addr, server) = local.serve(bind, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -19,12 +19,26 @@ pub struct Claims {
     #[serde(default)]
     pub roles: Vec<String>,
     pub iss: String,
-    pub aud: String,
+    /// One audience or several (RFC 7519 §4.1.3); the verifier requires ours among them.
+    pub aud: Audience,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<&str> for Audience {
+    fn from(a: &str) -> Self {
+        Audience::One(a.to_string())
+    }
 }
 
 /// Where verification keys come from.
@@ -207,7 +221,7 @@ pub fn claims_for(issuer: &str, audience: &str, sub: &str, tenant: Option<String
         tenant_id: tenant,
         roles: roles.iter().map(|r| r.to_string()).collect(),
         iss: issuer.to_string(),
-        aud: audience.to_string(),
+        aud: Audience::One(audience.to_string()),
         exp: now + ttl.as_secs(),
         nbf: Some(now.saturating_sub(1)),
         iat: Some(now),

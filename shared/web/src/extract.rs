@@ -126,23 +126,14 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for
 
 /// Parses JSON into `T`, reporting the path of the first field that does not fit.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+    // First JSON itself (400 when it is not), then its shape (422 naming the field).
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
-        json_error(if path == "." { "body".to_string() } else { path }, err.into_inner())
-    })?;
-    de.end().map_err(|e| json_error("body".into(), e))?;
-    Ok(value)
-}
-
-fn json_error(field: String, inner: serde_json::Error) -> ApiError {
-    match inner.classify() {
-        serde_json::error::Category::Data => ApiError::Domain(DomainError::Validation {
-            code: "validation_failed",
-            errors: vec![FieldError::new(field, strip_position(&inner.to_string()))],
-        }),
-        _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}")),
-    }
+        let field = if path == "." { "body".to_string() } else { path };
+        ApiError::Domain(DomainError::Validation { code: "validation_failed", errors: vec![FieldError::new(field, strip_position(&err.into_inner().to_string()))] })
+    })
 }
 
 fn strip_position(message: &str) -> String {

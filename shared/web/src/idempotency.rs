@@ -59,6 +59,14 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
         Some(t) => IdempotencyScope::Tenant(t),
         None => IdempotencyScope::Platform,
     };
+    // Keys belong to the caller who used them, not to everyone of the tenant:
+    // a replay hands back the first response without re-running the
+    // handler's permission checks, so only its original caller may get it.
+    let key = {
+        let mut h = Sha256::new();
+        h.update(caller.sub.as_bytes());
+        format!("{}:{key}", &hex::encode(h.finalize())[..32])
+    };
     let bytes = axum::body::to_bytes(body, crate::MAX_UPLOAD_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let fingerprint = {
         let mut h = Sha256::new();

@@ -17,6 +17,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("method not allowed")]
+    MethodNotAllowed,
 }
 
 impl ApiError {
@@ -69,6 +71,9 @@ impl IntoResponse for ApiError {
                 "the request body is larger than this endpoint accepts".to_string(),
                 &[],
             ),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", "this path does not serve that method".into(), &[])
+            }
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "send application/json".into(), &[])
             }
@@ -93,4 +98,9 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
 /// Answers any route nobody serves.
 pub async fn not_found() -> ApiError {
     ApiError::Domain(DomainError::not_found("route"))
+}
+
+/// Answers a known path asked with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

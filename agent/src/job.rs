@@ -1,0 +1,259 @@
+//! Running one job: download, back up, apply, swap, report; restore on any
+//! failure. A journal records the phase reached, so a restarted agent can
+//! finish or undo the job (`recover`).
+
+use crate::api::{Api, Job};
+use crate::state::{copy_tree, remove_tree, write_atomically, Installed, StateDir, INSTALLED_FILE};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Downloading,
+    BackingUp,
+    Applying,
+    /// The renames of the swap are under way.
+    Swapping,
+    Swapped,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Journal {
+    pub job: Job,
+    pub step: Step,
+    /// Whether the component had an active version before this job.
+    pub had_previous: bool,
+}
+
+pub struct Runner<'a> {
+    pub api: &'a Api,
+    pub state: &'a StateDir,
+    /// `sh -c` command run in the staging directory before the swap.
+    pub apply_command: Option<String>,
+}
+
+/// Stopped because the server said not to go on (cancelled or superseded).
+#[derive(Debug)]
+struct Stop;
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server asked the agent to stop this job")
+    }
+}
+impl std::error::Error for Stop {}
+
+impl Runner<'_> {
+    fn journal(&self, journal: &Journal) -> Result<()> {
+        write_atomically(&self.state.journal(&journal.job.job_id), &serde_json::to_vec_pretty(journal)?)
+    }
+
+    fn finish_journal(&self, job: &Job) {
+        let _ = fs::remove_file(self.state.journal(&job.job_id));
+        let _ = fs::remove_file(self.state.download(&job.job_id));
+    }
+
+    async fn report(&self, job: &Job, phase: &str, message: &str) -> Result<()> {
+        let answer = self.api.report(&job.job_id, phase, message).await?;
+        if !answer.proceed && !matches!(phase, "deployed" | "failed" | "restored") {
+            return Err(Stop.into());
+        }
+        Ok(())
+    }
+
+    /// Runs a job from the start; every failure ends restored and reported.
+    pub async fn run(&self, job: Job) -> Result<()> {
+        tracing::info!(job_id = %job.job_id, kind = %job.kind, version = %job.version, "job received");
+        let had_previous = self.state.active(&job.component_id).exists();
+        let mut journal = Journal { job: job.clone(), step: Step::Downloading, had_previous };
+        let outcome = self.steps(&mut journal).await;
+        match outcome {
+            Ok(()) => {
+                self.report(&job, "deployed", "").await?;
+                self.finish_journal(&job);
+                tracing::info!(job_id = %job.job_id, "job deployed");
+                Ok(())
+            }
+            Err(e) if e.downcast_ref::<Stop>().is_some() => {
+                tracing::info!(job_id = %job.job_id, "job stopped at the server's request; active version left as it is");
+                remove_tree(&self.state.staging(&job.component_id))?;
+                self.finish_journal(&job);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %format!("{e:#}"), "job failed; restoring");
+                self.fail_and_restore(&journal, &format!("{e:#}")).await
+            }
+        }
+    }
+
+    async fn steps(&self, journal: &mut Journal) -> Result<()> {
+        let job = journal.job.clone();
+        self.report(&job, "delivered", "").await?;
+        let undeploy = job.kind == "undeploy";
+        if !undeploy {
+            self.journal(journal)?;
+            self.report(&job, "downloading", "").await?;
+            self.api.download(&job.download_url, &self.state.download(&job.job_id), &job.digest).await?;
+        }
+        journal.step = Step::BackingUp;
+        self.journal(journal)?;
+        self.report(&job, "backing_up", "").await?;
+        let (active, backup) = (self.state.active(&job.component_id), self.state.backup(&job.component_id));
+        if active.exists() {
+            let tmp = backup.with_extension("new");
+            remove_tree(&tmp)?;
+            copy_tree(&active, &tmp)?;
+            remove_tree(&backup)?;
+            fs::rename(&tmp, &backup)?;
+        }
+        journal.step = Step::Applying;
+        self.journal(journal)?;
+        self.report(&job, "applying", "").await?;
+        let staging = self.state.staging(&job.component_id);
+        remove_tree(&staging)?;
+        if !undeploy {
+            unpack(&self.state.download(&job.job_id), &staging).await?;
+            let installed = Installed {
+                component_id: job.component_id.clone(),
+                package_id: job.package_id.clone(),
+                version: job.version.clone(),
+                digest: job.digest.clone(),
+                deployment_id: job.deployment_id.clone(),
+            };
+            fs::write(staging.join(INSTALLED_FILE), serde_json::to_vec_pretty(&installed)?)?;
+            if let Some(cmd) = &self.apply_command {
+                self.run_apply(cmd, &job, &staging).await?;
+            }
+        }
+        journal.step = Step::Swapping;
+        self.journal(journal)?;
+        self.swap(&job, undeploy).await?;
+        journal.step = Step::Swapped;
+        self.journal(journal)?;
+        Ok(())
+    }
+
+    async fn run_apply(&self, cmd: &str, job: &Job, staging: &Path) -> Result<()> {
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(staging)
+            .env("BERTH_JOB_ID", &job.job_id)
+            .env("BERTH_KIND", &job.kind)
+            .env("BERTH_COMPONENT_ID", &job.component_id)
+            .env("BERTH_PACKAGE_ID", &job.package_id)
+            .env("BERTH_VERSION", &job.version)
+            .env("BERTH_DIGEST", &job.digest)
+            .env("BERTH_STAGING_DIR", staging)
+            .env("BERTH_ACTIVE_DIR", self.state.active(&job.component_id))
+            .env("BERTH_BACKUP_DIR", self.state.backup(&job.component_id))
+            .status()
+            .await
+            .context("running the apply command")?;
+        if !status.success() {
+            bail!("the apply command failed ({status})");
+        }
+        Ok(())
+    }
+
+    /// Replaces the active version with the staged one (or removes it, for an
+    /// undeploy) while holding the component's lock exclusively: in-flight
+    /// executions (holding it shared, see `berth-agent exec`) finish first.
+    async fn swap(&self, job: &Job, undeploy: bool) -> Result<()> {
+        let (active, staging, lock) = (self.state.active(&job.component_id), self.state.staging(&job.component_id), self.state.lock(&job.component_id));
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock)?;
+            file.lock()?;
+            let retired = active.with_extension("retired");
+            remove_tree(&retired)?;
+            if active.exists() {
+                fs::rename(&active, &retired)?;
+            }
+            if !undeploy {
+                fs::rename(&staging, &active)?;
+            }
+            remove_tree(&retired)?;
+            file.unlock()?;
+            Ok(())
+        })
+        .await?
+    }
+
+    /// Puts the previous version back (or none, if there was none) and says so.
+    async fn fail_and_restore(&self, journal: &Journal, reason: &str) -> Result<()> {
+        let job = &journal.job;
+        let _ = self.api.report(&job.job_id, "failed", reason).await;
+        restore(self.state, job, journal.had_previous)?;
+        self.api.report(&job.job_id, "restored", "the previous version is back in place").await?;
+        self.finish_journal(job);
+        Ok(())
+    }
+
+    /// Finishes or undoes the jobs a previous run of the agent left unfinished.
+    pub async fn recover(&self) -> Result<()> {
+        for entry in fs::read_dir(self.state.root().join("jobs"))? {
+            let path: PathBuf = entry?.path();
+            let Ok(journal) = fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice::<Journal>(&b)?)) else {
+                let _ = fs::remove_file(&path);
+                continue;
+            };
+            let job = journal.job.clone();
+            let installed = self.state.installed_of(&job.component_id);
+            let completed = match journal.step {
+                Step::Swapped => true,
+                Step::Swapping if job.kind == "undeploy" => !self.state.active(&job.component_id).exists(),
+                Step::Swapping => installed.as_ref().is_some_and(|i| i.digest == job.digest && i.deployment_id == job.deployment_id),
+                _ => false,
+            };
+            if completed {
+                tracing::info!(job_id = %job.job_id, "recovered a job that had finished applying");
+                self.api.report(&job.job_id, "deployed", "completed after an agent restart").await?;
+                self.finish_journal(&job);
+            } else {
+                tracing::warn!(job_id = %job.job_id, step = ?journal.step, "recovering an interrupted job: restoring the previous version");
+                self.fail_and_restore(&journal, &format!("the agent stopped during {:?}", journal.step).to_lowercase()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The component as it was before `job`: the backup if there was a version, nothing otherwise.
+fn restore(state: &StateDir, job: &Job, had_previous: bool) -> Result<()> {
+    let (active, backup, staging) = (state.active(&job.component_id), state.backup(&job.component_id), state.staging(&job.component_id));
+    remove_tree(&staging)?;
+    let already_previous = state.installed_of(&job.component_id).is_some_and(|i| i.deployment_id != job.deployment_id);
+    if had_previous && !already_previous {
+        if !backup.exists() {
+            bail!("no backup of {} to restore", job.component_id);
+        }
+        let tmp = active.with_extension("restoring");
+        remove_tree(&tmp)?;
+        copy_tree(&backup, &tmp)?;
+        remove_tree(&active)?;
+        fs::rename(&tmp, &active)?;
+    } else if !had_previous {
+        remove_tree(&active)?;
+    }
+    Ok(())
+}
+
+/// Unpacks a package archive (tar.gz) into `dest`, refusing paths that escape it.
+async fn unpack(archive: &Path, dest: &Path) -> Result<()> {
+    let (archive, dest) = (archive.to_path_buf(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        fs::create_dir_all(&dest)?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(&archive)?));
+        for entry in tar.entries()? {
+            let mut entry = entry?;
+            if !entry.unpack_in(&dest)? {
+                bail!("the archive holds a path outside its root");
+            }
+        }
+        Ok(())
+    })
+    .await?
+}
