@@ -38,6 +38,7 @@ run: localstack-up
 
 # Unit, adapter (LocalStack) and end-to-end tests; then the SAM template lint.
 test: localstack-up
+	cargo build -p berth-agent
 ifeq ($(NEXTEST),yes)
 	cargo nextest run --workspace --no-fail-fast
 else

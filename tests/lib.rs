@@ -189,6 +189,43 @@ impl TestApp {
         response.bytes().await.expect("archive bytes").to_vec()
     }
 
+    /// Requests a deployment; returns it (201 expected).
+    pub async fn deploy(&self, t: &TestTenant, package: &Value, env: &Value, notes: &str) -> Value {
+        let body = json!({"package_id": package["id"], "environment_id": env["id"], "notes": notes});
+        expect_status(self.post("/v1/deployments", &t.admin, body).await, StatusCode::CREATED).await
+    }
+
+    /// Waits (up to 60 s) until the deployment reaches `status`; shows its timeline if it does not.
+    pub async fn wait_for_status(&self, t: &TestTenant, deployment: &Value, status: &str) -> Value {
+        let id = deployment["id"].as_str().expect("a deployment id");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = expect_status(self.get(&format!("/v1/deployments/{id}"), &t.admin).await, StatusCode::OK).await;
+            if now["status"] == status {
+                return now;
+            }
+            if std::time::Instant::now() > deadline {
+                let events = self.get(&format!("/v1/deployments/{id}/events"), &t.admin).await.text().await.unwrap_or_default();
+                let targets = self.get(&format!("/v1/deployments/{id}/targets"), &t.admin).await.text().await.unwrap_or_default();
+                panic!("deployment {id} is {} after 60 s, not {status}\ntargets: {targets}\nevents: {events}", now["status"]);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The environment's active versions.
+    pub async fn active(&self, t: &TestTenant, env: &Value) -> Vec<Value> {
+        let path = format!("/v1/environments/{}/active", env["id"].as_str().expect("an environment id"));
+        let list = expect_status(self.get(&path, &t.admin).await, StatusCode::OK).await;
+        list["items"].as_array().expect("items").clone()
+    }
+
+    pub async fn attach(&self, t: &TestTenant, env: &Value, runtime: &Value) {
+        let path = format!("/v1/environments/{}/runtimes/{}", env["id"].as_str().expect("an env id"), runtime["id"].as_str().expect("a runtime id"));
+        let status = self.put(&path, &t.admin).await.status();
+        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "attach: {status}");
+    }
+
     /// Every audit event of the tenant, oldest first.
     pub async fn audit(&self, t: &TestTenant) -> Vec<Value> {
         let mut events = vec![];
@@ -254,4 +291,88 @@ pub fn unpack(archive: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
         entries.insert(path, bytes);
     }
     entries
+}
+
+/// A real `berth-agent` process, with its own state directory.
+pub struct Agent {
+    pub state: tempfile::TempDir,
+    api: String,
+    registration_token: String,
+    apply_command: Option<String>,
+    child: Option<tokio::process::Child>,
+}
+
+/// The agent binary `make test` builds next to the test binaries.
+pub fn agent_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let bin = dir.join("berth-agent");
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p berth-agent` (make test does)", bin.display());
+    bin
+}
+
+impl Agent {
+    /// Starts an agent for `runtime` (as returned by POST /v1/runtimes).
+    pub fn start(app: &TestApp, runtime: &Value, apply_command: Option<&str>) -> Agent {
+        let mut agent = Agent {
+            state: tempfile::tempdir().expect("a state dir"),
+            api: app.base.clone(),
+            registration_token: runtime["registration_token"].as_str().expect("a registration token").to_string(),
+            apply_command: apply_command.map(str::to_string),
+            child: None,
+        };
+        agent.restart();
+        agent
+    }
+
+    /// (Re)starts the process on the same state directory.
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.state.path().join("agent.log")).expect("a log file");
+        let mut cmd = tokio::process::Command::new(agent_binary());
+        cmd.arg("run")
+            .env("BERTH_API_URL", &self.api)
+            .env("BERTH_AGENT_STATE_DIR", self.state.path())
+            .env("BERTH_REGISTRATION_TOKEN", &self.registration_token)
+            .env("BERTH_POLL_WAIT", "1")
+            .env("BERTH_HEARTBEAT_SECS", "1")
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("a log handle"))
+            .stderr(log)
+            .kill_on_drop(true);
+        if let Some(c) = &self.apply_command {
+            cmd.env("BERTH_APPLY_COMMAND", c);
+        }
+        self.child = Some(cmd.spawn().expect("the agent starts"));
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// What the agent runs for `component` in `env`: its `.berth.json`, if any.
+    pub fn installed(&self, env: &Value, component: &Value) -> Option<Value> {
+        let path = self.state.path().join("active").join(env["id"].as_str()?).join(component["id"].as_str()?).join(".berth.json");
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// The content the agent unpacked for a bundled component.
+    pub fn file(&self, env: &Value, root: &Value, bundled: &Value) -> Option<Vec<u8>> {
+        let path = self
+            .state
+            .path()
+            .join("active")
+            .join(env["id"].as_str()?)
+            .join(root["id"].as_str()?)
+            .join("components")
+            .join(bundled["id"].as_str()?)
+            .join("content");
+        std::fs::read(path).ok()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("agent.log")).unwrap_or_default()
+    }
 }

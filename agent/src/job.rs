@@ -3,7 +3,7 @@
 //! finish or undo the job (`recover`).
 
 use crate::api::{Api, Job};
-use crate::state::{copy_tree, remove_tree, write_atomically, Installed, StateDir, INSTALLED_FILE};
+use crate::state::{copy_tree, ensure_parent, remove_tree, write_atomically, Installed, StateDir, INSTALLED_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -18,6 +18,11 @@ pub enum Step {
     /// The renames of the swap are under way.
     Swapping,
     Swapped,
+}
+
+/// Where a job's component lives on this runtime: `<environment>/<component>`.
+pub fn slot(job: &Job) -> String {
+    format!("{}/{}", job.environment_id, job.component_id)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,7 +71,7 @@ impl Runner<'_> {
     /// Runs a job from the start; every failure ends restored and reported.
     pub async fn run(&self, job: Job) -> Result<()> {
         tracing::info!(job_id = %job.job_id, kind = %job.kind, version = %job.version, "job received");
-        let had_previous = self.state.active(&job.component_id).exists();
+        let had_previous = self.state.active(&slot(&job)).exists();
         let mut journal = Journal { job: job.clone(), step: Step::Downloading, had_previous };
         let outcome = self.steps(&mut journal).await;
         match outcome {
@@ -78,7 +83,7 @@ impl Runner<'_> {
             }
             Err(e) if e.downcast_ref::<Stop>().is_some() => {
                 tracing::info!(job_id = %job.job_id, "job stopped at the server's request; active version left as it is");
-                remove_tree(&self.state.staging(&job.component_id))?;
+                remove_tree(&self.state.staging(&slot(&job)))?;
                 self.finish_journal(&job);
                 Ok(())
             }
@@ -101,8 +106,9 @@ impl Runner<'_> {
         journal.step = Step::BackingUp;
         self.journal(journal)?;
         self.report(&job, "backing_up", "").await?;
-        let (active, backup) = (self.state.active(&job.component_id), self.state.backup(&job.component_id));
+        let (active, backup) = (self.state.active(&slot(&job)), self.state.backup(&slot(&job)));
         if active.exists() {
+            ensure_parent(&backup)?;
             let tmp = backup.with_extension("new");
             remove_tree(&tmp)?;
             copy_tree(&active, &tmp)?;
@@ -112,11 +118,13 @@ impl Runner<'_> {
         journal.step = Step::Applying;
         self.journal(journal)?;
         self.report(&job, "applying", "").await?;
-        let staging = self.state.staging(&job.component_id);
+        let staging = self.state.staging(&slot(&job));
         remove_tree(&staging)?;
+        ensure_parent(&staging)?;
         if !undeploy {
             unpack(&self.state.download(&job.job_id), &staging).await?;
             let installed = Installed {
+                environment_id: job.environment_id.clone(),
                 component_id: job.component_id.clone(),
                 package_id: job.package_id.clone(),
                 version: job.version.clone(),
@@ -148,8 +156,9 @@ impl Runner<'_> {
             .env("BERTH_VERSION", &job.version)
             .env("BERTH_DIGEST", &job.digest)
             .env("BERTH_STAGING_DIR", staging)
-            .env("BERTH_ACTIVE_DIR", self.state.active(&job.component_id))
-            .env("BERTH_BACKUP_DIR", self.state.backup(&job.component_id))
+            .env("BERTH_ENVIRONMENT_ID", &job.environment_id)
+            .env("BERTH_ACTIVE_DIR", self.state.active(&slot(job)))
+            .env("BERTH_BACKUP_DIR", self.state.backup(&slot(job)))
             .status()
             .await
             .context("running the apply command")?;
@@ -163,8 +172,10 @@ impl Runner<'_> {
     /// undeploy) while holding the component's lock exclusively: in-flight
     /// executions (holding it shared, see `berth-agent exec`) finish first.
     async fn swap(&self, job: &Job, undeploy: bool) -> Result<()> {
-        let (active, staging, lock) = (self.state.active(&job.component_id), self.state.staging(&job.component_id), self.state.lock(&job.component_id));
+        let (active, staging, lock) = (self.state.active(&slot(job)), self.state.staging(&slot(job)), self.state.lock(&slot(job)));
         tokio::task::spawn_blocking(move || -> Result<()> {
+            ensure_parent(&lock)?;
+            ensure_parent(&active)?;
             let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock)?;
             file.lock()?;
             let retired = active.with_extension("retired");
@@ -201,10 +212,10 @@ impl Runner<'_> {
                 continue;
             };
             let job = journal.job.clone();
-            let installed = self.state.installed_of(&job.component_id);
+            let installed = self.state.installed_of(&slot(&job));
             let completed = match journal.step {
                 Step::Swapped => true,
-                Step::Swapping if job.kind == "undeploy" => !self.state.active(&job.component_id).exists(),
+                Step::Swapping if job.kind == "undeploy" => !self.state.active(&slot(&job)).exists(),
                 Step::Swapping => installed.as_ref().is_some_and(|i| i.digest == job.digest && i.deployment_id == job.deployment_id),
                 _ => false,
             };
@@ -223,12 +234,12 @@ impl Runner<'_> {
 
 /// The component as it was before `job`: the backup if there was a version, nothing otherwise.
 fn restore(state: &StateDir, job: &Job, had_previous: bool) -> Result<()> {
-    let (active, backup, staging) = (state.active(&job.component_id), state.backup(&job.component_id), state.staging(&job.component_id));
+    let (active, backup, staging) = (state.active(&slot(job)), state.backup(&slot(job)), state.staging(&slot(job)));
     remove_tree(&staging)?;
-    let already_previous = state.installed_of(&job.component_id).is_some_and(|i| i.deployment_id != job.deployment_id);
+    let already_previous = state.installed_of(&slot(job)).is_some_and(|i| i.deployment_id != job.deployment_id);
     if had_previous && !already_previous {
         if !backup.exists() {
-            bail!("no backup of {} to restore", job.component_id);
+            bail!("no backup of {} to restore", slot(job));
         }
         let tmp = active.with_extension("restoring");
         remove_tree(&tmp)?;

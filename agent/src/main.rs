@@ -1,7 +1,7 @@
 //! `berth-agent`: the reference runtime agent.
 //!
 //! `berth-agent run` registers (once), heartbeats, and runs deployment jobs.
-//! `berth-agent exec <component> -- <command>` runs one execution of a
+//! `berth-agent exec <environment> <component> -- <command>` runs one execution of a
 //! component while holding its lock shared, so that a deployment's swap
 //! waits for it to finish.
 
@@ -46,6 +46,7 @@ enum Command {
     },
     /// Run a command as one execution of a component (holds its lock shared).
     Exec {
+        environment: String,
         component: String,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
@@ -58,7 +59,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let state = state::StateDir::open(&cli.state_dir)?;
     match cli.command {
-        Command::Exec { component, command } => exec(&state, &component, &command),
+        Command::Exec { environment, component, command } => exec(&state, &format!("{environment}/{component}"), &command),
         Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command } => {
             let credential = match state.read_credential()? {
                 Some(c) => c,
@@ -120,12 +121,13 @@ async fn run_loop(api: &api::Api, runner: &job::Runner<'_>, state: &state::State
     }
 }
 
-fn exec(state: &state::StateDir, component: &str, command: &[String]) -> Result<()> {
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state.lock(component))?;
+fn exec(state: &state::StateDir, slot: &str, command: &[String]) -> Result<()> {
+    state::ensure_parent(&state.lock(slot))?;
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state.lock(slot))?;
     lock.lock_shared()?;
-    let active = state.active(component);
+    let active = state.active(slot);
     if !active.exists() {
-        bail!("component {component} is not deployed on this runtime");
+        bail!("{slot} is not deployed on this runtime");
     }
     let status = std::process::Command::new(&command[0]).args(&command[1..]).env("BERTH_ACTIVE_DIR", &active).current_dir(&active).status()?;
     lock.unlock()?;

@@ -1,14 +1,17 @@
 //! The agent's state directory:
 //!
 //! ```text
-//! credential               the runtime credential (0600), written once at registration
-//! active/<component>/      what runs now: the package's files plus .berth.json
-//! backups/<component>/     the version before the last apply
-//! staging/<component>/     the version being applied
-//! downloads/<job>.tar.gz   verified package archives
-//! jobs/<job>.json          the journal of a job in progress (phase reached)
-//! locks/<component>.lock   held shared by every execution, exclusively by a swap
+//! credential                     the runtime credential (0600), written once at registration
+//! active/<env>/<component>/      what runs now: the package's files plus .berth.json
+//! backups/<env>/<component>/     the version before the last apply
+//! staging/<env>/<component>/     the version being applied
+//! downloads/<job>.tar.gz         verified package archives
+//! jobs/<job>.json                the journal of a job in progress (phase reached)
+//! locks/<env>/<component>.lock   held shared by every execution, exclusively by a swap
 //! ```
+//!
+//! A runtime attached to several environments runs each environment's
+//! version side by side: every path is keyed by a *slot*, `<env>/<component>`.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 /// What `.berth.json` in an active directory says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
+    pub environment_id: String,
     pub component_id: String,
     pub package_id: String,
     pub version: String,
@@ -47,14 +51,14 @@ impl StateDir {
     pub fn credential_file(&self) -> PathBuf {
         self.root.join("credential")
     }
-    pub fn active(&self, component: &str) -> PathBuf {
-        self.root.join("active").join(component)
+    pub fn active(&self, slot: &str) -> PathBuf {
+        self.root.join("active").join(slot)
     }
-    pub fn backup(&self, component: &str) -> PathBuf {
-        self.root.join("backups").join(component)
+    pub fn backup(&self, slot: &str) -> PathBuf {
+        self.root.join("backups").join(slot)
     }
-    pub fn staging(&self, component: &str) -> PathBuf {
-        self.root.join("staging").join(component)
+    pub fn staging(&self, slot: &str) -> PathBuf {
+        self.root.join("staging").join(slot)
     }
     pub fn download(&self, job: &str) -> PathBuf {
         self.root.join("downloads").join(format!("{job}.tar.gz"))
@@ -62,8 +66,8 @@ impl StateDir {
     pub fn journal(&self, job: &str) -> PathBuf {
         self.root.join("jobs").join(format!("{job}.json"))
     }
-    pub fn lock(&self, component: &str) -> PathBuf {
-        self.root.join("locks").join(format!("{component}.lock"))
+    pub fn lock(&self, slot: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{slot}.lock"))
     }
 
     pub fn read_credential(&self) -> Result<Option<String>> {
@@ -85,23 +89,27 @@ impl StateDir {
         Ok(())
     }
 
-    /// What every active component runs (for heartbeats).
+    /// What every slot runs (for heartbeats).
     pub fn installed(&self) -> Result<Vec<Installed>> {
         let mut all = vec![];
-        for entry in fs::read_dir(self.root.join("active"))? {
-            let path = entry?.path().join(INSTALLED_FILE);
-            if let Ok(bytes) = fs::read(&path) {
-                if let Ok(installed) = serde_json::from_slice::<Installed>(&bytes) {
+        for env in fs::read_dir(self.root.join("active"))? {
+            let env = env?.path();
+            if !env.is_dir() {
+                continue;
+            }
+            for component in fs::read_dir(&env)? {
+                let path = component?.path().join(INSTALLED_FILE);
+                if let Some(installed) = fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Installed>(&b).ok()) {
                     all.push(installed);
                 }
             }
         }
-        all.sort_by(|a, b| a.component_id.cmp(&b.component_id));
+        all.sort_by(|a, b| (&a.environment_id, &a.component_id).cmp(&(&b.environment_id, &b.component_id)));
         Ok(all)
     }
 
-    pub fn installed_of(&self, component: &str) -> Option<Installed> {
-        fs::read(self.active(component).join(INSTALLED_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    pub fn installed_of(&self, slot: &str) -> Option<Installed> {
+        fs::read(self.active(slot).join(INSTALLED_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok())
     }
 }
 
@@ -111,6 +119,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(&tmp, bytes)?;
     fs::File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Creates the parent directory of `path`.
+pub fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
     Ok(())
 }
 
