@@ -3,3 +3,4 @@
 mod lifecycle;
 mod packaging;
 mod deployments;
+mod robustness;

@@ -1,0 +1,292 @@
+//! Deployments under duress: offline runtimes, duplicate deliveries, killed
+//! agents, deadlines, cancellation, schedules, retries, undeploys, detaches.
+
+use berth_domain::usecases::Settings;
+use berth_tests::{expect_problem, expect_status, Agent, TestApp, TestTenant};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn setup(app: &TestApp) -> (TestTenant, Value, Value) {
+    let acme = app.tenant("Acme").await;
+    let env = app.environment(&acme, "Test", "test").await;
+    let process = app.component(&acme, "Orders", "process", b"v1", &[]).await;
+    (acme, env, process)
+}
+
+async fn targets(app: &TestApp, t: &TestTenant, d: &Value) -> Vec<Value> {
+    let list = expect_status(app.get(&format!("/v1/deployments/{}/targets", d["id"].as_str().unwrap()), &t.admin).await, StatusCode::OK).await;
+    list["items"].as_array().unwrap().clone()
+}
+
+async fn wait_for_target(app: &TestApp, t: &TestTenant, d: &Value, state: &str) {
+    for _ in 0..300 {
+        if targets(app, t, d).await.iter().any(|x| x["state"] == state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no target reached {state}: {:?}", targets(app, t, d).await);
+}
+
+#[tokio::test]
+async fn a_runtime_attached_to_two_environments_runs_each_environments_version() {
+    let app = TestApp::spawn().await;
+    let (acme, test, process) = setup(&app).await;
+    let prod = app.environment(&acme, "Production", "production").await;
+    let runtime = app.runtime(&acme, "shared-atom").await;
+    app.attach(&acme, &test, &runtime).await;
+    app.attach(&acme, &prod, &runtime).await;
+    let agent = Agent::start(&app, &runtime, None);
+
+    let v1 = app.package(&acme, &process, Some("v1")).await;
+    let d = app.deploy(&acme, &v1, &prod, "").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    app.revise(&acme, &process, b"v2").await;
+    let v2 = app.package(&acme, &process, Some("v2")).await;
+    let d = app.deploy(&acme, &v2, &test, "").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+
+    assert_eq!(agent.installed(&prod, &process).unwrap()["version"], "v1");
+    assert_eq!(agent.installed(&test, &process).unwrap()["version"], "v2");
+    assert_eq!(app.active(&acme, &prod).await[0]["version"], "v1");
+    assert_eq!(app.active(&acme, &test).await[0]["version"], "v2");
+}
+
+#[tokio::test]
+async fn a_job_for_an_offline_runtime_waits_and_completes_when_its_agent_comes_back() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let package = app.package(&acme, &process, None).await;
+
+    let body = json!({"package_id": package["id"], "environment_id": env["id"]});
+    let report = expect_status(app.post("/v1/deployments/validate", &acme.admin, body).await, StatusCode::OK).await;
+    assert_eq!(report["errors"], json!([]));
+    assert_eq!(report["warnings"][0]["code"], "runtime_offline");
+
+    let d = app.deploy(&acme, &package, &env, "").await;
+    app.wait_for_status(&acme, &d, "in_progress").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(targets(&app, &acme, &d).await[0]["state"], "pending", "the job waits for the runtime");
+
+    let agent = Agent::start(&app, &runtime, None);
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    assert_eq!(agent.installed(&env, &process).unwrap()["digest"], package["digest"]);
+}
+
+#[tokio::test]
+async fn a_duplicated_deployments_message_creates_no_duplicate_target_or_job() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let package = app.package(&acme, &process, None).await;
+    let d = app.deploy(&acme, &package, &env, "").await;
+    app.wait_for_status(&acme, &d, "in_progress").await;
+
+    // SQS delivers at least once: the same message twice more.
+    let tenant: berth_domain::ids::TenantId = acme.id.parse().unwrap();
+    let id: berth_domain::ids::DeploymentId = d["id"].as_str().unwrap().parse().unwrap();
+    for _ in 0..2 {
+        app.local.berth.jobs.enqueue_deployment(tenant, id).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(targets(&app, &acme, &d).await.len(), 1);
+
+    let agent = Agent::start(&app, &runtime, None);
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // any duplicate job message would be offered now
+    let events = expect_status(app.get(&format!("/v1/deployments/{}/events", d["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
+    let delivered = events["items"].as_array().unwrap().iter().filter(|e| e["message"].as_str().unwrap().starts_with("Delivered")).count();
+    assert_eq!(delivered, 1, "the job was delivered once; agent log: {}", agent.log());
+    assert_eq!(targets(&app, &acme, &d).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_agent_killed_while_applying_restores_the_previous_version_when_it_restarts() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let slow = tempfile::tempdir().unwrap();
+    let marker = slow.path().join("slow");
+    let apply = format!("if [ -f {} ]; then sleep 60; fi", marker.display());
+    let mut agent = Agent::start(&app, &runtime, Some(&apply));
+    let v1 = app.package(&acme, &process, Some("v1")).await;
+    let d1 = app.deploy(&acme, &v1, &env, "").await;
+    app.wait_for_status(&acme, &d1, "succeeded").await;
+
+    app.revise(&acme, &process, b"v2").await;
+    let v2 = app.package(&acme, &process, Some("v2")).await;
+    std::fs::write(&marker, b"").unwrap();
+    let d2 = app.deploy(&acme, &v2, &env, "").await;
+    wait_for_target(&app, &acme, &d2, "applying").await;
+    agent.kill().await;
+    assert_eq!(agent.installed(&env, &process).unwrap()["version"], "v1", "the swap had not happened");
+
+    std::fs::remove_file(&marker).unwrap();
+    agent.restart();
+    app.wait_for_status(&acme, &d2, "rolled_back").await;
+    assert_eq!(targets(&app, &acme, &d2).await[0]["state"], "restored");
+    assert_eq!(agent.installed(&env, &process).unwrap()["version"], "v1");
+    assert_eq!(app.active(&acme, &env).await[0]["version"], "v1", "the environment never lost its working version");
+}
+
+#[tokio::test]
+async fn undeploying_removes_the_component_from_every_runtime_and_frees_its_package() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let agent = Agent::start(&app, &runtime, None);
+    let package = app.package(&acme, &process, None).await;
+    let d = app.deploy(&acme, &package, &env, "").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    let package_path = format!("/v1/packages/{}", package["id"].as_str().unwrap());
+    expect_problem(app.delete(&package_path, &acme.admin).await, StatusCode::CONFLICT, "package_active").await;
+
+    let path = format!("/v1/environments/{}/active/{}", env["id"].as_str().unwrap(), process["id"].as_str().unwrap());
+    let undeploy = expect_status(app.delete(&path, &acme.admin).await, StatusCode::ACCEPTED).await;
+    assert_eq!(undeploy["kind"], "undeploy");
+    app.wait_for_status(&acme, &undeploy, "succeeded").await;
+    assert_eq!(app.active(&acme, &env).await, Vec::<Value>::new());
+    assert!(agent.installed(&env, &process).is_none(), "the agent removed it");
+    expect_status(app.delete(&package_path, &acme.admin).await, StatusCode::NO_CONTENT).await;
+}
+
+#[tokio::test]
+async fn a_detached_runtime_is_sent_undeploys_while_the_environment_keeps_its_versions() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let agent = Agent::start(&app, &runtime, None);
+    let package = app.package(&acme, &process, None).await;
+    let d = app.deploy(&acme, &package, &env, "").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+
+    let path = format!("/v1/environments/{}/runtimes/{}", env["id"].as_str().unwrap(), runtime["id"].as_str().unwrap());
+    expect_status(app.delete(&path, &acme.admin).await, StatusCode::NO_CONTENT).await;
+    let list = expect_status(app.get("/v1/deployments?status=succeeded", &acme.admin).await, StatusCode::OK).await;
+    for _ in 0..100 {
+        if agent.installed(&env, &process).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(agent.installed(&env, &process).is_none(), "the detached runtime stopped running it; log: {}", agent.log());
+    let all = expect_status(app.get("/v1/deployments", &acme.admin).await, StatusCode::OK).await;
+    let undeploy = all["items"].as_array().unwrap().iter().find(|d| d["kind"] == "undeploy").expect("an undeploy for the detached runtime").clone();
+    assert_eq!(undeploy["runtime_id"], runtime["id"]);
+    app.wait_for_status(&acme, &undeploy, "succeeded").await;
+    assert_eq!(app.active(&acme, &env).await.len(), 1, "the environment's active version stays");
+    assert!(list["items"].as_array().unwrap().iter().any(|x| x["id"] == d["id"]), "the original deployment is still succeeded, not superseded");
+}
+
+#[tokio::test]
+async fn a_scheduled_deployment_waits_for_its_time_and_can_be_cancelled_before() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let _agent = Agent::start(&app, &runtime, None);
+    let package = app.package(&acme, &process, None).await;
+
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let body = json!({"package_id": package["id"], "environment_id": env["id"], "scheduled_at": later});
+    let scheduled = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
+    assert_eq!(scheduled["status"], "scheduled");
+    let cancel = format!("/v1/deployments/{}/cancel", scheduled["id"].as_str().unwrap());
+    let cancelled = expect_status(app.request(reqwest::Method::POST, &cancel, Some(&acme.admin)).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(cancelled["status"], "cancelled");
+
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let body = json!({"package_id": package["id"], "environment_id": env["id"], "scheduled_at": soon});
+    let d = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
+    assert_eq!(d["status"], "scheduled", "the cancelled one released the lock");
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    expect_problem(app.request(reqwest::Method::POST, &format!("/v1/deployments/{}/cancel", d["id"].as_str().unwrap()), Some(&acme.admin)).send().await.unwrap(), StatusCode::CONFLICT, "deployment_started").await;
+}
+
+#[tokio::test]
+async fn retrying_a_failed_deployment_sends_the_failed_targets_a_new_job() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let broken = tempfile::tempdir().unwrap();
+    let marker = broken.path().join("broken");
+    std::fs::write(&marker, b"").unwrap();
+    let _agent = Agent::start(&app, &runtime, Some(&format!("test ! -f {}", marker.display())));
+    let package = app.package(&acme, &process, None).await;
+    let d = app.deploy(&acme, &package, &env, "").await;
+    app.wait_for_status(&acme, &d, "rolled_back").await;
+    let first_job = targets(&app, &acme, &d).await[0]["job_id"].clone();
+
+    std::fs::remove_file(&marker).unwrap();
+    let retry = format!("/v1/deployments/{}/retry", d["id"].as_str().unwrap());
+    let retried = expect_status(app.request(reqwest::Method::POST, &retry, Some(&acme.admin)).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(retried["status"], "in_progress");
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    let now = targets(&app, &acme, &d).await;
+    assert_eq!(now[0]["state"], "deployed");
+    assert_ne!(now[0]["job_id"], first_job, "a retry is a new job");
+    assert_eq!(app.active(&acme, &env).await[0]["package_id"], package["id"]);
+}
+
+#[tokio::test]
+async fn a_job_past_its_deadline_is_failed_by_the_sweeper() {
+    let settings = Settings { job_deadline: chrono::Duration::seconds(2), ..Settings::default() };
+    let app = TestApp::spawn_with(settings).await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let _agent = Agent::start(&app, &runtime, Some("sleep 30"));
+    let package = app.package(&acme, &process, None).await;
+    let d = app.deploy(&acme, &package, &env, "").await;
+    app.wait_for_status(&acme, &d, "failed").await;
+    let t = &targets(&app, &acme, &d).await[0];
+    assert_eq!(t["state"], "failed");
+    assert!(t["message"].as_str().unwrap().contains("deadline"), "{t}");
+    assert_eq!(app.active(&acme, &env).await, Vec::<Value>::new());
+    // The lock is released: another deployment may start.
+    let body = json!({"package_id": package["id"], "environment_id": env["id"]});
+    expect_status(app.post("/v1/deployments/validate", &acme.admin, body).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn an_unreadable_deployments_message_is_reported_for_retry_never_dropped() {
+    let app = TestApp::spawn().await;
+    let garbage = berth_dispatcher::QueueMessage { message_id: "m-1".into(), body: "{not json".into(), receive_count: 1 };
+    let unknown = berth_dispatcher::QueueMessage {
+        message_id: "m-2".into(),
+        body: json!({"tenant_id": uuid::Uuid::now_v7(), "deployment_id": uuid::Uuid::now_v7()}).to_string(),
+        receive_count: 1,
+    };
+    let failed = berth_dispatcher::handle_batch(&app.local.berth, vec![garbage, unknown]).await;
+    assert_eq!(failed, ["m-1"], "the unreadable one is retried (and ends in the DLQ); the one for no deployment is done");
+}
+
+#[tokio::test]
+async fn a_deployment_that_cannot_be_dispatched_is_marked_failed_on_its_last_delivery() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    // The runtime's queue is gone: sending it its job fails every time.
+    let (queue, _) = berth_aws::keys::runtime_queue_names(&app.names.queue_prefix, runtime["id"].as_str().unwrap().parse().unwrap());
+    let url = app.clients.sqs.get_queue_url().queue_name(&queue).send().await.unwrap().queue_url.unwrap();
+    app.clients.sqs.delete_queue().queue_url(&url).send().await.unwrap();
+    let package = app.package(&acme, &process, None).await;
+    let d = app.deploy(&acme, &package, &env, "").await;
+
+    let body = json!({"tenant_id": acme.id, "deployment_id": d["id"]}).to_string();
+    let early = berth_dispatcher::QueueMessage { message_id: "m".into(), body: body.clone(), receive_count: 1 };
+    assert_eq!(berth_dispatcher::handle_batch(&app.local.berth, vec![early]).await, ["m"], "retried while deliveries remain");
+    let last = berth_dispatcher::QueueMessage { message_id: "m".into(), body, receive_count: berth_aws::bootstrap::MAX_RECEIVES };
+    assert_eq!(berth_dispatcher::handle_batch(&app.local.berth, vec![last]).await, ["m"], "still reported: SQS moves it to the DLQ");
+    let now = app.wait_for_status(&acme, &d, "failed").await;
+    assert!(now["finished_at"].is_string());
+}
