@@ -34,7 +34,8 @@ build:
 	cargo build --workspace --bins
 
 run: localstack-up
-	cargo run -p berth-local -- serve
+	cargo build -p berth-agent -p berth-local
+	./target/debug/berth-local serve --demo-agent
 
 # Unit, adapter (LocalStack) and end-to-end tests; then the SAM template lint.
 test: localstack-up

@@ -25,6 +25,13 @@ enum Command {
     Serve {
         #[arg(long, env = "BERTH_BIND", default_value = "127.0.0.1:8080")]
         bind: SocketAddr,
+        /// Also run a demo agent (the berth-agent binary next to this one),
+        /// attached to the demo tenant's "Test" environment.
+        #[arg(long, env = "BERTH_DEMO_AGENT", default_value_t = false)]
+        demo_agent: bool,
+        /// The demo agent's state directory.
+        #[arg(long, env = "BERTH_DEMO_AGENT_DIR", default_value = "localstack/.state/demo-agent")]
+        demo_agent_dir: std::path::PathBuf,
     },
     /// Print a signed dev token (HS256, the local secret).
     Token {
@@ -64,7 +71,7 @@ async fn main() -> Result<()> {
             let resources = berth_aws::bootstrap::ensure_resources(&clients, &names).await.context("creating resources (is LocalStack up?)")?;
             println!("table={} bucket={} deployments_queue={}", names.table, names.bucket, resources.deployments_queue_url);
         }
-        Command::Serve { bind } => {
+        Command::Serve { bind, demo_agent, demo_agent_dir } => {
             let clients = AwsClients::from_env().await;
             let names = ResourceNames::from_env();
             let local = LocalBerth::start(&clients, &names, &auth, settings_from_env()).await.context("starting Berth (is LocalStack up?)")?;
@@ -76,8 +83,9 @@ async fn main() -> Result<()> {
             };
             let sweep_every = std::env::var("BERTH_SWEEP_INTERVAL_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
             let _workers = local.spawn_workers(clients.sqs.clone(), Duration::from_secs(sweep_every));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let (addr, server) = local.serve(bind, async {
-                let _ = tokio::signal::ctrl_c().await;
+                let _ = stopped.await;
             })
             .await?;
             let ttl = Duration::from_secs(12 * 3600);
@@ -93,9 +101,65 @@ async fn main() -> Result<()> {
                  -H 'Content-Type: application/json' -d '{{\"name\":\"Test\",\"classification\":\"test\"}}'\n",
                 auth.issuer, auth.audience, tenant.name, tenant.id,
             );
-            server.await??;
+            let mut agent = if demo_agent { Some(start_demo_agent(&local, &tenant, addr, &demo_agent_dir).await?) } else { None };
+            tokio::signal::ctrl_c().await?;
+            // The agent first: its long poll would hold the graceful shutdown open.
+            if let Some(a) = agent.as_mut() {
+                let _ = a.kill().await;
+            }
+            let _ = stop.send(());
+            if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+                println!("Some connections were still open after 5 s; stopping anyway.");
+            }
             println!("Berth stopped.");
         }
     }
     Ok(())
+}
+
+/// Makes sure the demo tenant has a "Test" environment with a "demo-agent"
+/// runtime attached, and runs the agent for it (killed when Berth stops).
+async fn start_demo_agent(
+    local: &LocalBerth,
+    tenant: &berth_domain::tenant::Tenant,
+    addr: SocketAddr,
+    state_dir: &std::path::Path,
+) -> Result<tokio::process::Child> {
+    use berth_domain::context::TenantCtx;
+    use berth_domain::environment::NewEnvironment;
+    use berth_domain::runtime::RuntimeKind;
+    use berth_domain::values::{Classification, Description, Role};
+    let ctx = TenantCtx { tenant: tenant.id, actor: Actor::system("berth-local"), roles: vec![Role::Admin], request_id: "make-run".into(), tenant_suspended: false };
+    let envs = local.berth.list_environments(&ctx, &PageRequest::first(100)).await?;
+    let env = match envs.items.into_iter().find(|e| e.name.as_str() == "Test") {
+        Some(e) => e,
+        None => {
+            let input = NewEnvironment { name: Name::parse("Test").map_err(anyhow::Error::msg)?, classification: Classification::Test, enabled: true, description: Description::default() };
+            local.berth.create_environment(&ctx, input).await?
+        }
+    };
+    let runtimes = local.berth.list_runtimes(&ctx, &PageRequest::first(100)).await?;
+    let existing = runtimes.items.into_iter().find(|r| r.name.as_str() == "demo-agent" && r.credential_hash.is_some());
+    let (runtime_id, token) = match existing.filter(|_| state_dir.join("credential").exists()) {
+        Some(r) => (r.id, None),
+        None => {
+            // A fresh runtime: whatever credential an earlier agent kept is void.
+            let _ = std::fs::remove_dir_all(state_dir);
+            let created = local.berth.create_runtime(&ctx, Name::parse("demo-agent").map_err(anyhow::Error::msg)?, RuntimeKind::OnPremise).await?;
+            (created.runtime.id, Some(created.registration_token.reveal()))
+        }
+    };
+    local.berth.attach_runtime(&ctx, env.id, runtime_id).await?;
+    let binary = std::env::current_exe()?.with_file_name("berth-agent");
+    if !binary.exists() {
+        bail!("{} is missing: build it with `cargo build -p berth-agent` (make run does)", binary.display());
+    }
+    let mut cmd = tokio::process::Command::new(&binary);
+    cmd.arg("run").env("BERTH_API_URL", format!("http://{addr}")).env("BERTH_AGENT_STATE_DIR", state_dir).env("BERTH_AGENT_NAME", "demo-agent").kill_on_drop(true);
+    if let Some(t) = token {
+        cmd.env("BERTH_REGISTRATION_TOKEN", t);
+    }
+    let child = cmd.spawn()?;
+    println!("Demo agent: runtime {runtime_id}, attached to environment \"Test\" ({}), state in {}\n", env.id, state_dir.display());
+    Ok(child)
 }
