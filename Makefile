@@ -47,7 +47,9 @@ else
 endif
 	@$(MAKE) --no-print-directory lint-infra
 
+# cfn-lint comes with the frozen LocalStack requirements (installed once, cached).
 lint-infra:
+	@$(LOCALSTACK) install >/dev/null
 	@localstack/.venv/bin/cfn-lint infra/template.yaml && echo "cfn-lint: infra/template.yaml ok"
 
 bench: localstack-up
