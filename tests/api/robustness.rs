@@ -290,3 +290,31 @@ async fn a_deployment_that_cannot_be_dispatched_is_marked_failed_on_its_last_del
     let now = app.wait_for_status(&acme, &d, "failed").await;
     assert!(now["finished_at"].is_string());
 }
+
+#[tokio::test]
+async fn a_runtime_reporting_another_digest_than_the_active_one_is_out_of_sync() {
+    let app = TestApp::spawn().await;
+    let (acme, env, process) = setup(&app).await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let mut agent = Agent::start(&app, &runtime, None);
+    let package = app.package(&acme, &process, None).await;
+    let d = app.deploy(&acme, &package, &env, "").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    agent.kill().await;
+
+    // What the runtime says it runs is not what the environment should run.
+    let credential = std::fs::read_to_string(agent.state.path().join("credential")).unwrap();
+    let stale = format!("sha256:{}", "0".repeat(64));
+    let beat = json!({"agent_version": "1.0.0", "status": "ok", "running": [{"component_id": process["id"], "package_id": package["id"], "digest": stale}]});
+    let response = app.request(reqwest::Method::POST, "/agent/v1/heartbeat", Some(credential.trim())).json(&beat).send().await.unwrap();
+    expect_status(response, StatusCode::OK).await;
+    let active = app.active(&acme, &env).await;
+    assert_eq!(active[0]["out_of_sync"], true);
+    assert_eq!(active[0]["out_of_sync_runtimes"], json!([runtime["id"]]));
+
+    let beat = json!({"agent_version": "1.0.0", "status": "ok", "running": [{"component_id": process["id"], "package_id": package["id"], "digest": package["digest"]}]});
+    let response = app.request(reqwest::Method::POST, "/agent/v1/heartbeat", Some(credential.trim())).json(&beat).send().await.unwrap();
+    expect_status(response, StatusCode::OK).await;
+    assert_eq!(app.active(&acme, &env).await[0]["out_of_sync"], false);
+}

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod deployments;
 mod governance;
 mod idempotency;
 

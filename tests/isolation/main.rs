@@ -3,6 +3,7 @@
 //! query, a list cursor or an agent token.
 
 mod agents;
+mod deployments;
 mod packages;
 mod portal;
 

@@ -429,11 +429,17 @@ pub struct CreateDeployment {
     pub rollout: Option<serde_json::Value>,
 }
 
+/// The same body as a deployment request (a portal dry-runs what it will send);
+/// only the package and environment matter to validation.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateDeployment {
     pub package_id: Uuid,
     pub environment_id: Uuid,
+    pub notes: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<Object>)]
+    pub rollout: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -115,8 +115,11 @@ pub fn deployments(t: TenantId) -> String {
 pub fn deployment(t: TenantId, d: DeploymentId) -> (String, String) {
     (deployments(t), format!("D#{d}"))
 }
+pub fn in_flights(t: TenantId, e: EnvironmentId) -> String {
+    format!("T#{t}#ENV#{e}#INFLIGHT")
+}
 pub fn in_flight(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String) {
-    (format!("T#{t}#ENV#{e}#INFLIGHT"), c.to_string())
+    (in_flights(t, e), c.to_string())
 }
 pub fn actives(t: TenantId, e: EnvironmentId) -> String {
     format!("T#{t}#ENV#{e}#ACTIVE")

@@ -104,7 +104,10 @@ impl AuditEvent {
     }
 
     /// SHA-256 over the canonical JSON of every field but `hash` itself.
+    /// Object keys are sorted (at every depth), so the hash does not depend on
+    /// the order a store returns a map in.
     pub fn compute_hash(&self) -> String {
+        let summary = canonical(&self.summary);
         let hashed = Hashed {
             id: &self.id,
             seq: self.seq,
@@ -114,7 +117,7 @@ impl AuditEvent {
             entity_type: &self.entity_type,
             entity_id: &self.entity_id,
             request_id: &self.request_id,
-            summary: &self.summary,
+            summary: &summary,
             prev_hash: &self.prev_hash,
         };
         // Serialising plain structs and BTreeMap-backed JSON values cannot fail.
@@ -124,6 +127,23 @@ impl AuditEvent {
 
     pub fn head(&self) -> AuditHead {
         AuditHead { seq: self.seq, hash: self.hash.clone() }
+    }
+}
+
+/// The same JSON with every object's keys in sorted order.
+fn canonical(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut sorted = serde_json::Map::new();
+            for k in keys {
+                sorted.insert(k.clone(), canonical(&map[k]));
+            }
+            serde_json::Value::Object(sorted)
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
     }
 }
 
@@ -203,6 +223,15 @@ mod tests {
         let broken = verify_chain(&AuditHead::genesis(), &events).unwrap_err();
         assert_eq!(broken.seq, 3);
         assert!(broken.reason.contains("gap"));
+    }
+
+    #[test]
+    fn the_hash_does_not_depend_on_the_order_of_keys_in_the_summary() {
+        let mut event = chain_of(1).remove(0);
+        event.summary = serde_json::from_str(r#"{"b": {"y": 1, "x": [{"q": 1, "p": 2}]}, "a": 2}"#).unwrap();
+        let hash = event.compute_hash();
+        event.summary = serde_json::from_str(r#"{"a": 2, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}"#).unwrap();
+        assert_eq!(event.compute_hash(), hash);
     }
 
     #[test]

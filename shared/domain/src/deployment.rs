@@ -72,6 +72,9 @@ pub struct Deployment {
     /// Set on the undeploys sent to a runtime detached from the environment:
     /// only that runtime is targeted and the environment's active versions stay.
     pub only_runtime: Option<RuntimeId>,
+    /// The connection components the package bundles: they take licences
+    /// from the moment the deployment is requested.
+    pub connections: Vec<ComponentId>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

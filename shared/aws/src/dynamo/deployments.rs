@@ -40,6 +40,8 @@ struct DeploymentRecord {
     previous_package_id: Option<PackageId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     only_runtime: Option<RuntimeId>,
+    #[serde(default)]
+    connections: Vec<ComponentId>,
     created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     started_at: Option<DateTime<Utc>>,
@@ -76,6 +78,7 @@ impl DeploymentRecord {
             scheduled_at: d.scheduled_at,
             previous_package_id: d.previous_package_id,
             only_runtime: d.only_runtime,
+            connections: d.connections.clone(),
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,
@@ -98,6 +101,7 @@ impl DeploymentRecord {
             scheduled_at: self.scheduled_at,
             previous_package_id: self.previous_package_id,
             only_runtime: self.only_runtime,
+            connections: self.connections,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
@@ -171,6 +175,10 @@ struct LockRecord {
     pk: String,
     sk: String,
     deployment_id: DeploymentId,
+    component_id: ComponentId,
+    /// The connections the deployment bundles (licences are counted from the request on).
+    #[serde(default)]
+    connections: Vec<ComponentId>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -225,7 +233,8 @@ impl DynamoStore {
 
     fn lock_put(&self, tenant: TenantId, d: &Deployment) -> Result<TransactWriteItem> {
         let (pk, sk) = keys::in_flight(tenant, d.environment_id, d.component_id);
-        self.put(to_item(&LockRecord { pk, sk, deployment_id: d.id })?, "attribute_not_exists(pk)")
+        let lock = LockRecord { pk, sk, deployment_id: d.id, component_id: d.component_id, connections: d.connections.clone() };
+        self.put(to_item(&lock)?, "attribute_not_exists(pk)")
     }
 
     fn lock_delete(&self, tenant: TenantId, d: &Deployment) -> Result<TransactWriteItem> {
@@ -361,6 +370,10 @@ impl DeploymentStore for DynamoStore {
 
     async fn in_flight(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<DeploymentId>> {
         Ok(self.get::<LockRecord>(keys::in_flight(tenant, env, component)).await?.map(|l| l.deployment_id))
+    }
+
+    async fn in_flight_connections(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<(ComponentId, Vec<ComponentId>)>> {
+        Ok(self.query_all::<LockRecord>(&keys::in_flights(tenant, env)).await?.into_iter().map(|l| (l.component_id, l.connections)).collect())
     }
 
     async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {

@@ -61,6 +61,13 @@ impl Berth {
                     }
                     connections.extend(a.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id));
                 }
+                // Requested but not yet active: their connections are spoken for too.
+                for (slot, bundled) in self.deployments.in_flight_connections(ctx.tenant, e.id).await? {
+                    if e.id == env.id && slot == component {
+                        continue;
+                    }
+                    connections.extend(bundled);
+                }
             }
             match envs.next_cursor {
                 Some(c) => page.cursor = Some(c),
@@ -130,6 +137,7 @@ impl Berth {
             scheduled_at: scheduled,
             previous_package_id: active.map(|a| a.package_id),
             only_runtime: None,
+            connections: connections_of(&package),
             created_at: now,
             started_at: None,
             finished_at: None,
@@ -219,7 +227,18 @@ impl Berth {
             return Err(DomainError::conflict("not_retryable", format!("only failed deployments can be retried; this one is {}", before.status.as_str())));
         }
         let env = self.get_environment(ctx, before.environment_id).await?;
-        if !env.enabled {
+        let active = self.deployments.active_version(ctx.tenant, env.id, before.component_id).await?;
+        // UUIDv7: a greater id is a later deployment.
+        if active.is_some_and(|a| a.deployment_id > before.id) {
+            return Err(DomainError::conflict("not_retryable", "a later deployment of this component is active in the environment; deploy this version anew instead"));
+        }
+        if before.only_runtime.is_none() {
+            let package = self.get_package(ctx, before.package_id).await?.package;
+            let report = self.report_for(ctx, &env, &package).await?;
+            if let Some(first) = report.errors.first() {
+                return Err(DomainError::conflict(first.code, first.message.clone()));
+            }
+        } else if !env.enabled {
             return Err(DomainError::conflict("environment_not_enabled", format!("environment \"{}\" is not enabled", env.name)));
         }
         let now = Utc::now();
@@ -301,6 +320,7 @@ impl Berth {
             scheduled_at: None,
             previous_package_id: Some(active.package_id),
             only_runtime,
+            connections: vec![],
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -329,4 +349,9 @@ impl Berth {
             components: package.manifest.components.clone(),
         }
     }
+}
+
+/// The connection components a package bundles.
+fn connections_of(package: &Package) -> Vec<ComponentId> {
+    package.manifest.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id).collect()
 }
