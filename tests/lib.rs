@@ -5,10 +5,10 @@
 use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::usecases::Settings;
 use berth_local::LocalBerth;
-use berth_web::auth::{claims_for, issue_hs256, Claims, KeySource};
 use berth_web::AuthConfig;
+use berth_web::auth::{Claims, KeySource, claims_for, issue_hs256};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 pub const ISSUER: &str = "berth-test";
@@ -77,7 +77,14 @@ impl TestApp {
 
     /// A one-hour token for `tenant` with `roles`.
     pub fn token(&self, tenant: &str, roles: &[&str]) -> String {
-        self.sign(&claims_for(ISSUER, AUDIENCE, &format!("user-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]), Some(tenant.into()), roles, Duration::from_secs(3600)))
+        self.sign(&claims_for(
+            ISSUER,
+            AUDIENCE,
+            &format!("user-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            Some(tenant.into()),
+            roles,
+            Duration::from_secs(3600),
+        ))
     }
 
     /// A token for a named user of `tenant`.
@@ -141,11 +148,9 @@ impl TestApp {
     /// Registers an agent for `runtime` (as returned by POST /v1/runtimes); returns its credential.
     pub async fn register_agent(&self, runtime: &Value) -> String {
         let body = json!({"registration_token": runtime["registration_token"], "agent_version": "1.0.0"});
-        let registered = expect_status(
-            self.request(Method::POST, "/agent/v1/register", None).json(&body).send().await.expect("the request is sent"),
-            StatusCode::CREATED,
-        )
-        .await;
+        let registered =
+            expect_status(self.request(Method::POST, "/agent/v1/register", None).json(&body).send().await.expect("the request is sent"), StatusCode::CREATED)
+                .await;
         registered["credential"].as_str().expect("a credential").to_string()
     }
 

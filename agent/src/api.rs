@@ -1,6 +1,6 @@
 //! The Berth agent protocol over HTTPS (DESIGN.md "Agent protocol").
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -96,11 +96,8 @@ impl Api {
 
     /// Long-polls for a job; `None` when there is none.
     pub async fn next_job(&self, wait: u64) -> Result<Option<Job>> {
-        let response = self
-            .authed(self.http.get(format!("{}/agent/v1/jobs/next?wait={wait}", self.base)))
-            .timeout(Duration::from_secs(wait + 30))
-            .send()
-            .await?;
+        let response =
+            self.authed(self.http.get(format!("{}/agent/v1/jobs/next?wait={wait}", self.base))).timeout(Duration::from_secs(wait + 30)).send().await?;
         match response.status() {
             reqwest::StatusCode::NO_CONTENT => Ok(None),
             s if s.is_success() => Ok(Some(response.json().await?)),

@@ -3,8 +3,8 @@
 //! finish or undo the job (`recover`).
 
 use crate::api::{Api, Job};
-use crate::state::{copy_tree, ensure_parent, remove_tree, write_atomically, Installed, StateDir, INSTALLED_FILE};
-use anyhow::{bail, Context, Result};
+use crate::state::{INSTALLED_FILE, Installed, StateDir, copy_tree, ensure_parent, remove_tree, write_atomically};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use berth_aws::app::build_berth;
-use berth_aws::bootstrap::{ensure_resources, Resources};
+use berth_aws::bootstrap::{Resources, ensure_resources};
 use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::usecases::{Berth, Settings};
 use berth_web::{AuthConfig, JwtVerifier};
@@ -119,11 +119,7 @@ async fn poll_deployments(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_s
         .map(|m| berth_dispatcher::QueueMessage {
             message_id: m.message_id().unwrap_or_default().to_string(),
             body: m.body().unwrap_or_default().to_string(),
-            receive_count: m
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1),
+            receive_count: m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount)).and_then(|c| c.parse().ok()).unwrap_or(1),
         })
         .collect();
     let failed = berth_dispatcher::handle_batch(berth, batch).await;

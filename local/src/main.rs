@@ -1,13 +1,13 @@
 //! `berth-local serve | token | bootstrap`
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use berth_aws::app::settings_from_env;
 use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::context::{Actor, PlatformCtx};
 use berth_domain::page::PageRequest;
 use berth_domain::values::{Name, Plan};
-use berth_local::{local_auth_config, LocalBerth};
-use berth_web::auth::{claims_for, issue_hs256, KeySource};
+use berth_local::{LocalBerth, local_auth_config};
+use berth_web::auth::{KeySource, claims_for, issue_hs256};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -84,12 +84,23 @@ async fn main() -> Result<()> {
             let sweep_every = std::env::var("BERTH_SWEEP_INTERVAL_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
             let _workers = local.spawn_workers(clients.sqs.clone(), Duration::from_secs(sweep_every));
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let (addr, server) = local.serve(bind, async {
-                let _ = stopped.await;
-            })
-            .await?;
+            let (addr, server) = local
+                .serve(bind, async {
+                    let _ = stopped.await;
+                })
+                .await?;
             let ttl = Duration::from_secs(12 * 3600);
-            let admin = issue_hs256(secret, &claims_for(&auth.issuer, &auth.audience, "admin@demo.example", Some(tenant.id.to_string()), &["admin", "developer", "deployer", "approver"], ttl))?;
+            let admin = issue_hs256(
+                secret,
+                &claims_for(
+                    &auth.issuer,
+                    &auth.audience,
+                    "admin@demo.example",
+                    Some(tenant.id.to_string()),
+                    &["admin", "developer", "deployer", "approver"],
+                    ttl,
+                ),
+            )?;
             let platform_token = issue_hs256(secret, &claims_for(&auth.issuer, &auth.audience, "operator@berth.example", None, &["platform_admin"], ttl))?;
             println!(
                 "\nBerth is running on http://{addr}  (Ctrl-C to stop)\n\n\
@@ -129,12 +140,18 @@ async fn start_demo_agent(
     use berth_domain::environment::NewEnvironment;
     use berth_domain::runtime::RuntimeKind;
     use berth_domain::values::{Classification, Description, Role};
-    let ctx = TenantCtx { tenant: tenant.id, actor: Actor::system("berth-local"), roles: vec![Role::Admin], request_id: "make-run".into(), tenant_suspended: false };
+    let ctx =
+        TenantCtx { tenant: tenant.id, actor: Actor::system("berth-local"), roles: vec![Role::Admin], request_id: "make-run".into(), tenant_suspended: false };
     let envs = local.berth.list_environments(&ctx, &PageRequest::first(100)).await?;
     let env = match envs.items.into_iter().find(|e| e.name.as_str() == "Test") {
         Some(e) => e,
         None => {
-            let input = NewEnvironment { name: Name::parse("Test").map_err(anyhow::Error::msg)?, classification: Classification::Test, enabled: true, description: Description::default() };
+            let input = NewEnvironment {
+                name: Name::parse("Test").map_err(anyhow::Error::msg)?,
+                classification: Classification::Test,
+                enabled: true,
+                description: Description::default(),
+            };
             local.berth.create_environment(&ctx, input).await?
         }
     };
@@ -155,7 +172,11 @@ async fn start_demo_agent(
         bail!("{} is missing: build it with `cargo build -p berth-agent` (make run does)", binary.display());
     }
     let mut cmd = tokio::process::Command::new(&binary);
-    cmd.arg("run").env("BERTH_API_URL", format!("http://{addr}")).env("BERTH_AGENT_STATE_DIR", state_dir).env("BERTH_AGENT_NAME", "demo-agent").kill_on_drop(true);
+    cmd.arg("run")
+        .env("BERTH_API_URL", format!("http://{addr}"))
+        .env("BERTH_AGENT_STATE_DIR", state_dir)
+        .env("BERTH_AGENT_NAME", "demo-agent")
+        .kill_on_drop(true);
     if let Some(t) = token {
         cmd.env("BERTH_REGISTRATION_TOKEN", t);
     }

@@ -1,8 +1,8 @@
 //! DESIGN.md's seed scenarios 1, 2, 3, 4, 7 and 8, with real agents.
 
-use berth_tests::{expect_problem, expect_status, Agent, TestApp, TestTenant};
+use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct World {
     app: TestApp,
@@ -56,7 +56,10 @@ async fn scenario_1_versions_move_from_test_to_production_and_production_shows_o
     w.app.revise(&w.acme, &map, b"map v2").await;
     let v2 = w.app.package(&w.acme, &process, Some("v2")).await;
     w.deploy_and_wait(&v2, &w.test, "new map", "succeeded").await;
-    assert_eq!(expect_status(w.app.get(&format!("/v1/deployments/{}", d1["id"].as_str().unwrap()), &w.acme.admin).await, StatusCode::OK).await["status"], "superseded");
+    assert_eq!(
+        expect_status(w.app.get(&format!("/v1/deployments/{}", d1["id"].as_str().unwrap()), &w.acme.admin).await, StatusCode::OK).await["status"],
+        "superseded"
+    );
     w.deploy_and_wait(&v2, &w.prod, "promote", "succeeded").await;
     assert_eq!(prod_agent.file(&w.prod, &process, &map).unwrap(), b"map v2");
 
@@ -91,7 +94,12 @@ async fn scenario_2_an_earlier_version_is_redeployed_and_history_shows_every_ver
 
     let path = format!("/v1/deployments?environment_id={}&component_id={}", w.test["id"].as_str().unwrap(), process["id"].as_str().unwrap());
     let history = expect_status(w.app.get(&path, &w.acme.admin).await, StatusCode::OK).await;
-    let rows: Vec<(&str, &str, &str)> = history["items"].as_array().unwrap().iter().map(|d| (d["version"].as_str().unwrap(), d["notes"].as_str().unwrap(), d["status"].as_str().unwrap())).collect();
+    let rows: Vec<(&str, &str, &str)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["version"].as_str().unwrap(), d["notes"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
     assert_eq!(rows, [("v1", "back to v1", "succeeded"), ("v2", "second", "superseded"), ("v1", "first", "superseded")]);
     for d in history["items"].as_array().unwrap() {
         assert!(d["requested_by"].as_str().unwrap().starts_with("user-"), "who: {d}");

@@ -1,4 +1,4 @@
-use berth_tests::{expect_status, TestApp};
+use berth_tests::{TestApp, expect_status};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -42,7 +42,16 @@ async fn a_registered_agent_that_heartbeats_is_listed_online_in_its_environment_
     let actions: Vec<String> = app.audit(&acme).await.iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(
         actions,
-        ["tenant.created", "environment.created", "runtime.created", "runtime.registered", "runtime.attached", "runtime.detached", "runtime.deleted", "environment.deleted"]
+        [
+            "tenant.created",
+            "environment.created",
+            "runtime.created",
+            "runtime.registered",
+            "runtime.attached",
+            "runtime.detached",
+            "runtime.deleted",
+            "environment.deleted"
+        ]
     );
     let verify = expect_status(app.get("/v1/audit/verify", &acme.admin).await, StatusCode::OK).await;
     assert_eq!(verify, json!({"ok": true, "checked": 8, "first_broken": null}));

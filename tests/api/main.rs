@@ -1,6 +1,6 @@
 //! End-to-end tests over HTTP against the local runner and LocalStack.
 
+mod deployments;
 mod lifecycle;
 mod packaging;
-mod deployments;
 mod robustness;

@@ -2,9 +2,9 @@ use berth_aws::S3BlobStore;
 use berth_domain::ids::{PackageId, TenantId};
 use berth_domain::package::Manifest;
 use berth_domain::ports::BlobStore;
-use berth_tests::{b64, expect_problem, expect_status, sha256, unpack, TestApp};
+use berth_tests::{TestApp, b64, expect_problem, expect_status, sha256, unpack};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn ids(manifest: &Value) -> Vec<String> {
     manifest["components"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect()
@@ -196,7 +196,13 @@ async fn revisions_keep_the_history_of_a_component() {
     assert_eq!(first["content_sha256"], sha256(b"v1"));
     expect_status(app.get(&format!("/v1/components/{id}/revisions/3"), &acme.admin).await, StatusCode::NOT_FOUND).await;
 
-    let stale = app.request(reqwest::Method::POST, &format!("/v1/components/{id}/revisions"), Some(&acme.admin)).header("if-match", "\"1\"").json(&json!({"content": b64(b"v3")})).send().await.unwrap();
+    let stale = app
+        .request(reqwest::Method::POST, &format!("/v1/components/{id}/revisions"), Some(&acme.admin))
+        .header("if-match", "\"1\"")
+        .json(&json!({"content": b64(b"v3")}))
+        .send()
+        .await
+        .unwrap();
     expect_problem(stale, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
 }
 
@@ -231,7 +237,12 @@ async fn tenant_b_cannot_read_package_download_or_reference_tenant_a_components_
     ] {
         expect_problem(app.get(&path, &b.admin).await, StatusCode::NOT_FOUND, "not_found").await;
     }
-    expect_problem(app.post(&format!("/v1/components/{cid}/revisions"), &b.admin, json!({"content": b64(b"b's edit")})).await, StatusCode::NOT_FOUND, "not_found").await;
+    expect_problem(
+        app.post(&format!("/v1/components/{cid}/revisions"), &b.admin, json!({"content": b64(b"b's edit")})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     expect_problem(app.post("/v1/packages", &b.admin, json!({"component_id": cid})).await, StatusCode::NOT_FOUND, "not_found").await;
     expect_problem(app.delete(&format!("/v1/packages/{pid}"), &b.admin).await, StatusCode::NOT_FOUND, "not_found").await;
     let referencing = app.post("/v1/components", &b.admin, json!({"name": "Thief", "type": "process", "content": b64(b"x"), "references": [cid]})).await;
@@ -259,7 +270,11 @@ async fn bad_component_input_is_refused_and_nothing_is_written() {
         (json!({"name": "X", "type": "spreadsheet", "content": b64(b"x")}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         (json!({"name": "X", "type": "map", "content": "not base64!!"}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         (json!({"name": "", "type": "map", "content": b64(b"x")}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        (json!({"name": "X", "type": "map", "content": b64(b"x"), "references": [uuid::Uuid::now_v7()]}), StatusCode::UNPROCESSABLE_ENTITY, "reference_not_found"),
+        (
+            json!({"name": "X", "type": "map", "content": b64(b"x"), "references": [uuid::Uuid::now_v7()]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reference_not_found",
+        ),
         (json!({"name": "X", "type": "map", "content": b64(&vec![7u8; 4 * 1024 * 1024 + 1])}), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         (json!({"name": "Map", "type": "map", "content": b64(b"dup")}), StatusCode::CONFLICT, "name_exists"),
     ];
@@ -273,7 +288,12 @@ async fn bad_component_input_is_refused_and_nothing_is_written() {
     expect_problem(cycle, StatusCode::UNPROCESSABLE_ENTITY, "reference_cycle").await;
     let self_ref = app.post(&format!("/v1/components/{}/revisions", map["id"].as_str().unwrap()), &acme.admin, json!({"references": [map["id"]]})).await;
     expect_problem(self_ref, StatusCode::UNPROCESSABLE_ENTITY, "reference_cycle").await;
-    expect_problem(app.post("/v1/packages", &acme.admin, json!({"component_id": process["id"], "version": "has space"})).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_problem(
+        app.post("/v1/packages", &acme.admin, json!({"component_id": process["id"], "version": "has space"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     expect_problem(app.post("/v1/packages", &acme.admin, json!({"component_id": "nope"})).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 
     let listed = expect_status(app.get("/v1/components", &acme.admin).await, StatusCode::OK).await;
@@ -308,4 +328,22 @@ async fn a_package_active_in_an_environment_cannot_be_deleted() {
     let path = format!("/v1/packages/{}", package["id"].as_str().unwrap());
     expect_problem(app.delete(&path, &acme.admin).await, StatusCode::CONFLICT, "package_active").await;
     assert_eq!(expect_status(app.get(&path, &acme.admin).await, StatusCode::OK).await["deleted"], false);
+}
+
+#[tokio::test]
+async fn twelve_concurrent_packages_of_one_component_get_twelve_distinct_numbers() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let process = app.component(&acme, "Orders", "process", b"orders", &[]).await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let request = app.request(reqwest::Method::POST, "/v1/packages", Some(&acme.admin)).json(&json!({"component_id": process["id"]}));
+        set.spawn(async move { request.send().await.unwrap() });
+    }
+    let mut versions = vec![];
+    while let Some(response) = set.join_next().await {
+        versions.push(expect_status(response.unwrap(), StatusCode::CREATED).await["version"].as_str().unwrap().parse::<u32>().unwrap());
+    }
+    versions.sort();
+    assert_eq!(versions, (1..=12).collect::<Vec<u32>>());
 }

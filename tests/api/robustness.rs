@@ -2,9 +2,9 @@
 //! agents, deadlines, cancellation, schedules, retries, undeploys, detaches.
 
 use berth_domain::usecases::Settings;
-use berth_tests::{expect_problem, expect_status, Agent, TestApp, TestTenant};
+use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn setup(app: &TestApp) -> (TestTenant, Value, Value) {
@@ -207,7 +207,12 @@ async fn a_scheduled_deployment_waits_for_its_time_and_can_be_cancelled_before()
     let d = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
     assert_eq!(d["status"], "scheduled", "the cancelled one released the lock");
     app.wait_for_status(&acme, &d, "succeeded").await;
-    expect_problem(app.request(reqwest::Method::POST, &format!("/v1/deployments/{}/cancel", d["id"].as_str().unwrap()), Some(&acme.admin)).send().await.unwrap(), StatusCode::CONFLICT, "deployment_started").await;
+    expect_problem(
+        app.request(reqwest::Method::POST, &format!("/v1/deployments/{}/cancel", d["id"].as_str().unwrap()), Some(&acme.admin)).send().await.unwrap(),
+        StatusCode::CONFLICT,
+        "deployment_started",
+    )
+    .await;
 }
 
 #[tokio::test]

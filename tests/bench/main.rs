@@ -26,20 +26,10 @@ const RS256_PUBLIC: &str = include_str!("../fixtures/rs256-public.pem");
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bench = Bench::from_env()?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    println!(
-        "Berth benchmark: Berth on 127.0.0.1 against LocalStack on this machine ({cores} cores)."
-    );
-    println!(
-        "Figures are for comparison between commits on the same machine, not predictions of AWS latency."
-    );
-    println!(
-        "scale {} (BERTH_BENCH_SCALE), each phase capped at {} s (BERTH_BENCH_PHASE_SECS)\n",
-        bench.scale,
-        bench.phase_limit.as_secs()
-    );
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("Berth benchmark: Berth on 127.0.0.1 against LocalStack on this machine ({cores} cores).");
+    println!("Figures are for comparison between commits on the same machine, not predictions of AWS latency.");
+    println!("scale {} (BERTH_BENCH_SCALE), each phase capped at {} s (BERTH_BENCH_PHASE_SECS)\n", bench.scale, bench.phase_limit.as_secs());
 
     jwt(&bench).await?;
 
@@ -59,26 +49,16 @@ struct Bench {
 impl Bench {
     fn from_env() -> anyhow::Result<Self> {
         let scale = match std::env::var("BERTH_BENCH_SCALE") {
-            Ok(v) => v
-                .parse::<f64>()
-                .map_err(|_| anyhow::anyhow!("BERTH_BENCH_SCALE must be a number, not {v:?}"))?,
+            Ok(v) => v.parse::<f64>().map_err(|_| anyhow::anyhow!("BERTH_BENCH_SCALE must be a number, not {v:?}"))?,
             Err(_) => 1.0,
         };
-        anyhow::ensure!(
-            scale > 0.0 && scale <= 10.0,
-            "BERTH_BENCH_SCALE must be in (0, 10]"
-        );
+        anyhow::ensure!(scale > 0.0 && scale <= 10.0, "BERTH_BENCH_SCALE must be in (0, 10]");
         let secs = match std::env::var("BERTH_BENCH_PHASE_SECS") {
-            Ok(v) => v.parse::<u64>().map_err(|_| {
-                anyhow::anyhow!("BERTH_BENCH_PHASE_SECS must be whole seconds, not {v:?}")
-            })?,
+            Ok(v) => v.parse::<u64>().map_err(|_| anyhow::anyhow!("BERTH_BENCH_PHASE_SECS must be whole seconds, not {v:?}"))?,
             Err(_) => 120,
         };
         anyhow::ensure!(secs > 0, "BERTH_BENCH_PHASE_SECS must be positive");
-        Ok(Self {
-            scale,
-            phase_limit: Duration::from_secs(secs),
-        })
+        Ok(Self { scale, phase_limit: Duration::from_secs(secs) })
     }
 
     /// `n` scaled, at least 1.
@@ -138,11 +118,7 @@ impl Sample {
 
     fn per_second(&self) -> f64 {
         let secs = self.wall.as_secs_f64();
-        if secs > 0.0 {
-            self.latencies.len() as f64 / secs
-        } else {
-            0.0
-        }
+        if secs > 0.0 { self.latencies.len() as f64 / secs } else { 0.0 }
     }
 
     /// `label: 123.4 req/s, p50 1.2 ms, ...` with the percentiles asked for,
@@ -158,18 +134,10 @@ impl Sample {
         parts.push(format!("{} requests", self.latencies.len()));
         println!("{label}: {}", parts.join(", "));
         if self.errors > 0 {
-            println!(
-                "    {} failed; first: {}",
-                self.errors,
-                self.first_error.as_deref().unwrap_or("?")
-            );
+            println!("    {} failed; first: {}", self.errors, self.first_error.as_deref().unwrap_or("?"));
         }
         if self.done() < self.planned {
-            println!(
-                "    stopped at the phase time limit after {} of {} requests",
-                self.done(),
-                self.planned
-            );
+            println!("    stopped at the phase time limit after {} of {} requests", self.done(), self.planned);
         }
     }
 }
@@ -179,21 +147,11 @@ fn ms(d: Duration) -> String {
 }
 
 /// `Ok` when the response has `expected`, else the status and the start of the body.
-async fn check(
-    response: Result<Response, reqwest::Error>,
-    expected: StatusCode,
-) -> Result<(), String> {
+async fn check(response: Result<Response, reqwest::Error>, expected: StatusCode) -> Result<(), String> {
     let response = response.map_err(|e| format!("transport: {e}"))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    if status == expected {
-        Ok(())
-    } else {
-        Err(format!(
-            "{status}: {}",
-            body.chars().take(200).collect::<String>()
-        ))
-    }
+    if status == expected { Ok(()) } else { Err(format!("{status}: {}", body.chars().take(200).collect::<String>())) }
 }
 
 /// Runs `requests` one after another (stopping at `deadline`).
@@ -202,10 +160,7 @@ where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let mut sample = Sample {
-        planned: requests,
-        ..Sample::default()
-    };
+    let mut sample = Sample { planned: requests, ..Sample::default() };
     let started = Instant::now();
     for i in 0..requests {
         if Instant::now() >= deadline {
@@ -231,14 +186,9 @@ where
     let mut handles = Vec::with_capacity(workers);
     for w in 0..workers {
         let request = request.clone();
-        handles.push(tokio::spawn(async move {
-            sequential(each, deadline, |i| request(w, i)).await
-        }));
+        handles.push(tokio::spawn(async move { sequential(each, deadline, |i| request(w, i)).await }));
     }
-    let mut sample = Sample {
-        planned: workers * each,
-        ..Sample::default()
-    };
+    let mut sample = Sample { planned: workers * each, ..Sample::default() };
     for handle in handles {
         match handle.await {
             Ok(part) => sample.merge(part),
@@ -253,21 +203,10 @@ where
 /// production verifies, from a JWKS or PEM).
 async fn jwt(bench: &Bench) -> anyhow::Result<()> {
     let iterations = bench.n(20_000);
-    let claims = claims_for(
-        ISSUER,
-        AUDIENCE,
-        "bench@example.com",
-        Some(uuid::Uuid::new_v4().to_string()),
-        &["admin"],
-        Duration::from_secs(3600),
-    );
+    let claims = claims_for(ISSUER, AUDIENCE, "bench@example.com", Some(uuid::Uuid::new_v4().to_string()), &["admin"], Duration::from_secs(3600));
 
     let secret = format!("bench-secret-{}", uuid::Uuid::new_v4());
-    let hs256 = JwtVerifier::new(&AuthConfig {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-        keys: KeySource::Hs256Secret(secret.clone()),
-    })?;
+    let hs256 = JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()) })?;
     let token = issue_hs256(&secret, &claims)?;
     let per_op = time_verify(&hs256, &token, iterations, bench.deadline()).await?;
     println!("JWT verify HS256 (in-process): {per_op:.0} ns/op over {iterations} iterations");
@@ -275,43 +214,23 @@ async fn jwt(bench: &Bench) -> anyhow::Result<()> {
     let rs256 = JwtVerifier::new(&AuthConfig {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
-        keys: KeySource::PublicKeyPem {
-            algorithm: Algorithm::RS256,
-            pem: RS256_PUBLIC.into(),
-        },
+        keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: RS256_PUBLIC.into() },
     })?;
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(RS256_PRIVATE.as_bytes())?,
-    )?;
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(RS256_PRIVATE.as_bytes())?)?;
     let per_op = time_verify(&rs256, &token, iterations, bench.deadline()).await?;
     println!("JWT verify RS256 (in-process): {per_op:.0} ns/op over {iterations} iterations");
     Ok(())
 }
 
 /// Mean nanoseconds per `verify`, after a short warm-up.
-async fn time_verify(
-    verifier: &JwtVerifier,
-    token: &str,
-    iterations: usize,
-    deadline: Instant,
-) -> anyhow::Result<f64> {
+async fn time_verify(verifier: &JwtVerifier, token: &str, iterations: usize, deadline: Instant) -> anyhow::Result<f64> {
     for _ in 0..100 {
-        verifier
-            .verify(token)
-            .await
-            .map_err(|e| anyhow::anyhow!("the bench token does not verify: {e}"))?;
+        verifier.verify(token).await.map_err(|e| anyhow::anyhow!("the bench token does not verify: {e}"))?;
     }
     let started = Instant::now();
     let mut done = 0usize;
     while done < iterations && (!done.is_multiple_of(1024) || Instant::now() < deadline) {
-        std::hint::black_box(
-            verifier
-                .verify(std::hint::black_box(token))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
+        std::hint::black_box(verifier.verify(std::hint::black_box(token)).await.map_err(|e| anyhow::anyhow!("{e}"))?);
         done += 1;
     }
     Ok(started.elapsed().as_nanos() as f64 / done.max(1) as f64)
@@ -319,8 +238,7 @@ async fn time_verify(
 
 /// A tenant whose plan allows as many environments as the bench creates.
 async fn roomy_tenant(app: &TestApp, name: &str) -> TestTenant {
-    app.tenant_with_plan(name, json!({"max_environments": 100_000}))
-        .await
+    app.tenant_with_plan(name, json!({"max_environments": 100_000})).await
 }
 
 async fn me(bench: &Bench, app: &Arc<TestApp>) {
@@ -344,29 +262,20 @@ async fn me(bench: &Bench, app: &Arc<TestApp>) {
     let workers = 16;
     let each = bench.n(100);
     let s = concurrent(workers, each, bench.deadline(), move |_, _| get_me()).await;
-    s.print(
-        &format!("GET /v1/me ({workers} workers x {each})"),
-        &[50.0, 95.0, 99.0],
-        true,
-    );
+    s.print(&format!("GET /v1/me ({workers} workers x {each})"), &[50.0, 95.0, 99.0], true);
 }
 
 /// `POST /v1/environments`: one DynamoDB transaction that also appends to the
 /// tenant's audit chain, so writers in one tenant race for its audit head.
 async fn environments(bench: &Bench, app: &Arc<TestApp>) {
     let create = |app: Arc<TestApp>, token: Arc<str>, name: String| async move {
-        let request = app
-            .request(reqwest::Method::POST, "/v1/environments", Some(&token))
-            .json(&json!({"name": name, "classification": "test"}));
+        let request = app.request(reqwest::Method::POST, "/v1/environments", Some(&token)).json(&json!({"name": name, "classification": "test"}));
         check(request.send().await, StatusCode::CREATED).await
     };
 
     let tenant = roomy_tenant(app, "bench-env-seq").await;
     let token: Arc<str> = tenant.admin.as_str().into();
-    let s = sequential(bench.n(200), bench.deadline(), |i| {
-        create(app.clone(), token.clone(), format!("seq-{i}"))
-    })
-    .await;
+    let s = sequential(bench.n(200), bench.deadline(), |i| create(app.clone(), token.clone(), format!("seq-{i}"))).await;
     s.print("create environment (sequential)", &[50.0, 95.0, 99.0], true);
 
     let workers = 8;
@@ -376,41 +285,21 @@ async fn environments(bench: &Bench, app: &Arc<TestApp>) {
     let token: Arc<str> = tenant.admin.as_str().into();
     let one = {
         let app = app.clone();
-        concurrent(workers, each, bench.deadline(), move |w, i| {
-            create(app.clone(), token.clone(), format!("w{w}-{i}"))
-        })
-        .await
+        concurrent(workers, each, bench.deadline(), move |w, i| create(app.clone(), token.clone(), format!("w{w}-{i}"))).await
     };
-    one.print(
-        &format!("create environment (1 tenant, {workers} workers)"),
-        &[50.0, 99.0],
-        true,
-    );
+    one.print(&format!("create environment (1 tenant, {workers} workers)"), &[50.0, 99.0], true);
     verify_chain(app, &tenant).await;
 
     let mut tokens: Vec<Arc<str>> = Vec::with_capacity(workers);
     for w in 0..workers {
-        tokens.push(
-            roomy_tenant(app, &format!("bench-env-many-{w}"))
-                .await
-                .admin
-                .as_str()
-                .into(),
-        );
+        tokens.push(roomy_tenant(app, &format!("bench-env-many-{w}")).await.admin.as_str().into());
     }
     let tokens = Arc::new(tokens);
     let many = {
         let app = app.clone();
-        concurrent(workers, each, bench.deadline(), move |w, i| {
-            create(app.clone(), tokens[w].clone(), format!("env-{i}"))
-        })
-        .await
+        concurrent(workers, each, bench.deadline(), move |w, i| create(app.clone(), tokens[w].clone(), format!("env-{i}"))).await
     };
-    many.print(
-        &format!("create environment ({workers} tenants, {workers} workers)"),
-        &[50.0, 99.0],
-        true,
-    );
+    many.print(&format!("create environment ({workers} tenants, {workers} workers)"), &[50.0, 99.0], true);
 
     if many.per_second() > 0.0 {
         println!(
@@ -423,11 +312,7 @@ async fn environments(bench: &Bench, app: &Arc<TestApp>) {
 /// The contended tenant's audit chain must still verify: the bench doubles as
 /// a check that contention never forks it.
 async fn verify_chain(app: &TestApp, tenant: &TestTenant) {
-    let report = expect_status(
-        app.get("/v1/audit/verify", &tenant.admin).await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = expect_status(app.get("/v1/audit/verify", &tenant.admin).await, StatusCode::OK).await;
     if report["ok"] != true {
         println!("    WARNING: the audit chain of the contended tenant does not verify: {report}");
     }
@@ -439,13 +324,7 @@ async fn heartbeat(bench: &Bench, app: &Arc<TestApp>) {
     let credential = app.register_agent(&runtime).await;
     let body = json!({"agent_version": "1.0.0", "status": "ok", "running": []});
     let beat = || {
-        let request = app
-            .request(
-                reqwest::Method::POST,
-                "/agent/v1/heartbeat",
-                Some(&credential),
-            )
-            .json(&body);
+        let request = app.request(reqwest::Method::POST, "/agent/v1/heartbeat", Some(&credential)).json(&body);
         async move { check(request.send().await, StatusCode::OK).await }
     };
     sequential(bench.n(20), bench.deadline(), |_| beat()).await;

@@ -29,69 +29,32 @@ async fn world() -> World {
     let credential = app.register_agent(&runtime).await;
     expect_status(app.heartbeat(&credential).await, StatusCode::OK).await;
     app.attach(&acme, &env, &runtime).await;
-    let process = app
-        .component(&acme, "Orders", "process", b"orders v1", &[])
-        .await;
+    let process = app.component(&acme, "Orders", "process", b"orders v1", &[]).await;
     let package = app.package(&acme, &process, Some("v1")).await;
-    World {
-        app,
-        acme,
-        env,
-        runtime,
-        credential,
-        process,
-        package,
-    }
+    World { app, acme, env, runtime, credential, process, package }
 }
 
 /// Sends `method path` with `token` and no body.
 async fn send(app: &TestApp, method: Method, path: &str, token: Option<&str>) -> Response {
-    app.request(method, path, token)
-        .send()
-        .await
-        .expect("the request is sent")
+    app.request(method, path, token).send().await.expect("the request is sent")
 }
 
 /// POSTs a raw body declared as JSON.
 async fn post_raw(app: &TestApp, path: &str, token: &str, body: &'static str) -> Response {
-    app.request(Method::POST, path, Some(token))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("the request is sent")
+    app.request(Method::POST, path, Some(token)).header("content-type", "application/json").body(body).send().await.expect("the request is sent")
 }
 
 /// Asserts a 422 `validation_failed` whose first error names `field`.
 async fn expect_invalid_field(response: Response, field: &str) -> Value {
-    let problem = expect_problem(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(
-        problem["errors"][0]["field"], field,
-        "the first error names {field}: {problem}"
-    );
-    assert!(
-        problem["errors"][0]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "the error says what is wrong: {problem}"
-    );
+    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], field, "the first error names {field}: {problem}");
+    assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "the error says what is wrong: {problem}");
     problem
 }
 
 /// `GET /agent/v1/jobs/next?wait=<wait>` as the agent holding `credential`.
 async fn poll(app: &TestApp, credential: &str, wait: &str) -> Response {
-    send(
-        app,
-        Method::GET,
-        &format!("/agent/v1/jobs/next?wait={wait}"),
-        Some(credential),
-    )
-    .await
+    send(app, Method::GET, &format!("/agent/v1/jobs/next?wait={wait}"), Some(credential)).await
 }
 
 /// Polls as an agent does until a job comes (at most 30 s).
@@ -110,21 +73,8 @@ async fn next_job(app: &TestApp, credential: &str) -> Value {
 }
 
 /// Reports `body` on job `job_id` as the agent holding `credential`.
-async fn report_body(
-    app: &TestApp,
-    credential: Option<&str>,
-    job_id: &str,
-    body: Value,
-) -> Response {
-    app.request(
-        Method::POST,
-        &format!("/agent/v1/jobs/{job_id}/events"),
-        credential,
-    )
-    .json(&body)
-    .send()
-    .await
-    .expect("the request is sent")
+async fn report_body(app: &TestApp, credential: Option<&str>, job_id: &str, body: Value) -> Response {
+    app.request(Method::POST, &format!("/agent/v1/jobs/{job_id}/events"), credential).json(&body).send().await.expect("the request is sent")
 }
 
 async fn report(app: &TestApp, credential: &str, job_id: &str, phase: &str) -> Response {
@@ -132,18 +82,11 @@ async fn report(app: &TestApp, credential: &str, job_id: &str, phase: &str) -> R
 }
 
 fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("{field} in {v}"))
+    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
 fn codes(issues: &Value) -> Vec<&str> {
-    issues
-        .as_array()
-        .expect("a list of issues")
-        .iter()
-        .map(|i| i["code"].as_str().expect("a code"))
-        .collect()
+    issues.as_array().expect("a list of issues").iter().map(|i| i["code"].as_str().expect("a code")).collect()
 }
 
 impl World {
@@ -160,22 +103,17 @@ impl World {
     }
 
     async fn targets(&self, d: &Value) -> Vec<Value> {
-        let list = self
-            .get_ok(&format!("/v1/deployments/{}/targets", id_of(d)))
-            .await;
+        let list = self.get_ok(&format!("/v1/deployments/{}/targets", id_of(d))).await;
         list["items"].as_array().expect("items").clone()
     }
 
     /// Every deployment with its targets and timeline, what the environment
     /// runs, and the audit trail: equal ledgers mean nothing was written.
     async fn ledger(&self) -> Value {
-        let deployments =
-            list_items(&self.app, "/v1/deployments?limit=100", &self.acme.admin).await;
+        let deployments = list_items(&self.app, "/v1/deployments?limit=100", &self.acme.admin).await;
         let mut details = vec![];
         for d in &deployments {
-            let events = self
-                .get_ok(&format!("/v1/deployments/{}/events?limit=100", id_of(d)))
-                .await;
+            let events = self.get_ok(&format!("/v1/deployments/{}/events?limit=100", id_of(d))).await;
             details.push(json!({"targets": self.targets(d).await, "events": events["items"]}));
         }
         json!({
@@ -191,84 +129,42 @@ impl World {
         let response = poll(&self.app, &self.credential, "1").await;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        assert_eq!(
-            status,
-            StatusCode::NO_CONTENT,
-            "no job is delivered: {body}"
-        );
+        assert_eq!(status, StatusCode::NO_CONTENT, "no job is delivered: {body}");
     }
 
     /// Puts `job`'s message on the runtime's queue again, as SQS may.
     async fn redeliver(&self, job: &Value) {
-        let (queue, _) = berth_aws::keys::runtime_queue_names(
-            &self.app.names.queue_prefix,
-            str_of(&self.runtime, "id").parse().expect("a runtime id"),
-        );
+        let (queue, _) = berth_aws::keys::runtime_queue_names(&self.app.names.queue_prefix, str_of(&self.runtime, "id").parse().expect("a runtime id"));
         let sqs = &self.app.clients.sqs;
-        let queue_url = sqs
-            .get_queue_url()
-            .queue_name(&queue)
-            .send()
-            .await
-            .expect("the runtime's queue exists")
-            .queue_url()
-            .expect("a queue url")
-            .to_string();
+        let queue_url = sqs.get_queue_url().queue_name(&queue).send().await.expect("the runtime's queue exists").queue_url().expect("a queue url").to_string();
         let message = json!({"tenant_id": self.acme.id, "deployment_id": job["deployment_id"], "runtime_id": self.runtime["id"], "job_id": job["job_id"]});
-        sqs.send_message()
-            .queue_url(&queue_url)
-            .message_body(message.to_string())
-            .send()
-            .await
-            .expect("the duplicate is sent");
+        sqs.send_message().queue_url(&queue_url).message_body(message.to_string()).send().await.expect("the duplicate is sent");
     }
 
     /// Deploys `package` and plays the agent through every phase to success.
     async fn deploy_by_hand(&self, package: &Value) -> (Value, Value) {
-        let d = self
-            .app
-            .deploy(&self.acme, package, &self.env, "by hand")
-            .await;
+        let d = self.app.deploy(&self.acme, package, &self.env, "by hand").await;
         let job = next_job(&self.app, &self.credential).await;
         assert_eq!(job["deployment_id"], d["id"], "{job}");
         for phase in ["downloading", "backing_up", "applying", "deployed"] {
-            let outcome = expect_status(
-                report(&self.app, &self.credential, str_of(&job, "job_id"), phase).await,
-                StatusCode::OK,
-            )
-            .await;
+            let outcome = expect_status(report(&self.app, &self.credential, str_of(&job, "job_id"), phase).await, StatusCode::OK).await;
             assert_eq!(outcome["job_status"], phase, "{outcome}");
         }
-        (
-            self.app.wait_for_status(&self.acme, &d, "succeeded").await,
-            job,
-        )
+        (self.app.wait_for_status(&self.acme, &d, "succeeded").await, job)
     }
 
     /// Deploys `package` and has its job fail on the agent.
     async fn deploy_and_fail(&self, package: &Value) -> (Value, Value) {
-        let d = self
-            .app
-            .deploy(&self.acme, package, &self.env, "will fail")
-            .await;
+        let d = self.app.deploy(&self.acme, package, &self.env, "will fail").await;
         let job = next_job(&self.app, &self.credential).await;
         assert_eq!(job["deployment_id"], d["id"], "{job}");
         let outcome = expect_status(
-            report_body(
-                &self.app,
-                Some(&self.credential),
-                str_of(&job, "job_id"),
-                json!({"phase": "failed", "message": "apply command failed"}),
-            )
-            .await,
+            report_body(&self.app, Some(&self.credential), str_of(&job, "job_id"), json!({"phase": "failed", "message": "apply command failed"})).await,
             StatusCode::OK,
         )
         .await;
         assert_eq!(outcome, json!({"job_status": "failed", "proceed": false}));
-        (
-            self.app.wait_for_status(&self.acme, &d, "failed").await,
-            job,
-        )
+        (self.app.wait_for_status(&self.acme, &d, "failed").await, job)
     }
 }
 
@@ -277,18 +173,8 @@ async fn malformed_json_to_deploy_or_validate_is_refused_with_400_and_nothing_is
     let w = world().await;
     let before = w.ledger().await;
     for path in ["/v1/deployments", "/v1/deployments/validate"] {
-        for body in [
-            r#"{"package_id": "#,
-            "{package_id: 1}",
-            r#"{"package_id": null} trailing"#,
-            "",
-        ] {
-            expect_problem(
-                post_raw(&w.app, path, &w.acme.admin, body).await,
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-            )
-            .await;
+        for body in [r#"{"package_id": "#, "{package_id: 1}", r#"{"package_id": null} trailing"#, ""] {
+            expect_problem(post_raw(&w.app, path, &w.acme.admin, body).await, StatusCode::BAD_REQUEST, "malformed_json").await;
         }
     }
     assert_eq!(w.ledger().await, before);
@@ -320,21 +206,10 @@ async fn a_deployment_without_its_package_or_environment_is_refused_with_422_say
             (json!({"environment_id": w.env["id"]}), "package_id"),
             (json!({"package_id": w.package["id"]}), "environment_id"),
             (json!({}), "package_id"),
-            (
-                json!({"package_id": null, "environment_id": w.env["id"]}),
-                "package_id",
-            ),
+            (json!({"package_id": null, "environment_id": w.env["id"]}), "package_id"),
         ] {
-            let problem = expect_problem(
-                w.app.post(path, &w.acme.admin, body.clone()).await,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-            )
-            .await;
-            assert!(
-                problem["errors"].to_string().contains(missing),
-                "{path} {body}: the errors mention {missing}: {problem}"
-            );
+            let problem = expect_problem(w.app.post(path, &w.acme.admin, body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+            assert!(problem["errors"].to_string().contains(missing), "{path} {body}: the errors mention {missing}: {problem}");
         }
     }
     assert_eq!(w.ledger().await, before);
@@ -350,11 +225,7 @@ async fn ids_that_are_not_uuids_in_a_deployment_body_are_refused_with_422_naming
             let body = json!({"package_id": bad, "environment_id": w.env["id"]});
             expect_invalid_field(w.app.post(path, &w.acme.admin, body).await, "package_id").await;
             let body = json!({"package_id": w.package["id"], "environment_id": bad});
-            expect_invalid_field(
-                w.app.post(path, &w.acme.admin, body).await,
-                "environment_id",
-            )
-            .await;
+            expect_invalid_field(w.app.post(path, &w.acme.admin, body).await, "environment_id").await;
         }
     }
     assert_eq!(w.ledger().await, before);
@@ -374,12 +245,7 @@ async fn an_unknown_package_or_environment_is_refused_with_404() {
             // A component's id is not a package's.
             w.body(&w.process, &w.env),
         ] {
-            expect_problem(
-                w.app.post(path, &w.acme.admin, body).await,
-                StatusCode::NOT_FOUND,
-                "not_found",
-            )
-            .await;
+            expect_problem(w.app.post(path, &w.acme.admin, body).await, StatusCode::NOT_FOUND, "not_found").await;
         }
     }
     assert_eq!(w.ledger().await, before);
@@ -390,21 +256,10 @@ async fn an_unknown_package_or_environment_is_refused_with_404() {
 async fn a_scheduled_at_that_is_not_rfc_3339_is_refused_with_422_on_scheduled_at() {
     let w = world().await;
     let before = w.ledger().await;
-    for at in [
-        json!("tomorrow"),
-        json!("2030-01-01"),
-        json!("2030-02-30T10:00:00Z"),
-        json!("10:00"),
-        json!(1_900_000_000),
-        json!(true),
-    ] {
+    for at in [json!("tomorrow"), json!("2030-01-01"), json!("2030-02-30T10:00:00Z"), json!("10:00"), json!(1_900_000_000), json!(true)] {
         let mut body = w.body(&w.package, &w.env);
         body["scheduled_at"] = at;
-        expect_invalid_field(
-            w.app.post("/v1/deployments", &w.acme.admin, body).await,
-            "scheduled_at",
-        )
-        .await;
+        expect_invalid_field(w.app.post("/v1/deployments", &w.acme.admin, body).await, "scheduled_at").await;
     }
     assert_eq!(w.ledger().await, before);
     w.assert_no_job().await;
@@ -412,11 +267,7 @@ async fn a_scheduled_at_that_is_not_rfc_3339_is_refused_with_422_on_scheduled_at
     // An RFC 3339 time in the future holds the deployment as scheduled.
     let mut body = w.body(&w.package, &w.env);
     body["scheduled_at"] = json!("2099-01-01T09:30:00+02:00");
-    let held = expect_status(
-        w.app.post("/v1/deployments", &w.acme.admin, body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let held = expect_status(w.app.post("/v1/deployments", &w.acme.admin, body).await, StatusCode::CREATED).await;
     assert_eq!(held["status"], "scheduled");
     assert_eq!(held["scheduled_at"], "2099-01-01T07:30:00Z");
 }
@@ -428,30 +279,18 @@ async fn notes_over_2000_characters_are_refused_with_422_and_2000_are_accepted()
     for notes in ["x".repeat(2001), "é".repeat(2001), "🚢".repeat(2001)] {
         let mut body = w.body(&w.package, &w.env);
         body["notes"] = json!(notes);
-        expect_invalid_field(
-            w.app.post("/v1/deployments", &w.acme.admin, body).await,
-            "notes",
-        )
-        .await;
+        expect_invalid_field(w.app.post("/v1/deployments", &w.acme.admin, body).await, "notes").await;
     }
     let mut body = w.body(&w.package, &w.env);
     body["notes"] = json!(42);
-    expect_invalid_field(
-        w.app.post("/v1/deployments", &w.acme.admin, body).await,
-        "notes",
-    )
-    .await;
+    expect_invalid_field(w.app.post("/v1/deployments", &w.acme.admin, body).await, "notes").await;
     assert_eq!(w.ledger().await, before);
     w.assert_no_job().await;
 
     // 2000 characters (not bytes) is the limit, not past it.
     let mut body = w.body(&w.package, &w.env);
     body["notes"] = json!("é".repeat(2000));
-    let d = expect_status(
-        w.app.post("/v1/deployments", &w.acme.admin, body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let d = expect_status(w.app.post("/v1/deployments", &w.acme.admin, body).await, StatusCode::CREATED).await;
     assert_eq!(d["notes"], "é".repeat(2000));
 }
 
@@ -471,37 +310,17 @@ async fn listing_deployments_with_an_unknown_status_a_bad_id_or_a_bad_limit_is_r
         ("limit=ten", "limit"),
         ("cursor=garbage", "cursor"),
     ] {
-        let problem = expect_invalid_field(
-            w.app
-                .get(&format!("/v1/deployments?{query}"), &w.acme.admin)
-                .await,
-            field,
-        )
-        .await;
-        assert!(
-            !problem.to_string().contains(str_of(&w.package, "id")),
-            "a refusal lists nothing: {problem}"
-        );
+        let problem = expect_invalid_field(w.app.get(&format!("/v1/deployments?{query}"), &w.acme.admin).await, field).await;
+        assert!(!problem.to_string().contains(str_of(&w.package, "id")), "a refusal lists nothing: {problem}");
     }
     let events = format!("/v1/deployments/{}/events", id_of(&done));
-    for (query, field) in [
-        ("limit=0", "limit"),
-        ("limit=-1", "limit"),
-        ("cursor=garbage", "cursor"),
-    ] {
-        expect_invalid_field(
-            w.app.get(&format!("{events}?{query}"), &w.acme.admin).await,
-            field,
-        )
-        .await;
+    for (query, field) in [("limit=0", "limit"), ("limit=-1", "limit"), ("cursor=garbage", "cursor")] {
+        expect_invalid_field(w.app.get(&format!("{events}?{query}"), &w.acme.admin).await, field).await;
     }
     // The same filters, well formed, work.
-    for query in [
-        "status=succeeded".to_string(),
-        format!("environment_id={}", id_of(&w.env)),
-        format!("component_id={}", id_of(&w.process)),
-        "limit=1".to_string(),
-    ] {
+    for query in
+        ["status=succeeded".to_string(), format!("environment_id={}", id_of(&w.env)), format!("component_id={}", id_of(&w.process)), "limit=1".to_string()]
+    {
         let items = list_items(&w.app, &format!("/v1/deployments?{query}"), &w.acme.admin).await;
         assert_eq!(items.len(), 1, "{query}");
     }
@@ -523,21 +342,10 @@ async fn a_deployment_id_that_is_not_a_uuid_is_400_invalid_id_and_an_unknown_one
             (Method::POST, format!("/v1/deployments/{bad}/cancel")),
             (Method::POST, format!("/v1/deployments/{bad}/retry")),
             (Method::GET, format!("/v1/environments/{bad}/active")),
-            (
-                Method::DELETE,
-                format!("/v1/environments/{bad}/active/{component}"),
-            ),
-            (
-                Method::DELETE,
-                format!("/v1/environments/{env}/active/{bad}"),
-            ),
+            (Method::DELETE, format!("/v1/environments/{bad}/active/{component}")),
+            (Method::DELETE, format!("/v1/environments/{env}/active/{bad}")),
         ] {
-            expect_problem(
-                send(&w.app, method.clone(), &path, Some(&w.acme.admin)).await,
-                StatusCode::BAD_REQUEST,
-                "invalid_id",
-            )
-            .await;
+            expect_problem(send(&w.app, method.clone(), &path, Some(&w.acme.admin)).await, StatusCode::BAD_REQUEST, "invalid_id").await;
         }
     }
     let ghost = uuid::Uuid::new_v4();
@@ -548,81 +356,32 @@ async fn a_deployment_id_that_is_not_a_uuid_is_400_invalid_id_and_an_unknown_one
         (Method::POST, format!("/v1/deployments/{ghost}/cancel")),
         (Method::POST, format!("/v1/deployments/{ghost}/retry")),
         (Method::GET, format!("/v1/environments/{ghost}/active")),
-        (
-            Method::DELETE,
-            format!("/v1/environments/{ghost}/active/{component}"),
-        ),
-        (
-            Method::DELETE,
-            format!("/v1/environments/{env}/active/{ghost}"),
-        ),
+        (Method::DELETE, format!("/v1/environments/{ghost}/active/{component}")),
+        (Method::DELETE, format!("/v1/environments/{env}/active/{ghost}")),
         // A package's id is not a deployment's.
-        (
-            Method::GET,
-            format!("/v1/deployments/{}", id_of(&w.package)),
-        ),
+        (Method::GET, format!("/v1/deployments/{}", id_of(&w.package))),
     ] {
-        expect_problem(
-            send(&w.app, method, &path, Some(&w.acme.admin)).await,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        )
-        .await;
+        expect_problem(send(&w.app, method, &path, Some(&w.acme.admin)).await, StatusCode::NOT_FOUND, "not_found").await;
     }
     assert_eq!(w.ledger().await, before);
     w.assert_no_job().await;
 }
 
 #[tokio::test]
-async fn a_deployment_that_succeeded_can_be_neither_cancelled_nor_retried_and_an_inactive_component_cannot_be_undeployed()
- {
+async fn a_deployment_that_succeeded_can_be_neither_cancelled_nor_retried_and_an_inactive_component_cannot_be_undeployed() {
     let w = world().await;
     let (done, _) = w.deploy_by_hand(&w.package).await;
     let prod = w.app.environment(&w.acme, "Production", "production").await;
-    let billing = w
-        .app
-        .component(&w.acme, "Billing", "process", b"billing", &[])
-        .await;
+    let billing = w.app.component(&w.acme, "Billing", "process", b"billing", &[]).await;
     let before = w.ledger().await;
 
     let path = format!("/v1/deployments/{}", id_of(&done));
-    expect_problem(
-        send(
-            &w.app,
-            Method::POST,
-            &format!("{path}/cancel"),
-            Some(&w.acme.admin),
-        )
-        .await,
-        StatusCode::CONFLICT,
-        "deployment_started",
-    )
-    .await;
-    expect_problem(
-        send(
-            &w.app,
-            Method::POST,
-            &format!("{path}/retry"),
-            Some(&w.acme.admin),
-        )
-        .await,
-        StatusCode::CONFLICT,
-        "not_retryable",
-    )
-    .await;
+    expect_problem(send(&w.app, Method::POST, &format!("{path}/cancel"), Some(&w.acme.admin)).await, StatusCode::CONFLICT, "deployment_started").await;
+    expect_problem(send(&w.app, Method::POST, &format!("{path}/retry"), Some(&w.acme.admin)).await, StatusCode::CONFLICT, "not_retryable").await;
     // Billing was never deployed anywhere; Orders runs in Test, not in Production.
     for (env, component) in [(&w.env, &billing), (&prod, &w.process), (&prod, &billing)] {
         expect_problem(
-            w.app
-                .delete(
-                    &format!(
-                        "/v1/environments/{}/active/{}",
-                        id_of(env),
-                        id_of(component)
-                    ),
-                    &w.acme.admin,
-                )
-                .await,
+            w.app.delete(&format!("/v1/environments/{}/active/{}", id_of(env), id_of(component)), &w.acme.admin).await,
             StatusCode::NOT_FOUND,
             "not_found",
         )
@@ -630,10 +389,7 @@ async fn a_deployment_that_succeeded_can_be_neither_cancelled_nor_retried_and_an
     }
     assert_eq!(w.ledger().await, before);
     assert_eq!(w.deployment(&done).await["status"], "succeeded");
-    assert_eq!(
-        w.app.active(&w.acme, &w.env).await[0]["package_id"],
-        w.package["id"]
-    );
+    assert_eq!(w.app.active(&w.acme, &w.env).await[0]["package_id"], w.package["id"]);
     w.assert_no_job().await;
 }
 
@@ -644,18 +400,11 @@ async fn a_viewer_reads_deployments_but_cannot_deploy_cancel_retry_or_undeploy()
     w.app.revise(&w.acme, &w.process, b"orders v2").await;
     let v2 = w.app.package(&w.acme, &w.process, Some("v2")).await;
     let (failed, _) = w.deploy_and_fail(&v2).await;
-    let billing = w
-        .app
-        .component(&w.acme, "Billing", "process", b"billing", &[])
-        .await;
+    let billing = w.app.component(&w.acme, "Billing", "process", b"billing", &[]).await;
     let billing_package = w.app.package(&w.acme, &billing, None).await;
     let mut body = w.body(&billing_package, &w.env);
     body["scheduled_at"] = json!("2099-01-01T00:00:00Z");
-    let scheduled = expect_status(
-        w.app.post("/v1/deployments", &w.acme.admin, body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let scheduled = expect_status(w.app.post("/v1/deployments", &w.acme.admin, body).await, StatusCode::CREATED).await;
     assert_eq!(scheduled["status"], "scheduled");
     let viewer = w.app.token(&w.acme.id, &["viewer"]);
 
@@ -664,117 +413,37 @@ async fn a_viewer_reads_deployments_but_cannot_deploy_cancel_retry_or_undeploy()
     assert_eq!(listed.len(), 3, "{listed:?}");
     for d in [&active, &failed, &scheduled] {
         let id = id_of(d);
-        for path in [
-            format!("/v1/deployments/{id}"),
-            format!("/v1/deployments/{id}/targets"),
-            format!("/v1/deployments/{id}/events"),
-        ] {
+        for path in [format!("/v1/deployments/{id}"), format!("/v1/deployments/{id}/targets"), format!("/v1/deployments/{id}/events")] {
             expect_status(w.app.get(&path, &viewer).await, StatusCode::OK).await;
         }
     }
-    let seen = expect_status(
-        w.app
-            .get(
-                &format!("/v1/environments/{}/active", id_of(&w.env)),
-                &viewer,
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let seen = expect_status(w.app.get(&format!("/v1/environments/{}/active", id_of(&w.env)), &viewer).await, StatusCode::OK).await;
     assert_eq!(seen["items"][0]["package_id"], w.package["id"]);
 
     // But changes nothing.
     let before = w.ledger().await;
-    expect_problem(
-        w.app
-            .post("/v1/deployments", &viewer, w.body(&w.package, &w.env))
-            .await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    )
-    .await;
+    expect_problem(w.app.post("/v1/deployments", &viewer, w.body(&w.package, &w.env)).await, StatusCode::FORBIDDEN, "forbidden").await;
     for (d, action) in [(&scheduled, "cancel"), (&failed, "retry")] {
-        expect_problem(
-            send(
-                &w.app,
-                Method::POST,
-                &format!("/v1/deployments/{}/{action}", id_of(d)),
-                Some(&viewer),
-            )
-            .await,
-            StatusCode::FORBIDDEN,
-            "forbidden",
-        )
-        .await;
+        expect_problem(send(&w.app, Method::POST, &format!("/v1/deployments/{}/{action}", id_of(d)), Some(&viewer)).await, StatusCode::FORBIDDEN, "forbidden")
+            .await;
     }
-    let undeploy = format!(
-        "/v1/environments/{}/active/{}",
-        id_of(&w.env),
-        id_of(&w.process)
-    );
-    expect_problem(
-        w.app.delete(&undeploy, &viewer).await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    )
-    .await;
-    let report = expect_status(
-        w.app
-            .post(
-                "/v1/deployments/validate",
-                &viewer,
-                w.body(&w.package, &w.env),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let undeploy = format!("/v1/environments/{}/active/{}", id_of(&w.env), id_of(&w.process));
+    expect_problem(w.app.delete(&undeploy, &viewer).await, StatusCode::FORBIDDEN, "forbidden").await;
+    let report = expect_status(w.app.post("/v1/deployments/validate", &viewer, w.body(&w.package, &w.env)).await, StatusCode::OK).await;
     assert_eq!(codes(&report["errors"]), ["forbidden"], "{report}");
     assert_eq!(w.ledger().await, before);
     w.assert_no_job().await;
 
     // The same requests from an admin go through.
-    let report = expect_status(
-        w.app
-            .post(
-                "/v1/deployments/validate",
-                &w.acme.admin,
-                w.body(&w.package, &w.env),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = expect_status(w.app.post("/v1/deployments/validate", &w.acme.admin, w.body(&w.package, &w.env)).await, StatusCode::OK).await;
     assert_eq!(report["errors"], json!([]), "{report}");
-    let cancelled = expect_status(
-        send(
-            &w.app,
-            Method::POST,
-            &format!("/v1/deployments/{}/cancel", id_of(&scheduled)),
-            Some(&w.acme.admin),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let cancelled =
+        expect_status(send(&w.app, Method::POST, &format!("/v1/deployments/{}/cancel", id_of(&scheduled)), Some(&w.acme.admin)).await, StatusCode::OK).await;
     assert_eq!(cancelled["status"], "cancelled");
-    let retried = expect_status(
-        send(
-            &w.app,
-            Method::POST,
-            &format!("/v1/deployments/{}/retry", id_of(&failed)),
-            Some(&w.acme.admin),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let retried =
+        expect_status(send(&w.app, Method::POST, &format!("/v1/deployments/{}/retry", id_of(&failed)), Some(&w.acme.admin)).await, StatusCode::OK).await;
     assert_eq!(retried["status"], "in_progress");
-    assert_eq!(
-        next_job(&w.app, &w.credential).await["deployment_id"],
-        failed["id"]
-    );
+    assert_eq!(next_job(&w.app, &w.credential).await["deployment_id"], failed["id"]);
     // And neither can be done twice.
     for (d, action, code) in [
         (&scheduled, "cancel", "deployment_started"),
@@ -782,18 +451,8 @@ async fn a_viewer_reads_deployments_but_cannot_deploy_cancel_retry_or_undeploy()
         (&failed, "retry", "not_retryable"),
         (&failed, "cancel", "deployment_started"),
     ] {
-        expect_problem(
-            send(
-                &w.app,
-                Method::POST,
-                &format!("/v1/deployments/{}/{action}", id_of(d)),
-                Some(&w.acme.admin),
-            )
-            .await,
-            StatusCode::CONFLICT,
-            code,
-        )
-        .await;
+        expect_problem(send(&w.app, Method::POST, &format!("/v1/deployments/{}/{action}", id_of(d)), Some(&w.acme.admin)).await, StatusCode::CONFLICT, code)
+            .await;
     }
 }
 
@@ -802,50 +461,17 @@ async fn a_developer_cannot_deploy_and_validate_says_so() {
     let w = world().await;
     let developer = w.app.token(&w.acme.id, &["developer"]);
     let before = w.ledger().await;
-    expect_problem(
-        w.app
-            .post("/v1/deployments", &developer, w.body(&w.package, &w.env))
-            .await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    )
-    .await;
-    let report = expect_status(
-        w.app
-            .post(
-                "/v1/deployments/validate",
-                &developer,
-                w.body(&w.package, &w.env),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_problem(w.app.post("/v1/deployments", &developer, w.body(&w.package, &w.env)).await, StatusCode::FORBIDDEN, "forbidden").await;
+    let report = expect_status(w.app.post("/v1/deployments/validate", &developer, w.body(&w.package, &w.env)).await, StatusCode::OK).await;
     assert_eq!(codes(&report["errors"]), ["forbidden"], "{report}");
     assert_eq!(w.ledger().await, before);
     w.assert_no_job().await;
 
     // A deployer may.
     let deployer = w.app.token(&w.acme.id, &["deployer"]);
-    let report = expect_status(
-        w.app
-            .post(
-                "/v1/deployments/validate",
-                &deployer,
-                w.body(&w.package, &w.env),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = expect_status(w.app.post("/v1/deployments/validate", &deployer, w.body(&w.package, &w.env)).await, StatusCode::OK).await;
     assert_eq!(report, json!({"errors": [], "warnings": []}));
-    expect_status(
-        w.app
-            .post("/v1/deployments", &deployer, w.body(&w.package, &w.env))
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    expect_status(w.app.post("/v1/deployments", &deployer, w.body(&w.package, &w.env)).await, StatusCode::CREATED).await;
 }
 
 #[tokio::test]
@@ -857,24 +483,8 @@ async fn jobs_next_with_a_wait_outside_0_to_20_seconds_is_refused_with_422_and_h
     for wait in ["21", "-1", "abc", "1.5", "", "99999999999999999999"] {
         expect_invalid_field(poll(&w.app, &w.credential, wait).await, "wait").await;
     }
-    expect_problem(
-        send(&w.app, Method::GET, "/agent/v1/jobs/next?wait=0", None).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-    )
-    .await;
-    expect_problem(
-        send(
-            &w.app,
-            Method::GET,
-            "/agent/v1/jobs/next?wait=0",
-            Some(&w.acme.admin),
-        )
-        .await,
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-    )
-    .await;
+    expect_problem(send(&w.app, Method::GET, "/agent/v1/jobs/next?wait=0", None).await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    expect_problem(send(&w.app, Method::GET, "/agent/v1/jobs/next?wait=0", Some(&w.acme.admin)).await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     assert_eq!(w.ledger().await, before, "no job was delivered");
     assert_eq!(w.targets(&d).await[0]["state"], "pending");
 
@@ -901,71 +511,34 @@ async fn a_job_event_with_a_bad_phase_body_or_job_id_is_refused_and_the_target_i
         (json!({"phase": "downloading", "progress": 50}), "progress"),
         (json!({"phase": "downloading", "message": 7}), "message"),
     ] {
-        expect_invalid_field(
-            report_body(&w.app, Some(&w.credential), job_id, body).await,
-            field,
-        )
-        .await;
+        expect_invalid_field(report_body(&w.app, Some(&w.credential), job_id, body).await, field).await;
     }
     for body in [json!({}), json!({"message": "half way"})] {
-        let problem = expect_problem(
-            report_body(&w.app, Some(&w.credential), job_id, body).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        let problem = expect_problem(report_body(&w.app, Some(&w.credential), job_id, body).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert!(problem["errors"].to_string().contains("phase"), "{problem}");
     }
     expect_problem(
-        post_raw(
-            &w.app,
-            &format!("/agent/v1/jobs/{job_id}/events"),
-            &w.credential,
-            r#"{"phase": "#,
-        )
-        .await,
+        post_raw(&w.app, &format!("/agent/v1/jobs/{job_id}/events"), &w.credential, r#"{"phase": "#).await,
         StatusCode::BAD_REQUEST,
         "malformed_json",
     )
     .await;
     for bad in ["not-a-uuid", "123"] {
-        expect_problem(
-            report(&w.app, &w.credential, bad, "downloading").await,
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-        )
-        .await;
+        expect_problem(report(&w.app, &w.credential, bad, "downloading").await, StatusCode::BAD_REQUEST, "invalid_id").await;
     }
     // Neither an unknown job nor the deployment's id names the job.
     for unknown in [uuid::Uuid::new_v4().to_string(), id_of(&d)] {
-        expect_problem(
-            report(&w.app, &w.credential, &unknown, "downloading").await,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        )
-        .await;
+        expect_problem(report(&w.app, &w.credential, &unknown, "downloading").await, StatusCode::NOT_FOUND, "not_found").await;
     }
     for token in [None, Some(w.acme.admin.as_str()), Some("brc_nonsense")] {
-        expect_problem(
-            report_body(&w.app, token, job_id, json!({"phase": "deployed"})).await,
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-        )
-        .await;
+        expect_problem(report_body(&w.app, token, job_id, json!({"phase": "deployed"})).await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     }
     assert_eq!(w.ledger().await, before);
     assert_eq!(w.targets(&d).await[0]["state"], "delivered");
 
     // The job itself was fine all along.
-    let outcome = expect_status(
-        report(&w.app, &w.credential, job_id, "downloading").await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(
-        outcome,
-        json!({"job_status": "downloading", "proceed": true})
-    );
+    let outcome = expect_status(report(&w.app, &w.credential, job_id, "downloading").await, StatusCode::OK).await;
+    assert_eq!(outcome, json!({"job_status": "downloading", "proceed": true}));
 }
 
 #[tokio::test]
@@ -982,18 +555,9 @@ async fn a_runtime_is_neither_handed_nor_can_report_on_another_runtime_s_job() {
     let job_id = str_of(&job, "job_id");
     let before = w.ledger().await;
     let response = poll(&w.app, &other_credential, "1").await;
-    assert_eq!(
-        response.status(),
-        StatusCode::NO_CONTENT,
-        "atom-2 is not attached to Test"
-    );
+    assert_eq!(response.status(), StatusCode::NO_CONTENT, "atom-2 is not attached to Test");
     for phase in ["downloading", "deployed", "failed"] {
-        expect_problem(
-            report(&w.app, &other_credential, job_id, phase).await,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        )
-        .await;
+        expect_problem(report(&w.app, &other_credential, job_id, phase).await, StatusCode::NOT_FOUND, "not_found").await;
     }
     assert_eq!(w.ledger().await, before);
     assert_eq!(w.targets(&d).await[0]["state"], "delivered");
@@ -1009,40 +573,23 @@ async fn an_impossible_phase_is_refused_with_409_invalid_phase_and_the_target_ke
 
     // Restored follows failed only.
     let before = w.ledger().await;
-    expect_problem(
-        report(&w.app, &w.credential, job_id, "restored").await,
-        StatusCode::CONFLICT,
-        "invalid_phase",
-    )
-    .await;
+    expect_problem(report(&w.app, &w.credential, job_id, "restored").await, StatusCode::CONFLICT, "invalid_phase").await;
     assert_eq!(w.ledger().await, before);
     assert_eq!(w.targets(&d).await[0]["state"], "delivered");
     assert_eq!(w.deployment(&d).await["status"], "in_progress");
 
     for phase in ["downloading", "applying", "deployed"] {
-        expect_status(
-            report(&w.app, &w.credential, job_id, phase).await,
-            StatusCode::OK,
-        )
-        .await;
+        expect_status(report(&w.app, &w.credential, job_id, phase).await, StatusCode::OK).await;
     }
     w.app.wait_for_status(&w.acme, &d, "succeeded").await;
 
     // A job that ended deployed cannot fail afterwards.
     let before = w.ledger().await;
-    expect_problem(
-        report(&w.app, &w.credential, job_id, "failed").await,
-        StatusCode::CONFLICT,
-        "invalid_phase",
-    )
-    .await;
+    expect_problem(report(&w.app, &w.credential, job_id, "failed").await, StatusCode::CONFLICT, "invalid_phase").await;
     assert_eq!(w.ledger().await, before);
     assert_eq!(w.targets(&d).await[0]["state"], "deployed");
     assert_eq!(w.deployment(&d).await["status"], "succeeded");
-    assert_eq!(
-        w.app.active(&w.acme, &w.env).await[0]["package_id"],
-        w.package["id"]
-    );
+    assert_eq!(w.app.active(&w.acme, &w.env).await[0]["package_id"], w.package["id"]);
 
     // Nor can a job that ended failed be deployed afterwards; it may still be restored.
     w.app.revise(&w.acme, &w.process, b"orders v2").await;
@@ -1050,23 +597,11 @@ async fn an_impossible_phase_is_refused_with_409_invalid_phase_and_the_target_ke
     let (failed, job) = w.deploy_and_fail(&v2).await;
     let job_id = str_of(&job, "job_id");
     let before = w.ledger().await;
-    expect_problem(
-        report(&w.app, &w.credential, job_id, "deployed").await,
-        StatusCode::CONFLICT,
-        "invalid_phase",
-    )
-    .await;
+    expect_problem(report(&w.app, &w.credential, job_id, "deployed").await, StatusCode::CONFLICT, "invalid_phase").await;
     assert_eq!(w.ledger().await, before);
     assert_eq!(w.targets(&failed).await[0]["state"], "failed");
-    assert_eq!(
-        w.app.active(&w.acme, &w.env).await[0]["package_id"],
-        w.package["id"]
-    );
-    let outcome = expect_status(
-        report(&w.app, &w.credential, job_id, "restored").await,
-        StatusCode::OK,
-    )
-    .await;
+    assert_eq!(w.app.active(&w.acme, &w.env).await[0]["package_id"], w.package["id"]);
+    let outcome = expect_status(report(&w.app, &w.credential, job_id, "restored").await, StatusCode::OK).await;
     assert_eq!(outcome, json!({"job_status": "restored", "proceed": false}));
     w.app.wait_for_status(&w.acme, &failed, "rolled_back").await;
 }
@@ -1087,36 +622,20 @@ async fn a_job_that_settled_is_not_handed_out_again_even_when_its_message_is_red
     assert_eq!(w.targets(&d).await[0]["state"], "delivered");
 
     for phase in ["downloading", "applying", "deployed"] {
-        expect_status(
-            report(&w.app, &w.credential, job_id, phase).await,
-            StatusCode::OK,
-        )
-        .await;
+        expect_status(report(&w.app, &w.credential, job_id, phase).await, StatusCode::OK).await;
     }
     w.app.wait_for_status(&w.acme, &d, "succeeded").await;
     w.assert_no_job().await;
     // A repeated report changes nothing and tells the agent the job is over.
-    let repeated = expect_status(
-        report(&w.app, &w.credential, job_id, "deployed").await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(
-        repeated,
-        json!({"job_status": "deployed", "proceed": false})
-    );
+    let repeated = expect_status(report(&w.app, &w.credential, job_id, "deployed").await, StatusCode::OK).await;
+    assert_eq!(repeated, json!({"job_status": "deployed", "proceed": false}));
 
     // Once it settled, a duplicate is dropped.
     let before = w.ledger().await;
     w.redeliver(&job).await;
     let response = poll(&w.app, &w.credential, "3").await;
     let status = response.status();
-    assert_eq!(
-        status,
-        StatusCode::NO_CONTENT,
-        "the settled job is not handed out again: {}",
-        response.text().await.unwrap_or_default()
-    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "the settled job is not handed out again: {}", response.text().await.unwrap_or_default());
     assert_eq!(w.ledger().await, before);
     assert_eq!(w.targets(&d).await[0]["state"], "deployed");
     w.assert_no_job().await;
@@ -1134,26 +653,12 @@ async fn a_runtime_that_never_heartbeated_is_a_warning_not_an_error() {
     let package = app.package(&acme, &process, None).await;
     let body = json!({"package_id": package["id"], "environment_id": env["id"]});
 
-    let report = expect_status(
-        app.post("/v1/deployments/validate", &acme.admin, body.clone())
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = expect_status(app.post("/v1/deployments/validate", &acme.admin, body.clone()).await, StatusCode::OK).await;
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(codes(&report["warnings"]), ["runtime_offline"], "{report}");
-    assert!(
-        report["warnings"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("quiet-atom")),
-        "the warning names the runtime: {report}"
-    );
+    assert!(report["warnings"][0]["message"].as_str().is_some_and(|m| m.contains("quiet-atom")), "the warning names the runtime: {report}");
     // A warning does not block: the job waits for the runtime.
-    let d = expect_status(
-        app.post("/v1/deployments", &acme.admin, body).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let d = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
     assert_eq!(d["status"], "queued");
     app.wait_for_status(&acme, &d, "in_progress").await;
 
@@ -1162,12 +667,7 @@ async fn a_runtime_that_never_heartbeated_is_a_warning_not_an_error() {
     let billing = app.component(&acme, "Billing", "process", b"b", &[]).await;
     let billing_package = app.package(&acme, &billing, None).await;
     let report = expect_status(
-        app.post(
-            "/v1/deployments/validate",
-            &acme.admin,
-            json!({"package_id": billing_package["id"], "environment_id": env["id"]}),
-        )
-        .await,
+        app.post("/v1/deployments/validate", &acme.admin, json!({"package_id": billing_package["id"], "environment_id": env["id"]})).await,
         StatusCode::OK,
     )
     .await;
@@ -1175,42 +675,16 @@ async fn a_runtime_that_never_heartbeated_is_a_warning_not_an_error() {
 }
 
 #[tokio::test]
-async fn an_environment_without_runtimes_is_an_error_and_refuses_the_deployment_with_409_no_runtimes()
- {
+async fn an_environment_without_runtimes_is_an_error_and_refuses_the_deployment_with_409_no_runtimes() {
     let w = world().await;
     let empty = w.app.environment(&w.acme, "Staging", "test").await;
     let before = w.ledger().await;
-    let report = expect_status(
-        w.app
-            .post(
-                "/v1/deployments/validate",
-                &w.acme.admin,
-                w.body(&w.package, &empty),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = expect_status(w.app.post("/v1/deployments/validate", &w.acme.admin, w.body(&w.package, &empty)).await, StatusCode::OK).await;
     assert_eq!(codes(&report["errors"]), ["no_runtimes"], "{report}");
-    expect_problem(
-        w.app
-            .post("/v1/deployments", &w.acme.admin, w.body(&w.package, &empty))
-            .await,
-        StatusCode::CONFLICT,
-        "no_runtimes",
-    )
-    .await;
+    expect_problem(w.app.post("/v1/deployments", &w.acme.admin, w.body(&w.package, &empty)).await, StatusCode::CONFLICT, "no_runtimes").await;
     assert_eq!(w.ledger().await, before);
     w.assert_no_job().await;
-    assert!(
-        list_items(
-            &w.app,
-            &format!("/v1/deployments?environment_id={}", id_of(&empty)),
-            &w.acme.admin
-        )
-        .await
-        .is_empty()
-    );
+    assert!(list_items(&w.app, &format!("/v1/deployments?environment_id={}", id_of(&empty)), &w.acme.admin).await.is_empty());
 }
 
 /// A tenant whose plan allows one connection per classification, with two
@@ -1229,47 +703,21 @@ struct Licensed {
 
 async fn licensed() -> Licensed {
     let app = TestApp::spawn().await;
-    let acme = app
-        .tenant_with_plan("Acme", json!({"connection_licenses": 1}))
-        .await;
+    let acme = app.tenant_with_plan("Acme", json!({"connection_licenses": 1})).await;
     assert_eq!(
-        expect_status(
-            app.get(
-                &format!("/platform/v1/tenants/{}", acme.id),
-                &app.platform_token()
-            )
-            .await,
-            StatusCode::OK
-        )
-        .await["plan"]["connection_licenses"],
+        expect_status(app.get(&format!("/platform/v1/tenants/{}", acme.id), &app.platform_token()).await, StatusCode::OK).await["plan"]["connection_licenses"],
         1
     );
     let test_a = app.environment(&acme, "Test A", "test").await;
     let test_b = app.environment(&acme, "Test B", "test").await;
     let prod = app.environment(&acme, "Production", "production").await;
-    let orders_db = app
-        .component(&acme, "Orders DB", "connection", b"jdbc:orders", &[])
-        .await;
-    let orders = app
-        .component(&acme, "Orders", "process", b"orders", &[&orders_db])
-        .await;
-    let crm = app
-        .component(&acme, "CRM", "connection", b"https://crm", &[])
-        .await;
-    let sync = app
-        .component(&acme, "Sync", "process", b"sync", &[&crm])
-        .await;
+    let orders_db = app.component(&acme, "Orders DB", "connection", b"jdbc:orders", &[]).await;
+    let orders = app.component(&acme, "Orders", "process", b"orders", &[&orders_db]).await;
+    let crm = app.component(&acme, "CRM", "connection", b"https://crm", &[]).await;
+    let sync = app.component(&acme, "Sync", "process", b"sync", &[&crm]).await;
     let orders = app.package(&acme, &orders, None).await;
     let sync = app.package(&acme, &sync, None).await;
-    Licensed {
-        app,
-        acme,
-        test_a,
-        test_b,
-        prod,
-        orders,
-        sync,
-    }
+    Licensed { app, acme, test_a, test_b, prod, orders, sync }
 }
 
 impl Licensed {
@@ -1282,31 +730,11 @@ impl Licensed {
     }
 
     async fn refused_for_licences(&self, package: &Value, env: &Value) {
-        let report = expect_status(
-            self.app
-                .post(
-                    "/v1/deployments/validate",
-                    &self.acme.admin,
-                    self.body(package, env),
-                )
-                .await,
-            StatusCode::OK,
-        )
-        .await;
-        assert_eq!(
-            codes(&report["errors"]),
-            ["connection_licenses_exceeded"],
-            "{report}"
-        );
+        let report = expect_status(self.app.post("/v1/deployments/validate", &self.acme.admin, self.body(package, env)).await, StatusCode::OK).await;
+        assert_eq!(codes(&report["errors"]), ["connection_licenses_exceeded"], "{report}");
         let before = self.deployments().await;
-        expect_problem(
-            self.app
-                .post("/v1/deployments", &self.acme.admin, self.body(package, env))
-                .await,
-            StatusCode::CONFLICT,
-            "connection_licenses_exceeded",
-        )
-        .await;
+        expect_problem(self.app.post("/v1/deployments", &self.acme.admin, self.body(package, env)).await, StatusCode::CONFLICT, "connection_licenses_exceeded")
+            .await;
         assert_eq!(self.deployments().await, before, "nothing was recorded");
     }
 }
@@ -1340,23 +768,12 @@ async fn connection_licences_are_counted_per_classification_and_per_distinct_con
 
     // Undeploying Orders from every test environment frees the licence.
     for env in [&l.test_a, &l.test_b] {
-        let path = format!(
-            "/v1/environments/{}/active/{}",
-            id_of(env),
-            str_of(&l.orders, "component_id")
-        );
-        let undeploy = expect_status(
-            l.app.delete(&path, &l.acme.admin).await,
-            StatusCode::ACCEPTED,
-        )
-        .await;
+        let path = format!("/v1/environments/{}/active/{}", id_of(env), str_of(&l.orders, "component_id"));
+        let undeploy = expect_status(l.app.delete(&path, &l.acme.admin).await, StatusCode::ACCEPTED).await;
         l.app.wait_for_status(&l.acme, &undeploy, "succeeded").await;
     }
     deploy(&l.sync, &l.test_b).await;
-    assert_eq!(
-        l.app.active(&l.acme, &l.test_b).await[0]["package_id"],
-        l.sync["id"]
-    );
+    assert_eq!(l.app.active(&l.acme, &l.test_b).await[0]["package_id"], l.sync["id"]);
 }
 
 #[tokio::test]
@@ -1373,21 +790,14 @@ async fn a_connection_licence_is_taken_by_a_deployment_still_in_flight() {
     assert_eq!(first["status"], "queued");
     // ...so Sync, with another connection, cannot go to Test B meanwhile:
     // once both were active, two connections would run on one licence.
-    let second = l
-        .app
-        .post("/v1/deployments", &l.acme.admin, l.body(&l.sync, &l.test_b))
-        .await;
+    let second = l.app.post("/v1/deployments", &l.acme.admin, l.body(&l.sync, &l.test_b)).await;
     let status = second.status();
     let body = second.text().await.unwrap_or_default();
     if status == StatusCode::CREATED {
         // Show where that leads: both jobs complete and both connections run.
         for _ in 0..2 {
             let job = next_job(&l.app, &credential).await;
-            expect_status(
-                report(&l.app, &credential, str_of(&job, "job_id"), "deployed").await,
-                StatusCode::OK,
-            )
-            .await;
+            expect_status(report(&l.app, &credential, str_of(&job, "job_id"), "deployed").await, StatusCode::OK).await;
         }
         let created: Value = serde_json::from_str(&body).expect("a deployment");
         l.app.wait_for_status(&l.acme, &first, "succeeded").await;
@@ -1421,41 +831,23 @@ async fn retrying_a_failed_deployment_cannot_exceed_the_connection_licences() {
     // Orders fails in Test A, so its connection never became active...
     let orders = l.app.deploy(&l.acme, &l.orders, &l.test_a, "").await;
     let job = next_job(&l.app, &credential).await;
-    expect_status(
-        report(&l.app, &credential, str_of(&job, "job_id"), "failed").await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_status(report(&l.app, &credential, str_of(&job, "job_id"), "failed").await, StatusCode::OK).await;
     l.app.wait_for_status(&l.acme, &orders, "failed").await;
     // ...and Sync takes the one test licence in Test B.
     let sync = l.app.deploy(&l.acme, &l.sync, &l.test_b, "").await;
     let job = next_job(&l.app, &credential).await;
-    expect_status(
-        report(&l.app, &credential, str_of(&job, "job_id"), "deployed").await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_status(report(&l.app, &credential, str_of(&job, "job_id"), "deployed").await, StatusCode::OK).await;
     l.app.wait_for_status(&l.acme, &sync, "succeeded").await;
     l.refused_for_licences(&l.orders, &l.test_a).await;
 
     // Retrying Orders would run a second connection on one licence.
     let before = l.deployments().await;
-    let retry = send(
-        &l.app,
-        Method::POST,
-        &format!("/v1/deployments/{}/retry", id_of(&orders)),
-        Some(&l.acme.admin),
-    )
-    .await;
+    let retry = send(&l.app, Method::POST, &format!("/v1/deployments/{}/retry", id_of(&orders)), Some(&l.acme.admin)).await;
     let status = retry.status();
     let body = retry.text().await.unwrap_or_default();
     if status == StatusCode::OK {
         let job = next_job(&l.app, &credential).await;
-        expect_status(
-            report(&l.app, &credential, str_of(&job, "job_id"), "deployed").await,
-            StatusCode::OK,
-        )
-        .await;
+        expect_status(report(&l.app, &credential, str_of(&job, "job_id"), "deployed").await, StatusCode::OK).await;
         l.app.wait_for_status(&l.acme, &orders, "succeeded").await;
         let a = l.app.active(&l.acme, &l.test_a).await;
         let b = l.app.active(&l.acme, &l.test_b).await;

@@ -28,35 +28,18 @@ pub async fn list_items(app: &TestApp, path: &str, token: &str) -> Vec<Value> {
 
 /// The names of the tenant's environments, sorted.
 pub async fn environment_names(app: &TestApp, t: &TestTenant) -> Vec<String> {
-    let mut names: Vec<String> = list_items(app, "/v1/environments?limit=100", &t.admin)
-        .await
-        .iter()
-        .map(|e| e["name"].as_str().expect("a name").to_string())
-        .collect();
+    let mut names: Vec<String> =
+        list_items(app, "/v1/environments?limit=100", &t.admin).await.iter().map(|e| e["name"].as_str().expect("a name").to_string()).collect();
     names.sort();
     names
 }
 
 /// POSTs `body` as JSON with an `Idempotency-Key`.
-pub async fn post_with_key(
-    app: &TestApp,
-    path: &str,
-    token: &str,
-    key: &str,
-    body: Value,
-) -> reqwest::Response {
-    app.request(Method::POST, path, Some(token))
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("the request is sent")
+pub async fn post_with_key(app: &TestApp, path: &str, token: &str, key: &str, body: Value) -> reqwest::Response {
+    app.request(Method::POST, path, Some(token)).header("idempotency-key", key).json(&body).send().await.expect("the request is sent")
 }
 
 /// The id of a JSON resource.
 pub fn id_of(resource: &Value) -> String {
-    resource["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a resource with an id: {resource}"))
-        .to_string()
+    resource["id"].as_str().unwrap_or_else(|| panic!("a resource with an id: {resource}")).to_string()
 }

@@ -34,9 +34,7 @@ async fn deployed() -> Deployed {
     let a_runtime = app.runtime(&a, "acme-atom").await;
     app.attach(&a, &a_env, &a_runtime).await;
     let a_agent = Agent::start(&app, &a_runtime, None);
-    let a_process = app
-        .component(&a, "Orders", "process", b"acme orders v1", &[])
-        .await;
+    let a_process = app.component(&a, "Orders", "process", b"acme orders v1", &[]).await;
     let a_package = app.package(&a, &a_process, Some("v1")).await;
     let d = app.deploy(&a, &a_package, &a_env, "acme's first").await;
     let a_deployment = app.wait_for_status(&a, &d, "succeeded").await;
@@ -48,32 +46,13 @@ async fn deployed() -> Deployed {
     let b_credential = app.register_agent(&b_runtime).await;
     expect_status(app.heartbeat(&b_credential).await, StatusCode::OK).await;
     app.attach(&b, &b_env, &b_runtime).await;
-    let b_process = app
-        .component(&b, "Orders", "process", b"globex orders", &[])
-        .await;
+    let b_process = app.component(&b, "Orders", "process", b"globex orders", &[]).await;
     let b_package = app.package(&b, &b_process, Some("v1")).await;
-    Deployed {
-        app,
-        a,
-        a_env,
-        a_runtime,
-        a_agent,
-        a_process,
-        a_package,
-        a_deployment,
-        b,
-        b_env,
-        b_runtime,
-        b_credential,
-        b_package,
-    }
+    Deployed { app, a, a_env, a_runtime, a_agent, a_process, a_package, a_deployment, b, b_env, b_runtime, b_credential, b_package }
 }
 
 fn id(v: &Value) -> String {
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("an id in {v}"))
-        .to_string()
+    v["id"].as_str().unwrap_or_else(|| panic!("an id in {v}")).to_string()
 }
 
 fn body(package: &Value, env: &Value) -> Value {
@@ -82,14 +61,7 @@ fn body(package: &Value, env: &Value) -> Value {
 
 /// `GET /agent/v1/jobs/next?wait=<wait>` as the agent holding `credential`.
 async fn poll(app: &TestApp, credential: &str, wait: u64) -> Response {
-    send(
-        app,
-        Method::GET,
-        &format!("/agent/v1/jobs/next?wait={wait}"),
-        credential,
-        None,
-    )
-    .await
+    send(app, Method::GET, &format!("/agent/v1/jobs/next?wait={wait}"), credential, None).await
 }
 
 /// Polls as an agent does until a job comes (at most 30 s).
@@ -112,32 +84,18 @@ async fn assert_no_job(app: &TestApp, credential: &str, wait: u64) {
     let response = poll(app, credential, wait).await;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    assert_eq!(
-        status,
-        StatusCode::NO_CONTENT,
-        "B's agent is handed nothing: {text}"
-    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "B's agent is handed nothing: {text}");
 }
 
 async fn report(app: &TestApp, credential: &str, job_id: &str, phase: &str) -> Response {
-    send(
-        app,
-        Method::POST,
-        &format!("/agent/v1/jobs/{job_id}/events"),
-        credential,
-        Some(&json!({"phase": phase, "message": "reported by globex"})),
-    )
-    .await
+    send(app, Method::POST, &format!("/agent/v1/jobs/{job_id}/events"), credential, Some(&json!({"phase": phase, "message": "reported by globex"}))).await
 }
 
 /// Asserts a 404 `not_found` that names nothing of A's.
 async fn expect_hidden(response: Response, what: &str, secrets: &[String]) {
     let problem = expect_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     for secret in secrets {
-        assert!(
-            !problem.to_string().contains(secret.as_str()),
-            "{what}: the refusal reveals nothing of A's: {problem}"
-        );
+        assert!(!problem.to_string().contains(secret.as_str()), "{what}: the refusal reveals nothing of A's: {problem}");
     }
 }
 
@@ -168,41 +126,19 @@ impl Deployed {
 
     /// What B sees of deployments.
     async fn b_ledger(&self) -> Value {
-        let list = expect_status(
-            self.app
-                .get("/v1/deployments?limit=100", &self.b.admin)
-                .await,
-            StatusCode::OK,
-        )
-        .await;
+        let list = expect_status(self.app.get("/v1/deployments?limit=100", &self.b.admin).await, StatusCode::OK).await;
         json!({"deployments": list["items"], "audit": self.app.audit(&self.b).await})
     }
 
     /// A's ids that nothing B receives may contain.
     fn a_secrets(&self) -> Vec<String> {
-        [
-            &self.a_deployment,
-            &self.a_env,
-            &self.a_runtime,
-            &self.a_process,
-            &self.a_package,
-        ]
-        .iter()
-        .map(|v| id(v))
-        .chain([self.a.id.clone()])
-        .collect()
+        [&self.a_deployment, &self.a_env, &self.a_runtime, &self.a_process, &self.a_package].iter().map(|v| id(v)).chain([self.a.id.clone()]).collect()
     }
 
     async fn a_target(&self, deployment: &Value) -> Value {
-        let targets = self
-            .a_get(&format!("/v1/deployments/{}/targets", id(deployment)))
-            .await;
+        let targets = self.a_get(&format!("/v1/deployments/{}/targets", id(deployment))).await;
         let items = targets["items"].as_array().expect("items");
-        assert_eq!(
-            items.len(),
-            1,
-            "A's one runtime has the one target: {targets}"
-        );
+        assert_eq!(items.len(), 1, "A's one runtime has the one target: {targets}");
         items[0].clone()
     }
 }
@@ -221,38 +157,15 @@ async fn tenant_b_can_neither_read_nor_change_tenant_a_s_deployments() {
         (Method::POST, format!("/v1/deployments/{d}/cancel")),
         (Method::POST, format!("/v1/deployments/{d}/retry")),
         (Method::GET, format!("/v1/environments/{env}/active")),
-        (
-            Method::DELETE,
-            format!("/v1/environments/{env}/active/{component}"),
-        ),
+        (Method::DELETE, format!("/v1/environments/{env}/active/{component}")),
     ] {
-        expect_hidden(
-            send(&w.app, method.clone(), &path, &w.b.admin, None).await,
-            &format!("{method} {path}"),
-            &secrets,
-        )
-        .await;
+        expect_hidden(send(&w.app, method.clone(), &path, &w.b.admin, None).await, &format!("{method} {path}"), &secrets).await;
     }
 
     // B's lists show nothing of A's, however they are filtered.
-    for query in [
-        String::new(),
-        format!("?environment_id={env}"),
-        format!("?component_id={component}"),
-        "?status=succeeded".to_string(),
-    ] {
-        let list = expect_status(
-            w.app
-                .get(&format!("/v1/deployments{query}"), &w.b.admin)
-                .await,
-            StatusCode::OK,
-        )
-        .await;
-        assert_eq!(
-            ids(&list),
-            Vec::<String>::new(),
-            "B lists nothing with {query:?}: {list}"
-        );
+    for query in [String::new(), format!("?environment_id={env}"), format!("?component_id={component}"), "?status=succeeded".to_string()] {
+        let list = expect_status(w.app.get(&format!("/v1/deployments{query}"), &w.b.admin).await, StatusCode::OK).await;
+        assert_eq!(ids(&list), Vec::<String>::new(), "B lists nothing with {query:?}: {list}");
     }
 
     // A's world is as it was.
@@ -262,18 +175,9 @@ async fn tenant_b_can_neither_read_nor_change_tenant_a_s_deployments() {
     let active = w.app.active(&w.a, &w.a_env).await;
     assert_eq!(active.len(), 1);
     assert_eq!(active[0]["package_id"], w.a_package["id"]);
-    assert_eq!(
-        w.a_agent
-            .installed(&w.a_env, &w.a_process)
-            .expect("A's agent runs Orders")["digest"],
-        w.a_package["digest"],
-        "A's agent still runs v1"
-    );
+    assert_eq!(w.a_agent.installed(&w.a_env, &w.a_process).expect("A's agent runs Orders")["digest"], w.a_package["digest"], "A's agent still runs v1");
     let audit = w.app.audit(&w.a).await;
-    assert!(
-        !audit.iter().any(|e| e["actor"]["id"] == MALLORY),
-        "B's attempts left nothing in A's trail: {audit:?}"
-    );
+    assert!(!audit.iter().any(|e| e["actor"]["id"] == MALLORY), "B's attempts left nothing in A's trail: {audit:?}");
 }
 
 #[tokio::test]
@@ -283,22 +187,13 @@ async fn tenant_b_cannot_deploy_or_validate_with_tenant_a_s_package_or_environme
     let b_before = w.b_ledger().await;
     let secrets = w.a_secrets();
 
-    for (package, env) in [
-        (&w.a_package, &w.b_env),
-        (&w.b_package, &w.a_env),
-        (&w.a_package, &w.a_env),
-    ] {
+    for (package, env) in [(&w.a_package, &w.b_env), (&w.b_package, &w.a_env), (&w.a_package, &w.a_env)] {
         for path in ["/v1/deployments", "/v1/deployments/validate"] {
             let mut attempt = body(package, env);
             if path == "/v1/deployments" {
                 attempt["notes"] = json!("globex was here");
             }
-            expect_hidden(
-                w.app.post(path, &w.b.admin, attempt).await,
-                &format!("POST {path} with {package} to {env}"),
-                &secrets,
-            )
-            .await;
+            expect_hidden(w.app.post(path, &w.b.admin, attempt).await, &format!("POST {path} with {package} to {env}"), &secrets).await;
         }
     }
     assert_eq!(w.a_ledger().await, a_before);
@@ -306,17 +201,7 @@ async fn tenant_b_cannot_deploy_or_validate_with_tenant_a_s_package_or_environme
     assert_no_job(&w.app, &w.b_credential, 1).await;
 
     // B's own package to B's own environment is fine: only A's ids were refused.
-    let report = expect_status(
-        w.app
-            .post(
-                "/v1/deployments/validate",
-                &w.b.admin,
-                body(&w.b_package, &w.b_env),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let report = expect_status(w.app.post("/v1/deployments/validate", &w.b.admin, body(&w.b_package, &w.b_env)).await, StatusCode::OK).await;
     assert_eq!(report, json!({"errors": [], "warnings": []}));
 }
 
@@ -333,71 +218,29 @@ async fn tenant_b_s_agent_is_never_handed_nor_can_report_on_tenant_a_s_jobs() {
     w.app.wait_for_status(&w.a, &a_d2, "in_progress").await;
     let pending = w.a_target(&a_d2).await;
     assert_eq!(pending["state"], "pending");
-    let a_jobs = [
-        w.a_target(&w.a_deployment).await["job_id"]
-            .as_str()
-            .expect("a job id")
-            .to_string(),
-        pending["job_id"].as_str().expect("a job id").to_string(),
-    ];
+    let a_jobs =
+        [w.a_target(&w.a_deployment).await["job_id"].as_str().expect("a job id").to_string(), pending["job_id"].as_str().expect("a job id").to_string()];
 
     // B's agent asks for work and reports on A's jobs, settled or waiting.
     assert_no_job(&w.app, &w.b_credential, 2).await;
     let before = w.a_ledger().await;
     for job in &a_jobs {
-        for phase in [
-            "delivered",
-            "downloading",
-            "applying",
-            "deployed",
-            "failed",
-            "restored",
-        ] {
-            expect_hidden(
-                report(&w.app, &w.b_credential, job, phase).await,
-                &format!("B reports {phase} on A's job {job}"),
-                &w.a_secrets(),
-            )
-            .await;
+        for phase in ["delivered", "downloading", "applying", "deployed", "failed", "restored"] {
+            expect_hidden(report(&w.app, &w.b_credential, job, phase).await, &format!("B reports {phase} on A's job {job}"), &w.a_secrets()).await;
         }
     }
-    assert_eq!(
-        w.a_ledger().await,
-        before,
-        "A's targets and timeline are untouched"
-    );
+    assert_eq!(w.a_ledger().await, before, "A's targets and timeline are untouched");
     assert_eq!(w.a_target(&a_d2).await["state"], "pending");
 
     // Even A's job message, were it to land on B's queue, is not handed to B.
-    let (queue, _) = berth_aws::keys::runtime_queue_names(
-        &w.app.names.queue_prefix,
-        id(&w.b_runtime).parse().expect("a runtime id"),
-    );
-    let b_queue = w
-        .app
-        .clients
-        .sqs
-        .get_queue_url()
-        .queue_name(&queue)
-        .send()
-        .await
-        .expect("B's runtime queue exists")
-        .queue_url()
-        .expect("a queue url")
-        .to_string();
+    let (queue, _) = berth_aws::keys::runtime_queue_names(&w.app.names.queue_prefix, id(&w.b_runtime).parse().expect("a runtime id"));
+    let b_queue =
+        w.app.clients.sqs.get_queue_url().queue_name(&queue).send().await.expect("B's runtime queue exists").queue_url().expect("a queue url").to_string();
     for message in [
         json!({"tenant_id": w.a.id, "deployment_id": a_d2["id"], "runtime_id": w.a_runtime["id"], "job_id": pending["job_id"]}),
         json!({"tenant_id": w.b.id, "deployment_id": a_d2["id"], "runtime_id": w.b_runtime["id"], "job_id": pending["job_id"]}),
     ] {
-        w.app
-            .clients
-            .sqs
-            .send_message()
-            .queue_url(&b_queue)
-            .message_body(message.to_string())
-            .send()
-            .await
-            .expect("the message is sent");
+        w.app.clients.sqs.send_message().queue_url(&b_queue).message_body(message.to_string()).send().await.expect("the message is sent");
     }
     assert_no_job(&w.app, &w.b_credential, 2).await;
     assert_no_job(&w.app, &w.b_credential, 1).await;
@@ -412,35 +255,17 @@ async fn tenant_b_s_agent_is_never_handed_nor_can_report_on_tenant_a_s_jobs() {
         if now["status"] == "succeeded" {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "A's v2 is {} after 60 s; agent log: {}",
-            now["status"],
-            w.a_agent.log()
-        );
+        assert!(Instant::now() < deadline, "A's v2 is {} after 60 s; agent log: {}", now["status"], w.a_agent.log());
     }
     assert_eq!(w.a_target(&a_d2).await["state"], "deployed");
-    assert_eq!(
-        w.a_agent
-            .installed(&w.a_env, &w.a_process)
-            .expect("A's agent runs Orders")["digest"],
-        a_v2["digest"]
-    );
+    assert_eq!(w.a_agent.installed(&w.a_env, &w.a_process).expect("A's agent runs Orders")["digest"], a_v2["digest"]);
 
     // A's list cursor opens nothing of A's for B.
     let first = w.a_get("/v1/deployments?limit=1").await;
     let cursor = first["next_cursor"].as_str().expect("A has two pages");
-    let refused = expect_problem(
-        w.app
-            .get(
-                &format!("/v1/deployments?limit=1&cursor={cursor}"),
-                &w.b.admin,
-            )
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    let refused =
+        expect_problem(w.app.get(&format!("/v1/deployments?limit=1&cursor={cursor}"), &w.b.admin).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            .await;
     assert_eq!(refused["errors"][0]["field"], "cursor", "{refused}");
 
     // B's own job carries B's own download URL only.
@@ -450,25 +275,12 @@ async fn tenant_b_s_agent_is_never_handed_nor_can_report_on_tenant_a_s_jobs() {
     assert_eq!(job["package_id"], w.b_package["id"]);
     let url = job["download_url"].as_str().expect("a download URL");
     for secret in w.a_secrets().iter().chain([id(&a_v2)].iter()) {
-        assert!(
-            !url.contains(secret.as_str()),
-            "B's URL names nothing of A's: {url}"
-        );
+        assert!(!url.contains(secret.as_str()), "B's URL names nothing of A's: {url}");
     }
     assert!(url.contains(&w.b.id), "B's URL is under B's tenant: {url}");
-    let bytes = w
-        .app
-        .http
-        .get(url)
-        .send()
-        .await
-        .expect("the download is sent");
+    let bytes = w.app.http.get(url).send().await.expect("the download is sent");
     assert_eq!(bytes.status(), StatusCode::OK);
     let bytes = bytes.bytes().await.expect("archive bytes");
-    assert_eq!(
-        berth_tests::sha256(&bytes),
-        w.b_package["digest"],
-        "B downloads B's package"
-    );
+    assert_eq!(berth_tests::sha256(&bytes), w.b_package["digest"], "B downloads B's package");
     assert_no_job(&w.app, &w.b_credential, 1).await;
 }

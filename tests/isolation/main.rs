@@ -43,43 +43,17 @@ impl TwoTenants {
     /// trail, to compare before and after B's attempts.
     pub async fn a_snapshot(&self) -> Snapshot {
         let (app, a) = (&self.app, &self.a);
-        let env_response = app
-            .get(&format!("/v1/environments/{}", a.env_id), &a.tenant.admin)
-            .await;
-        let etag = env_response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let env_response = app.get(&format!("/v1/environments/{}", a.env_id), &a.tenant.admin).await;
+        let etag = env_response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let environment = expect_status(env_response, StatusCode::OK).await;
-        let runtime = expect_status(
-            app.get(&format!("/v1/runtimes/{}", a.runtime_id), &a.tenant.admin)
-                .await,
-            StatusCode::OK,
-        )
-        .await;
-        let attached = expect_status(
-            app.get(
-                &format!("/v1/environments/{}/runtimes", a.env_id),
-                &a.tenant.admin,
-            )
-            .await,
-            StatusCode::OK,
-        )
-        .await;
+        let runtime = expect_status(app.get(&format!("/v1/runtimes/{}", a.runtime_id), &a.tenant.admin).await, StatusCode::OK).await;
+        let attached = expect_status(app.get(&format!("/v1/environments/{}/runtimes", a.env_id), &a.tenant.admin).await, StatusCode::OK).await;
         let audit = app.audit(&a.tenant).await;
         Snapshot {
             etag,
             environment,
             runtime: without_status(runtime),
-            attached: attached["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .cloned()
-                .map(without_status)
-                .collect(),
+            attached: attached["items"].as_array().expect("items").iter().cloned().map(without_status).collect(),
             audit,
         }
     }
@@ -114,32 +88,13 @@ async fn estate(app: &TestApp, name: &str, admin_sub: Option<&str>) -> Estate {
     let runtime_id = runtime["id"].as_str().expect("a runtime id").to_string();
     let credential = app.register_agent(&runtime).await;
     expect_status(app.heartbeat(&credential).await, StatusCode::OK).await;
-    let attached = expect_status(
-        app.put(
-            &format!("/v1/environments/{env_id}/runtimes/{runtime_id}"),
-            &tenant.admin,
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let attached = expect_status(app.put(&format!("/v1/environments/{env_id}/runtimes/{runtime_id}"), &tenant.admin).await, StatusCode::CREATED).await;
     assert_eq!(attached["environments"], json!([env_id]));
-    Estate {
-        tenant,
-        env_id,
-        runtime_id,
-        credential,
-    }
+    Estate { tenant, env_id, runtime_id, credential }
 }
 
 /// Sends `method path` with `token` (and a JSON body when given).
-pub async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> reqwest::Response {
+pub async fn send(app: &TestApp, method: Method, path: &str, token: &str, body: Option<&Value>) -> reqwest::Response {
     let request = app.request(method, path, Some(token));
     let request = match body {
         Some(b) => request.json(b),
@@ -150,10 +105,5 @@ pub async fn send(
 
 /// The ids in a list's `items`.
 pub fn ids(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["id"].as_str().expect("an id").to_string())
-        .collect()
+    list["items"].as_array().expect("items").iter().map(|i| i["id"].as_str().expect("an id").to_string()).collect()
 }

@@ -2,22 +2,22 @@
 //! token, then authenticate with their runtime credential.
 
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use berth_domain::DomainError;
 use berth_domain::deployment::{DeploymentKind, TargetState};
 use berth_domain::ids::JobId;
-use berth_domain::runtime::{parse_agent_version, AgentHealth, Heartbeat, RunningPackage};
-use std::time::Duration;
+use berth_domain::runtime::{AgentHealth, Heartbeat, RunningPackage, parse_agent_version};
 use berth_domain::usecases::{Berth, RuntimeCtx};
 use berth_domain::values::Name;
-use berth_domain::DomainError;
 use berth_web::extract::{bearer_token, request_id_of};
 use berth_web::{ApiError, JsonBody, RequestId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// At most this many running packages in one heartbeat.
 pub const MAX_RUNNING: usize = 1000;
@@ -128,7 +128,11 @@ async fn next_job(State(state): State<AgentState>, Agent(ctx): Agent, parts: axu
     let query: NextQuery = berth_web::extract::serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
     let wait = match query.wait {
         None => 0,
-        Some(w) => w.parse::<u64>().ok().filter(|w| *w <= 20).ok_or_else(|| ApiError::from(DomainError::invalid("wait", "must be a whole number of seconds from 0 to 20")))?,
+        Some(w) => w
+            .parse::<u64>()
+            .ok()
+            .filter(|w| *w <= 20)
+            .ok_or_else(|| ApiError::from(DomainError::invalid("wait", "must be a whole number of seconds from 0 to 20")))?,
     };
     match state.berth.next_job(&ctx, Duration::from_secs(wait)).await? {
         None => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -192,7 +196,12 @@ pub struct JobEventResponse {
 /// Most characters of an event message that are kept.
 const MAX_MESSAGE_CHARS: usize = 2000;
 
-async fn job_event(State(state): State<AgentState>, Agent(ctx): Agent, Path(id): Path<String>, JsonBody(body): JsonBody<JobEventBody>) -> Result<Json<JobEventResponse>, ApiError> {
+async fn job_event(
+    State(state): State<AgentState>,
+    Agent(ctx): Agent,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<JobEventBody>,
+) -> Result<Json<JobEventResponse>, ApiError> {
     let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
     let message: String = body.message.unwrap_or_default().chars().filter(|c| !c.is_control() || *c == '\n').take(MAX_MESSAGE_CHARS).collect();
     let outcome = state.berth.report_job_event(&ctx, job, body.phase.into(), message).await?;

@@ -1,6 +1,6 @@
 //! The agent gateway Lambda: initialisation only.
 
-use berth_agent_gateway::{router, AgentState};
+use berth_agent_gateway::{AgentState, router};
 use berth_aws::app::{build_berth, settings_from_env};
 use berth_aws::{AwsClients, ResourceNames};
 use std::sync::Arc;

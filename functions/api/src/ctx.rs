@@ -3,9 +3,9 @@
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use berth_domain::DomainError;
 use berth_domain::context::{Actor, PlatformCtx, TenantCtx};
 use berth_domain::values::Role;
-use berth_domain::DomainError;
 use berth_web::{ApiError, Caller};
 
 /// A tenant caller: the tenant comes from the verified token only, and must exist.

@@ -1,6 +1,6 @@
 //! The portal API Lambda: initialisation only.
 
-use berth_api::{router, AppState};
+use berth_api::{AppState, router};
 use berth_aws::app::{build_berth, settings_from_env};
 use berth_aws::{AwsClients, ResourceNames};
 use berth_web::{AuthConfig, JwtVerifier};

@@ -1,7 +1,7 @@
 use axum::extract::FromRef;
 use berth_domain::usecases::Berth;
-use berth_web::idempotency::IdempotencyState;
 use berth_web::JwtVerifier;
+use berth_web::idempotency::IdempotencyState;
 use std::sync::Arc;
 
 /// Everything a handler may use, built once per cold start.

@@ -3,11 +3,11 @@
 use berth_domain::component::{Component, ComponentType, Revision};
 use berth_domain::deployment::{Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::environment::{Environment, EnvironmentPatch, NewEnvironment};
-use berth_domain::usecases::ActiveView;
-use berth_domain::validation::ValidationReport;
 use berth_domain::package::{Manifest, OutdatedComponent, Package, Requirement, VersionLabel};
 use berth_domain::runtime::{Runtime, RuntimeKind, RuntimeStatus};
 use berth_domain::tenant::{PlanPatch, Tenant, TenantPatch};
+use berth_domain::usecases::ActiveView;
+use berth_domain::validation::ValidationReport;
 use berth_domain::values::{Classification, Description, Name, Plan, Version};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -456,7 +456,8 @@ pub struct ValidationView {
 
 impl From<ValidationReport> for ValidationView {
     fn from(r: ValidationReport) -> Self {
-        let map = |issues: Vec<berth_domain::validation::Issue>| issues.into_iter().map(|i| IssueView { code: i.code.to_string(), message: i.message }).collect();
+        let map =
+            |issues: Vec<berth_domain::validation::Issue>| issues.into_iter().map(|i| IssueView { code: i.code.to_string(), message: i.message }).collect();
         Self { errors: map(r.errors), warnings: map(r.warnings) }
     }
 }

@@ -3,8 +3,8 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use berth_aws::app::{build_berth, settings_from_env};
 use berth_aws::{AwsClients, ResourceNames};
-use berth_dispatcher::{handle_batch, QueueMessage};
-use lambda_runtime::{service_fn, LambdaEvent};
+use berth_dispatcher::{QueueMessage, handle_batch};
+use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]

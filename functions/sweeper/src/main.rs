@@ -2,7 +2,7 @@
 
 use berth_aws::app::{build_berth, settings_from_env};
 use berth_aws::{AwsClients, ResourceNames};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]

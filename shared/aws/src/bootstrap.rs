@@ -7,8 +7,7 @@ use crate::config::{AwsClients, ResourceNames};
 use crate::keys;
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -97,11 +96,7 @@ pub async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> 
         Ok(_) => Ok(()),
         Err(err) => {
             let service = err.into_service_error();
-            if service.is_bucket_already_owned_by_you() {
-                Ok(())
-            } else {
-                Err(service).with_context(|| format!("creating bucket {bucket}"))
-            }
+            if service.is_bucket_already_owned_by_you() { Ok(()) } else { Err(service).with_context(|| format!("creating bucket {bucket}")) }
         }
     }
 }
@@ -109,10 +104,7 @@ pub async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> 
 /// Creates `name` and `<name>-dlq` (redrive after `MAX_RECEIVES`); returns both URLs.
 pub async fn ensure_queue_with_dlq(sqs: &aws_sdk_sqs::Client, name: &str, tags: &[(&str, String)]) -> Result<(String, String)> {
     let dlq_name = format!("{name}-dlq");
-    let mut dlq_request = sqs
-        .create_queue()
-        .queue_name(&dlq_name)
-        .attributes(QueueAttributeName::MessageRetentionPeriod, (14 * 24 * 3600).to_string());
+    let mut dlq_request = sqs.create_queue().queue_name(&dlq_name).attributes(QueueAttributeName::MessageRetentionPeriod, (14 * 24 * 3600).to_string());
     for (k, v) in tags {
         dlq_request = dlq_request.tags(*k, v);
     }
@@ -128,11 +120,8 @@ pub async fn ensure_queue_with_dlq(sqs: &aws_sdk_sqs::Client, name: &str, tags: 
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .context("the dead-letter queue has no ARN")?;
     let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string()}).to_string();
-    let mut request = sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .attributes(QueueAttributeName::VisibilityTimeout, "60");
+    let mut request =
+        sqs.create_queue().queue_name(name).attributes(QueueAttributeName::RedrivePolicy, redrive).attributes(QueueAttributeName::VisibilityTimeout, "60");
     for (k, v) in tags {
         request = request.tags(*k, v);
     }

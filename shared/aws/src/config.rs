@@ -58,10 +58,6 @@ impl AwsClients {
 
     pub fn from_sdk_config(sdk: &SdkConfig, s3_path_style: bool) -> Self {
         let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(s3_path_style).build();
-        Self {
-            dynamo: aws_sdk_dynamodb::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-        }
+        Self { dynamo: aws_sdk_dynamodb::Client::new(sdk), s3: aws_sdk_s3::Client::from_conf(s3_config), sqs: aws_sdk_sqs::Client::new(sdk) }
     }
 }

@@ -87,7 +87,16 @@ impl S3BlobStore {
             if !produced.await.unwrap_or(false) {
                 return Err(DomainError::unexpected("the package archive could not be built"));
             }
-            let put = self.client.put_object().bucket(&self.bucket).key(key).if_none_match("*").content_type("application/gzip").body(ByteStream::from(first)).send().await;
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .if_none_match("*")
+                .content_type("application/gzip")
+                .body(ByteStream::from(first))
+                .send()
+                .await;
             return match put {
                 Ok(_) => Ok(ArchiveInfo { digest: digest_of(hasher), size }),
                 Err(e) if already_exists(&e) => Err(archive_exists()),
@@ -208,15 +217,8 @@ impl BlobStore for S3BlobStore {
         let size = bytes.len() as u64;
         let (hasher, bytes) = tokio::task::spawn_blocking(move || (Sha256::digest(&bytes), bytes)).await.map_err(unexpected)?;
         let hex = hex::encode(hasher);
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(keys::content_object(tenant, &hex))
-            .if_none_match("*")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await;
+        let put =
+            self.client.put_object().bucket(&self.bucket).key(keys::content_object(tenant, &hex)).if_none_match("*").body(ByteStream::from(bytes)).send().await;
         match put {
             // Content-addressed: an existing object already holds these bytes.
             Ok(_) => {}

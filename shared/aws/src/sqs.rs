@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use berth_domain::deployment::JobMessage;
 use berth_domain::ids::{DeploymentId, RuntimeId, TenantId};
 use berth_domain::ports::{JobQueues, ReceivedJob, RuntimeQueues};
+use berth_domain::{DomainError, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
-use berth_domain::{DomainError, Result};
 
 #[derive(Clone, Debug)]
 pub struct SqsRuntimeQueues {
@@ -89,13 +89,7 @@ impl RuntimeQueues for SqsRuntimeQueues {
 impl JobQueues for SqsRuntimeQueues {
     async fn enqueue_deployment(&self, tenant: TenantId, deployment: DeploymentId) -> Result<()> {
         let body = serde_json::to_string(&DeploymentMessage { tenant_id: tenant, deployment_id: deployment }).map_err(unexpected)?;
-        self.client
-            .send_message()
-            .queue_url(self.deployments_url().await?)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+        self.client.send_message().queue_url(self.deployments_url().await?).message_body(body).send().await.map_err(|e| unexpected(e.into_service_error()))?;
         Ok(())
     }
 
@@ -116,10 +110,12 @@ impl JobQueues for SqsRuntimeQueues {
             .send()
             .await
             .map_err(|e| unexpected(e.into_service_error()))?;
-        Ok(out.messages.unwrap_or_default().into_iter().next().map(|m| ReceivedJob {
-            job: m.body().and_then(|b| serde_json::from_str(b).ok()),
-            receipt: m.receipt_handle.unwrap_or_default(),
-        }))
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|m| ReceivedJob { job: m.body().and_then(|b| serde_json::from_str(b).ok()), receipt: m.receipt_handle.unwrap_or_default() }))
     }
 
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()> {

@@ -8,9 +8,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
-use aws_sdk_dynamodb::operation::transact_write_items::{
-    TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput,
-};
+use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsInput, TransactWriteItemsOutput};
 use aws_sdk_dynamodb::types::error::{InternalServerError, TransactionCanceledException};
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
@@ -29,8 +27,7 @@ const TABLE: &str = "berth-mocked";
 /// A store whose client answers only from `rules` (the SDK's own retries off,
 /// so every call the adapter makes is counted once).
 fn store(rules: &[&Rule]) -> DynamoStore {
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |c| c
-        .retry_config(RetryConfig::disabled()));
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |c| c.retry_config(RetryConfig::disabled()));
     DynamoStore::new(client, TABLE)
 }
 
@@ -46,14 +43,7 @@ fn environment() -> Environment {
 
 async fn create(store: &DynamoStore, tenant: TenantId) -> Result<(), DomainError> {
     let env = environment();
-    let audit = AuditDraft::new(
-        &Actor::user("alice@acme.example"),
-        "req-1",
-        "environment.created",
-        "environment",
-        env.id,
-        json!({}),
-    );
+    let audit = AuditDraft::new(&Actor::user("alice@acme.example"), "req-1", "environment.created", "environment", env.id, json!({}));
     store.create_environment(tenant, &env, audit).await
 }
 
@@ -64,11 +54,7 @@ fn no_audit_head() -> Rule {
 
 /// The partition key a transaction item writes.
 fn pk_of(item: &TransactWriteItem) -> Option<&str> {
-    let key = item
-        .put()
-        .map(|p| p.item())
-        .or_else(|| item.update().map(|u| u.key()))
-        .or_else(|| item.delete().map(|d| d.key()))?;
+    let key = item.put().map(|p| p.item()).or_else(|| item.update().map(|u| u.key())).or_else(|| item.delete().map(|d| d.key()))?;
     key.get("pk")?.as_s().ok().map(String::as_str)
 }
 
@@ -81,27 +67,17 @@ fn is_create(input: &TransactWriteItemsInput, index: usize, pk: &str) -> bool {
 
 /// The transaction was cancelled with `code` on item `index` of five.
 fn cancelled(index: usize, code: &str) -> TransactWriteItemsError {
-    let reasons = (0..5)
-        .map(|i| {
-            CancellationReason::builder()
-                .code(if i == index { code } else { "None" })
-                .build()
-        })
-        .collect();
+    let reasons = (0..5).map(|i| CancellationReason::builder().code(if i == index { code } else { "None" }).build()).collect();
     TransactWriteItemsError::TransactionCanceledException(
         TransactionCanceledException::builder()
-            .message(
-                "Transaction cancelled, please refer cancellation reasons for specific reasons",
-            )
+            .message("Transaction cancelled, please refer cancellation reasons for specific reasons")
             .set_cancellation_reasons(Some(reasons))
             .build(),
     )
 }
 
 fn internal_server_error() -> InternalServerError {
-    InternalServerError::builder()
-        .message("Internal server error")
-        .build()
+    InternalServerError::builder().message("Internal server error").build()
 }
 
 #[tokio::test]
@@ -109,22 +85,12 @@ async fn a_failed_condition_on_the_name_reservation_is_a_name_exists_conflict() 
     let tenant = TenantId::new();
     let name_pk = format!("T#{tenant}#ENVNAME");
     let head = no_audit_head();
-    let transaction = mock!(Client::transact_write_items)
-        .match_requests(move |input| is_create(input, 1, &name_pk))
-        .then_error(|| cancelled(1, "ConditionalCheckFailed"));
+    let transaction =
+        mock!(Client::transact_write_items).match_requests(move |input| is_create(input, 1, &name_pk)).then_error(|| cancelled(1, "ConditionalCheckFailed"));
     let store = store(&[&head, &transaction]);
 
     let err = create(&store, tenant).await.expect_err("the name is taken");
-    assert!(
-        matches!(
-            err,
-            DomainError::Conflict {
-                code: "name_exists",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, DomainError::Conflict { code: "name_exists", .. }), "{err:?}");
     assert_eq!(transaction.num_calls(), 1, "a taken name is not retried");
 }
 
@@ -133,9 +99,8 @@ async fn a_failed_condition_on_the_tenants_counter_is_quota_exceeded() {
     let tenant = TenantId::new();
     let tenant_pk = format!("T#{tenant}");
     let head = no_audit_head();
-    let transaction = mock!(Client::transact_write_items)
-        .match_requests(move |input| is_create(input, 2, &tenant_pk))
-        .then_error(|| cancelled(2, "ConditionalCheckFailed"));
+    let transaction =
+        mock!(Client::transact_write_items).match_requests(move |input| is_create(input, 2, &tenant_pk)).then_error(|| cancelled(2, "ConditionalCheckFailed"));
     let store = store(&[&head, &transaction]);
 
     let err = create(&store, tenant).await.expect_err("the plan is full");
@@ -158,9 +123,7 @@ async fn losing_the_race_for_the_audit_head_is_retried_with_a_fresh_head() {
         .build();
     let store = store(&[&head, &transaction]);
 
-    create(&store, tenant)
-        .await
-        .expect("the third attempt commits");
+    create(&store, tenant).await.expect("the third attempt commits");
     assert_eq!(transaction.num_calls(), 3);
     assert_eq!(head.num_calls(), 3, "each attempt re-reads the audit head");
 }
@@ -168,60 +131,36 @@ async fn losing_the_race_for_the_audit_head_is_retried_with_a_fresh_head() {
 #[tokio::test]
 async fn an_internal_server_error_on_the_transaction_is_unexpected() {
     let head = no_audit_head();
-    let transaction = mock!(Client::transact_write_items)
-        .then_error(|| TransactWriteItemsError::InternalServerError(internal_server_error()));
+    let transaction = mock!(Client::transact_write_items).then_error(|| TransactWriteItemsError::InternalServerError(internal_server_error()));
     let store = store(&[&head, &transaction]);
 
-    let err = create(&store, TenantId::new())
-        .await
-        .expect_err("the service failed");
+    let err = create(&store, TenantId::new()).await.expect_err("the service failed");
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
     assert_eq!(err.code(), "internal_error");
-    assert_eq!(
-        transaction.num_calls(),
-        1,
-        "the adapter does not retry a service failure itself"
-    );
+    assert_eq!(transaction.num_calls(), 1, "the adapter does not retry a service failure itself");
 }
 
 #[tokio::test]
 async fn a_cancellation_for_any_other_reason_is_unexpected() {
     let head = no_audit_head();
-    let transaction =
-        mock!(Client::transact_write_items).then_error(|| cancelled(0, "ValidationError"));
+    let transaction = mock!(Client::transact_write_items).then_error(|| cancelled(0, "ValidationError"));
     let store = store(&[&head, &transaction]);
 
-    let err = create(&store, TenantId::new())
-        .await
-        .expect_err("the transaction was invalid");
+    let err = create(&store, TenantId::new()).await.expect_err("the transaction was invalid");
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
     assert_eq!(transaction.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn a_get_item_service_failure_is_unexpected_and_nothing_is_written() {
-    let failing = mock!(Client::get_item)
-        .then_error(|| GetItemError::InternalServerError(internal_server_error()));
-    let transaction = mock!(Client::transact_write_items)
-        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let failing = mock!(Client::get_item).then_error(|| GetItemError::InternalServerError(internal_server_error()));
+    let transaction = mock!(Client::transact_write_items).then_output(|| TransactWriteItemsOutput::builder().build());
     let store = store(&[&failing, &transaction]);
 
-    let err = store
-        .get_environment(TenantId::new(), EnvironmentId::new())
-        .await
-        .expect_err("the read failed");
-    assert!(
-        matches!(err, DomainError::Unexpected(_)),
-        "a failed read is not a NotFound: {err:?}"
-    );
+    let err = store.get_environment(TenantId::new(), EnvironmentId::new()).await.expect_err("the read failed");
+    assert!(matches!(err, DomainError::Unexpected(_)), "a failed read is not a NotFound: {err:?}");
 
-    let err = create(&store, TenantId::new())
-        .await
-        .expect_err("the audit head could not be read");
+    let err = create(&store, TenantId::new()).await.expect_err("the audit head could not be read");
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
-    assert_eq!(
-        transaction.num_calls(),
-        0,
-        "no write without the audit head"
-    );
+    assert_eq!(transaction.num_calls(), 0, "no write without the audit head");
 }

@@ -20,22 +20,8 @@ pub struct AuditDraft {
 }
 
 impl AuditDraft {
-    pub fn new(
-        actor: &Actor,
-        request_id: &str,
-        action: &str,
-        entity_type: &'static str,
-        entity_id: impl ToString,
-        summary: serde_json::Value,
-    ) -> Self {
-        Self {
-            actor: actor.clone(),
-            action: action.to_string(),
-            entity_type,
-            entity_id: entity_id.to_string(),
-            request_id: request_id.to_string(),
-            summary,
-        }
+    pub fn new(actor: &Actor, request_id: &str, action: &str, entity_type: &'static str, entity_id: impl ToString, summary: serde_json::Value) -> Self {
+        Self { actor: actor.clone(), action: action.to_string(), entity_type, entity_id: entity_id.to_string(), request_id: request_id.to_string(), summary }
     }
 }
 

@@ -102,13 +102,7 @@ mod tests {
     use super::*;
 
     fn ctx(roles: &[Role], suspended: bool) -> TenantCtx {
-        TenantCtx {
-            tenant: TenantId::new(),
-            actor: Actor::user("alice"),
-            roles: roles.to_vec(),
-            request_id: "r".into(),
-            tenant_suspended: suspended,
-        }
+        TenantCtx { tenant: TenantId::new(), actor: Actor::user("alice"), roles: roles.to_vec(), request_id: "r".into(), tenant_suspended: suspended }
     }
 
     #[test]

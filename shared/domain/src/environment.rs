@@ -69,12 +69,7 @@ mod tests {
 
     fn env() -> Environment {
         Environment::new(
-            NewEnvironment {
-                name: Name::parse("Test").unwrap(),
-                classification: Classification::Test,
-                enabled: true,
-                description: Description::default(),
-            },
+            NewEnvironment { name: Name::parse("Test").unwrap(), classification: Classification::Test, enabled: true, description: Description::default() },
             Utc::now(),
         )
     }

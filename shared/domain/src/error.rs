@@ -109,10 +109,6 @@ impl Validator {
         self.errors.push(FieldError::new(field, message));
     }
     pub fn finish(self) -> Result<(), DomainError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::Validation { code: "validation_failed", errors: self.errors })
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(DomainError::Validation { code: "validation_failed", errors: self.errors }) }
     }
 }

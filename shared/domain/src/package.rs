@@ -2,10 +2,10 @@
 //! transitive closure of what it references, except independent components,
 //! which are recorded as requirements instead of being bundled.
 
+use crate::DomainError;
 use crate::component::{Component, ComponentType};
 use crate::ids::{ComponentId, PackageId};
 use crate::runtime::Digest;
-use crate::DomainError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -153,7 +153,12 @@ pub fn outdated(manifest: &Manifest, current: &HashMap<ComponentId, Component>) 
         .iter()
         .filter_map(|e| {
             let now = current.get(&e.id)?;
-            (now.revision > e.revision).then(|| OutdatedComponent { id: e.id, name: now.name.to_string(), packaged_revision: e.revision, current_revision: now.revision })
+            (now.revision > e.revision).then(|| OutdatedComponent {
+                id: e.id,
+                name: now.name.to_string(),
+                packaged_revision: e.revision,
+                current_revision: now.revision,
+            })
         })
         .collect()
 }

@@ -3,21 +3,21 @@
 //! first, and every mutation takes the audit event that is written with it,
 //! atomically.
 
+use crate::Result;
 use crate::audit::{AuditDraft, AuditEvent, AuditHead};
 use crate::component::{Component, ContentRef, Revision};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, JobMessage, Target, TargetState};
-use crate::ids::{DeploymentId, JobId};
-use crate::ids::{ComponentId, PackageId};
-use crate::package::{Manifest, Package, VersionLabel};
-use crate::runtime::Digest;
 use crate::environment::Environment;
+use crate::ids::{ComponentId, PackageId};
+use crate::ids::{DeploymentId, JobId};
 use crate::ids::{EnvironmentId, RuntimeId, TenantId};
+use crate::package::{Manifest, Package, VersionLabel};
 use crate::page::{Page, PageRequest};
+use crate::runtime::Digest;
 use crate::runtime::{Heartbeat, Runtime};
 use crate::secret::SecretHash;
 use crate::tenant::Tenant;
 use crate::values::{Name, Version};
-use crate::Result;
 use async_trait::async_trait;
 
 #[async_trait]

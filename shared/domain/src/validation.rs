@@ -72,10 +72,7 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
     }
     for req in &f.package.requirements {
         if !f.active_here.iter().any(|a| a.component_id == req.id) {
-            r.error(
-                "requirement_missing",
-                format!("{} \"{}\" must be deployed to this environment first (it is never bundled)", req.kind.as_str(), req.name),
-            );
+            r.error("requirement_missing", format!("{} \"{}\" must be deployed to this environment first (it is never bundled)", req.kind.as_str(), req.name));
         }
     }
     let mut connections = f.connections_elsewhere.clone();
@@ -83,7 +80,13 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
     if connections.len() as u64 > u64::from(f.connection_licenses) {
         r.error(
             "connection_licenses_exceeded",
-            format!("{} connections would be deployed in {:?} environments; the plan allows {}", connections.len(), f.environment.classification, f.connection_licenses).to_lowercase(),
+            format!(
+                "{} connections would be deployed in {:?} environments; the plan allows {}",
+                connections.len(),
+                f.environment.classification,
+                f.connection_licenses
+            )
+            .to_lowercase(),
         );
     }
     r
@@ -94,7 +97,7 @@ mod tests {
     use super::*;
     use crate::component::{Component, ContentRef};
     use crate::environment::NewEnvironment;
-    use crate::package::{snapshot, Requirement, VersionLabel};
+    use crate::package::{Requirement, VersionLabel, snapshot};
     use crate::runtime::Digest;
     use crate::values::{Classification, Description, Name};
     use chrono::Utc;
@@ -109,9 +112,13 @@ mod tests {
 
     fn package(kinds: &[ComponentType], requirements: Vec<Requirement>) -> Package {
         let content = ContentRef { sha256: Digest::parse(&format!("sha256:{}", "c".repeat(64))).unwrap(), size: 1 };
-        let children: Vec<Component> =
-            kinds.iter().enumerate().map(|(i, k)| Component::new(Name::parse(&format!("c{i}")).unwrap(), *k, vec![], content.clone(), "a", Utc::now()).0).collect();
-        let root = Component::new(Name::parse("root").unwrap(), ComponentType::Process, children.iter().map(|c| c.id).collect(), content.clone(), "a", Utc::now()).0;
+        let children: Vec<Component> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Component::new(Name::parse(&format!("c{i}")).unwrap(), *k, vec![], content.clone(), "a", Utc::now()).0)
+            .collect();
+        let root =
+            Component::new(Name::parse("root").unwrap(), ComponentType::Process, children.iter().map(|c| c.id).collect(), content.clone(), "a", Utc::now()).0;
         let all: HashMap<_, _> = children.iter().map(|c| (c.id, c.clone())).collect();
         let (manifest, _) = snapshot(&root, &all).unwrap();
         Package {

@@ -138,11 +138,9 @@ impl Plan {
 
     pub fn new(connection_licenses: u32, max_runtimes: u32, max_environments: u32) -> Result<Self, crate::DomainError> {
         let mut v = crate::error::Validator::default();
-        for (field, value) in [
-            ("plan.connection_licenses", connection_licenses),
-            ("plan.max_runtimes", max_runtimes),
-            ("plan.max_environments", max_environments),
-        ] {
+        for (field, value) in
+            [("plan.connection_licenses", connection_licenses), ("plan.max_runtimes", max_runtimes), ("plan.max_environments", max_environments)]
+        {
             if value > Self::LIMIT_CEILING {
                 v.push(field, format!("must be at most {}", Self::LIMIT_CEILING));
             }

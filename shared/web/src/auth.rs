@@ -3,7 +3,7 @@
 //! Production uses RS256/ES256 public keys (a PEM, or a JWKS URL); a shared
 //! HS256 secret is accepted only when explicitly configured for local runs.
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};

@@ -132,7 +132,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." { "body".to_string() } else { path };
-        ApiError::Domain(DomainError::Validation { code: "validation_failed", errors: vec![FieldError::new(field, strip_position(&err.into_inner().to_string()))] })
+        ApiError::Domain(DomainError::Validation {
+            code: "validation_failed",
+            errors: vec![FieldError::new(field, strip_position(&err.into_inner().to_string()))],
+        })
     })
 }
 
@@ -184,7 +187,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                 if raw.trim() == "*" {
                     return Ok(IfMatch(None));
                 }
-                Version::from_etag(raw).map(|v| IfMatch(Some(v))).ok_or_else(|| ApiError::bad_request("invalid_if_match", "If-Match must be an etag this API issued"))
+                Version::from_etag(raw)
+                    .map(|v| IfMatch(Some(v)))
+                    .ok_or_else(|| ApiError::bad_request("invalid_if_match", "If-Match must be an etag this API issued"))
             }
         }
     }

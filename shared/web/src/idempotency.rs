@@ -10,8 +10,8 @@ use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use berth_domain::ports::{IdempotencyScope, IdempotencyStore, Reservation, StoredResponse};
 use berth_domain::DomainError;
+use berth_domain::ports::{IdempotencyScope, IdempotencyStore, Reservation, StoredResponse};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -51,7 +51,12 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
     let Some(key) = req.headers().get(HEADER) else {
         return Ok(next.run(req).await);
     };
-    let key = key.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters"))?.to_string();
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| valid_key(k))
+        .ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 visible ASCII characters"))?
+        .to_string();
 
     let (mut parts, body) = req.into_parts();
     let caller = <Caller as axum::extract::FromRequestParts<IdempotencyState>>::from_request_parts(&mut parts, &state).await?;

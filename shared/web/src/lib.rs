@@ -22,5 +22,6 @@ pub const MAX_UPLOAD_BODY_BYTES: usize = 5_900_000;
 /// Adds what every function's edge needs: a problem+json 404 for unknown
 /// routes, the body limit, request ids and the request span.
 pub fn finish_router(router: axum::Router) -> axum::Router {
-    telemetry::layer_router(router.fallback(problem::not_found).method_not_allowed_fallback(problem::method_not_allowed)).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    telemetry::layer_router(router.fallback(problem::not_found).method_not_allowed_fallback(problem::method_not_allowed))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

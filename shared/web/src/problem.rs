@@ -1,6 +1,6 @@
 //! RFC 9457 problem details: the one place where an error becomes a status.
 
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_domain::{DomainError, FieldError};
 use serde::Serialize;

@@ -24,32 +24,15 @@ fn fixture(name: &str) -> String {
 }
 
 fn claims() -> Claims {
-    claims_for(
-        ISSUER,
-        AUDIENCE,
-        "alice@example.com",
-        Some(uuid::Uuid::new_v4().to_string()),
-        &["admin"],
-        Duration::from_secs(600),
-    )
+    claims_for(ISSUER, AUDIENCE, "alice@example.com", Some(uuid::Uuid::new_v4().to_string()), &["admin"], Duration::from_secs(600))
 }
 
 fn hs256_verifier() -> JwtVerifier {
-    JwtVerifier::new(&AuthConfig {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-        keys: KeySource::Hs256Secret(SECRET.into()),
-    })
-    .expect("a verifier")
+    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(SECRET.into()) }).expect("a verifier")
 }
 
 fn sign_json_hs256(claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
 }
 
 fn rsa_key(name: &str) -> EncodingKey {
@@ -72,14 +55,8 @@ fn assert_refused(result: Result<Claims, AuthFailure>, why: &str) {
 #[tokio::test]
 async fn a_token_signed_with_the_configured_secret_verifies_to_its_claims() {
     let c = claims();
-    let verified = hs256_verifier()
-        .verify(&sign_json_hs256(&serde_json::to_value(&c).unwrap()))
-        .await
-        .expect("a valid token");
-    assert_eq!(
-        (verified.sub, verified.tenant_id, verified.roles),
-        (c.sub, c.tenant_id, c.roles)
-    );
+    let verified = hs256_verifier().verify(&sign_json_hs256(&serde_json::to_value(&c).unwrap())).await.expect("a valid token");
+    assert_eq!((verified.sub, verified.tenant_id, verified.roles), (c.sub, c.tenant_id, c.roles));
 }
 
 #[tokio::test]
@@ -88,10 +65,7 @@ async fn a_token_expired_a_minute_ago_is_refused() {
     let now = jsonwebtoken::get_current_timestamp();
     c["exp"] = json!(now - 60);
     c["nbf"] = json!(now - 600);
-    assert_refused(
-        hs256_verifier().verify(&sign_json_hs256(&c)).await,
-        "expired beyond the leeway",
-    );
+    assert_refused(hs256_verifier().verify(&sign_json_hs256(&c)).await, "expired beyond the leeway");
 }
 
 #[tokio::test]
@@ -99,10 +73,7 @@ async fn a_token_without_sub_iss_or_aud_is_refused() {
     for claim in ["sub", "iss", "aud"] {
         let mut c = serde_json::to_value(claims()).unwrap();
         c.as_object_mut().unwrap().remove(claim);
-        assert_refused(
-            hs256_verifier().verify(&sign_json_hs256(&c)).await,
-            &format!("no {claim}"),
-        );
+        assert_refused(hs256_verifier().verify(&sign_json_hs256(&c)).await, &format!("no {claim}"));
     }
 }
 
@@ -113,41 +84,22 @@ async fn a_token_whose_aud_is_a_list_naming_this_api_is_accepted() {
     let mut c = serde_json::to_value(claims()).unwrap();
     c["aud"] = json!([AUDIENCE, "https://idp.example/userinfo"]);
     let verified = hs256_verifier().verify(&sign_json_hs256(&c)).await;
-    assert!(
-        verified.is_ok(),
-        "a list audience naming this API is accepted: {verified:?}"
-    );
+    assert!(verified.is_ok(), "a list audience naming this API is accepted: {verified:?}");
 }
 
 #[tokio::test]
 async fn a_token_whose_aud_is_a_list_not_naming_this_api_is_refused() {
     let mut c = serde_json::to_value(claims()).unwrap();
     c["aud"] = json!(["another-api", "https://idp.example/userinfo"]);
-    assert_refused(
-        hs256_verifier().verify(&sign_json_hs256(&c)).await,
-        "another audience",
-    );
+    assert_refused(hs256_verifier().verify(&sign_json_hs256(&c)).await, "another audience");
 }
 
 #[tokio::test]
 async fn a_verifier_cannot_be_built_from_a_key_that_is_not_a_public_key_pem() {
-    for pem in [
-        "",
-        "not a pem",
-        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
-    ] {
-        let config = AuthConfig {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            keys: KeySource::PublicKeyPem {
-                algorithm: Algorithm::RS256,
-                pem: pem.into(),
-            },
-        };
-        assert!(
-            JwtVerifier::new(&config).is_err(),
-            "{pem:?} is refused at start-up"
-        );
+    for pem in ["", "not a pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"] {
+        let config =
+            AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: pem.into() } };
+        assert!(JwtVerifier::new(&config).is_err(), "{pem:?} is refused at start-up");
     }
 }
 
@@ -174,10 +126,7 @@ async fn serve_jwks(keys: Vec<Jwk>) -> Jwks {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Jwks {
-        url: format!("http://{addr}/.well-known/jwks.json"),
-        fetches,
-    }
+    Jwks { url: format!("http://{addr}/.well-known/jwks.json"), fetches }
 }
 
 fn public_jwk(private: &EncodingKey, kid: &str) -> Jwk {
@@ -187,49 +136,27 @@ fn public_jwk(private: &EncodingKey, kid: &str) -> Jwk {
 }
 
 fn jwks_verifier(url: &str) -> JwtVerifier {
-    JwtVerifier::new(&AuthConfig {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-        keys: KeySource::Jwks { url: url.into() },
-    })
-    .expect("a verifier")
+    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Jwks { url: url.into() } }).expect("a verifier")
 }
 
 #[tokio::test]
 async fn with_a_jwks_a_token_signed_by_a_published_key_under_its_kid_is_accepted() {
     let key = rsa_key("rs256-private.pem");
-    let jwks = serve_jwks(vec![
-        public_jwk(&rsa_key("rs256-other-private.pem"), "old"),
-        public_jwk(&key, "current"),
-    ])
-    .await;
+    let jwks = serve_jwks(vec![public_jwk(&rsa_key("rs256-other-private.pem"), "old"), public_jwk(&key, "current")]).await;
     let verifier = jwks_verifier(&jwks.url);
     let c = claims();
-    let verified = verifier
-        .verify(&sign_rs256(&key, Some("current"), &c))
-        .await
-        .expect("a valid token");
+    let verified = verifier.verify(&sign_rs256(&key, Some("current"), &c)).await.expect("a valid token");
     assert_eq!(verified.tenant_id, c.tenant_id);
     // Cached: a second token costs no fetch.
-    verifier
-        .verify(&sign_rs256(&key, Some("current"), &claims()))
-        .await
-        .expect("a valid token");
+    verifier.verify(&sign_rs256(&key, Some("current"), &claims())).await.expect("a valid token");
     assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn with_a_jwks_a_token_signed_by_another_key_under_a_published_kid_is_refused() {
     let jwks = serve_jwks(vec![public_jwk(&rsa_key("rs256-private.pem"), "current")]).await;
-    let forged = sign_rs256(
-        &rsa_key("rs256-other-private.pem"),
-        Some("current"),
-        &claims(),
-    );
-    assert_refused(
-        jwks_verifier(&jwks.url).verify(&forged).await,
-        "signed by an unpublished key",
-    );
+    let forged = sign_rs256(&rsa_key("rs256-other-private.pem"), Some("current"), &claims());
+    assert_refused(jwks_verifier(&jwks.url).verify(&forged).await, "signed by an unpublished key");
 }
 
 #[tokio::test]
@@ -237,16 +164,8 @@ async fn with_a_jwks_a_token_without_a_kid_or_with_an_unknown_kid_is_refused() {
     let key = rsa_key("rs256-private.pem");
     let jwks = serve_jwks(vec![public_jwk(&key, "current")]).await;
     let verifier = jwks_verifier(&jwks.url);
-    assert_refused(
-        verifier.verify(&sign_rs256(&key, None, &claims())).await,
-        "no kid",
-    );
-    assert_refused(
-        verifier
-            .verify(&sign_rs256(&key, Some("retired"), &claims()))
-            .await,
-        "unknown kid",
-    );
+    assert_refused(verifier.verify(&sign_rs256(&key, None, &claims())).await, "no kid");
+    assert_refused(verifier.verify(&sign_rs256(&key, Some("retired"), &claims())).await, "unknown kid");
 }
 
 #[tokio::test]
@@ -254,69 +173,40 @@ async fn with_a_jwks_unknown_kids_do_not_make_the_verifier_refetch_more_than_onc
     let key = rsa_key("rs256-private.pem");
     let jwks = serve_jwks(vec![public_jwk(&key, "current")]).await;
     let verifier = jwks_verifier(&jwks.url);
-    verifier
-        .verify(&sign_rs256(&key, Some("current"), &claims()))
-        .await
-        .expect("a valid token");
+    verifier.verify(&sign_rs256(&key, Some("current"), &claims())).await.expect("a valid token");
     for i in 0..10 {
-        assert_refused(
-            verifier
-                .verify(&sign_rs256(&key, Some(&format!("made-up-{i}")), &claims()))
-                .await,
-            "unknown kid",
-        );
+        assert_refused(verifier.verify(&sign_rs256(&key, Some(&format!("made-up-{i}")), &claims())).await, "unknown kid");
     }
-    assert_eq!(
-        jwks.fetches.load(Ordering::SeqCst),
-        1,
-        "a flood of made-up kids costs no fetch within the minute"
-    );
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1, "a flood of made-up kids costs no fetch within the minute");
     // And the published key keeps working meanwhile.
-    verifier
-        .verify(&sign_rs256(&key, Some("current"), &claims()))
-        .await
-        .expect("a valid token");
+    verifier.verify(&sign_rs256(&key, Some("current"), &claims())).await.expect("a valid token");
 }
 
 #[tokio::test]
 async fn with_a_jwks_hmac_tokens_are_refused_even_against_a_published_symmetric_key() {
     let secret = b"a-shared-secret-someone-published-in-the-jwks";
-    let mut oct =
-        Jwk::from_encoding_key(&EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
+    let mut oct = Jwk::from_encoding_key(&EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
     oct.common.key_id = Some("hmac".into());
     let jwks = serve_jwks(vec![oct]).await;
     let verifier = jwks_verifier(&jwks.url);
 
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("hmac".into());
-    let hs256 =
-        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
+    let hs256 = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
     assert_refused(verifier.verify(&hs256).await, "HS256 against a JWKS");
 
     // An HMAC signature under a header claiming RS256.
-    let header = URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&json!({"alg": "RS256", "typ": "JWT", "kid": "hmac"})).unwrap());
+    let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!({"alg": "RS256", "typ": "JWT", "kid": "hmac"})).unwrap());
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
     let message = format!("{header}.{payload}");
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(secret),
-        Algorithm::HS256,
-    )
-    .unwrap();
-    assert_refused(
-        verifier.verify(&format!("{message}.{signature}")).await,
-        "RS256 header over a symmetric key",
-    );
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
+    assert_refused(verifier.verify(&format!("{message}.{signature}")).await, "RS256 header over a symmetric key");
 }
 
 #[tokio::test]
 async fn with_an_unreachable_jwks_tokens_are_refused_not_failed() {
     // A port nothing listens on (bound, then released).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let verifier = jwks_verifier(&format!("http://{addr}/.well-known/jwks.json"));
     let token = sign_rs256(&rsa_key("rs256-private.pem"), Some("current"), &claims());
     assert_refused(verifier.verify(&token).await, "no JWKS to check against");

@@ -1,8 +1,8 @@
 use crate::ctx::Ctx;
 use crate::state::AppState;
 use crate::views::ListOf;
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use berth_domain::audit::AuditEvent;
 use berth_domain::usecases::VerifyReport;
 use berth_web::{ApiError, PageQuery};

@@ -2,15 +2,15 @@ use super::{created, with_etag};
 use crate::ctx::Ctx;
 use crate::state::AppState;
 use crate::views::{ComponentView, CreateComponent, CreateRevision, ListOf, RevisionView};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::Json;
 use base64::Engine;
+use berth_domain::DomainError;
 use berth_domain::ids::ComponentId;
 use berth_domain::usecases::{NewComponent, RevisionInput};
-use berth_domain::DomainError;
 use berth_web::extract::path_id;
-use berth_web::{ApiError, IfMatch, JsonBody, PageQuery, MAX_UPLOAD_BODY_BYTES};
+use berth_web::{ApiError, IfMatch, JsonBody, MAX_UPLOAD_BODY_BYTES, PageQuery};
 use uuid::Uuid;
 
 fn decode_content(raw: &str) -> Result<Vec<u8>, ApiError> {
@@ -68,7 +68,12 @@ pub async fn create_revision(
 
 #[utoipa::path(get, path = "/v1/components/{id}/revisions", tag = "components", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListOf<RevisionView>)), security(("bearer" = [])))]
-pub async fn list_revisions(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, PageQuery(page): PageQuery) -> Result<Json<ListOf<RevisionView>>, ApiError> {
+pub async fn list_revisions(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    PageQuery(page): PageQuery,
+) -> Result<Json<ListOf<RevisionView>>, ApiError> {
     let page = state.berth.list_revisions(&ctx, path_id::<ComponentId>(&id, "component")?, &page).await?;
     Ok(Json(ListOf::from_page(page, |r| RevisionView::from(&r))))
 }

@@ -2,23 +2,27 @@ use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
 use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, TargetView, ValidateDeployment, ValidationView};
-use axum::extract::{Path, State};
-use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use berth_domain::DomainError;
 use berth_domain::deployment::DeploymentStatus;
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId};
 use berth_domain::ports::DeploymentFilter;
 use berth_domain::usecases::NewDeployment;
-use berth_domain::DomainError;
 use berth_web::extract::{path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, PageQuery};
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
 #[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = ValidateDeployment,
     responses((status = 200, body = ValidationView)), security(("bearer" = [])))]
-pub async fn validate_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<ValidateDeployment>) -> Result<Json<ValidationView>, ApiError> {
+pub async fn validate_deployment(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    JsonBody(body): JsonBody<ValidateDeployment>,
+) -> Result<Json<ValidationView>, ApiError> {
     let report = state.berth.validate_deployment(&ctx, PackageId::from_uuid(body.package_id), EnvironmentId::from_uuid(body.environment_id)).await?;
     Ok(Json(report.into()))
 }
@@ -53,7 +57,12 @@ fn uuid_param<T: std::str::FromStr>(field: &str, raw: Option<String>) -> Result<
 #[utoipa::path(get, path = "/v1/deployments", tag = "deployments",
     params(("environment_id" = Option<String>, Query), ("component_id" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListOf<DeploymentView>)), security(("bearer" = [])))]
-pub async fn list_deployments(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page): PageQuery, parts: Parts) -> Result<Json<ListOf<DeploymentView>>, ApiError> {
+pub async fn list_deployments(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PageQuery(page): PageQuery,
+    parts: Parts,
+) -> Result<Json<ListOf<DeploymentView>>, ApiError> {
     let raw: Filter = serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
     let filter = DeploymentFilter {
         environment: uuid_param::<EnvironmentId>("environment_id", raw.environment_id)?,
@@ -82,7 +91,12 @@ pub async fn list_targets(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id)
 /// The timeline.
 #[utoipa::path(get, path = "/v1/deployments/{id}/events", tag = "deployments", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListOf<EventView>)), security(("bearer" = [])))]
-pub async fn list_events(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, PageQuery(page): PageQuery) -> Result<Json<ListOf<EventView>>, ApiError> {
+pub async fn list_events(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    PageQuery(page): PageQuery,
+) -> Result<Json<ListOf<EventView>>, ApiError> {
     let page = state.berth.list_deployment_events(&ctx, path_id::<DeploymentId>(&id, "deployment")?, &page).await?;
     Ok(Json(ListOf::from_page(page, |e| EventView { at: e.at, runtime_id: e.runtime_id.map(|r| r.as_uuid()), message: e.message })))
 }

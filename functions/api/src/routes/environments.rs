@@ -2,10 +2,10 @@ use super::{created, with_etag};
 use crate::ctx::Ctx;
 use crate::state::AppState;
 use crate::views::{CreateEnvironment, EnvironmentView, ListOf, PatchEnvironment, RuntimeView};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_domain::ids::{EnvironmentId, RuntimeId};
 use berth_web::extract::path_id;
 use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
@@ -74,7 +74,12 @@ pub async fn detach_runtime(State(state): State<AppState>, Ctx(ctx): Ctx, Path((
 
 #[utoipa::path(get, path = "/v1/environments/{id}/runtimes", tag = "environments", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListOf<RuntimeView>)), security(("bearer" = [])))]
-pub async fn list_environment_runtimes(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, PageQuery(page): PageQuery) -> Result<Json<ListOf<RuntimeView>>, ApiError> {
+pub async fn list_environment_runtimes(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    PageQuery(page): PageQuery,
+) -> Result<Json<ListOf<RuntimeView>>, ApiError> {
     let page = state.berth.list_environment_runtimes(&ctx, path_id::<EnvironmentId>(&id, "environment")?, &page).await?;
     Ok(Json(ListOf::from_page(page, |r| RuntimeView::new(&r, state.berth.runtime_status(&r)))))
 }

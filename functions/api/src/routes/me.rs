@@ -1,8 +1,8 @@
 use crate::ctx::Ctx;
 use crate::state::AppState;
 use crate::views::MeView;
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use berth_web::ApiError;
 
 /// The caller, their tenant and roles.

@@ -8,7 +8,7 @@ mod runtimes;
 mod tenants;
 
 use crate::state::AppState;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,16 +16,16 @@ use serde::Serialize;
 
 pub(crate) use audit::__path_list_audit;
 pub(crate) use audit::__path_verify_audit;
-pub(crate) use environments::{
-    __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
-    __path_list_environment_runtimes, __path_list_environments, __path_patch_environment,
-};
 pub(crate) use components::{
     __path_create_component, __path_create_revision, __path_get_component, __path_get_revision, __path_list_components, __path_list_revisions,
 };
 pub(crate) use deployments::{
     __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_get_deployment, __path_list_deployments, __path_list_events,
     __path_list_targets, __path_retry_deployment, __path_undeploy, __path_validate_deployment,
+};
+pub(crate) use environments::{
+    __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
+    __path_list_environment_runtimes, __path_list_environments, __path_patch_environment,
 };
 pub(crate) use me::__path_me;
 pub(crate) use packages::{__path_create_package, __path_delete_package, __path_download_package, __path_get_package, __path_list_packages};
@@ -43,10 +43,7 @@ pub fn routes(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/me", get(me::me))
         .route("/v1/environments", get(environments::list_environments).post(environments::create_environment))
-        .route(
-            "/v1/environments/{id}",
-            get(environments::get_environment).patch(environments::patch_environment).delete(environments::delete_environment),
-        )
+        .route("/v1/environments/{id}", get(environments::get_environment).patch(environments::patch_environment).delete(environments::delete_environment))
         .route("/v1/environments/{id}/runtimes", get(environments::list_environment_runtimes))
         .route("/v1/environments/{id}/runtimes/{runtime_id}", axum::routing::put(environments::attach_runtime).delete(environments::detach_runtime))
         .route("/v1/runtimes", get(runtimes::list_runtimes).post(runtimes::create_runtime))

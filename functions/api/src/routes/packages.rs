@@ -2,14 +2,14 @@ use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
 use crate::views::{CreatePackage, DownloadView, ListOf, PackageView};
-use axum::extract::{Path, State};
-use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::response::Response;
 use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use berth_domain::DomainError;
 use berth_domain::ids::{ComponentId, PackageId};
 use berth_domain::usecases::NewPackage;
-use berth_domain::DomainError;
 use berth_web::extract::{path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, PageQuery};
 
@@ -37,7 +37,12 @@ struct PackageFilter {
 #[utoipa::path(get, path = "/v1/packages", tag = "packages",
     params(("component_id" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListOf<PackageView>)), security(("bearer" = [])))]
-pub async fn list_packages(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page): PageQuery, parts: Parts) -> Result<Json<ListOf<PackageView>>, ApiError> {
+pub async fn list_packages(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PageQuery(page): PageQuery,
+    parts: Parts,
+) -> Result<Json<ListOf<PackageView>>, ApiError> {
     let filter: PackageFilter = serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
     let component = filter
         .component_id

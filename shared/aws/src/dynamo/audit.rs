@@ -1,13 +1,13 @@
-use super::{n, to_item, DynamoStore, Item};
+use super::{DynamoStore, Item, n, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use berth_domain::Result;
 use berth_domain::audit::{AuditEvent, AuditHead};
 use berth_domain::ids::TenantId;
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::AuditStore;
-use berth_domain::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-use super::{key_of, map_tx, n, s, to_item, DynamoStore};
+use super::{DynamoStore, key_of, map_tx, n, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;

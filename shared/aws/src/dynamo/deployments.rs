@@ -1,4 +1,4 @@
-use super::{from_item, key_of, map_tx, s, to_item, DynamoStore, Item, TxError};
+use super::{DynamoStore, Item, TxError, from_item, key_of, map_tx, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
@@ -134,10 +134,9 @@ impl TargetRecord {
     fn new(tenant: TenantId, t: &Target, receipt: Option<String>) -> Self {
         let (pk, sk) = keys::target(tenant, t.deployment_id, t.runtime_id);
         let (gsi1pk, gsi1sk) = match t.deadline {
-            Some(deadline) if !t.state.settled() && t.state != TargetState::Pending => (
-                Some(keys::SWEEP_TARGETS.to_string()),
-                Some(format!("{}#{tenant}#{}#{}", keys::time(deadline), t.deployment_id, t.runtime_id)),
-            ),
+            Some(deadline) if !t.state.settled() && t.state != TargetState::Pending => {
+                (Some(keys::SWEEP_TARGETS.to_string()), Some(format!("{}#{tenant}#{}#{}", keys::time(deadline), t.deployment_id, t.runtime_id)))
+            }
             _ => (None, None),
         };
         Self {
@@ -429,16 +428,26 @@ impl DeploymentStore for DynamoStore {
         if after.only_runtime.is_none() {
             items.push(self.lock_put(tenant, after)?);
         }
-        for t in targets {
-            let item = to_item(&TargetRecord::new(tenant, t, None))?;
-            items.push(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(unexpected)?).build());
-            let (pk, sk) = keys::job(tenant, t.runtime_id, t.job_id);
-            items.push(self.put(to_item(&JobRecord { pk, sk, deployment_id: t.deployment_id })?, "attribute_not_exists(pk)")?);
-        }
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
             1 => DomainError::conflict("deployment_in_progress", "another deployment of this component to this environment is in flight"),
             _ => status_changed(),
-        })
+        })?;
+        // Targets one by one: a deployment may have more runtimes than a transaction holds items.
+        // Each reset is keyed by its new job id, so repeating it is harmless.
+        for t in targets {
+            let (pk, sk) = keys::job(tenant, t.runtime_id, t.job_id);
+            let items = vec![
+                TransactWriteItem::builder()
+                    .put(Put::builder().table_name(&self.table).set_item(Some(to_item(&TargetRecord::new(tenant, t, None))?)).build().map_err(unexpected)?)
+                    .build(),
+                self.put(to_item(&JobRecord { pk, sk, deployment_id: t.deployment_id })?, "attribute_not_exists(pk)")?,
+            ];
+            match self.commit(tenant, items, None).await {
+                Ok(()) | Err(TxError::Condition(_)) => {}
+                Err(TxError::Other(e)) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     async fn put_target_if_absent(&self, tenant: TenantId, t: &Target) -> Result<bool> {
@@ -501,14 +510,9 @@ impl DeploymentStore for DynamoStore {
     }
 
     async fn add_event(&self, tenant: TenantId, deployment: DeploymentId, event: &DeploymentEvent) -> Result<()> {
-        let record = EventRecord { pk: keys::events(tenant, deployment), sk: format!("{}#{}", keys::time(event.at), uuid::Uuid::new_v4()), event: event.clone() };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .send()
-            .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+        let record =
+            EventRecord { pk: keys::events(tenant, deployment), sk: format!("{}#{}", keys::time(event.at), uuid::Uuid::new_v4()), event: event.clone() };
+        self.client.put_item().table_name(&self.table).set_item(Some(to_item(&record)?)).send().await.map_err(|e| unexpected(e.into_service_error()))?;
         Ok(())
     }
 
@@ -541,4 +545,3 @@ impl DeploymentStore for DynamoStore {
         self.sweep_deployments(keys::SWEEP_QUEUED, queued_before, limit).await
     }
 }
-

@@ -1,5 +1,5 @@
 use super::tenants::Counter;
-use super::{key_of, map_tx, n, s, to_item, DynamoStore};
+use super::{DynamoStore, key_of, map_tx, n, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
@@ -90,11 +90,8 @@ impl EnvironmentStore for DynamoStore {
             updated_at: env.updated_at,
             runtime_count: 0,
         };
-        let items = vec![
-            self.put(to_item(&record)?, "attribute_not_exists(pk)")?,
-            self.name_put(tenant, env)?,
-            self.quota_increment(tenant, Counter::Environments)?,
-        ];
+        let items =
+            vec![self.put(to_item(&record)?, "attribute_not_exists(pk)")?, self.name_put(tenant, env)?, self.quota_increment(tenant, Counter::Environments)?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
             1 => name_taken(),
             2 => DomainError::QuotaExceeded { message: "the tenant's plan allows no more environments".into() },
@@ -144,11 +141,8 @@ impl EnvironmentStore for DynamoStore {
             .expression_attribute_values(":zero", n(0))
             .build()
             .map_err(unexpected)?;
-        let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            self.name_delete(tenant, env)?,
-            self.quota_decrement(tenant, Counter::Environments)?,
-        ];
+        let items =
+            vec![TransactWriteItem::builder().delete(delete).build(), self.name_delete(tenant, env)?, self.quota_decrement(tenant, Counter::Environments)?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
             0 => DomainError::conflict("environment_has_runtimes", "detach every runtime before deleting the environment"),
             _ => DomainError::unexpected("the tenant's environment count was already zero"),

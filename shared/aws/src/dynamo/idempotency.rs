@@ -1,10 +1,10 @@
-use super::{key_of, to_item, DynamoStore};
+use super::{DynamoStore, key_of, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
 use base64::Engine;
-use berth_domain::ports::{IdempotencyScope, IdempotencyStore, Reservation, StoredResponse};
 use berth_domain::Result;
+use berth_domain::ports::{IdempotencyScope, IdempotencyStore, Reservation, StoredResponse};
 use serde::{Deserialize, Serialize};
 
 /// How long a key is remembered.
@@ -119,4 +119,3 @@ impl IdempotencyStore for DynamoStore {
             })
     }
 }
-

@@ -1,5 +1,5 @@
 use super::tenants::Counter;
-use super::{key_of, map_tx, n, s, to_item, DynamoStore};
+use super::{DynamoStore, key_of, map_tx, n, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
@@ -76,7 +76,14 @@ fn not_attached() -> DomainError {
 }
 
 impl DynamoStore {
-    fn update(&self, key: (String, String), expression: &str, condition: &str, names: &[(&str, &str)], values: Vec<(&str, AttributeValue)>) -> Result<TransactWriteItem> {
+    fn update(
+        &self,
+        key: (String, String),
+        expression: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem> {
         let mut u = Update::builder().table_name(&self.table).set_key(Some(key_of(key))).update_expression(expression).condition_expression(condition);
         for (k, v) in names {
             u = u.expression_attribute_names(*k, *v);
@@ -96,7 +103,13 @@ impl DynamoStore {
     fn detach_items(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, runtime_map_too: bool) -> Result<Vec<TransactWriteItem>> {
         let mut items = vec![self.delete_item(keys::attachment(tenant, env, runtime), Some("attribute_exists(pk)"))?];
         if runtime_map_too {
-            items.push(self.update(keys::runtime(tenant, runtime), "REMOVE envs.#env", "attribute_exists(envs.#env)", &[("#env", &env.to_string())], vec![])?);
+            items.push(self.update(
+                keys::runtime(tenant, runtime),
+                "REMOVE envs.#env",
+                "attribute_exists(envs.#env)",
+                &[("#env", &env.to_string())],
+                vec![],
+            )?);
         }
         items.push(self.update(
             keys::environment(tenant, env),
@@ -154,7 +167,8 @@ impl RuntimeStore for DynamoStore {
     }
 
     async fn delete_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()> {
-        let mut items = vec![self.delete_item(keys::runtime(tenant, runtime.id), Some("attribute_exists(pk)"))?, self.quota_decrement(tenant, Counter::Runtimes)?];
+        let mut items =
+            vec![self.delete_item(keys::runtime(tenant, runtime.id), Some("attribute_exists(pk)"))?, self.quota_decrement(tenant, Counter::Runtimes)?];
         for env in &runtime.environments {
             items.extend(self.detach_items(tenant, *env, runtime.id, false)?);
         }
@@ -168,7 +182,13 @@ impl RuntimeStore for DynamoStore {
         let now = Utc::now();
         let items = vec![
             self.put(to_item(&AttachmentRecord { pk, sk, runtime_id: runtime, attached_at: now })?, "attribute_not_exists(pk)")?,
-            self.update(keys::runtime(tenant, runtime), "SET envs.#env = :at", "attribute_exists(pk)", &[("#env", &env.to_string())], vec![(":at", s(now.to_rfc3339()))])?,
+            self.update(
+                keys::runtime(tenant, runtime),
+                "SET envs.#env = :at",
+                "attribute_exists(pk)",
+                &[("#env", &env.to_string())],
+                vec![(":at", s(now.to_rfc3339()))],
+            )?,
             self.update(
                 keys::environment(tenant, env),
                 "SET runtime_count = if_not_exists(runtime_count, :zero) + :one",

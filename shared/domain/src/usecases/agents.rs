@@ -44,14 +44,14 @@ impl Berth {
             return Err(invalid_token());
         }
         let credential = RuntimeToken::generate(TokenKind::RuntimeCredential, token.tenant, runtime.id)?;
-        let audit = AuditDraft::new(&Actor::runtime(runtime.id), request_id, "runtime.registered", "runtime", runtime.id, json!({"agent_version": agent_version}));
-        self.runtimes
-            .complete_registration(token.tenant, runtime.id, stored, &credential.hash(), name.as_ref(), agent_version, audit)
-            .await
-            .map_err(|e| match e {
+        let audit =
+            AuditDraft::new(&Actor::runtime(runtime.id), request_id, "runtime.registered", "runtime", runtime.id, json!({"agent_version": agent_version}));
+        self.runtimes.complete_registration(token.tenant, runtime.id, stored, &credential.hash(), name.as_ref(), agent_version, audit).await.map_err(|e| {
+            match e {
                 DomainError::Conflict { .. } => invalid_token(),
                 other => other,
-            })?;
+            }
+        })?;
         tracing::info!(tenant_id = %token.tenant, runtime_id = %runtime.id, "agent registered");
         Ok(Registration { tenant: token.tenant, runtime_id: runtime.id, credential })
     }

@@ -1,8 +1,8 @@
 use super::Berth;
-use crate::audit::{verify_chain, AuditEvent, AuditHead, BrokenLink};
+use crate::Result;
+use crate::audit::{AuditEvent, AuditHead, BrokenLink, verify_chain};
 use crate::context::{Permission, TenantCtx};
 use crate::page::{Page, PageRequest};
-use crate::Result;
 
 /// The outcome of walking a tenant's audit chain.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -37,7 +37,8 @@ impl Berth {
         }
         let stored_head = self.audit.audit_head(ctx.tenant).await?;
         if stored_head != head {
-            let broken = BrokenLink { id: Default::default(), seq: head.seq + 1, reason: "the chain ends before the recorded head: events were removed".into() };
+            let broken =
+                BrokenLink { id: Default::default(), seq: head.seq + 1, reason: "the chain ends before the recorded head: events were removed".into() };
             return Ok(VerifyReport { ok: false, checked: head.seq, first_broken: Some(broken) });
         }
         Ok(VerifyReport { ok: true, checked: head.seq, first_broken: None })

@@ -1,6 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
-use crate::component::{dedup_references, Component, ComponentType, Revision, MAX_CONTENT_BYTES, MAX_REFERENCES};
+use crate::component::{Component, ComponentType, MAX_CONTENT_BYTES, MAX_REFERENCES, Revision, dedup_references};
 use crate::context::{Permission, TenantCtx};
 use crate::error::FieldError;
 use crate::ids::ComponentId;

@@ -5,11 +5,11 @@ use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
 use crate::environment::Environment;
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId};
-use crate::package::{outdated, OutdatedComponent, Package, MAX_NOTES_CHARS};
+use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, outdated};
 use crate::page::{Page, PageRequest};
 use crate::ports::DeploymentFilter;
 use crate::runtime::Runtime;
-use crate::validation::{validate, Facts, ValidationReport};
+use crate::validation::{Facts, ValidationReport, validate};
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -209,7 +209,8 @@ impl Berth {
         let mut after = before.clone();
         after.status = DeploymentStatus::Cancelled;
         after.finished_at = Some(Utc::now());
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "deployment.cancelled", "deployment", id, json!({"before": before.status, "after": after.status}));
+        let audit =
+            AuditDraft::new(&ctx.actor, &ctx.request_id, "deployment.cancelled", "deployment", id, json!({"before": before.status, "after": after.status}));
         self.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
             DomainError::Conflict { .. } => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
             other => other,
@@ -230,7 +231,10 @@ impl Berth {
         let active = self.deployments.active_version(ctx.tenant, env.id, before.component_id).await?;
         // UUIDv7: a greater id is a later deployment.
         if active.is_some_and(|a| a.deployment_id > before.id) {
-            return Err(DomainError::conflict("not_retryable", "a later deployment of this component is active in the environment; deploy this version anew instead"));
+            return Err(DomainError::conflict(
+                "not_retryable",
+                "a later deployment of this component is active in the environment; deploy this version anew instead",
+            ));
         }
         if before.only_runtime.is_none() {
             let package = self.get_package(ctx, before.package_id).await?.package;

@@ -45,7 +45,9 @@ impl Berth {
                 self.deployments.get_target(tenant, id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
             };
             if target.state == TargetState::Pending {
-                self.jobs.send_job(&runtime.queue_url, &JobMessage { tenant_id: tenant, deployment_id: id, runtime_id: runtime.id, job_id: target.job_id }).await?;
+                self.jobs
+                    .send_job(&runtime.queue_url, &JobMessage { tenant_id: tenant, deployment_id: id, runtime_id: runtime.id, job_id: target.job_id })
+                    .await?;
             }
         }
         if d.status == DeploymentStatus::Queued {

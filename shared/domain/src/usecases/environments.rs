@@ -1,5 +1,5 @@
-use super::tenants::check_if_match;
 use super::Berth;
+use super::tenants::check_if_match;
 use crate::audit::AuditDraft;
 use crate::context::{Permission, TenantCtx};
 use crate::environment::{Environment, EnvironmentPatch, NewEnvironment};
@@ -40,7 +40,14 @@ impl Berth {
         ctx.require(Permission::ManageEnvironments)?;
         check_if_match(before.version, if_match)?;
         let after = before.patched(patch, Utc::now());
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "environment.updated", "environment", id, json!({"before": summary(&before), "after": summary(&after)}));
+        let audit = AuditDraft::new(
+            &ctx.actor,
+            &ctx.request_id,
+            "environment.updated",
+            "environment",
+            id,
+            json!({"before": summary(&before), "after": summary(&after)}),
+        );
         self.environments.update_environment(ctx.tenant, &before, &after, audit).await?;
         Ok(after)
     }

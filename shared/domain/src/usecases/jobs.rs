@@ -1,8 +1,8 @@
-use super::agents::RuntimeCtx;
 use super::Berth;
+use super::agents::RuntimeCtx;
 use crate::audit::AuditDraft;
 use crate::context::Actor;
-use crate::deployment::{aggregate, DeploymentKind, DeploymentStatus, TargetState};
+use crate::deployment::{DeploymentKind, DeploymentStatus, TargetState, aggregate};
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, TenantId};
 use crate::package::VersionLabel;
 use crate::ports::Activation;

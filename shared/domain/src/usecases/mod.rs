@@ -6,11 +6,11 @@ mod audit;
 mod components;
 mod deployments;
 mod dispatch;
-mod jobs;
-mod sweeper;
 mod environments;
+mod jobs;
 mod packages;
 mod runtimes;
+mod sweeper;
 mod tenants;
 
 pub use agents::{Registration, RuntimeCtx};
@@ -18,9 +18,9 @@ pub use audit::VerifyReport;
 pub use components::{NewComponent, RevisionInput};
 pub use deployments::{ActiveView, NewDeployment};
 pub use jobs::{JobEventOutcome, JobOffer};
-pub use sweeper::SweepReport;
 pub use packages::{NewPackage, PackageDetails};
 pub use runtimes::CreatedRuntime;
+pub use sweeper::SweepReport;
 
 use crate::ports::{
     AuditStore, BlobStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, RuntimeQueues,

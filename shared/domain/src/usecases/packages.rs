@@ -2,7 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::context::{Permission, TenantCtx};
 use crate::ids::{ComponentId, PackageId};
-use crate::package::{outdated, snapshot, OutdatedComponent, Package, VersionLabel, MAX_NOTES_CHARS};
+use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, VersionLabel, outdated, snapshot};
 use crate::page::{Page, PageRequest};
 use crate::ports::PresignedUrl;
 use crate::{DomainError, Result};
@@ -28,7 +28,7 @@ pub struct PackageDetails {
 /// How long a download URL lives.
 pub const DOWNLOAD_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 /// Auto-numbered versions retry this often when a concurrent package takes the number.
-const NUMBERING_ATTEMPTS: u64 = 10;
+const NUMBERING_ATTEMPTS: u64 = 50;
 
 fn version_exists(version: &VersionLabel) -> DomainError {
     DomainError::conflict("version_exists", format!("the component already has a package version \"{version}\""))
@@ -96,7 +96,11 @@ impl Berth {
                 json!({"after": {"component_id": package.component_id, "version": package.version, "digest": package.digest, "components": package.manifest.components.len()}}),
             );
             match self.packages.create_package(ctx.tenant, package, audit).await {
-                Err(DomainError::Conflict { code: "version_exists", .. }) if auto_number => continue,
+                Err(DomainError::Conflict { code: "version_exists", .. }) if auto_number => {
+                    // Others took numbers meanwhile: jump past all of them.
+                    next = next.max(self.packages.count_packages(ctx.tenant, package.component_id).await? + 1);
+                    continue;
+                }
                 Err(DomainError::Conflict { code: "version_exists", .. }) => return Err(version_exists(&package.version)),
                 other => return other,
             }
@@ -130,7 +134,10 @@ impl Berth {
         let details = self.get_package(ctx, id).await?;
         ctx.require(Permission::ManagePackages)?;
         if self.package_activity.is_package_active(ctx.tenant, id).await? {
-            return Err(DomainError::conflict("package_active", "the package is the active version in an environment; deploy another version or undeploy it first"));
+            return Err(DomainError::conflict(
+                "package_active",
+                "the package is the active version in an environment; deploy another version or undeploy it first",
+            ));
         }
         if details.package.deleted {
             return Ok(());

@@ -45,7 +45,8 @@ impl Berth {
             queue_url,
             created_at: Utc::now(),
         };
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.created", "runtime", id, json!({"after": {"name": runtime.name, "kind": runtime.kind}}));
+        let audit =
+            AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.created", "runtime", id, json!({"after": {"name": runtime.name, "kind": runtime.kind}}));
         if let Err(err) = self.runtimes.create_runtime(ctx.tenant, &runtime, audit).await {
             if let Err(cleanup) = self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await {
                 tracing::warn!(error = %cleanup, runtime_id = %id, "could not remove the queue of a runtime that was not created");
@@ -70,7 +71,14 @@ impl Berth {
     pub async fn delete_runtime(&self, ctx: &TenantCtx, id: RuntimeId) -> Result<()> {
         let runtime = self.get_runtime(ctx, id).await?;
         ctx.require(Permission::ManageRuntimes)?;
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.deleted", "runtime", id, json!({"before": {"name": runtime.name, "environments": runtime.environments}}));
+        let audit = AuditDraft::new(
+            &ctx.actor,
+            &ctx.request_id,
+            "runtime.deleted",
+            "runtime",
+            id,
+            json!({"before": {"name": runtime.name, "environments": runtime.environments}}),
+        );
         self.runtimes.delete_runtime(ctx.tenant, &runtime, audit).await?;
         self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await
     }

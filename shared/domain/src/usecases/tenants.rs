@@ -13,7 +13,8 @@ impl Berth {
     #[tracing::instrument(skip(self, ctx), fields(request_id = %ctx.request_id))]
     pub async fn create_tenant(&self, ctx: &PlatformCtx, name: Name, plan: Plan) -> Result<Tenant> {
         let tenant = Tenant::new(name, plan, Utc::now());
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "tenant.created", "tenant", tenant.id, json!({"after": {"name": tenant.name, "plan": tenant.plan}}));
+        let audit =
+            AuditDraft::new(&ctx.actor, &ctx.request_id, "tenant.created", "tenant", tenant.id, json!({"after": {"name": tenant.name, "plan": tenant.plan}}));
         self.tenants.create_tenant(&tenant, audit).await?;
         Ok(tenant)
     }
@@ -34,11 +35,7 @@ impl Berth {
         let audit = AuditDraft::new(
             &ctx.actor,
             &ctx.request_id,
-            if after.suspended != before.suspended {
-                if after.suspended { "tenant.suspended" } else { "tenant.reinstated" }
-            } else {
-                "tenant.updated"
-            },
+            if after.suspended != before.suspended { if after.suspended { "tenant.suspended" } else { "tenant.reinstated" } } else { "tenant.updated" },
             "tenant",
             id,
             json!({
@@ -53,10 +50,7 @@ impl Berth {
     /// The tenant a verified token names. A token for a tenant that does not
     /// exist (any more) is refused: 403 `unknown_tenant`.
     pub async fn tenant_of_token(&self, id: TenantId) -> Result<Tenant> {
-        self.tenants
-            .get_tenant(id)
-            .await?
-            .ok_or_else(|| DomainError::forbidden("unknown_tenant", "the token names a tenant that does not exist"))
+        self.tenants.get_tenant(id).await?.ok_or_else(|| DomainError::forbidden("unknown_tenant", "the token names a tenant that does not exist"))
     }
 }
 
