@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime,
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
-        DeploymentView, CreateDeployment, ValidateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView)),
+        DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -416,6 +416,8 @@ impl From<&Deployment> for DeploymentView {
     }
 }
 
+/// A deployment request; `POST /v1/deployments/validate` takes the same body
+/// (a portal dry-runs exactly what it will send).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
@@ -425,19 +427,6 @@ pub struct CreateDeployment {
     /// In the future: held as `scheduled` until then.
     pub scheduled_at: Option<DateTime<Utc>>,
     /// Accepted for forward compatibility; every runtime is deployed at once.
-    #[schema(value_type = Option<Object>)]
-    pub rollout: Option<serde_json::Value>,
-}
-
-/// The same body as a deployment request (a portal dry-runs what it will send);
-/// only the package and environment matter to validation.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ValidateDeployment {
-    pub package_id: Uuid,
-    pub environment_id: Uuid,
-    pub notes: Option<String>,
-    pub scheduled_at: Option<DateTime<Utc>>,
     #[schema(value_type = Option<Object>)]
     pub rollout: Option<serde_json::Value>,
 }

@@ -1,7 +1,7 @@
 use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, TargetView, ValidateDeployment, ValidationView};
+use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, TargetView, ValidationView};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,12 +16,12 @@ use berth_web::extract::{path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, PageQuery};
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
-#[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = ValidateDeployment,
+#[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = CreateDeployment,
     responses((status = 200, body = ValidationView)), security(("bearer" = [])))]
 pub async fn validate_deployment(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    JsonBody(body): JsonBody<ValidateDeployment>,
+    JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<Json<ValidationView>, ApiError> {
     let report = state.berth.validate_deployment(&ctx, PackageId::from_uuid(body.package_id), EnvironmentId::from_uuid(body.environment_id)).await?;
     Ok(Json(report.into()))
