@@ -1,6 +1,7 @@
 //! End-to-end tests over HTTP against the local runner and LocalStack.
 
 mod deployments;
+mod governance;
 mod lifecycle;
 mod packaging;
 mod robustness;

@@ -17,12 +17,13 @@ use utoipa::{Modify, OpenApi};
         create_component, list_components, get_component, create_revision, list_revisions, get_revision,
         create_package, list_packages, get_package, download_package, delete_package,
         validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment,
-        active_versions, undeploy,
+        active_versions, undeploy, decide, get_policy, put_policy,
         list_audit, verify_audit,
     ),
     components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime,
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
-        DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView)),
+        DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
+        ApprovalView, CreateApproval, PolicyBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -4,11 +4,12 @@ use berth_domain::component::{Component, ComponentType, Revision};
 use berth_domain::deployment::{Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::environment::{Environment, EnvironmentPatch, NewEnvironment};
 use berth_domain::package::{Manifest, OutdatedComponent, Package, Requirement, VersionLabel};
+use berth_domain::policy::{Approval, Decision, FreezeWindow, Policy};
 use berth_domain::runtime::{Runtime, RuntimeKind, RuntimeStatus};
 use berth_domain::tenant::{PlanPatch, Tenant, TenantPatch};
 use berth_domain::usecases::ActiveView;
 use berth_domain::validation::ValidationReport;
-use berth_domain::values::{Classification, Description, Name, Plan, Version};
+use berth_domain::values::{Classification, Description, Name, Plan, Role, Version};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -378,9 +379,7 @@ pub struct DeploymentView {
     pub digest: String,
     pub notes: String,
     pub requested_by: String,
-    /// Approvals come with environment policies; none are required yet.
-    #[schema(value_type = Vec<Object>)]
-    pub approvals: Vec<serde_json::Value>,
+    pub approvals: Vec<ApprovalView>,
     pub required_approvals: u32,
     pub previous_package_id: Option<Uuid>,
     /// Set on undeploys sent to a single runtime that was detached.
@@ -389,6 +388,14 @@ pub struct DeploymentView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl DeploymentView {
+    pub fn with_approvals(d: &Deployment, approvals: &[Approval]) -> Self {
+        let mut view = Self::from(d);
+        view.approvals = approvals.iter().map(ApprovalView::from).collect();
+        view
+    }
 }
 
 impl From<&Deployment> for DeploymentView {
@@ -405,7 +412,7 @@ impl From<&Deployment> for DeploymentView {
             notes: d.notes.clone(),
             requested_by: d.requested_by.clone(),
             approvals: vec![],
-            required_approvals: 0,
+            required_approvals: d.required_approvals,
             previous_package_id: d.previous_package_id.map(|p| p.as_uuid()),
             runtime_id: d.only_runtime.map(|r| r.as_uuid()),
             scheduled_at: d.scheduled_at,
@@ -429,6 +436,8 @@ pub struct CreateDeployment {
     /// Accepted for forward compatibility; every runtime is deployed at once.
     #[schema(value_type = Option<Object>)]
     pub rollout: Option<serde_json::Value>,
+    /// Inside a freeze window: hold the deployment until the window ends instead of refusing it.
+    pub hold_if_frozen: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -512,6 +521,99 @@ impl From<&ActiveView> for ActiveVersionView {
             outdated_components: v.outdated_components.clone(),
             out_of_sync: !v.out_of_sync_runtimes.is_empty(),
             out_of_sync_runtimes: v.out_of_sync_runtimes.iter().map(|r| r.as_uuid()).collect(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApprovalView {
+    pub approver: String,
+    #[schema(value_type = String, example = "approve")]
+    pub decision: Decision,
+    pub comment: String,
+    pub digests: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Approval> for ApprovalView {
+    fn from(a: &Approval) -> Self {
+        Self {
+            approver: a.approver.clone(),
+            decision: a.decision,
+            comment: a.comment.clone(),
+            digests: a.digests.iter().map(|d| d.as_str().to_string()).collect(),
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApproval {
+    #[schema(value_type = String, example = "approve")]
+    pub decision: Decision,
+    pub comment: Option<String>,
+}
+
+/// An environment's policy. Absent fields take their defaults.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    #[serde(default)]
+    pub required_approvals: u32,
+    #[serde(default = "default_approver_roles")]
+    #[schema(value_type = Vec<String>)]
+    pub approver_roles: Vec<Role>,
+    #[serde(default)]
+    pub allow_self_approval: bool,
+    #[serde(default = "default_deployer_roles")]
+    #[schema(value_type = Vec<String>)]
+    pub deployer_roles: Vec<Role>,
+    #[serde(default)]
+    pub require_success_in: Vec<Uuid>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub freeze_windows: Vec<FreezeWindow>,
+    #[serde(default)]
+    pub auto_rollback: bool,
+    /// Ignored on input (send `If-Match`); the current etag on output.
+    #[serde(default, skip_deserializing)]
+    pub etag: String,
+}
+
+fn default_approver_roles() -> Vec<Role> {
+    Policy::default().approver_roles
+}
+fn default_deployer_roles() -> Vec<Role> {
+    Policy::default().deployer_roles
+}
+
+impl From<&Policy> for PolicyBody {
+    fn from(p: &Policy) -> Self {
+        Self {
+            required_approvals: p.required_approvals,
+            approver_roles: p.approver_roles.clone(),
+            allow_self_approval: p.allow_self_approval,
+            deployer_roles: p.deployer_roles.clone(),
+            require_success_in: p.require_success_in.iter().map(|e| e.as_uuid()).collect(),
+            freeze_windows: p.freeze_windows.clone(),
+            auto_rollback: p.auto_rollback,
+            etag: p.version.etag(),
+        }
+    }
+}
+
+impl From<PolicyBody> for Policy {
+    fn from(b: PolicyBody) -> Self {
+        Policy {
+            required_approvals: b.required_approvals,
+            approver_roles: b.approver_roles,
+            allow_self_approval: b.allow_self_approval,
+            deployer_roles: b.deployer_roles,
+            require_success_in: b.require_success_in.into_iter().map(berth_domain::ids::EnvironmentId::from_uuid).collect(),
+            freeze_windows: b.freeze_windows,
+            auto_rollback: b.auto_rollback,
+            version: Version(0),
         }
     }
 }

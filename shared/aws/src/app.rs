@@ -16,6 +16,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         components: store.clone(),
         packages: store.clone(),
         package_activity: store.clone(),
+        policies: store.clone(),
         deployments: store,
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),

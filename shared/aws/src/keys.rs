@@ -23,6 +23,9 @@
 //! | target | `T#<t>#DEP#<deployment>#TGT` | `<runtime>` (GSI1 while delivered: `SWEEP#TARGETS` / `<deadline>#<t>#<deployment>#<runtime>`) |
 //! | job → deployment | `T#<t>#RT#<runtime>#JOB` | `<job>` |
 //! | deployment event | `T#<t>#DEP#<deployment>#EV` | `<time>#<uuid>` |
+//! | approval | `T#<t>#DEP#<deployment>#APPROVAL` | `<approver>` |
+//! | package success (promotion) | `T#<t>#PKGSUCCESS#<package>` | `<environment>` |
+//! | policy | `T#<t>#POLICY` | `<environment>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
 
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
@@ -129,6 +132,16 @@ pub fn active(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String)
 }
 pub fn package_active_marker(t: TenantId, p: PackageId, e: EnvironmentId) -> (String, String) {
     (package_activity(t, p), e.to_string())
+}
+pub fn approvals(t: TenantId, d: DeploymentId) -> String {
+    format!("T#{t}#DEP#{d}#APPROVAL")
+}
+/// Environments where a package succeeded (promotion order).
+pub fn package_successes(t: TenantId, p: PackageId) -> String {
+    format!("T#{t}#PKGSUCCESS#{p}")
+}
+pub fn policy(t: TenantId, e: EnvironmentId) -> (String, String) {
+    (format!("T#{t}#POLICY"), e.to_string())
 }
 pub fn targets(t: TenantId, d: DeploymentId) -> String {
     format!("T#{t}#DEP#{d}#TGT")

@@ -72,6 +72,8 @@ pub struct Deployment {
     /// Set on the undeploys sent to a runtime detached from the environment:
     /// only that runtime is targeted and the environment's active versions stay.
     pub only_runtime: Option<RuntimeId>,
+    /// Approvals the environment's policy required when this was requested.
+    pub required_approvals: u32,
     /// The connection components the package bundles: they take licences
     /// from the moment the deployment is requested.
     pub connections: Vec<ComponentId>,

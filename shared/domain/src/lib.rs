@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 pub mod package;
 pub mod page;
+pub mod policy;
 pub mod ports;
 pub mod runtime;
 pub mod secret;

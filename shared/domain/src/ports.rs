@@ -13,6 +13,7 @@ use crate::ids::{DeploymentId, JobId};
 use crate::ids::{EnvironmentId, RuntimeId, TenantId};
 use crate::package::{Manifest, Package, VersionLabel};
 use crate::page::{Page, PageRequest};
+use crate::policy::{Approval, Policy};
 use crate::runtime::Digest;
 use crate::runtime::{Heartbeat, Runtime};
 use crate::secret::SecretHash;
@@ -240,6 +241,14 @@ pub trait DeploymentStore: Send + Sync {
     async fn add_event(&self, tenant: TenantId, deployment: DeploymentId, event: &DeploymentEvent) -> Result<()>;
     async fn list_events(&self, tenant: TenantId, deployment: DeploymentId, page: &PageRequest) -> Result<Page<DeploymentEvent>>;
 
+    /// Records one approver's decision on a deployment still pending approval:
+    /// `Conflict{already_decided}` for a second decision of the same person,
+    /// `Conflict{not_pending_approval}` when the deployment moved on.
+    async fn add_approval(&self, tenant: TenantId, deployment: DeploymentId, approval: &Approval, audit: AuditDraft) -> Result<()>;
+    async fn approvals(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Approval>>;
+    /// The environments in which this exact package has been deployed successfully.
+    async fn succeeded_in(&self, tenant: TenantId, package: PackageId) -> Result<Vec<EnvironmentId>>;
+
     async fn active_versions(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<ActiveVersion>>;
     async fn active_version(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ActiveVersion>>;
 
@@ -266,4 +275,11 @@ pub trait JobQueues: Send + Sync {
     /// Long-polls up to `wait` for one message, hiding it for `visibility`.
     async fn receive_job(&self, queue_url: &str, wait: std::time::Duration, visibility: std::time::Duration) -> Result<Option<ReceivedJob>>;
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    async fn get_policy(&self, tenant: TenantId, env: EnvironmentId) -> Result<Option<Policy>>;
+    /// Stores `policy`; `PreconditionFailed` unless the stored version is `expected` (0: none yet).
+    async fn put_policy(&self, tenant: TenantId, env: EnvironmentId, policy: &Policy, expected: Version, audit: AuditDraft) -> Result<()>;
 }

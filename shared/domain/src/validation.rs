@@ -46,6 +46,14 @@ pub struct Facts<'a> {
     /// Distinct connection components active in environments of the same
     /// classification, except in the slot this deployment replaces.
     pub connections_elsewhere: HashSet<ComponentId>,
+    /// Environments (by name) the policy requires success in, where this package has not succeeded.
+    pub promotion_missing: Vec<String>,
+    /// Inside a freeze window until then.
+    pub frozen_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The request asks to be held (scheduled) rather than refused inside a freeze window.
+    pub hold_if_frozen: bool,
+    /// Approvals the policy requires (a warning: the deployment will wait for them).
+    pub required_approvals: u32,
 }
 
 pub fn validate(f: &Facts<'_>) -> ValidationReport {
@@ -61,6 +69,19 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
     }
     if let Some(d) = f.in_flight {
         r.error("deployment_in_progress", format!("deployment {d} of this component to this environment is still in flight"));
+    }
+    for env in &f.promotion_missing {
+        r.error("promotion_required", format!("the package must first succeed in environment \"{env}\""));
+    }
+    if let Some(until) = f.frozen_until {
+        if f.hold_if_frozen {
+            r.warning("freeze_window", format!("inside a freeze window: the deployment will be held until {}", until.to_rfc3339()));
+        } else {
+            r.error("freeze_window", format!("the environment is frozen until {}", until.to_rfc3339()));
+        }
+    }
+    if f.required_approvals > 0 {
+        r.warning("approval_required", format!("the deployment will wait for {} approval(s)", f.required_approvals));
     }
     if f.runtimes.is_empty() {
         r.error("no_runtimes", "no runtime is attached to the environment");
@@ -147,6 +168,10 @@ mod tests {
             active_here: active,
             connection_licenses: 10,
             connections_elsewhere: HashSet::new(),
+            promotion_missing: vec![],
+            frozen_until: None,
+            hold_if_frozen: false,
+            required_approvals: 0,
         }
     }
 
@@ -183,6 +208,26 @@ mod tests {
         let cert = Requirement { id: ComponentId::new(), name: "TLS".into(), kind: ComponentType::Certificate };
         let (env, pkg) = (environment(true), package(&[], vec![cert.clone()]));
         assert_eq!(validate(&facts(&env, &pkg, &[])).errors[0].code, "requirement_missing");
+    }
+
+    #[test]
+    fn a_package_that_has_not_succeeded_where_the_policy_says_is_refused() {
+        let (env, pkg) = (environment(true), package(&[], vec![]));
+        let mut f = facts(&env, &pkg, &[]);
+        f.promotion_missing = vec!["Test".into()];
+        assert_eq!(validate(&f).errors[0].code, "promotion_required");
+    }
+
+    #[test]
+    fn a_freeze_window_refuses_unless_the_request_asks_to_be_held() {
+        let (env, pkg) = (environment(true), package(&[], vec![]));
+        let mut f = facts(&env, &pkg, &[]);
+        f.frozen_until = Some(Utc::now());
+        assert_eq!(validate(&f).errors[0].code, "freeze_window");
+        f.hold_if_frozen = true;
+        let report = validate(&f);
+        assert!(report.errors.is_empty());
+        assert_eq!(report.warnings[0].code, "freeze_window");
     }
 
     #[test]

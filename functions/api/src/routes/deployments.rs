@@ -1,7 +1,7 @@
 use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, TargetView, ValidationView};
+use crate::views::{ActiveVersionView, CreateApproval, CreateDeployment, DeploymentView, EventView, ListOf, PolicyBody, TargetView, ValidationView};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId};
 use berth_domain::ports::DeploymentFilter;
 use berth_domain::usecases::NewDeployment;
 use berth_web::extract::{path_id, serde_urlencoded_query};
-use berth_web::{ApiError, JsonBody, PageQuery};
+use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
 #[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = CreateDeployment,
@@ -37,6 +37,7 @@ pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Jso
         environment_id: EnvironmentId::from_uuid(body.environment_id),
         notes: body.notes.unwrap_or_default(),
         scheduled_at: body.scheduled_at,
+        hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
     };
     let d = state.berth.create_deployment(&ctx, input).await?;
     Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))
@@ -73,12 +74,54 @@ pub async fn list_deployments(
             .transpose()?,
     };
     let page = state.berth.list_deployments(&ctx, &filter, &page).await?;
-    Ok(Json(ListOf::from_page(page, |d| DeploymentView::from(&d))))
+    let mut items = Vec::with_capacity(page.items.len());
+    for d in &page.items {
+        items.push(DeploymentView::with_approvals(d, &state.berth.deployment_approvals(&ctx, d.id).await?));
+    }
+    Ok(Json(ListOf { items, next_cursor: page.next_cursor }))
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{id}", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = [])))]
 pub async fn get_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
-    Ok(Json(DeploymentView::from(&state.berth.get_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
+    let d = state.berth.get_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?;
+    Ok(Json(DeploymentView::with_approvals(&d, &state.berth.deployment_approvals(&ctx, d.id).await?)))
+}
+
+/// Approves or rejects a deployment waiting for approvals.
+#[utoipa::path(post, path = "/v1/deployments/{id}/approvals", tag = "deployments", request_body = CreateApproval,
+    responses((status = 201, body = DeploymentView), (status = 403, description = "not_an_approver, self_approval_forbidden"), (status = 409, description = "already_decided, not_pending_approval")),
+    security(("bearer" = [])))]
+pub async fn decide(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CreateApproval>,
+) -> Result<Response, ApiError> {
+    let id = path_id::<DeploymentId>(&id, "deployment")?;
+    let d = state.berth.decide_deployment(&ctx, id, body.decision, body.comment.unwrap_or_default()).await?;
+    let view = DeploymentView::with_approvals(&d, &state.berth.deployment_approvals(&ctx, id).await?);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// The environment's approval and promotion policy.
+#[utoipa::path(get, path = "/v1/environments/{id}/policy", tag = "governance", responses((status = 200, body = PolicyBody)), security(("bearer" = [])))]
+pub async fn get_policy(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let policy = state.berth.get_policy(&ctx, path_id::<EnvironmentId>(&id, "environment")?).await?;
+    Ok(super::with_etag(policy.version.etag(), PolicyBody::from(&policy)))
+}
+
+/// Replaces the environment's policy (admins; `If-Match` with its etag).
+#[utoipa::path(put, path = "/v1/environments/{id}/policy", tag = "governance", request_body = PolicyBody,
+    responses((status = 200, body = PolicyBody), (status = 412, description = "If-Match mismatch")), security(("bearer" = [])))]
+pub async fn put_policy(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    JsonBody(body): JsonBody<PolicyBody>,
+) -> Result<Response, ApiError> {
+    let policy = state.berth.put_policy(&ctx, path_id::<EnvironmentId>(&id, "environment")?, body.into(), if_match).await?;
+    Ok(super::with_etag(policy.version.etag(), PolicyBody::from(&policy)))
 }
 
 /// Per-runtime state.

@@ -20,8 +20,8 @@ pub(crate) use components::{
     __path_create_component, __path_create_revision, __path_get_component, __path_get_revision, __path_list_components, __path_list_revisions,
 };
 pub(crate) use deployments::{
-    __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_get_deployment, __path_list_deployments, __path_list_events,
-    __path_list_targets, __path_retry_deployment, __path_undeploy, __path_validate_deployment,
+    __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_decide, __path_get_deployment, __path_get_policy,
+    __path_list_deployments, __path_list_events, __path_list_targets, __path_put_policy, __path_retry_deployment, __path_undeploy, __path_validate_deployment,
 };
 pub(crate) use environments::{
     __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
@@ -62,6 +62,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/deployments/{id}/events", get(deployments::list_events))
         .route("/v1/deployments/{id}/cancel", axum::routing::post(deployments::cancel_deployment))
         .route("/v1/deployments/{id}/retry", axum::routing::post(deployments::retry_deployment))
+        .route("/v1/deployments/{id}/approvals", axum::routing::post(deployments::decide))
+        .route("/v1/environments/{id}/policy", get(deployments::get_policy).put(deployments::put_policy))
         .route("/v1/environments/{id}/active", get(deployments::active_versions))
         .route("/v1/environments/{id}/active/{component_id}", axum::routing::delete(deployments::undeploy))
         .route("/v1/audit", get(audit::list_audit))

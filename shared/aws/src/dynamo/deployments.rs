@@ -2,12 +2,13 @@ use super::{DynamoStore, Item, TxError, from_item, key_of, map_tx, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
 use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::package::VersionLabel;
 use berth_domain::page::{Page, PageRequest};
+use berth_domain::policy::Approval;
 use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
 use berth_domain::runtime::Digest;
 use berth_domain::{DomainError, Result};
@@ -42,6 +43,8 @@ struct DeploymentRecord {
     only_runtime: Option<RuntimeId>,
     #[serde(default)]
     connections: Vec<ComponentId>,
+    #[serde(default)]
+    required_approvals: u32,
     created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     started_at: Option<DateTime<Utc>>,
@@ -79,6 +82,7 @@ impl DeploymentRecord {
             previous_package_id: d.previous_package_id,
             only_runtime: d.only_runtime,
             connections: d.connections.clone(),
+            required_approvals: d.required_approvals,
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,
@@ -102,6 +106,7 @@ impl DeploymentRecord {
             previous_package_id: self.previous_package_id,
             only_runtime: self.only_runtime,
             connections: self.connections,
+            required_approvals: self.required_approvals,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
@@ -200,6 +205,14 @@ struct MarkerRecord {
     pk: String,
     sk: String,
     deployment_id: DeploymentId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ApprovalRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    approval: Approval,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -397,6 +410,13 @@ impl DeploymentStore for DynamoStore {
                     None => self.conditional_put(item, "attribute_not_exists(pk)", vec![])?,
                 });
                 items.push(self.marker_put(tenant, new)?);
+                let success =
+                    MarkerRecord { pk: keys::package_successes(tenant, new.package_id), sk: new.environment_id.to_string(), deployment_id: new.deployment_id };
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(Put::builder().table_name(&self.table).set_item(Some(to_item(&success)?)).build().map_err(unexpected)?)
+                        .build(),
+                );
                 if let Some(p) = previous {
                     if p.package_id != new.package_id {
                         items.push(self.plain_delete(keys::package_active_marker(tenant, p.package_id, p.environment_id))?);
@@ -519,6 +539,38 @@ impl DeploymentStore for DynamoStore {
     async fn list_events(&self, tenant: TenantId, deployment: DeploymentId, page: &PageRequest) -> Result<Page<DeploymentEvent>> {
         let (records, next_cursor) = self.query_page::<EventRecord>(&keys::events(tenant, deployment), None, None, page).await?;
         Ok(Page { items: records.into_iter().map(|r| r.event).collect(), next_cursor })
+    }
+
+    async fn add_approval(&self, tenant: TenantId, deployment: DeploymentId, approval: &Approval, audit: AuditDraft) -> Result<()> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::deployment(tenant, deployment))))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(DeploymentStatus::PendingApproval.as_str()))
+            .build()
+            .map_err(unexpected)?;
+        let record = ApprovalRecord { pk: keys::approvals(tenant, deployment), sk: approval.approver.clone(), approval: approval.clone() };
+        let items = vec![TransactWriteItem::builder().condition_check(check).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
+        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
+            0 => DomainError::conflict("not_pending_approval", "the deployment is no longer waiting for approvals"),
+            _ => DomainError::conflict("already_decided", "you have already decided on this deployment"),
+        })
+    }
+
+    async fn approvals(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Approval>> {
+        let mut approvals: Vec<Approval> =
+            self.query_all::<ApprovalRecord>(&keys::approvals(tenant, deployment)).await?.into_iter().map(|r| r.approval).collect();
+        approvals.sort_by_key(|a| a.created_at);
+        Ok(approvals)
+    }
+
+    async fn succeeded_in(&self, tenant: TenantId, package: PackageId) -> Result<Vec<EnvironmentId>> {
+        self.query_all::<MarkerRecord>(&keys::package_successes(tenant, package))
+            .await?
+            .into_iter()
+            .map(|m| m.sk.parse::<EnvironmentId>().map_err(|e| DomainError::unexpected(e.to_string())))
+            .collect()
     }
 
     async fn active_versions(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<ActiveVersion>> {

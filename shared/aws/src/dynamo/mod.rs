@@ -9,6 +9,7 @@ mod deployments;
 mod environments;
 mod idempotency;
 mod packages;
+mod policies;
 mod runtimes;
 mod tenants;
 

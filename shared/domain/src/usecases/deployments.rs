@@ -21,6 +21,8 @@ pub struct NewDeployment {
     pub environment_id: EnvironmentId,
     pub notes: String,
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Inside a freeze window: hold (schedule for its end) instead of refusing.
+    pub hold_if_frozen: bool,
 }
 
 /// An active version with its drift.
@@ -76,14 +78,25 @@ impl Berth {
         }
     }
 
-    async fn report_for(&self, ctx: &TenantCtx, env: &Environment, package: &Package) -> Result<ValidationReport> {
+    async fn report_for(&self, ctx: &TenantCtx, env: &Environment, package: &Package, hold_if_frozen: bool) -> Result<ValidationReport> {
         let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?;
         let active_here = self.deployments.active_versions(ctx.tenant, env.id).await?;
         let tenant = self.tenant_of_token(ctx.tenant).await?;
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        let succeeded = self.deployments.succeeded_in(ctx.tenant, package.id).await?;
+        let mut promotion_missing = vec![];
+        for required in policy.require_success_in.iter().filter(|e| !succeeded.contains(e)) {
+            let name = self.environments.get_environment(ctx.tenant, *required).await?.map(|e| e.name.to_string()).unwrap_or_else(|| required.to_string());
+            promotion_missing.push(name);
+        }
         let facts = Facts {
             environment: env,
             package,
-            may_deploy: ctx.require(Permission::Deploy).is_ok(),
+            may_deploy: ctx.require(Permission::Deploy).is_ok() && policy.may_deploy(&ctx.roles),
+            promotion_missing,
+            frozen_until: policy.frozen_until(Utc::now()),
+            hold_if_frozen,
+            required_approvals: policy.required_approvals,
             in_flight: self.deployments.in_flight(ctx.tenant, env.id, package.component_id).await?,
             runtimes: runtimes.iter().map(|r| (r.name.to_string(), self.runtime_status(r))).collect(),
             active_here: &active_here,
@@ -97,7 +110,7 @@ impl Berth {
     pub async fn validate_deployment(&self, ctx: &TenantCtx, package: PackageId, env: EnvironmentId) -> Result<ValidationReport> {
         let env = self.get_environment(ctx, env).await?;
         let package = self.get_package(ctx, package).await?.package;
-        self.report_for(ctx, &env, &package).await
+        self.report_for(ctx, &env, &package, false).await
     }
 
     /// Validates, then records the deployment (taking the environment's lock
@@ -107,10 +120,17 @@ impl Berth {
         let env = self.get_environment(ctx, input.environment_id).await?;
         let package = self.get_package(ctx, input.package_id).await?.package;
         ctx.require(Permission::Deploy)?;
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        if !policy.may_deploy(&ctx.roles) {
+            return Err(DomainError::forbidden(
+                "forbidden",
+                format!("the policy of \"{}\" lets only {:?} deploy", env.name, policy.deployer_roles).to_lowercase(),
+            ));
+        }
         if input.notes.chars().count() > MAX_NOTES_CHARS {
             return Err(DomainError::invalid("notes", format!("must be at most {MAX_NOTES_CHARS} characters")));
         }
-        let report = self.report_for(ctx, &env, &package).await?;
+        let report = self.report_for(ctx, &env, &package, input.hold_if_frozen).await?;
         if let Some(first) = report.errors.first() {
             return Err(DomainError::conflict(first.code, first.message.clone()));
         }
@@ -121,11 +141,19 @@ impl Berth {
             _ => DeploymentKind::Deploy,
         };
         let now = Utc::now();
-        let scheduled = input.scheduled_at.filter(|at| *at > now);
+        // Held to the end of a freeze window when asked (validation refused it otherwise).
+        let scheduled = input.scheduled_at.max(policy.frozen_until(now)).filter(|at| *at > now);
+        let status = if policy.required_approvals > 0 {
+            DeploymentStatus::PendingApproval
+        } else if scheduled.is_some() {
+            DeploymentStatus::Scheduled
+        } else {
+            DeploymentStatus::Queued
+        };
         let deployment = Deployment {
             id: DeploymentId::new(),
             kind,
-            status: if scheduled.is_some() { DeploymentStatus::Scheduled } else { DeploymentStatus::Queued },
+            status,
             environment_id: env.id,
             component_id: package.component_id,
             package_id: package.id,
@@ -137,6 +165,7 @@ impl Berth {
             scheduled_at: scheduled,
             previous_package_id: active.map(|a| a.package_id),
             only_runtime: None,
+            required_approvals: policy.required_approvals,
             connections: connections_of(&package),
             created_at: now,
             started_at: None,
@@ -238,7 +267,7 @@ impl Berth {
         }
         if before.only_runtime.is_none() {
             let package = self.get_package(ctx, before.package_id).await?.package;
-            let report = self.report_for(ctx, &env, &package).await?;
+            let report = self.report_for(ctx, &env, &package, false).await?;
             if let Some(first) = report.errors.first() {
                 return Err(DomainError::conflict(first.code, first.message.clone()));
             }
@@ -324,6 +353,7 @@ impl Berth {
             scheduled_at: None,
             previous_package_id: Some(active.package_id),
             only_runtime,
+            required_approvals: 0,
             connections: vec![],
             created_at: Utc::now(),
             started_at: None,

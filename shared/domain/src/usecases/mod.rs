@@ -7,6 +7,7 @@ mod components;
 mod deployments;
 mod dispatch;
 mod environments;
+mod governance;
 mod jobs;
 mod packages;
 mod runtimes;
@@ -23,8 +24,8 @@ pub use runtimes::CreatedRuntime;
 pub use sweeper::SweepReport;
 
 use crate::ports::{
-    AuditStore, BlobStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, RuntimeQueues,
-    RuntimeStore, TenantStore,
+    AuditStore, BlobStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore,
+    RuntimeQueues, RuntimeStore, TenantStore,
 };
 use std::sync::Arc;
 
@@ -58,6 +59,7 @@ pub struct Berth {
     pub blobs: Arc<dyn BlobStore>,
     pub package_activity: Arc<dyn PackageActivity>,
     pub deployments: Arc<dyn DeploymentStore>,
+    pub policies: Arc<dyn PolicyStore>,
     pub jobs: Arc<dyn JobQueues>,
     pub settings: Settings,
 }

@@ -50,6 +50,14 @@ impl Berth {
                 continue;
             }
             let mut after = d.clone();
+            // A freeze window that began meanwhile holds it until the window ends.
+            if let Some(until) = self.policy_of(item.tenant, d.environment_id).await?.frozen_until(now) {
+                after.scheduled_at = Some(until);
+                match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, None).await {
+                    Ok(()) | Err(DomainError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             after.status = DeploymentStatus::Queued;
             match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, None).await {
                 Ok(()) => {}

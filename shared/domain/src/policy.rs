@@ -1,0 +1,226 @@
+//! Per-environment governance: who may deploy, who must approve, where a
+//! package must have succeeded first, when nothing may be deployed, and
+//! whether a failure rolls back by itself.
+
+use crate::error::Validator;
+use crate::ids::EnvironmentId;
+use crate::runtime::Digest;
+use crate::values::{Role, Version};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A period (UTC) in which deployments are refused or held; `weekly` repeats it every 7 days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    #[serde(default)]
+    pub weekly: bool,
+}
+
+impl FreezeWindow {
+    /// The occurrence of this window containing `at`, as (start, end).
+    pub fn occurrence_at(&self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        if !self.weekly {
+            return (self.start <= at && at < self.end).then_some((self.start, self.end));
+        }
+        if at < self.start {
+            return None;
+        }
+        let week = Duration::weeks(1);
+        let weeks = (at - self.start).num_seconds() / week.num_seconds();
+        let start = self.start + week * i32::try_from(weeks).unwrap_or(i32::MAX);
+        let end = start + (self.end - self.start);
+        (start <= at && at < end).then_some((start, end))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub required_approvals: u32,
+    pub approver_roles: Vec<Role>,
+    pub allow_self_approval: bool,
+    pub deployer_roles: Vec<Role>,
+    pub require_success_in: Vec<EnvironmentId>,
+    pub freeze_windows: Vec<FreezeWindow>,
+    pub auto_rollback: bool,
+    /// 0 until a policy is first stored.
+    pub version: Version,
+}
+
+impl Default for Policy {
+    /// What an environment without a stored policy enforces.
+    fn default() -> Self {
+        Self {
+            required_approvals: 0,
+            approver_roles: vec![Role::Approver, Role::Admin],
+            allow_self_approval: false,
+            deployer_roles: vec![Role::Deployer, Role::Admin],
+            require_success_in: vec![],
+            freeze_windows: vec![],
+            auto_rollback: false,
+            version: Version(0),
+        }
+    }
+}
+
+pub const MAX_REQUIRED_APPROVALS: u32 = 10;
+pub const MAX_PROMOTION_SOURCES: usize = 10;
+pub const MAX_FREEZE_WINDOWS: usize = 50;
+
+impl Policy {
+    /// Checks the policy's own consistency (not that named environments exist).
+    pub fn check(&self, env: EnvironmentId) -> crate::Result<()> {
+        let mut v = Validator::default();
+        if self.required_approvals > MAX_REQUIRED_APPROVALS {
+            v.push("required_approvals", format!("must be at most {MAX_REQUIRED_APPROVALS}"));
+        }
+        if self.required_approvals > 0 && self.approver_roles.is_empty() {
+            v.push("approver_roles", "must name at least one role when approvals are required");
+        }
+        if self.deployer_roles.is_empty() {
+            v.push("deployer_roles", "must name at least one role");
+        }
+        for (field, roles) in [("approver_roles", &self.approver_roles), ("deployer_roles", &self.deployer_roles)] {
+            if roles.contains(&Role::PlatformAdmin) {
+                v.push(field, "platform_admin is not a tenant role");
+            }
+        }
+        if self.require_success_in.contains(&env) {
+            v.push("require_success_in", "an environment cannot require success in itself");
+        }
+        if self.require_success_in.len() > MAX_PROMOTION_SOURCES {
+            v.push("require_success_in", format!("at most {MAX_PROMOTION_SOURCES} environments"));
+        }
+        if self.freeze_windows.len() > MAX_FREEZE_WINDOWS {
+            v.push("freeze_windows", format!("at most {MAX_FREEZE_WINDOWS} windows"));
+        }
+        for (i, w) in self.freeze_windows.iter().enumerate() {
+            if w.end <= w.start {
+                v.push(&format!("freeze_windows[{i}].end"), "must be after start");
+            } else if w.weekly && w.end - w.start >= Duration::weeks(1) {
+                v.push(&format!("freeze_windows[{i}].end"), "a weekly window must last less than a week");
+            }
+        }
+        v.finish()
+    }
+
+    pub fn may_deploy(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.deployer_roles.contains(r))
+    }
+
+    pub fn may_approve(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.approver_roles.contains(r))
+    }
+
+    /// When deploying at `at` must wait until, if inside a freeze window:
+    /// the end of that window (and of any window it runs into).
+    pub fn frozen_until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut until: Option<DateTime<Utc>> = None;
+        let mut probe = at;
+        // Windows may overlap or abut: follow them until a free instant.
+        for _ in 0..=self.freeze_windows.len() {
+            match self.freeze_windows.iter().filter_map(|w| w.occurrence_at(probe)).map(|(_, end)| end).max() {
+                Some(end) => {
+                    until = Some(end);
+                    probe = end;
+                }
+                None => break,
+            }
+        }
+        until
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// One person's decision, bound to the exact package digests it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub decision: Decision,
+    pub comment: String,
+    pub digests: Vec<Digest>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Approvals that count: approving, and bound to exactly `digests`.
+pub fn approvals_for(approvals: &[Approval], digests: &[Digest]) -> usize {
+    approvals.iter().filter(|a| a.decision == Decision::Approve && digests.iter().all(|d| a.digests.contains(d)) && a.digests.len() == digests.len()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn window(start: &str, end: &str, weekly: bool) -> FreezeWindow {
+        FreezeWindow { start: at(start), end: at(end), weekly }
+    }
+
+    #[test]
+    fn a_one_off_window_freezes_only_its_own_period() {
+        let w = window("2026-12-24T00:00:00Z", "2026-12-27T00:00:00Z", false);
+        assert!(w.occurrence_at(at("2026-12-25T12:00:00Z")).is_some());
+        assert!(w.occurrence_at(at("2026-12-27T00:00:00Z")).is_none(), "the end is free");
+        assert!(w.occurrence_at(at("2027-12-25T12:00:00Z")).is_none());
+    }
+
+    #[test]
+    fn a_weekly_window_repeats_every_week_after_its_first_start() {
+        // Fridays 16:00 to Monday 08:00.
+        let w = window("2026-11-20T16:00:00Z", "2026-11-23T08:00:00Z", true);
+        assert!(w.occurrence_at(at("2026-12-05T10:00:00Z")).is_some(), "a Saturday weeks later");
+        assert!(w.occurrence_at(at("2026-12-02T10:00:00Z")).is_none(), "a Wednesday");
+        assert!(w.occurrence_at(at("2026-11-14T10:00:00Z")).is_none(), "before the first occurrence");
+        assert_eq!(w.occurrence_at(at("2026-11-28T10:00:00Z")).unwrap().1, at("2026-11-30T08:00:00Z"));
+    }
+
+    #[test]
+    fn a_deployment_inside_abutting_windows_waits_for_the_last_one_to_end() {
+        let p = Policy {
+            freeze_windows: vec![window("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", false), window("2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", false)],
+            ..Policy::default()
+        };
+        assert_eq!(p.frozen_until(at("2026-01-01T12:00:00Z")), Some(at("2026-01-03T00:00:00Z")));
+        assert_eq!(p.frozen_until(at("2026-01-04T00:00:00Z")), None);
+    }
+
+    #[test]
+    fn an_inconsistent_policy_is_refused() {
+        let env = EnvironmentId::new();
+        let p = Policy { required_approvals: 2, approver_roles: vec![], require_success_in: vec![env], ..Policy::default() };
+        let crate::DomainError::Validation { errors, .. } = p.check(env).unwrap_err() else { panic!("a validation error") };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["approver_roles", "require_success_in"]);
+        let w = Policy { freeze_windows: vec![window("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z", false)], ..Policy::default() };
+        assert!(w.check(env).is_err());
+    }
+
+    #[test]
+    fn only_approvals_of_the_exact_digests_count() {
+        let d1 = Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap();
+        let d2 = Digest::parse(&format!("sha256:{}", "2".repeat(64))).unwrap();
+        let approval = |decision, digests: Vec<Digest>| Approval { approver: "a".into(), decision, comment: String::new(), digests, created_at: Utc::now() };
+        let all = [approval(Decision::Approve, vec![d1.clone()]), approval(Decision::Approve, vec![d2.clone()]), approval(Decision::Reject, vec![d1.clone()])];
+        assert_eq!(approvals_for(&all, std::slice::from_ref(&d1)), 1);
+        assert_eq!(approvals_for(&all, &[d1, d2]), 0, "a change of items voids approvals");
+    }
+
+    #[test]
+    fn by_default_deployers_and_admins_deploy_and_approvers_and_admins_approve() {
+        let p = Policy::default();
+        assert!(p.may_deploy(&[Role::Deployer]));
+        assert!(!p.may_deploy(&[Role::Approver]));
+        assert!(p.may_approve(&[Role::Approver]));
+        assert!(!p.may_approve(&[Role::Developer]));
+    }
+}

@@ -1,0 +1,130 @@
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::context::{Permission, TenantCtx};
+use crate::deployment::{Deployment, DeploymentStatus};
+use crate::ids::{DeploymentId, EnvironmentId, TenantId};
+use crate::policy::{Approval, Decision, Policy, approvals_for};
+use crate::values::Version;
+use crate::{DomainError, Result};
+use chrono::Utc;
+use serde_json::json;
+
+/// Most characters of an approval comment.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+impl Berth {
+    /// The environment's policy, or the default one when none was stored.
+    pub(crate) async fn policy_of(&self, tenant: TenantId, env: EnvironmentId) -> Result<Policy> {
+        Ok(self.policies.get_policy(tenant, env).await?.unwrap_or_default())
+    }
+
+    pub async fn get_policy(&self, ctx: &TenantCtx, env: EnvironmentId) -> Result<Policy> {
+        self.get_environment(ctx, env).await?;
+        self.policy_of(ctx.tenant, env).await
+    }
+
+    /// Replaces the policy (admins only; `If-Match` with its etag).
+    #[tracing::instrument(skip(self, ctx, policy), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn put_policy(&self, ctx: &TenantCtx, env: EnvironmentId, mut policy: Policy, if_match: Option<Version>) -> Result<Policy> {
+        let environment = self.get_environment(ctx, env).await?;
+        ctx.require(Permission::ManageEnvironments)?;
+        let before = self.policy_of(ctx.tenant, env).await?;
+        if if_match.is_some_and(|v| v != before.version) {
+            return Err(DomainError::PreconditionFailed);
+        }
+        policy.check(env)?;
+        for (i, required) in policy.require_success_in.iter().enumerate() {
+            if self.environments.get_environment(ctx.tenant, *required).await?.is_none() {
+                return Err(DomainError::invalid(format!("require_success_in[{i}]"), "no such environment"));
+            }
+        }
+        policy.version = before.version.next();
+        let audit = AuditDraft::new(
+            &ctx.actor,
+            &ctx.request_id,
+            "policy.updated",
+            "environment",
+            env,
+            json!({"environment": environment.name, "before": before, "after": policy}),
+        );
+        self.policies.put_policy(ctx.tenant, env, &policy, before.version, audit).await?;
+        Ok(policy)
+    }
+
+    pub async fn deployment_approvals(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Vec<Approval>> {
+        ctx.require(Permission::Read)?;
+        self.deployments.approvals(ctx.tenant, id).await
+    }
+
+    /// Records an approver's decision. One reject ends the deployment
+    /// (`rejected`); reaching the policy's count of approvals for the
+    /// deployment's exact digest releases it (queued, or held while frozen).
+    #[tracing::instrument(skip(self, ctx, comment), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn decide_deployment(&self, ctx: &TenantCtx, id: DeploymentId, decision: Decision, comment: String) -> Result<Deployment> {
+        let d = self.get_deployment(ctx, id).await?;
+        let policy = self.policy_of(ctx.tenant, d.environment_id).await?;
+        if !policy.may_approve(&ctx.roles) {
+            return Err(DomainError::forbidden(
+                "not_an_approver",
+                format!("the environment's policy takes approvals from {:?} only", policy.approver_roles).to_lowercase(),
+            ));
+        }
+        if ctx.tenant_suspended {
+            return Err(DomainError::forbidden("tenant_suspended", "the tenant is suspended: it can read but not change anything"));
+        }
+        if d.requested_by == ctx.actor.id && !policy.allow_self_approval {
+            return Err(DomainError::forbidden("self_approval_forbidden", "the requester cannot approve their own deployment"));
+        }
+        if comment.chars().count() > MAX_COMMENT_CHARS {
+            return Err(DomainError::invalid("comment", format!("must be at most {MAX_COMMENT_CHARS} characters")));
+        }
+        if d.status != DeploymentStatus::PendingApproval {
+            return Err(DomainError::conflict("not_pending_approval", format!("the deployment is {}, not waiting for approvals", d.status.as_str())));
+        }
+        let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: vec![d.digest.clone()], created_at: Utc::now() };
+        let action = match decision {
+            Decision::Approve => "deployment.approved",
+            Decision::Reject => "deployment.rejected",
+        };
+        let audit = AuditDraft::new(
+            &ctx.actor,
+            &ctx.request_id,
+            action,
+            "deployment",
+            id,
+            json!({"decision": decision, "digests": approval.digests, "comment": approval.comment}),
+        );
+        self.deployments.add_approval(ctx.tenant, id, &approval, audit).await?;
+        self.event(ctx.tenant, id, None, format!("{} by {}", if decision == Decision::Approve { "Approved" } else { "Rejected" }, ctx.actor.id)).await;
+
+        let approvals = self.deployments.approvals(ctx.tenant, id).await?;
+        let mut after = d.clone();
+        if decision == Decision::Reject {
+            after.status = DeploymentStatus::Rejected;
+            after.finished_at = Some(Utc::now());
+        } else if approvals_for(&approvals, std::slice::from_ref(&d.digest)) as u64 >= u64::from(d.required_approvals) {
+            let now = Utc::now();
+            after.scheduled_at = d.scheduled_at.max(policy.frozen_until(now)).filter(|at| *at > now);
+            after.status = if after.scheduled_at.is_some() { DeploymentStatus::Scheduled } else { DeploymentStatus::Queued };
+        } else {
+            return Ok(d);
+        }
+        match self.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, None).await {
+            Ok(()) => {}
+            // A concurrent decision moved it first: report what it is now.
+            Err(DomainError::Conflict { .. }) => return self.get_deployment(ctx, id).await,
+            Err(e) => return Err(e),
+        }
+        match after.status {
+            DeploymentStatus::Queued => {
+                self.event(ctx.tenant, id, None, "Approvals complete: queued".into()).await;
+                if let Err(e) = self.jobs.enqueue_deployment(ctx.tenant, id).await {
+                    tracing::warn!(error = %e, "could not queue the approved deployment now; the sweeper will");
+                }
+            }
+            DeploymentStatus::Scheduled => self.event(ctx.tenant, id, None, "Approvals complete: held until its scheduled time".into()).await,
+            _ => self.event(ctx.tenant, id, None, "Rejected: the deployment will not run".into()).await,
+        }
+        Ok(after)
+    }
+}
