@@ -165,3 +165,40 @@ async fn a_policy_can_keep_deployers_out_of_an_environment() {
     expect_problem(app.post("/v1/deployments", &deployer, body.clone()).await, StatusCode::FORBIDDEN, "forbidden").await;
     expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
 }
+
+#[tokio::test]
+async fn with_auto_rollback_a_failed_apply_brings_the_previous_version_back_on_every_runtime() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let prod = app.environment(&acme, "Production", "production").await;
+    put_policy(&app, &acme, &prod, json!({"auto_rollback": true})).await;
+    // Runtime "good" applies anything; runtime "bad" fails to apply v2.
+    let good = app.runtime(&acme, "good").await;
+    let bad = app.runtime(&acme, "bad").await;
+    app.attach(&acme, &prod, &good).await;
+    app.attach(&acme, &prod, &bad).await;
+    let good_agent = Agent::start(&app, &good, None);
+    let bad_agent = Agent::start(&app, &bad, Some(r#"[ "$BERTH_VERSION" != "v2" ]"#));
+    let process = app.component(&acme, "Orders", "process", b"v1", &[]).await;
+    let v1 = app.package(&acme, &process, Some("v1")).await;
+    let d1 = app.deploy(&acme, &v1, &prod, "").await;
+    app.wait_for_status(&acme, &d1, "succeeded").await;
+    app.revise(&acme, &process, b"v2").await;
+    let v2 = app.package(&acme, &process, Some("v2")).await;
+
+    let d2 = app.deploy(&acme, &v2, &prod, "").await;
+    app.wait_for_status(&acme, &d2, "rolled_back").await;
+    let all = expect_status(app.get(&format!("/v1/deployments?environment_id={}", prod["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
+    let rollback = all["items"].as_array().unwrap().iter().find(|d| d["kind"] == "rollback").expect("a rollback deployment").clone();
+    assert_eq!(rollback["version"], "v1");
+    assert_eq!(rollback["requested_by"], "system:auto-rollback");
+    assert_eq!(rollback["required_approvals"], 0);
+    assert!(rollback["notes"].as_str().unwrap().contains(d2["id"].as_str().unwrap()), "the reason names the failed deployment");
+    app.wait_for_status(&acme, &rollback, "succeeded").await;
+
+    assert_eq!(app.active(&acme, &prod).await[0]["version"], "v1");
+    assert_eq!(good_agent.installed(&prod, &process).unwrap()["version"], "v1", "the runtime that had applied v2 runs v1 again");
+    assert_eq!(bad_agent.installed(&prod, &process).unwrap()["version"], "v1");
+    let audit = app.audit(&acme).await;
+    assert!(audit.iter().any(|e| e["action"] == "deployment.rollback_requested" && e["actor"]["id"] == "auto-rollback"), "the rollback is audited");
+}

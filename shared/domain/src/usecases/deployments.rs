@@ -175,7 +175,7 @@ impl Berth {
         Ok(deployment)
     }
 
-    async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment, action: &str) -> Result<()> {
+    pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment, action: &str) -> Result<()> {
         let audit = AuditDraft::new(
             &ctx.actor,
             &ctx.request_id,
@@ -187,6 +187,7 @@ impl Berth {
         self.deployments.create_deployment(ctx.tenant, d, audit).await?;
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
+            DeploymentKind::Rollback => format!("Rollback to version {}: {}", d.version, d.notes),
             _ => format!("Deployment of version {} requested by {}", d.version, d.requested_by),
         };
         self.event(ctx.tenant, d.id, None, line).await;

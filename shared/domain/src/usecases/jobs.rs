@@ -157,6 +157,43 @@ impl Berth {
         Ok(JobEventOutcome { job_status: next, proceed: !next.settled() })
     }
 
+    /// Redeploys the version that was active before `failed` to every runtime
+    /// of the environment: a `rollback` deployment, with no approvals, audited
+    /// with its reason. The failed version is never redeployed by itself.
+    async fn auto_rollback(&self, tenant: TenantId, failed: &crate::deployment::Deployment, previous: &crate::deployment::ActiveVersion) -> Result<()> {
+        let ctx = crate::context::TenantCtx {
+            tenant,
+            actor: Actor::system("auto-rollback"),
+            roles: vec![crate::values::Role::Admin],
+            request_id: String::new(),
+            tenant_suspended: false,
+        };
+        let now = Utc::now();
+        let rollback = crate::deployment::Deployment {
+            id: DeploymentId::new(),
+            kind: DeploymentKind::Rollback,
+            status: DeploymentStatus::Queued,
+            environment_id: previous.environment_id,
+            component_id: previous.component_id,
+            package_id: previous.package_id,
+            version: previous.version.clone(),
+            digest: previous.digest.clone(),
+            size: self.packages.get_package(tenant, previous.package_id).await?.map(|p| p.size).unwrap_or(0),
+            notes: format!("automatic rollback: deployment {} of version {} failed", failed.id, failed.version),
+            requested_by: "system:auto-rollback".into(),
+            scheduled_at: None,
+            previous_package_id: Some(previous.package_id),
+            only_runtime: None,
+            required_approvals: 0,
+            connections: previous.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        self.event(tenant, failed.id, None, format!("Rolling back to version {} (deployment {})", previous.version, rollback.id)).await;
+        self.record_and_queue(&ctx, &rollback, "deployment.rollback_requested").await
+    }
+
     /// Ends the deployment once every target has settled: on success its
     /// package becomes the environment's active version (the one before it
     /// superseded), all in one transaction.
@@ -184,6 +221,20 @@ impl Berth {
             let previous = self.deployments.active_version(tenant, d.environment_id, d.component_id).await?;
             Activation::Activate { new: self.activation_of(&d, &package), previous }
         };
+        let failed = matches!(status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed | DeploymentStatus::RolledBack);
+        let roll_back_to = if failed
+            && matches!(d.kind, DeploymentKind::Deploy | DeploymentKind::Redeploy)
+            && d.only_runtime.is_none()
+            && d.status == DeploymentStatus::InProgress
+        {
+            match self.policy_of(tenant, d.environment_id).await?.auto_rollback {
+                true => self.deployments.active_version(tenant, d.environment_id, d.component_id).await?,
+                false => None,
+            }
+        } else {
+            None
+        };
+        let status = if roll_back_to.is_some() { DeploymentStatus::RolledBack } else { status };
         let mut after = d.clone();
         after.status = status;
         after.finished_at = Some(Utc::now());
@@ -203,6 +254,9 @@ impl Berth {
                     other => format!("Deployment {}", other.as_str().replace('_', " ")),
                 };
                 self.event(tenant, id, None, line).await;
+                if let Some(previous) = roll_back_to {
+                    self.auto_rollback(tenant, &d, &previous).await?;
+                }
                 Ok(())
             }
             // Another settle got there first.
