@@ -202,3 +202,59 @@ async fn with_auto_rollback_a_failed_apply_brings_the_previous_version_back_on_e
     let audit = app.audit(&acme).await;
     assert!(audit.iter().any(|e| e["action"] == "deployment.rollback_requested" && e["actor"]["id"] == "auto-rollback"), "the rollback is audited");
 }
+
+#[tokio::test]
+async fn the_audit_trail_filters_by_entity_actor_and_action_and_stays_intact_under_concurrent_changes() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let request =
+            app.request(reqwest::Method::POST, "/v1/environments", Some(&acme.admin)).json(&json!({"name": format!("env-{i}"), "classification": "test"}));
+        set.spawn(async move { request.send().await.unwrap().status() });
+    }
+    while let Some(status) = set.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::CREATED);
+    }
+    let verify = expect_status(app.get("/v1/audit/verify", &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(verify, json!({"ok": true, "checked": 11, "first_broken": null}));
+
+    let created = expect_status(app.get("/v1/audit?action=environment.created&limit=100", &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(created["items"].as_array().unwrap().len(), 10);
+    let env_id = created["items"][3]["entity_id"].as_str().unwrap().to_string();
+    let one = expect_status(app.get(&format!("/v1/audit?entity_type=environment&entity_id={env_id}"), &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(one["items"].as_array().unwrap().len(), 1);
+    let by_operator = expect_status(app.get("/v1/audit?actor=operator@berth.example", &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(by_operator["items"][0]["action"], "tenant.created");
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339().replace('+', "%2B");
+    let none = expect_status(app.get(&format!("/v1/audit?from={future}"), &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(none["items"], json!([]));
+    expect_problem(app.get("/v1/audit?from=yesterday", &acme.admin).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+}
+
+#[tokio::test]
+async fn an_audit_event_edited_directly_in_dynamodb_is_reported_by_verify() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    app.environment(&acme, "Test", "test").await;
+    app.environment(&acme, "Production", "production").await;
+    let tenant: berth_domain::ids::TenantId = acme.id.parse().unwrap();
+    let (pk, sk) = berth_aws::keys::audit_event(tenant, 2);
+    app.clients
+        .dynamo
+        .update_item()
+        .table_name(&app.names.table)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk))
+        .update_expression("SET #a = :a")
+        .expression_attribute_names("#a", "action")
+        .expression_attribute_values(":a", AttributeValue::S("environment.deleted".into()))
+        .send()
+        .await
+        .unwrap();
+    let verify = expect_status(app.get("/v1/audit/verify", &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(verify["ok"], false);
+    assert_eq!(verify["first_broken"]["seq"], 2);
+    assert_eq!(verify["checked"], 1);
+}

@@ -3,15 +3,43 @@ use crate::state::AppState;
 use crate::views::ListOf;
 use axum::Json;
 use axum::extract::State;
+use axum::http::request::Parts;
+use berth_domain::DomainError;
 use berth_domain::audit::AuditEvent;
-use berth_domain::usecases::VerifyReport;
+use berth_domain::usecases::{AuditFilter, VerifyReport};
+use berth_web::extract::serde_urlencoded_query;
 use berth_web::{ApiError, PageQuery};
 
-/// The tenant's audit events, oldest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+#[derive(serde::Deserialize)]
+struct Filter {
+    entity_type: Option<String>,
+    entity_id: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn time(field: &str, raw: Option<String>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    raw.map(|r| r.parse().map_err(|_| ApiError::from(DomainError::invalid(field, "must be an RFC 3339 time")))).transpose()
+}
+
+/// The tenant's audit events, oldest first; filters: entity, actor, action, time range.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    params(("entity_type" = Option<String>, Query), ("entity_id" = Option<String>, Query), ("actor" = Option<String>, Query), ("action" = Option<String>, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = "{items: [audit event], next_cursor}")), security(("bearer" = [])))]
-pub async fn list_audit(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page): PageQuery) -> Result<Json<ListOf<AuditEvent>>, ApiError> {
-    let page = state.berth.list_audit(&ctx, &page).await?;
+pub async fn list_audit(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page): PageQuery, parts: Parts) -> Result<Json<ListOf<AuditEvent>>, ApiError> {
+    let raw: Filter = serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
+    let filter = AuditFilter {
+        entity_type: raw.entity_type,
+        entity_id: raw.entity_id,
+        actor: raw.actor,
+        action: raw.action,
+        from: time("from", raw.from)?,
+        to: time("to", raw.to)?,
+    };
+    let page = state.berth.list_audit(&ctx, &filter, &page).await?;
     Ok(Json(ListOf::from_page(page, |e| e)))
 }
 

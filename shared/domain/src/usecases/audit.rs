@@ -12,10 +12,36 @@ pub struct VerifyReport {
     pub first_broken: Option<BrokenLink>,
 }
 
+/// Filters of the audit list; every given one must match.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    /// The actor's id (a user's `sub`, a runtime id, `auto-rollback`, ...).
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl AuditFilter {
+    fn matches(&self, e: &AuditEvent) -> bool {
+        self.entity_type.as_ref().is_none_or(|t| &e.entity_type == t)
+            && self.entity_id.as_ref().is_none_or(|i| &e.entity_id == i)
+            && self.actor.as_ref().is_none_or(|a| &e.actor.id == a)
+            && self.action.as_ref().is_none_or(|a| &e.action == a)
+            && self.from.is_none_or(|f| e.at >= f)
+            && self.to.is_none_or(|t| e.at < t)
+    }
+}
+
 impl Berth {
-    pub async fn list_audit(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<AuditEvent>> {
+    /// Audit events, oldest first. Filters narrow each page after it is
+    /// read: a page may hold fewer than `limit` events while `next_cursor` goes on.
+    pub async fn list_audit(&self, ctx: &TenantCtx, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>> {
         ctx.require(Permission::Read)?;
-        self.audit.list_audit(ctx.tenant, page).await
+        let page = self.audit.list_audit(ctx.tenant, page).await?;
+        Ok(Page { items: page.items.into_iter().filter(|e| filter.matches(e)).collect(), next_cursor: page.next_cursor })
     }
 
     /// Walks the whole chain from the genesis, then checks it ends at the head.

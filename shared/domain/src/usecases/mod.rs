@@ -15,7 +15,7 @@ mod sweeper;
 mod tenants;
 
 pub use agents::{Registration, RuntimeCtx};
-pub use audit::VerifyReport;
+pub use audit::{AuditFilter, VerifyReport};
 pub use components::{NewComponent, RevisionInput};
 pub use deployments::{ActiveView, NewDeployment};
 pub use jobs::{JobEventOutcome, JobOffer};
