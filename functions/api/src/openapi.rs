@@ -18,12 +18,14 @@ use utoipa::{Modify, OpenApi};
         create_package, list_packages, get_package, download_package, delete_package,
         validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment,
         active_versions, undeploy, decide, get_policy, put_policy,
+        change_requests::create, change_requests::list, change_requests::get, change_requests::patch, change_requests::submit,
+        change_requests::decide, change_requests::deploy, change_requests::complete,
         list_audit, verify_audit,
     ),
     components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime,
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
         DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
-        ApprovalView, CreateApproval, PolicyBody)),
+        ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -1,5 +1,6 @@
 //! Request and response bodies, in the shapes DESIGN.md "Key shapes" gives.
 
+use berth_domain::change_request::{ChangeRequest, ChangeStatus, ChangeType};
 use berth_domain::component::{Component, ComponentType, Revision};
 use berth_domain::deployment::{Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::environment::{Environment, EnvironmentPatch, NewEnvironment};
@@ -616,4 +617,90 @@ impl From<PolicyBody> for Policy {
             version: Version(0),
         }
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangeItemView {
+    pub package_id: Uuid,
+    pub digest: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangeRequestView {
+    pub id: Uuid,
+    pub name: String,
+    pub overview: String,
+    #[schema(value_type = String, example = "normal")]
+    pub change_type: ChangeType,
+    #[schema(value_type = String, example = "draft")]
+    pub status: ChangeStatus,
+    pub target_environment_id: Uuid,
+    pub items: Vec<ChangeItemView>,
+    pub links: Vec<String>,
+    pub approvals: Vec<ApprovalView>,
+    pub required_approvals: u32,
+    pub deployments: Vec<Uuid>,
+    pub created_by: String,
+    pub etag: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ChangeRequestView {
+    pub fn new(cr: &ChangeRequest, approvals: &[Approval]) -> Self {
+        Self {
+            id: cr.id.as_uuid(),
+            name: cr.name.to_string(),
+            overview: cr.overview.clone(),
+            change_type: cr.change_type,
+            status: cr.status,
+            target_environment_id: cr.target_environment_id.as_uuid(),
+            items: cr.items.iter().zip(&cr.digests).map(|(p, d)| ChangeItemView { package_id: p.as_uuid(), digest: d.as_str().to_string() }).collect(),
+            links: cr.links.clone(),
+            approvals: approvals.iter().map(ApprovalView::from).collect(),
+            required_approvals: cr.required_approvals,
+            deployments: cr.deployments.iter().map(|d| d.as_uuid()).collect(),
+            created_by: cr.created_by.clone(),
+            etag: cr.version.etag(),
+            created_at: cr.created_at,
+            updated_at: cr.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeItemInput {
+    pub package_id: Uuid,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChangeRequest {
+    #[schema(value_type = String)]
+    pub name: Name,
+    #[serde(default)]
+    pub overview: String,
+    #[schema(value_type = String, example = "normal")]
+    pub change_type: ChangeType,
+    pub target_environment_id: Uuid,
+    pub items: Vec<ChangeItemInput>,
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchChangeRequest {
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Name>,
+    pub overview: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub change_type: Option<ChangeType>,
+    pub items: Option<Vec<ChangeItemInput>>,
+    pub links: Option<Vec<String>>,
+}
+
+pub fn package_ids(items: Vec<ChangeItemInput>) -> Vec<berth_domain::ids::PackageId> {
+    items.into_iter().map(|i| berth_domain::ids::PackageId::from_uuid(i.package_id)).collect()
 }

@@ -17,6 +17,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         packages: store.clone(),
         package_activity: store.clone(),
         policies: store.clone(),
+        change_requests: store.clone(),
         deployments: store,
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),

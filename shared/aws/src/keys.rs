@@ -25,10 +25,12 @@
 //! | deployment event | `T#<t>#DEP#<deployment>#EV` | `<time>#<uuid>` |
 //! | approval | `T#<t>#DEP#<deployment>#APPROVAL` | `<approver>` |
 //! | package success (promotion) | `T#<t>#PKGSUCCESS#<package>` | `<environment>` |
+//! | change request | `T#<t>#CR` | `C#<change request>` |
+//! | change request approval | `T#<t>#CR#<change request>#APPROVAL` | `<approver>#<digests hash>` |
 //! | policy | `T#<t>#POLICY` | `<environment>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
 
-use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
+use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::ports::IdempotencyScope;
 
 pub const PK: &str = "pk";
@@ -132,6 +134,15 @@ pub fn active(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String)
 }
 pub fn package_active_marker(t: TenantId, p: PackageId, e: EnvironmentId) -> (String, String) {
     (package_activity(t, p), e.to_string())
+}
+pub fn change_requests(t: TenantId) -> String {
+    format!("T#{t}#CR")
+}
+pub fn change_request(t: TenantId, c: ChangeRequestId) -> (String, String) {
+    (change_requests(t), format!("C#{c}"))
+}
+pub fn change_approvals(t: TenantId, c: ChangeRequestId) -> String {
+    format!("T#{t}#CR#{c}#APPROVAL")
 }
 pub fn approvals(t: TenantId, d: DeploymentId) -> String {
     format!("T#{t}#DEP#{d}#APPROVAL")

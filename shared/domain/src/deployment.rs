@@ -74,6 +74,8 @@ pub struct Deployment {
     pub only_runtime: Option<RuntimeId>,
     /// Approvals the environment's policy required when this was requested.
     pub required_approvals: u32,
+    /// The change request that created it (its approvals were the change request's).
+    pub change_request_id: Option<crate::ids::ChangeRequestId>,
     /// The connection components the package bundles: they take licences
     /// from the moment the deployment is requested.
     pub connections: Vec<ComponentId>,

@@ -84,3 +84,7 @@ typed_id!(
     /// One runtime's part of a deployment, as the agent sees it.
     JobId
 );
+typed_id!(
+    /// A governed bundle of packages released together.
+    ChangeRequestId
+);

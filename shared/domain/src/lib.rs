@@ -6,6 +6,7 @@
 //! the HTTP edge in `berth-web` and the functions.
 
 pub mod audit;
+pub mod change_request;
 pub mod component;
 pub mod context;
 pub mod deployment;

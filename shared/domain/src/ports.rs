@@ -283,3 +283,17 @@ pub trait PolicyStore: Send + Sync {
     /// Stores `policy`; `PreconditionFailed` unless the stored version is `expected` (0: none yet).
     async fn put_policy(&self, tenant: TenantId, env: EnvironmentId, policy: &Policy, expected: Version, audit: AuditDraft) -> Result<()>;
 }
+
+#[async_trait]
+pub trait ChangeRequestStore: Send + Sync {
+    async fn create_change_request(&self, tenant: TenantId, cr: &crate::change_request::ChangeRequest, audit: AuditDraft) -> Result<()>;
+    async fn get_change_request(&self, tenant: TenantId, id: crate::ids::ChangeRequestId) -> Result<Option<crate::change_request::ChangeRequest>>;
+    /// Newest first.
+    async fn list_change_requests(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<crate::change_request::ChangeRequest>>;
+    /// Replaces it; `PreconditionFailed` unless the stored version is `expected`.
+    async fn update_change_request(&self, tenant: TenantId, cr: &crate::change_request::ChangeRequest, expected: Version, audit: AuditDraft) -> Result<()>;
+    /// One decision per approver and set of digests, while the request is submitted:
+    /// `Conflict{already_decided}` / `Conflict{not_submitted}`.
+    async fn add_change_approval(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()>;
+    async fn change_approvals(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId) -> Result<Vec<Approval>>;
+}

@@ -1,4 +1,5 @@
 mod audit;
+pub(crate) mod change_requests;
 mod components;
 mod deployments;
 mod environments;
@@ -66,6 +67,12 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/environments/{id}/policy", get(deployments::get_policy).put(deployments::put_policy))
         .route("/v1/environments/{id}/active", get(deployments::active_versions))
         .route("/v1/environments/{id}/active/{component_id}", axum::routing::delete(deployments::undeploy))
+        .route("/v1/change-requests", get(change_requests::list).post(change_requests::create))
+        .route("/v1/change-requests/{id}", get(change_requests::get).patch(change_requests::patch))
+        .route("/v1/change-requests/{id}/submit", axum::routing::post(change_requests::submit))
+        .route("/v1/change-requests/{id}/approvals", axum::routing::post(change_requests::decide))
+        .route("/v1/change-requests/{id}/deploy", axum::routing::post(change_requests::deploy))
+        .route("/v1/change-requests/{id}/complete", axum::routing::post(change_requests::complete))
         .route("/v1/audit", get(audit::list_audit))
         .route("/v1/audit/verify", get(audit::verify_audit))
         .route("/platform/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))

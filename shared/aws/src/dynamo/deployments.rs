@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
 use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
-use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
+use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::package::VersionLabel;
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
@@ -45,6 +45,8 @@ struct DeploymentRecord {
     connections: Vec<ComponentId>,
     #[serde(default)]
     required_approvals: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change_request_id: Option<ChangeRequestId>,
     created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     started_at: Option<DateTime<Utc>>,
@@ -83,6 +85,7 @@ impl DeploymentRecord {
             only_runtime: d.only_runtime,
             connections: d.connections.clone(),
             required_approvals: d.required_approvals,
+            change_request_id: d.change_request_id,
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,
@@ -107,6 +110,7 @@ impl DeploymentRecord {
             only_runtime: self.only_runtime,
             connections: self.connections,
             required_approvals: self.required_approvals,
+            change_request_id: self.change_request_id,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,

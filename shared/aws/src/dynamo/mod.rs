@@ -4,6 +4,7 @@
 //! audit record are written together or not at all.
 
 mod audit;
+mod change_requests;
 mod components;
 mod deployments;
 mod environments;

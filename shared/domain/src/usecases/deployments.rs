@@ -78,7 +78,7 @@ impl Berth {
         }
     }
 
-    async fn report_for(&self, ctx: &TenantCtx, env: &Environment, package: &Package, hold_if_frozen: bool) -> Result<ValidationReport> {
+    pub(crate) async fn report_for(&self, ctx: &TenantCtx, env: &Environment, package: &Package, hold_if_frozen: bool) -> Result<ValidationReport> {
         let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?;
         let active_here = self.deployments.active_versions(ctx.tenant, env.id).await?;
         let tenant = self.tenant_of_token(ctx.tenant).await?;
@@ -166,6 +166,7 @@ impl Berth {
             previous_package_id: active.map(|a| a.package_id),
             only_runtime: None,
             required_approvals: policy.required_approvals,
+            change_request_id: None,
             connections: connections_of(&package),
             created_at: now,
             started_at: None,
@@ -355,6 +356,7 @@ impl Berth {
             previous_package_id: Some(active.package_id),
             only_runtime,
             required_approvals: 0,
+            change_request_id: None,
             connections: vec![],
             created_at: Utc::now(),
             started_at: None,
@@ -387,6 +389,6 @@ impl Berth {
 }
 
 /// The connection components a package bundles.
-fn connections_of(package: &Package) -> Vec<ComponentId> {
+pub(crate) fn connections_of(package: &Package) -> Vec<ComponentId> {
     package.manifest.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id).collect()
 }

@@ -185,6 +185,7 @@ impl Berth {
             previous_package_id: Some(previous.package_id),
             only_runtime: None,
             required_approvals: 0,
+            change_request_id: None,
             connections: previous.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
             created_at: now,
             started_at: None,
@@ -256,6 +257,9 @@ impl Berth {
                 self.event(tenant, id, None, line).await;
                 if let Some(previous) = roll_back_to {
                     self.auto_rollback(tenant, &d, &previous).await?;
+                }
+                if let Some(cr) = d.change_request_id {
+                    self.settle_change_request(tenant, cr, &Actor::system("berth"), "").await?;
                 }
                 Ok(())
             }

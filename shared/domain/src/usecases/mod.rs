@@ -3,6 +3,7 @@
 
 mod agents;
 mod audit;
+mod change_requests;
 mod components;
 mod deployments;
 mod dispatch;
@@ -16,6 +17,7 @@ mod tenants;
 
 pub use agents::{Registration, RuntimeCtx};
 pub use audit::{AuditFilter, VerifyReport};
+pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
 pub use components::{NewComponent, RevisionInput};
 pub use deployments::{ActiveView, NewDeployment};
 pub use jobs::{JobEventOutcome, JobOffer};
@@ -24,8 +26,8 @@ pub use runtimes::CreatedRuntime;
 pub use sweeper::SweepReport;
 
 use crate::ports::{
-    AuditStore, BlobStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore,
-    RuntimeQueues, RuntimeStore, TenantStore,
+    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore,
+    PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
 };
 use std::sync::Arc;
 
@@ -60,6 +62,7 @@ pub struct Berth {
     pub package_activity: Arc<dyn PackageActivity>,
     pub deployments: Arc<dyn DeploymentStore>,
     pub policies: Arc<dyn PolicyStore>,
+    pub change_requests: Arc<dyn ChangeRequestStore>,
     pub jobs: Arc<dyn JobQueues>,
     pub settings: Settings,
 }

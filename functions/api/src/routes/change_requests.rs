@@ -1,0 +1,102 @@
+use super::{created, with_etag};
+use crate::ctx::Ctx;
+use crate::state::AppState;
+use crate::views::{ChangeRequestView, CreateApproval, CreateChangeRequest, ListOf, PatchChangeRequest, package_ids};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use berth_domain::change_request::ChangeRequest;
+use berth_domain::context::TenantCtx;
+use berth_domain::ids::{ChangeRequestId, EnvironmentId};
+use berth_domain::usecases::{ChangeRequestInput, ChangeRequestPatch};
+use berth_web::extract::path_id;
+use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
+
+async fn view(state: &AppState, ctx: &TenantCtx, cr: &ChangeRequest) -> Result<ChangeRequestView, ApiError> {
+    Ok(ChangeRequestView::new(cr, &state.berth.change_request_approvals(ctx, cr.id).await?))
+}
+
+fn id_of(raw: &str) -> Result<ChangeRequestId, ApiError> {
+    path_id::<ChangeRequestId>(raw, "change request")
+}
+
+#[utoipa::path(post, path = "/v1/change-requests", tag = "change requests", request_body = CreateChangeRequest,
+    responses((status = 201, body = ChangeRequestView)), security(("bearer" = [])))]
+pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreateChangeRequest>) -> Result<Response, ApiError> {
+    let input = ChangeRequestInput {
+        name: body.name,
+        overview: body.overview,
+        change_type: body.change_type,
+        target_environment_id: EnvironmentId::from_uuid(body.target_environment_id),
+        items: package_ids(body.items),
+        links: body.links,
+    };
+    let cr = state.berth.create_change_request(&ctx, input).await?;
+    Ok(created(format!("/v1/change-requests/{}", cr.id), Some(cr.version.etag()), view(&state, &ctx, &cr).await?))
+}
+
+#[utoipa::path(get, path = "/v1/change-requests", tag = "change requests", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListOf<ChangeRequestView>)), security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page): PageQuery) -> Result<Json<ListOf<ChangeRequestView>>, ApiError> {
+    let page = state.berth.list_change_requests(&ctx, &page).await?;
+    let mut items = vec![];
+    for cr in &page.items {
+        items.push(view(&state, &ctx, cr).await?);
+    }
+    Ok(Json(ListOf { items, next_cursor: page.next_cursor }))
+}
+
+#[utoipa::path(get, path = "/v1/change-requests/{id}", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
+pub async fn get(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let cr = state.berth.get_change_request(&ctx, id_of(&id)?).await?;
+    Ok(with_etag(cr.version.etag(), view(&state, &ctx, &cr).await?))
+}
+
+/// Edits it; new items void the approvals given so far.
+#[utoipa::path(patch, path = "/v1/change-requests/{id}", tag = "change requests", request_body = PatchChangeRequest,
+    responses((status = 200, body = ChangeRequestView), (status = 412)), security(("bearer" = [])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    JsonBody(body): JsonBody<PatchChangeRequest>,
+) -> Result<Response, ApiError> {
+    let patch =
+        ChangeRequestPatch { name: body.name, overview: body.overview, change_type: body.change_type, items: body.items.map(package_ids), links: body.links };
+    let cr = state.berth.patch_change_request(&ctx, id_of(&id)?, patch, if_match).await?;
+    Ok(with_etag(cr.version.etag(), view(&state, &ctx, &cr).await?))
+}
+
+#[utoipa::path(post, path = "/v1/change-requests/{id}/submit", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
+pub async fn submit(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeRequestView>, ApiError> {
+    let cr = state.berth.submit_change_request(&ctx, id_of(&id)?).await?;
+    Ok(Json(view(&state, &ctx, &cr).await?))
+}
+
+#[utoipa::path(post, path = "/v1/change-requests/{id}/approvals", tag = "change requests", request_body = CreateApproval,
+    responses((status = 201, body = ChangeRequestView)), security(("bearer" = [])))]
+pub async fn decide(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CreateApproval>,
+) -> Result<Response, ApiError> {
+    let cr = state.berth.decide_change_request(&ctx, id_of(&id)?, body.decision, body.comment.unwrap_or_default()).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &ctx, &cr).await?)).into_response())
+}
+
+/// Creates the deployments of an approved change request.
+#[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
+pub async fn deploy(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeRequestView>, ApiError> {
+    let cr = state.berth.deploy_change_request(&ctx, id_of(&id)?).await?;
+    Ok(Json(view(&state, &ctx, &cr).await?))
+}
+
+/// Closes it once its deployments succeeded (409 `deployments_not_finished` before).
+#[utoipa::path(post, path = "/v1/change-requests/{id}/complete", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
+pub async fn complete(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeRequestView>, ApiError> {
+    let cr = state.berth.complete_change_request(&ctx, id_of(&id)?).await?;
+    Ok(Json(view(&state, &ctx, &cr).await?))
+}

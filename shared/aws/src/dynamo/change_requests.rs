@@ -1,0 +1,102 @@
+use super::{DynamoStore, key_of, map_tx, n, s, to_item};
+use crate::keys;
+use crate::unexpected;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use berth_domain::audit::AuditDraft;
+use berth_domain::change_request::{ChangeRequest, ChangeStatus};
+use berth_domain::ids::{ChangeRequestId, TenantId};
+use berth_domain::page::{Page, PageRequest};
+use berth_domain::policy::Approval;
+use berth_domain::ports::ChangeRequestStore;
+use berth_domain::values::Version;
+use berth_domain::{DomainError, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+#[derive(Serialize, Deserialize)]
+struct ChangeRequestRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    cr: ChangeRequest,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ApprovalRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    approval: Approval,
+}
+
+#[async_trait]
+impl ChangeRequestStore for DynamoStore {
+    async fn create_change_request(&self, tenant: TenantId, cr: &ChangeRequest, audit: AuditDraft) -> Result<()> {
+        let (pk, sk) = keys::change_request(tenant, cr.id);
+        let put = self.put(to_item(&ChangeRequestRecord { pk, sk, cr: cr.clone() })?, "attribute_not_exists(pk)")?;
+        map_tx(self.write_with_audit(tenant, vec![put], audit).await, |_| {
+            DomainError::conflict("change_request_exists", "a change request with this id exists")
+        })
+    }
+
+    async fn get_change_request(&self, tenant: TenantId, id: ChangeRequestId) -> Result<Option<ChangeRequest>> {
+        Ok(self.get::<ChangeRequestRecord>(keys::change_request(tenant, id)).await?.map(|r| r.cr))
+    }
+
+    async fn list_change_requests(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<ChangeRequest>> {
+        let (records, next_cursor) = self.query_page_ordered::<ChangeRequestRecord>(&keys::change_requests(tenant), None, None, page, false).await?;
+        Ok(Page { items: records.into_iter().map(|r| r.cr).collect(), next_cursor })
+    }
+
+    async fn update_change_request(&self, tenant: TenantId, cr: &ChangeRequest, expected: Version, audit: AuditDraft) -> Result<()> {
+        let (pk, sk) = keys::change_request(tenant, cr.id);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&ChangeRequestRecord { pk, sk, cr: cr.clone() })?))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(expected.0))
+            .build()
+            .map_err(unexpected)?;
+        map_tx(self.write_with_audit(tenant, vec![TransactWriteItem::builder().put(put).build()], audit).await, |_| DomainError::PreconditionFailed)
+    }
+
+    async fn add_change_approval(&self, tenant: TenantId, cr: ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::change_request(tenant, cr))))
+            .condition_expression("#status = :submitted")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":submitted", s(ChangeStatus::Submitted.as_str()))
+            .build()
+            .map_err(unexpected)?;
+        // One decision per approver and exact set of digests: new items may be approved anew.
+        let mut h = Sha256::new();
+        for d in &approval.digests {
+            h.update(d.as_str());
+        }
+        let sk = format!("{}#{}", approval.approver, &hex::encode(h.finalize())[..16]);
+        let record = ApprovalRecord { pk: keys::change_approvals(tenant, cr), sk, approval: approval.clone() };
+        let items = vec![TransactWriteItem::builder().condition_check(check).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
+        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
+            0 => DomainError::conflict("not_submitted", "the change request is not waiting for approvals"),
+            _ => DomainError::conflict("already_decided", "you have already decided on these items"),
+        })
+    }
+
+    async fn change_approvals(&self, tenant: TenantId, cr: ChangeRequestId) -> Result<Vec<Approval>> {
+        let mut all = vec![];
+        let mut page = PageRequest::first(100);
+        loop {
+            let (items, next) = self.query_page::<ApprovalRecord>(&keys::change_approvals(tenant, cr), None, None, &page).await?;
+            all.extend(items.into_iter().map(|r| r.approval));
+            match next {
+                Some(c) => page.cursor = Some(c),
+                None => break,
+            }
+        }
+        all.sort_by_key(|a| a.created_at);
+        Ok(all)
+    }
+}

@@ -1,0 +1,313 @@
+use super::Berth;
+use super::deployments::connections_of;
+use crate::audit::AuditDraft;
+use crate::change_request::{ChangeRequest, ChangeStatus, ChangeType, check_parts};
+use crate::context::{Actor, Permission, TenantCtx};
+use crate::deployment::{Deployment, DeploymentKind, DeploymentStatus};
+use crate::ids::{ChangeRequestId, DeploymentId, EnvironmentId, PackageId, TenantId};
+use crate::page::{Page, PageRequest};
+use crate::policy::{Approval, Decision, approvals_for};
+use crate::runtime::Digest;
+use crate::values::{Name, Version};
+use crate::{DomainError, FieldError, Result};
+use chrono::Utc;
+use serde_json::json;
+
+#[derive(Clone, Debug)]
+pub struct ChangeRequestInput {
+    pub name: Name,
+    pub overview: String,
+    pub change_type: ChangeType,
+    pub target_environment_id: EnvironmentId,
+    pub items: Vec<PackageId>,
+    pub links: Vec<String>,
+}
+
+/// A partial change; new items void the approvals given so far.
+#[derive(Clone, Debug, Default)]
+pub struct ChangeRequestPatch {
+    pub name: Option<Name>,
+    pub overview: Option<String>,
+    pub change_type: Option<ChangeType>,
+    pub items: Option<Vec<PackageId>>,
+    pub links: Option<Vec<String>>,
+}
+
+fn summary(cr: &ChangeRequest) -> serde_json::Value {
+    json!({"name": cr.name, "status": cr.status, "items": cr.items, "digests": cr.digests, "target_environment_id": cr.target_environment_id})
+}
+
+impl Berth {
+    /// The items' package digests (every item must be a live package of the tenant).
+    async fn item_digests(&self, ctx: &TenantCtx, items: &[PackageId]) -> Result<Vec<Digest>> {
+        let mut digests = vec![];
+        let mut errors = vec![];
+        for (i, item) in items.iter().enumerate() {
+            match self.packages.get_package(ctx.tenant, *item).await? {
+                Some(p) if !p.deleted => digests.push(p.digest),
+                Some(_) => errors.push(FieldError::new(format!("items[{i}]"), "the package was deleted")),
+                None => errors.push(FieldError::new(format!("items[{i}]"), "no such package")),
+            }
+        }
+        if errors.is_empty() { Ok(digests) } else { Err(DomainError::Validation { code: "validation_failed", errors }) }
+    }
+
+    async fn save_change(&self, ctx: &TenantCtx, before: &ChangeRequest, mut after: ChangeRequest, action: &str) -> Result<ChangeRequest> {
+        after.version = before.version.next();
+        after.updated_at = Utc::now();
+        let audit =
+            AuditDraft::new(&ctx.actor, &ctx.request_id, action, "change_request", after.id, json!({"before": summary(before), "after": summary(&after)}));
+        self.change_requests.update_change_request(ctx.tenant, &after, before.version, audit).await?;
+        Ok(after)
+    }
+
+    #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn create_change_request(&self, ctx: &TenantCtx, input: ChangeRequestInput) -> Result<ChangeRequest> {
+        self.get_environment(ctx, input.target_environment_id).await?;
+        ctx.require(Permission::Deploy)?;
+        check_parts(&input.overview, &input.items, &input.links)?;
+        let digests = self.item_digests(ctx, &input.items).await?;
+        let now = Utc::now();
+        let cr = ChangeRequest {
+            id: ChangeRequestId::new(),
+            name: input.name,
+            overview: input.overview,
+            change_type: input.change_type,
+            status: ChangeStatus::Draft,
+            target_environment_id: input.target_environment_id,
+            items: input.items,
+            digests,
+            links: input.links,
+            required_approvals: 0,
+            deployments: vec![],
+            created_by: ctx.actor.id.clone(),
+            created_at: now,
+            updated_at: now,
+            version: Version::FIRST,
+        };
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "change_request.created", "change_request", cr.id, json!({"after": summary(&cr)}));
+        self.change_requests.create_change_request(ctx.tenant, &cr, audit).await?;
+        Ok(cr)
+    }
+
+    pub async fn get_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
+        ctx.require(Permission::Read)?;
+        self.change_requests.get_change_request(ctx.tenant, id).await?.ok_or(DomainError::not_found("change request"))
+    }
+
+    pub async fn list_change_requests(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<ChangeRequest>> {
+        ctx.require(Permission::Read)?;
+        self.change_requests.list_change_requests(ctx.tenant, page).await
+    }
+
+    pub async fn change_request_approvals(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<Vec<Approval>> {
+        ctx.require(Permission::Read)?;
+        self.change_requests.change_approvals(ctx.tenant, id).await
+    }
+
+    /// Edits a change request that has not started deploying. New items void
+    /// its approvals: an approved request goes back to `submitted`.
+    pub async fn patch_change_request(
+        &self,
+        ctx: &TenantCtx,
+        id: ChangeRequestId,
+        patch: ChangeRequestPatch,
+        if_match: Option<Version>,
+    ) -> Result<ChangeRequest> {
+        let before = self.get_change_request(ctx, id).await?;
+        ctx.require(Permission::Deploy)?;
+        if if_match.is_some_and(|v| v != before.version) {
+            return Err(DomainError::PreconditionFailed);
+        }
+        if !before.status.editable() {
+            return Err(DomainError::conflict("change_request_locked", format!("a change request that is {} cannot change", before.status.as_str())));
+        }
+        let mut after = before.clone();
+        if let Some(n) = patch.name {
+            after.name = n;
+        }
+        if let Some(o) = patch.overview {
+            after.overview = o;
+        }
+        if let Some(t) = patch.change_type {
+            after.change_type = t;
+        }
+        if let Some(l) = patch.links {
+            after.links = l;
+        }
+        if let Some(items) = patch.items {
+            after.items = items;
+        }
+        check_parts(&after.overview, &after.items, &after.links)?;
+        after.digests = self.item_digests(ctx, &after.items).await?;
+        if after.digests != before.digests && before.status == ChangeStatus::Approved {
+            after.status = ChangeStatus::Submitted;
+        }
+        self.save_change(ctx, &before, after, "change_request.updated").await
+    }
+
+    /// Draft to submitted; approvals then follow the target environment's policy.
+    pub async fn submit_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
+        let before = self.get_change_request(ctx, id).await?;
+        ctx.require(Permission::Deploy)?;
+        if before.status != ChangeStatus::Draft {
+            return Err(DomainError::conflict("not_draft", format!("only a draft can be submitted; this one is {}", before.status.as_str())));
+        }
+        let policy = self.policy_of(ctx.tenant, before.target_environment_id).await?;
+        let mut after = before.clone();
+        after.required_approvals = policy.required_approvals;
+        after.status = if policy.required_approvals == 0 { ChangeStatus::Approved } else { ChangeStatus::Submitted };
+        self.save_change(ctx, &before, after, "change_request.submitted").await
+    }
+
+    /// An approver's decision, bound to the items' exact digests.
+    pub async fn decide_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId, decision: Decision, comment: String) -> Result<ChangeRequest> {
+        let cr = self.get_change_request(ctx, id).await?;
+        let policy = self.policy_of(ctx.tenant, cr.target_environment_id).await?;
+        if !policy.may_approve(&ctx.roles) {
+            return Err(DomainError::forbidden(
+                "not_an_approver",
+                format!("the environment's policy takes approvals from {:?} only", policy.approver_roles).to_lowercase(),
+            ));
+        }
+        if ctx.tenant_suspended {
+            return Err(DomainError::forbidden("tenant_suspended", "the tenant is suspended: it can read but not change anything"));
+        }
+        if cr.created_by == ctx.actor.id && !policy.allow_self_approval {
+            return Err(DomainError::forbidden("self_approval_forbidden", "the author cannot approve their own change request"));
+        }
+        if cr.status != ChangeStatus::Submitted {
+            return Err(DomainError::conflict("not_submitted", format!("the change request is {}, not waiting for approvals", cr.status.as_str())));
+        }
+        let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: cr.digests.clone(), created_at: Utc::now() };
+        let action = if decision == Decision::Approve { "change_request.approved" } else { "change_request.rejected" };
+        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, action, "change_request", id, json!({"decision": decision, "digests": approval.digests}));
+        self.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await?;
+        let approvals = self.change_requests.change_approvals(ctx.tenant, id).await?;
+        let mut after = cr.clone();
+        if decision == Decision::Reject {
+            after.status = ChangeStatus::Rejected;
+        } else if approvals_for(&approvals, &cr.digests) as u64 >= u64::from(cr.required_approvals) {
+            after.status = ChangeStatus::Approved;
+        } else {
+            return Ok(cr);
+        }
+        let action = if after.status == ChangeStatus::Rejected { "change_request.closed" } else { "change_request.approvals_complete" };
+        match self.save_change(ctx, &cr, after, action).await {
+            Err(DomainError::PreconditionFailed) => self.get_change_request(ctx, id).await,
+            other => other,
+        }
+    }
+
+    /// Creates the deployments of an approved change request (its approvals
+    /// stand for theirs). Every item is validated first: nothing is created
+    /// unless all of them can go.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn deploy_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
+        let cr = self.get_change_request(ctx, id).await?;
+        ctx.require(Permission::Deploy)?;
+        if cr.status != ChangeStatus::Approved {
+            return Err(DomainError::conflict("not_approved", format!("the change request is {}, not approved", cr.status.as_str())));
+        }
+        let env = self.get_environment(ctx, cr.target_environment_id).await?;
+        let mut packages = vec![];
+        for item in &cr.items {
+            let package = self.get_package(ctx, *item).await?.package;
+            if self.item_digests(ctx, std::slice::from_ref(item)).await? != [package.digest.clone()] {
+                return Err(DomainError::conflict("items_changed", "an item changed since approval"));
+            }
+            let report = self.report_for(ctx, &env, &package, false).await?;
+            if let Some(first) = report.errors.iter().find(|e| e.code != "forbidden") {
+                return Err(DomainError::conflict(first.code, format!("package {}: {}", package.id, first.message)));
+            }
+            packages.push(package);
+        }
+        let mut after = cr.clone();
+        after.status = ChangeStatus::Deploying;
+        let mut after = self.save_change(ctx, &cr, after, "change_request.deploying").await?;
+        let mut created = vec![];
+        for package in &packages {
+            let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
+            let d = Deployment {
+                id: DeploymentId::new(),
+                kind: match &active {
+                    Some(a) if package.id < a.package_id => DeploymentKind::Redeploy,
+                    _ => DeploymentKind::Deploy,
+                },
+                status: DeploymentStatus::Queued,
+                environment_id: env.id,
+                component_id: package.component_id,
+                package_id: package.id,
+                version: package.version.clone(),
+                digest: package.digest.clone(),
+                size: package.size,
+                notes: format!("change request \"{}\"", cr.name),
+                requested_by: ctx.actor.id.clone(),
+                scheduled_at: None,
+                previous_package_id: active.map(|a| a.package_id),
+                only_runtime: None,
+                required_approvals: 0,
+                change_request_id: Some(cr.id),
+                connections: connections_of(package),
+                created_at: Utc::now(),
+                started_at: None,
+                finished_at: None,
+            };
+            if let Err(e) = self.record_and_queue(ctx, &d, "deployment.requested").await {
+                // A deployment raced in: what was created goes on; the request is failed.
+                let mut failed = after.clone();
+                failed.status = ChangeStatus::Failed;
+                failed.deployments = created.clone();
+                self.save_change(ctx, &after, failed, "change_request.failed").await?;
+                return Err(e);
+            }
+            created.push(d.id);
+        }
+        let before = after.clone();
+        after.deployments = created;
+        self.save_change(ctx, &before, after, "change_request.deployments_created").await
+    }
+
+    /// Closes a deploying change request once all its deployments succeeded
+    /// (or marks it failed when one of them failed).
+    pub async fn complete_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
+        self.get_change_request(ctx, id).await?;
+        ctx.require(Permission::Deploy)?;
+        match self.settle_change_request(ctx.tenant, id, &ctx.actor, &ctx.request_id).await? {
+            Some(cr) => Ok(cr),
+            None => Err(DomainError::conflict("deployments_not_finished", "some of the change request's deployments are still in flight")),
+        }
+    }
+
+    /// Completes or fails the change request when its deployments have all
+    /// ended; `None` while some are in flight.
+    pub(crate) async fn settle_change_request(&self, tenant: TenantId, id: ChangeRequestId, actor: &Actor, request_id: &str) -> Result<Option<ChangeRequest>> {
+        let Some(cr) = self.change_requests.get_change_request(tenant, id).await? else { return Ok(None) };
+        if cr.status != ChangeStatus::Deploying {
+            return Ok(matches!(cr.status, ChangeStatus::Completed | ChangeStatus::Failed).then_some(cr));
+        }
+        let mut statuses = vec![];
+        for d in &cr.deployments {
+            statuses.push(self.deployments.get_deployment(tenant, *d).await?.map(|d| d.status));
+        }
+        if cr.deployments.is_empty() || statuses.iter().any(|s| s.is_none_or(|s| s.in_flight())) {
+            return Ok(None);
+        }
+        let mut after = cr.clone();
+        // A later deployment superseding one of them does not undo its success.
+        after.status = if statuses.iter().all(|s| matches!(s, Some(DeploymentStatus::Succeeded | DeploymentStatus::Superseded))) {
+            ChangeStatus::Completed
+        } else {
+            ChangeStatus::Failed
+        };
+        after.version = cr.version.next();
+        after.updated_at = Utc::now();
+        let action = if after.status == ChangeStatus::Completed { "change_request.completed" } else { "change_request.failed" };
+        let audit = AuditDraft::new(actor, request_id, action, "change_request", id, json!({"before": summary(&cr), "after": summary(&after)}));
+        match self.change_requests.update_change_request(tenant, &after, cr.version, audit).await {
+            Ok(()) => Ok(Some(after)),
+            Err(DomainError::PreconditionFailed) => Ok(self.change_requests.get_change_request(tenant, id).await?),
+            Err(e) => Err(e),
+        }
+    }
+}
