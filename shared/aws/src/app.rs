@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settings) -> Berth {
     let store = Arc::new(DynamoStore::new(clients.dynamo.clone(), names.table.clone()));
-    let queues = Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone()));
+    let queues =
+        Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone(), names.deployments_queue_url.clone()));
     Berth {
         tenants: store.clone(),
         environments: store.clone(),

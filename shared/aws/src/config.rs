@@ -12,6 +12,8 @@ pub struct ResourceNames {
     pub deployments_queue: String,
     /// Prefix of every per-runtime queue name; `BERTH_QUEUE_PREFIX`.
     pub queue_prefix: String,
+    /// `BERTH_DEPLOYMENTS_QUEUE_URL`, when known (otherwise looked up by name once).
+    pub deployments_queue_url: Option<String>,
 }
 
 impl ResourceNames {
@@ -22,6 +24,7 @@ impl ResourceNames {
             bucket: var("BERTH_BUCKET", "berth-packages"),
             deployments_queue: var("BERTH_DEPLOYMENTS_QUEUE", "berth-deployments"),
             queue_prefix: var("BERTH_QUEUE_PREFIX", "berth-"),
+            deployments_queue_url: std::env::var("BERTH_DEPLOYMENTS_QUEUE_URL").ok().filter(|v| !v.is_empty()),
         }
     }
 
@@ -34,6 +37,7 @@ impl ResourceNames {
             bucket: format!("{stem}-{short}"),
             deployments_queue: format!("{stem}-{short}-deployments"),
             queue_prefix: format!("{stem}-{short}-"),
+            deployments_queue_url: None,
         }
     }
 }

@@ -30,8 +30,9 @@ pub struct DeploymentMessage {
 }
 
 impl SqsRuntimeQueues {
-    pub fn new(client: aws_sdk_sqs::Client, prefix: impl Into<String>, deployments_queue: impl Into<String>) -> Self {
-        Self { client, prefix: prefix.into(), deployments_queue: deployments_queue.into(), deployments_url: Arc::new(OnceCell::new()) }
+    /// `deployments_url`, when known, saves looking the queue up by name.
+    pub fn new(client: aws_sdk_sqs::Client, prefix: impl Into<String>, deployments_queue: impl Into<String>, deployments_url: Option<String>) -> Self {
+        Self { client, prefix: prefix.into(), deployments_queue: deployments_queue.into(), deployments_url: Arc::new(OnceCell::new_with(deployments_url)) }
     }
 
     async fn deployments_url(&self) -> Result<String> {
