@@ -1,7 +1,7 @@
 use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ActiveVersionView, CreateApproval, CreateDeployment, DeploymentView, EventView, ListOf, PolicyBody, TargetView, ValidationView};
+use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, TargetView, ValidationView};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId};
 use berth_domain::ports::DeploymentFilter;
 use berth_domain::usecases::NewDeployment;
 use berth_web::extract::{path_id, serde_urlencoded_query};
-use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
+use berth_web::{ApiError, JsonBody, PageQuery};
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
 #[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = CreateDeployment,
@@ -85,43 +85,6 @@ pub async fn list_deployments(
 pub async fn get_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
     let d = state.berth.get_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?;
     Ok(Json(DeploymentView::with_approvals(&d, &state.berth.deployment_approvals(&ctx, d.id).await?)))
-}
-
-/// Approves or rejects a deployment waiting for approvals.
-#[utoipa::path(post, path = "/v1/deployments/{id}/approvals", tag = "deployments", request_body = CreateApproval,
-    responses((status = 201, body = DeploymentView), (status = 403, description = "not_an_approver, self_approval_forbidden"), (status = 409, description = "already_decided, not_pending_approval")),
-    security(("bearer" = [])))]
-pub async fn decide(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody<CreateApproval>,
-) -> Result<Response, ApiError> {
-    let id = path_id::<DeploymentId>(&id, "deployment")?;
-    let d = state.berth.decide_deployment(&ctx, id, body.decision, body.comment.unwrap_or_default()).await?;
-    let view = DeploymentView::with_approvals(&d, &state.berth.deployment_approvals(&ctx, id).await?);
-    Ok((StatusCode::CREATED, Json(view)).into_response())
-}
-
-/// The environment's approval and promotion policy.
-#[utoipa::path(get, path = "/v1/environments/{id}/policy", tag = "governance", responses((status = 200, body = PolicyBody)), security(("bearer" = [])))]
-pub async fn get_policy(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let policy = state.berth.get_policy(&ctx, path_id::<EnvironmentId>(&id, "environment")?).await?;
-    Ok(super::with_etag(policy.version.etag(), PolicyBody::from(&policy)))
-}
-
-/// Replaces the environment's policy (admins; `If-Match` with its etag).
-#[utoipa::path(put, path = "/v1/environments/{id}/policy", tag = "governance", request_body = PolicyBody,
-    responses((status = 200, body = PolicyBody), (status = 412, description = "If-Match mismatch")), security(("bearer" = [])))]
-pub async fn put_policy(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    Path(id): Path<String>,
-    IfMatch(if_match): IfMatch,
-    JsonBody(body): JsonBody<PolicyBody>,
-) -> Result<Response, ApiError> {
-    let policy = state.berth.put_policy(&ctx, path_id::<EnvironmentId>(&id, "environment")?, body.into(), if_match).await?;
-    Ok(super::with_etag(policy.version.etag(), PolicyBody::from(&policy)))
 }
 
 /// Per-runtime state.

@@ -3,6 +3,7 @@ pub(crate) mod change_requests;
 mod components;
 mod deployments;
 mod environments;
+mod governance;
 mod me;
 mod packages;
 mod runtimes;
@@ -21,13 +22,14 @@ pub(crate) use components::{
     __path_create_component, __path_create_revision, __path_get_component, __path_get_revision, __path_list_components, __path_list_revisions,
 };
 pub(crate) use deployments::{
-    __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_decide, __path_get_deployment, __path_get_policy,
-    __path_list_deployments, __path_list_events, __path_list_targets, __path_put_policy, __path_retry_deployment, __path_undeploy, __path_validate_deployment,
+    __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_get_deployment, __path_list_deployments, __path_list_events,
+    __path_list_targets, __path_retry_deployment, __path_undeploy, __path_validate_deployment,
 };
 pub(crate) use environments::{
     __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
     __path_list_environment_runtimes, __path_list_environments, __path_patch_environment,
 };
+pub(crate) use governance::{__path_decide, __path_get_policy, __path_put_policy};
 pub(crate) use me::__path_me;
 pub(crate) use packages::{__path_create_package, __path_delete_package, __path_download_package, __path_get_package, __path_list_packages};
 pub(crate) use runtimes::{__path_create_runtime, __path_delete_runtime, __path_get_runtime, __path_list_runtimes};
@@ -63,8 +65,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/deployments/{id}/events", get(deployments::list_events))
         .route("/v1/deployments/{id}/cancel", axum::routing::post(deployments::cancel_deployment))
         .route("/v1/deployments/{id}/retry", axum::routing::post(deployments::retry_deployment))
-        .route("/v1/deployments/{id}/approvals", axum::routing::post(deployments::decide))
-        .route("/v1/environments/{id}/policy", get(deployments::get_policy).put(deployments::put_policy))
+        .route("/v1/deployments/{id}/approvals", axum::routing::post(governance::decide))
+        .route("/v1/environments/{id}/policy", get(governance::get_policy).put(governance::put_policy))
         .route("/v1/environments/{id}/active", get(deployments::active_versions))
         .route("/v1/environments/{id}/active/{component_id}", axum::routing::delete(deployments::undeploy))
         .route("/v1/change-requests", get(change_requests::list).post(change_requests::create))
