@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod deployments;
 mod governance;
+mod governance_input;
 mod idempotency;
 
 use berth_tests::{TestApp, TestTenant, expect_status};

@@ -4,6 +4,7 @@
 
 mod agents;
 mod deployments;
+mod governance;
 mod packages;
 mod portal;
 

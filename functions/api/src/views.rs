@@ -577,8 +577,8 @@ pub struct PolicyBody {
     pub freeze_windows: Vec<FreezeWindow>,
     #[serde(default)]
     pub auto_rollback: bool,
-    /// Ignored on input (send `If-Match`); the current etag on output.
-    #[serde(default, skip_deserializing)]
+    /// Ignored on input (send `If-Match`), so a policy read can be sent back as it is; the current etag on output.
+    #[serde(default)]
     pub etag: String,
 }
 

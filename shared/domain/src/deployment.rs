@@ -74,6 +74,9 @@ pub struct Deployment {
     pub only_runtime: Option<RuntimeId>,
     /// Approvals the environment's policy required when this was requested.
     pub required_approvals: u32,
+    /// How many approval decisions were recorded; a decision's outcome is
+    /// applied only if no other decision arrived since it was computed.
+    pub decisions: u32,
     /// The change request that created it (its approvals were the change request's).
     pub change_request_id: Option<crate::ids::ChangeRequestId>,
     /// The connection components the package bundles: they take licences

@@ -2,7 +2,7 @@ use super::{DynamoStore, key_of, map_tx, n, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
 use berth_domain::change_request::{ChangeRequest, ChangeStatus};
 use berth_domain::ids::{ChangeRequestId, TenantId};
@@ -63,12 +63,16 @@ impl ChangeRequestStore for DynamoStore {
     }
 
     async fn add_change_approval(&self, tenant: TenantId, cr: ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()> {
-        let check = ConditionCheck::builder()
+        // A decision bumps the request's version, ordering it against any status change.
+        let check = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::change_request(tenant, cr))))
+            .update_expression("SET #version = #version + :one")
             .condition_expression("#status = :submitted")
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
             .expression_attribute_values(":submitted", s(ChangeStatus::Submitted.as_str()))
+            .expression_attribute_values(":one", n(1))
             .build()
             .map_err(unexpected)?;
         // One decision per approver and exact set of digests: new items may be approved anew.
@@ -78,7 +82,7 @@ impl ChangeRequestStore for DynamoStore {
         }
         let sk = format!("{}#{}", approval.approver, &hex::encode(h.finalize())[..16]);
         let record = ApprovalRecord { pk: keys::change_approvals(tenant, cr), sk, approval: approval.clone() };
-        let items = vec![TransactWriteItem::builder().condition_check(check).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
+        let items = vec![TransactWriteItem::builder().update(check).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
             0 => DomainError::conflict("not_submitted", "the change request is not waiting for approvals"),
             _ => DomainError::conflict("already_decided", "you have already decided on these items"),

@@ -2,7 +2,7 @@ use super::{DynamoStore, Item, TxError, from_item, key_of, map_tx, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
 use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
@@ -47,6 +47,8 @@ struct DeploymentRecord {
     required_approvals: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     change_request_id: Option<ChangeRequestId>,
+    #[serde(default)]
+    decisions: u32,
     created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     started_at: Option<DateTime<Utc>>,
@@ -86,6 +88,7 @@ impl DeploymentRecord {
             connections: d.connections.clone(),
             required_approvals: d.required_approvals,
             change_request_id: d.change_request_id,
+            decisions: d.decisions,
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,
@@ -111,6 +114,7 @@ impl DeploymentRecord {
             connections: self.connections,
             required_approvals: self.required_approvals,
             change_request_id: self.change_request_id,
+            decisions: self.decisions,
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
@@ -243,6 +247,12 @@ impl DynamoStore {
         let item = to_item(&DeploymentRecord::new(tenant, d))?;
         match from {
             None => self.conditional_put(item, "attribute_not_exists(pk)", vec![]),
+            // Leaving approval: only if no decision arrived since `d.decisions` were counted.
+            Some(from @ DeploymentStatus::PendingApproval) => self.conditional_put(
+                item,
+                "#status = :from AND (attribute_not_exists(decisions) OR decisions = :decisions)",
+                vec![(":from", s(from.as_str())), (":decisions", super::n(d.decisions))],
+            ),
             Some(from) => self.conditional_put(item, "#status = :from", vec![(":from", s(from.as_str()))]),
         }
     }
@@ -546,16 +556,20 @@ impl DeploymentStore for DynamoStore {
     }
 
     async fn add_approval(&self, tenant: TenantId, deployment: DeploymentId, approval: &Approval, audit: AuditDraft) -> Result<()> {
-        let check = ConditionCheck::builder()
+        // Counting decisions on the deployment item orders them against its status change.
+        let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::deployment(tenant, deployment))))
+            .update_expression("SET decisions = if_not_exists(decisions, :zero) + :one")
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s(DeploymentStatus::PendingApproval.as_str()))
+            .expression_attribute_values(":zero", super::n(0))
+            .expression_attribute_values(":one", super::n(1))
             .build()
             .map_err(unexpected)?;
         let record = ApprovalRecord { pk: keys::approvals(tenant, deployment), sk: approval.approver.clone(), approval: approval.clone() };
-        let items = vec![TransactWriteItem::builder().condition_check(check).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
+        let items = vec![TransactWriteItem::builder().update(count).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
             0 => DomainError::conflict("not_pending_approval", "the deployment is no longer waiting for approvals"),
             _ => DomainError::conflict("already_decided", "you have already decided on this deployment"),

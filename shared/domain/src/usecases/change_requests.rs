@@ -183,20 +183,29 @@ impl Berth {
         let action = if decision == Decision::Approve { "change_request.approved" } else { "change_request.rejected" };
         let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, action, "change_request", id, json!({"decision": decision, "digests": approval.digests}));
         self.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await?;
-        let approvals = self.change_requests.change_approvals(ctx.tenant, id).await?;
-        let mut after = cr.clone();
-        if decision == Decision::Reject {
-            after.status = ChangeStatus::Rejected;
-        } else if approvals_for(&approvals, &cr.digests) as u64 >= u64::from(cr.required_approvals) {
-            after.status = ChangeStatus::Approved;
-        } else {
-            return Ok(cr);
+        // As for deployments: a decision bumps the version, so an outcome
+        // computed before another decision arrived is not applied.
+        for _ in 0..super::governance::DECISION_ATTEMPTS {
+            let current = self.get_change_request(ctx, id).await?;
+            if current.status != ChangeStatus::Submitted {
+                return Ok(current);
+            }
+            let approvals = self.change_requests.change_approvals(ctx.tenant, id).await?;
+            let mut after = current.clone();
+            if approvals.iter().any(|a| a.decision == Decision::Reject) {
+                after.status = ChangeStatus::Rejected;
+            } else if approvals_for(&approvals, &current.digests) as u64 >= u64::from(current.required_approvals) {
+                after.status = ChangeStatus::Approved;
+            } else {
+                return Ok(current);
+            }
+            let action = if after.status == ChangeStatus::Rejected { "change_request.closed" } else { "change_request.approvals_complete" };
+            match self.save_change(ctx, &current, after, action).await {
+                Err(DomainError::PreconditionFailed) => continue,
+                other => return other,
+            }
         }
-        let action = if after.status == ChangeStatus::Rejected { "change_request.closed" } else { "change_request.approvals_complete" };
-        match self.save_change(ctx, &cr, after, action).await {
-            Err(DomainError::PreconditionFailed) => self.get_change_request(ctx, id).await,
-            other => other,
-        }
+        self.get_change_request(ctx, id).await
     }
 
     /// Creates the deployments of an approved change request (its approvals
@@ -206,10 +215,18 @@ impl Berth {
     pub async fn deploy_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
         let cr = self.get_change_request(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
+        let env = self.get_environment(ctx, cr.target_environment_id).await?;
+        // Its approvals stand for the deployments' approvals, not for the right to deploy.
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        if !policy.may_deploy(&ctx.roles) {
+            return Err(DomainError::forbidden(
+                "forbidden",
+                format!("the policy of \"{}\" lets only {:?} deploy", env.name, policy.deployer_roles).to_lowercase(),
+            ));
+        }
         if cr.status != ChangeStatus::Approved {
             return Err(DomainError::conflict("not_approved", format!("the change request is {}, not approved", cr.status.as_str())));
         }
-        let env = self.get_environment(ctx, cr.target_environment_id).await?;
         let mut packages = vec![];
         for item in &cr.items {
             let package = self.get_package(ctx, *item).await?.package;
@@ -217,7 +234,7 @@ impl Berth {
                 return Err(DomainError::conflict("items_changed", "an item changed since approval"));
             }
             let report = self.report_for(ctx, &env, &package, false).await?;
-            if let Some(first) = report.errors.iter().find(|e| e.code != "forbidden") {
+            if let Some(first) = report.errors.first() {
                 return Err(DomainError::conflict(first.code, format!("package {}: {}", package.id, first.message)));
             }
             packages.push(package);
@@ -247,6 +264,7 @@ impl Berth {
                 previous_package_id: active.map(|a| a.package_id),
                 only_runtime: None,
                 required_approvals: 0,
+                decisions: 0,
                 change_request_id: Some(cr.id),
                 connections: connections_of(package),
                 created_at: Utc::now(),
@@ -271,8 +289,11 @@ impl Berth {
     /// Closes a deploying change request once all its deployments succeeded
     /// (or marks it failed when one of them failed).
     pub async fn complete_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
-        self.get_change_request(ctx, id).await?;
+        let cr = self.get_change_request(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
+        if !matches!(cr.status, ChangeStatus::Deploying | ChangeStatus::Completed | ChangeStatus::Failed) {
+            return Err(DomainError::conflict("not_deploying", format!("the change request is {}: it has no deployments to complete", cr.status.as_str())));
+        }
         match self.settle_change_request(ctx.tenant, id, &ctx.actor, &ctx.request_id).await? {
             Some(cr) => Ok(cr),
             None => Err(DomainError::conflict("deployments_not_finished", "some of the change request's deployments are still in flight")),

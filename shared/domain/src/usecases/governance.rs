@@ -11,6 +11,8 @@ use serde_json::json;
 
 /// Most characters of an approval comment.
 pub const MAX_COMMENT_CHARS: usize = 2000;
+/// How often a decision re-evaluates when other decisions keep arriving.
+pub(crate) const DECISION_ATTEMPTS: usize = 20;
 
 impl Berth {
     /// The environment's policy, or the default one when none was stored.
@@ -97,24 +99,36 @@ impl Berth {
         self.deployments.add_approval(ctx.tenant, id, &approval, audit).await?;
         self.event(ctx.tenant, id, None, format!("{} by {}", if decision == Decision::Approve { "Approved" } else { "Rejected" }, ctx.actor.id)).await;
 
-        let approvals = self.deployments.approvals(ctx.tenant, id).await?;
-        let mut after = d.clone();
-        if decision == Decision::Reject {
-            after.status = DeploymentStatus::Rejected;
-            after.finished_at = Some(Utc::now());
-        } else if approvals_for(&approvals, std::slice::from_ref(&d.digest)) as u64 >= u64::from(d.required_approvals) {
-            let now = Utc::now();
-            after.scheduled_at = d.scheduled_at.max(policy.frozen_until(now)).filter(|at| *at > now);
-            after.status = if after.scheduled_at.is_some() { DeploymentStatus::Scheduled } else { DeploymentStatus::Queued };
-        } else {
-            return Ok(d);
+        // Decisions may race: apply the outcome only if no other decision came in
+        // since it was computed (the store checks the decision count), else look again.
+        let mut settled = None;
+        for _ in 0..DECISION_ATTEMPTS {
+            let current = self.get_deployment(ctx, id).await?;
+            if current.status != DeploymentStatus::PendingApproval {
+                return Ok(current);
+            }
+            let approvals = self.deployments.approvals(ctx.tenant, id).await?;
+            let mut after = current.clone();
+            if approvals.iter().any(|a| a.decision == Decision::Reject) {
+                after.status = DeploymentStatus::Rejected;
+                after.finished_at = Some(Utc::now());
+            } else if approvals_for(&approvals, std::slice::from_ref(&current.digest)) as u64 >= u64::from(current.required_approvals) {
+                let now = Utc::now();
+                after.scheduled_at = current.scheduled_at.max(policy.frozen_until(now)).filter(|at| *at > now);
+                after.status = if after.scheduled_at.is_some() { DeploymentStatus::Scheduled } else { DeploymentStatus::Queued };
+            } else {
+                return Ok(current);
+            }
+            match self.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, None).await {
+                Ok(()) => {
+                    settled = Some(after);
+                    break;
+                }
+                Err(DomainError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        match self.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, None).await {
-            Ok(()) => {}
-            // A concurrent decision moved it first: report what it is now.
-            Err(DomainError::Conflict { .. }) => return self.get_deployment(ctx, id).await,
-            Err(e) => return Err(e),
-        }
+        let Some(after) = settled else { return self.get_deployment(ctx, id).await };
         match after.status {
             DeploymentStatus::Queued => {
                 self.event(ctx.tenant, id, None, "Approvals complete: queued".into()).await;

@@ -185,6 +185,7 @@ impl Berth {
             previous_package_id: Some(previous.package_id),
             only_runtime: None,
             required_approvals: 0,
+            decisions: 0,
             change_request_id: None,
             connections: previous.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
             created_at: now,
