@@ -188,8 +188,17 @@ async fn with_auto_rollback_a_failed_apply_brings_the_previous_version_back_on_e
 
     let d2 = app.deploy(&acme, &v2, &prod, "").await;
     app.wait_for_status(&acme, &d2, "rolled_back").await;
-    let all = expect_status(app.get(&format!("/v1/deployments?environment_id={}", prod["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
-    let rollback = all["items"].as_array().unwrap().iter().find(|d| d["kind"] == "rollback").expect("a rollback deployment").clone();
+    // The failed deployment releases the environment first; the rollback is requested right after.
+    let mut rollback = Value::Null;
+    for _ in 0..100 {
+        let all = expect_status(app.get(&format!("/v1/deployments?environment_id={}", prod["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
+        if let Some(r) = all["items"].as_array().unwrap().iter().find(|d| d["kind"] == "rollback") {
+            rollback = r.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(rollback.is_object(), "a rollback deployment was requested");
     assert_eq!(rollback["version"], "v1");
     assert_eq!(rollback["requested_by"], "system:auto-rollback");
     assert_eq!(rollback["required_approvals"], 0);

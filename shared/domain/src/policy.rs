@@ -67,6 +67,8 @@ impl Default for Policy {
 pub const MAX_REQUIRED_APPROVALS: u32 = 10;
 pub const MAX_PROMOTION_SOURCES: usize = 10;
 pub const MAX_FREEZE_WINDOWS: usize = 50;
+/// Most characters of an approval comment.
+pub const MAX_COMMENT_CHARS: usize = 2000;
 
 impl Policy {
     /// Checks the policy's own consistency (not that named environments exist).
@@ -111,6 +113,29 @@ impl Policy {
 
     pub fn may_approve(&self, roles: &[Role]) -> bool {
         roles.iter().any(|r| self.approver_roles.contains(r))
+    }
+
+    /// Whether `ctx` may decide (approve or reject) what `author` asked for:
+    /// an approver role of this policy, an active tenant, not the author
+    /// (unless self-approval is allowed), and a comment of bounded length.
+    pub fn check_decider(&self, ctx: &crate::context::TenantCtx, author: &str, comment: &str) -> crate::Result<()> {
+        use crate::DomainError;
+        if !self.may_approve(&ctx.roles) {
+            return Err(DomainError::forbidden(
+                "not_an_approver",
+                format!("the environment's policy takes approvals from {:?} only", self.approver_roles).to_lowercase(),
+            ));
+        }
+        if ctx.tenant_suspended {
+            return Err(DomainError::forbidden("tenant_suspended", "the tenant is suspended: it can read but not change anything"));
+        }
+        if author == ctx.actor.id && !self.allow_self_approval {
+            return Err(DomainError::forbidden("self_approval_forbidden", "the requester cannot approve their own request"));
+        }
+        if comment.chars().count() > MAX_COMMENT_CHARS {
+            return Err(DomainError::invalid("comment", format!("must be at most {MAX_COMMENT_CHARS} characters")));
+        }
+        Ok(())
     }
 
     /// When deploying at `at` must wait until, if inside a freeze window:

@@ -164,18 +164,7 @@ impl Berth {
     pub async fn decide_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId, decision: Decision, comment: String) -> Result<ChangeRequest> {
         let cr = self.get_change_request(ctx, id).await?;
         let policy = self.policy_of(ctx.tenant, cr.target_environment_id).await?;
-        if !policy.may_approve(&ctx.roles) {
-            return Err(DomainError::forbidden(
-                "not_an_approver",
-                format!("the environment's policy takes approvals from {:?} only", policy.approver_roles).to_lowercase(),
-            ));
-        }
-        if ctx.tenant_suspended {
-            return Err(DomainError::forbidden("tenant_suspended", "the tenant is suspended: it can read but not change anything"));
-        }
-        if cr.created_by == ctx.actor.id && !policy.allow_self_approval {
-            return Err(DomainError::forbidden("self_approval_forbidden", "the author cannot approve their own change request"));
-        }
+        policy.check_decider(ctx, &cr.created_by, &comment)?;
         if cr.status != ChangeStatus::Submitted {
             return Err(DomainError::conflict("not_submitted", format!("the change request is {}, not waiting for approvals", cr.status.as_str())));
         }

@@ -9,8 +9,6 @@ use crate::{DomainError, Result};
 use chrono::Utc;
 use serde_json::json;
 
-/// Most characters of an approval comment.
-pub const MAX_COMMENT_CHARS: usize = 2000;
 /// How often a decision re-evaluates when other decisions keep arriving.
 pub(crate) const DECISION_ATTEMPTS: usize = 20;
 
@@ -65,21 +63,7 @@ impl Berth {
     pub async fn decide_deployment(&self, ctx: &TenantCtx, id: DeploymentId, decision: Decision, comment: String) -> Result<Deployment> {
         let d = self.get_deployment(ctx, id).await?;
         let policy = self.policy_of(ctx.tenant, d.environment_id).await?;
-        if !policy.may_approve(&ctx.roles) {
-            return Err(DomainError::forbidden(
-                "not_an_approver",
-                format!("the environment's policy takes approvals from {:?} only", policy.approver_roles).to_lowercase(),
-            ));
-        }
-        if ctx.tenant_suspended {
-            return Err(DomainError::forbidden("tenant_suspended", "the tenant is suspended: it can read but not change anything"));
-        }
-        if d.requested_by == ctx.actor.id && !policy.allow_self_approval {
-            return Err(DomainError::forbidden("self_approval_forbidden", "the requester cannot approve their own deployment"));
-        }
-        if comment.chars().count() > MAX_COMMENT_CHARS {
-            return Err(DomainError::invalid("comment", format!("must be at most {MAX_COMMENT_CHARS} characters")));
-        }
+        policy.check_decider(ctx, &d.requested_by, &comment)?;
         if d.status != DeploymentStatus::PendingApproval {
             return Err(DomainError::conflict("not_pending_approval", format!("the deployment is {}, not waiting for approvals", d.status.as_str())));
         }
