@@ -90,16 +90,7 @@ impl ChangeRequestStore for DynamoStore {
     }
 
     async fn change_approvals(&self, tenant: TenantId, cr: ChangeRequestId) -> Result<Vec<Approval>> {
-        let mut all = vec![];
-        let mut page = PageRequest::first(100);
-        loop {
-            let (items, next) = self.query_page::<ApprovalRecord>(&keys::change_approvals(tenant, cr), None, None, &page).await?;
-            all.extend(items.into_iter().map(|r| r.approval));
-            match next {
-                Some(c) => page.cursor = Some(c),
-                None => break,
-            }
-        }
+        let mut all: Vec<Approval> = self.query_all::<ApprovalRecord>(&keys::change_approvals(tenant, cr)).await?.into_iter().map(|r| r.approval).collect();
         all.sort_by_key(|a| a.created_at);
         Ok(all)
     }

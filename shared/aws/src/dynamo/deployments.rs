@@ -321,19 +321,6 @@ impl DynamoStore {
         }
     }
 
-    async fn query_all<T: serde::de::DeserializeOwned>(&self, partition: &str) -> Result<Vec<T>> {
-        let mut all = vec![];
-        let mut page = PageRequest::first(100);
-        loop {
-            let (items, next) = self.query_page::<T>(partition, None, None, &page).await?;
-            all.extend(items);
-            match next {
-                Some(c) => page.cursor = Some(c),
-                None => return Ok(all),
-            }
-        }
-    }
-
     async fn sweep_query(&self, partition: &str, before: DateTime<Utc>, limit: u32) -> Result<Vec<Item>> {
         let out = self
             .client

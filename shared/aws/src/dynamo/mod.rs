@@ -155,6 +155,20 @@ impl DynamoStore {
         Err(TxError::Other(DomainError::unexpected("the audit chain stayed contended: too many concurrent writes")))
     }
 
+    /// Every item of a (small) partition, page by page, in key order.
+    pub(crate) async fn query_all<T: serde::de::DeserializeOwned>(&self, partition: &str) -> Result<Vec<T>> {
+        let mut all = vec![];
+        let mut page = PageRequest::first(100);
+        loop {
+            let (items, next) = self.query_page::<T>(partition, None, None, &page).await?;
+            all.extend(items);
+            match next {
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// Reads one page of a partition (or of an index partition), decoding the
     /// caller's cursor and refusing one that points anywhere else.
     pub(crate) async fn query_page<T: DeserializeOwned>(
