@@ -106,7 +106,10 @@ impl Api {
     }
 
     /// Reports a phase, retrying a few times on network errors.
+    /// URLs in `message` lose their query strings first: a presigned URL's
+    /// signature must not end up in the server's timeline.
     pub async fn report(&self, job: &str, phase: &str, message: &str) -> Result<EventAnswer> {
+        let message = &without_query_strings(message);
         let mut last = None;
         for attempt in 0..5u64 {
             let sent = self
@@ -132,10 +135,12 @@ impl Api {
     /// Streams the archive to `dest`, verifying its SHA-256 against `digest`.
     pub async fn download(&self, url: &str, dest: &Path, digest: &str) -> Result<()> {
         let partial = dest.with_extension("partial");
-        let mut response = self.http.get(url).timeout(Duration::from_secs(3600)).send().await?.error_for_status()?;
+        // Errors leave the (presigned, secret-bearing) URL out.
+        let mut response =
+            self.http.get(url).timeout(Duration::from_secs(3600)).send().await.and_then(|r| r.error_for_status()).map_err(|e| e.without_url())?;
         let mut file = tokio::fs::File::create(&partial).await?;
         let mut hasher = Sha256::new();
-        while let Some(chunk) = response.chunk().await? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url())? {
             hasher.update(&chunk);
             file.write_all(&chunk).await?;
         }
@@ -147,5 +152,29 @@ impl Api {
         }
         tokio::fs::rename(&partial, dest).await?;
         Ok(())
+    }
+}
+
+/// `text` with the query string of every URL in it removed.
+pub fn without_query_strings(text: &str) -> String {
+    text.split_inclusive(char::is_whitespace)
+        .map(|word| match (word.find("://"), word.find('?')) {
+            (Some(scheme), Some(query)) if query > scheme => {
+                let tail = if word.ends_with(char::is_whitespace) { &word[word.len() - 1..] } else { "" };
+                format!("{}?[redacted]{tail}", &word[..query])
+            }
+            _ => word.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_query_strings;
+
+    #[test]
+    fn urls_lose_their_query_strings_and_other_text_stays() {
+        assert_eq!(without_query_strings("GET http://s3/b/k.tar.gz?X-Amz-Signature=abc failed\nthen"), "GET http://s3/b/k.tar.gz?[redacted] failed\nthen");
+        assert_eq!(without_query_strings("exit status 1: what? no"), "exit status 1: what? no");
     }
 }

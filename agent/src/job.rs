@@ -88,7 +88,7 @@ impl Runner<'_> {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(job_id = %job.job_id, error = %format!("{e:#}"), "job failed; restoring");
+                tracing::warn!(job_id = %job.job_id, error = %crate::api::without_query_strings(&format!("{e:#}")), "job failed; restoring");
                 self.fail_and_restore(&journal, &format!("{e:#}")).await
             }
         }

@@ -75,7 +75,7 @@ async fn main() -> Result<()> {
             let clients = AwsClients::from_env().await;
             let names = ResourceNames::from_env();
             let local = LocalBerth::start(&clients, &names, &auth, settings_from_env()).await.context("starting Berth (is LocalStack up?)")?;
-            let platform = PlatformCtx { actor: Actor::system("berth-local"), request_id: "make-run".into() };
+            let platform = PlatformCtx { actor: Actor::system("berth-local"), request_id: "make-run".into(), client_request_id: None };
             let existing = local.berth.list_tenants(&platform, &PageRequest::first(100)).await?;
             let tenant = match existing.items.into_iter().find(|t| t.name.as_str() == DEMO_TENANT) {
                 Some(t) => t,
@@ -140,8 +140,14 @@ async fn start_demo_agent(
     use berth_domain::environment::NewEnvironment;
     use berth_domain::runtime::RuntimeKind;
     use berth_domain::values::{Classification, Description, Role};
-    let ctx =
-        TenantCtx { tenant: tenant.id, actor: Actor::system("berth-local"), roles: vec![Role::Admin], request_id: "make-run".into(), tenant_suspended: false };
+    let ctx = TenantCtx {
+        tenant: tenant.id,
+        actor: Actor::system("berth-local"),
+        roles: vec![Role::Admin],
+        request_id: "make-run".into(),
+        client_request_id: None,
+        tenant_suspended: false,
+    };
     let envs = local.berth.list_environments(&ctx, &PageRequest::first(100)).await?;
     let env = match envs.items.into_iter().find(|e| e.name.as_str() == "Test") {
         Some(e) => e,

@@ -11,10 +11,11 @@ use berth_domain::DomainError;
 use berth_domain::deployment::{DeploymentKind, TargetState};
 use berth_domain::ids::JobId;
 use berth_domain::runtime::{AgentHealth, Heartbeat, RunningPackage, parse_agent_version};
+use berth_domain::usecases::AgentRequest;
 use berth_domain::usecases::{Berth, RuntimeCtx};
 use berth_domain::values::Name;
-use berth_web::extract::{bearer_token, request_id_of};
-use berth_web::{ApiError, JsonBody, RequestId};
+use berth_web::extract::{bearer_token, client_request_id_of, request_id_of};
+use berth_web::{ApiError, JsonBody};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,7 @@ impl FromRequestParts<AgentState> for Agent {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AgentState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or_else(|| ApiError::unauthenticated("a runtime credential is required"))?;
-        let ctx = state.berth.authenticate_runtime(token, &request_id_of(parts)).await?;
+        let ctx = state.berth.authenticate_runtime(token, &agent_request(parts)).await?;
         tracing::Span::current().record("tenant_id", tracing::field::display(ctx.tenant));
         Ok(Agent(ctx))
     }
@@ -70,9 +71,13 @@ pub struct RegisterResponse {
     pub credential: String,
 }
 
-async fn register(State(state): State<AgentState>, RequestId(request_id): RequestId, JsonBody(body): JsonBody<RegisterBody>) -> Result<Response, ApiError> {
+fn agent_request(parts: &Parts) -> AgentRequest {
+    AgentRequest { request_id: request_id_of(parts), client_request_id: client_request_id_of(parts) }
+}
+
+async fn register(State(state): State<AgentState>, parts: Parts, JsonBody(body): JsonBody<RegisterBody>) -> Result<Response, ApiError> {
     let agent_version = parse_agent_version(&body.agent_version).map_err(|m| DomainError::invalid("agent_version", m))?;
-    let registration = state.berth.register_agent(&body.registration_token, body.name, &agent_version, &request_id).await?;
+    let registration = state.berth.register_agent(&body.registration_token, body.name, &agent_version, &agent_request(&parts)).await?;
     let response = RegisterResponse { runtime_id: registration.runtime_id.as_uuid(), credential: registration.credential.reveal() };
     Ok((StatusCode::CREATED, Json(response)).into_response())
 }

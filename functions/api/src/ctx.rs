@@ -23,6 +23,7 @@ impl FromRequestParts<AppState> for Ctx {
             actor: Actor::user(caller.sub),
             roles: caller.roles,
             request_id: caller.request_id,
+            client_request_id: caller.client_request_id,
             tenant_suspended: tenant.suspended,
         }))
     }
@@ -39,6 +40,6 @@ impl FromRequestParts<AppState> for Platform {
         if !caller.has_role(Role::PlatformAdmin) || caller.tenant.is_some() {
             return Err(DomainError::forbidden("forbidden", "only platform administrators may call the platform API").into());
         }
-        Ok(Platform(PlatformCtx { actor: Actor::user(caller.sub), request_id: caller.request_id }))
+        Ok(Platform(PlatformCtx { actor: Actor::user(caller.sub), request_id: caller.request_id, client_request_id: caller.client_request_id }))
     }
 }

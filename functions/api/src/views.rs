@@ -441,6 +441,25 @@ pub struct CreateDeployment {
     pub hold_if_frozen: Option<bool>,
 }
 
+/// `POST /v1/environments/{id}/active/{component_id}/rollback` (the body may be left out).
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"notes": "back to the last good version", "hold_if_frozen": false}))]
+pub struct RollbackRequest {
+    pub notes: Option<String>,
+    /// Inside a freeze window: hold the rollback until the window ends instead of refusing it.
+    pub hold_if_frozen: Option<bool>,
+}
+
+/// `POST /v1/change-requests/{id}/deploy` (the body may be left out).
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"hold_if_frozen": false}))]
+pub struct DeployChangeRequest {
+    /// Inside a freeze window: hold its deployments until the window ends instead of refusing.
+    pub hold_if_frozen: Option<bool>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct IssueView {
     pub code: String,

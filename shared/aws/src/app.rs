@@ -24,6 +24,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         queues: queues.clone(),
         jobs: queues,
         settings,
+        tenant_cache: Default::default(),
     }
 }
 

@@ -14,14 +14,55 @@ pub struct AuditDraft {
     pub action: String,
     pub entity_type: &'static str,
     pub entity_id: String,
+    /// The server's id of the request that made the change (empty for system work).
     pub request_id: String,
+    /// The id the client sent in `X-Request-Id`, kept beside the server's.
+    pub client_request_id: Option<String>,
     /// A short before/after summary; never holds secrets.
     pub summary: serde_json::Value,
 }
 
+/// Who made a change and in answer to which request: what every audit event records.
+pub trait Origin {
+    fn actor(&self) -> &Actor;
+    /// The server's request id.
+    fn request_id(&self) -> &str;
+    /// The request id the client supplied, if any.
+    fn client_request_id(&self) -> Option<&str>;
+}
+
+/// Work the system does on its own (dispatcher, sweeper, automatic rollback): no request.
+impl Origin for Actor {
+    fn actor(&self) -> &Actor {
+        self
+    }
+    fn request_id(&self) -> &str {
+        ""
+    }
+    fn client_request_id(&self) -> Option<&str> {
+        None
+    }
+}
+
 impl AuditDraft {
     pub fn new(actor: &Actor, request_id: &str, action: &str, entity_type: &'static str, entity_id: impl ToString, summary: serde_json::Value) -> Self {
-        Self { actor: actor.clone(), action: action.to_string(), entity_type, entity_id: entity_id.to_string(), request_id: request_id.to_string(), summary }
+        Self {
+            actor: actor.clone(),
+            action: action.to_string(),
+            entity_type,
+            entity_id: entity_id.to_string(),
+            request_id: request_id.to_string(),
+            client_request_id: None,
+            summary,
+        }
+    }
+
+    /// The event for a change made by `origin`.
+    pub fn by(origin: &impl Origin, action: &str, entity_type: &'static str, entity_id: impl ToString, summary: serde_json::Value) -> Self {
+        Self {
+            client_request_id: origin.client_request_id().map(str::to_string),
+            ..Self::new(origin.actor(), origin.request_id(), action, entity_type, entity_id, summary)
+        }
     }
 }
 
@@ -49,6 +90,9 @@ pub struct AuditEvent {
     pub entity_type: String,
     pub entity_id: String,
     pub request_id: String,
+    /// Absent on events recorded before it existed (and when the client sent none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<String>,
     pub summary: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,
@@ -65,6 +109,9 @@ struct Hashed<'a> {
     entity_type: &'a str,
     entity_id: &'a str,
     request_id: &'a str,
+    /// Left out when absent, so events recorded before the field existed hash as they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_request_id: Option<&'a str>,
     summary: &'a serde_json::Value,
     prev_hash: &'a str,
 }
@@ -81,6 +128,7 @@ impl AuditEvent {
             entity_type: draft.entity_type.to_string(),
             entity_id: draft.entity_id,
             request_id: draft.request_id,
+            client_request_id: draft.client_request_id,
             summary: draft.summary,
             prev_hash: head.hash.clone(),
             hash: String::new(),
@@ -103,6 +151,7 @@ impl AuditEvent {
             entity_type: &self.entity_type,
             entity_id: &self.entity_id,
             request_id: &self.request_id,
+            client_request_id: self.client_request_id.as_deref(),
             summary: &summary,
             prev_hash: &self.prev_hash,
         };
@@ -218,6 +267,14 @@ mod tests {
         let hash = event.compute_hash();
         event.summary = serde_json::from_str(r#"{"a": 2, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}"#).unwrap();
         assert_eq!(event.compute_hash(), hash);
+    }
+
+    #[test]
+    fn the_client_request_id_is_covered_by_the_hash() {
+        let mut event = AuditEvent::chain(AuditDraft { client_request_id: Some("client-1".into()), ..draft("a") }, &AuditHead::genesis(), Utc::now());
+        assert_eq!(event.compute_hash(), event.hash);
+        event.client_request_id = Some("client-2".into());
+        assert_ne!(event.compute_hash(), event.hash, "editing the client's request id breaks the link");
     }
 
     #[test]

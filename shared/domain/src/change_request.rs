@@ -57,9 +57,20 @@ pub struct ChangeRequest {
     pub required_approvals: u32,
     pub deployments: Vec<DeploymentId>,
     pub created_by: String,
+    /// Everyone who changed its items after creating it (see `authors`).
+    #[serde(default)]
+    pub item_editors: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: Version,
+}
+
+impl ChangeRequest {
+    /// Who may not approve it (separation of duties): its creator and
+    /// everyone who changed its items.
+    pub fn authors(&self) -> Vec<&str> {
+        std::iter::once(self.created_by.as_str()).chain(self.item_editors.iter().map(String::as_str)).collect()
+    }
 }
 
 /// Checks a change request's free-form parts; returns the cleaned links.

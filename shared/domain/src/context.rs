@@ -72,8 +72,23 @@ pub struct TenantCtx {
     pub tenant: TenantId,
     pub actor: Actor,
     pub roles: Vec<Role>,
+    /// The server's id of this request.
     pub request_id: String,
+    /// The id the client sent in `X-Request-Id`, if any (recorded, never trusted).
+    pub client_request_id: Option<String>,
     pub tenant_suspended: bool,
+}
+
+impl crate::audit::Origin for TenantCtx {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    fn client_request_id(&self) -> Option<&str> {
+        self.client_request_id.as_deref()
+    }
 }
 
 impl TenantCtx {
@@ -95,6 +110,19 @@ impl TenantCtx {
 pub struct PlatformCtx {
     pub actor: Actor,
     pub request_id: String,
+    pub client_request_id: Option<String>,
+}
+
+impl crate::audit::Origin for PlatformCtx {
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    fn client_request_id(&self) -> Option<&str> {
+        self.client_request_id.as_deref()
+    }
 }
 
 #[cfg(test)]
@@ -102,7 +130,14 @@ mod tests {
     use super::*;
 
     fn ctx(roles: &[Role], suspended: bool) -> TenantCtx {
-        TenantCtx { tenant: TenantId::new(), actor: Actor::user("alice"), roles: roles.to_vec(), request_id: "r".into(), tenant_suspended: suspended }
+        TenantCtx {
+            tenant: TenantId::new(),
+            actor: Actor::user("alice"),
+            roles: roles.to_vec(),
+            request_id: "r".into(),
+            client_request_id: None,
+            tenant_suspended: suspended,
+        }
     }
 
     #[test]

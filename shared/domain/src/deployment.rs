@@ -87,8 +87,92 @@ pub struct Deployment {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Deployment {
+    /// A deployment of `package` to `environment` (deploy, redeploy or
+    /// rollback), queued unless the caller holds it for approvals or a time.
+    pub fn of_package(
+        kind: DeploymentKind,
+        environment: EnvironmentId,
+        package: &crate::package::Package,
+        requested_by: &str,
+        notes: String,
+        previous: Option<&ActiveVersion>,
+    ) -> Self {
+        Deployment {
+            id: DeploymentId::new(),
+            kind,
+            status: DeploymentStatus::Queued,
+            environment_id: environment,
+            component_id: package.component_id,
+            package_id: package.id,
+            version: package.version.clone(),
+            digest: package.digest.clone(),
+            size: package.size,
+            notes,
+            requested_by: requested_by.to_string(),
+            scheduled_at: None,
+            previous_package_id: previous.map(|a| a.package_id),
+            only_runtime: None,
+            required_approvals: 0,
+            decisions: 0,
+            change_request_id: None,
+            connections: package.manifest.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Removes what `active` deployed: from every runtime of the environment,
+    /// or (`only_runtime`) from one runtime detached from it.
+    pub fn undeploy_of(active: &ActiveVersion, requested_by: &str, only_runtime: Option<RuntimeId>) -> Self {
+        Deployment {
+            id: DeploymentId::new(),
+            kind: DeploymentKind::Undeploy,
+            status: DeploymentStatus::Queued,
+            environment_id: active.environment_id,
+            component_id: active.component_id,
+            package_id: active.package_id,
+            version: active.version.clone(),
+            digest: active.digest.clone(),
+            size: 0,
+            notes: match only_runtime {
+                Some(r) => format!("runtime {r} detached from the environment"),
+                None => String::new(),
+            },
+            requested_by: requested_by.to_string(),
+            scheduled_at: None,
+            previous_package_id: Some(active.package_id),
+            only_runtime,
+            required_approvals: 0,
+            decisions: 0,
+            change_request_id: None,
+            connections: vec![],
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Applies what the policy cleared: waits for approvals, else is held
+    /// until `hold_until`/`scheduled_at` (whichever is later), else is queued.
+    pub fn cleared(mut self, clearance: crate::policy::Clearance, scheduled_at: Option<DateTime<Utc>>) -> Self {
+        let now = Utc::now();
+        self.required_approvals = clearance.required_approvals;
+        self.scheduled_at = scheduled_at.max(clearance.hold_until).filter(|at| *at > now);
+        self.status = if clearance.required_approvals > 0 {
+            DeploymentStatus::PendingApproval
+        } else if self.scheduled_at.is_some() {
+            DeploymentStatus::Scheduled
+        } else {
+            DeploymentStatus::Queued
+        };
+        self
+    }
+}
+
 /// A job's progress on one runtime, as its agent reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetState {
     Pending,
@@ -99,6 +183,9 @@ pub enum TargetState {
     Deployed,
     Failed,
     Restored,
+    /// Withdrawn before it ran: the runtime was detached from the
+    /// environment (or a retry left it out for that reason).
+    Skipped,
 }
 
 impl TargetState {
@@ -110,13 +197,13 @@ impl TargetState {
             Self::BackingUp => 3,
             Self::Applying => 4,
             Self::Deployed | Self::Failed => 5,
-            Self::Restored => 6,
+            Self::Restored | Self::Skipped => 6,
         }
     }
 
     /// Nothing more will happen (a failed target may still report `restored`).
     pub fn settled(self) -> bool {
-        matches!(self, Self::Deployed | Self::Failed | Self::Restored)
+        matches!(self, Self::Deployed | Self::Failed | Self::Restored | Self::Skipped)
     }
 
     /// The state after the agent reports `phase`: `Ok(None)` when it changes
@@ -127,6 +214,8 @@ impl TargetState {
         }
         match (self, phase) {
             (_, Self::Pending) => Err("pending is not a phase an agent reports".into()),
+            (Self::Skipped, _) => Ok(None),
+            (_, Self::Skipped) => Err("skipped is not a phase an agent reports".into()),
             (Self::Deployed, Self::Failed) | (Self::Failed, Self::Deployed) => Err(format!("the job already ended as {self:?}")),
             (Self::Restored, _) => Ok(None),
             (Self::Deployed, _) => Ok(None),
@@ -134,6 +223,15 @@ impl TargetState {
             _ => Ok(Some(phase)),
         }
     }
+}
+
+/// How many targets are in each state (what a deployment's audit records).
+pub fn target_counts(targets: &[Target]) -> std::collections::BTreeMap<TargetState, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for t in targets {
+        *counts.entry(t.state).or_insert(0) += 1;
+    }
+    counts
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -149,17 +247,22 @@ pub struct Target {
 }
 
 /// What a deployment's targets add up to, once every one has settled.
+/// Skipped targets count for nothing; if every target was skipped, nothing
+/// ran anywhere and the deployment failed.
 pub fn aggregate(targets: &[Target]) -> Option<DeploymentStatus> {
     if targets.is_empty() || !targets.iter().all(|t| t.state.settled()) {
         return None;
     }
-    let deployed = targets.iter().filter(|t| t.state == TargetState::Deployed).count();
-    let restored = targets.iter().filter(|t| t.state == TargetState::Restored).count();
-    Some(if deployed == targets.len() {
+    let ran: Vec<&Target> = targets.iter().filter(|t| t.state != TargetState::Skipped).collect();
+    let deployed = ran.iter().filter(|t| t.state == TargetState::Deployed).count();
+    let restored = ran.iter().filter(|t| t.state == TargetState::Restored).count();
+    Some(if ran.is_empty() {
+        DeploymentStatus::Failed
+    } else if deployed == ran.len() {
         DeploymentStatus::Succeeded
     } else if deployed > 0 {
         DeploymentStatus::PartiallyFailed
-    } else if restored == targets.len() {
+    } else if restored == ran.len() {
         DeploymentStatus::RolledBack
     } else {
         DeploymentStatus::Failed
@@ -254,6 +357,19 @@ mod tests {
         assert!(TargetState::Deployed.advance(TargetState::Failed).is_err());
         assert!(TargetState::Failed.advance(TargetState::Deployed).is_err());
         assert!(TargetState::Applying.advance(TargetState::Restored).is_err());
+    }
+
+    #[test]
+    fn skipped_targets_count_for_nothing_and_all_skipped_is_a_failure() {
+        assert_eq!(aggregate(&[target(TargetState::Deployed), target(TargetState::Skipped)]), Some(DeploymentStatus::Succeeded));
+        assert_eq!(aggregate(&[target(TargetState::Restored), target(TargetState::Skipped)]), Some(DeploymentStatus::RolledBack));
+        assert_eq!(aggregate(&[target(TargetState::Skipped)]), Some(DeploymentStatus::Failed));
+    }
+
+    #[test]
+    fn a_skipped_target_takes_no_more_reports() {
+        assert_eq!(TargetState::Skipped.advance(TargetState::Deployed), Ok(None));
+        assert!(TargetState::Pending.advance(TargetState::Skipped).is_err(), "an agent cannot report skipped");
     }
 
     #[test]

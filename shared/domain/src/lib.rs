@@ -17,6 +17,7 @@ pub mod package;
 pub mod page;
 pub mod policy;
 pub mod ports;
+pub mod redact;
 pub mod runtime;
 pub mod secret;
 pub mod tenant;

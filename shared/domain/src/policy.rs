@@ -111,14 +111,28 @@ impl Policy {
         roles.iter().any(|r| self.deployer_roles.contains(r))
     }
 
+    /// The one rule for every change to the environment: who may make it
+    /// (`deployer_roles`), whether a freeze window refuses or holds it, and
+    /// how many approvals it waits for.
+    pub fn judge(&self, change: Change, roles: &[Role], at: DateTime<Utc>, hold_if_frozen: bool) -> Verdict {
+        Verdict {
+            change,
+            allowed: change.by_system() || self.may_deploy(roles),
+            frozen_until: if change.frozen() { self.frozen_until(at) } else { None },
+            hold: hold_if_frozen && change.may_hold(),
+            required_approvals: if change.needs_approvals() { self.required_approvals } else { 0 },
+            deployer_roles: self.deployer_roles.clone(),
+        }
+    }
+
     pub fn may_approve(&self, roles: &[Role]) -> bool {
         roles.iter().any(|r| self.approver_roles.contains(r))
     }
 
-    /// Whether `ctx` may decide (approve or reject) what `author` asked for:
-    /// an approver role of this policy, an active tenant, not the author
-    /// (unless self-approval is allowed), and a comment of bounded length.
-    pub fn check_decider(&self, ctx: &crate::context::TenantCtx, author: &str, comment: &str) -> crate::Result<()> {
+    /// Whether `ctx` may decide (approve or reject) what `authors` asked for:
+    /// an approver role of this policy, an active tenant, not one of the
+    /// authors (unless self-approval is allowed), and a comment of bounded length.
+    pub fn check_decider(&self, ctx: &crate::context::TenantCtx, authors: &[&str], comment: &str) -> crate::Result<()> {
         use crate::DomainError;
         if !self.may_approve(&ctx.roles) {
             return Err(DomainError::forbidden(
@@ -129,8 +143,11 @@ impl Policy {
         if ctx.tenant_suspended {
             return Err(DomainError::forbidden("tenant_suspended", "the tenant is suspended: it can read but not change anything"));
         }
-        if author == ctx.actor.id && !self.allow_self_approval {
-            return Err(DomainError::forbidden("self_approval_forbidden", "the requester cannot approve their own request"));
+        if authors.contains(&ctx.actor.id.as_str()) && !self.allow_self_approval {
+            return Err(DomainError::forbidden(
+                "self_approval_forbidden",
+                "an author of the request (its requester, or anyone who changed its items) cannot decide on it",
+            ));
         }
         if comment.chars().count() > MAX_COMMENT_CHARS {
             return Err(DomainError::invalid("comment", format!("must be at most {MAX_COMMENT_CHARS} characters")));
@@ -154,6 +171,127 @@ impl Policy {
             }
         }
         until
+    }
+}
+
+/// Every way of changing what an environment runs. Each passes the one gate,
+/// `Policy::judge`, so a new kind of change is governed by adding it here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A package deployed (a newer version, or an earlier one again).
+    Deploy,
+    /// A component removed from the environment.
+    Undeploy,
+    /// A person returns the environment to the version active before the current one.
+    Rollback,
+    /// The system restores the previous version after a failed deployment.
+    AutomaticRollback,
+    /// The failed targets of a deployment sent their job again.
+    Retry,
+    /// A deployment stopped before any runtime was sent its job.
+    Cancel,
+    /// The deployments of an approved change request (its approvals stand for theirs).
+    ChangeRequestDeploy,
+    /// A runtime starts running what the environment runs.
+    AttachRuntime,
+    /// A runtime stops running what the environment runs (detached, or deleted).
+    DetachRuntime,
+}
+
+impl Change {
+    /// Waits for the policy's approvals. A retry, a cancel and runtime
+    /// changes act on what was approved already; a change request brings its
+    /// own approvals; an automatic rollback restores what was approved before.
+    fn needs_approvals(self) -> bool {
+        matches!(self, Change::Deploy | Change::Undeploy | Change::Rollback)
+    }
+    /// Refused (or held) inside a freeze window. Cancelling changes nothing
+    /// that runs, and an automatic rollback restores what ran before the
+    /// failure: a freeze must not keep an environment broken.
+    fn frozen(self) -> bool {
+        !matches!(self, Change::Cancel | Change::AutomaticRollback)
+    }
+    /// May wait for the window's end instead of being refused (`hold_if_frozen`).
+    fn may_hold(self) -> bool {
+        matches!(self, Change::Deploy | Change::Undeploy | Change::Rollback | Change::ChangeRequestDeploy)
+    }
+    /// Made by the system, not by a caller with roles.
+    fn by_system(self) -> bool {
+        matches!(self, Change::AutomaticRollback)
+    }
+    fn describe(self) -> &'static str {
+        match self {
+            Change::Deploy | Change::ChangeRequestDeploy => "deploy",
+            Change::Undeploy => "undeploy",
+            Change::Rollback | Change::AutomaticRollback => "roll back",
+            Change::Retry => "retry",
+            Change::Cancel => "cancel",
+            Change::AttachRuntime => "attach runtimes",
+            Change::DetachRuntime => "detach runtimes",
+        }
+    }
+}
+
+/// What the policy says about one change, before any other check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub change: Change,
+    /// The caller holds one of the policy's deployer roles (or it is the system's change).
+    pub allowed: bool,
+    /// Inside a freeze window that applies to this change, until then.
+    pub frozen_until: Option<DateTime<Utc>>,
+    /// The caller asked to wait for the window's end, and this change may.
+    pub hold: bool,
+    /// Approvals the change waits for.
+    pub required_approvals: u32,
+    deployer_roles: Vec<Role>,
+}
+
+/// A change the policy lets through: how many approvals it waits for, and
+/// until when it is held by a freeze window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clearance {
+    pub required_approvals: u32,
+    pub hold_until: Option<DateTime<Utc>>,
+}
+
+impl Verdict {
+    /// Refuses what the policy forbids: 403 `forbidden` without a deployer
+    /// role, 409 `freeze_window` inside a window (unless held).
+    pub fn enforce(&self) -> crate::Result<Clearance> {
+        if let Some(issue) = self.blocking().into_iter().next() {
+            return Err(match issue.0 {
+                "forbidden" => crate::DomainError::forbidden("forbidden", issue.1),
+                code => crate::DomainError::conflict(code, issue.1),
+            });
+        }
+        Ok(Clearance { required_approvals: self.required_approvals, hold_until: self.frozen_until.filter(|_| self.hold) })
+    }
+
+    /// What blocks the change, as (code, message).
+    pub fn blocking(&self) -> Vec<(&'static str, String)> {
+        let mut issues = vec![];
+        if !self.allowed {
+            let roles: Vec<&str> = self.deployer_roles.iter().map(|r| r.as_str()).collect();
+            issues.push(("forbidden", format!("the environment's policy lets only {} {}", roles.join(", "), self.change.describe())));
+        }
+        if let Some(until) = self.frozen_until.filter(|_| !self.hold) {
+            let hint = if self.change.may_hold() { " (ask with hold_if_frozen to wait for its end)" } else { "" };
+            issues.push(("freeze_window", format!("the environment is frozen until {}{hint}", until.to_rfc3339())));
+        }
+        issues
+    }
+
+    /// What the change will wait for, as (code, message).
+    pub fn waits(&self) -> Vec<(&'static str, String)> {
+        let mut issues = vec![];
+        if let Some(until) = self.frozen_until.filter(|_| self.hold) {
+            issues.push(("freeze_window", format!("inside a freeze window: held until {}", until.to_rfc3339())));
+        }
+        if self.required_approvals > 0 {
+            issues.push(("approval_required", format!("waits for {} approval(s)", self.required_approvals)));
+        }
+        issues
     }
 }
 

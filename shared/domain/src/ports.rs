@@ -215,6 +215,8 @@ pub trait DeploymentStore: Send + Sync {
     async fn list_deployments(&self, tenant: TenantId, filter: &DeploymentFilter, page: &PageRequest) -> Result<Page<Deployment>>;
     /// The deployment holding the (environment, component) lock, if any.
     async fn in_flight(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<DeploymentId>>;
+    /// The deployments holding a lock in the environment (in flight to all of its runtimes).
+    async fn in_flight_deployments(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<DeploymentId>>;
     /// For every deployment in flight in the environment: its component and the connections it bundles.
     async fn in_flight_connections(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<(ComponentId, Vec<ComponentId>)>>;
     /// Moves a deployment from status `from` to `after.status` (`Conflict{status_changed}`

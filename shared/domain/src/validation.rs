@@ -35,6 +35,9 @@ impl ValidationReport {
 pub struct Facts<'a> {
     pub environment: &'a Environment,
     pub package: &'a Package,
+    /// What the environment's policy says about this change (roles, freeze, approvals).
+    pub verdict: &'a crate::policy::Verdict,
+    /// The caller's roles allow deploying at all.
     pub may_deploy: bool,
     pub in_flight: Option<DeploymentId>,
     /// Attached runtimes: name and status.
@@ -48,12 +51,6 @@ pub struct Facts<'a> {
     pub connections_elsewhere: HashSet<ComponentId>,
     /// Environments (by name) the policy requires success in, where this package has not succeeded.
     pub promotion_missing: Vec<String>,
-    /// Inside a freeze window until then.
-    pub frozen_until: Option<chrono::DateTime<chrono::Utc>>,
-    /// The request asks to be held (scheduled) rather than refused inside a freeze window.
-    pub hold_if_frozen: bool,
-    /// Approvals the policy requires (a warning: the deployment will wait for them).
-    pub required_approvals: u32,
 }
 
 pub fn validate(f: &Facts<'_>) -> ValidationReport {
@@ -67,21 +64,18 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
     if !f.may_deploy {
         r.error("forbidden", "your roles do not allow deploying");
     }
+    // A caller with no deploying role at all is told once.
+    for (code, message) in f.verdict.blocking().into_iter().filter(|(code, _)| f.may_deploy || *code != "forbidden") {
+        r.error(code, message);
+    }
     if let Some(d) = f.in_flight {
         r.error("deployment_in_progress", format!("deployment {d} of this component to this environment is still in flight"));
     }
     for env in &f.promotion_missing {
         r.error("promotion_required", format!("the package must first succeed in environment \"{env}\""));
     }
-    if let Some(until) = f.frozen_until {
-        if f.hold_if_frozen {
-            r.warning("freeze_window", format!("inside a freeze window: the deployment will be held until {}", until.to_rfc3339()));
-        } else {
-            r.error("freeze_window", format!("the environment is frozen until {}", until.to_rfc3339()));
-        }
-    }
-    if f.required_approvals > 0 {
-        r.warning("approval_required", format!("the deployment will wait for {} approval(s)", f.required_approvals));
+    for (code, message) in f.verdict.waits() {
+        r.warning(code, message);
     }
     if f.runtimes.is_empty() {
         r.error("no_runtimes", "no runtime is attached to the environment");
@@ -119,8 +113,9 @@ mod tests {
     use crate::component::{Component, ContentRef};
     use crate::environment::NewEnvironment;
     use crate::package::{Requirement, VersionLabel, snapshot};
+    use crate::policy::{Change, FreezeWindow, Policy, Verdict};
     use crate::runtime::Digest;
-    use crate::values::{Classification, Description, Name};
+    use crate::values::{Classification, Description, Name, Role};
     use chrono::Utc;
     use std::collections::HashMap;
 
@@ -158,10 +153,16 @@ mod tests {
         }
     }
 
+    fn open_verdict() -> &'static Verdict {
+        static OPEN: std::sync::OnceLock<Verdict> = std::sync::OnceLock::new();
+        OPEN.get_or_init(|| Policy::default().judge(Change::Deploy, &[Role::Deployer], Utc::now(), false))
+    }
+
     fn facts<'a>(env: &'a Environment, pkg: &'a Package, active: &'a [ActiveVersion]) -> Facts<'a> {
         Facts {
             environment: env,
             package: pkg,
+            verdict: open_verdict(),
             may_deploy: true,
             in_flight: None,
             runtimes: vec![("atom".into(), RuntimeStatus::Online)],
@@ -169,9 +170,6 @@ mod tests {
             connection_licenses: 10,
             connections_elsewhere: HashSet::new(),
             promotion_missing: vec![],
-            frozen_until: None,
-            hold_if_frozen: false,
-            required_approvals: 0,
         }
     }
 
@@ -221,10 +219,17 @@ mod tests {
     #[test]
     fn a_freeze_window_refuses_unless_the_request_asks_to_be_held() {
         let (env, pkg) = (environment(true), package(&[], vec![]));
+        let now = Utc::now();
+        let frozen = Policy {
+            freeze_windows: vec![FreezeWindow { start: now - chrono::Duration::hours(1), end: now + chrono::Duration::hours(1), weekly: false }],
+            ..Policy::default()
+        };
+        let refused = frozen.judge(Change::Deploy, &[Role::Deployer], now, false);
         let mut f = facts(&env, &pkg, &[]);
-        f.frozen_until = Some(Utc::now());
+        f.verdict = &refused;
         assert_eq!(validate(&f).errors[0].code, "freeze_window");
-        f.hold_if_frozen = true;
+        let held = frozen.judge(Change::Deploy, &[Role::Deployer], now, true);
+        f.verdict = &held;
         let report = validate(&f);
         assert!(report.errors.is_empty());
         assert_eq!(report.warnings[0].code, "freeze_window");

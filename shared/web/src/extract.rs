@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Where the client's own `X-Request-Id` is kept (see `telemetry::layer_router`).
+pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
 
 /// The request id (set by the request-id layer, or by API Gateway's caller).
 #[derive(Clone, Debug)]
@@ -28,6 +30,11 @@ pub fn request_id_of(parts: &Parts) -> String {
     parts.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_string()
 }
 
+/// The request id the client sent, if any.
+pub fn client_request_id_of(parts: &Parts) -> Option<String> {
+    parts.headers.get(CLIENT_REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
 /// A caller whose bearer JWT verified. What it may do is decided later.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -36,6 +43,7 @@ pub struct Caller {
     pub tenant: Option<TenantId>,
     pub roles: Vec<Role>,
     pub request_id: String,
+    pub client_request_id: Option<String>,
 }
 
 impl Caller {
@@ -69,6 +77,7 @@ where
             // Unknown role names are ignored: they grant nothing.
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
             request_id: request_id_of(parts),
+            client_request_id: client_request_id_of(parts),
         };
         if let Some(t) = caller.tenant {
             tracing::Span::current().record("tenant_id", tracing::field::display(t));
@@ -121,6 +130,24 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for
         }
         let bytes = axum::body::to_bytes(req.into_body(), LIMIT).await.map_err(|_| ApiError::PayloadTooLarge)?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body that may be left out: an empty body is `T::default()`;
+/// anything else is read as `JsonBody` reads it.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        JsonBody::<T>::from_request(req, state).await.map(|JsonBody(v)| OptionalJsonBody(v))
     }
 }
 
@@ -192,6 +219,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                     .ok_or_else(|| ApiError::bad_request("invalid_if_match", "If-Match must be an etag this API issued"))
             }
         }
+    }
+}
+
+/// `?hold_if_frozen=true|false` (absent: false).
+pub fn hold_if_frozen_of(parts: &Parts) -> Result<bool, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Query {
+        hold_if_frozen: Option<String>,
+    }
+    let query: Query = serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
+    match query.hold_if_frozen.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::Domain(DomainError::invalid("hold_if_frozen", "must be true or false"))),
     }
 }
 

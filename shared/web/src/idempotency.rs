@@ -1,6 +1,7 @@
 //! `Idempotency-Key` on creating `POST`s: the same key with the same body
 //! gets the first response again; the same key with another body is refused
-//! (422); a retry while the first is still running gets 409.
+//! (422); a retry while the first is still running gets 409. A secret a
+//! response showed once (marked with `SecretFields`) is never replayed.
 
 use crate::auth::JwtVerifier;
 use crate::extract::Caller;
@@ -16,6 +17,32 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 pub const HEADER: &str = "idempotency-key";
+
+/// Marks a response whose body carries secrets shown once (top-level JSON
+/// fields): an idempotent replay returns the resource without them.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretFields(pub &'static [&'static str]);
+
+impl SecretFields {
+    /// Puts the mark on `response`.
+    pub fn mark(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+
+    /// The body without the secret fields; a body that is not a JSON object is not kept at all.
+    fn strip(self, body: &[u8]) -> Vec<u8> {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                for name in self.0 {
+                    fields.remove(*name);
+                }
+                serde_json::to_vec(&fields).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Responses larger than this are not kept (creates answer with small bodies).
 const MAX_STORED_RESPONSE: usize = 256 * 1024;
@@ -113,7 +140,12 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
                     .filter(|(name, _)| matches!(name.as_str(), "content-type" | "location" | "etag"))
                     .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.to_string(), v.to_string())))
                     .collect();
-                let stored = StoredResponse { status: parts.status.as_u16(), headers, body: bytes.to_vec() };
+                // A secret is shown once: the kept copy never holds it.
+                let kept = match parts.extensions.get::<SecretFields>() {
+                    Some(secrets) => secrets.strip(&bytes),
+                    None => bytes.to_vec(),
+                };
+                let stored = StoredResponse { status: parts.status.as_u16(), headers, body: kept };
                 state.store.complete(scope, &key, &fingerprint, &stored).await?;
             }
             Ok(Response::from_parts(parts, Body::from(bytes)))

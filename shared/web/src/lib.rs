@@ -10,7 +10,7 @@ pub mod problem;
 pub mod telemetry;
 
 pub use auth::{AuthConfig, Claims, JwtVerifier};
-pub use extract::{Caller, IfMatch, JsonBody, PageQuery, RequestId};
+pub use extract::{Caller, IfMatch, JsonBody, OptionalJsonBody, PageQuery, RequestId};
 pub use problem::ApiError;
 
 /// Largest request body of most endpoints (413 beyond).

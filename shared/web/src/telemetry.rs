@@ -1,7 +1,7 @@
 //! Tracing set-up and the per-request span (with `request_id` and, once the
 //! caller is known, `tenant_id`).
 
-use crate::extract::REQUEST_ID_HEADER;
+use crate::extract::{CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER};
 use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -15,7 +15,9 @@ pub fn init_tracing() {
     let _ = if json { builder.json().flatten_event(true).with_current_span(true).try_init() } else { builder.compact().try_init() };
 }
 
-/// Adds request ids, the request span and access logging to a router.
+/// Adds request ids, the request span and access logging to a router. The
+/// request id is always the server's own: a client's `X-Request-Id` is kept
+/// as `X-Client-Request-Id` (recorded beside it, never trusted as ours).
 pub fn layer_router<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
     let header = HeaderName::from_static(REQUEST_ID_HEADER);
     router
@@ -25,4 +27,16 @@ pub fn layer_router<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id, tenant_id = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .layer(axum::middleware::map_request(keep_client_request_id))
+}
+
+/// Moves the client's `X-Request-Id` aside, so the server mints its own.
+async fn keep_client_request_id<B>(mut req: Request<B>) -> Request<B> {
+    if let Some(client) = req.headers_mut().remove(REQUEST_ID_HEADER) {
+        let usable = client.to_str().map(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())).unwrap_or(false);
+        if usable {
+            req.headers_mut().insert(CLIENT_REQUEST_ID_HEADER, client);
+        }
+    }
+    req
 }

@@ -1,7 +1,7 @@
 use super::{created, with_etag};
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ChangeRequestView, CreateApproval, CreateChangeRequest, ListOf, PatchChangeRequest, package_ids};
+use crate::views::{ChangeRequestView, CreateApproval, CreateChangeRequest, DeployChangeRequest, ListOf, PatchChangeRequest, package_ids};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +11,7 @@ use berth_domain::context::TenantCtx;
 use berth_domain::ids::{ChangeRequestId, EnvironmentId};
 use berth_domain::usecases::{ChangeRequestInput, ChangeRequestPatch};
 use berth_web::extract::path_id;
-use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
+use berth_web::{ApiError, IfMatch, JsonBody, OptionalJsonBody, PageQuery};
 
 async fn view(state: &AppState, ctx: &TenantCtx, cr: &ChangeRequest) -> Result<ChangeRequestView, ApiError> {
     Ok(ChangeRequestView::new(cr, &state.berth.change_request_approvals(ctx, cr.id).await?))
@@ -88,9 +88,16 @@ pub async fn decide(
 }
 
 /// Creates the deployments of an approved change request.
-#[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
-pub async fn deploy(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeRequestView>, ApiError> {
-    let cr = state.berth.deploy_change_request(&ctx, id_of(&id)?).await?;
+#[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", tag = "change requests", request_body = DeployChangeRequest,
+    responses((status = 200, body = ChangeRequestView), (status = 403, description = "forbidden"), (status = 409, description = "not_approved, freeze_window, ...")),
+    security(("bearer" = [])))]
+pub async fn deploy(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<DeployChangeRequest>,
+) -> Result<Json<ChangeRequestView>, ApiError> {
+    let cr = state.berth.deploy_change_request(&ctx, id_of(&id)?, body.hold_if_frozen.unwrap_or(false)).await?;
     Ok(Json(view(&state, &ctx, &cr).await?))
 }
 

@@ -1,7 +1,7 @@
 use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, TargetView, ValidationView};
+use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, RollbackRequest, TargetView, ValidationView};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,8 +12,8 @@ use berth_domain::deployment::DeploymentStatus;
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId};
 use berth_domain::ports::DeploymentFilter;
 use berth_domain::usecases::NewDeployment;
-use berth_web::extract::{path_id, serde_urlencoded_query};
-use berth_web::{ApiError, JsonBody, PageQuery};
+use berth_web::extract::{hold_if_frozen_of, path_id, serde_urlencoded_query};
+use berth_web::{ApiError, JsonBody, OptionalJsonBody, PageQuery};
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
 #[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = CreateDeployment,
@@ -125,12 +125,34 @@ pub async fn active_versions(State(state): State<AppState>, Ctx(ctx): Ctx, Path(
     Ok(Json(ListOf { items: views.iter().map(ActiveVersionView::from).collect(), next_cursor: None }))
 }
 
-/// Undeploys a component: returns the undeploy deployment (202: it runs on the runtimes).
+/// Undeploys a component: returns the undeploy deployment (202: it runs on the
+/// runtimes, or waits for approvals or a freeze window's end as the policy says).
 #[utoipa::path(delete, path = "/v1/environments/{id}/active/{component_id}", tag = "deployments",
-    responses((status = 202, body = DeploymentView), (status = 404, description = "not active there")), security(("bearer" = [])))]
-pub async fn undeploy(State(state): State<AppState>, Ctx(ctx): Ctx, Path((id, component)): Path<(String, String)>) -> Result<Response, ApiError> {
+    params(("hold_if_frozen" = Option<bool>, Query, description = "inside a freeze window: hold until it ends instead of refusing")),
+    responses((status = 202, body = DeploymentView), (status = 403, description = "forbidden: not one of the policy's deployer roles"),
+        (status = 404, description = "not active there"), (status = 409, description = "freeze_window, deployment_in_progress, environment_not_enabled")),
+    security(("bearer" = [])))]
+pub async fn undeploy(State(state): State<AppState>, Ctx(ctx): Ctx, Path((id, component)): Path<(String, String)>, parts: Parts) -> Result<Response, ApiError> {
     let env = path_id::<EnvironmentId>(&id, "environment")?;
     let component = path_id::<ComponentId>(&component, "component")?;
-    let d = state.berth.undeploy(&ctx, env, component).await?;
+    let d = state.berth.undeploy(&ctx, env, component, hold_if_frozen_of(&parts)?).await?;
     Ok((StatusCode::ACCEPTED, Json(DeploymentView::from(&d))).into_response())
+}
+
+/// Rolls the component back to the version active before the current one, through the
+/// environment's policy as a deploy (roles, freeze windows, approvals).
+#[utoipa::path(post, path = "/v1/environments/{id}/active/{component_id}/rollback", tag = "deployments", request_body = RollbackRequest,
+    responses((status = 201, body = DeploymentView), (status = 403, description = "forbidden"), (status = 404, description = "not active there"),
+        (status = 409, description = "no_previous_version, freeze_window, deployment_in_progress, ...")),
+    security(("bearer" = [])))]
+pub async fn roll_back(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((id, component)): Path<(String, String)>,
+    OptionalJsonBody(body): OptionalJsonBody<RollbackRequest>,
+) -> Result<Response, ApiError> {
+    let env = path_id::<EnvironmentId>(&id, "environment")?;
+    let component = path_id::<ComponentId>(&component, "component")?;
+    let d = state.berth.roll_back(&ctx, env, component, body.notes.unwrap_or_default(), body.hold_if_frozen.unwrap_or(false)).await?;
+    Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))
 }

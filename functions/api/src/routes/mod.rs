@@ -23,7 +23,7 @@ pub(crate) use components::{
 };
 pub(crate) use deployments::{
     __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_get_deployment, __path_list_deployments, __path_list_events,
-    __path_list_targets, __path_retry_deployment, __path_undeploy, __path_validate_deployment,
+    __path_list_targets, __path_retry_deployment, __path_roll_back, __path_undeploy, __path_validate_deployment,
 };
 pub(crate) use environments::{
     __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
@@ -69,6 +69,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/environments/{id}/policy", get(governance::get_policy).put(governance::put_policy))
         .route("/v1/environments/{id}/active", get(deployments::active_versions))
         .route("/v1/environments/{id}/active/{component_id}", axum::routing::delete(deployments::undeploy))
+        .route("/v1/environments/{id}/active/{component_id}/rollback", axum::routing::post(deployments::roll_back))
         .route("/v1/change-requests", get(change_requests::list).post(change_requests::create))
         .route("/v1/change-requests/{id}", get(change_requests::get).patch(change_requests::patch))
         .route("/v1/change-requests/{id}/submit", axum::routing::post(change_requests::submit))

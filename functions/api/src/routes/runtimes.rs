@@ -9,6 +9,7 @@ use axum::response::Response;
 use berth_domain::ids::RuntimeId;
 use berth_domain::runtime::RuntimeKind;
 use berth_web::extract::path_id;
+use berth_web::idempotency::SecretFields;
 use berth_web::{ApiError, JsonBody, PageQuery};
 
 /// Creates a runtime and its job queue; the response carries the one-time `registration_token`.
@@ -19,7 +20,7 @@ pub async fn create_runtime(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBo
     let runtime = &created_runtime.runtime;
     let mut view = RuntimeView::new(runtime, state.berth.runtime_status(runtime));
     view.registration_token = Some(created_runtime.registration_token.reveal());
-    Ok(created(format!("/v1/runtimes/{}", runtime.id), None, view))
+    Ok(SecretFields(&["registration_token"]).mark(created(format!("/v1/runtimes/{}", runtime.id), None, view)))
 }
 
 #[utoipa::path(get, path = "/v1/runtimes", tag = "runtimes", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),

@@ -385,6 +385,10 @@ impl DeploymentStore for DynamoStore {
         Ok(self.get::<LockRecord>(keys::in_flight(tenant, env, component)).await?.map(|l| l.deployment_id))
     }
 
+    async fn in_flight_deployments(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<DeploymentId>> {
+        Ok(self.query_all::<LockRecord>(&keys::in_flights(tenant, env)).await?.into_iter().map(|l| l.deployment_id).collect())
+    }
+
     async fn in_flight_connections(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<(ComponentId, Vec<ComponentId>)>> {
         Ok(self.query_all::<LockRecord>(&keys::in_flights(tenant, env)).await?.into_iter().map(|l| (l.component_id, l.connections)).collect())
     }

@@ -1,11 +1,12 @@
 use super::Berth;
-use super::deployments::connections_of;
+use super::deployments::kind_of;
 use crate::audit::AuditDraft;
 use crate::change_request::{ChangeRequest, ChangeStatus, ChangeType, check_parts};
 use crate::context::{Actor, Permission, TenantCtx};
-use crate::deployment::{Deployment, DeploymentKind, DeploymentStatus};
-use crate::ids::{ChangeRequestId, DeploymentId, EnvironmentId, PackageId, TenantId};
+use crate::deployment::{Deployment, DeploymentStatus};
+use crate::ids::{ChangeRequestId, EnvironmentId, PackageId, TenantId};
 use crate::page::{Page, PageRequest};
+use crate::policy::Change;
 use crate::policy::{Approval, Decision, approvals_for};
 use crate::runtime::Digest;
 use crate::values::{Name, Version};
@@ -55,8 +56,7 @@ impl Berth {
     async fn save_change(&self, ctx: &TenantCtx, before: &ChangeRequest, mut after: ChangeRequest, action: &str) -> Result<ChangeRequest> {
         after.version = before.version.next();
         after.updated_at = Utc::now();
-        let audit =
-            AuditDraft::new(&ctx.actor, &ctx.request_id, action, "change_request", after.id, json!({"before": summary(before), "after": summary(&after)}));
+        let audit = AuditDraft::by(ctx, action, "change_request", after.id, json!({"before": summary(before), "after": summary(&after)}));
         self.change_requests.update_change_request(ctx.tenant, &after, before.version, audit).await?;
         Ok(after)
     }
@@ -81,11 +81,12 @@ impl Berth {
             required_approvals: 0,
             deployments: vec![],
             created_by: ctx.actor.id.clone(),
+            item_editors: vec![],
             created_at: now,
             updated_at: now,
             version: Version::FIRST,
         };
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "change_request.created", "change_request", cr.id, json!({"after": summary(&cr)}));
+        let audit = AuditDraft::by(ctx, "change_request.created", "change_request", cr.id, json!({"after": summary(&cr)}));
         self.change_requests.create_change_request(ctx.tenant, &cr, audit).await?;
         Ok(cr)
     }
@@ -136,6 +137,10 @@ impl Berth {
             after.links = l;
         }
         if let Some(items) = patch.items {
+            // Whoever changes the items becomes an author: they may not approve it.
+            if items != before.items && !after.authors().contains(&ctx.actor.id.as_str()) {
+                after.item_editors.push(ctx.actor.id.clone());
+            }
             after.items = items;
         }
         check_parts(&after.overview, &after.items, &after.links)?;
@@ -164,13 +169,13 @@ impl Berth {
     pub async fn decide_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId, decision: Decision, comment: String) -> Result<ChangeRequest> {
         let cr = self.get_change_request(ctx, id).await?;
         let policy = self.policy_of(ctx.tenant, cr.target_environment_id).await?;
-        policy.check_decider(ctx, &cr.created_by, &comment)?;
+        policy.check_decider(ctx, &cr.authors(), &comment)?;
         if cr.status != ChangeStatus::Submitted {
             return Err(DomainError::conflict("not_submitted", format!("the change request is {}, not waiting for approvals", cr.status.as_str())));
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: cr.digests.clone(), created_at: Utc::now() };
         let action = if decision == Decision::Approve { "change_request.approved" } else { "change_request.rejected" };
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, action, "change_request", id, json!({"decision": decision, "digests": approval.digests}));
+        let audit = AuditDraft::by(ctx, action, "change_request", id, json!({"decision": decision, "digests": approval.digests}));
         self.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await?;
         // As for deployments: a decision bumps the version, so an outcome
         // computed before another decision arrived is not applied.
@@ -201,18 +206,15 @@ impl Berth {
     /// stand for theirs). Every item is validated first: nothing is created
     /// unless all of them can go.
     #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
-    pub async fn deploy_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
+    pub async fn deploy_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId, hold_if_frozen: bool) -> Result<ChangeRequest> {
         let cr = self.get_change_request(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
         let env = self.get_environment(ctx, cr.target_environment_id).await?;
-        // Its approvals stand for the deployments' approvals, not for the right to deploy.
+        // Its approvals stand for the deployments' approvals, not for the right
+        // to deploy, nor for a freeze window.
         let policy = self.policy_of(ctx.tenant, env.id).await?;
-        if !policy.may_deploy(&ctx.roles) {
-            return Err(DomainError::forbidden(
-                "forbidden",
-                format!("the policy of \"{}\" lets only {:?} deploy", env.name, policy.deployer_roles).to_lowercase(),
-            ));
-        }
+        let verdict = policy.judge(Change::ChangeRequestDeploy, &ctx.roles, Utc::now(), hold_if_frozen);
+        let clearance = verdict.enforce()?;
         if cr.status != ChangeStatus::Approved {
             return Err(DomainError::conflict("not_approved", format!("the change request is {}, not approved", cr.status.as_str())));
         }
@@ -222,7 +224,7 @@ impl Berth {
             if self.item_digests(ctx, std::slice::from_ref(item)).await? != [package.digest.clone()] {
                 return Err(DomainError::conflict("items_changed", "an item changed since approval"));
             }
-            let report = self.report_for(ctx, &env, &package, false).await?;
+            let report = self.report_for(ctx, &env, &package, &policy, &verdict).await?;
             if let Some(first) = report.errors.first() {
                 return Err(DomainError::conflict(first.code, format!("package {}: {}", package.id, first.message)));
             }
@@ -234,32 +236,16 @@ impl Berth {
         let mut created = vec![];
         for package in &packages {
             let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
-            let d = Deployment {
-                id: DeploymentId::new(),
-                kind: match &active {
-                    Some(a) if package.id < a.package_id => DeploymentKind::Redeploy,
-                    _ => DeploymentKind::Deploy,
-                },
-                status: DeploymentStatus::Queued,
-                environment_id: env.id,
-                component_id: package.component_id,
-                package_id: package.id,
-                version: package.version.clone(),
-                digest: package.digest.clone(),
-                size: package.size,
-                notes: format!("change request \"{}\"", cr.name),
-                requested_by: ctx.actor.id.clone(),
-                scheduled_at: None,
-                previous_package_id: active.map(|a| a.package_id),
-                only_runtime: None,
-                required_approvals: 0,
-                decisions: 0,
-                change_request_id: Some(cr.id),
-                connections: connections_of(package),
-                created_at: Utc::now(),
-                started_at: None,
-                finished_at: None,
-            };
+            let mut d = Deployment::of_package(
+                kind_of(package, active.as_ref()),
+                env.id,
+                package,
+                &ctx.actor.id,
+                format!("change request \"{}\"", cr.name),
+                active.as_ref(),
+            )
+            .cleared(clearance, None);
+            d.change_request_id = Some(cr.id);
             if let Err(e) = self.record_and_queue(ctx, &d, "deployment.requested").await {
                 // A deployment raced in: what was created goes on; the request is failed.
                 let mut failed = after.clone();

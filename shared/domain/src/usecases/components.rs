@@ -75,9 +75,8 @@ impl Berth {
         self.check_references(ctx, &references).await?;
         let content = self.blobs.put_content(ctx.tenant, input.content).await?;
         let (component, first) = Component::new(input.name, input.kind, references, content, &ctx.actor.id, Utc::now());
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
+        let audit = AuditDraft::by(
+            ctx,
             "component.created",
             "component",
             component.id,
@@ -122,9 +121,8 @@ impl Berth {
             None => before.content.clone(),
         };
         let (after, revision) = before.revised(references, content, &ctx.actor.id, Utc::now());
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
+        let audit = AuditDraft::by(
+            ctx,
             "component.revised",
             "component",
             id,

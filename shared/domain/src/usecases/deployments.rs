@@ -1,12 +1,13 @@
 use super::Berth;
 use crate::audit::AuditDraft;
 use crate::component::ComponentType;
-use crate::context::{Permission, TenantCtx};
+use crate::context::{ActorKind, Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
 use crate::environment::Environment;
-use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId};
+use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, outdated};
 use crate::page::{Page, PageRequest};
+use crate::policy::{Change, Policy, Verdict};
 use crate::ports::DeploymentFilter;
 use crate::runtime::Runtime;
 use crate::validation::{Facts, ValidationReport, validate};
@@ -78,11 +79,18 @@ impl Berth {
         }
     }
 
-    pub(crate) async fn report_for(&self, ctx: &TenantCtx, env: &Environment, package: &Package, hold_if_frozen: bool) -> Result<ValidationReport> {
+    /// The full report for putting `package` in `env` by a change the policy judged `verdict`.
+    pub(crate) async fn report_for(
+        &self,
+        ctx: &TenantCtx,
+        env: &Environment,
+        package: &Package,
+        policy: &Policy,
+        verdict: &Verdict,
+    ) -> Result<ValidationReport> {
         let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?;
         let active_here = self.deployments.active_versions(ctx.tenant, env.id).await?;
         let tenant = self.tenant_of_token(ctx.tenant).await?;
-        let policy = self.policy_of(ctx.tenant, env.id).await?;
         let succeeded = self.deployments.succeeded_in(ctx.tenant, package.id).await?;
         let mut promotion_missing = vec![];
         for required in policy.require_success_in.iter().filter(|e| !succeeded.contains(e)) {
@@ -92,11 +100,9 @@ impl Berth {
         let facts = Facts {
             environment: env,
             package,
-            may_deploy: ctx.require(Permission::Deploy).is_ok() && policy.may_deploy(&ctx.roles),
+            verdict,
+            may_deploy: ctx.require(Permission::Deploy).is_ok(),
             promotion_missing,
-            frozen_until: policy.frozen_until(Utc::now()),
-            hold_if_frozen,
-            required_approvals: policy.required_approvals,
             in_flight: self.deployments.in_flight(ctx.tenant, env.id, package.component_id).await?,
             runtimes: runtimes.iter().map(|r| (r.name.to_string(), self.runtime_status(r))).collect(),
             active_here: &active_here,
@@ -110,7 +116,9 @@ impl Berth {
     pub async fn validate_deployment(&self, ctx: &TenantCtx, package: PackageId, env: EnvironmentId) -> Result<ValidationReport> {
         let env = self.get_environment(ctx, env).await?;
         let package = self.get_package(ctx, package).await?.package;
-        self.report_for(ctx, &env, &package, false).await
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        let verdict = policy.judge(Change::Deploy, &ctx.roles, Utc::now(), false);
+        self.report_for(ctx, &env, &package, &policy, &verdict).await
     }
 
     /// Validates, then records the deployment (taking the environment's lock
@@ -120,71 +128,67 @@ impl Berth {
         let env = self.get_environment(ctx, input.environment_id).await?;
         let package = self.get_package(ctx, input.package_id).await?.package;
         ctx.require(Permission::Deploy)?;
+        check_notes(&input.notes)?;
+        let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
+        let d = Deployment::of_package(kind_of(&package, active.as_ref()), env.id, &package, &ctx.actor.id, input.notes, active.as_ref());
+        self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen, "deployment.requested").await
+    }
+
+    /// Puts a deployment of `package` through the environment's policy and
+    /// validation, then records it: waiting for approvals, held, or queued.
+    #[allow(clippy::too_many_arguments)]
+    async fn request_change(
+        &self,
+        ctx: &TenantCtx,
+        env: &Environment,
+        package: &Package,
+        change: Change,
+        deployment: Deployment,
+        scheduled_at: Option<DateTime<Utc>>,
+        hold_if_frozen: bool,
+        action: &str,
+    ) -> Result<Deployment> {
         let policy = self.policy_of(ctx.tenant, env.id).await?;
-        if !policy.may_deploy(&ctx.roles) {
-            return Err(DomainError::forbidden(
-                "forbidden",
-                format!("the policy of \"{}\" lets only {:?} deploy", env.name, policy.deployer_roles).to_lowercase(),
-            ));
-        }
-        if input.notes.chars().count() > MAX_NOTES_CHARS {
-            return Err(DomainError::invalid("notes", format!("must be at most {MAX_NOTES_CHARS} characters")));
-        }
-        let report = self.report_for(ctx, &env, &package, input.hold_if_frozen).await?;
+        let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
+        let clearance = verdict.enforce()?;
+        let report = self.report_for(ctx, env, package, &policy, &verdict).await?;
         if let Some(first) = report.errors.first() {
             return Err(DomainError::conflict(first.code, first.message.clone()));
         }
-        let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
-        // Package ids are UUIDv7: an older id is an earlier version.
-        let kind = match &active {
-            Some(a) if package.id < a.package_id => DeploymentKind::Redeploy,
-            _ => DeploymentKind::Deploy,
-        };
-        let now = Utc::now();
-        // Held to the end of a freeze window when asked (validation refused it otherwise).
-        let scheduled = input.scheduled_at.max(policy.frozen_until(now)).filter(|at| *at > now);
-        let status = if policy.required_approvals > 0 {
-            DeploymentStatus::PendingApproval
-        } else if scheduled.is_some() {
-            DeploymentStatus::Scheduled
-        } else {
-            DeploymentStatus::Queued
-        };
-        let deployment = Deployment {
-            id: DeploymentId::new(),
-            kind,
-            status,
-            environment_id: env.id,
-            component_id: package.component_id,
-            package_id: package.id,
-            version: package.version.clone(),
-            digest: package.digest.clone(),
-            size: package.size,
-            notes: input.notes,
-            requested_by: ctx.actor.id.clone(),
-            scheduled_at: scheduled,
-            previous_package_id: active.map(|a| a.package_id),
-            only_runtime: None,
-            required_approvals: policy.required_approvals,
-            decisions: 0,
-            change_request_id: None,
-            connections: connections_of(&package),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-        };
-        self.record_and_queue(ctx, &deployment, "deployment.requested").await?;
+        let deployment = deployment.cleared(clearance, scheduled_at);
+        self.record_and_queue(ctx, &deployment, action).await?;
         Ok(deployment)
     }
 
+    /// A person returns the environment to the version that was active before
+    /// the current one: a `rollback` deployment, through the same policy as a
+    /// deploy (roles, freeze windows, approvals).
+    #[tracing::instrument(skip(self, ctx, notes), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn roll_back(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId, notes: String, hold_if_frozen: bool) -> Result<Deployment> {
+        let environment = self.get_environment(ctx, env).await?;
+        ctx.require(Permission::Deploy)?;
+        check_notes(&notes)?;
+        let active = self.deployments.active_version(ctx.tenant, env, component).await?.ok_or(DomainError::not_found("active version"))?;
+        let no_previous = || DomainError::conflict("no_previous_version", "no earlier version of this component was active in the environment");
+        let current = self.deployments.get_deployment(ctx.tenant, active.deployment_id).await?.ok_or_else(no_previous)?;
+        let previous = current.previous_package_id.filter(|p| *p != active.package_id).ok_or_else(no_previous)?;
+        let package = self.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
+        let notes = if notes.is_empty() { format!("rollback from version {} requested by {}", active.version, ctx.actor.id) } else { notes };
+        let d = Deployment::of_package(DeploymentKind::Rollback, env, &package, &ctx.actor.id, notes, Some(&active));
+        self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen, "deployment.rollback_requested").await
+    }
+
     pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment, action: &str) -> Result<()> {
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
+        let audit = AuditDraft::by(
+            ctx,
             action,
             "deployment",
             d.id,
-            json!({"kind": d.kind, "environment_id": d.environment_id, "component_id": d.component_id, "package_id": d.package_id, "version": d.version, "status": d.status}),
+            json!({
+                "kind": d.kind, "environment_id": d.environment_id, "component_id": d.component_id, "package_id": d.package_id,
+                "version": d.version, "status": d.status, "required_approvals": d.required_approvals, "scheduled_at": d.scheduled_at,
+                "automatic": ctx.actor.kind == ActorKind::System, "notes": d.notes,
+            }),
         );
         self.deployments.create_deployment(ctx.tenant, d, audit).await?;
         let line = match d.kind {
@@ -203,8 +207,9 @@ impl Berth {
     }
 
     /// Appends a timeline line; a failure to do so never fails the caller.
+    /// Nothing secret is stored: the line is redacted first (see `redact`).
     pub(crate) async fn event(&self, tenant: crate::ids::TenantId, deployment: DeploymentId, runtime: Option<RuntimeId>, message: String) {
-        let event = DeploymentEvent { at: Utc::now(), runtime_id: runtime, message };
+        let event = DeploymentEvent { at: Utc::now(), runtime_id: runtime, message: crate::redact::redact(&message) };
         if let Err(e) = self.deployments.add_event(tenant, deployment, &event).await {
             tracing::warn!(error = %e, deployment_id = %deployment, "could not record a deployment event");
         }
@@ -235,14 +240,14 @@ impl Berth {
     pub async fn cancel_deployment(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Deployment> {
         let before = self.get_deployment(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
+        self.policy_of(ctx.tenant, before.environment_id).await?.judge(Change::Cancel, &ctx.roles, Utc::now(), false).enforce()?;
         if !before.status.cancellable() {
             return Err(DomainError::conflict("deployment_started", format!("a deployment that is {} can no longer be cancelled", before.status.as_str())));
         }
         let mut after = before.clone();
         after.status = DeploymentStatus::Cancelled;
         after.finished_at = Some(Utc::now());
-        let audit =
-            AuditDraft::new(&ctx.actor, &ctx.request_id, "deployment.cancelled", "deployment", id, json!({"before": before.status, "after": after.status}));
+        let audit = AuditDraft::by(ctx, "deployment.cancelled", "deployment", id, json!({"before": before.status, "after": after.status}));
         self.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
             DomainError::Conflict { .. } => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
             other => other,
@@ -260,6 +265,9 @@ impl Berth {
             return Err(DomainError::conflict("not_retryable", format!("only failed deployments can be retried; this one is {}", before.status.as_str())));
         }
         let env = self.get_environment(ctx, before.environment_id).await?;
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        let verdict = policy.judge(Change::Retry, &ctx.roles, Utc::now(), false);
+        verdict.enforce()?;
         let active = self.deployments.active_version(ctx.tenant, env.id, before.component_id).await?;
         // UUIDv7: a greater id is a later deployment.
         if active.is_some_and(|a| a.deployment_id > before.id) {
@@ -270,26 +278,41 @@ impl Berth {
         }
         if before.only_runtime.is_none() {
             let package = self.get_package(ctx, before.package_id).await?.package;
-            let report = self.report_for(ctx, &env, &package, false).await?;
+            let report = self.report_for(ctx, &env, &package, &policy, &verdict).await?;
             if let Some(first) = report.errors.first() {
                 return Err(DomainError::conflict(first.code, first.message.clone()));
             }
         } else if !env.enabled {
             return Err(DomainError::conflict("environment_not_enabled", format!("environment \"{}\" is not enabled", env.name)));
         }
+        // Only runtimes still attached are sent the job again (an undeploy for a
+        // detached runtime goes to that runtime only, as before).
+        let attached: HashSet<RuntimeId> = match before.only_runtime {
+            Some(r) => HashSet::from([r]),
+            None => self.all_environment_runtimes(ctx.tenant, env.id).await?.into_iter().map(|r| r.id).collect(),
+        };
         let now = Utc::now();
-        let retried: Vec<Target> = self
+        let (retried, detached): (Vec<Target>, Vec<Target>) = self
             .deployments
             .list_targets(ctx.tenant, id)
             .await?
             .into_iter()
             .filter(|t| matches!(t.state, TargetState::Failed | TargetState::Restored))
+            .partition(|t| attached.contains(&t.runtime_id));
+        if retried.is_empty() {
+            return Err(DomainError::conflict("not_retryable", "none of the failed targets' runtimes is still attached to the environment"));
+        }
+        for t in detached {
+            self.skip_target(ctx.tenant, t, "the runtime is no longer attached to the environment: not retried").await?;
+        }
+        let retried: Vec<Target> = retried
+            .into_iter()
             .map(|t| Target { job_id: JobId::new(), state: TargetState::Pending, message: "retry".into(), deadline: None, updated_at: now, ..t })
             .collect();
         let mut after = before.clone();
         after.status = DeploymentStatus::InProgress;
         after.finished_at = None;
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "deployment.retried", "deployment", id, json!({"targets": retried.len()}));
+        let audit = AuditDraft::by(ctx, "deployment.retried", "deployment", id, json!({"targets": retried.len()}));
         self.deployments.reopen_deployment(ctx.tenant, &after, before.status, &retried, audit).await?;
         self.event(ctx.tenant, id, None, format!("Retry of {} failed target(s) requested by {}", retried.len(), ctx.actor.id)).await;
         for t in &retried {
@@ -320,58 +343,59 @@ impl Berth {
         Ok(views)
     }
 
-    /// Removes a component from an environment: every runtime stops running it.
+    /// Removes a component from an environment: every runtime stops running
+    /// it. It passes the policy as a deploy does: deployer roles, freeze
+    /// windows (refused, or held with `hold_if_frozen`), and approvals (it
+    /// waits in `pending_approval` and removes nothing until approved).
     #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
-    pub async fn undeploy(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId) -> Result<Deployment> {
+    pub async fn undeploy(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId, hold_if_frozen: bool) -> Result<Deployment> {
         let environment = self.get_environment(ctx, env).await?;
         ctx.require(Permission::Deploy)?;
         let active = self.deployments.active_version(ctx.tenant, env, component).await?.ok_or(DomainError::not_found("active version"))?;
+        let clearance = self.policy_of(ctx.tenant, env).await?.judge(Change::Undeploy, &ctx.roles, Utc::now(), hold_if_frozen).enforce()?;
         if !environment.enabled {
             return Err(DomainError::conflict("environment_not_enabled", format!("environment \"{}\" is not enabled", environment.name)));
         }
         if let Some(d) = self.deployments.in_flight(ctx.tenant, env, component).await? {
             return Err(DomainError::conflict("deployment_in_progress", format!("deployment {d} is still in flight")));
         }
-        let deployment = self.undeploy_of(&active, &ctx.actor.id, None);
+        let deployment = Deployment::undeploy_of(&active, &ctx.actor.id, None).cleared(clearance, None);
         self.record_and_queue(ctx, &deployment, "deployment.undeploy_requested").await?;
         Ok(deployment)
     }
 
-    fn undeploy_of(&self, active: &ActiveVersion, by: &str, only_runtime: Option<RuntimeId>) -> Deployment {
-        Deployment {
-            id: DeploymentId::new(),
-            kind: DeploymentKind::Undeploy,
-            status: DeploymentStatus::Queued,
-            environment_id: active.environment_id,
-            component_id: active.component_id,
-            package_id: active.package_id,
-            version: active.version.clone(),
-            digest: active.digest.clone(),
-            size: 0,
-            notes: match only_runtime {
-                Some(r) => format!("runtime {r} detached from the environment"),
-                None => String::new(),
-            },
-            requested_by: by.to_string(),
-            scheduled_at: None,
-            previous_package_id: Some(active.package_id),
-            only_runtime,
-            required_approvals: 0,
-            decisions: 0,
-            change_request_id: None,
-            connections: vec![],
-            created_at: Utc::now(),
-            started_at: None,
-            finished_at: None,
+    /// After a detach: jobs not yet settled for that runtime in the
+    /// environment's in-flight deployments are withdrawn (`skipped`), and the
+    /// runtime is sent an undeploy for everything the environment runs.
+    pub(crate) async fn after_detach(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<()> {
+        for deployment in self.deployments.in_flight_deployments(ctx.tenant, env).await? {
+            let Some(target) = self.deployments.get_target(ctx.tenant, deployment, runtime).await? else { continue };
+            if !target.state.settled() {
+                self.skip_target(ctx.tenant, target, "the runtime was detached from the environment").await?;
+                self.settle_deployment(ctx.tenant, deployment).await?;
+            }
         }
-    }
-
-    /// After a detach: the runtime is sent an undeploy for everything the environment runs.
-    pub(crate) async fn undeploy_from_detached(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<()> {
         for active in self.deployments.active_versions(ctx.tenant, env).await? {
-            let d = self.undeploy_of(&active, &ctx.actor.id, Some(runtime));
+            let d = Deployment::undeploy_of(&active, &ctx.actor.id, Some(runtime));
             self.record_and_queue(ctx, &d, "deployment.undeploy_requested").await?;
         }
+        Ok(())
+    }
+
+    /// Withdraws a target that has not settled, or a failed one a retry leaves
+    /// out: it becomes `skipped`, with the reason in its message and the timeline.
+    pub(crate) async fn skip_target(&self, tenant: TenantId, mut target: Target, reason: &str) -> Result<()> {
+        let from = target.state;
+        target.state = TargetState::Skipped;
+        target.message = reason.to_string();
+        target.updated_at = Utc::now();
+        match self.deployments.update_target(tenant, &target, from, None).await {
+            Ok(()) => {}
+            // It moved meanwhile (the agent reported): leave it to that report.
+            Err(DomainError::Conflict { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.event(tenant, target.deployment_id, Some(target.runtime_id), format!("Skipped: {reason}")).await;
         Ok(())
     }
 
@@ -390,7 +414,18 @@ impl Berth {
     }
 }
 
-/// The connection components a package bundles.
-pub(crate) fn connections_of(package: &Package) -> Vec<ComponentId> {
-    package.manifest.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id).collect()
+/// A deploy, or a redeploy when the package is older than the active one
+/// (package ids are UUIDv7: an older id is an earlier version).
+pub(crate) fn kind_of(package: &Package, active: Option<&ActiveVersion>) -> DeploymentKind {
+    match active {
+        Some(a) if package.id < a.package_id => DeploymentKind::Redeploy,
+        _ => DeploymentKind::Deploy,
+    }
+}
+
+fn check_notes(notes: &str) -> Result<()> {
+    if notes.chars().count() > MAX_NOTES_CHARS {
+        return Err(DomainError::invalid("notes", format!("must be at most {MAX_NOTES_CHARS} characters")));
+    }
+    Ok(())
 }

@@ -54,7 +54,15 @@ impl Berth {
             let mut after = d.clone();
             after.status = DeploymentStatus::InProgress;
             after.started_at = Some(Utc::now());
-            match self.deployments.transition(tenant, &after, DeploymentStatus::Queued, None).await {
+            let audit = AuditDraft::new(
+                &Actor::system("dispatcher"),
+                "",
+                "deployment.started",
+                "deployment",
+                id,
+                json!({"before": d.status, "after": after.status, "runtimes": runtimes.len()}),
+            );
+            match self.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
                 Ok(()) => self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await,
                 // A duplicate delivery moved it first.
                 Err(DomainError::Conflict { .. }) => {}

@@ -19,7 +19,7 @@ impl Berth {
     pub async fn create_environment(&self, ctx: &TenantCtx, input: NewEnvironment) -> Result<Environment> {
         ctx.require(Permission::ManageEnvironments)?;
         let env = Environment::new(input, Utc::now());
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "environment.created", "environment", env.id, json!({"after": summary(&env)}));
+        let audit = AuditDraft::by(ctx, "environment.created", "environment", env.id, json!({"after": summary(&env)}));
         self.environments.create_environment(ctx.tenant, &env, audit).await?;
         Ok(env)
     }
@@ -40,14 +40,7 @@ impl Berth {
         ctx.require(Permission::ManageEnvironments)?;
         check_if_match(before.version, if_match)?;
         let after = before.patched(patch, Utc::now());
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
-            "environment.updated",
-            "environment",
-            id,
-            json!({"before": summary(&before), "after": summary(&after)}),
-        );
+        let audit = AuditDraft::by(ctx, "environment.updated", "environment", id, json!({"before": summary(&before), "after": summary(&after)}));
         self.environments.update_environment(ctx.tenant, &before, &after, audit).await?;
         Ok(after)
     }
@@ -56,7 +49,7 @@ impl Berth {
     pub async fn delete_environment(&self, ctx: &TenantCtx, id: EnvironmentId) -> Result<()> {
         let env = self.get_environment(ctx, id).await?;
         ctx.require(Permission::ManageEnvironments)?;
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "environment.deleted", "environment", id, json!({"before": summary(&env)}));
+        let audit = AuditDraft::by(ctx, "environment.deleted", "environment", id, json!({"before": summary(&env)}));
         self.environments.delete_environment(ctx.tenant, &env, audit).await
     }
 }

@@ -39,14 +39,7 @@ impl Berth {
             }
         }
         policy.version = before.version.next();
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
-            "policy.updated",
-            "environment",
-            env,
-            json!({"environment": environment.name, "before": before, "after": policy}),
-        );
+        let audit = AuditDraft::by(ctx, "policy.updated", "environment", env, json!({"environment": environment.name, "before": before, "after": policy}));
         self.policies.put_policy(ctx.tenant, env, &policy, before.version, audit).await?;
         Ok(policy)
     }
@@ -63,7 +56,7 @@ impl Berth {
     pub async fn decide_deployment(&self, ctx: &TenantCtx, id: DeploymentId, decision: Decision, comment: String) -> Result<Deployment> {
         let d = self.get_deployment(ctx, id).await?;
         let policy = self.policy_of(ctx.tenant, d.environment_id).await?;
-        policy.check_decider(ctx, &d.requested_by, &comment)?;
+        policy.check_decider(ctx, &[d.requested_by.as_str()], &comment)?;
         if d.status != DeploymentStatus::PendingApproval {
             return Err(DomainError::conflict("not_pending_approval", format!("the deployment is {}, not waiting for approvals", d.status.as_str())));
         }
@@ -72,14 +65,7 @@ impl Berth {
             Decision::Approve => "deployment.approved",
             Decision::Reject => "deployment.rejected",
         };
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
-            action,
-            "deployment",
-            id,
-            json!({"decision": decision, "digests": approval.digests, "comment": approval.comment}),
-        );
+        let audit = AuditDraft::by(ctx, action, "deployment", id, json!({"decision": decision, "digests": approval.digests, "comment": approval.comment}));
         self.deployments.add_approval(ctx.tenant, id, &approval, audit).await?;
         self.event(ctx.tenant, id, None, format!("{} by {}", if decision == Decision::Approve { "Approved" } else { "Rejected" }, ctx.actor.id)).await;
 
@@ -103,7 +89,18 @@ impl Berth {
             } else {
                 return Ok(current);
             }
-            match self.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, None).await {
+            let (action, approved) = match after.status {
+                DeploymentStatus::Rejected => ("deployment.closed", 0),
+                _ => ("deployment.approvals_complete", approvals_for(&approvals, std::slice::from_ref(&current.digest))),
+            };
+            let audit = AuditDraft::by(
+                ctx,
+                action,
+                "deployment",
+                id,
+                json!({"before": current.status, "after": after.status, "approvals": approved, "scheduled_at": after.scheduled_at}),
+            );
+            match self.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, Some(audit)).await {
                 Ok(()) => {
                     settled = Some(after);
                     break;

@@ -2,9 +2,10 @@ use super::Berth;
 use super::agents::RuntimeCtx;
 use crate::audit::AuditDraft;
 use crate::context::Actor;
-use crate::deployment::{DeploymentKind, DeploymentStatus, TargetState, aggregate};
+use crate::deployment::{DeploymentKind, DeploymentStatus, TargetState, aggregate, target_counts};
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, TenantId};
 use crate::package::VersionLabel;
+use crate::policy::Change;
 use crate::ports::Activation;
 use crate::runtime::Digest;
 use crate::{DomainError, Result};
@@ -50,6 +51,7 @@ fn phase_line(phase: TargetState, message: &str) -> String {
         TargetState::Deployed => "Deployed",
         TargetState::Failed => "Failed",
         TargetState::Restored => "Restored the previous version",
+        TargetState::Skipped => "Skipped",
     };
     if message.is_empty() { base.to_string() } else { format!("{base}: {message}") }
 }
@@ -57,14 +59,11 @@ fn phase_line(phase: TargetState, message: &str) -> String {
 impl Berth {
     /// Long-polls the runtime's queue for its next job (up to `wait`).
     /// Messages for jobs that ended, were retried, or whose deployment was
-    /// cancelled are dropped here. A suspended tenant's agents get nothing
-    /// (at once: the agent waits before it asks again).
+    /// cancelled are dropped here. (A suspended tenant's agents never get
+    /// this far: `authenticate_runtime` refuses them.)
     #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id))]
     pub async fn next_job(&self, ctx: &RuntimeCtx, wait: Duration) -> Result<Option<JobOffer>> {
         let wait = wait.min(MAX_WAIT);
-        if self.tenant_of_token(ctx.tenant).await?.suspended {
-            return Ok(None);
-        }
         let until = std::time::Instant::now() + wait;
         let visibility = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
         loop {
@@ -84,6 +83,14 @@ impl Berth {
                 continue;
             };
             if target.job_id != job.job_id || target.state.settled() || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
+                drop_it().await?;
+                continue;
+            }
+            // Detached since the job was queued: withdrawn, never handed out.
+            let addressed_here = d.only_runtime == Some(ctx.runtime.id);
+            if !addressed_here && !ctx.runtime.environments.contains(&d.environment_id) {
+                self.skip_target(ctx.tenant, target, "the runtime is no longer attached to the environment").await?;
+                self.settle_deployment(ctx.tenant, d.id).await?;
                 drop_it().await?;
                 continue;
             }
@@ -118,6 +125,8 @@ impl Berth {
     /// Records an agent's progress on one of its jobs and settles the deployment when every target has.
     #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, job_id = %job))]
     pub async fn report_job_event(&self, ctx: &RuntimeCtx, job: JobId, phase: TargetState, message: String) -> Result<JobEventOutcome> {
+        // What an agent reports is stored and shown to every viewer: never a secret.
+        let message = crate::redact::redact(&message);
         let deployment_id = self.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
         let d = self.deployments.get_deployment(ctx.tenant, deployment_id).await?.ok_or(DomainError::not_found("job"))?;
         let mut target = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
@@ -166,32 +175,23 @@ impl Berth {
             actor: Actor::system("auto-rollback"),
             roles: vec![crate::values::Role::Admin],
             request_id: String::new(),
+            client_request_id: None,
             tenant_suspended: false,
         };
-        let now = Utc::now();
-        let rollback = crate::deployment::Deployment {
-            id: DeploymentId::new(),
-            kind: DeploymentKind::Rollback,
-            status: DeploymentStatus::Queued,
-            environment_id: previous.environment_id,
-            component_id: previous.component_id,
-            package_id: previous.package_id,
-            version: previous.version.clone(),
-            digest: previous.digest.clone(),
-            size: self.packages.get_package(tenant, previous.package_id).await?.map(|p| p.size).unwrap_or(0),
-            notes: format!("automatic rollback: deployment {} of version {} failed", failed.id, failed.version),
-            requested_by: "system:auto-rollback".into(),
-            scheduled_at: None,
-            previous_package_id: Some(previous.package_id),
-            only_runtime: None,
-            required_approvals: 0,
-            decisions: 0,
-            change_request_id: None,
-            connections: previous.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-        };
+        let package = self.packages.get_package(tenant, previous.package_id).await?.ok_or(DomainError::not_found("package"))?;
+        let notes = format!("automatic rollback: deployment {} of version {} failed", failed.id, failed.version);
+        let policy = self.policy_of(tenant, previous.environment_id).await?;
+        // Exempt from approvals and freeze windows, by the one rule (see `Change::AutomaticRollback`).
+        let clearance = policy.judge(Change::AutomaticRollback, &ctx.roles, Utc::now(), false).enforce()?;
+        let rollback = crate::deployment::Deployment::of_package(
+            DeploymentKind::Rollback,
+            previous.environment_id,
+            &package,
+            "system:auto-rollback",
+            notes,
+            Some(previous),
+        )
+        .cleared(clearance, None);
         self.event(tenant, failed.id, None, format!("Rolling back to version {} (deployment {})", previous.version, rollback.id)).await;
         self.record_and_queue(&ctx, &rollback, "deployment.rollback_requested").await
     }
@@ -246,7 +246,7 @@ impl Berth {
             &format!("deployment.{}", status.as_str()),
             "deployment",
             id,
-            json!({"before": d.status, "after": status, "targets": targets.len()}),
+            json!({"before": d.status, "after": status, "targets": target_counts(&targets)}),
         );
         match self.deployments.finish_deployment(tenant, &after, d.status, &activation, audit).await {
             Ok(()) => {

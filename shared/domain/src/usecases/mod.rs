@@ -15,7 +15,7 @@ mod runtimes;
 mod sweeper;
 mod tenants;
 
-pub use agents::{Registration, RuntimeCtx};
+pub use agents::{AgentRequest, Registration, RuntimeCtx};
 pub use audit::{AuditFilter, VerifyReport};
 pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
 pub use components::{NewComponent, RevisionInput};
@@ -24,6 +24,7 @@ pub use jobs::{JobEventOutcome, JobOffer};
 pub use packages::{NewPackage, PackageDetails};
 pub use runtimes::CreatedRuntime;
 pub use sweeper::SweepReport;
+pub use tenants::{TENANT_CACHE_TTL, TenantCache};
 
 use crate::ports::{
     AuditStore, BlobStore, ChangeRequestStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore,
@@ -65,4 +66,6 @@ pub struct Berth {
     pub change_requests: Arc<dyn ChangeRequestStore>,
     pub jobs: Arc<dyn JobQueues>,
     pub settings: Settings,
+    /// Tenant items this instance read lately (see `TENANT_CACHE_TTL`).
+    pub tenant_cache: Arc<TenantCache>,
 }

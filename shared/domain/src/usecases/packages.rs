@@ -87,9 +87,8 @@ impl Berth {
                 package.version = VersionLabel::number(next);
                 next += 1;
             }
-            let audit = AuditDraft::new(
-                &ctx.actor,
-                &ctx.request_id,
+            let audit = AuditDraft::by(
+                ctx,
                 "package.created",
                 "package",
                 package.id,
@@ -122,9 +121,13 @@ impl Berth {
         self.packages.list_packages(ctx.tenant, component, page).await
     }
 
-    /// A short-lived URL for the archive; only ever for this tenant's package.
+    /// A short-lived URL for the archive; only ever for this tenant's package,
+    /// and never for a deleted one (404, as if it were gone).
     pub async fn package_download(&self, ctx: &TenantCtx, id: PackageId) -> Result<PresignedUrl> {
         let details = self.get_package(ctx, id).await?;
+        if details.package.deleted {
+            return Err(DomainError::not_found("package"));
+        }
         self.blobs.presign_package_download(ctx.tenant, details.package.id, DOWNLOAD_TTL).await
     }
 
@@ -142,7 +145,7 @@ impl Berth {
         if details.package.deleted {
             return Ok(());
         }
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "package.deleted", "package", id, json!({"version": details.package.version}));
+        let audit = AuditDraft::by(ctx, "package.deleted", "package", id, json!({"version": details.package.version}));
         self.packages.mark_package_deleted(ctx.tenant, id, audit).await
     }
 }

@@ -3,6 +3,7 @@ use crate::audit::AuditDraft;
 use crate::context::{Permission, TenantCtx};
 use crate::ids::{EnvironmentId, RuntimeId};
 use crate::page::{Page, PageRequest};
+use crate::policy::Change;
 use crate::runtime::{Runtime, RuntimeKind, RuntimeStatus};
 use crate::secret::{RuntimeToken, TokenKind};
 use crate::values::Name;
@@ -45,8 +46,7 @@ impl Berth {
             queue_url,
             created_at: Utc::now(),
         };
-        let audit =
-            AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.created", "runtime", id, json!({"after": {"name": runtime.name, "kind": runtime.kind}}));
+        let audit = AuditDraft::by(ctx, "runtime.created", "runtime", id, json!({"after": {"name": runtime.name, "kind": runtime.kind}}));
         if let Err(err) = self.runtimes.create_runtime(ctx.tenant, &runtime, audit).await {
             if let Err(cleanup) = self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await {
                 tracing::warn!(error = %cleanup, runtime_id = %id, "could not remove the queue of a runtime that was not created");
@@ -71,15 +71,20 @@ impl Berth {
     pub async fn delete_runtime(&self, ctx: &TenantCtx, id: RuntimeId) -> Result<()> {
         let runtime = self.get_runtime(ctx, id).await?;
         ctx.require(Permission::ManageRuntimes)?;
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
-            "runtime.deleted",
-            "runtime",
-            id,
-            json!({"before": {"name": runtime.name, "environments": runtime.environments}}),
-        );
+        // Deleting detaches it from every environment: each one's policy must allow that.
+        for env in &runtime.environments {
+            self.policy_of(ctx.tenant, *env).await?.judge(Change::DetachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
+        }
+        let audit = AuditDraft::by(ctx, "runtime.deleted", "runtime", id, json!({"before": {"name": runtime.name, "environments": runtime.environments}}));
         self.runtimes.delete_runtime(ctx.tenant, &runtime, audit).await?;
+        for env in &runtime.environments {
+            for deployment in self.deployments.in_flight_deployments(ctx.tenant, *env).await? {
+                if let Some(target) = self.deployments.get_target(ctx.tenant, deployment, id).await?.filter(|t| !t.state.settled()) {
+                    self.skip_target(ctx.tenant, target, "the runtime was deleted").await?;
+                    self.settle_deployment(ctx.tenant, deployment).await?;
+                }
+            }
+        }
         self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await
     }
 
@@ -89,7 +94,8 @@ impl Berth {
         self.get_environment(ctx, env).await?;
         self.get_runtime(ctx, runtime).await?;
         ctx.require(Permission::ManageRuntimes)?;
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.attached", "environment", env, json!({"runtime_id": runtime}));
+        self.policy_of(ctx.tenant, env).await?.judge(Change::AttachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
+        let audit = AuditDraft::by(ctx, "runtime.attached", "environment", env, json!({"runtime_id": runtime}));
         self.runtimes.attach_runtime(ctx.tenant, env, runtime, audit).await
     }
 
@@ -97,9 +103,10 @@ impl Berth {
     pub async fn detach_runtime(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<()> {
         self.get_environment(ctx, env).await?;
         ctx.require(Permission::ManageRuntimes)?;
-        let audit = AuditDraft::new(&ctx.actor, &ctx.request_id, "runtime.detached", "environment", env, json!({"runtime_id": runtime}));
+        self.policy_of(ctx.tenant, env).await?.judge(Change::DetachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
+        let audit = AuditDraft::by(ctx, "runtime.detached", "environment", env, json!({"runtime_id": runtime}));
         self.runtimes.detach_runtime(ctx.tenant, env, runtime, audit).await?;
-        self.undeploy_from_detached(ctx, env, runtime).await
+        self.after_detach(ctx, env, runtime).await
     }
 
     pub async fn list_environment_runtimes(&self, ctx: &TenantCtx, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>> {

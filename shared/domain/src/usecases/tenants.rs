@@ -13,8 +13,7 @@ impl Berth {
     #[tracing::instrument(skip(self, ctx), fields(request_id = %ctx.request_id))]
     pub async fn create_tenant(&self, ctx: &PlatformCtx, name: Name, plan: Plan) -> Result<Tenant> {
         let tenant = Tenant::new(name, plan, Utc::now());
-        let audit =
-            AuditDraft::new(&ctx.actor, &ctx.request_id, "tenant.created", "tenant", tenant.id, json!({"after": {"name": tenant.name, "plan": tenant.plan}}));
+        let audit = AuditDraft::by(ctx, "tenant.created", "tenant", tenant.id, json!({"after": {"name": tenant.name, "plan": tenant.plan}}));
         self.tenants.create_tenant(&tenant, audit).await?;
         Ok(tenant)
     }
@@ -32,9 +31,8 @@ impl Berth {
         let before = self.get_tenant(ctx, id).await?;
         check_if_match(before.version, if_match)?;
         let after = before.patched(patch, Utc::now())?;
-        let audit = AuditDraft::new(
-            &ctx.actor,
-            &ctx.request_id,
+        let audit = AuditDraft::by(
+            ctx,
             if after.suspended != before.suspended { if after.suspended { "tenant.suspended" } else { "tenant.reinstated" } } else { "tenant.updated" },
             "tenant",
             id,
@@ -44,13 +42,55 @@ impl Berth {
             }),
         );
         self.tenants.update_tenant(&after, before.version, audit).await?;
+        self.tenant_cache.forget(id);
         Ok(after)
     }
 
-    /// The tenant a verified token names. A token for a tenant that does not
-    /// exist (any more) is refused: 403 `unknown_tenant`.
+    /// The tenant a verified token (or runtime credential) names, read at most
+    /// `TENANT_CACHE_TTL` ago by this instance. A token for a tenant that does
+    /// not exist (any more) is refused: 403 `unknown_tenant`.
     pub async fn tenant_of_token(&self, id: TenantId) -> Result<Tenant> {
-        self.tenants.get_tenant(id).await?.ok_or_else(|| DomainError::forbidden("unknown_tenant", "the token names a tenant that does not exist"))
+        if let Some(tenant) = self.tenant_cache.get(id) {
+            return Ok(tenant);
+        }
+        let tenant =
+            self.tenants.get_tenant(id).await?.ok_or_else(|| DomainError::forbidden("unknown_tenant", "the token names a tenant that does not exist"))?;
+        self.tenant_cache.put(tenant.clone());
+        Ok(tenant)
+    }
+}
+
+/// How long an instance trusts a tenant item it read: a suspension (or a plan
+/// change) made elsewhere takes effect within this; on the instance that made
+/// it, at once.
+pub const TENANT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tenant items read for authorisation, per instance; saves a read per request.
+#[derive(Debug, Default)]
+pub struct TenantCache {
+    entries: std::sync::Mutex<std::collections::HashMap<TenantId, (std::time::Instant, Tenant)>>,
+}
+
+impl TenantCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TenantId, (std::time::Instant, Tenant)>> {
+        // A panic elsewhere while holding the lock leaves the map usable.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: TenantId) -> Option<Tenant> {
+        self.entries().get(&id).filter(|(at, _)| at.elapsed() < TENANT_CACHE_TTL).map(|(_, t)| t.clone())
+    }
+
+    fn put(&self, tenant: Tenant) {
+        let mut entries = self.entries();
+        if entries.len() >= 10_000 {
+            entries.retain(|_, (at, _)| at.elapsed() < TENANT_CACHE_TTL);
+        }
+        entries.insert(tenant.id, (std::time::Instant::now(), tenant));
+    }
+
+    fn forget(&self, id: TenantId) {
+        self.entries().remove(&id);
     }
 }
 
