@@ -378,6 +378,76 @@ mod tests {
         assert_eq!(approvals_for(&all, &[d1, d2]), 0, "a change of items voids approvals");
     }
 
+    /// Every change, under a policy with 2 approvals, a freeze window now and
+    /// deployer roles [deployer]: who may, whether frozen, whether it waits.
+    #[test]
+    fn every_change_to_an_environment_passes_the_one_gate() {
+        let now = Utc::now();
+        let policy = Policy {
+            required_approvals: 2,
+            deployer_roles: vec![Role::Deployer],
+            freeze_windows: vec![FreezeWindow { start: now - Duration::hours(1), end: now + Duration::hours(1), weekly: false }],
+            ..Policy::default()
+        };
+        // (change, needs a deployer role, refused by the freeze, may be held, approvals it waits for)
+        let table = [
+            (Change::Deploy, true, true, true, 2),
+            (Change::Undeploy, true, true, true, 2),
+            (Change::Rollback, true, true, true, 2),
+            (Change::AutomaticRollback, false, false, false, 0),
+            (Change::Retry, true, true, false, 0),
+            (Change::Cancel, true, false, false, 0),
+            (Change::ChangeRequestDeploy, true, true, true, 0),
+            (Change::AttachRuntime, true, true, false, 0),
+            (Change::DetachRuntime, true, true, false, 0),
+        ];
+        for (change, needs_role, frozen, holdable, approvals) in table {
+            let admin = policy.judge(change, &[Role::Admin], now, false);
+            assert_eq!(admin.enforce().is_err(), needs_role || frozen, "{change:?} by an admin the policy does not name");
+            if needs_role {
+                assert_eq!(admin.enforce().unwrap_err().code(), "forbidden", "{change:?}");
+            }
+            let deployer = policy.judge(change, &[Role::Deployer], now, false);
+            match deployer.enforce() {
+                Err(e) => assert!(frozen && e.code() == "freeze_window", "{change:?}: {e:?}"),
+                Ok(c) => assert!(!frozen && c.required_approvals == approvals && c.hold_until.is_none(), "{change:?}: {c:?}"),
+            }
+            let held = policy.judge(change, &[Role::Deployer], now, true).enforce();
+            match (frozen, holdable) {
+                (true, true) => {
+                    let c = held.unwrap();
+                    assert_eq!(c.hold_until, Some(now + Duration::hours(1)), "{change:?} is held to the window's end");
+                    assert_eq!(c.required_approvals, approvals, "{change:?}");
+                }
+                (true, false) => assert_eq!(held.unwrap_err().code(), "freeze_window", "{change:?} cannot be held"),
+                (false, _) => assert!(held.is_ok(), "{change:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn outside_a_freeze_window_nothing_is_held() {
+        let p = Policy::default();
+        let c = p.judge(Change::Undeploy, &[Role::Deployer], Utc::now(), true).enforce().unwrap();
+        assert_eq!(c, Clearance { required_approvals: 0, hold_until: None });
+    }
+
+    #[test]
+    fn an_author_who_changed_the_items_cannot_decide_unless_self_approval_is_allowed() {
+        let ctx = crate::context::TenantCtx {
+            tenant: crate::ids::TenantId::new(),
+            actor: crate::context::Actor::user("bob"),
+            roles: vec![Role::Approver],
+            request_id: "r".into(),
+            client_request_id: None,
+            tenant_suspended: false,
+        };
+        let p = Policy::default();
+        assert_eq!(p.check_decider(&ctx, &["ann", "bob"], "").unwrap_err().code(), "self_approval_forbidden");
+        assert!(p.check_decider(&ctx, &["ann"], "").is_ok());
+        assert!(Policy { allow_self_approval: true, ..p }.check_decider(&ctx, &["ann", "bob"], "").is_ok());
+    }
+
     #[test]
     fn by_default_deployers_and_admins_deploy_and_approvers_and_admins_approve() {
         let p = Policy::default();
