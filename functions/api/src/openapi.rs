@@ -39,6 +39,65 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The whole document of the one HTTP API: the portal and platform routes
+/// served here, and the agent routes the agent gateway serves beside them.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(berth_agent_gateway::openapi());
+    doc
+}
+
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::to_value(document()).expect("the document serialises")
+    }
+
+    #[test]
+    fn the_document_lists_every_agent_route_under_the_runtime_credential_scheme_but_register() {
+        let doc = doc();
+        let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+        for (path, method) in [("/agent/v1/heartbeat", "post"), ("/agent/v1/jobs/next", "get"), ("/agent/v1/jobs/{id}/events", "post")] {
+            assert_eq!(op(path, method)["security"], serde_json::json!([{"runtime_credential": []}]), "{method} {path}");
+        }
+        let register = op("/agent/v1/register", "post");
+        assert!(register.is_object(), "register is documented");
+        assert!(register["security"].is_null(), "register needs no credential: {register}");
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["runtime_credential"]["scheme"], "bearer");
+        assert_eq!(schemes["bearer"]["bearerFormat"], "JWT", "the portal's scheme is kept");
+        assert_eq!(op("/v1/me", "get")["security"], serde_json::json!([{"bearer": []}]));
+    }
+
+    /// Resolves a `$ref` to `#/components/schemas/...`, or returns the schema itself.
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+            Some(name) => &doc["components"]["schemas"][name],
+            None => schema,
+        }
+    }
+
+    /// The attack matrix (tests/attack) sends these examples; without one it cannot call the route.
+    #[test]
+    fn every_request_body_in_the_document_carries_an_example() {
+        let doc = doc();
+        let mut missing = vec![];
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let Some(media) = op["requestBody"]["content"]["application/json"].as_object() else { continue };
+                let schema = resolve(&doc, &media["schema"]);
+                if media.get("example").is_none() && schema.get("example").is_none() {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "request bodies without an example (add #[schema(example = json!(...))] to their type): {missing:?}");
+    }
 }

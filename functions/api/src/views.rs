@@ -56,6 +56,7 @@ impl From<&Tenant> for TenantView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme", "plan": {"connection_licenses": 10, "max_runtimes": 5, "max_environments": 4}}))]
 pub struct CreateTenant {
     #[schema(value_type = String)]
     pub name: Name,
@@ -79,6 +80,7 @@ impl From<PlanInput> for PlanPatch {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"plan": {"max_runtimes": 10}}))]
 pub struct PatchTenant {
     #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
@@ -122,6 +124,7 @@ impl From<&Environment> for EnvironmentView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Production", "classification": "production", "enabled": true, "description": "Customer-facing integrations"}))]
 pub struct CreateEnvironment {
     #[schema(value_type = String)]
     pub name: Name,
@@ -143,6 +146,7 @@ impl From<CreateEnvironment> for NewEnvironment {
 /// `classification` is not accepted: it never changes.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"description": "Customer-facing integrations (EU)"}))]
 pub struct PatchEnvironment {
     #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
@@ -192,6 +196,7 @@ impl RuntimeView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "atom-prod-1", "kind": "on_premise"}))]
 pub struct CreateRuntime {
     #[schema(value_type = String)]
     pub name: Name,
@@ -286,6 +291,7 @@ impl From<&Revision> for RevisionView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Orders to ERP", "type": "process", "content": "PHByb2Nlc3MgbmFtZT0ib3JkZXJzIi8+", "references": ["5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31"]}))]
 pub struct CreateComponent {
     #[schema(value_type = String)]
     pub name: Name,
@@ -301,6 +307,7 @@ pub struct CreateComponent {
 /// A new revision; absent fields keep the current revision's value.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"content": "PHByb2Nlc3MgbmFtZT0ib3JkZXJzIiB2ZXJzaW9uPSIyIi8+"}))]
 pub struct CreateRevision {
     pub content: Option<String>,
     pub references: Option<Vec<Uuid>>,
@@ -308,6 +315,7 @@ pub struct CreateRevision {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"component_id": "5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31", "version": "1.4.0", "notes": "Adds retry on ERP timeouts", "shareable": false}))]
 pub struct CreatePackage {
     pub component_id: Uuid,
     /// Absent: the next whole number for the component ("1", "2", ...).
@@ -428,6 +436,7 @@ impl From<&Deployment> for DeploymentView {
 /// (a portal dry-runs exactly what it will send).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"package_id": "8f3b2a10-6c4d-4e8f-b1a2-3c4d5e6f7a8b", "environment_id": "0e7c2f4a-8b1d-4c6e-9f3a-2d5b7c9e1f40", "notes": "Release 1.4.0"}))]
 pub struct CreateDeployment {
     pub package_id: Uuid,
     pub environment_id: Uuid,
@@ -569,6 +578,7 @@ impl From<&Approval> for ApprovalView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"decision": "approve", "comment": "Tested in staging"}))]
 pub struct CreateApproval {
     #[schema(value_type = String, example = "approve")]
     pub decision: Decision,
@@ -578,6 +588,7 @@ pub struct CreateApproval {
 /// An environment's policy. Absent fields take their defaults.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"required_approvals": 1, "approver_roles": ["approver"], "allow_self_approval": false, "deployer_roles": ["deployer", "admin"], "require_success_in": ["6a2d9c14-3e5f-4b7a-8c1d-0f2e4a6b8c9d"], "freeze_windows": [], "auto_rollback": true}))]
 pub struct PolicyBody {
     #[serde(default)]
     pub required_approvals: u32,
@@ -695,6 +706,7 @@ pub struct ChangeItemInput {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Release 1.4", "overview": "ERP retry", "change_type": "normal", "target_environment_id": "0e7c2f4a-8b1d-4c6e-9f3a-2d5b7c9e1f40", "items": [{"package_id": "8f3b2a10-6c4d-4e8f-b1a2-3c4d5e6f7a8b"}], "links": ["https://tickets.example/CHG-1042"]}))]
 pub struct CreateChangeRequest {
     #[schema(value_type = String)]
     pub name: Name,
@@ -710,6 +722,7 @@ pub struct CreateChangeRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"overview": "ERP retry, with the new timeout"}))]
 pub struct PatchChangeRequest {
     #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
