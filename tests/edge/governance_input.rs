@@ -750,7 +750,10 @@ async fn a_deploying_or_completed_change_request_is_locked_and_completes_only_on
     let deployments = deploying["deployments"].as_array().expect("deployments").clone();
     assert_eq!(deployments.len(), 2);
 
-    // No agent is running: the deployments stay in flight.
+    // No agent is running: the deployments stay in flight (once dispatched, which is audited too).
+    for d in &deployments {
+        w.app.wait_for_status(&w.acme, &json!({"id": d}), "in_progress").await;
+    }
     let (etag, before) = w.read_change(&cr).await;
     let trail = w.app.audit(&w.acme).await;
     expect_problem(w.step(&w.ann, &cr, "complete", None).await, StatusCode::CONFLICT, "deployments_not_finished").await;
@@ -810,6 +813,8 @@ async fn the_audit_list_refuses_times_that_are_not_rfc_3339_and_filters_exactly(
     expect_status(w.approve(&w.bob, &d).await, StatusCode::CREATED).await;
     let released = expect_status(w.approve(&w.carol, &d).await, StatusCode::CREATED).await;
     assert_eq!(released["status"], "queued");
+    // No agent runs: dispatched, it stays in progress (and every step so far is audited).
+    w.app.wait_for_status(&w.acme, &d, "in_progress").await;
 
     for (query, field) in [
         ("from=yesterday", "from"),
@@ -839,7 +844,16 @@ async fn the_audit_list_refuses_times_that_are_not_rfc_3339_and_filters_exactly(
     let page = expect_status(w.app.get(&format!("/v1/audit?entity_type=deployment&entity_id={}", id_of(&d)), &w.acme.admin).await, StatusCode::OK).await;
     let events = page["items"].as_array().expect("items");
     let steps: Vec<(&str, &str)> = events.iter().map(|e| (e["action"].as_str().expect("an action"), e["actor"]["id"].as_str().expect("an actor"))).collect();
-    assert_eq!(steps, [("deployment.requested", ANN), ("deployment.approved", BOB), ("deployment.approved", CAROL)]);
+    assert_eq!(
+        steps,
+        [
+            ("deployment.requested", ANN),
+            ("deployment.approved", BOB),
+            ("deployment.approved", CAROL),
+            ("deployment.approvals_complete", CAROL),
+            ("deployment.started", "dispatcher")
+        ]
+    );
     assert!(events.windows(2).all(|p| p[0]["seq"].as_u64() < p[1]["seq"].as_u64() && at(&p[0]["at"]) <= at(&p[1]["at"])), "oldest first: {page}");
     assert_eq!(events[1]["summary"]["digests"], json!([w.orders["digest"]]), "the approval's digest is audited");
 
@@ -847,5 +861,8 @@ async fn the_audit_list_refuses_times_that_are_not_rfc_3339_and_filters_exactly(
     let (requested_at, approved_at) = (events[0]["at"].as_str().expect("a time"), events[1]["at"].as_str().expect("a time"));
     let window = format!("entity_id={}&from={requested_at}&to={approved_at}", id_of(&d));
     assert_eq!(w.audit_actions(&window).await, ["deployment.requested"]);
-    assert_eq!(w.audit_actions(&format!("entity_id={}&from={approved_at}", id_of(&d))).await, ["deployment.approved", "deployment.approved"]);
+    assert_eq!(
+        w.audit_actions(&format!("entity_id={}&from={approved_at}", id_of(&d))).await,
+        ["deployment.approved", "deployment.approved", "deployment.approvals_complete", "deployment.started"]
+    );
 }

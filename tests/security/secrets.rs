@@ -93,8 +93,9 @@ async fn no_stored_message_and_no_log_line_of_a_deployment_run_holds_a_secret() 
     }
     let d = w.app.wait_for_status(&w.acme, &d, "rolled_back").await;
 
-    let probe_target = w.targets(&d).await.into_iter().find(|t| t["runtime_id"] == probe["id"]).expect("the probe's target");
-    assert!(probe_target["message"].as_str().is_some_and(|m| m.contains("[redacted]")), "the server redacted it: {probe_target}");
+    let timeline = w.timeline(&d).await;
+    let reported = timeline.iter().find(|l| l.contains("\"probe\": Failed")).expect("the probe's failure is in the timeline");
+    assert!(reported.contains("?[redacted]") && reported.contains("credential [redacted]"), "the server redacted it: {reported}");
 
     // Every stored line of every deployment, every target message, the agent's log and the server's.
     let mut stored = vec![];

@@ -368,6 +368,9 @@ impl Berth {
     /// environment's in-flight deployments are withdrawn (`skipped`), and the
     /// runtime is sent an undeploy for everything the environment runs.
     pub(crate) async fn after_detach(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<()> {
+        // What ran there before the detach: a deployment that completes only
+        // because this runtime's job was withdrawn never ran on it.
+        let ran_here = self.deployments.active_versions(ctx.tenant, env).await?;
         for deployment in self.deployments.in_flight_deployments(ctx.tenant, env).await? {
             let Some(target) = self.deployments.get_target(ctx.tenant, deployment, runtime).await? else { continue };
             if !target.state.settled() {
@@ -375,7 +378,7 @@ impl Berth {
                 self.settle_deployment(ctx.tenant, deployment).await?;
             }
         }
-        for active in self.deployments.active_versions(ctx.tenant, env).await? {
+        for active in ran_here {
             let d = Deployment::undeploy_of(&active, &ctx.actor.id, Some(runtime));
             self.record_and_queue(ctx, &d, "deployment.undeploy_requested").await?;
         }
