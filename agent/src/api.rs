@@ -1,4 +1,4 @@
-//! The Berth agent protocol over HTTPS (DESIGN.md "Agent protocol").
+//! The Berth agent protocol over HTTPS (docs/agent-protocol.md).
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! DESIGN.md scenario 6 and change-request governance.
+//! Seed scenario 6 (docs/scenarios.md) and change-request governance.
 
 use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
 use reqwest::{Method, StatusCode};

@@ -1,4 +1,4 @@
-//! DESIGN.md's seed scenarios 1, 2, 3, 4, 7 and 8, with real agents.
+//! Seed scenarios 1, 2, 3, 4, 7 and 8 (docs/scenarios.md), with real agents.
 
 use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
 use reqwest::StatusCode;

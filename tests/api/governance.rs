@@ -1,4 +1,4 @@
-//! DESIGN.md scenario 5 and the policy rules around it.
+//! Seed scenario 5 (docs/scenarios.md) and the policy rules around it.
 
 use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
 use reqwest::StatusCode;

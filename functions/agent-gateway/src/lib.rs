@@ -178,7 +178,7 @@ struct NextQuery {
     wait: Option<String>,
 }
 
-/// A job, as DESIGN.md's agent protocol gives it.
+/// A deployment job for this runtime: which package to install where, how to download it, and by when.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     pub job_id: uuid::Uuid,

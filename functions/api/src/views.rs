@@ -1,4 +1,4 @@
-//! Request and response bodies, in the shapes DESIGN.md "Key shapes" gives.
+//! Request and response bodies, in the shapes the OpenAPI document describes.
 
 use berth_domain::change_request::{ChangeRequest, ChangeStatus, ChangeType};
 use berth_domain::component::{Component, ComponentType, Revision};
