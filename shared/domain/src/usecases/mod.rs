@@ -45,7 +45,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { runtime_offline_after: chrono::Duration::seconds(90), job_deadline: chrono::Duration::minutes(15), audit_verify_max_events: 50_000 }
+        Self { runtime_offline_after: chrono::Duration::seconds(90), job_deadline: chrono::Duration::minutes(15), audit_verify_max_events: 20_000 }
     }
 }
 
