@@ -134,11 +134,33 @@ async fn poll_deployments(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_s
 }
 
 /// The local auth configuration: `BERTH_JWT_*` when set, else the defaults above.
+/// The local runner is the one place an HS256 secret is accepted (the
+/// Lambdas refuse one: `AuthConfig::for_lambda`); it signs the dev tokens.
 pub fn local_auth_config() -> AuthConfig {
-    let get = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    local_auth_config_from(|k| std::env::var(k).ok())
+}
+
+/// [`local_auth_config`] from the variables `var` returns.
+pub fn local_auth_config_from(var: impl Fn(&str) -> Option<String>) -> AuthConfig {
+    let get = |k: &str, d: &str| var(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
     AuthConfig {
         issuer: get("BERTH_JWT_ISSUER", DEFAULT_ISSUER),
         audience: get("BERTH_JWT_AUDIENCE", DEFAULT_AUDIENCE),
         keys: berth_web::auth::KeySource::Hs256Secret(get("BERTH_JWT_HS256_SECRET", DEFAULT_DEV_SECRET)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_web::auth::KeySource;
+
+    #[test]
+    fn the_local_runner_signs_with_the_hs256_secret_it_is_given_else_the_dev_secret() {
+        let given = local_auth_config_from(|k| (k == "BERTH_JWT_HS256_SECRET").then(|| "a-local-secret-of-at-least-32-characters".to_string()));
+        assert!(matches!(&given.keys, KeySource::Hs256Secret(s) if s == "a-local-secret-of-at-least-32-characters"));
+        assert_eq!((given.issuer.as_str(), given.audience.as_str()), (DEFAULT_ISSUER, DEFAULT_AUDIENCE));
+        let default = local_auth_config_from(|_| None);
+        assert!(matches!(&default.keys, KeySource::Hs256Secret(s) if s == DEFAULT_DEV_SECRET));
     }
 }

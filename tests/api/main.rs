@@ -1,5 +1,6 @@
 //! End-to-end tests over HTTP against the local runner and LocalStack.
 
+mod audit;
 mod change_requests;
 mod deployments;
 mod governance;

@@ -6,6 +6,9 @@
 //! All HTTP traffic goes to the harness's Berth on 127.0.0.1, which talks to
 //! LocalStack at `AWS_ENDPOINT_URL`.
 //!
+//! The audit phase seeds a chain of 100 000 events (scaled) straight into the
+//! table and times a full verification of it through the API.
+//!
 //! The numbers measure this machine and LocalStack (a single Python process
 //! emulating DynamoDB and SQS): compare them between commits, do not read
 //! them as predictions of latency in AWS.
@@ -37,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     me(&bench, &app).await;
     environments(&bench, &app).await;
     heartbeat(&bench, &app).await;
+    audit_chain(&bench, &app).await?;
     Ok(())
 }
 
@@ -330,4 +334,138 @@ async fn heartbeat(bench: &Bench, app: &Arc<TestApp>) {
     sequential(bench.n(20), bench.deadline(), |_| beat()).await;
     let s = sequential(bench.n(300), bench.deadline(), |_| beat()).await;
     s.print("agent heartbeat (sequential)", &[50.0, 99.0], true);
+}
+
+/// A long audit chain: 100 000 events (scaled) chained with the domain's
+/// `AuditEvent::chain` after the tenant's first event, written with
+/// BatchWriteItem, then verified in full through `GET /v1/audit/verify?full=true`,
+/// slice by slice (`next_cursor`), as an admin would.
+async fn audit_chain(bench: &Bench, app: &Arc<TestApp>) -> anyhow::Result<()> {
+    use berth_domain::audit::{AuditDraft, AuditEvent, AuditHead, verify_links};
+    use berth_domain::context::Actor;
+
+    let n = bench.n(100_000);
+    let tenant = app.tenant("bench-audit").await;
+    let tenant_id: berth_domain::ids::TenantId = tenant.id.parse()?;
+    let first = app.audit(&tenant).await;
+    anyhow::ensure!(first.len() == 1, "a new tenant has one audit event, not {}", first.len());
+    let genesis = AuditHead { seq: 1, hash: first[0]["hash"].as_str().unwrap_or_default().to_string() };
+
+    // Events shaped like real ones: an environment each, with a short summary.
+    let actor = Actor::user("bench@example.com");
+    let mut head = genesis.clone();
+    let mut events = Vec::with_capacity(n);
+    for i in 0..n {
+        let env = uuid::Uuid::new_v4();
+        let summary = json!({"after": {"name": format!("env-{i}"), "classification": "test", "enabled": true}});
+        let draft = AuditDraft::new(&actor, &format!("req-{env}"), "environment.created", "environment", env, summary);
+        let event = AuditEvent::chain(draft, &head, chrono::Utc::now());
+        head = event.head();
+        events.push(event);
+    }
+
+    // The CPU side alone: hashing and linking, in this process.
+    let started = Instant::now();
+    let (reached, broken) = verify_links(&genesis, &events);
+    anyhow::ensure!(broken.is_none() && reached == head, "the synthetic chain verifies in process");
+    let cpu = started.elapsed();
+    println!("audit chain: hash and link {n} events in process: {:.0} events/s", n as f64 / cpu.as_secs_f64());
+
+    let (items, _) = berth_aws::testing::audit_chain_items(tenant_id, &events, &head)?;
+    let mean = items.iter().map(item_bytes).sum::<usize>() / items.len().max(1);
+    println!("audit chain: an event item is about {mean} bytes (DynamoDB's size rules), so a 1 MB Query page holds {} events", 1_000_000 / mean.max(1));
+    let started = Instant::now();
+    let seeded = write_batches(app, items, bench.deadline()).await?;
+    // The head goes last, at the end of what was written: the chain is whole either way.
+    let head = if seeded == n { head } else { events.get(seeded.wrapping_sub(1)).map(AuditEvent::head).unwrap_or(genesis) };
+    drop(events);
+    let (_, head_item) = berth_aws::testing::audit_chain_items(tenant_id, &[], &head)?;
+    app.clients.dynamo.put_item().table_name(&app.names.table).set_item(Some(head_item)).send().await?;
+    let took = started.elapsed();
+    println!("audit chain: seeded {seeded} events with BatchWriteItem in {:.1} s ({:.0} items/s)", took.as_secs_f64(), seeded as f64 / took.as_secs_f64());
+    if seeded < n {
+        println!("    stopped at the phase time limit after {seeded} of {n} events");
+    }
+
+    let deadline = bench.deadline();
+    let started = Instant::now();
+    let mut query = "/v1/audit/verify?full=true".to_string();
+    let (mut calls, mut checked, mut slowest) = (0usize, 0u64, Duration::ZERO);
+    loop {
+        let call = Instant::now();
+        let report = expect_status(app.get(&query, &tenant.admin).await, StatusCode::OK).await;
+        slowest = slowest.max(call.elapsed());
+        calls += 1;
+        checked += report["checked"].as_u64().unwrap_or(0);
+        anyhow::ensure!(report["ok"] == true, "the seeded chain verifies: {report}");
+        match report["next_cursor"].as_str() {
+            Some(cursor) if Instant::now() < deadline => query = format!("/v1/audit/verify?full=true&cursor={cursor}"),
+            Some(_) => {
+                println!("    stopped at the phase time limit after {calls} calls");
+                break;
+            }
+            None => {
+                anyhow::ensure!(checked == head.seq, "the full verification checked every event ({checked} of {})", head.seq);
+                break;
+            }
+        }
+    }
+    let total = started.elapsed();
+    println!(
+        "audit verify full (HTTP, {calls} calls of at most {} events): {checked} events in {:.2} s, {:.0} events/s, slowest call {}",
+        berth_domain::usecases::Settings::default().audit_verify_max_events,
+        total.as_secs_f64(),
+        checked as f64 / total.as_secs_f64(),
+        ms(slowest)
+    );
+    Ok(())
+}
+
+/// Writes `items` in order, 25 per BatchWriteItem, 8 requests at a time,
+/// retrying what DynamoDB leaves unprocessed; starts no request after
+/// `deadline`. Returns how many items, from the first, were written.
+async fn write_batches(app: &TestApp, items: Vec<berth_aws::testing::Item>, deadline: Instant) -> anyhow::Result<usize> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let requests = items
+        .into_iter()
+        .map(|item| Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let chunks: Vec<Vec<WriteRequest>> = requests.chunks(25).map(<[WriteRequest]>::to_vec).collect();
+    let mut pending = chunks.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    // Every chunk started is awaited, so what was written is a prefix.
+    let mut started = 0usize;
+    loop {
+        while running.len() < 8 && Instant::now() < deadline {
+            let Some(mut chunk) = pending.next() else { break };
+            started += chunk.len();
+            let (dynamo, table) = (app.clients.dynamo.clone(), app.names.table.clone());
+            running.spawn(async move {
+                while !chunk.is_empty() {
+                    let out = dynamo.batch_write_item().request_items(&table, chunk).send().await?;
+                    chunk = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
+                }
+                anyhow::Ok(())
+            });
+        }
+        match running.join_next().await {
+            Some(done) => done??,
+            None => return Ok(started),
+        }
+    }
+}
+/// An item's size by DynamoDB's rules (names plus values; numbers about one byte per two digits).
+fn item_bytes(item: &berth_aws::testing::Item) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| k.len() + 1 + value(v)).sum::<usize>(),
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     berth_web::telemetry::init_tracing();
+    // First, so a Lambda configured with an HS256 secret stops before anything else.
+    let verifier = JwtVerifier::new(&AuthConfig::for_lambda_from_env()?)?;
     let clients = AwsClients::from_env().await;
     let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env());
-    let verifier = JwtVerifier::new(&AuthConfig::from_env()?)?;
     let state = AppState { berth: Arc::new(berth), verifier: Arc::new(verifier) };
     lambda_http::run(router(state)).await
 }

@@ -38,5 +38,8 @@ pub fn settings_from_env() -> Settings {
     if let Some(d) = secs("BERTH_JOB_DEADLINE_SECS") {
         settings.job_deadline = d;
     }
+    if let Some(n) = std::env::var("BERTH_AUDIT_VERIFY_MAX_EVENTS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0) {
+        settings.audit_verify_max_events = n;
+    }
     settings
 }

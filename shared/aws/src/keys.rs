@@ -11,6 +11,7 @@
 //! | attachment | `T#<t>#ENV#<env>#RT` | `R#<runtime>` |
 //! | audit event | `T#<t>#AUDIT` | `E#<seq, 20 digits>` |
 //! | audit head | `T#<t>#AUDIT` | `HEAD` |
+//! | audit checkpoint (how far verified) | `T#<t>#AUDIT` | `CHECKPOINT` |
 //! | component | `T#<t>#CMP` | `C#<component>` |
 //! | component name (uniqueness) | `T#<t>#CMPNAME` | `<type>#<lowercased name>` |
 //! | revision | `T#<t>#CMP#<component>#REV` | `R#<revision, 10 digits>` |
@@ -77,6 +78,9 @@ pub fn audit_event(t: TenantId, seq: u64) -> (String, String) {
 }
 pub fn audit_head(t: TenantId) -> (String, String) {
     (audit_events(t), "HEAD".into())
+}
+pub fn audit_checkpoint(t: TenantId) -> (String, String) {
+    (audit_events(t), "CHECKPOINT".into())
 }
 
 pub fn components(t: TenantId) -> String {

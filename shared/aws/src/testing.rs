@@ -19,3 +19,17 @@ pub fn require_localstack() -> String {
     assert!(reachable, "LocalStack is not reachable at {endpoint}: start it with `make localstack-up` (or run `make test`)");
     endpoint
 }
+
+/// A DynamoDB item.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// The items of audit `events` and of the `head` after them, as the store
+/// writes them: for benches that seed a long chain straight into the table.
+pub fn audit_chain_items(
+    tenant: berth_domain::ids::TenantId,
+    events: &[berth_domain::audit::AuditEvent],
+    head: &berth_domain::audit::AuditHead,
+) -> berth_domain::Result<(Vec<Item>, Item)> {
+    let items = events.iter().map(|e| crate::dynamo::audit::event_item(tenant, e)).collect::<berth_domain::Result<Vec<_>>>()?;
+    Ok((items, crate::dynamo::audit::head_item(tenant, head)?))
+}

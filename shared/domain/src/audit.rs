@@ -209,6 +209,37 @@ pub fn verify_chain<'a>(from: &AuditHead, events: impl IntoIterator<Item = &'a A
     Ok(head)
 }
 
+/// Like [`verify_chain`], but also says how far the chain held: the head of
+/// the last intact event (or `from`) and the first broken link, if any.
+pub fn verify_links<'a>(from: &AuditHead, events: impl IntoIterator<Item = &'a AuditEvent>) -> (AuditHead, Option<BrokenLink>) {
+    let mut head = from.clone();
+    for e in events {
+        match verify_chain(&head, std::iter::once(e)) {
+            Ok(next) => head = next,
+            Err(broken) => return (head, Some(broken)),
+        }
+    }
+    (head, None)
+}
+
+/// How far a tenant's chain has been verified: its event `seq` hashed to
+/// `hash`, linked back to the genesis. Incremental verifications start here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheckpoint {
+    pub seq: u64,
+    pub hash: String,
+    /// When the verification that reached it ran.
+    pub at: DateTime<Utc>,
+    /// The actor id of the caller whose verification reached it.
+    pub by: String,
+}
+
+impl AuditCheckpoint {
+    pub fn head(&self) -> AuditHead {
+        AuditHead { seq: self.seq, hash: self.hash.clone() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +315,15 @@ mod tests {
         events[0].hash = events[0].compute_hash();
         let broken = verify_chain(&AuditHead::genesis(), &events).unwrap_err();
         assert_eq!(broken.seq, 2);
+    }
+
+    #[test]
+    fn verify_links_reports_how_far_the_chain_held_before_the_break() {
+        let mut events = chain_of(5);
+        events[3].summary = json!({"name": "Tampered"});
+        let (held, broken) = verify_links(&AuditHead::genesis(), &events);
+        assert_eq!(held, events[2].head());
+        assert_eq!(broken.map(|b| b.seq), Some(4));
+        assert_eq!(verify_links(&events[1].head(), &events[2..3]), (events[2].head(), None), "a chain checked from a verified event");
     }
 }

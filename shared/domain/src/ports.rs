@@ -4,7 +4,7 @@
 //! atomically.
 
 use crate::Result;
-use crate::audit::{AuditDraft, AuditEvent, AuditHead};
+use crate::audit::{AuditCheckpoint, AuditDraft, AuditEvent, AuditHead};
 use crate::component::{Component, ContentRef, Revision};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, JobMessage, Target, TargetState};
 use crate::environment::Environment;
@@ -83,6 +83,14 @@ pub trait AuditStore: Send + Sync {
     /// Events in `seq` order.
     async fn list_audit(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<AuditEvent>>;
     async fn audit_head(&self, tenant: TenantId) -> Result<AuditHead>;
+    /// Up to `max` events with a `seq` above `after`, in `seq` order, read
+    /// in as few (and as large) store reads as the store allows.
+    async fn audit_events_after(&self, tenant: TenantId, after: u64, max: usize) -> Result<Vec<AuditEvent>>;
+    async fn audit_event(&self, tenant: TenantId, seq: u64) -> Result<Option<AuditEvent>>;
+    async fn audit_checkpoint(&self, tenant: TenantId) -> Result<Option<AuditCheckpoint>>;
+    /// Stores `checkpoint` if it is past the stored one (checkpoints only move
+    /// forward); false when another verification already got as far.
+    async fn advance_audit_checkpoint(&self, tenant: TenantId, checkpoint: &AuditCheckpoint) -> Result<bool>;
 }
 
 /// Who an idempotency key belongs to.

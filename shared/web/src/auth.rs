@@ -1,14 +1,29 @@
 //! JWT verification. The algorithm is pinned by configuration (never taken
 //! from the token), and `iss`, `aud`, `exp` and `nbf` are always checked.
 //! Production uses RS256/ES256 public keys (a PEM, or a JWKS URL); a shared
-//! HS256 secret is accepted only when explicitly configured for local runs.
+//! HS256 secret is accepted only by the local runner (`berth-local`).
+//!
+//! A JWKS is cached for a TTL (`BERTH_JWKS_TTL_SECS`, 10 minutes by default).
+//! Once the keys are half a TTL old, a request starts a refresh in the
+//! background; a token with an unknown `kid` asks for one at once. Fetches are
+//! single-flight and at most one per minute (or per half TTL, when shorter),
+//! whatever triggers them. The key set is an `Arc` swapped under a std lock
+//! held only for the swap, never across a fetch, so a slow JWKS holds up only
+//! the tokens that need its answer.
+//!
+//! Failure behaviour, fail closed: when a refresh fails, the keys already
+//! fetched stay trusted until their TTL; past it every JWKS token is refused
+//! until a fetch succeeds. A key the provider removed stops verifying at the
+//! first successful refresh, so at most one TTL after its removal.
 
 use anyhow::{Context, bail};
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::RwLock;
 
 /// The claims Berth reads. `tenant_id` is absent on platform-admin tokens.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,12 +59,12 @@ impl From<&str> for Audience {
 /// Where verification keys come from.
 #[derive(Clone)]
 pub enum KeySource {
-    /// Local runs and tests only (`BERTH_JWT_HS256_SECRET`).
+    /// The local runner and tests only (`BERTH_JWT_HS256_SECRET`).
     Hs256Secret(String),
     /// `BERTH_JWT_PUBLIC_KEY` (PEM) with `BERTH_JWT_ALGORITHM` (RS256, the default, or ES256).
     PublicKeyPem { algorithm: Algorithm, pem: String },
     /// `BERTH_JWKS_URL`: keys chosen by `kid`, each pinned to its own algorithm.
-    Jwks { url: String },
+    Jwks { url: String, cache: JwksCachePolicy },
 }
 
 impl std::fmt::Debug for KeySource {
@@ -57,10 +72,30 @@ impl std::fmt::Debug for KeySource {
         match self {
             KeySource::Hs256Secret(_) => f.write_str("Hs256Secret(<redacted>)"),
             KeySource::PublicKeyPem { algorithm, .. } => write!(f, "PublicKeyPem({algorithm:?})"),
-            KeySource::Jwks { url } => write!(f, "Jwks({url})"),
+            KeySource::Jwks { url, cache } => write!(f, "Jwks({url}, {cache:?})"),
         }
     }
 }
+
+/// How long fetched JWKS keys are trusted, and how often they may be fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JwksCachePolicy {
+    /// Keys fetched longer ago than this are not trusted: they are fetched
+    /// again, and every token is refused while that fails.
+    pub ttl: Duration,
+    /// At most one fetch per this interval (capped at half the TTL), on a
+    /// schedule or on an unknown `kid` alike.
+    pub min_refetch_interval: Duration,
+}
+
+impl Default for JwksCachePolicy {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(600), min_refetch_interval: Duration::from_secs(60) }
+    }
+}
+
+/// Why a Lambda refuses to start with an HS256 secret.
+pub const HS256_ONLY_LOCAL: &str = "BERTH_JWT_HS256_SECRET is only accepted by berth-local; set BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY";
 
 #[derive(Clone, Debug)]
 pub struct AuthConfig {
@@ -70,14 +105,34 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// Reads `BERTH_JWT_ISSUER`, `BERTH_JWT_AUDIENCE` and exactly one key source.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    /// A Lambda's configuration, from its environment (see [`AuthConfig::for_lambda`]).
+    pub fn for_lambda_from_env() -> anyhow::Result<Self> {
+        Self::for_lambda(|k| std::env::var(k).ok())
+    }
+
+    /// A Lambda's configuration from the variables `var` returns:
+    /// `BERTH_JWT_ISSUER`, `BERTH_JWT_AUDIENCE` and exactly one of
+    /// `BERTH_JWKS_URL` (with `BERTH_JWKS_TTL_SECS`) or `BERTH_JWT_PUBLIC_KEY`
+    /// (with `BERTH_JWT_ALGORITHM`). A shared HS256 secret is refused outright,
+    /// even beside a public key: anyone who learns it could sign any token, and
+    /// the local runner's dev secret is public.
+    pub fn for_lambda(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        if get("BERTH_JWT_HS256_SECRET").is_some() {
+            bail!(HS256_ONLY_LOCAL);
+        }
         let issuer = get("BERTH_JWT_ISSUER").context("BERTH_JWT_ISSUER is not set")?;
         let audience = get("BERTH_JWT_AUDIENCE").context("BERTH_JWT_AUDIENCE is not set")?;
-        let keys = match (get("BERTH_JWKS_URL"), get("BERTH_JWT_PUBLIC_KEY"), get("BERTH_JWT_HS256_SECRET")) {
-            (Some(url), None, None) => KeySource::Jwks { url },
-            (None, Some(pem), None) => {
+        let keys = match (get("BERTH_JWKS_URL"), get("BERTH_JWT_PUBLIC_KEY")) {
+            (Some(url), None) => {
+                let mut cache = JwksCachePolicy::default();
+                if let Some(raw) = get("BERTH_JWKS_TTL_SECS") {
+                    let secs = raw.trim().parse::<u64>().ok().filter(|s| *s > 0);
+                    cache.ttl = Duration::from_secs(secs.with_context(|| format!("BERTH_JWKS_TTL_SECS must be a positive number of seconds, not {raw:?}"))?);
+                }
+                KeySource::Jwks { url, cache }
+            }
+            (None, Some(pem)) => {
                 let algorithm = match get("BERTH_JWT_ALGORITHM").as_deref() {
                     None | Some("RS256") => Algorithm::RS256,
                     Some("ES256") => Algorithm::ES256,
@@ -85,14 +140,8 @@ impl AuthConfig {
                 };
                 KeySource::PublicKeyPem { algorithm, pem: pem.replace("\\n", "\n") }
             }
-            (None, None, Some(secret)) => {
-                if secret.len() < 32 {
-                    bail!("BERTH_JWT_HS256_SECRET must be at least 32 characters");
-                }
-                KeySource::Hs256Secret(secret)
-            }
-            (None, None, None) => bail!("set one of BERTH_JWKS_URL, BERTH_JWT_PUBLIC_KEY or BERTH_JWT_HS256_SECRET"),
-            _ => bail!("set only one of BERTH_JWKS_URL, BERTH_JWT_PUBLIC_KEY or BERTH_JWT_HS256_SECRET"),
+            (None, None) => bail!("set BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY"),
+            (Some(_), Some(_)) => bail!("set only one of BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY"),
         };
         Ok(Self { issuer, audience, keys })
     }
@@ -109,16 +158,11 @@ pub enum AuthFailure {
 
 enum Keys {
     Static { algorithm: Algorithm, key: DecodingKey },
-    Jwks { url: String, http: reqwest::Client, cache: RwLock<JwksCache> },
+    Jwks(Arc<JwksKeys>),
 }
 
-struct JwksCache {
-    set: JwkSet,
-    fetched: Option<Instant>,
-}
-
-/// Refetch the JWKS at most this often (on an unknown `kid`).
-const JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
+/// How long one JWKS fetch may take.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Verifies tokens; built once per cold start.
 pub struct JwtVerifier {
@@ -139,11 +183,7 @@ impl JwtVerifier {
                 .context("BERTH_JWT_PUBLIC_KEY is not a valid PEM public key")?;
                 Keys::Static { algorithm: *algorithm, key }
             }
-            KeySource::Jwks { url } => Keys::Jwks {
-                url: url.clone(),
-                http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
-                cache: RwLock::new(JwksCache { set: JwkSet { keys: vec![] }, fetched: None }),
-            },
+            KeySource::Jwks { url, cache } => Keys::Jwks(Arc::new(JwksKeys::new(url, cache)?)),
         };
         Ok(Self { issuer: config.issuer.clone(), audience: config.audience.clone(), keys })
     }
@@ -167,44 +207,191 @@ impl JwtVerifier {
             Keys::Static { algorithm, key } => {
                 jsonwebtoken::decode::<Claims>(token.as_bytes(), key, &self.validation(*algorithm)).map(|d| d.claims).map_err(invalid)
             }
-            Keys::Jwks { url, http, cache } => {
+            Keys::Jwks(jwks) => {
                 let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
                 if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
                     return Err(AuthFailure::Invalid("only RS256 and ES256 tokens are accepted".into()));
                 }
                 let kid = header.kid.ok_or_else(|| AuthFailure::Invalid("token has no kid".into()))?;
-                let jwk = self.find_jwk(url, http, cache, &kid).await?;
-                let key = DecodingKey::from_jwk(&jwk).map_err(invalid)?;
-                // The key decides the algorithm, not the token.
-                let algorithm = match jwk.algorithm {
-                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
-                    _ => return Err(AuthFailure::Invalid("unsupported key type".into())),
-                };
-                jsonwebtoken::decode::<Claims>(token.as_bytes(), &key, &self.validation(algorithm)).map(|d| d.claims).map_err(invalid)
+                let set = jwks.key_set_for(&kid).await?;
+                match set.keys.get(&kid) {
+                    // The key decides the algorithm, not the token.
+                    Some(Some(JwksKey { algorithm, key })) => {
+                        jsonwebtoken::decode::<Claims>(token.as_bytes(), key, &self.validation(*algorithm)).map(|d| d.claims).map_err(invalid)
+                    }
+                    Some(None) => Err(AuthFailure::Invalid("unsupported key type".into())),
+                    None => Err(AuthFailure::Invalid("unknown kid".into())),
+                }
             }
         }
     }
+}
 
-    async fn find_jwk(&self, url: &str, http: &reqwest::Client, cache: &RwLock<JwksCache>, kid: &str) -> Result<jsonwebtoken::jwk::Jwk, AuthFailure> {
-        if let Some(jwk) = cache.read().await.set.find(kid) {
-            return Ok(jwk.clone());
+/// A published key Berth can verify with, pinned to its algorithm.
+struct JwksKey {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// One fetched key set. A `kid` mapped to `None` is published but is not an
+/// RSA or EC key: tokens naming it are refused without a refetch.
+struct KeySet {
+    keys: HashMap<String, Option<JwksKey>>,
+    /// When the fetch that produced it started; `None` before the first.
+    fetched: Option<Instant>,
+}
+
+impl KeySet {
+    fn parse(set: JwkSet, fetched: Instant) -> Self {
+        let mut keys = HashMap::new();
+        for jwk in set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let algorithm = match jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+                AlgorithmParameters::EllipticCurve(_) => Some(Algorithm::ES256),
+                _ => None,
+            };
+            let usable = algorithm.and_then(|algorithm| match DecodingKey::from_jwk(&jwk) {
+                Ok(key) => Some(JwksKey { algorithm, key }),
+                Err(e) => {
+                    tracing::warn!(kid = %kid, error = %e, "a JWKS key cannot be used");
+                    None
+                }
+            });
+            keys.insert(kid, usable);
         }
-        let mut guard = cache.write().await;
-        let stale = guard.fetched.map(|t| t.elapsed() >= JWKS_MIN_REFRESH).unwrap_or(true);
-        if stale {
-            match http.get(url).send().await.and_then(|r| r.error_for_status()) {
-                Ok(response) => match response.json::<JwkSet>().await {
-                    Ok(set) => {
-                        guard.set = set;
-                        guard.fetched = Some(Instant::now());
-                    }
-                    Err(e) => tracing::error!(error = %e, "the JWKS is not valid JSON"),
-                },
-                Err(e) => tracing::error!(error = %e, "could not fetch the JWKS"),
+        Self { keys, fetched: Some(fetched) }
+    }
+}
+
+/// The JWKS cache: a key set swapped whole, a single-flight refresh and a
+/// rate limit, and no lock held across a fetch.
+struct JwksKeys {
+    url: String,
+    http: reqwest::Client,
+    ttl: Duration,
+    /// Past this age a request starts a refresh in the background.
+    refresh_after: Duration,
+    min_interval: Duration,
+    /// Locked only to clone or replace the `Arc`.
+    current: RwLock<Arc<KeySet>>,
+    /// Set while a fetch runs (single flight).
+    refreshing: AtomicBool,
+    /// Milliseconds from `epoch` to the last fetch attempt, plus one (0: never).
+    last_attempt: AtomicU64,
+    epoch: Instant,
+    /// Wakes the requests waiting for the running fetch.
+    fetch_done: tokio::sync::Notify,
+}
+
+impl JwksKeys {
+    fn new(url: &str, policy: &JwksCachePolicy) -> anyhow::Result<Self> {
+        anyhow::ensure!(!policy.ttl.is_zero(), "the JWKS TTL must be positive");
+        Ok(Self {
+            url: url.to_string(),
+            http: reqwest::Client::builder().timeout(JWKS_FETCH_TIMEOUT).build()?,
+            ttl: policy.ttl,
+            refresh_after: policy.ttl / 2,
+            min_interval: policy.min_refetch_interval.min(policy.ttl / 2),
+            current: RwLock::new(Arc::new(KeySet { keys: HashMap::new(), fetched: None })),
+            refreshing: AtomicBool::new(false),
+            last_attempt: AtomicU64::new(0),
+            epoch: Instant::now(),
+            fetch_done: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn age(set: &KeySet) -> Option<Duration> {
+        set.fetched.map(|t| t.elapsed())
+    }
+
+    /// A key set that may be trusted for `kid`: the cached one while fresh
+    /// and knowing `kid`, else whatever a refresh (if one may run) brings.
+    /// Fails closed when the set it ends with is past its TTL.
+    async fn key_set_for(self: &Arc<Self>, kid: &str) -> Result<Arc<KeySet>, AuthFailure> {
+        let mut set = self.snapshot();
+        match Self::age(&set) {
+            Some(age) if age < self.ttl => {
+                if age >= self.refresh_after {
+                    self.start_refresh();
+                }
+                if !set.keys.contains_key(kid) {
+                    set = self.refresh_and_wait().await;
+                }
             }
+            _ => set = self.refresh_and_wait().await,
         }
-        guard.set.find(kid).cloned().ok_or_else(|| AuthFailure::Invalid("unknown kid".into()))
+        match Self::age(&set) {
+            Some(age) if age < self.ttl => Ok(set),
+            _ => Err(AuthFailure::Invalid("the JWKS keys have expired and could not be fetched again".into())),
+        }
+    }
+
+    /// Starts a fetch unless one is running or the last one began less than
+    /// `min_interval` ago. Returns whether a fetch is running now.
+    fn start_refresh(self: &Arc<Self>) -> bool {
+        if self.refreshing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return true;
+        }
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let last = self.last_attempt.load(Ordering::Acquire);
+        let interval = u64::try_from(self.min_interval.as_millis()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < interval {
+            self.refreshing.store(false, Ordering::Release);
+            return false;
+        }
+        self.last_attempt.store(now, Ordering::Release);
+        // A task of its own: the fetch finishes (and clears the flag) even if
+        // the request that started it is dropped.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _done = RefreshDone(this.clone());
+            this.fetch().await;
+        });
+        true
+    }
+
+    /// Starts a refresh if allowed and waits for the running one to end
+    /// (a wait on a notification, bounded by the fetch timeout; not a lock).
+    async fn refresh_and_wait(self: &Arc<Self>) -> Arc<KeySet> {
+        // Registered before the flag is read, so the end of the fetch cannot be missed.
+        let done = self.fetch_done.notified();
+        if self.start_refresh() {
+            let _ = tokio::time::timeout(JWKS_FETCH_TIMEOUT + Duration::from_secs(1), done).await;
+        }
+        self.snapshot()
+    }
+
+    async fn fetch(&self) {
+        let started = Instant::now();
+        let response = match self.http.get(&self.url).send().await.and_then(|r| r.error_for_status()) {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "could not fetch the JWKS");
+                return;
+            }
+        };
+        match response.json::<JwkSet>().await {
+            Ok(set) => {
+                let set = Arc::new(KeySet::parse(set, started));
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = set;
+            }
+            Err(e) => tracing::error!(error = %e, "the JWKS is not valid JSON"),
+        }
+    }
+}
+
+/// Ends a fetch, however it ends: clears the flag, then wakes the waiters.
+struct RefreshDone(Arc<JwksKeys>);
+
+impl Drop for RefreshDone {
+    fn drop(&mut self) {
+        self.0.refreshing.store(false, Ordering::Release);
+        self.0.fetch_done.notify_waiters();
     }
 }
 
@@ -225,5 +412,89 @@ pub fn claims_for(issuer: &str, audience: &str, sub: &str, tenant: Option<String
         exp: now + ttl.as_secs(),
         nbf: Some(now.saturating_sub(1)),
         iat: Some(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\\nMIIB...\\n-----END PUBLIC KEY-----";
+
+    /// A Lambda's configuration from `vars` alone (the process environment is not read).
+    fn lambda(vars: &[(&str, &str)]) -> anyhow::Result<AuthConfig> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthConfig::for_lambda(|k| vars.get(k).cloned())
+    }
+
+    fn with_claims<'a>(more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        [&[("BERTH_JWT_ISSUER", "https://idp.example"), ("BERTH_JWT_AUDIENCE", "berth-api")], more].concat()
+    }
+
+    fn refusal(result: anyhow::Result<AuthConfig>) -> String {
+        match result {
+            Ok(config) => panic!("expected the configuration to be refused, got {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_lambda_refuses_an_hs256_secret_and_says_which_variables_to_set_instead() {
+        let dev_secret = "berth-local-dev-secret-not-for-production-use";
+        for vars in [
+            with_claims(&[("BERTH_JWT_HS256_SECRET", dev_secret)]),
+            with_claims(&[("BERTH_JWT_HS256_SECRET", dev_secret), ("BERTH_JWKS_URL", "https://idp.example/jwks.json")]),
+            with_claims(&[("BERTH_JWT_HS256_SECRET", dev_secret), ("BERTH_JWT_PUBLIC_KEY", PEM)]),
+            vec![("BERTH_JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")],
+        ] {
+            assert_eq!(refusal(lambda(&vars)), HS256_ONLY_LOCAL, "{vars:?}");
+        }
+        assert!(HS256_ONLY_LOCAL.contains("berth-local") && HS256_ONLY_LOCAL.contains("BERTH_JWKS_URL") && HS256_ONLY_LOCAL.contains("BERTH_JWT_PUBLIC_KEY"));
+    }
+
+    #[test]
+    fn a_lambda_accepts_a_jwks_url_cached_ten_minutes_unless_configured() {
+        let config = lambda(&with_claims(&[("BERTH_JWKS_URL", "https://idp.example/jwks.json")])).expect("a JWKS configuration");
+        assert_eq!((config.issuer.as_str(), config.audience.as_str()), ("https://idp.example", "berth-api"));
+        let KeySource::Jwks { url, cache } = config.keys else { panic!("a JWKS key source, got {:?}", config.keys) };
+        assert_eq!(url, "https://idp.example/jwks.json");
+        assert_eq!(cache, JwksCachePolicy { ttl: Duration::from_secs(600), min_refetch_interval: Duration::from_secs(60) });
+
+        let config =
+            lambda(&with_claims(&[("BERTH_JWKS_URL", "https://idp.example/jwks.json"), ("BERTH_JWKS_TTL_SECS", "120")])).expect("a JWKS configuration");
+        let KeySource::Jwks { cache, .. } = config.keys else { panic!("a JWKS key source") };
+        assert_eq!(cache.ttl, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_lambda_refuses_a_jwks_ttl_that_is_not_a_positive_number_of_seconds() {
+        for ttl in ["0", "-5", "ten minutes", "1.5"] {
+            let message = refusal(lambda(&with_claims(&[("BERTH_JWKS_URL", "https://idp.example/jwks.json"), ("BERTH_JWKS_TTL_SECS", ttl)])));
+            assert!(message.contains("BERTH_JWKS_TTL_SECS must be a positive number of seconds"), "{ttl}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_lambda_accepts_a_public_key_pem_as_rs256_by_default_or_es256() {
+        let config = lambda(&with_claims(&[("BERTH_JWT_PUBLIC_KEY", PEM)])).expect("a PEM configuration");
+        let KeySource::PublicKeyPem { algorithm, pem } = config.keys else { panic!("a PEM key source") };
+        assert_eq!(algorithm, Algorithm::RS256);
+        assert!(pem.contains('\n') && !pem.contains("\\n"), "escaped newlines are restored: {pem:?}");
+
+        let config = lambda(&with_claims(&[("BERTH_JWT_PUBLIC_KEY", PEM), ("BERTH_JWT_ALGORITHM", "ES256")])).expect("a PEM configuration");
+        assert!(matches!(config.keys, KeySource::PublicKeyPem { algorithm: Algorithm::ES256, .. }));
+
+        let message = refusal(lambda(&with_claims(&[("BERTH_JWT_PUBLIC_KEY", PEM), ("BERTH_JWT_ALGORITHM", "HS256")])));
+        assert_eq!(message, "BERTH_JWT_ALGORITHM must be RS256 or ES256, not HS256");
+    }
+
+    #[test]
+    fn a_lambda_needs_an_issuer_an_audience_and_exactly_one_key_source() {
+        let jwks = ("BERTH_JWKS_URL", "https://idp.example/jwks.json");
+        assert_eq!(refusal(lambda(&[("BERTH_JWT_AUDIENCE", "berth-api"), jwks])), "BERTH_JWT_ISSUER is not set");
+        assert_eq!(refusal(lambda(&[("BERTH_JWT_ISSUER", "https://idp.example"), jwks])), "BERTH_JWT_AUDIENCE is not set");
+        assert_eq!(refusal(lambda(&with_claims(&[]))), "set BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY");
+        assert_eq!(refusal(lambda(&with_claims(&[("BERTH_JWKS_URL", " ")]))), "set BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY", "blank counts as unset");
+        assert_eq!(refusal(lambda(&with_claims(&[jwks, ("BERTH_JWT_PUBLIC_KEY", PEM)]))), "set only one of BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY");
     }
 }

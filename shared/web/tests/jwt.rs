@@ -1,18 +1,22 @@
 //! The JWT verifier on its own: claims it must check, and the JWKS key
 //! source (keys chosen by `kid`, pinned to their own algorithm, fetched
-//! sparingly), served here by a local HTTP server.
+//! sparingly, trusted for a TTL), served here by a local HTTP server whose
+//! key set the tests swap.
 
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use berth_web::auth::{AuthConfig, AuthFailure, Claims, JwtVerifier, KeySource, claims_for};
+use berth_web::auth::{AuthConfig, AuthFailure, Claims, JwksCachePolicy, JwtVerifier, KeySource, claims_for};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 const ISSUER: &str = "https://idp.example";
 const AUDIENCE: &str = "berth-api";
@@ -103,30 +107,69 @@ async fn a_verifier_cannot_be_built_from_a_key_that_is_not_a_public_key_pem() {
     }
 }
 
-/// A JWKS endpoint, counting its fetches.
+/// What the test JWKS endpoint answers: the published keys, or a 500 while
+/// `failing`; with `stall` set, each answer waits for a permit of it first.
+#[derive(Default)]
+struct Served {
+    keys: Vec<Jwk>,
+    failing: bool,
+    stall: Option<Arc<Semaphore>>,
+}
+
+/// A JWKS endpoint whose key set the test can swap, counting its fetches.
 struct Jwks {
     url: String,
     fetches: Arc<AtomicUsize>,
+    served: Arc<Mutex<Served>>,
+}
+
+impl Jwks {
+    fn publish(&self, keys: Vec<Jwk>) {
+        self.served.lock().unwrap().keys = keys;
+    }
+
+    fn fail(&self, failing: bool) {
+        self.served.lock().unwrap().failing = failing;
+    }
+
+    /// Holds every answer from now on until the returned gate gets permits.
+    fn stall(&self) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        self.served.lock().unwrap().stall = Some(gate.clone());
+        gate
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
 }
 
 async fn serve_jwks(keys: Vec<Jwk>) -> Jwks {
-    let set = JwkSet { keys };
     let fetches = Arc::new(AtomicUsize::new(0));
-    let (s, f) = (set, fetches.clone());
+    let served = Arc::new(Mutex::new(Served { keys, ..Served::default() }));
+    let (f, s) = (fetches.clone(), served.clone());
     let app = Router::new().route(
         "/.well-known/jwks.json",
         get(move || {
-            let (s, f) = (s.clone(), f.clone());
+            let (f, s) = (f.clone(), s.clone());
             async move {
                 f.fetch_add(1, Ordering::SeqCst);
-                Json(s)
+                let stall = s.lock().unwrap().stall.clone();
+                if let Some(gate) = stall {
+                    let _permit = gate.acquire().await;
+                }
+                let served = s.lock().unwrap();
+                if served.failing {
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                }
+                Json(JwkSet { keys: served.keys.clone() }).into_response()
             }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Jwks { url: format!("http://{addr}/.well-known/jwks.json"), fetches }
+    Jwks { url: format!("http://{addr}/.well-known/jwks.json"), fetches, served }
 }
 
 fn public_jwk(private: &EncodingKey, kid: &str) -> Jwk {
@@ -136,7 +179,32 @@ fn public_jwk(private: &EncodingKey, kid: &str) -> Jwk {
 }
 
 fn jwks_verifier(url: &str) -> JwtVerifier {
-    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Jwks { url: url.into() } }).expect("a verifier")
+    jwks_verifier_with(url, JwksCachePolicy::default())
+}
+
+fn jwks_verifier_with(url: &str, cache: JwksCachePolicy) -> JwtVerifier {
+    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Jwks { url: url.into(), cache } }).expect("a verifier")
+}
+
+fn cache(ttl: Duration, min_refetch_interval: Duration) -> JwksCachePolicy {
+    JwksCachePolicy { ttl, min_refetch_interval }
+}
+
+/// Polls `condition` every 20 ms until it holds; panics after `within`.
+/// Returns how long it took.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut condition: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if condition().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -210,4 +278,123 @@ async fn with_an_unreachable_jwks_tokens_are_refused_not_failed() {
     let verifier = jwks_verifier(&format!("http://{addr}/.well-known/jwks.json"));
     let token = sign_rs256(&rsa_key("rs256-private.pem"), Some("current"), &claims());
     assert_refused(verifier.verify(&token).await, "no JWKS to check against");
+}
+
+#[tokio::test]
+async fn with_a_jwks_a_token_signed_by_a_key_published_after_start_verifies_without_a_restart() {
+    let (old, new) = (rsa_key("rs256-private.pem"), rsa_key("rs256-other-private.pem"));
+    let jwks = serve_jwks(vec![public_jwk(&old, "2026-01")]).await;
+    let verifier = jwks_verifier_with(&jwks.url, cache(Duration::from_secs(600), Duration::from_millis(200)));
+    verifier.verify(&sign_rs256(&old, Some("2026-01"), &claims())).await.expect("the first key verifies");
+
+    // The provider rotates: the new key is published beside the old one.
+    jwks.publish(vec![public_jwk(&old, "2026-01"), public_jwk(&new, "2026-02")]);
+    let rotated = sign_rs256(&new, Some("2026-02"), &claims());
+    eventually(Duration::from_secs(5), "a token under the new kid verifies", || async { verifier.verify(&rotated).await.is_ok() }).await;
+    verifier.verify(&sign_rs256(&old, Some("2026-01"), &claims())).await.expect("the old key, still published, still verifies");
+}
+
+#[tokio::test]
+async fn with_a_jwks_a_key_the_provider_removed_stops_verifying_within_the_ttl() {
+    let (old, new) = (rsa_key("rs256-private.pem"), rsa_key("rs256-other-private.pem"));
+    let jwks = serve_jwks(vec![public_jwk(&old, "old"), public_jwk(&new, "new")]).await;
+    let ttl = Duration::from_secs(1);
+    let verifier = jwks_verifier_with(&jwks.url, cache(ttl, Duration::from_millis(100)));
+    let old_token = sign_rs256(&old, Some("old"), &claims());
+    verifier.verify(&old_token).await.expect("the old key verifies while published");
+
+    jwks.publish(vec![public_jwk(&new, "new")]);
+    let removed = Instant::now();
+    eventually(ttl + Duration::from_secs(3), "the removed key is refused", || async { verifier.verify(&old_token).await.is_err() }).await;
+    assert!(removed.elapsed() < ttl + Duration::from_secs(1), "refused within about a TTL of its removal, not {:?}", removed.elapsed());
+    assert_refused(verifier.verify(&old_token).await, "the removed key stays refused");
+    verifier.verify(&sign_rs256(&new, Some("new"), &claims())).await.expect("the key still published verifies");
+}
+
+#[tokio::test]
+async fn with_a_jwks_that_cannot_be_fetched_cached_keys_are_trusted_until_their_ttl_and_refused_after() {
+    let key = rsa_key("rs256-private.pem");
+    let jwks = serve_jwks(vec![public_jwk(&key, "current")]).await;
+    let ttl = Duration::from_secs(2);
+    let verifier = jwks_verifier_with(&jwks.url, cache(ttl, Duration::from_millis(100)));
+    let token = sign_rs256(&key, Some("current"), &claims());
+    verifier.verify(&token).await.expect("a valid token");
+    let fetched = Instant::now();
+
+    jwks.fail(true);
+    verifier.verify(&token).await.expect("a provider outage does not refuse keys fetched within the TTL");
+    eventually(ttl + Duration::from_secs(3), "the expired keys are refused", || async { verifier.verify(&token).await.is_err() }).await;
+    assert!(fetched.elapsed() >= ttl - Duration::from_millis(200), "the keys were trusted until their TTL ({:?})", fetched.elapsed());
+    assert!(jwks.fetches() > 1, "the verifier tried to fetch the keys again");
+
+    jwks.fail(false);
+    eventually(Duration::from_secs(3), "the token verifies once the JWKS answers again", || async { verifier.verify(&token).await.is_ok() }).await;
+}
+
+#[tokio::test]
+async fn with_a_jwks_unknown_kids_refetch_at_most_once_per_interval_and_one_fetch_at_a_time() {
+    let key = rsa_key("rs256-private.pem");
+    let jwks = serve_jwks(vec![public_jwk(&key, "current")]).await;
+    let interval = Duration::from_secs(1);
+    let verifier = Arc::new(jwks_verifier_with(&jwks.url, cache(Duration::from_secs(600), interval)));
+    verifier.verify(&sign_rs256(&key, Some("current"), &claims())).await.expect("a valid token");
+    let first_fetch = Instant::now();
+    assert_eq!(jwks.fetches(), 1);
+
+    let flood = |round: usize| {
+        let verifier = verifier.clone();
+        let key = key.clone();
+        async move {
+            let tasks: Vec<_> = (0..20)
+                .map(|i| {
+                    let (verifier, token) = (verifier.clone(), sign_rs256(&key, Some(&format!("made-up-{round}-{i}")), &claims()));
+                    tokio::spawn(async move { verifier.verify(&token).await })
+                })
+                .collect();
+            for task in tasks {
+                assert_refused(task.await.unwrap(), "a made-up kid");
+            }
+        }
+    };
+    flood(0).await;
+    assert_eq!(jwks.fetches(), 1, "20 made-up kids within the interval cost no fetch");
+
+    tokio::time::sleep_until((first_fetch + interval).into()).await;
+    flood(1).await;
+    assert_eq!(jwks.fetches(), 2, "past the interval, 20 concurrent made-up kids cost one fetch");
+    flood(2).await;
+    assert_eq!(jwks.fetches(), 2, "and none again until the next interval");
+}
+
+#[tokio::test]
+async fn with_a_jwks_a_slow_refetch_for_an_unknown_kid_does_not_hold_up_tokens_with_a_cached_kid() {
+    let (current, next) = (rsa_key("rs256-private.pem"), rsa_key("rs256-other-private.pem"));
+    let jwks = serve_jwks(vec![public_jwk(&current, "current")]).await;
+    let verifier = Arc::new(jwks_verifier_with(&jwks.url, cache(Duration::from_secs(600), Duration::from_millis(10))));
+    let cached = sign_rs256(&current, Some("current"), &claims());
+    verifier.verify(&cached).await.expect("a valid token");
+
+    // The provider publishes a new key, then answers slowly.
+    jwks.publish(vec![public_jwk(&current, "current"), public_jwk(&next, "next")]);
+    let gate = jwks.stall();
+    tokio::time::sleep(Duration::from_millis(20)).await; // past the minimum refetch interval
+    let waiting: Vec<_> = (0..5)
+        .map(|_| {
+            let (verifier, token) = (verifier.clone(), sign_rs256(&next, Some("next"), &claims()));
+            tokio::spawn(async move { verifier.verify(&token).await })
+        })
+        .collect();
+    eventually(Duration::from_secs(3), "the refetch reaches the JWKS", || async { jwks.fetches() == 2 }).await;
+
+    let started = Instant::now();
+    let verified = tokio::time::timeout(Duration::from_secs(1), verifier.verify(&cached)).await;
+    assert!(matches!(verified, Ok(Ok(_))), "a cached kid verifies while the refetch is stalled: {verified:?}");
+    assert!(started.elapsed() < Duration::from_millis(500), "and at once ({:?})", started.elapsed());
+    assert!(waiting.iter().all(|t| !t.is_finished()), "the tokens under the new kid wait for the refetch");
+
+    gate.add_permits(100);
+    for task in waiting {
+        task.await.unwrap().expect("the new kid verifies once the refetch answers");
+    }
+    assert_eq!(jwks.fetches(), 2, "the five tokens under the new kid shared one fetch");
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use berth_domain::DomainError;
 use berth_domain::audit::AuditEvent;
-use berth_domain::usecases::{AuditFilter, VerifyReport};
+use berth_domain::usecases::{AuditFilter, VerifyCursor, VerifyReport, VerifyScope};
 use berth_web::extract::serde_urlencoded_query;
 use berth_web::{ApiError, PageQuery};
 
@@ -43,8 +43,31 @@ pub async fn list_audit(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(
     Ok(Json(ListOf::from_page(page, |e| e)))
 }
 
-/// Walks the hash chain and reports the first broken link.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", responses((status = 200, description = "{ok, checked, first_broken}")), security(("bearer" = [])))]
-pub async fn verify_audit(State(state): State<AppState>, Ctx(ctx): Ctx) -> Result<Json<VerifyReport>, ApiError> {
-    Ok(Json(state.berth.verify_audit(&ctx).await?))
+#[derive(serde::Deserialize)]
+struct VerifyQuery {
+    full: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Verifies a bounded slice of the hash chain and reports the first broken link.
+/// Without `full`: from the last verified checkpoint to the head (any reader).
+/// With `full=true` (admins): from the genesis, or from `cursor` (a previous `next_cursor`).
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+    params(("full" = Option<bool>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "{ok, checked, first_broken, full, from_seq, to_seq, head_seq, remaining, next_cursor, checkpoint}"),
+        (status = 403, description = "full=true without the admin role")),
+    security(("bearer" = [])))]
+pub async fn verify_audit(State(state): State<AppState>, Ctx(ctx): Ctx, parts: Parts) -> Result<Json<VerifyReport>, ApiError> {
+    let raw: VerifyQuery = serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
+    let full = match raw.full.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(DomainError::invalid("full", "must be true or false").into()),
+    };
+    let scope = match (full, raw.cursor) {
+        (true, cursor) => VerifyScope::Full { after: cursor.as_deref().map(VerifyCursor::parse).transpose()? },
+        (false, None) => VerifyScope::Incremental,
+        (false, Some(_)) => return Err(DomainError::invalid("cursor", "is only accepted with full=true").into()),
+    };
+    Ok(Json(state.berth.verify_audit(&ctx, scope).await?))
 }

@@ -1,10 +1,10 @@
-use super::{DynamoStore, Item, n, to_item};
+use super::{DynamoStore, Item, from_item, n, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use berth_domain::Result;
-use berth_domain::audit::{AuditEvent, AuditHead};
+use berth_domain::audit::{AuditCheckpoint, AuditEvent, AuditHead};
 use berth_domain::ids::TenantId;
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::AuditStore;
@@ -26,9 +26,26 @@ struct HeadRecord {
     hash: String,
 }
 
-pub(super) fn event_item(tenant: TenantId, event: &AuditEvent) -> Result<Item> {
+/// How far the tenant's chain was verified (`keys::audit_checkpoint`).
+#[derive(Serialize, Deserialize)]
+struct CheckpointRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    checkpoint: AuditCheckpoint,
+}
+
+/// The most events one Query may return (DynamoDB also stops a page at 1 MB).
+const QUERY_LIMIT: usize = 1000;
+
+pub(crate) fn event_item(tenant: TenantId, event: &AuditEvent) -> Result<Item> {
     let (pk, sk) = keys::audit_event(tenant, event.seq);
     to_item(&EventRecord { pk, sk, event: event.clone() })
+}
+
+pub(crate) fn head_item(tenant: TenantId, head: &AuditHead) -> Result<Item> {
+    let (pk, sk) = keys::audit_head(tenant);
+    to_item(&HeadRecord { pk, sk, seq: head.seq, hash: head.hash.clone() })
 }
 
 impl DynamoStore {
@@ -61,5 +78,64 @@ impl AuditStore for DynamoStore {
 
     async fn audit_head(&self, tenant: TenantId) -> Result<AuditHead> {
         self.read_audit_head(tenant).await
+    }
+
+    async fn audit_events_after(&self, tenant: TenantId, after: u64, max: usize) -> Result<Vec<AuditEvent>> {
+        let (pk, from) = keys::audit_event(tenant, after.saturating_add(1));
+        let (_, to) = keys::audit_event(tenant, u64::MAX);
+        let mut events = Vec::with_capacity(max.min(QUERY_LIMIT));
+        let mut start = None;
+        while events.len() < max {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":from", s(&from))
+                .expression_attribute_values(":to", s(&to))
+                .limit(i32::try_from((max - events.len()).min(QUERY_LIMIT)).unwrap_or(1000))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unexpected(e.into_service_error()))?;
+            for item in out.items.unwrap_or_default() {
+                events.push(from_item::<EventRecord>(item)?.event);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    async fn audit_event(&self, tenant: TenantId, seq: u64) -> Result<Option<AuditEvent>> {
+        Ok(self.get::<EventRecord>(keys::audit_event(tenant, seq)).await?.map(|r| r.event))
+    }
+
+    async fn audit_checkpoint(&self, tenant: TenantId) -> Result<Option<AuditCheckpoint>> {
+        Ok(self.get::<CheckpointRecord>(keys::audit_checkpoint(tenant)).await?.map(|r| r.checkpoint))
+    }
+
+    async fn advance_audit_checkpoint(&self, tenant: TenantId, checkpoint: &AuditCheckpoint) -> Result<bool> {
+        let (pk, sk) = keys::audit_checkpoint(tenant);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&CheckpointRecord { pk, sk, checkpoint: checkpoint.clone() })?))
+            .condition_expression("attribute_not_exists(pk) OR seq < :seq")
+            .expression_attribute_values(":seq", n(checkpoint.seq))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(false),
+                e => Err(unexpected(e)),
+            },
+        }
     }
 }

@@ -16,7 +16,7 @@ mod sweeper;
 mod tenants;
 
 pub use agents::{AgentRequest, Registration, RuntimeCtx};
-pub use audit::{AuditFilter, VerifyReport};
+pub use audit::{AuditFilter, VerifyCursor, VerifyReport, VerifyScope};
 pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
 pub use components::{NewComponent, RevisionInput};
 pub use deployments::{ActiveView, NewDeployment};
@@ -39,11 +39,14 @@ pub struct Settings {
     pub runtime_offline_after: chrono::Duration,
     /// A delivered job not finished within this is failed by the sweeper.
     pub job_deadline: chrono::Duration,
+    /// At most this many audit events are checked by one `GET /v1/audit/verify`
+    /// (one slice), so a call fits in API Gateway's 29 s whatever the chain's length.
+    pub audit_verify_max_events: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { runtime_offline_after: chrono::Duration::seconds(90), job_deadline: chrono::Duration::minutes(15) }
+        Self { runtime_offline_after: chrono::Duration::seconds(90), job_deadline: chrono::Duration::minutes(15), audit_verify_max_events: 20_000 }
     }
 }
 
