@@ -231,6 +231,23 @@ impl TestApp {
         assert!(status == StatusCode::CREATED || status == StatusCode::OK, "attach: {status}");
     }
 
+    /// The URL of `runtime`'s job queue (as returned by POST /v1/runtimes).
+    pub async fn runtime_queue_url(&self, runtime: &Value) -> String {
+        let id = runtime["id"].as_str().expect("a runtime id").parse().expect("a runtime id");
+        let (queue, _) = berth_aws::keys::runtime_queue_names(&self.names.queue_prefix, id);
+        let found = self.clients.sqs.get_queue_url().queue_name(&queue).send().await.expect("the runtime's queue exists");
+        found.queue_url().expect("a queue url").to_string()
+    }
+
+    /// How many messages the queue at `url` holds: (visible, in flight).
+    pub async fn queue_depth(&self, url: &str) -> (u64, u64) {
+        let (visible, in_flight) = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible");
+        let out = self.clients.sqs.get_queue_attributes().queue_url(url).attribute_names(visible.into()).attribute_names(in_flight.into()).send().await;
+        let attributes = out.expect("the queue's attributes are read").attributes.unwrap_or_default();
+        let count = |name: &str| attributes.get(&name.into()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{name} of {url}: {attributes:?}"));
+        (count(visible), count(in_flight))
+    }
+
     /// Every audit event of the tenant, oldest first.
     pub async fn audit(&self, t: &TestTenant) -> Vec<Value> {
         let mut events = vec![];
@@ -246,6 +263,19 @@ impl TestApp {
                 Some(c) => cursor = Some(c.to_string()),
                 None => return events,
             }
+        }
+    }
+}
+
+/// Polls `check` every 200 ms until it answers `Ok`, for at most 60 s; then
+/// panics with `what` and the last `Err` (what was seen instead).
+pub async fn eventually<T, F: std::future::Future<Output = Result<T, String>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(seen) if std::time::Instant::now() > deadline => panic!("not so after 60 s: {what}; last seen: {seen}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
 }
@@ -357,10 +387,17 @@ impl Agent {
         }
     }
 
-    /// What the agent runs for `component` in `env`: its `.berth.json`, if any.
+    /// What the agent runs for `component` in `env`: its `.berth.json`, or
+    /// `None` when there is none. A file that is there but cannot be read or
+    /// parsed is not "not installed": it panics, naming the path and the cause.
     pub fn installed(&self, env: &Value, component: &Value) -> Option<Value> {
-        let path = self.state.path().join("active").join(env["id"].as_str()?).join(component["id"].as_str()?).join(".berth.json");
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+        let id = |v: &Value| v["id"].as_str().unwrap_or_else(|| panic!("an id in {v}")).to_string();
+        let path = self.state.path().join("active").join(id(env)).join(id(component)).join(".berth.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not the agent's JSON: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => panic!("cannot read {}: {e}", path.display()),
+        }
     }
 
     /// The content the agent unpacked for a bundled component.

@@ -2,7 +2,7 @@
 //! agents, deadlines, cancellation, schedules, retries, undeploys, detaches.
 
 use berth_domain::usecases::Settings;
-use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
+use berth_tests::{Agent, TestApp, TestTenant, eventually, expect_problem, expect_status};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -80,28 +80,63 @@ async fn a_job_for_an_offline_runtime_waits_and_completes_when_its_agent_comes_b
 async fn a_duplicated_deployments_message_creates_no_duplicate_target_or_job() {
     let app = TestApp::spawn().await;
     let (acme, env, process) = setup(&app).await;
-    let runtime = app.runtime(&acme, "atom").await;
-    app.attach(&acme, &env, &runtime).await;
+    let runtimes = [app.runtime(&acme, "atom-1").await, app.runtime(&acme, "atom-2").await];
+    for runtime in &runtimes {
+        app.attach(&acme, &env, runtime).await;
+    }
     let package = app.package(&acme, &process, None).await;
     let d = app.deploy(&acme, &package, &env, "").await;
     app.wait_for_status(&acme, &d, "in_progress").await;
+    let jobs = jobs_by_runtime(&targets(&app, &acme, &d).await);
+    assert_eq!(jobs.len(), 2, "one target per runtime: {jobs:?}");
 
-    // SQS delivers at least once: the same message twice more.
+    // SQS delivers at least once: the same message twice more, handled once the queue is empty.
     let tenant: berth_domain::ids::TenantId = acme.id.parse().unwrap();
     let id: berth_domain::ids::DeploymentId = d["id"].as_str().unwrap().parse().unwrap();
     for _ in 0..2 {
         app.local.berth.jobs.enqueue_deployment(tenant, id).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(targets(&app, &acme, &d).await.len(), 1);
+    let deployments_queue = app.local.resources.deployments_queue_url.as_str();
+    eventually("the dispatcher handled every deployments message", || async {
+        match app.queue_depth(deployments_queue).await {
+            (0, 0) => Ok(()),
+            (visible, in_flight) => Err(format!("{visible} waiting, {in_flight} in flight")),
+        }
+    })
+    .await;
+    assert_eq!(jobs_by_runtime(&targets(&app, &acme, &d).await), jobs, "the duplicates made no new target and no new job");
 
-    let agent = Agent::start(&app, &runtime, None);
+    let agents: Vec<Agent> = runtimes.iter().map(|r| Agent::start(&app, r, None)).collect();
     app.wait_for_status(&acme, &d, "succeeded").await;
-    tokio::time::sleep(Duration::from_secs(3)).await; // any duplicate job message would be offered now
-    let events = expect_status(app.get(&format!("/v1/deployments/{}/events", d["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
-    let delivered = events["items"].as_array().unwrap().iter().filter(|e| e["message"].as_str().unwrap().starts_with("Delivered")).count();
-    assert_eq!(delivered, 1, "the job was delivered once; agent log: {}", agent.log());
-    assert_eq!(targets(&app, &acme, &d).await.len(), 1);
+    // Each runtime was sent its job once per message; every copy has now been taken off its queue.
+    for runtime in &runtimes {
+        let queue = app.runtime_queue_url(runtime).await;
+        eventually(&format!("{} took every job message", runtime["name"]), || async {
+            match app.queue_depth(&queue).await {
+                (0, _) => Ok(()),
+                (visible, _) => Err(format!("{visible} waiting")),
+            }
+        })
+        .await;
+    }
+    let events = expect_status(app.get(&format!("/v1/deployments/{}/events?limit=100", d["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
+    let events = events["items"].as_array().unwrap();
+    let logs: Vec<String> = agents.iter().map(Agent::log).collect();
+    for runtime in &runtimes {
+        let lines: Vec<&str> = events.iter().filter(|e| e["runtime_id"] == runtime["id"]).map(|e| e["message"].as_str().unwrap()).collect();
+        let delivered = lines.iter().filter(|m| m.starts_with("Delivered")).count();
+        assert_eq!(delivered, 1, "{}'s job was delivered once: {lines:?}; agent logs: {logs:?}", runtime["name"]);
+        let deployed = lines.iter().filter(|m| m.ends_with(": Deployed")).count();
+        assert_eq!(deployed, 1, "{} deployed it once: {lines:?}", runtime["name"]);
+    }
+    assert_eq!(jobs_by_runtime(&targets(&app, &acme, &d).await), jobs, "the targets kept their one job each");
+    let started = app.audit(&acme).await.iter().filter(|e| e["action"] == "deployment.started" && e["entity_id"] == d["id"]).count();
+    assert_eq!(started, 1, "the deployment started once");
+}
+
+/// Each target's runtime and job.
+fn jobs_by_runtime(targets: &[Value]) -> std::collections::BTreeMap<String, String> {
+    targets.iter().map(|t| (t["runtime_id"].as_str().unwrap().to_string(), t["job_id"].as_str().unwrap().to_string())).collect()
 }
 
 #[tokio::test]
@@ -138,12 +173,18 @@ async fn an_agent_killed_while_applying_restores_the_previous_version_when_it_re
 async fn undeploying_removes_the_component_from_every_runtime_and_frees_its_package() {
     let app = TestApp::spawn().await;
     let (acme, env, process) = setup(&app).await;
-    let runtime = app.runtime(&acme, "atom").await;
-    app.attach(&acme, &env, &runtime).await;
-    let agent = Agent::start(&app, &runtime, None);
+    let runtimes = [app.runtime(&acme, "atom-1").await, app.runtime(&acme, "atom-2").await];
+    for runtime in &runtimes {
+        app.attach(&acme, &env, runtime).await;
+    }
+    let agents: Vec<Agent> = runtimes.iter().map(|r| Agent::start(&app, r, None)).collect();
     let package = app.package(&acme, &process, None).await;
     let d = app.deploy(&acme, &package, &env, "").await;
     app.wait_for_status(&acme, &d, "succeeded").await;
+    for (agent, runtime) in agents.iter().zip(&runtimes) {
+        let installed = agent.installed(&env, &process).unwrap_or_else(|| panic!("{} runs it; log: {}", runtime["name"], agent.log()));
+        assert_eq!(installed["digest"], package["digest"]);
+    }
     let package_path = format!("/v1/packages/{}", package["id"].as_str().unwrap());
     expect_problem(app.delete(&package_path, &acme.admin).await, StatusCode::CONFLICT, "package_active").await;
 
@@ -151,8 +192,13 @@ async fn undeploying_removes_the_component_from_every_runtime_and_frees_its_pack
     let undeploy = expect_status(app.delete(&path, &acme.admin).await, StatusCode::ACCEPTED).await;
     assert_eq!(undeploy["kind"], "undeploy");
     app.wait_for_status(&acme, &undeploy, "succeeded").await;
+    let sent = targets(&app, &acme, &undeploy).await;
+    assert_eq!(sent.len(), 2, "every runtime was sent the undeploy: {sent:?}");
+    assert!(sent.iter().all(|t| t["state"] == "deployed"), "{sent:?}");
     assert_eq!(app.active(&acme, &env).await, Vec::<Value>::new());
-    assert!(agent.installed(&env, &process).is_none(), "the agent removed it");
+    for (agent, runtime) in agents.iter().zip(&runtimes) {
+        assert!(agent.installed(&env, &process).is_none(), "{} removed it; log: {}", runtime["name"], agent.log());
+    }
     expect_status(app.delete(&package_path, &acme.admin).await, StatusCode::NO_CONTENT).await;
 }
 
@@ -160,29 +206,39 @@ async fn undeploying_removes_the_component_from_every_runtime_and_frees_its_pack
 async fn a_detached_runtime_is_sent_undeploys_while_the_environment_keeps_its_versions() {
     let app = TestApp::spawn().await;
     let (acme, env, process) = setup(&app).await;
-    let runtime = app.runtime(&acme, "atom").await;
-    app.attach(&acme, &env, &runtime).await;
-    let agent = Agent::start(&app, &runtime, None);
+    let (leaving, staying) = (app.runtime(&acme, "leaving").await, app.runtime(&acme, "staying").await);
+    app.attach(&acme, &env, &leaving).await;
+    app.attach(&acme, &env, &staying).await;
+    let (leaving_agent, staying_agent) = (Agent::start(&app, &leaving, None), Agent::start(&app, &staying, None));
     let package = app.package(&acme, &process, None).await;
     let d = app.deploy(&acme, &package, &env, "").await;
     app.wait_for_status(&acme, &d, "succeeded").await;
-
-    let path = format!("/v1/environments/{}/runtimes/{}", env["id"].as_str().unwrap(), runtime["id"].as_str().unwrap());
-    expect_status(app.delete(&path, &acme.admin).await, StatusCode::NO_CONTENT).await;
-    let list = expect_status(app.get("/v1/deployments?status=succeeded", &acme.admin).await, StatusCode::OK).await;
-    for _ in 0..100 {
-        if agent.installed(&env, &process).is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for agent in [&leaving_agent, &staying_agent] {
+        assert_eq!(agent.installed(&env, &process).expect("both runtimes run it")["digest"], package["digest"]);
     }
-    assert!(agent.installed(&env, &process).is_none(), "the detached runtime stopped running it; log: {}", agent.log());
-    let all = expect_status(app.get("/v1/deployments", &acme.admin).await, StatusCode::OK).await;
-    let undeploy = all["items"].as_array().unwrap().iter().find(|d| d["kind"] == "undeploy").expect("an undeploy for the detached runtime").clone();
-    assert_eq!(undeploy["runtime_id"], runtime["id"]);
+
+    let path = format!("/v1/environments/{}/runtimes/{}", env["id"].as_str().unwrap(), leaving["id"].as_str().unwrap());
+    expect_status(app.delete(&path, &acme.admin).await, StatusCode::NO_CONTENT).await;
+    let undeploy = eventually("an undeploy is requested for the detached runtime", || async {
+        let all = expect_status(app.get("/v1/deployments", &acme.admin).await, StatusCode::OK).await;
+        let items = all["items"].as_array().unwrap();
+        items.iter().find(|x| x["kind"] == "undeploy").cloned().ok_or_else(|| format!("{items:?}"))
+    })
+    .await;
+    assert_eq!(undeploy["runtime_id"], leaving["id"]);
+    assert_eq!(undeploy["component_id"], process["id"]);
     app.wait_for_status(&acme, &undeploy, "succeeded").await;
-    assert_eq!(app.active(&acme, &env).await.len(), 1, "the environment's active version stays");
-    assert!(list["items"].as_array().unwrap().iter().any(|x| x["id"] == d["id"]), "the original deployment is still succeeded, not superseded");
+    let sent = targets(&app, &acme, &undeploy).await;
+    assert_eq!(sent.iter().map(|t| &t["runtime_id"]).collect::<Vec<_>>(), [&leaving["id"]], "only the detached runtime was sent it");
+    assert!(leaving_agent.installed(&env, &process).is_none(), "the detached runtime stopped running it; log: {}", leaving_agent.log());
+    assert_eq!(staying_agent.installed(&env, &process).expect("the attached runtime runs it still")["digest"], package["digest"]);
+
+    // Read once the undeploy has finished: it took nothing from the environment.
+    let original = expect_status(app.get(&format!("/v1/deployments/{}", d["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(original["status"], "succeeded", "the original deployment is still succeeded, not superseded");
+    let active = app.active(&acme, &env).await;
+    assert_eq!(active.len(), 1, "the environment's active version stays: {active:?}");
+    assert_eq!(active[0]["deployment_id"], d["id"]);
 }
 
 #[tokio::test]
@@ -202,11 +258,16 @@ async fn a_scheduled_deployment_waits_for_its_time_and_can_be_cancelled_before()
     let cancelled = expect_status(app.request(reqwest::Method::POST, &cancel, Some(&acme.admin)).send().await.unwrap(), StatusCode::OK).await;
     assert_eq!(cancelled["status"], "cancelled");
 
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339();
     let body = json!({"package_id": package["id"], "environment_id": env["id"], "scheduled_at": soon});
     let d = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
     assert_eq!(d["status"], "scheduled", "the cancelled one released the lock");
-    app.wait_for_status(&acme, &d, "succeeded").await;
+    let done = app.wait_for_status(&acme, &d, "succeeded").await;
+    let (scheduled_at, started_at) = (at(&done["scheduled_at"]), at(&done["started_at"]));
+    assert!(started_at >= scheduled_at, "it started at {started_at}, before its time {scheduled_at}");
+    let events = expect_status(app.get(&format!("/v1/deployments/{}/events", d["id"].as_str().unwrap()), &acme.admin).await, StatusCode::OK).await;
+    let released = events["items"].as_array().unwrap().iter().find(|e| e["message"] == "Scheduled time reached: queued").expect("a release in the timeline");
+    assert!(at(&released["at"]) >= scheduled_at, "released at {}, before its time {scheduled_at}", released["at"]);
     expect_problem(
         app.request(reqwest::Method::POST, &format!("/v1/deployments/{}/cancel", d["id"].as_str().unwrap()), Some(&acme.admin)).send().await.unwrap(),
         StatusCode::CONFLICT,
@@ -256,9 +317,16 @@ async fn a_job_past_its_deadline_is_failed_by_the_sweeper() {
     assert_eq!(t["state"], "failed");
     assert!(t["message"].as_str().unwrap().contains("deadline"), "{t}");
     assert_eq!(app.active(&acme, &env).await, Vec::<Value>::new());
-    // The lock is released: another deployment may start.
+    // The lock is released: nothing is in flight any more, and another deployment is accepted.
     let body = json!({"package_id": package["id"], "environment_id": env["id"]});
-    expect_status(app.post("/v1/deployments/validate", &acme.admin, body).await, StatusCode::OK).await;
+    let report = expect_status(app.post("/v1/deployments/validate", &acme.admin, body.clone()).await, StatusCode::OK).await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    let next = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
+    assert_eq!(next["status"], "queued", "{next}");
+}
+
+fn at(time: &Value) -> chrono::DateTime<chrono::Utc> {
+    time.as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("a time: {time}"))
 }
 
 #[tokio::test]

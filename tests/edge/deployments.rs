@@ -3,7 +3,7 @@
 //! change, no timeline line, no audit event, no job handed to an agent.
 
 use crate::{id_of, list_items};
-use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
+use berth_tests::{Agent, TestApp, TestTenant, eventually, expect_problem, expect_status};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -551,11 +551,25 @@ async fn a_runtime_is_neither_handed_nor_can_report_on_another_runtime_s_job() {
     w.app.attach(&w.acme, &staging, &other).await;
 
     let d = w.app.deploy(&w.acme, &w.package, &w.env, "").await;
-    let job = next_job(&w.app, &w.credential).await;
-    let job_id = str_of(&job, "job_id");
+    let queue = w.app.runtime_queue_url(&w.runtime).await;
+    let waiting = eventually("atom's job waits on its queue, there for the taking", || async {
+        match w.app.queue_depth(&queue).await {
+            (visible, 0) if visible > 0 => Ok((visible, 0)),
+            seen => Err(format!("(visible, in flight) = {seen:?}")),
+        }
+    })
+    .await;
     let before = w.ledger().await;
     let response = poll(&w.app, &other_credential, "1").await;
-    assert_eq!(response.status(), StatusCode::NO_CONTENT, "atom-2 is not attached to Test");
+    let status = response.status();
+    assert_eq!(status, StatusCode::NO_CONTENT, "atom-2 is not attached to Test: {}", response.text().await.unwrap_or_default());
+    assert_eq!(w.app.queue_depth(&queue).await, waiting, "atom's job message was left untouched");
+    assert_eq!(w.ledger().await, before);
+
+    let job = next_job(&w.app, &w.credential).await;
+    assert_eq!(job["deployment_id"], d["id"], "atom itself is handed its job");
+    let job_id = str_of(&job, "job_id");
+    let before = w.ledger().await;
     for phase in ["downloading", "deployed", "failed"] {
         expect_problem(report(&w.app, &other_credential, job_id, phase).await, StatusCode::NOT_FOUND, "not_found").await;
     }

@@ -3,7 +3,7 @@
 
 use crate::{MALLORY, TwoTenants, ids};
 use base64::Engine;
-use berth_tests::{TestTenant, expect_problem, expect_status};
+use berth_tests::{TestTenant, expect_problem, expect_status, sha256};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -124,7 +124,8 @@ async fn tenant_b_s_package_lists_and_download_urls_name_nothing_of_tenant_a() {
     let archive = app.http.get(url).send().await.expect("the download is sent");
     assert_eq!(archive.status(), StatusCode::OK);
     let bytes = archive.bytes().await.expect("the archive");
-    assert_eq!(Some(bytes.len() as u64), b_package["size"].as_u64(), "the URL serves B's own archive");
+    assert_ne!(a_package["digest"], b_package["digest"], "the same content packaged by each tenant makes two archives");
+    assert_eq!(sha256(&bytes), b_package["digest"], "the URL serves B's own archive, byte for byte");
 }
 
 #[tokio::test]

@@ -348,6 +348,21 @@ mod tests {
     }
 
     #[test]
+    fn a_window_s_end_instant_is_free_and_the_instant_before_it_frozen_once_off_or_weekly() {
+        let instant = Duration::nanoseconds(1);
+        let once = Policy { freeze_windows: vec![window("2026-12-24T00:00:00Z", "2026-12-27T00:00:00Z", false)], ..Policy::default() };
+        let end = at("2026-12-27T00:00:00Z");
+        assert_eq!(once.frozen_until(end), None, "a one-off window's end is free");
+        assert_eq!(once.frozen_until(end - instant), Some(end), "the instant before it is frozen");
+
+        // Fridays 16:00 to Monday 08:00; the occurrence three weeks on ends 2026-12-14T08:00.
+        let weekly = Policy { freeze_windows: vec![window("2026-11-20T16:00:00Z", "2026-11-23T08:00:00Z", true)], ..Policy::default() };
+        let end = at("2026-12-14T08:00:00Z");
+        assert_eq!(weekly.frozen_until(end), None, "a weekly occurrence's end is free");
+        assert_eq!(weekly.frozen_until(end - instant), Some(end), "the instant before it is frozen");
+    }
+
+    #[test]
     fn a_deployment_inside_abutting_windows_waits_for_the_last_one_to_end() {
         let p = Policy {
             freeze_windows: vec![window("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", false), window("2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z", false)],
