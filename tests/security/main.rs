@@ -142,16 +142,3 @@ impl WithoutNanos for chrono::DateTime<Utc> {
 pub fn id_of(resource: &Value) -> String {
     resource["id"].as_str().unwrap_or_else(|| panic!("a resource with an id: {resource}")).to_string()
 }
-
-/// Polls `check` every 200 ms for up to 60 s; panics with `what` if it never holds.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "after 60 s: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}

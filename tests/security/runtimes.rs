@@ -2,8 +2,8 @@
 //! attached are withdrawn, retries go to attached runtimes only, and a
 //! suspended tenant's agents may do nothing.
 
-use crate::{eventually, id_of, world, world_with_apply};
-use berth_tests::{Agent, expect_problem, expect_status};
+use crate::{id_of, world, world_with_apply};
+use berth_tests::{Agent, eventually, expect_problem, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -15,8 +15,16 @@ async fn a_job_queued_before_its_runtime_was_detached_is_withdrawn_and_never_han
     let credential = w.app.register_agent(&late).await;
     w.app.attach(&w.acme, &w.prod, &late).await;
     let d = w.app.deploy(&w.acme, &w.v1, &w.prod, "two runtimes").await;
-    eventually("both runtimes have a target", || async { w.targets(&d).await.len() == 2 }).await;
-    eventually("the polling agent deployed", || async { w.targets(&d).await.iter().any(|t| t["state"] == "deployed") }).await;
+    eventually("both runtimes have a target", || async {
+        let targets = w.targets(&d).await;
+        if targets.len() == 2 { Ok(()) } else { Err(format!("{targets:?}")) }
+    })
+    .await;
+    eventually("the polling agent deployed", || async {
+        let targets = w.targets(&d).await;
+        if targets.iter().any(|t| t["state"] == "deployed") { Ok(()) } else { Err(format!("{targets:?}")) }
+    })
+    .await;
     assert_eq!(w.deployment(&d).await["status"], "in_progress", "the late runtime's job is still pending");
 
     expect_status(w.app.delete(&format!("/v1/environments/{}/runtimes/{}", id_of(&w.prod), id_of(&late)), &w.acme.admin).await, StatusCode::NO_CONTENT).await;
@@ -37,7 +45,11 @@ async fn a_job_whose_runtime_was_detached_while_the_message_waited_is_skipped_wh
     let credential = w.app.register_agent(&late).await;
     w.app.attach(&w.acme, &w.prod, &late).await;
     let d = w.app.deploy(&w.acme, &w.v1, &w.prod, "two runtimes").await;
-    eventually("both runtimes have a target", || async { w.targets(&d).await.len() == 2 }).await;
+    eventually("both runtimes have a target", || async {
+        let targets = w.targets(&d).await;
+        if targets.len() == 2 { Ok(()) } else { Err(format!("{targets:?}")) }
+    })
+    .await;
     // Detach behind the API's back (as a race would leave it): only the attachment goes.
     let key =
         berth_aws::keys::attachment(w.acme.id.parse().expect("a tenant"), id_of(&w.prod).parse().expect("an env"), id_of(&late).parse().expect("a runtime"));
