@@ -172,11 +172,8 @@ impl Api {
     pub async fn download(&self, url: &str, dest: &Path, digest: &str) -> Result<()> {
         let partial = dest.with_extension("partial");
         // Errors leave the (presigned, secret-bearing) URL out.
-        let mut response = self
-            .send(|| self.http.get(url).timeout(Duration::from_secs(3600)))
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| e.without_url())?;
+        let mut response =
+            self.send(|| self.http.get(url).timeout(Duration::from_secs(3600))).await.and_then(|r| r.error_for_status()).map_err(|e| e.without_url())?;
         let mut file = tokio::fs::File::create(&partial).await?;
         let mut hasher = Sha256::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url())? {

@@ -119,6 +119,18 @@ impl JobQueues for SqsRuntimeQueues {
             .map(|m| ReceivedJob { job: m.body().and_then(|b| serde_json::from_str(b).ok()), receipt: m.receipt_handle.unwrap_or_default() }))
     }
 
+    async fn hide_job(&self, queue_url: &str, receipt: &str, visibility: Duration) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(i32::try_from(visibility.as_secs().min(43_200)).unwrap_or(900))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()> {
         self.client.delete_message().queue_url(queue_url).receipt_handle(receipt).send().await.map_err(sdk_error)?;
         Ok(())

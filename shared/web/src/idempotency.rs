@@ -132,7 +132,7 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
             };
             if parts.status.is_server_error() {
                 // Nothing was created: let the client retry with the same key.
-                state.store.release(scope, &key).await?;
+                keep_books("releasing the key of a failed request", || state.store.release(scope, &key)).await;
             } else {
                 let headers = parts
                     .headers
@@ -146,9 +146,32 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
                     None => bytes.to_vec(),
                 };
                 let stored = StoredResponse { status: parts.status.as_u16(), headers, body: kept };
-                state.store.complete(scope, &key, &fingerprint, &stored).await?;
+                keep_books("keeping the response of a completed request", || state.store.complete(scope, &key, &fingerprint, &stored)).await;
             }
             Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+    }
+}
+
+/// Writes the middleware's own record once the request has run, trying a few
+/// times. A failure here must not change the answer: a 5xx after the handler
+/// created something would make the client create it again, and the handler's
+/// own 5xx is truer than the bookkeeping's. Left pending, a key refuses
+/// retries (409 `idempotency_in_progress`) until it goes stale.
+async fn keep_books<F, Fut>(what: &str, write: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DomainError>>,
+{
+    const ATTEMPTS: u64 = 3;
+    for attempt in 1..=ATTEMPTS {
+        match write().await {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::info!(error = %e, attempt, "{what} failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "{what} failed; answering with the request's own response"),
         }
     }
 }
