@@ -120,7 +120,7 @@ impl LocalBerth {
             tokio::spawn(async move {
                 loop {
                     if let Err(e) = poll_deployments(&berth, &sqs, &queue_url).await {
-                        tracing::warn!(error = %e, "dispatcher poll failed; retrying");
+                        tracing::warn!(error = %causes(&e), "dispatcher poll failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
@@ -133,7 +133,7 @@ impl LocalBerth {
                 loop {
                     tick.tick().await;
                     if let Err(e) = berth_sweeper::sweep_once(&berth).await {
-                        tracing::warn!(error = %e, "sweep failed");
+                        tracing::warn!(error = %causes(&anyhow::Error::from(e)), "sweep failed");
                     }
                 }
             })
