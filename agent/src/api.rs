@@ -47,6 +47,24 @@ pub struct Api {
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// How often one call is sent while the server answers that it is busy (503
+/// or 429), and the longest pause between two sends, whatever `Retry-After` asks.
+const BUSY_ATTEMPTS: u32 = 8;
+const MAX_PAUSE: Duration = Duration::from_secs(30);
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+
+/// The pause a busy answer asks for: its `Retry-After` in seconds (an HTTP
+/// date is not worth a clock comparison here), else `fallback`; at most `MAX_PAUSE`.
+fn pause_for(response: &reqwest::Response, fallback: Duration) -> Duration {
+    let asked = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    asked.map(Duration::from_secs).unwrap_or(fallback).min(MAX_PAUSE)
+}
+
+/// Up to a quarter of a second, so agents told to wait the same time do not all come back at once.
+fn jitter() -> Duration {
+    Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]))
+}
+
 impl Api {
     pub fn new(base: &str) -> Result<Self> {
         Ok(Self {
@@ -68,13 +86,33 @@ impl Api {
         }
     }
 
+    /// Sends the request `build` makes, and sends it again while the server
+    /// answers 503 or 429, after the pause it asks for, a bounded number of
+    /// times. Any other answer, the last busy one, or a network error is the caller's.
+    async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        let mut fallback = FIRST_PAUSE;
+        let mut attempt = 1;
+        loop {
+            let response = build().send().await?;
+            let status = response.status();
+            if !matches!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE | reqwest::StatusCode::TOO_MANY_REQUESTS) || attempt >= BUSY_ATTEMPTS {
+                return Ok(response);
+            }
+            let pause = pause_for(&response, fallback) + jitter();
+            tracing::info!(%status, attempt, ?pause, url = %response.url().path(), "the server is busy; trying again");
+            tokio::time::sleep(pause).await;
+            fallback = (fallback * 2).min(MAX_PAUSE);
+            attempt += 1;
+        }
+    }
+
     /// Exchanges the one-time registration token for a runtime credential.
     pub async fn register(&self, token: &str, name: Option<&str>) -> Result<(String, String)> {
         let mut body = json!({"registration_token": token, "agent_version": AGENT_VERSION});
         if let Some(n) = name {
             body["name"] = json!(n);
         }
-        let response = self.http.post(format!("{}/agent/v1/register", self.base)).json(&body).send().await?;
+        let response = self.send(|| self.http.post(format!("{}/agent/v1/register", self.base)).json(&body)).await?;
         let status = response.status();
         let value: serde_json::Value = response.json().await.unwrap_or_default();
         if !status.is_success() {
@@ -87,7 +125,7 @@ impl Api {
 
     pub async fn heartbeat(&self, running: &[Running]) -> Result<()> {
         let body = json!({"agent_version": AGENT_VERSION, "status": "ok", "running": running});
-        let response = self.authed(self.http.post(format!("{}/agent/v1/heartbeat", self.base))).json(&body).send().await?;
+        let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/heartbeat", self.base))).json(&body)).await?;
         if !response.status().is_success() {
             bail!("heartbeat refused: {}", response.status());
         }
@@ -97,7 +135,7 @@ impl Api {
     /// Long-polls for a job; `None` when there is none.
     pub async fn next_job(&self, wait: u64) -> Result<Option<Job>> {
         let response =
-            self.authed(self.http.get(format!("{}/agent/v1/jobs/next?wait={wait}", self.base))).timeout(Duration::from_secs(wait + 30)).send().await?;
+            self.send(|| self.authed(self.http.get(format!("{}/agent/v1/jobs/next?wait={wait}", self.base))).timeout(Duration::from_secs(wait + 30))).await?;
         match response.status() {
             reqwest::StatusCode::NO_CONTENT => Ok(None),
             s if s.is_success() => Ok(Some(response.json().await?)),
@@ -113,9 +151,7 @@ impl Api {
         let mut last = None;
         for attempt in 0..5u64 {
             let sent = self
-                .authed(self.http.post(format!("{}/agent/v1/jobs/{job}/events", self.base)))
-                .json(&json!({"phase": phase, "message": message}))
-                .send()
+                .send(|| self.authed(self.http.post(format!("{}/agent/v1/jobs/{job}/events", self.base))).json(&json!({"phase": phase, "message": message})))
                 .await;
             match sent {
                 Ok(r) if r.status().is_success() => {
@@ -137,7 +173,7 @@ impl Api {
         let partial = dest.with_extension("partial");
         // Errors leave the (presigned, secret-bearing) URL out.
         let mut response =
-            self.http.get(url).timeout(Duration::from_secs(3600)).send().await.and_then(|r| r.error_for_status()).map_err(|e| e.without_url())?;
+            self.send(|| self.http.get(url).timeout(Duration::from_secs(3600))).await.and_then(|r| r.error_for_status()).map_err(|e| e.without_url())?;
         let mut file = tokio::fs::File::create(&partial).await?;
         let mut hasher = Sha256::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url())? {
@@ -170,11 +206,76 @@ pub fn without_query_strings(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_query_strings;
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
 
     #[test]
     fn urls_lose_their_query_strings_and_other_text_stays() {
         assert_eq!(without_query_strings("GET http://s3/b/k.tar.gz?X-Amz-Signature=abc failed\nthen"), "GET http://s3/b/k.tar.gz?[redacted] failed\nthen");
         assert_eq!(without_query_strings("exit status 1: what? no"), "exit status 1: what? no");
+    }
+
+    /// A one-thread HTTP server answering each request with the next of
+    /// `answers` (status, extra header lines); returns its base URL and the
+    /// paths it was asked for.
+    fn server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let asked = Arc::new(Mutex::new(vec![]));
+        let seen = asked.clone();
+        std::thread::spawn(move || {
+            for (status, headers) in answers {
+                let Ok((stream, _)) = listener.accept() else { return };
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                seen.lock().expect("the log").push(request_line.split_whitespace().nth(1).unwrap_or_default().to_string());
+                let mut stream = reader.into_inner();
+                let _ = write!(stream, "HTTP/1.1 {status} X\r\n{headers}content-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        (base, asked)
+    }
+
+    #[tokio::test]
+    async fn a_busy_server_is_asked_again_after_the_pause_it_asks_for() {
+        let (base, asked) = server(vec![(503, "retry-after: 0\r\n"), (429, "retry-after: 0\r\n"), (204, "")]);
+        let api = Api::new(&base).expect("a client").with_credential("c".into());
+
+        api.heartbeat(&[]).await.expect("the third try is accepted");
+        assert_eq!(asked.lock().expect("the log").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_retried() {
+        let (base, asked) = server(vec![(403, ""), (204, "")]);
+        let api = Api::new(&base).expect("a client").with_credential("c".into());
+
+        api.heartbeat(&[]).await.expect_err("a 403 is final");
+        assert_eq!(asked.lock().expect("the log").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stays_busy_is_given_up_on() {
+        let (base, asked) = server(vec![(503, "retry-after: 0\r\n"); BUSY_ATTEMPTS as usize + 1]);
+        let api = Api::new(&base).expect("a client").with_credential("c".into());
+
+        let err = api.heartbeat(&[]).await.expect_err("still busy after every try");
+        assert!(err.to_string().contains("503"), "{err}");
+        assert_eq!(asked.lock().expect("the log").len(), BUSY_ATTEMPTS as usize);
     }
 }

@@ -24,9 +24,10 @@ pub struct LocalBerth {
 }
 
 impl LocalBerth {
-    /// Creates the resources named by `names` (idempotently) and wires the app.
+    /// Creates the resources named by `names` (idempotently, retrying
+    /// transient failures) and wires the app.
     pub async fn start(clients: &AwsClients, names: &ResourceNames, auth: &AuthConfig, settings: Settings) -> Result<Self> {
-        let resources = ensure_resources(clients, names).await?;
+        let resources = with_retries("creating the table, bucket and queues", || ensure_resources(clients, names)).await?;
         let berth = Arc::new(build_berth(clients, names, settings));
         let verifier = Arc::new(JwtVerifier::new(auth)?);
         Ok(Self { berth, verifier, resources })
@@ -53,6 +54,49 @@ impl LocalBerth {
     }
 }
 
+/// How often a start-up step is tried before it gives up, and the first
+/// pause between tries (doubling each time): about 15 s in all, enough for a
+/// throttled or briefly unreachable LocalStack, short enough to fail visibly.
+const START_ATTEMPTS: u32 = 7;
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs a start-up step until it succeeds, pausing between tries. A step is
+/// retried whatever failed: at start-up nothing is lost by asking again, and
+/// the last error comes back with every cause.
+pub async fn with_retries<T, E, F, Fut>(what: &str, mut step: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    E: Into<anyhow::Error>,
+{
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 1;
+    loop {
+        match step().await.map_err(Into::into) {
+            Ok(value) => return Ok(value),
+            Err(e) if attempt < START_ATTEMPTS => {
+                tracing::warn!(attempt, error = %causes(&e), "{what} failed; trying again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.context(format!("{what} failed {attempt} times"))),
+        }
+    }
+}
+
+/// Every cause of `err`, outermost first, on one line. A cause whose message
+/// is empty shows its debug form instead, so no link of the chain is blank.
+pub fn causes(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|cause| match cause.to_string() {
+            text if text.trim().is_empty() => format!("{cause:?}"),
+            text => text,
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The background workers of a local Berth: the dispatcher polling the
 /// deployments queue, and the sweeper on a timer. Stopped when dropped.
 pub struct Workers {
@@ -76,7 +120,7 @@ impl LocalBerth {
             tokio::spawn(async move {
                 loop {
                     if let Err(e) = poll_deployments(&berth, &sqs, &queue_url).await {
-                        tracing::warn!(error = %e, "dispatcher poll failed; retrying");
+                        tracing::warn!(error = %causes(&e), "dispatcher poll failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
@@ -89,7 +133,7 @@ impl LocalBerth {
                 loop {
                     tick.tick().await;
                     if let Err(e) = berth_sweeper::sweep_once(&berth).await {
-                        tracing::warn!(error = %e, "sweep failed");
+                        tracing::warn!(error = %causes(&anyhow::Error::from(e)), "sweep failed");
                     }
                 }
             })

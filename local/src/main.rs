@@ -6,7 +6,7 @@ use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::context::{Actor, PlatformCtx};
 use berth_domain::page::PageRequest;
 use berth_domain::values::{Name, Plan};
-use berth_local::{LocalBerth, local_auth_config};
+use berth_local::{LocalBerth, causes, local_auth_config, with_retries};
 use berth_web::auth::{KeySource, claims_for, issue_hs256};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -54,9 +54,19 @@ enum Command {
 const DEMO_TENANT: &str = "Demo";
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     berth_web::telemetry::init_tracing();
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth-local: error: {}", causes(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let auth = local_auth_config();
     let KeySource::Hs256Secret(secret) = &auth.keys else { bail!("the local runner signs with HS256 only") };
     match cli.command {
@@ -68,7 +78,9 @@ async fn main() -> Result<()> {
         Command::Bootstrap => {
             let clients = AwsClients::from_env().await;
             let names = ResourceNames::from_env();
-            let resources = berth_aws::bootstrap::ensure_resources(&clients, &names).await.context("creating resources (is LocalStack up?)")?;
+            let resources = with_retries("creating the table, bucket and queues", || berth_aws::bootstrap::ensure_resources(&clients, &names))
+                .await
+                .context("creating resources (is LocalStack up?)")?;
             println!("table={} bucket={} deployments_queue={}", names.table, names.bucket, resources.deployments_queue_url);
         }
         Command::Serve { bind, demo_agent, demo_agent_dir } => {
@@ -76,11 +88,14 @@ async fn main() -> Result<()> {
             let names = ResourceNames::from_env();
             let local = LocalBerth::start(&clients, &names, &auth, settings_from_env()).await.context("starting Berth (is LocalStack up?)")?;
             let platform = PlatformCtx { actor: Actor::system("berth-local"), request_id: "make-run".into(), client_request_id: None };
-            let existing = local.berth.list_tenants(&platform, &PageRequest::first(100)).await?;
-            let tenant = match existing.items.into_iter().find(|t| t.name.as_str() == DEMO_TENANT) {
-                Some(t) => t,
-                None => local.berth.create_tenant(&platform, Name::parse(DEMO_TENANT).map_err(anyhow::Error::msg)?, Plan::default()).await?,
-            };
+            let tenant = with_retries("creating the demo tenant", || async {
+                let existing = local.berth.list_tenants(&platform, &PageRequest::first(100)).await?;
+                anyhow::Ok(match existing.items.into_iter().find(|t| t.name.as_str() == DEMO_TENANT) {
+                    Some(t) => t,
+                    None => local.berth.create_tenant(&platform, Name::parse(DEMO_TENANT).map_err(anyhow::Error::msg)?, Plan::default()).await?,
+                })
+            })
+            .await?;
             let sweep_every = std::env::var("BERTH_SWEEP_INTERVAL_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
             let _workers = local.spawn_workers(clients.sqs.clone(), Duration::from_secs(sweep_every));
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -148,31 +163,36 @@ async fn start_demo_agent(
         client_request_id: None,
         tenant_suspended: false,
     };
-    let envs = local.berth.list_environments(&ctx, &PageRequest::first(100)).await?;
-    let env = match envs.items.into_iter().find(|e| e.name.as_str() == "Test") {
-        Some(e) => e,
-        None => {
-            let input = NewEnvironment {
-                name: Name::parse("Test").map_err(anyhow::Error::msg)?,
-                classification: Classification::Test,
-                enabled: true,
-                description: Description::default(),
-            };
-            local.berth.create_environment(&ctx, input).await?
-        }
-    };
-    let runtimes = local.berth.list_runtimes(&ctx, &PageRequest::first(100)).await?;
+    let env = with_retries("creating the demo environment", || async {
+        let envs = local.berth.list_environments(&ctx, &PageRequest::first(100)).await?;
+        anyhow::Ok(match envs.items.into_iter().find(|e| e.name.as_str() == "Test") {
+            Some(e) => e,
+            None => {
+                let input = NewEnvironment {
+                    name: Name::parse("Test").map_err(anyhow::Error::msg)?,
+                    classification: Classification::Test,
+                    enabled: true,
+                    description: Description::default(),
+                };
+                local.berth.create_environment(&ctx, input).await?
+            }
+        })
+    })
+    .await?;
+    let first_page = PageRequest::first(100);
+    let runtimes = with_retries("listing the demo runtimes", || local.berth.list_runtimes(&ctx, &first_page)).await?;
     let existing = runtimes.items.into_iter().find(|r| r.name.as_str() == "demo-agent" && r.credential_hash.is_some());
     let (runtime_id, token) = match existing.filter(|_| state_dir.join("credential").exists()) {
         Some(r) => (r.id, None),
         None => {
             // A fresh runtime: whatever credential an earlier agent kept is void.
             let _ = std::fs::remove_dir_all(state_dir);
-            let created = local.berth.create_runtime(&ctx, Name::parse("demo-agent").map_err(anyhow::Error::msg)?, RuntimeKind::OnPremise).await?;
+            let name = Name::parse("demo-agent").map_err(anyhow::Error::msg)?;
+            let created = with_retries("creating the demo runtime", || local.berth.create_runtime(&ctx, name.clone(), RuntimeKind::OnPremise)).await?;
             (created.runtime.id, Some(created.registration_token.reveal()))
         }
     };
-    local.berth.attach_runtime(&ctx, env.id, runtime_id).await?;
+    with_retries("attaching the demo runtime", || local.berth.attach_runtime(&ctx, env.id, runtime_id)).await?;
     let binary = std::env::current_exe()?.with_file_name("berth-agent");
     if !binary.exists() {
         bail!("{} is missing: build it with `cargo build -p berth-agent` (make run does)", binary.display());

@@ -44,7 +44,35 @@ impl Modify for BearerAuth {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(berth_agent_gateway::openapi());
+    declare_path_parameters(&mut doc);
     doc
+}
+
+/// Declares every `{name}` of every path as a required path parameter of its
+/// operations, where the handler's annotation left it out (a client or a
+/// fuzzer cannot call an operation whose path parameters are undeclared).
+/// `revision` is a number; every other one is an id, a UUID.
+fn declare_path_parameters(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let names: Vec<&str> = path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}')).collect();
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head, &mut item.options, &mut item.trace];
+        for operation in operations.into_iter().flatten() {
+            let parameters = operation.parameters.get_or_insert_with(Vec::new);
+            for name in &names {
+                if parameters.iter().any(|p| p.name == *name && p.parameter_in == ParameterIn::Path) {
+                    continue;
+                }
+                let schema = match *name {
+                    "revision" => ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)),
+                    _ => ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+                };
+                parameters.push(ParameterBuilder::new().name(*name).parameter_in(ParameterIn::Path).required(Required::True).schema(Some(schema)).build());
+            }
+        }
+    }
 }
 
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
@@ -74,6 +102,25 @@ mod tests {
         assert_eq!(schemes["runtime_credential"]["scheme"], "bearer");
         assert_eq!(schemes["bearer"]["bearerFormat"], "JWT", "the portal's scheme is kept");
         assert_eq!(op("/v1/me", "get")["security"], serde_json::json!([{"bearer": []}]));
+    }
+
+    #[test]
+    fn every_path_parameter_is_declared() {
+        let doc = doc();
+        let mut undeclared = vec![];
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let names = path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'));
+            for (method, op) in item.as_object().expect("a path item") {
+                for name in names.clone() {
+                    let declared =
+                        op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true));
+                    if !declared {
+                        undeclared.push(format!("{method} {path}: {name}"));
+                    }
+                }
+            }
+        }
+        assert!(undeclared.is_empty(), "{undeclared:?}");
     }
 
     /// Resolves a `$ref` to `#/components/schemas/...`, or returns the schema itself.

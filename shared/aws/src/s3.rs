@@ -6,7 +6,7 @@
 //! most one part is held in memory whatever the package's size.
 
 use crate::keys;
-use crate::unexpected;
+use crate::{sdk_error, unexpected};
 use async_compression::tokio::write::GzipEncoder;
 use async_trait::async_trait;
 use aws_sdk_s3::error::SdkError;
@@ -59,14 +59,7 @@ impl S3BlobStore {
         write_entry(&mut gz, "manifest.json", manifest_json.len() as u64, &mut manifest_json.as_slice()).await?;
         for entry in &manifest.components {
             let hex = entry.sha256.as_str().trim_start_matches("sha256:");
-            let object = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(keys::content_object(tenant, hex))
-                .send()
-                .await
-                .map_err(|e| unexpected(e.into_service_error()))?;
+            let object = self.client.get_object().bucket(&self.bucket).key(keys::content_object(tenant, hex)).send().await.map_err(sdk_error)?;
             let mut body = object.body.into_async_read();
             write_entry(&mut gz, &format!("components/{}/content", entry.id), entry.size, &mut body).await?;
         }
@@ -100,18 +93,10 @@ impl S3BlobStore {
             return match put {
                 Ok(_) => Ok(ArchiveInfo { digest: digest_of(hasher), size }),
                 Err(e) if already_exists(&e) => Err(archive_exists()),
-                Err(e) => Err(unexpected(e.into_service_error())),
+                Err(e) => Err(sdk_error(e)),
             };
         }
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/gzip")
-            .send()
-            .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+        let upload = self.client.create_multipart_upload().bucket(&self.bucket).key(key).content_type("application/gzip").send().await.map_err(sdk_error)?;
         let upload_id = upload.upload_id().unwrap_or_default().to_string();
         let result = async {
             let mut parts = vec![self.upload_part(key, &upload_id, 1, first).await?];
@@ -141,7 +126,7 @@ impl S3BlobStore {
             match done {
                 Ok(_) => Ok(ArchiveInfo { digest: digest_of(hasher), size }),
                 Err(e) if already_exists(&e) => Err(archive_exists()),
-                Err(e) => Err(unexpected(e.into_service_error())),
+                Err(e) => Err(sdk_error(e)),
             }
         }
         .await;
@@ -162,7 +147,7 @@ impl S3BlobStore {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+            .map_err(sdk_error)?;
         Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build())
     }
 }
@@ -223,7 +208,7 @@ impl BlobStore for S3BlobStore {
             // Content-addressed: an existing object already holds these bytes.
             Ok(_) => {}
             Err(e) if already_exists(&e) => {}
-            Err(e) => return Err(unexpected(e.into_service_error())),
+            Err(e) => return Err(sdk_error(e)),
         }
         Ok(ContentRef { sha256: Digest::parse(&format!("sha256:{hex}")).map_err(DomainError::unexpected)?, size })
     }
@@ -244,26 +229,13 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete_package_archive(&self, tenant: TenantId, package: PackageId) -> Result<()> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(keys::package_object(tenant, package))
-            .send()
-            .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+        self.client.delete_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
     async fn presign_package_download(&self, tenant: TenantId, package: PackageId, ttl: std::time::Duration) -> Result<PresignedUrl> {
         let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(keys::package_object(tenant, package))
-            .presigned(config)
-            .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+        let request = self.client.get_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).presigned(config).await.map_err(sdk_error)?;
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
         Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
     }

@@ -2,7 +2,7 @@
 
 use crate::bootstrap::ensure_queue_with_dlq;
 use crate::keys::runtime_queue_names;
-use crate::unexpected;
+use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use berth_domain::deployment::JobMessage;
 use berth_domain::ids::{DeploymentId, RuntimeId, TenantId};
@@ -39,7 +39,7 @@ impl SqsRuntimeQueues {
         let url = self
             .deployments_url
             .get_or_try_init(|| async {
-                let out = self.client.get_queue_url().queue_name(&self.deployments_queue).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+                let out = self.client.get_queue_url().queue_name(&self.deployments_queue).send().await.map_err(sdk_error)?;
                 out.queue_url.ok_or_else(|| DomainError::unexpected("the deployments queue has no URL"))
             })
             .await?;
@@ -54,7 +54,7 @@ impl SqsRuntimeQueues {
                 if service.meta().code() == Some("AWS.SimpleQueueService.NonExistentQueue") || service.meta().code() == Some("QueueDoesNotExist") {
                     Ok(())
                 } else {
-                    Err(unexpected(service))
+                    Err(service_error(service))
                 }
             }
         }
@@ -90,13 +90,13 @@ impl RuntimeQueues for SqsRuntimeQueues {
 impl JobQueues for SqsRuntimeQueues {
     async fn enqueue_deployment(&self, tenant: TenantId, deployment: DeploymentId) -> Result<()> {
         let body = serde_json::to_string(&DeploymentMessage { tenant_id: tenant, deployment_id: deployment }).map_err(unexpected)?;
-        self.client.send_message().queue_url(self.deployments_url().await?).message_body(body).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        self.client.send_message().queue_url(self.deployments_url().await?).message_body(body).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
     async fn send_job(&self, queue_url: &str, job: &JobMessage) -> Result<()> {
         let body = serde_json::to_string(job).map_err(unexpected)?;
-        self.client.send_message().queue_url(queue_url).message_body(body).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        self.client.send_message().queue_url(queue_url).message_body(body).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
@@ -110,7 +110,7 @@ impl JobQueues for SqsRuntimeQueues {
             .visibility_timeout(i32::try_from(visibility.as_secs().min(43_200)).unwrap_or(900))
             .send()
             .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+            .map_err(sdk_error)?;
         Ok(out
             .messages
             .unwrap_or_default()
@@ -119,8 +119,20 @@ impl JobQueues for SqsRuntimeQueues {
             .map(|m| ReceivedJob { job: m.body().and_then(|b| serde_json::from_str(b).ok()), receipt: m.receipt_handle.unwrap_or_default() }))
     }
 
+    async fn hide_job(&self, queue_url: &str, receipt: &str, visibility: Duration) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(i32::try_from(visibility.as_secs().min(43_200)).unwrap_or(900))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()> {
-        self.client.delete_message().queue_url(queue_url).receipt_handle(receipt).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        self.client.delete_message().queue_url(queue_url).receipt_handle(receipt).send().await.map_err(sdk_error)?;
         Ok(())
     }
 }

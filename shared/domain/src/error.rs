@@ -50,6 +50,11 @@ pub enum DomainError {
     #[error("the resource was modified since it was read")]
     PreconditionFailed,
 
+    /// Storage throttled or briefly unreachable, after the SDK's own retries:
+    /// the same request may succeed later (503 with `Retry-After`).
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+
     /// Anything the caller cannot fix: storage down, a bug. Never shown to clients.
     #[error("unexpected error")]
     Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -71,6 +76,9 @@ impl DomainError {
     pub fn unexpected(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Unexpected(err.into())
     }
+    pub fn unavailable(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Unavailable(err.into())
+    }
     /// The stable code clients see.
     pub fn code(&self) -> &'static str {
         match self {
@@ -82,6 +90,7 @@ impl DomainError {
             Self::TooLarge { .. } => "payload_too_large",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::PreconditionFailed => "precondition_failed",
+            Self::Unavailable(_) => "service_unavailable",
             Self::Unexpected(_) => "internal_error",
         }
     }

@@ -284,6 +284,8 @@ pub trait JobQueues: Send + Sync {
     async fn send_job(&self, queue_url: &str, job: &JobMessage) -> Result<()>;
     /// Long-polls up to `wait` for one message, hiding it for `visibility`.
     async fn receive_job(&self, queue_url: &str, wait: std::time::Duration, visibility: std::time::Duration) -> Result<Option<ReceivedJob>>;
+    /// Hides a received message for `visibility` from now on.
+    async fn hide_job(&self, queue_url: &str, receipt: &str, visibility: std::time::Duration) -> Result<()>;
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()>;
 }
 

@@ -132,7 +132,7 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
             };
             if parts.status.is_server_error() {
                 // Nothing was created: let the client retry with the same key.
-                state.store.release(scope, &key).await?;
+                keep_books("releasing the key of a failed request", || state.store.release(scope, &key)).await;
             } else {
                 let headers = parts
                     .headers
@@ -146,9 +146,32 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
                     None => bytes.to_vec(),
                 };
                 let stored = StoredResponse { status: parts.status.as_u16(), headers, body: kept };
-                state.store.complete(scope, &key, &fingerprint, &stored).await?;
+                keep_books("keeping the response of a completed request", || state.store.complete(scope, &key, &fingerprint, &stored)).await;
             }
             Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+    }
+}
+
+/// Writes the middleware's own record once the request has run, trying a few
+/// times. A failure here must not change the answer: a 5xx after the handler
+/// created something would make the client create it again, and the handler's
+/// own 5xx is truer than the bookkeeping's. Left pending, a key refuses
+/// retries (409 `idempotency_in_progress`) until it goes stale.
+async fn keep_books<F, Fut>(what: &str, write: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DomainError>>,
+{
+    const ATTEMPTS: u64 = 3;
+    for attempt in 1..=ATTEMPTS {
+        match write().await {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::info!(error = %e, attempt, "{what} failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "{what} failed; answering with the request's own response"),
         }
     }
 }
@@ -170,4 +193,65 @@ fn replay(stored: StoredResponse) -> Response {
     }
     response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthConfig, KeySource, claims_for, issue_hs256};
+    use axum::routing::post;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A store whose bookkeeping writes fail `failures` times (storage throttled).
+    struct Flaky {
+        failures: usize,
+        completes: AtomicUsize,
+        releases: AtomicUsize,
+    }
+
+    impl Flaky {
+        fn attempt(&self, counter: &AtomicUsize) -> Result<(), DomainError> {
+            if counter.fetch_add(1, Ordering::SeqCst) < self.failures { Err(DomainError::unavailable("throttled")) } else { Ok(()) }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl IdempotencyStore for Flaky {
+        async fn reserve(&self, _: IdempotencyScope, _: &str, _: &str) -> Result<Reservation, DomainError> {
+            Ok(Reservation::Reserved)
+        }
+        async fn complete(&self, _: IdempotencyScope, _: &str, _: &str, _: &StoredResponse) -> Result<(), DomainError> {
+            self.attempt(&self.completes)
+        }
+        async fn release(&self, _: IdempotencyScope, _: &str) -> Result<(), DomainError> {
+            self.attempt(&self.releases)
+        }
+    }
+
+    async fn send(store: Arc<Flaky>, answer: StatusCode) -> StatusCode {
+        let auth = AuthConfig { issuer: "i".into(), audience: "a".into(), keys: KeySource::Hs256Secret("s".into()) };
+        let state = IdempotencyState { verifier: Arc::new(JwtVerifier::new(&auth).expect("a verifier")), store };
+        let app = axum::Router::new().route("/things", post(move || async move { answer })).layer(axum::middleware::from_fn_with_state(state, middleware));
+        let claims = claims_for("i", "a", "alice", Some(berth_domain::ids::TenantId::new().to_string()), &["admin"], std::time::Duration::from_secs(60));
+        let request = Request::post("/things")
+            .header("authorization", format!("Bearer {}", issue_hs256("s", &claims).expect("a token")))
+            .header(HEADER, "key-1")
+            .body(Body::from("{}"))
+            .expect("a request");
+        tower::ServiceExt::oneshot(app, request).await.expect("an answer").status()
+    }
+
+    #[tokio::test]
+    async fn a_creation_is_answered_as_created_even_when_its_record_cannot_be_kept() {
+        let store = Arc::new(Flaky { failures: usize::MAX, completes: AtomicUsize::new(0), releases: AtomicUsize::new(0) });
+        assert_eq!(send(store.clone(), StatusCode::CREATED).await, StatusCode::CREATED, "a 5xx now would make the client create it again");
+        assert_eq!(store.completes.load(Ordering::SeqCst), 3, "the record was tried three times");
+    }
+
+    #[tokio::test]
+    async fn a_briefly_throttled_release_is_tried_again_and_the_handlers_answer_stands() {
+        let store = Arc::new(Flaky { failures: 1, completes: AtomicUsize::new(0), releases: AtomicUsize::new(0) });
+        assert_eq!(send(store.clone(), StatusCode::SERVICE_UNAVAILABLE).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(store.releases.load(Ordering::SeqCst), 2, "released on the second try, so a retry with the key runs again");
+    }
 }

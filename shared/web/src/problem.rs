@@ -5,6 +5,10 @@ use axum::response::{IntoResponse, Response};
 use berth_domain::{DomainError, FieldError};
 use serde::Serialize;
 
+/// Seconds a client should wait before retrying a 503: storage throttling
+/// clears within a second or two, and the SDK has already retried for us.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 /// Every error an endpoint can return.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -57,6 +61,16 @@ impl IntoResponse for ApiError {
                 DomainError::PreconditionFailed => {
                     (StatusCode::PRECONDITION_FAILED, e.code(), "Precondition failed", "the resource changed since you read it (If-Match)".into(), &[])
                 }
+                DomainError::Unavailable(source) => {
+                    tracing::warn!(error = %source, chain = ?error_chain(source.as_ref()), "storage unavailable; the client may retry");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        e.code(),
+                        "Service unavailable",
+                        "storage is busy or unreachable; retry after the Retry-After delay".into(),
+                        &[],
+                    )
+                }
                 DomainError::Unexpected(source) => {
                     // The chain goes to the log; the client learns nothing internal.
                     tracing::error!(error = %source, chain = ?error_chain(source.as_ref()), "unexpected error");
@@ -81,6 +95,9 @@ impl IntoResponse for ApiError {
         let body = Problem { kind: format!("https://berth.dev/problems/{code}"), title, status: status.as_u16(), detail, code, errors };
         let mut response = (status, axum::Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(RETRY_AFTER_SECS));
+        }
         response
     }
 }
@@ -103,4 +120,35 @@ pub async fn not_found() -> ApiError {
 /// Answers a known path asked with a method it does not serve.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn problem_of(err: DomainError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = ApiError::Domain(err).into_response();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 * 1024).await.expect("a body");
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).expect("a JSON problem"))
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_a_503_problem_that_says_when_to_retry() {
+        let (status, headers, problem) = problem_of(DomainError::unavailable("ProvisionedThroughputExceededException: table busy")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(headers[header::RETRY_AFTER], RETRY_AFTER_SECS.to_string().as_str());
+        assert_eq!(problem["code"], "service_unavailable");
+        assert_eq!(problem["status"], 503);
+        assert!(!problem["detail"].as_str().unwrap_or_default().contains("ProvisionedThroughput"), "nothing internal leaks: {problem}");
+    }
+
+    #[tokio::test]
+    async fn an_unexpected_error_is_a_500_without_retry_after() {
+        let (status, headers, problem) = problem_of(DomainError::unexpected("a bug")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(headers.get(header::RETRY_AFTER).is_none());
+        assert_eq!(problem["code"], "internal_error");
+    }
 }

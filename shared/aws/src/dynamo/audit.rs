@@ -1,6 +1,6 @@
 use super::{DynamoStore, Item, from_item, n, s, to_item};
 use crate::keys;
-use crate::unexpected;
+use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use berth_domain::Result;
@@ -99,7 +99,7 @@ impl AuditStore for DynamoStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| unexpected(e.into_service_error()))?;
+                .map_err(sdk_error)?;
             for item in out.items.unwrap_or_default() {
                 events.push(from_item::<EventRecord>(item)?.event);
             }
@@ -134,7 +134,7 @@ impl AuditStore for DynamoStore {
             Ok(_) => Ok(true),
             Err(e) => match e.into_service_error() {
                 e if e.is_conditional_check_failed_exception() => Ok(false),
-                e => Err(unexpected(e)),
+                e => Err(service_error(e)),
             },
         }
     }

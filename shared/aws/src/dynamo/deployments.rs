@@ -1,6 +1,6 @@
-use super::{DynamoStore, Item, TxError, from_item, key_of, map_tx, s, to_item};
+use super::{DynamoStore, Item, TxError, from_item, key_of, map_tx, s, to_item, transaction_error};
 use crate::keys;
-use crate::unexpected;
+use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
@@ -314,7 +314,7 @@ impl DynamoStore {
                                 return Err(TxError::Condition(i));
                             }
                         }
-                        Err(TxError::Other(unexpected(err)))
+                        Err(TxError::Other(transaction_error(err)))
                     }
                 }
             }
@@ -333,7 +333,7 @@ impl DynamoStore {
             .limit(i32::try_from(limit).unwrap_or(100))
             .send()
             .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+            .map_err(sdk_error)?;
         Ok(out.items.unwrap_or_default())
     }
 
@@ -520,7 +520,7 @@ impl DeploymentStore for DynamoStore {
                 if e.is_conditional_check_failed_exception() {
                     Err(DomainError::conflict("target_changed", "the job changed meanwhile"))
                 } else {
-                    Err(unexpected(e))
+                    Err(service_error(e))
                 }
             }
         }
@@ -537,7 +537,7 @@ impl DeploymentStore for DynamoStore {
     async fn add_event(&self, tenant: TenantId, deployment: DeploymentId, event: &DeploymentEvent) -> Result<()> {
         let record =
             EventRecord { pk: keys::events(tenant, deployment), sk: format!("{}#{}", keys::time(event.at), uuid::Uuid::new_v4()), event: event.clone() };
-        self.client.put_item().table_name(&self.table).set_item(Some(to_item(&record)?)).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        self.client.put_item().table_name(&self.table).set_item(Some(to_item(&record)?)).send().await.map_err(sdk_error)?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 use super::{DynamoStore, key_of, to_item};
 use crate::keys;
-use crate::unexpected;
+use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use base64::Engine;
 use berth_domain::Result;
@@ -64,7 +64,7 @@ impl IdempotencyStore for DynamoStore {
             Err(e) => {
                 let e = e.into_service_error();
                 if !e.is_conditional_check_failed_exception() {
-                    return Err(unexpected(e));
+                    return Err(service_error(e));
                 }
             }
         }
@@ -98,7 +98,7 @@ impl IdempotencyStore for DynamoStore {
             headers: response.headers.clone(),
             body: base64::engine::general_purpose::STANDARD.encode(&response.body),
         };
-        self.client.put_item().table_name(&self.table).set_item(Some(to_item(&record)?)).send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        self.client.put_item().table_name(&self.table).set_item(Some(to_item(&record)?)).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
@@ -115,7 +115,7 @@ impl IdempotencyStore for DynamoStore {
             .map(|_| ())
             .or_else(|e| {
                 let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() { Ok(()) } else { Err(unexpected(e)) }
+                if e.is_conditional_check_failed_exception() { Ok(()) } else { Err(service_error(e)) }
             })
     }
 }

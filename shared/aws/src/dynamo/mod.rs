@@ -15,7 +15,9 @@ mod runtimes;
 mod tenants;
 
 use crate::keys;
-use crate::unexpected;
+use crate::{sdk_error, service_error, unexpected};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use base64::Engine;
 use berth_domain::audit::{AuditDraft, AuditEvent, AuditHead};
@@ -81,15 +83,7 @@ impl DynamoStore {
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, key: (String, String)) -> Result<Option<T>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_of(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key_of(key))).consistent_read(true).send().await.map_err(sdk_error)?;
         out.item.map(from_item).transpose()
     }
 
@@ -99,13 +93,7 @@ impl DynamoStore {
         for chunk in keys.chunks(100) {
             let mut request = Some(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build().map_err(unexpected)?);
             while let Some(keys_and_attributes) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys_and_attributes)
-                    .send()
-                    .await
-                    .map_err(|e| unexpected(e.into_service_error()))?;
+                let out = self.client.batch_get_item().request_items(&self.table, keys_and_attributes).send().await.map_err(sdk_error)?;
                 for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                     found.push(from_item(item)?);
                 }
@@ -138,21 +126,22 @@ impl DynamoStore {
                 Err(err) => err.into_service_error(),
             };
             let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled) = &err else {
-                return Err(TxError::Other(unexpected(err)));
+                return Err(TxError::Other(service_error(err)));
             };
             let reasons = cancelled.cancellation_reasons();
             if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
                 if i < caller_items {
                     return Err(TxError::Condition(i));
                 }
-            } else if !reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-                return Err(TxError::Other(unexpected(err)));
+            } else if !retryable_cancellation(cancelled) {
+                return Err(TxError::Other(service_error(err)));
             }
-            // Lost the race for the audit head (or a conflicting transaction): back off and retry.
+            // Lost the race for the audit head (or a conflicting or throttled transaction): back off and retry.
             let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 20;
             tokio::time::sleep(std::time::Duration::from_millis(5 + u64::from(attempt.min(10)) * 5 + jitter)).await;
         }
-        Err(TxError::Other(DomainError::unexpected("the audit chain stayed contended: too many concurrent writes")))
+        // Still contended after every attempt: the caller may try again later.
+        Err(TxError::Other(DomainError::unavailable("the audit chain stayed contended: too many concurrent writes")))
     }
 
     /// Every item of a (small) partition, page by page, in key order.
@@ -220,7 +209,7 @@ impl DynamoStore {
             };
             query = query.set_exclusive_start_key(Some(decode_cursor(cursor, pk_name, partition, fields)?));
         }
-        let out = query.send().await.map_err(|e| unexpected(e.into_service_error()))?;
+        let out = query.send().await.map_err(sdk_error)?;
         let items = out.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<T>>>()?;
         let next = out.last_evaluated_key.map(|k| encode_cursor(&k)).transpose()?;
         Ok((items, next))
@@ -247,6 +236,25 @@ fn decode_cursor(cursor: &str, pk_name: &str, partition: &str, fields: &[&str]) 
         return Err(invalid_cursor());
     }
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+/// Cancellation reasons that say nothing about the items: another transaction
+/// got there first, or the table was throttled. Trying again may commit.
+const RETRYABLE_REASONS: &[&str] = &["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+
+fn retryable_cancellation(cancelled: &TransactionCanceledException) -> bool {
+    let reasons = cancelled.cancellation_reasons();
+    reasons.iter().any(|r| r.code().is_some_and(|c| RETRYABLE_REASONS.contains(&c)))
+        && reasons.iter().all(|r| r.code().is_none_or(|c| c == "None" || RETRYABLE_REASONS.contains(&c)))
+}
+
+/// A failed transaction that was not cancelled by a condition: conflicts and
+/// throttling are `Unavailable`, like any transient SDK failure.
+pub(crate) fn transaction_error(err: TransactWriteItemsError) -> DomainError {
+    match &err {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) if retryable_cancellation(cancelled) => DomainError::unavailable(err),
+        _ => service_error(err),
+    }
 }
 
 /// Maps a failed write: an unexpected failure passes through; a failed

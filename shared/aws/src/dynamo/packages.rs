@@ -1,6 +1,6 @@
 use super::{DynamoStore, key_of, map_tx, s, to_item};
 use crate::keys;
-use crate::unexpected;
+use crate::{sdk_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
@@ -124,7 +124,7 @@ impl PackageStore for DynamoStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| unexpected(e.into_service_error()))?;
+                .map_err(sdk_error)?;
             total += u64::try_from(out.count).unwrap_or(0);
             match out.last_evaluated_key {
                 Some(k) => start = Some(k),
@@ -161,7 +161,7 @@ impl PackageActivity for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unexpected(e.into_service_error()))?;
+            .map_err(sdk_error)?;
         Ok(out.count > 0)
     }
 }

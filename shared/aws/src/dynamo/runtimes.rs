@@ -1,7 +1,7 @@
 use super::tenants::Counter;
 use super::{DynamoStore, key_of, map_tx, n, s, to_item};
 use crate::keys;
-use crate::unexpected;
+use crate::{service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
@@ -260,7 +260,7 @@ impl RuntimeStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() { Err(DomainError::not_found("runtime")) } else { Err(unexpected(e)) }
+                if e.is_conditional_check_failed_exception() { Err(DomainError::not_found("runtime")) } else { Err(service_error(e)) }
             }
         }
     }

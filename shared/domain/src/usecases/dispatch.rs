@@ -69,6 +69,9 @@ impl Berth {
                 Err(e) => return Err(e),
             }
         }
+        // An earlier delivery of this message may have failed before marking the
+        // deployment started, and its jobs ended meanwhile, unsettled: settle it now.
+        self.settle_deployment(tenant, id).await?;
         Ok(())
     }
 

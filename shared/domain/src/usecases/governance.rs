@@ -66,9 +66,23 @@ impl Berth {
             Decision::Reject => "deployment.rejected",
         };
         let audit = AuditDraft::by(ctx, action, "deployment", id, json!({"decision": decision, "digests": approval.digests, "comment": approval.comment}));
-        self.deployments.add_approval(ctx.tenant, id, &approval, audit).await?;
+        match self.deployments.add_approval(ctx.tenant, id, &approval, audit).await {
+            Ok(()) => {}
+            // A retry after a 503 that came once the decision was stored: its
+            // outcome may never have been applied, so apply it before answering.
+            Err(e @ DomainError::Conflict { code: "already_decided", .. }) => {
+                self.apply_decisions(ctx, id, &policy).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
         self.event(ctx.tenant, id, None, format!("{} by {}", if decision == Decision::Approve { "Approved" } else { "Rejected" }, ctx.actor.id)).await;
+        self.apply_decisions(ctx, id, &policy).await
+    }
 
+    /// Applies the decisions recorded so far: rejected, released (queued or
+    /// held while frozen), or still waiting.
+    async fn apply_decisions(&self, ctx: &TenantCtx, id: DeploymentId, policy: &Policy) -> Result<Deployment> {
         // Decisions may race: apply the outcome only if no other decision came in
         // since it was computed (the store checks the decision count), else look again.
         let mut settled = None;

@@ -40,6 +40,8 @@ pub struct JobEventOutcome {
 
 /// Most an agent may long-poll in one request.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// How long a received job message stays hidden while it is being handed out.
+const HANDOUT_VISIBILITY: Duration = Duration::from_secs(30);
 
 fn phase_line(phase: TargetState, message: &str) -> String {
     let base = match phase {
@@ -65,7 +67,9 @@ impl Berth {
     pub async fn next_job(&self, ctx: &RuntimeCtx, wait: Duration) -> Result<Option<JobOffer>> {
         let wait = wait.min(MAX_WAIT);
         let until = std::time::Instant::now() + wait;
-        let visibility = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
+        // Hidden only briefly until it is handed out (then for the whole job
+        // deadline): if handing it out fails, it is back soon, not after the deadline.
+        let visibility = HANDOUT_VISIBILITY;
         loop {
             let remaining = until.saturating_duration_since(std::time::Instant::now());
             let Some(received) = self.jobs.receive_job(&ctx.runtime.queue_url, remaining, visibility).await? else {
@@ -101,6 +105,7 @@ impl Berth {
             }
             target.updated_at = Utc::now();
             self.deployments.update_target(ctx.tenant, &target, from, Some(&received.receipt)).await?;
+            self.jobs.hide_job(&ctx.runtime.queue_url, &received.receipt, self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900))).await?;
             if from == TargetState::Pending {
                 self.event(ctx.tenant, d.id, Some(ctx.runtime.id), format!("Delivered to runtime \"{}\"", ctx.runtime.name)).await;
             }
@@ -139,6 +144,11 @@ impl Berth {
         }
         let next = target.state.advance(phase).map_err(|m| DomainError::conflict("invalid_phase", m))?;
         let Some(next) = next else {
+            // The same ending again, as when an agent retries after a 503 that came
+            // once the target was stored: settling may have failed then, so again.
+            if phase.settled() && target.state.settled() {
+                self.settle_deployment(ctx.tenant, deployment_id).await?;
+            }
             return Ok(JobEventOutcome { job_status: target.state, proceed: !target.state.settled() });
         };
         let from = target.state;
