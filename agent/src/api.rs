@@ -47,6 +47,21 @@ pub struct Api {
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The server refused a report (a 4xx answer): sending it again cannot help.
+#[derive(Debug)]
+pub struct Refused {
+    pub phase: String,
+    pub status: reqwest::StatusCode,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} refused: {}", self.phase, self.status)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// How often one call is sent while the server answers that it is busy (503
 /// or 429), and the longest pause between two sends, whatever `Retry-After` asks.
 const BUSY_ATTEMPTS: u32 = 8;
@@ -159,7 +174,7 @@ impl Api {
                     tracing::debug!(job_id = job, phase, job_status = %answer.job_status, proceed = answer.proceed, "reported");
                     return Ok(answer);
                 }
-                Ok(r) if r.status().is_client_error() => bail!("{phase} refused: {}", r.status()),
+                Ok(r) if r.status().is_client_error() => return Err(Refused { phase: phase.to_string(), status: r.status() }.into()),
                 Ok(r) => last = Some(anyhow::anyhow!("{phase}: {}", r.status())),
                 Err(e) => last = Some(e.into()),
             }

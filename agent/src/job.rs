@@ -219,17 +219,42 @@ impl Runner<'_> {
                 Step::Swapping => installed.as_ref().is_some_and(|i| i.digest == job.digest && i.deployment_id == job.deployment_id),
                 _ => false,
             };
-            if completed {
+            let outcome = if completed {
                 tracing::info!(job_id = %job.job_id, "recovered a job that had finished applying");
-                self.api.report(&job.job_id, "deployed", "completed after an agent restart").await?;
-                self.finish_journal(&job);
+                match self.api.report(&job.job_id, "deployed", "completed after an agent restart").await {
+                    // The server ended the job meanwhile (its deadline passed, or it was
+                    // withdrawn): the environment did not take this version, so neither do we.
+                    Err(e) if refusal(&e).is_some_and(|s| s != reqwest::StatusCode::FORBIDDEN) => {
+                        tracing::warn!(job_id = %job.job_id, error = %e, "the server no longer takes this job; restoring the previous version");
+                        restore(self.state, &job, journal.had_previous)?;
+                        // Best effort: a failed target may still learn it was restored.
+                        let _ = self.api.report(&job.job_id, "restored", "the server ended the job while the agent was down").await;
+                        Ok(())
+                    }
+                    other => other.map(|_| ()),
+                }
             } else {
                 tracing::warn!(job_id = %job.job_id, step = ?journal.step, "recovering an interrupted job: restoring the previous version");
-                self.fail_and_restore(&journal, &format!("the agent stopped during {:?}", journal.step).to_lowercase()).await?;
+                self.fail_and_restore(&journal, &format!("the agent stopped during {:?}", journal.step).to_lowercase()).await
+            };
+            match outcome {
+                Ok(()) => self.finish_journal(&job),
+                // Refused for good (not found, or an impossible phase): the restore is done, nothing more to say.
+                Err(e) if refusal(&e).is_some_and(|s| s != reqwest::StatusCode::FORBIDDEN) => {
+                    tracing::warn!(job_id = %job.job_id, error = %e, "the server refused the recovery report; the job is closed here");
+                    self.finish_journal(&job);
+                }
+                // Unreachable, or the tenant is suspended: keep the journal and try again at the next start.
+                Err(e) => tracing::warn!(job_id = %job.job_id, error = %format!("{e:#}"), "could not recover the job now; it stays journaled"),
             }
         }
         Ok(())
     }
+}
+
+/// The status of a report the server refused, if that is what `e` is.
+fn refusal(e: &anyhow::Error) -> Option<reqwest::StatusCode> {
+    e.downcast_ref::<crate::api::Refused>().map(|r| r.status)
 }
 
 /// The component as it was before `job`: the backup if there was a version, nothing otherwise.

@@ -76,7 +76,11 @@ async fn main() -> Result<()> {
             };
             let api = api::Api::new(&api_url)?.with_credential(credential);
             let runner = job::Runner { api: &api, state: &state, apply_command };
-            runner.recover().await?;
+            // A job that cannot be recovered now stays journaled for the next start:
+            // the agent keeps serving its runtime meanwhile.
+            if let Err(e) = runner.recover().await {
+                tracing::error!(error = %format!("{e:#}"), "could not read the job journal");
+            }
             run_loop(&api, &runner, &state, poll_wait.min(20), Duration::from_secs(heartbeat_secs.max(1))).await
         }
     }

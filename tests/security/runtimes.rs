@@ -134,3 +134,27 @@ async fn a_suspended_tenant_s_agents_get_403_on_every_agent_route_until_reinstat
     expect_status(w.app.heartbeat(&credential).await, StatusCode::OK).await;
     expect_status(w.app.request(Method::POST, "/agent/v1/register", None).json(&register).send().await.expect("sent"), StatusCode::CREATED).await;
 }
+
+#[tokio::test]
+async fn an_agent_whose_journaled_job_the_server_no_longer_knows_closes_it_and_keeps_serving() {
+    let mut w = world().await;
+    w.deploy_active(&w.v1).await;
+    w.agent.kill().await;
+    // A job the agent journaled as swapped, which the server refuses to hear about (404).
+    let job_id = uuid::Uuid::now_v7().to_string();
+    let journal = w.agent.state.path().join("jobs").join(format!("{job_id}.json"));
+    let job = json!({
+        "job_id": job_id, "deployment_id": uuid::Uuid::now_v7().to_string(), "kind": "deploy",
+        "environment_id": uuid::Uuid::now_v7().to_string(), "component_id": uuid::Uuid::now_v7().to_string(),
+        "package_id": uuid::Uuid::now_v7().to_string(), "version": "x", "digest": format!("sha256:{}", "0".repeat(64)), "size": 0,
+        "download_url": "http://127.0.0.1:9/none", "deadline": chrono::Utc::now().to_rfc3339(),
+    });
+    std::fs::write(&journal, serde_json::to_vec(&json!({"job": job, "step": "swapped", "had_previous": false})).expect("JSON")).expect("the journal");
+    w.agent.restart();
+
+    // It closes the refused job and goes on serving: the next deployment is applied.
+    let d = w.app.deploy(&w.acme, &w.v2, &w.prod, "after the restart").await;
+    w.app.wait_for_status(&w.acme, &d, "succeeded").await;
+    assert!(!journal.exists(), "the refused job's journal is closed");
+    assert_eq!(w.installed_version().as_deref(), Some("v2"));
+}

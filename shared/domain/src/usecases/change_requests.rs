@@ -176,7 +176,20 @@ impl Berth {
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: cr.digests.clone(), created_at: Utc::now() };
         let action = if decision == Decision::Approve { "change_request.approved" } else { "change_request.rejected" };
         let audit = AuditDraft::by(ctx, action, "change_request", id, json!({"decision": decision, "digests": approval.digests}));
-        self.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await?;
+        match self.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await {
+            Ok(()) => self.apply_change_decisions(ctx, id).await,
+            // A retry after a 503 that came once the decision was stored: its
+            // outcome may never have been applied, so apply it before answering.
+            Err(e @ DomainError::Conflict { code: "already_decided", .. }) => {
+                self.apply_change_decisions(ctx, id).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies the decisions recorded so far: rejected, approved, or still waiting.
+    async fn apply_change_decisions(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
         // As for deployments: a decision bumps the version, so an outcome
         // computed before another decision arrived is not applied.
         for _ in 0..super::governance::DECISION_ATTEMPTS {
