@@ -1,7 +1,7 @@
 //! Separation of duties on change requests: whoever created it or changed
 //! its items is an author, and no author may approve it.
 
-use crate::{id_of, world};
+use crate::{World, id_of, world};
 use berth_tests::{expect_problem, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -10,10 +10,7 @@ use serde_json::json;
 async fn a_colleague_who_swaps_a_change_request_s_items_for_their_own_cannot_then_approve_it() {
     let w = world().await;
     w.set_policy(json!({"required_approvals": 1})).await;
-    let body = json!({"name": "Orders v1", "change_type": "normal", "target_environment_id": w.prod["id"], "items": [{"package_id": w.v1["id"]}]});
-    let cr = expect_status(w.app.post("/v1/change-requests", &w.ann, body).await, StatusCode::CREATED).await;
-    let path = format!("/v1/change-requests/{}", id_of(&cr));
-    expect_status(w.app.post(&format!("{path}/submit"), &w.ann, json!({})).await, StatusCode::OK).await;
+    let path = submitted_by_ann(&w).await;
 
     // Bob (deployer and approver) swaps Ann's item for his package...
     let edited = expect_status(
@@ -37,10 +34,7 @@ async fn a_colleague_who_swaps_a_change_request_s_items_for_their_own_cannot_the
 async fn an_editor_who_changed_only_the_wording_may_still_approve() {
     let w = world().await;
     w.set_policy(json!({"required_approvals": 1})).await;
-    let body = json!({"name": "Orders v1", "change_type": "normal", "target_environment_id": w.prod["id"], "items": [{"package_id": w.v1["id"]}]});
-    let cr = expect_status(w.app.post("/v1/change-requests", &w.ann, body).await, StatusCode::CREATED).await;
-    let path = format!("/v1/change-requests/{}", id_of(&cr));
-    expect_status(w.app.post(&format!("{path}/submit"), &w.ann, json!({})).await, StatusCode::OK).await;
+    let path = submitted_by_ann(&w).await;
     expect_status(w.app.request(Method::PATCH, &path, Some(&w.bob)).json(&json!({"overview": "typo fixed"})).send().await.expect("sent"), StatusCode::OK).await;
     let approved = expect_status(w.app.post(&format!("{path}/approvals"), &w.bob, json!({"decision": "approve"})).await, StatusCode::CREATED).await;
     assert_eq!(approved["status"], "approved");
@@ -50,10 +44,7 @@ async fn an_editor_who_changed_only_the_wording_may_still_approve() {
 async fn with_self_approval_allowed_an_editor_may_approve() {
     let w = world().await;
     w.set_policy(json!({"required_approvals": 1, "allow_self_approval": true})).await;
-    let body = json!({"name": "Orders v1", "change_type": "normal", "target_environment_id": w.prod["id"], "items": [{"package_id": w.v1["id"]}]});
-    let cr = expect_status(w.app.post("/v1/change-requests", &w.ann, body).await, StatusCode::CREATED).await;
-    let path = format!("/v1/change-requests/{}", id_of(&cr));
-    expect_status(w.app.post(&format!("{path}/submit"), &w.ann, json!({})).await, StatusCode::OK).await;
+    let path = submitted_by_ann(&w).await;
     expect_status(
         w.app.request(Method::PATCH, &path, Some(&w.bob)).json(&json!({"items": [{"package_id": w.v2["id"]}]})).send().await.expect("sent"),
         StatusCode::OK,
@@ -61,4 +52,13 @@ async fn with_self_approval_allowed_an_editor_may_approve() {
     .await;
     let approved = expect_status(w.app.post(&format!("{path}/approvals"), &w.bob, json!({"decision": "approve"})).await, StatusCode::CREATED).await;
     assert_eq!(approved["status"], "approved");
+}
+
+/// Ann's change request of Orders v1 to Production, submitted; its path.
+async fn submitted_by_ann(w: &World) -> String {
+    let body = json!({"name": "Orders v1", "change_type": "normal", "target_environment_id": w.prod["id"], "items": [{"package_id": w.v1["id"]}]});
+    let cr = expect_status(w.app.post("/v1/change-requests", &w.ann, body).await, StatusCode::CREATED).await;
+    let path = format!("/v1/change-requests/{}", id_of(&cr));
+    expect_status(w.app.post(&format!("{path}/submit"), &w.ann, json!({})).await, StatusCode::OK).await;
+    path
 }

@@ -2,15 +2,15 @@
 //! attached are withdrawn, retries go to attached runtimes only, and a
 //! suspended tenant's agents may do nothing.
 
-use crate::{id_of, world, world_with_apply};
+use crate::{World, id_of, world, world_with_apply};
 use berth_tests::{Agent, eventually, expect_problem, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-#[tokio::test]
-async fn a_job_queued_before_its_runtime_was_detached_is_withdrawn_and_never_handed_out() {
-    let w = world().await;
-    // A second runtime that does not poll yet: its job waits in its queue.
+/// A second runtime, registered but not polling yet, attached to Production;
+/// a deployment of v1 dispatched to both runtimes. Returns the runtime, its
+/// credential and the deployment.
+async fn late_runtime_with_a_pending_job(w: &World) -> (Value, String, Value) {
     let late = w.app.runtime(&w.acme, "late").await;
     let credential = w.app.register_agent(&late).await;
     w.app.attach(&w.acme, &w.prod, &late).await;
@@ -20,6 +20,13 @@ async fn a_job_queued_before_its_runtime_was_detached_is_withdrawn_and_never_han
         if targets.len() == 2 { Ok(()) } else { Err(format!("{targets:?}")) }
     })
     .await;
+    (late, credential, d)
+}
+
+#[tokio::test]
+async fn a_job_queued_before_its_runtime_was_detached_is_withdrawn_and_never_handed_out() {
+    let w = world().await;
+    let (late, credential, d) = late_runtime_with_a_pending_job(&w).await;
     eventually("the polling agent deployed", || async {
         let targets = w.targets(&d).await;
         if targets.iter().any(|t| t["state"] == "deployed") { Ok(()) } else { Err(format!("{targets:?}")) }
@@ -41,15 +48,7 @@ async fn a_job_queued_before_its_runtime_was_detached_is_withdrawn_and_never_han
 #[tokio::test]
 async fn a_job_whose_runtime_was_detached_while_the_message_waited_is_skipped_when_the_runtime_asks() {
     let w = world().await;
-    let late = w.app.runtime(&w.acme, "late").await;
-    let credential = w.app.register_agent(&late).await;
-    w.app.attach(&w.acme, &w.prod, &late).await;
-    let d = w.app.deploy(&w.acme, &w.v1, &w.prod, "two runtimes").await;
-    eventually("both runtimes have a target", || async {
-        let targets = w.targets(&d).await;
-        if targets.len() == 2 { Ok(()) } else { Err(format!("{targets:?}")) }
-    })
-    .await;
+    let (late, credential, d) = late_runtime_with_a_pending_job(&w).await;
     // Detach behind the API's back (as a race would leave it): only the attachment goes.
     let key =
         berth_aws::keys::attachment(w.acme.id.parse().expect("a tenant"), id_of(&w.prod).parse().expect("an env"), id_of(&late).parse().expect("a runtime"));

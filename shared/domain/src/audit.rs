@@ -31,6 +31,26 @@ pub trait Origin {
     fn client_request_id(&self) -> Option<&str>;
 }
 
+/// Implements `Origin` for a request context with `actor`, `request_id` and
+/// `client_request_id` fields.
+macro_rules! origin_of_context {
+    ($($context:ty),+) => {$(
+        impl $crate::audit::Origin for $context {
+            fn actor(&self) -> &$crate::context::Actor {
+                &self.actor
+            }
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn client_request_id(&self) -> Option<&str> {
+                self.client_request_id.as_deref()
+            }
+        }
+    )+};
+}
+
+origin_of_context!(crate::context::TenantCtx, crate::context::PlatformCtx, crate::usecases::RuntimeCtx);
+
 /// Work the system does on its own (dispatcher, sweeper, automatic rollback): no request.
 impl Origin for Actor {
     fn actor(&self) -> &Actor {

@@ -79,18 +79,6 @@ pub struct TenantCtx {
     pub tenant_suspended: bool,
 }
 
-impl crate::audit::Origin for TenantCtx {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn client_request_id(&self) -> Option<&str> {
-        self.client_request_id.as_deref()
-    }
-}
-
 impl TenantCtx {
     /// Refuses with 403 unless one of the caller's roles grants `permission`
     /// and, for a change, the tenant is not suspended.
@@ -111,18 +99,6 @@ pub struct PlatformCtx {
     pub actor: Actor,
     pub request_id: String,
     pub client_request_id: Option<String>,
-}
-
-impl crate::audit::Origin for PlatformCtx {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn client_request_id(&self) -> Option<&str> {
-        self.client_request_id.as_deref()
-    }
 }
 
 #[cfg(test)]

@@ -28,18 +28,6 @@ pub struct RuntimeCtx {
     pub client_request_id: Option<String>,
 }
 
-impl crate::audit::Origin for RuntimeCtx {
-    fn actor(&self) -> &Actor {
-        &self.actor
-    }
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn client_request_id(&self) -> Option<&str> {
-        self.client_request_id.as_deref()
-    }
-}
-
 /// Which request an agent call answers (ids for the audit trail).
 #[derive(Clone, Debug, Default)]
 pub struct AgentRequest {
