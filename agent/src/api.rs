@@ -1,43 +1,12 @@
 //! The Berth agent protocol over HTTPS (docs/agent-protocol.md).
 
-use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use anyhow::{Result, bail};
+pub use berth_protocol::Job;
+use berth_protocol::{AgentHealth, HeartbeatBody, JobEventBody, JobEventResponse, Phase, RegisterBody, RegisterResponse, RunningPackage};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-
-/// A job as `GET /agent/v1/jobs/next` hands it out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
-    pub job_id: String,
-    pub deployment_id: String,
-    /// `deploy`, `redeploy`, `rollback` or `undeploy`.
-    pub kind: String,
-    pub environment_id: String,
-    pub component_id: String,
-    pub package_id: String,
-    pub version: String,
-    pub digest: String,
-    pub size: u64,
-    pub download_url: String,
-    pub deadline: String,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct EventAnswer {
-    pub job_status: String,
-    /// False: stop, and leave the active version as it is.
-    pub proceed: bool,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Running {
-    pub component_id: String,
-    pub package_id: String,
-    pub digest: String,
-}
 
 pub struct Api {
     base: String,
@@ -50,7 +19,7 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The server refused a report (a 4xx answer): sending it again cannot help.
 #[derive(Debug)]
 pub struct Refused {
-    pub phase: String,
+    pub phase: Phase,
     pub status: reqwest::StatusCode,
 }
 
@@ -123,23 +92,19 @@ impl Api {
 
     /// Exchanges the one-time registration token for a runtime credential.
     pub async fn register(&self, token: &str, name: Option<&str>) -> Result<(String, String)> {
-        let mut body = json!({"registration_token": token, "agent_version": AGENT_VERSION});
-        if let Some(n) = name {
-            body["name"] = json!(n);
-        }
+        let body = RegisterBody { registration_token: token.to_string(), name: name.map(str::to_string), agent_version: AGENT_VERSION.to_string() };
         let response = self.send(|| self.http.post(format!("{}/agent/v1/register", self.base)).json(&body)).await?;
         let status = response.status();
         let value: serde_json::Value = response.json().await.unwrap_or_default();
         if !status.is_success() {
             bail!("registration refused ({status}): {}", value["detail"].as_str().unwrap_or("no detail"));
         }
-        let runtime = value["runtime_id"].as_str().context("no runtime_id")?.to_string();
-        let credential = value["credential"].as_str().context("no credential")?.to_string();
-        Ok((runtime, credential))
+        let registered: RegisterResponse = serde_json::from_value(value).map_err(|e| anyhow::anyhow!("unexpected registration answer: {e}"))?;
+        Ok((registered.runtime_id.to_string(), registered.credential))
     }
 
-    pub async fn heartbeat(&self, running: &[Running]) -> Result<()> {
-        let body = json!({"agent_version": AGENT_VERSION, "status": "ok", "running": running});
+    pub async fn heartbeat(&self, running: &[RunningPackage]) -> Result<()> {
+        let body = HeartbeatBody { agent_version: AGENT_VERSION.to_string(), status: AgentHealth::Ok, running: running.to_vec() };
         let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/heartbeat", self.base))).json(&body)).await?;
         if !response.status().is_success() {
             bail!("heartbeat refused: {}", response.status());
@@ -161,20 +126,18 @@ impl Api {
     /// Reports a phase, retrying a few times on network errors.
     /// URLs in `message` lose their query strings first: a presigned URL's
     /// signature must not end up in the server's timeline.
-    pub async fn report(&self, job: &str, phase: &str, message: &str) -> Result<EventAnswer> {
-        let message = &without_query_strings(message);
+    pub async fn report(&self, job: &uuid::Uuid, phase: Phase, message: &str) -> Result<JobEventResponse> {
+        let body = JobEventBody { phase, message: Some(without_query_strings(message)) };
         let mut last = None;
         for attempt in 0..5u64 {
-            let sent = self
-                .send(|| self.authed(self.http.post(format!("{}/agent/v1/jobs/{job}/events", self.base))).json(&json!({"phase": phase, "message": message})))
-                .await;
+            let sent = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/jobs/{job}/events", self.base))).json(&body)).await;
             match sent {
                 Ok(r) if r.status().is_success() => {
-                    let answer: EventAnswer = r.json().await?;
-                    tracing::debug!(job_id = job, phase, job_status = %answer.job_status, proceed = answer.proceed, "reported");
+                    let answer: JobEventResponse = r.json().await?;
+                    tracing::debug!(job_id = %job, %phase, job_status = ?answer.job_status, proceed = answer.proceed, "reported");
                     return Ok(answer);
                 }
-                Ok(r) if r.status().is_client_error() => return Err(Refused { phase: phase.to_string(), status: r.status() }.into()),
+                Ok(r) if r.status().is_client_error() => return Err(Refused { phase, status: r.status() }.into()),
                 Ok(r) => last = Some(anyhow::anyhow!("{phase}: {}", r.status())),
                 Err(e) => last = Some(e.into()),
             }

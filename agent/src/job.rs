@@ -5,6 +5,7 @@
 use crate::api::{Api, Job};
 use crate::state::{INSTALLED_FILE, Installed, StateDir, copy_tree, ensure_parent, remove_tree, write_atomically};
 use anyhow::{Context, Result, bail};
+use berth_protocol::{JobKind, Phase};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -60,9 +61,9 @@ impl Runner<'_> {
         let _ = fs::remove_file(self.state.download(&job.job_id));
     }
 
-    async fn report(&self, job: &Job, phase: &str, message: &str) -> Result<()> {
+    async fn report(&self, job: &Job, phase: Phase, message: &str) -> Result<()> {
         let answer = self.api.report(&job.job_id, phase, message).await?;
-        if !answer.proceed && !matches!(phase, "deployed" | "failed" | "restored") {
+        if !answer.proceed && !phase.ends_the_work() {
             return Err(Stop.into());
         }
         Ok(())
@@ -76,7 +77,7 @@ impl Runner<'_> {
         let outcome = self.steps(&mut journal).await;
         match outcome {
             Ok(()) => {
-                self.report(&job, "deployed", "").await?;
+                self.report(&job, Phase::Deployed, "").await?;
                 self.finish_journal(&job);
                 tracing::info!(job_id = %job.job_id, "job deployed");
                 Ok(())
@@ -96,16 +97,16 @@ impl Runner<'_> {
 
     async fn steps(&self, journal: &mut Journal) -> Result<()> {
         let job = journal.job.clone();
-        self.report(&job, "delivered", "").await?;
-        let undeploy = job.kind == "undeploy";
+        self.report(&job, Phase::Delivered, "").await?;
+        let undeploy = job.kind == JobKind::Undeploy;
         if !undeploy {
             self.journal(journal)?;
-            self.report(&job, "downloading", "").await?;
+            self.report(&job, Phase::Downloading, "").await?;
             self.api.download(&job.download_url, &self.state.download(&job.job_id), &job.digest).await?;
         }
         journal.step = Step::BackingUp;
         self.journal(journal)?;
-        self.report(&job, "backing_up", "").await?;
+        self.report(&job, Phase::BackingUp, "").await?;
         let (active, backup) = (self.state.active(&slot(&job)), self.state.backup(&slot(&job)));
         if active.exists() {
             ensure_parent(&backup)?;
@@ -117,19 +118,19 @@ impl Runner<'_> {
         }
         journal.step = Step::Applying;
         self.journal(journal)?;
-        self.report(&job, "applying", "").await?;
+        self.report(&job, Phase::Applying, "").await?;
         let staging = self.state.staging(&slot(&job));
         remove_tree(&staging)?;
         ensure_parent(&staging)?;
         if !undeploy {
             unpack(&self.state.download(&job.job_id), &staging).await?;
             let installed = Installed {
-                environment_id: job.environment_id.clone(),
-                component_id: job.component_id.clone(),
-                package_id: job.package_id.clone(),
+                environment_id: job.environment_id.to_string(),
+                component_id: job.component_id.to_string(),
+                package_id: job.package_id.to_string(),
                 version: job.version.clone(),
                 digest: job.digest.clone(),
-                deployment_id: job.deployment_id.clone(),
+                deployment_id: job.deployment_id.to_string(),
             };
             fs::write(staging.join(INSTALLED_FILE), serde_json::to_vec_pretty(&installed)?)?;
             if let Some(cmd) = &self.apply_command {
@@ -149,14 +150,14 @@ impl Runner<'_> {
             .arg("-c")
             .arg(cmd)
             .current_dir(staging)
-            .env("BERTH_JOB_ID", &job.job_id)
-            .env("BERTH_KIND", &job.kind)
-            .env("BERTH_COMPONENT_ID", &job.component_id)
-            .env("BERTH_PACKAGE_ID", &job.package_id)
+            .env("BERTH_JOB_ID", job.job_id.to_string())
+            .env("BERTH_KIND", job.kind.as_str())
+            .env("BERTH_COMPONENT_ID", job.component_id.to_string())
+            .env("BERTH_PACKAGE_ID", job.package_id.to_string())
             .env("BERTH_VERSION", &job.version)
             .env("BERTH_DIGEST", &job.digest)
             .env("BERTH_STAGING_DIR", staging)
-            .env("BERTH_ENVIRONMENT_ID", &job.environment_id)
+            .env("BERTH_ENVIRONMENT_ID", job.environment_id.to_string())
             .env("BERTH_ACTIVE_DIR", self.state.active(&slot(job)))
             .env("BERTH_BACKUP_DIR", self.state.backup(&slot(job)))
             .status()
@@ -196,9 +197,9 @@ impl Runner<'_> {
     /// Puts the previous version back (or none, if there was none) and says so.
     async fn fail_and_restore(&self, journal: &Journal, reason: &str) -> Result<()> {
         let job = &journal.job;
-        let _ = self.api.report(&job.job_id, "failed", reason).await;
+        let _ = self.api.report(&job.job_id, Phase::Failed, reason).await;
         restore(self.state, job, journal.had_previous)?;
-        self.api.report(&job.job_id, "restored", "the previous version is back in place").await?;
+        self.api.report(&job.job_id, Phase::Restored, "the previous version is back in place").await?;
         self.finish_journal(job);
         Ok(())
     }
@@ -215,20 +216,20 @@ impl Runner<'_> {
             let installed = self.state.installed_of(&slot(&job));
             let completed = match journal.step {
                 Step::Swapped => true,
-                Step::Swapping if job.kind == "undeploy" => !self.state.active(&slot(&job)).exists(),
-                Step::Swapping => installed.as_ref().is_some_and(|i| i.digest == job.digest && i.deployment_id == job.deployment_id),
+                Step::Swapping if job.kind == JobKind::Undeploy => !self.state.active(&slot(&job)).exists(),
+                Step::Swapping => installed.as_ref().is_some_and(|i| i.digest == job.digest && i.deployment_id == job.deployment_id.to_string()),
                 _ => false,
             };
             let outcome = if completed {
                 tracing::info!(job_id = %job.job_id, "recovered a job that had finished applying");
-                match self.api.report(&job.job_id, "deployed", "completed after an agent restart").await {
+                match self.api.report(&job.job_id, Phase::Deployed, "completed after an agent restart").await {
                     // The server ended the job meanwhile (its deadline passed, or it was
                     // withdrawn): the environment did not take this version, so neither do we.
                     Err(e) if refusal(&e).is_some_and(|s| s != reqwest::StatusCode::FORBIDDEN) => {
                         tracing::warn!(job_id = %job.job_id, error = %e, "the server no longer takes this job; restoring the previous version");
                         restore(self.state, &job, journal.had_previous)?;
                         // Best effort: a failed target may still learn it was restored.
-                        let _ = self.api.report(&job.job_id, "restored", "the server ended the job while the agent was down").await;
+                        let _ = self.api.report(&job.job_id, Phase::Restored, "the server ended the job while the agent was down").await;
                         Ok(())
                     }
                     other => other.map(|_| ()),
@@ -261,7 +262,7 @@ fn refusal(e: &anyhow::Error) -> Option<reqwest::StatusCode> {
 fn restore(state: &StateDir, job: &Job, had_previous: bool) -> Result<()> {
     let (active, backup, staging) = (state.active(&slot(job)), state.backup(&slot(job)), state.staging(&slot(job)));
     remove_tree(&staging)?;
-    let already_previous = state.installed_of(&slot(job)).is_some_and(|i| i.deployment_id != job.deployment_id);
+    let already_previous = state.installed_of(&slot(job)).is_some_and(|i| i.deployment_id != job.deployment_id.to_string());
     if had_previous && !already_previous {
         if !backup.exists() {
             bail!("no backup of {} to restore", slot(job));

@@ -87,11 +87,14 @@ async fn main() -> Result<()> {
 }
 
 async fn beat(api: &api::Api, state: &state::StateDir) {
-    let running: Vec<api::Running> = state
+    // An entry whose ids do not parse was not written by this agent: it is left out rather than failing the whole heartbeat.
+    let running: Vec<berth_protocol::RunningPackage> = state
         .installed()
         .unwrap_or_default()
         .into_iter()
-        .map(|i| api::Running { component_id: i.component_id, package_id: i.package_id, digest: i.digest })
+        .filter_map(|i| {
+            Some(berth_protocol::RunningPackage { component_id: i.component_id.parse().ok()?, package_id: i.package_id.parse().ok()?, digest: i.digest })
+        })
         .collect();
     if let Err(e) = api.heartbeat(&running).await {
         tracing::warn!(error = %e, "heartbeat failed");

@@ -60,10 +60,10 @@ impl StateDir {
     pub fn staging(&self, slot: &str) -> PathBuf {
         self.root.join("staging").join(slot)
     }
-    pub fn download(&self, job: &str) -> PathBuf {
+    pub fn download(&self, job: &uuid::Uuid) -> PathBuf {
         self.root.join("downloads").join(format!("{job}.tar.gz"))
     }
-    pub fn journal(&self, job: &str) -> PathBuf {
+    pub fn journal(&self, job: &uuid::Uuid) -> PathBuf {
         self.root.join("jobs").join(format!("{job}.json"))
     }
     pub fn lock(&self, slot: &str) -> PathBuf {

@@ -1,0 +1,92 @@
+//! The one place where the domain's values become the agent protocol's wire
+//! types (`berth-protocol`) and back. The protocol carries plain strings; the
+//! checks the domain's types make on deserialising are made here, naming the
+//! field the way a deserialising error would.
+
+use berth_domain::DomainError;
+use berth_domain::deployment::{DeploymentKind, TargetState};
+use berth_domain::runtime::{AgentHealth, Digest, RunningPackage, RuntimeStatus};
+use berth_domain::usecases::JobOffer;
+use berth_domain::values::Name;
+use berth_protocol as wire;
+
+pub fn name(raw: Option<String>) -> Result<Option<Name>, DomainError> {
+    raw.map(|n| Name::parse(&n)).transpose().map_err(|m| DomainError::invalid("name", m))
+}
+
+pub fn health(h: wire::AgentHealth) -> AgentHealth {
+    match h {
+        wire::AgentHealth::Ok => AgentHealth::Ok,
+        wire::AgentHealth::Degraded => AgentHealth::Degraded,
+    }
+}
+
+pub fn running(running: Vec<wire::RunningPackage>) -> Result<Vec<RunningPackage>, DomainError> {
+    running
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let digest = Digest::parse(&r.digest).map_err(|m| DomainError::invalid(format!("running[{i}].digest"), m))?;
+            Ok(RunningPackage { component_id: r.component_id, package_id: r.package_id, digest })
+        })
+        .collect()
+}
+
+pub fn runtime_status(s: RuntimeStatus) -> wire::RuntimeStatus {
+    match s {
+        RuntimeStatus::Online => wire::RuntimeStatus::Online,
+        RuntimeStatus::Offline => wire::RuntimeStatus::Offline,
+        RuntimeStatus::Unknown => wire::RuntimeStatus::Unknown,
+    }
+}
+
+fn kind(k: DeploymentKind) -> wire::JobKind {
+    match k {
+        DeploymentKind::Deploy => wire::JobKind::Deploy,
+        DeploymentKind::Redeploy => wire::JobKind::Redeploy,
+        DeploymentKind::Rollback => wire::JobKind::Rollback,
+        DeploymentKind::Undeploy => wire::JobKind::Undeploy,
+    }
+}
+
+pub fn job(job: JobOffer) -> wire::Job {
+    wire::Job {
+        job_id: job.job_id.as_uuid(),
+        deployment_id: job.deployment_id.as_uuid(),
+        kind: kind(job.kind),
+        environment_id: job.environment_id.as_uuid(),
+        component_id: job.component_id.as_uuid(),
+        package_id: job.package_id.as_uuid(),
+        version: job.version.to_string(),
+        digest: job.digest.as_str().to_string(),
+        size: job.size,
+        download_url: job.download_url,
+        deadline: job.deadline,
+    }
+}
+
+pub fn phase(p: wire::Phase) -> TargetState {
+    match p {
+        wire::Phase::Delivered => TargetState::Delivered,
+        wire::Phase::Downloading => TargetState::Downloading,
+        wire::Phase::BackingUp => TargetState::BackingUp,
+        wire::Phase::Applying => TargetState::Applying,
+        wire::Phase::Deployed => TargetState::Deployed,
+        wire::Phase::Failed => TargetState::Failed,
+        wire::Phase::Restored => TargetState::Restored,
+    }
+}
+
+pub fn job_status(s: TargetState) -> wire::JobStatus {
+    match s {
+        TargetState::Pending => wire::JobStatus::Pending,
+        TargetState::Delivered => wire::JobStatus::Delivered,
+        TargetState::Downloading => wire::JobStatus::Downloading,
+        TargetState::BackingUp => wire::JobStatus::BackingUp,
+        TargetState::Applying => wire::JobStatus::Applying,
+        TargetState::Deployed => wire::JobStatus::Deployed,
+        TargetState::Failed => wire::JobStatus::Failed,
+        TargetState::Restored => wire::JobStatus::Restored,
+        TargetState::Skipped => wire::JobStatus::Skipped,
+    }
+}

@@ -1,0 +1,361 @@
+//! The Berth agent protocol (`/agent/v1`) on the wire: one type per message,
+//! shared by the gateway (which serves it) and `berth-agent` (which speaks it),
+//! so the two cannot drift apart. docs/agent-protocol.md describes the protocol.
+//!
+//! Serde only. The `openapi` feature adds `utoipa::ToSchema` for the gateway's
+//! OpenAPI document. Values are checked by the server, not here: a request body
+//! carries plain strings (a name, a digest, a version) that the gateway
+//! validates, so an agent built against this crate can still send what it likes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// `POST /agent/v1/register`: exchanges the one-time registration token for the runtime's credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"registration_token": "brr_0b5e2c1a9f8e4d7c8b6a5f4e3d2c1b0a_5d0c8a521f0e4c539a436c1d2f0e7b31_4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c4f1c", "name": "atom-prod-1", "agent_version": "1.4.2"})))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// The one-time `registration_token` of `POST /v1/runtimes`.
+    pub registration_token: String,
+    /// Renames the runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Semantic version of the agent.
+    pub agent_version: String,
+}
+
+/// The answer to a registration (201).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RegisterResponse {
+    pub runtime_id: Uuid,
+    /// Shown once: the agent keeps it; Berth keeps only its hash.
+    pub credential: String,
+}
+
+/// What an agent says of its own health in a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AgentHealth {
+    Ok,
+    Degraded,
+}
+
+/// A package version the agent runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RunningPackage {
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    /// `sha256:<64 lowercase hex>` of the package archive.
+    pub digest: String,
+}
+
+/// `POST /agent/v1/heartbeat`: the agent's health and what it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"agent_version": "1.4.2", "status": "ok", "running": [{
+    "component_id": "5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31",
+    "package_id": "8f3b2a10-6c4d-4e8f-b1a2-3c4d5e6f7a8b",
+    "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]})))]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatBody {
+    pub agent_version: String,
+    pub status: AgentHealth,
+    /// What the runtime runs (at most 1000 entries).
+    #[serde(default)]
+    pub running: Vec<RunningPackage>,
+}
+
+/// A runtime's status as the server derives it from heartbeats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeStatus {
+    Online,
+    Offline,
+    Unknown,
+}
+
+/// The answer to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HeartbeatResponse {
+    pub runtime_id: Uuid,
+    pub status: RuntimeStatus,
+}
+
+/// What a job does to the component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Deploy,
+    /// An earlier version than the active one, again.
+    Redeploy,
+    /// Automatic, after a failure.
+    Rollback,
+    /// Removes the component; a job of this kind has nothing to download.
+    Undeploy,
+}
+
+impl JobKind {
+    /// The spelling on the wire (also what `berth-agent` hands its apply command as `BERTH_KIND`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Redeploy => "redeploy",
+            Self::Rollback => "rollback",
+            Self::Undeploy => "undeploy",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `GET /agent/v1/jobs/next` (200): which package to install where, how to download it, and by when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Job {
+    pub job_id: Uuid,
+    pub deployment_id: Uuid,
+    pub kind: JobKind,
+    pub environment_id: Uuid,
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    pub version: String,
+    /// `sha256:<64 lowercase hex>` of the package archive.
+    pub digest: String,
+    pub size: u64,
+    /// Presigned: a secret until it expires.
+    pub download_url: String,
+    pub deadline: DateTime<Utc>,
+}
+
+/// The phases an agent reports, in the order a job goes through them
+/// (`failed` then `restored` when it goes wrong).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Delivered,
+    Downloading,
+    BackingUp,
+    Applying,
+    Deployed,
+    Failed,
+    Restored,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Downloading => "downloading",
+            Self::BackingUp => "backing_up",
+            Self::Applying => "applying",
+            Self::Deployed => "deployed",
+            Self::Failed => "failed",
+            Self::Restored => "restored",
+        }
+    }
+
+    /// Reported once the work is over: there is nothing left to stop, whatever `proceed` says.
+    pub fn ends_the_work(self) -> bool {
+        matches!(self, Self::Deployed | Self::Failed | Self::Restored)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `POST /agent/v1/jobs/{id}/events`: progress on a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"phase": "applying", "message": "Stopping the old version"})))]
+#[serde(deny_unknown_fields)]
+pub struct JobEventBody {
+    pub phase: Phase,
+    /// Kept up to 2000 characters, control characters removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A job's state on its runtime, as the server reports it: the phases an
+/// agent reports, plus `pending` (not yet delivered) and `skipped` (withdrawn
+/// before it ran).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Delivered,
+    Downloading,
+    BackingUp,
+    Applying,
+    Deployed,
+    Failed,
+    Restored,
+    Skipped,
+}
+
+/// The answer to a job event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobEventResponse {
+    /// The job's state after the event.
+    pub job_status: JobStatus,
+    /// False once the job ended, was replaced by a retry, or its deployment was cancelled: the agent stops.
+    pub proceed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+
+    /// `sample` parses into `expected` and `expected` serialises back to exactly `sample`.
+    fn round_trips<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(sample: Value, expected: T) {
+        let parsed: T = serde_json::from_value(sample.clone()).expect("the sample parses");
+        assert_eq!(parsed, expected);
+        assert_eq!(serde_json::to_value(&expected).expect("it serialises"), sample);
+    }
+
+    const ID: &str = "5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31";
+    const DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn id() -> Uuid {
+        Uuid::parse_str(ID).expect("a uuid")
+    }
+
+    #[test]
+    fn a_registration_reads_and_writes_the_documented_fields_and_leaves_out_an_absent_name() {
+        round_trips(
+            json!({"registration_token": "brr_x", "name": "atom-1", "agent_version": "1.4.2"}),
+            RegisterBody { registration_token: "brr_x".into(), name: Some("atom-1".into()), agent_version: "1.4.2".into() },
+        );
+        round_trips(
+            json!({"registration_token": "brr_x", "agent_version": "1.4.2"}),
+            RegisterBody { registration_token: "brr_x".into(), name: None, agent_version: "1.4.2".into() },
+        );
+        let unknown = serde_json::from_value::<RegisterBody>(json!({"registration_token": "t", "agent_version": "1", "colour": "blue"}));
+        assert!(unknown.is_err(), "an unknown field is refused");
+    }
+
+    #[test]
+    fn a_registration_answer_carries_the_runtime_id_and_credential() {
+        round_trips(json!({"runtime_id": ID, "credential": "brc_secret"}), RegisterResponse { runtime_id: id(), credential: "brc_secret".into() });
+    }
+
+    #[test]
+    fn a_heartbeat_reads_and_writes_health_and_running_packages() {
+        round_trips(
+            json!({"agent_version": "1.4.2", "status": "degraded", "running": [{"component_id": ID, "package_id": ID, "digest": DIGEST}]}),
+            HeartbeatBody {
+                agent_version: "1.4.2".into(),
+                status: AgentHealth::Degraded,
+                running: vec![RunningPackage { component_id: id(), package_id: id(), digest: DIGEST.into() }],
+            },
+        );
+        let without_running: HeartbeatBody = serde_json::from_value(json!({"agent_version": "1", "status": "ok"})).expect("running may be left out");
+        assert_eq!(without_running.running, vec![]);
+        assert_eq!(without_running.status, AgentHealth::Ok);
+    }
+
+    #[test]
+    fn a_heartbeat_answer_carries_the_runtime_status() {
+        for (status, spelled) in [(RuntimeStatus::Online, "online"), (RuntimeStatus::Offline, "offline"), (RuntimeStatus::Unknown, "unknown")] {
+            round_trips(json!({"runtime_id": ID, "status": spelled}), HeartbeatResponse { runtime_id: id(), status });
+        }
+    }
+
+    #[test]
+    fn a_job_reads_and_writes_every_field_and_each_kind() {
+        for (kind, spelled) in [(JobKind::Deploy, "deploy"), (JobKind::Redeploy, "redeploy"), (JobKind::Rollback, "rollback"), (JobKind::Undeploy, "undeploy")]
+        {
+            let sample = json!({
+                "job_id": ID, "deployment_id": ID, "kind": spelled, "environment_id": ID, "component_id": ID, "package_id": ID,
+                "version": "1.2.3", "digest": DIGEST, "size": 1234, "download_url": "https://s3/b/k?X-Amz-Signature=s",
+                "deadline": "2026-12-02T00:22:12.123456789Z"
+            });
+            let deadline = DateTime::parse_from_rfc3339("2026-12-02T00:22:12.123456789Z").expect("a date").with_timezone(&Utc);
+            round_trips(
+                sample,
+                Job {
+                    job_id: id(),
+                    deployment_id: id(),
+                    kind,
+                    environment_id: id(),
+                    component_id: id(),
+                    package_id: id(),
+                    version: "1.2.3".into(),
+                    digest: DIGEST.into(),
+                    size: 1234,
+                    download_url: "https://s3/b/k?X-Amz-Signature=s".into(),
+                    deadline,
+                },
+            );
+            assert_eq!(kind.to_string(), spelled);
+        }
+    }
+
+    #[test]
+    fn a_job_event_reads_and_writes_each_phase_and_leaves_out_an_absent_message() {
+        let phases = [
+            (Phase::Delivered, "delivered"),
+            (Phase::Downloading, "downloading"),
+            (Phase::BackingUp, "backing_up"),
+            (Phase::Applying, "applying"),
+            (Phase::Deployed, "deployed"),
+            (Phase::Failed, "failed"),
+            (Phase::Restored, "restored"),
+        ];
+        for (phase, spelled) in phases {
+            round_trips(json!({"phase": spelled, "message": "m"}), JobEventBody { phase, message: Some("m".into()) });
+            assert_eq!(phase.to_string(), spelled);
+        }
+        round_trips(json!({"phase": "applying"}), JobEventBody { phase: Phase::Applying, message: None });
+        assert!(serde_json::from_value::<JobEventBody>(json!({"phase": "swapping"})).is_err(), "an unknown phase is refused");
+    }
+
+    #[test]
+    fn a_job_event_answer_carries_every_job_status() {
+        let statuses = [
+            (JobStatus::Pending, "pending"),
+            (JobStatus::Delivered, "delivered"),
+            (JobStatus::Downloading, "downloading"),
+            (JobStatus::BackingUp, "backing_up"),
+            (JobStatus::Applying, "applying"),
+            (JobStatus::Deployed, "deployed"),
+            (JobStatus::Failed, "failed"),
+            (JobStatus::Restored, "restored"),
+            (JobStatus::Skipped, "skipped"),
+        ];
+        for (job_status, spelled) in statuses {
+            round_trips(json!({"job_status": spelled, "proceed": false}), JobEventResponse { job_status, proceed: false });
+        }
+    }
+
+    #[test]
+    fn only_the_last_phases_end_the_work() {
+        let ending: Vec<Phase> = [Phase::Delivered, Phase::Downloading, Phase::BackingUp, Phase::Applying, Phase::Deployed, Phase::Failed, Phase::Restored]
+            .into_iter()
+            .filter(|p| p.ends_the_work())
+            .collect();
+        assert_eq!(ending, vec![Phase::Deployed, Phase::Failed, Phase::Restored]);
+    }
+}
