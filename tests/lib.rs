@@ -302,6 +302,19 @@ pub async fn expect_problem(response: Response, status: StatusCode, code: &str) 
     problem
 }
 
+/// Asserts a 422 `validation_failed` whose first error names `field` and says what is wrong; returns the problem.
+pub async fn expect_invalid_field(response: Response, field: &str) -> Value {
+    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], field, "the first error names {field}: {problem}");
+    assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "the error says what is wrong: {problem}");
+    problem
+}
+
+/// The id of a JSON resource.
+pub fn id_of(resource: &Value) -> String {
+    resource["id"].as_str().unwrap_or_else(|| panic!("a resource with an id: {resource}")).to_string()
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)

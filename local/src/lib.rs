@@ -158,14 +158,7 @@ async fn poll_deployments(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_s
     if messages.is_empty() {
         return Ok(());
     }
-    let batch = messages
-        .iter()
-        .map(|m| berth_dispatcher::QueueMessage {
-            message_id: m.message_id().unwrap_or_default().to_string(),
-            body: m.body().unwrap_or_default().to_string(),
-            receive_count: m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount)).and_then(|c| c.parse().ok()).unwrap_or(1),
-        })
-        .collect();
+    let batch = messages.iter().map(berth_dispatcher::QueueMessage::from_sdk_message).collect();
     let failed = berth_dispatcher::handle_batch(berth, batch).await;
     for m in &messages {
         if !failed.iter().any(|id| Some(id.as_str()) == m.message_id()) {

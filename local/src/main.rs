@@ -55,7 +55,7 @@ const DEMO_TENANT: &str = "Demo";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    berth_web::telemetry::init_tracing();
+    berth_telemetry::init_tracing();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 //! the offending field, and writes nothing.
 
 use crate::{id_of, list_items, snapshot};
-use berth_tests::{TestApp, TestTenant, expect_problem, expect_status};
+use berth_tests::{TestApp, TestTenant, expect_invalid_field, expect_problem, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -13,14 +13,6 @@ async fn post_raw(app: &TestApp, path: &str, token: &str, content_type: Option<&
         request = request.header("content-type", ct);
     }
     request.send().await.expect("the request is sent")
-}
-
-/// Asserts a 422 `validation_failed` whose first error names `field`.
-async fn expect_invalid_field(response: reqwest::Response, field: &str) -> Value {
-    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    assert_eq!(problem["errors"][0]["field"], field, "the first error names {field}: {problem}");
-    assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "the error says what is wrong: {problem}");
-    problem
 }
 
 async fn tenant_with_one_environment(app: &TestApp) -> (TestTenant, Value) {

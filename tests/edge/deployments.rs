@@ -3,7 +3,7 @@
 //! change, no timeline line, no audit event, no job handed to an agent.
 
 use crate::{id_of, list_items};
-use berth_tests::{Agent, TestApp, TestTenant, eventually, expect_problem, expect_status};
+use berth_tests::{Agent, TestApp, TestTenant, eventually, expect_invalid_field, expect_problem, expect_status};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -42,14 +42,6 @@ async fn send(app: &TestApp, method: Method, path: &str, token: Option<&str>) ->
 /// POSTs a raw body declared as JSON.
 async fn post_raw(app: &TestApp, path: &str, token: &str, body: &'static str) -> Response {
     app.request(Method::POST, path, Some(token)).header("content-type", "application/json").body(body).send().await.expect("the request is sent")
-}
-
-/// Asserts a 422 `validation_failed` whose first error names `field`.
-async fn expect_invalid_field(response: Response, field: &str) -> Value {
-    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    assert_eq!(problem["errors"][0]["field"], field, "the first error names {field}: {problem}");
-    assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "the error says what is wrong: {problem}");
-    problem
 }
 
 /// `GET /agent/v1/jobs/next?wait=<wait>` as the agent holding `credential`.

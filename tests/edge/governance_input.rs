@@ -4,7 +4,7 @@
 //! status and `code`, and reading back shows nothing was written.
 
 use crate::id_of;
-use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status};
+use berth_tests::{Agent, TestApp, TestTenant, expect_invalid_field, expect_problem, expect_status};
 use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -165,14 +165,6 @@ impl Gov {
         let page = expect_status(self.app.get(&format!("/v1/audit?limit=100&{query}"), &self.acme.admin).await, StatusCode::OK).await;
         page["items"].as_array().expect("items").iter().map(|e| e["action"].as_str().expect("an action").to_string()).collect()
     }
-}
-
-/// Asserts a 422 `validation_failed` whose first error names `field`.
-async fn expect_invalid_field(response: Response, field: &str) -> Value {
-    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    assert_eq!(problem["errors"][0]["field"], field, "the first error names {field}: {problem}");
-    assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "the error says what is wrong: {problem}");
-    problem
 }
 
 fn at(v: &Value) -> DateTime<Utc> {

@@ -7,6 +7,7 @@ mod governance;
 mod governance_input;
 mod idempotency;
 
+pub use berth_tests::id_of;
 use berth_tests::{TestApp, TestTenant, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -38,9 +39,4 @@ pub async fn environment_names(app: &TestApp, t: &TestTenant) -> Vec<String> {
 /// POSTs `body` as JSON with an `Idempotency-Key`.
 pub async fn post_with_key(app: &TestApp, path: &str, token: &str, key: &str, body: Value) -> reqwest::Response {
     app.request(Method::POST, path, Some(token)).header("idempotency-key", key).json(&body).send().await.expect("the request is sent")
-}
-
-/// The id of a JSON resource.
-pub fn id_of(resource: &Value) -> String {
-    resource["id"].as_str().unwrap_or_else(|| panic!("a resource with an id: {resource}")).to_string()
 }

@@ -9,6 +9,7 @@ mod policy;
 mod runtimes;
 mod secrets;
 
+pub use berth_tests::id_of;
 use berth_tests::{Agent, TestApp, TestTenant, expect_status};
 use chrono::{Duration, Utc};
 use reqwest::{Method, Response, StatusCode};
@@ -137,8 +138,4 @@ impl WithoutNanos for chrono::DateTime<Utc> {
         use chrono::Timelike;
         self.with_nanosecond(0).expect("zero nanoseconds is valid")
     }
-}
-
-pub fn id_of(resource: &Value) -> String {
-    resource["id"].as_str().unwrap_or_else(|| panic!("a resource with an id: {resource}")).to_string()
 }

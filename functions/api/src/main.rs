@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    berth_web::telemetry::init_tracing();
+    berth_telemetry::init_tracing();
     // First, so a Lambda configured with an HS256 secret stops before anything else.
     let verifier = JwtVerifier::new(&AuthConfig::for_lambda_from_env()?)?;
     let clients = AwsClients::from_env().await;

@@ -1,7 +1,10 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use crate::routes::*;
-use crate::views::*;
+use crate::routes::{
+    change_requests::views::*, components::views::*, deployments::views::*, environments::views::*, governance::views::*, me::views::*, packages::views::*,
+    runtimes::views::*, tenants::views::*,
+};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -9,22 +9,13 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    berth_web::telemetry::init_tracing();
+    berth_telemetry::init_tracing();
     let clients = AwsClients::from_env().await;
     let berth = Arc::new(build_berth(&clients, &ResourceNames::from_env(), settings_from_env()));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let berth = berth.clone();
         async move {
-            let messages = event
-                .payload
-                .records
-                .into_iter()
-                .map(|r| QueueMessage {
-                    message_id: r.message_id.unwrap_or_default(),
-                    body: r.body.unwrap_or_default(),
-                    receive_count: r.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1),
-                })
-                .collect();
+            let messages = event.payload.records.iter().map(QueueMessage::from_lambda_record).collect();
             let failures = handle_batch(&berth, messages).await;
             let mut response = SqsBatchResponse::default();
             response.batch_item_failures = failures

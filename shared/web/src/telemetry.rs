@@ -1,19 +1,10 @@
-//! Tracing set-up and the per-request span (with `request_id` and, once the
-//! caller is known, `tenant_id`).
+//! The per-request span (with `request_id` and, once the caller is known,
+//! `tenant_id`). Tracing set-up itself is `berth-telemetry`'s.
 
 use crate::extract::{CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER};
 use axum::http::{HeaderName, Request};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing_subscriber::EnvFilter;
-
-/// JSON logs in Lambda (or with `BERTH_LOG_FORMAT=json`), compact text otherwise.
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
-    let json = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() || std::env::var("BERTH_LOG_FORMAT").map(|f| f == "json").unwrap_or(false);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let _ = if json { builder.json().flatten_event(true).with_current_span(true).try_init() } else { builder.compact().try_init() };
-}
 
 /// Adds request ids, the request span and access logging to a router. The
 /// request id is always the server's own: a client's `X-Request-Id` is kept

@@ -1,7 +1,10 @@
+pub(crate) mod views;
+
+use super::governance::views::CreateApproval;
 use super::{created, with_etag};
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ChangeRequestView, CreateApproval, CreateChangeRequest, DeployChangeRequest, ListOf, PatchChangeRequest, package_ids};
+use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,6 +15,7 @@ use berth_domain::ids::{ChangeRequestId, EnvironmentId};
 use berth_domain::usecases::{ChangeRequestInput, ChangeRequestPatch};
 use berth_web::extract::path_id;
 use berth_web::{ApiError, IfMatch, JsonBody, OptionalJsonBody, PageQuery};
+use views::{ChangeRequestView, CreateChangeRequest, DeployChangeRequest, PatchChangeRequest, package_ids};
 
 async fn view(state: &AppState, ctx: &TenantCtx, cr: &ChangeRequest) -> Result<ChangeRequestView, ApiError> {
     Ok(ChangeRequestView::new(cr, &state.berth.change_request_approvals(ctx, cr.id).await?))

@@ -1,7 +1,9 @@
+pub(crate) mod views;
+
 use super::{created, with_etag};
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ComponentView, CreateComponent, CreateRevision, ListOf, RevisionView};
+use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -12,6 +14,7 @@ use berth_domain::usecases::{NewComponent, RevisionInput};
 use berth_web::extract::path_id;
 use berth_web::{ApiError, IfMatch, JsonBody, MAX_UPLOAD_BODY_BYTES, PageQuery};
 use uuid::Uuid;
+use views::{ComponentView, CreateComponent, CreateRevision, RevisionView};
 
 fn decode_content(raw: &str) -> Result<Vec<u8>, ApiError> {
     base64::engine::general_purpose::STANDARD.decode(raw.trim()).map_err(|_| DomainError::invalid("content", "must be standard base64").into())

@@ -1,7 +1,9 @@
+pub(crate) mod views;
+
 use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, ListOf, RollbackRequest, TargetView, ValidationView};
+use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,6 +16,7 @@ use berth_domain::ports::DeploymentFilter;
 use berth_domain::usecases::NewDeployment;
 use berth_web::extract::{hold_if_frozen_of, path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, OptionalJsonBody, PageQuery};
+use views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, RollbackRequest, TargetView, ValidationView};
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
 #[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = CreateDeployment,

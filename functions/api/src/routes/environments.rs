@@ -1,7 +1,10 @@
+pub(crate) mod views;
+
+use super::runtimes::views::RuntimeView;
 use super::{created, with_etag};
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{CreateEnvironment, EnvironmentView, ListOf, PatchEnvironment, RuntimeView};
+use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use berth_domain::ids::{EnvironmentId, RuntimeId};
 use berth_web::extract::path_id;
 use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
+use views::{CreateEnvironment, EnvironmentView, PatchEnvironment};
 
 #[utoipa::path(post, path = "/v1/environments", tag = "environments", request_body = CreateEnvironment,
     responses((status = 201, body = EnvironmentView), (status = 409, description = "name_exists"), (status = 429, description = "quota_exceeded")),

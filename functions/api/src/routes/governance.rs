@@ -1,8 +1,10 @@
 //! Governance: environment policies and approvals of deployments.
 
+pub(crate) mod views;
+
+use super::deployments::views::DeploymentView;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{CreateApproval, DeploymentView, PolicyBody};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use berth_domain::ids::{DeploymentId, EnvironmentId};
 use berth_web::extract::path_id;
 use berth_web::{ApiError, IfMatch, JsonBody};
+use views::{CreateApproval, PolicyBody};
 
 /// Approves or rejects a deployment waiting for approvals.
 #[utoipa::path(post, path = "/v1/deployments/{id}/approvals", tag = "deployments", request_body = CreateApproval,

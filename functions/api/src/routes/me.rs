@@ -1,9 +1,11 @@
+pub(crate) mod views;
+
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::MeView;
 use axum::Json;
 use axum::extract::State;
 use berth_web::ApiError;
+use views::MeView;
 
 /// The caller, their tenant and roles.
 #[utoipa::path(get, path = "/v1/me", tag = "me", responses((status = 200, body = MeView)), security(("bearer" = [])))]

@@ -1,13 +1,13 @@
 mod audit;
 pub(crate) mod change_requests;
-mod components;
-mod deployments;
-mod environments;
-mod governance;
-mod me;
-mod packages;
-mod runtimes;
-mod tenants;
+pub(crate) mod components;
+pub(crate) mod deployments;
+pub(crate) mod environments;
+pub(crate) mod governance;
+pub(crate) mod me;
+pub(crate) mod packages;
+pub(crate) mod runtimes;
+pub(crate) mod tenants;
 
 use crate::state::AppState;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -1,7 +1,9 @@
+pub(crate) mod views;
+
 use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{CreatePackage, DownloadView, ListOf, PackageView};
+use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,6 +14,7 @@ use berth_domain::ids::{ComponentId, PackageId};
 use berth_domain::usecases::NewPackage;
 use berth_web::extract::{path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, PageQuery};
+use views::{CreatePackage, DownloadView, PackageView};
 
 /// Snapshots a component (and everything it bundles) into an immutable package.
 #[utoipa::path(post, path = "/v1/packages", tag = "packages", request_body = CreatePackage,

@@ -1,7 +1,9 @@
+pub(crate) mod views;
+
 use super::created;
 use crate::ctx::Ctx;
 use crate::state::AppState;
-use crate::views::{CreateRuntime, ListOf, RuntimeView};
+use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,6 +13,7 @@ use berth_domain::runtime::RuntimeKind;
 use berth_web::extract::path_id;
 use berth_web::idempotency::SecretFields;
 use berth_web::{ApiError, JsonBody, PageQuery};
+use views::{CreateRuntime, RuntimeView};
 
 /// Creates a runtime and its job queue; the response carries the one-time `registration_token`.
 #[utoipa::path(post, path = "/v1/runtimes", tag = "runtimes", request_body = CreateRuntime,

@@ -1,7 +1,9 @@
+pub(crate) mod views;
+
 use super::{created, with_etag};
 use crate::ctx::Platform;
 use crate::state::AppState;
-use crate::views::{CreateTenant, ListOf, PatchTenant, TenantView};
+use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -10,6 +12,7 @@ use berth_domain::tenant::PlanPatch;
 use berth_domain::values::Plan;
 use berth_web::extract::path_id;
 use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
+use views::{CreateTenant, PatchTenant, TenantView};
 
 /// Onboards a tenant (platform admins only).
 #[utoipa::path(post, path = "/platform/v1/tenants", tag = "platform", request_body = CreateTenant,

@@ -1,0 +1,107 @@
+//! Request and response bodies of the change-request routes.
+
+use crate::routes::governance::views::ApprovalView;
+use berth_domain::change_request::{ChangeRequest, ChangeStatus, ChangeType};
+use berth_domain::policy::Approval;
+use berth_domain::values::Name;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /v1/change-requests/{id}/deploy` (the body may be left out).
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"hold_if_frozen": false}))]
+pub struct DeployChangeRequest {
+    /// Inside a freeze window: hold its deployments until the window ends instead of refusing.
+    pub hold_if_frozen: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangeItemView {
+    pub package_id: Uuid,
+    pub digest: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangeRequestView {
+    pub id: Uuid,
+    pub name: String,
+    pub overview: String,
+    #[schema(value_type = String, example = "normal")]
+    pub change_type: ChangeType,
+    #[schema(value_type = String, example = "draft")]
+    pub status: ChangeStatus,
+    pub target_environment_id: Uuid,
+    pub items: Vec<ChangeItemView>,
+    pub links: Vec<String>,
+    pub approvals: Vec<ApprovalView>,
+    pub required_approvals: u32,
+    pub deployments: Vec<Uuid>,
+    pub created_by: String,
+    pub etag: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ChangeRequestView {
+    pub fn new(cr: &ChangeRequest, approvals: &[Approval]) -> Self {
+        Self {
+            id: cr.id.as_uuid(),
+            name: cr.name.to_string(),
+            overview: cr.overview.clone(),
+            change_type: cr.change_type,
+            status: cr.status,
+            target_environment_id: cr.target_environment_id.as_uuid(),
+            items: cr.items.iter().zip(&cr.digests).map(|(p, d)| ChangeItemView { package_id: p.as_uuid(), digest: d.as_str().to_string() }).collect(),
+            links: cr.links.clone(),
+            approvals: approvals.iter().map(ApprovalView::from).collect(),
+            required_approvals: cr.required_approvals,
+            deployments: cr.deployments.iter().map(|d| d.as_uuid()).collect(),
+            created_by: cr.created_by.clone(),
+            etag: cr.version.etag(),
+            created_at: cr.created_at,
+            updated_at: cr.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeItemInput {
+    pub package_id: Uuid,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Release 1.4", "overview": "ERP retry", "change_type": "normal", "target_environment_id": "0e7c2f4a-8b1d-4c6e-9f3a-2d5b7c9e1f40", "items": [{"package_id": "8f3b2a10-6c4d-4e8f-b1a2-3c4d5e6f7a8b"}], "links": ["https://tickets.example/CHG-1042"]}))]
+pub struct CreateChangeRequest {
+    #[schema(value_type = String)]
+    pub name: Name,
+    #[serde(default)]
+    pub overview: String,
+    #[schema(value_type = String, example = "normal")]
+    pub change_type: ChangeType,
+    pub target_environment_id: Uuid,
+    pub items: Vec<ChangeItemInput>,
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"overview": "ERP retry, with the new timeout"}))]
+pub struct PatchChangeRequest {
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Name>,
+    pub overview: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub change_type: Option<ChangeType>,
+    pub items: Option<Vec<ChangeItemInput>>,
+    pub links: Option<Vec<String>>,
+}
+
+pub fn package_ids(items: Vec<ChangeItemInput>) -> Vec<berth_domain::ids::PackageId> {
+    items.into_iter().map(|i| berth_domain::ids::PackageId::from_uuid(i.package_id)).collect()
+}

@@ -1,0 +1,93 @@
+//! Request and response bodies of the component routes.
+
+use berth_domain::component::{Component, ComponentType, Revision};
+use berth_domain::values::{Name, Version};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Serialize, ToSchema)]
+pub struct ComponentView {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "process")]
+    pub kind: ComponentType,
+    /// Independent components are never bundled into another's package.
+    pub independent: bool,
+    pub revision: u32,
+    pub references: Vec<Uuid>,
+    pub content_sha256: String,
+    pub size: u64,
+    pub etag: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Component> for ComponentView {
+    fn from(c: &Component) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            name: c.name.to_string(),
+            kind: c.kind,
+            independent: c.kind.independent(),
+            revision: c.revision,
+            references: c.references.iter().map(|r| r.as_uuid()).collect(),
+            content_sha256: c.content.sha256.as_str().to_string(),
+            size: c.content.size,
+            etag: Version(u64::from(c.revision)).etag(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RevisionView {
+    pub component_id: Uuid,
+    pub revision: u32,
+    pub references: Vec<Uuid>,
+    pub content_sha256: String,
+    pub size: u64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Revision> for RevisionView {
+    fn from(r: &Revision) -> Self {
+        Self {
+            component_id: r.component_id.as_uuid(),
+            revision: r.revision,
+            references: r.references.iter().map(|r| r.as_uuid()).collect(),
+            content_sha256: r.content.sha256.as_str().to_string(),
+            size: r.content.size,
+            created_by: r.created_by.clone(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Orders to ERP", "type": "process", "content": "PHByb2Nlc3MgbmFtZT0ib3JkZXJzIi8+", "references": ["5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31"]}))]
+pub struct CreateComponent {
+    #[schema(value_type = String)]
+    pub name: Name,
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "process")]
+    pub kind: ComponentType,
+    /// Base64 (standard alphabet); at most 4 MiB once decoded.
+    pub content: String,
+    #[serde(default)]
+    pub references: Vec<Uuid>,
+}
+
+/// A new revision; absent fields keep the current revision's value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"content": "PHByb2Nlc3MgbmFtZT0ib3JkZXJzIiB2ZXJzaW9uPSIyIi8+"}))]
+pub struct CreateRevision {
+    pub content: Option<String>,
+    pub references: Option<Vec<Uuid>>,
+}

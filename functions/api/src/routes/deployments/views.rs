@@ -1,0 +1,184 @@
+//! Request and response bodies of the deployment routes.
+
+use crate::routes::governance::views::ApprovalView;
+use berth_domain::deployment::{Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
+use berth_domain::package::OutdatedComponent;
+use berth_domain::policy::Approval;
+use berth_domain::usecases::ActiveView;
+use berth_domain::validation::ValidationReport;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentView {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "deploy")]
+    pub kind: DeploymentKind,
+    #[schema(value_type = String, example = "queued")]
+    pub status: DeploymentStatus,
+    pub environment_id: Uuid,
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    pub version: String,
+    pub digest: String,
+    pub notes: String,
+    pub requested_by: String,
+    pub approvals: Vec<ApprovalView>,
+    pub required_approvals: u32,
+    pub previous_package_id: Option<Uuid>,
+    /// Set on undeploys sent to a single runtime that was detached.
+    pub runtime_id: Option<Uuid>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl DeploymentView {
+    pub fn with_approvals(d: &Deployment, approvals: &[Approval]) -> Self {
+        let mut view = Self::from(d);
+        view.approvals = approvals.iter().map(ApprovalView::from).collect();
+        view
+    }
+}
+
+impl From<&Deployment> for DeploymentView {
+    fn from(d: &Deployment) -> Self {
+        Self {
+            id: d.id.as_uuid(),
+            kind: d.kind,
+            status: d.status,
+            environment_id: d.environment_id.as_uuid(),
+            component_id: d.component_id.as_uuid(),
+            package_id: d.package_id.as_uuid(),
+            version: d.version.to_string(),
+            digest: d.digest.as_str().to_string(),
+            notes: d.notes.clone(),
+            requested_by: d.requested_by.clone(),
+            approvals: vec![],
+            required_approvals: d.required_approvals,
+            previous_package_id: d.previous_package_id.map(|p| p.as_uuid()),
+            runtime_id: d.only_runtime.map(|r| r.as_uuid()),
+            scheduled_at: d.scheduled_at,
+            created_at: d.created_at,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+        }
+    }
+}
+
+/// A deployment request; `POST /v1/deployments/validate` takes the same body
+/// (a portal dry-runs exactly what it will send).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"package_id": "8f3b2a10-6c4d-4e8f-b1a2-3c4d5e6f7a8b", "environment_id": "0e7c2f4a-8b1d-4c6e-9f3a-2d5b7c9e1f40", "notes": "Release 1.4.0"}))]
+pub struct CreateDeployment {
+    pub package_id: Uuid,
+    pub environment_id: Uuid,
+    pub notes: Option<String>,
+    /// In the future: held as `scheduled` until then.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Accepted for forward compatibility; every runtime is deployed at once.
+    #[allow(dead_code, reason = "parsed so that clients may send it; no handler reads it yet")]
+    #[schema(value_type = Option<Object>)]
+    pub rollout: Option<serde_json::Value>,
+    /// Inside a freeze window: hold the deployment until the window ends instead of refusing it.
+    pub hold_if_frozen: Option<bool>,
+}
+
+/// `POST /v1/environments/{id}/active/{component_id}/rollback` (the body may be left out).
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"notes": "back to the last good version", "hold_if_frozen": false}))]
+pub struct RollbackRequest {
+    pub notes: Option<String>,
+    /// Inside a freeze window: hold the rollback until the window ends instead of refusing it.
+    pub hold_if_frozen: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IssueView {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ValidationView {
+    pub errors: Vec<IssueView>,
+    pub warnings: Vec<IssueView>,
+}
+
+impl From<ValidationReport> for ValidationView {
+    fn from(r: ValidationReport) -> Self {
+        let map =
+            |issues: Vec<berth_domain::validation::Issue>| issues.into_iter().map(|i| IssueView { code: i.code.to_string(), message: i.message }).collect();
+        Self { errors: map(r.errors), warnings: map(r.warnings) }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TargetView {
+    pub runtime_id: Uuid,
+    pub job_id: Uuid,
+    #[schema(value_type = String, example = "deployed")]
+    pub state: TargetState,
+    pub message: String,
+    pub deadline: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Target> for TargetView {
+    fn from(t: &Target) -> Self {
+        Self {
+            runtime_id: t.runtime_id.as_uuid(),
+            job_id: t.job_id.as_uuid(),
+            state: t.state,
+            message: t.message.clone(),
+            deadline: t.deadline,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub at: DateTime<Utc>,
+    pub runtime_id: Option<Uuid>,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActiveVersionView {
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    pub version: String,
+    pub digest: String,
+    pub deployment_id: Uuid,
+    pub activated_at: DateTime<Utc>,
+    /// A bundled component was revised since packaging: redeploy to pick it up.
+    pub outdated: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub outdated_components: Vec<OutdatedComponent>,
+    /// An attached runtime reports another digest (or none) for the component.
+    pub out_of_sync: bool,
+    pub out_of_sync_runtimes: Vec<Uuid>,
+}
+
+impl From<&ActiveView> for ActiveVersionView {
+    fn from(v: &ActiveView) -> Self {
+        Self {
+            component_id: v.active.component_id.as_uuid(),
+            package_id: v.active.package_id.as_uuid(),
+            version: v.active.version.to_string(),
+            digest: v.active.digest.as_str().to_string(),
+            deployment_id: v.active.deployment_id.as_uuid(),
+            activated_at: v.active.activated_at,
+            outdated: !v.outdated_components.is_empty(),
+            outdated_components: v.outdated_components.clone(),
+            out_of_sync: !v.out_of_sync_runtimes.is_empty(),
+            out_of_sync_runtimes: v.out_of_sync_runtimes.iter().map(|r| r.as_uuid()).collect(),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Request and response bodies of the package routes.
+
+use berth_domain::package::{Manifest, OutdatedComponent, Package, Requirement, VersionLabel};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"component_id": "5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31", "version": "1.4.0", "notes": "Adds retry on ERP timeouts", "shareable": false}))]
+pub struct CreatePackage {
+    pub component_id: Uuid,
+    /// Absent: the next whole number for the component ("1", "2", ...).
+    #[schema(value_type = Option<String>)]
+    pub version: Option<VersionLabel>,
+    pub notes: Option<String>,
+    pub shareable: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PackageView {
+    pub id: Uuid,
+    pub component_id: Uuid,
+    pub version: String,
+    pub notes: String,
+    pub shareable: bool,
+    pub deleted: bool,
+    /// `sha256:<hex>` of the archive.
+    pub digest: String,
+    pub size: u64,
+    #[schema(value_type = Object)]
+    pub manifest: Manifest,
+    #[schema(value_type = Vec<Object>)]
+    pub requirements: Vec<Requirement>,
+    /// Only on single-package reads: bundled components revised since packaging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub outdated_components: Option<Vec<OutdatedComponent>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl PackageView {
+    pub fn new(p: &Package, outdated: Option<Vec<OutdatedComponent>>) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            component_id: p.component_id.as_uuid(),
+            version: p.version.to_string(),
+            notes: p.notes.clone(),
+            shareable: p.shareable,
+            deleted: p.deleted,
+            digest: p.digest.as_str().to_string(),
+            size: p.size,
+            manifest: p.manifest.clone(),
+            requirements: p.requirements.clone(),
+            outdated_components: outdated,
+            created_by: p.created_by.clone(),
+            created_at: p.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DownloadView {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}

@@ -1,0 +1,52 @@
+//! Request and response bodies of the runtime routes.
+
+use berth_domain::runtime::{Runtime, RuntimeKind, RuntimeStatus};
+use berth_domain::values::Name;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Serialize, ToSchema)]
+pub struct RuntimeView {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(value_type = String, example = "on_premise")]
+    pub kind: RuntimeKind,
+    #[schema(value_type = String, example = "online")]
+    pub status: RuntimeStatus,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub agent_version: Option<String>,
+    pub environments: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+    /// Only in the response to `POST /v1/runtimes`, once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_token: Option<String>,
+}
+
+impl RuntimeView {
+    pub fn new(r: &Runtime, status: RuntimeStatus) -> Self {
+        Self {
+            id: r.id.as_uuid(),
+            name: r.name.to_string(),
+            kind: r.kind,
+            status,
+            last_seen_at: r.last_seen_at,
+            agent_version: r.agent_version.clone(),
+            environments: r.environments.iter().map(|e| e.as_uuid()).collect(),
+            created_at: r.created_at,
+            registration_token: None,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "atom-prod-1", "kind": "on_premise"}))]
+pub struct CreateRuntime {
+    #[schema(value_type = String)]
+    pub name: Name,
+    /// `on_premise` (default) or `cloud`.
+    #[schema(value_type = Option<String>, example = "on_premise")]
+    pub kind: Option<RuntimeKind>,
+}
