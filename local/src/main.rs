@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> Result<()> {
                  Platform-admin token (12 h):\n  export PLATFORM_TOKEN={platform_token}\n\n\
                  Try:\n  curl -s http://{addr}/v1/me -H \"Authorization: Bearer $TOKEN\"\n  \
                  curl -s -X POST http://{addr}/v1/environments -H \"Authorization: Bearer $TOKEN\" \\\n       \
-                 -H 'Content-Type: application/json' -d '{{\"name\":\"Test\",\"classification\":\"test\"}}'\n",
+                 -H 'Content-Type: application/json' -d '{{\"name\":\"Staging\",\"classification\":\"test\"}}'\n",
                 auth.issuer, auth.audience, tenant.name, tenant.id,
             );
             let mut agent = if demo_agent { Some(start_demo_agent(&local, &tenant, addr, &demo_agent_dir).await?) } else { None };
