@@ -371,16 +371,22 @@ impl Berth {
         // What ran there before the detach: a deployment that completes only
         // because this runtime's job was withdrawn never ran on it.
         let ran_here = self.deployments.active_versions(ctx.tenant, env).await?;
-        for deployment in self.deployments.in_flight_deployments(ctx.tenant, env).await? {
-            let Some(target) = self.deployments.get_target(ctx.tenant, deployment, runtime).await? else { continue };
-            if !target.state.settled() {
-                self.skip_target(ctx.tenant, target, "the runtime was detached from the environment").await?;
-                self.settle_deployment(ctx.tenant, deployment).await?;
-            }
-        }
+        self.withdraw_jobs(ctx.tenant, env, runtime, "the runtime was detached from the environment").await?;
         for active in ran_here {
             let d = Deployment::undeploy_of(&active, &ctx.actor.id, Some(runtime));
             self.record_and_queue(ctx, &d, "deployment.undeploy_requested").await?;
+        }
+        Ok(())
+    }
+
+    /// Withdraws (`skipped`, with `reason`) the runtime's unsettled jobs in the
+    /// environment's in-flight deployments, and settles those deployments.
+    pub(crate) async fn withdraw_jobs(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, reason: &str) -> Result<()> {
+        for deployment in self.deployments.in_flight_deployments(tenant, env).await? {
+            if let Some(target) = self.deployments.get_target(tenant, deployment, runtime).await?.filter(|t| !t.state.settled()) {
+                self.skip_target(tenant, target, reason).await?;
+                self.settle_deployment(tenant, deployment).await?;
+            }
         }
         Ok(())
     }

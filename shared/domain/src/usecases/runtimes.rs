@@ -78,12 +78,7 @@ impl Berth {
         let audit = AuditDraft::by(ctx, "runtime.deleted", "runtime", id, json!({"before": {"name": runtime.name, "environments": runtime.environments}}));
         self.runtimes.delete_runtime(ctx.tenant, &runtime, audit).await?;
         for env in &runtime.environments {
-            for deployment in self.deployments.in_flight_deployments(ctx.tenant, *env).await? {
-                if let Some(target) = self.deployments.get_target(ctx.tenant, deployment, id).await?.filter(|t| !t.state.settled()) {
-                    self.skip_target(ctx.tenant, target, "the runtime was deleted").await?;
-                    self.settle_deployment(ctx.tenant, deployment).await?;
-                }
-            }
+            self.withdraw_jobs(ctx.tenant, *env, id, "the runtime was deleted").await?;
         }
         self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await
     }
