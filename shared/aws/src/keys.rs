@@ -148,6 +148,16 @@ pub fn change_request(t: TenantId, c: ChangeRequestId) -> (String, String) {
 pub fn change_approvals(t: TenantId, c: ChangeRequestId) -> String {
     format!("T#{t}#CR#{c}#APPROVAL")
 }
+/// One decision per approver and exact set of digests: when a change
+/// request's items change, its approvers decide anew.
+pub fn change_approval(t: TenantId, c: ChangeRequestId, approver: &str, digests: &[berth_domain::runtime::Digest]) -> (String, String) {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for d in digests {
+        h.update(d.as_str());
+    }
+    (change_approvals(t, c), format!("{approver}#{}", &hex::encode(h.finalize())[..16]))
+}
 pub fn approvals(t: TenantId, d: DeploymentId) -> String {
     format!("T#{t}#DEP#{d}#APPROVAL")
 }
@@ -170,10 +180,27 @@ pub fn job(t: TenantId, r: RuntimeId, j: JobId) -> (String, String) {
 pub fn events(t: TenantId, d: DeploymentId) -> String {
     format!("T#{t}#DEP#{d}#EV")
 }
+/// A timeline line: in time order, unique even within one microsecond.
+pub fn event(t: TenantId, d: DeploymentId, at: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    (events(t, d), format!("{}#{}", time(at), uuid::Uuid::new_v4()))
+}
+/// GSI1 key of the tenants list: oldest first.
+pub fn tenants_index(t: TenantId, created_at: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    (TENANTS_INDEX_PK.to_string(), format!("{}#{t}", created_at.to_rfc3339()))
+}
 /// Platform-wide sweeper partitions of GSI1 (sparse: only items needing a sweep).
 pub const SWEEP_TARGETS: &str = "SWEEP#TARGETS";
 pub const SWEEP_SCHEDULED: &str = "SWEEP#SCHEDULED";
 pub const SWEEP_QUEUED: &str = "SWEEP#QUEUED";
+/// GSI1 key of a deployment the sweeper watches: due at `at` (scheduled), or
+/// queued since `at`.
+pub fn sweep_deployment(partition: &str, at: chrono::DateTime<chrono::Utc>, t: TenantId, d: DeploymentId) -> (String, String) {
+    (partition.to_string(), format!("{}#{t}#{d}", time(at)))
+}
+/// GSI1 key of a delivered job, by its deadline.
+pub fn sweep_target(deadline: chrono::DateTime<chrono::Utc>, t: TenantId, d: DeploymentId, r: RuntimeId) -> (String, String) {
+    (SWEEP_TARGETS.to_string(), format!("{}#{t}#{d}#{r}", time(deadline)))
+}
 /// Sortable time in keys.
 pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

@@ -17,6 +17,7 @@ use berth_domain::component::ContentRef;
 use berth_domain::ids::{PackageId, TenantId};
 use berth_domain::package::Manifest;
 use berth_domain::ports::{ArchiveInfo, BlobStore, PresignedUrl};
+use berth_domain::refusal::Refusal;
 use berth_domain::runtime::Digest;
 use berth_domain::{DomainError, Result};
 use sha2::{Digest as _, Sha256};
@@ -44,7 +45,7 @@ where
 }
 
 fn archive_exists() -> DomainError {
-    DomainError::conflict("package_archive_exists", "the package archive exists and is never overwritten")
+    DomainError::from(Refusal::ArchiveExists)
 }
 
 impl S3BlobStore {

@@ -23,6 +23,7 @@ use berth_domain::deployment::{JobMessage, Target, TargetState};
 use berth_domain::environment::{Environment, NewEnvironment};
 use berth_domain::ids::{DeploymentId, EnvironmentId, JobId, RuntimeId, TenantId};
 use berth_domain::ports::{BlobStore, DeploymentStore, EnvironmentStore, JobQueues};
+use berth_domain::refusal::{Quota, Refusal, Taken};
 use berth_domain::values::{Classification, Description, Name};
 use serde_json::json;
 
@@ -95,7 +96,8 @@ async fn a_failed_condition_on_the_name_reservation_is_a_name_exists_conflict() 
     let store = store(&[&head, &transaction]);
 
     let err = create(&store, tenant).await.expect_err("the name is taken");
-    assert!(matches!(err, DomainError::Conflict { code: "name_exists", .. }), "{err:?}");
+    assert!(matches!(err, DomainError::Refused(Refusal::Taken(Taken::EnvironmentName))), "{err:?}");
+    assert_eq!(err.code(), "name_exists");
     assert_eq!(transaction.num_calls(), 1, "a taken name is not retried");
 }
 
@@ -109,7 +111,7 @@ async fn a_failed_condition_on_the_tenants_counter_is_quota_exceeded() {
     let store = store(&[&head, &transaction]);
 
     let err = create(&store, tenant).await.expect_err("the plan is full");
-    assert!(matches!(err, DomainError::QuotaExceeded { .. }), "{err:?}");
+    assert!(matches!(err, DomainError::Refused(Refusal::QuotaExceeded(Quota::Environments))), "{err:?}");
     assert_eq!(err.code(), "quota_exceeded");
     assert_eq!(transaction.num_calls(), 1);
 }

@@ -12,6 +12,7 @@ use berth_domain::environment::{Environment, EnvironmentPatch, NewEnvironment};
 use berth_domain::ids::{EnvironmentId, RuntimeId, TenantId};
 use berth_domain::page::PageRequest;
 use berth_domain::ports::{AuditStore, EnvironmentStore, IdempotencyScope, IdempotencyStore, Reservation, RuntimeStore, StoredResponse, TenantStore};
+use berth_domain::refusal::{Entity, Quota, Refusal, Taken};
 use berth_domain::runtime::{Runtime, RuntimeKind};
 use berth_domain::secret::{RuntimeToken, TokenKind};
 use berth_domain::tenant::Tenant;
@@ -108,7 +109,7 @@ async fn environment_names_are_unique_per_tenant_whatever_their_case_but_two_ten
     f.create_env(acme, "Production").await.expect("the first Production is created");
     for taken in ["Production", "PRODUCTION", "production"] {
         let err = f.create_env(acme, taken).await.expect_err("the name is taken");
-        assert!(matches!(err, DomainError::Conflict { code: "name_exists", .. }), "{taken}: {err:?}");
+        assert!(matches!(err, DomainError::Refused(Refusal::Taken(Taken::EnvironmentName))), "{taken}: {err:?}");
     }
     f.create_env(globex, "production").await.expect("another tenant may use the same name");
 
@@ -126,7 +127,7 @@ async fn the_environment_quota_is_enforced_by_the_store_and_freed_on_delete() {
     let test = f.create_env(acme, "Test").await.expect("1 of 2");
     f.create_env(acme, "Staging").await.expect("2 of 2");
     let err = f.create_env(acme, "Production").await.expect_err("3 of 2");
-    assert!(matches!(err, DomainError::QuotaExceeded { .. }), "{err:?}");
+    assert!(matches!(err, DomainError::Refused(Refusal::QuotaExceeded(Quota::Environments))), "{err:?}");
     assert_eq!(f.env_names(acme).await, ["Staging", "Test"]);
 
     f.store.delete_environment(acme, &test, draft("environment.deleted", "environment", test.id)).await.expect("the environment is deleted");
@@ -259,12 +260,7 @@ async fn a_list_cursor_from_another_tenants_partition_is_refused() {
 
     for (what, cursor) in [("another tenant's", globex_cursor), ("another list's", audit_cursor), ("a made-up", "eyJwayI6IlQjeCJ9".into())] {
         let err = f.store.list_environments(acme, &PageRequest { limit: 1, cursor: Some(cursor) }).await.expect_err("the cursor is refused");
-        match &err {
-            DomainError::Validation { errors, .. } => {
-                assert_eq!(errors[0].field, "cursor", "{what} cursor: {err:?}")
-            }
-            other => panic!("{what} cursor gives Validation, not {other:?}"),
-        }
+        assert!(matches!(err, DomainError::Refused(Refusal::InvalidCursor)), "{what} cursor is refused as invalid, not {err:?}");
     }
     let err = f.store.list_environments(globex, &PageRequest { limit: 1, cursor: Some(acme_cursor) }).await.expect_err("refused");
     assert_eq!(code(&err), "validation_failed");
@@ -284,7 +280,7 @@ async fn an_update_from_a_stale_version_is_refused_and_a_rename_moves_the_name_r
 
     let stale = v1.patched(EnvironmentPatch { enabled: Some(false), ..Default::default() }, Utc::now());
     let err = f.store.update_environment(acme, &v1, &stale, draft("environment.updated", "environment", v1.id)).await.expect_err("v1 is stale");
-    assert!(matches!(err, DomainError::PreconditionFailed), "{err:?}");
+    assert!(matches!(err, DomainError::Refused(Refusal::Stale(Entity::Environment))), "{err:?}");
     assert_eq!(f.store.get_environment(acme, v1.id).await.expect("read").expect("there"), v2, "the stale update changed nothing");
 
     let err = f.create_env(acme, "STAGING").await.expect_err("the new name is reserved");
@@ -354,7 +350,7 @@ async fn a_runtime_registration_completes_once() {
         .complete_registration(acme, id, &registration, &second, Some(&name("hijacked")), "6.6.6", draft("runtime.registered", "runtime", id))
         .await
         .expect_err("a registration completes once");
-    assert!(matches!(err, DomainError::Conflict { code: "registration_token_used", .. }), "{err:?}");
+    assert!(matches!(err, DomainError::Refused(Refusal::RegistrationUsed)), "{err:?}");
 
     let stored = f.store.get_runtime(acme, id).await.expect("read").expect("there");
     assert_eq!(stored.credential_hash, Some(first), "the first credential stands");
@@ -376,7 +372,7 @@ async fn a_crafted_cursor_for_the_right_partition_is_refused_as_invalid_input() 
     let mut wrong = vec![];
     for crafted in [json!({"pk": partition}), json!({"pk": partition, "sk": "E#x", "name": "Production"}), json!({"pk": partition, "sk": 7})] {
         match f.store.list_environments(acme, &PageRequest { limit: 1, cursor: Some(encode(crafted.clone())) }).await {
-            Err(DomainError::Validation { errors, .. }) if errors[0].field == "cursor" => {}
+            Err(DomainError::Refused(Refusal::InvalidCursor)) => {}
             other => wrong.push(format!("{crafted} gave {other:?}")),
         }
     }

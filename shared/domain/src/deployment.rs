@@ -300,6 +300,51 @@ pub struct JobMessage {
     pub job_id: JobId,
 }
 
+/// What the sweeper watches a deployment for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweeperWatch {
+    /// Scheduled: queued by the sweeper once this time has come.
+    DueAt(DateTime<Utc>),
+    /// Queued: queued again by the sweeper if no dispatcher picked it up since then.
+    QueuedSince(DateTime<Utc>),
+}
+
+/// The (environment, component) lock and the sweeper's watch: rules the
+/// stores apply when they write a deployment or a target.
+impl Deployment {
+    /// Holds its environment's lock for the component: while in flight,
+    /// unless it targets one (detached) runtime only.
+    pub fn holds_lock(&self) -> bool {
+        self.only_runtime.is_none() && self.status.in_flight()
+    }
+
+    /// Moving to this status from `from` gives the lock up.
+    pub fn releases_lock_from(&self, from: DeploymentStatus) -> bool {
+        self.only_runtime.is_none() && from.in_flight() && !self.status.in_flight()
+    }
+
+    /// Moving to this status from `from` takes the lock again (a retry).
+    pub fn takes_lock_from(&self, from: DeploymentStatus) -> bool {
+        self.holds_lock() && !from.in_flight()
+    }
+
+    /// What the sweeper must watch this deployment for, written `now`.
+    pub fn sweeper_watch(&self, now: DateTime<Utc>) -> Option<SweeperWatch> {
+        match (self.status, self.scheduled_at) {
+            (DeploymentStatus::Scheduled, Some(at)) => Some(SweeperWatch::DueAt(at)),
+            (DeploymentStatus::Queued, _) => Some(SweeperWatch::QueuedSince(now)),
+            _ => None,
+        }
+    }
+}
+
+impl Target {
+    /// The deadline the sweeper holds a delivered, unsettled job to.
+    pub fn watched_deadline(&self) -> Option<DateTime<Utc>> {
+        self.deadline.filter(|_| !self.state.settled() && self.state != TargetState::Pending)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,12 +55,24 @@ pub enum DomainError {
     #[error("temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// A store refused a write because of what it holds (see `refusal`): its
+    /// code and words are those of `Refusal::into_error`.
+    #[error("{}", .0.clone().into_error())]
+    Refused(crate::refusal::Refusal),
+
     /// Anything the caller cannot fix: storage down, a bug. Never shown to clients.
     #[error("unexpected error")]
     Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl DomainError {
+    /// The error as a client reads it: a store's refusal in its words.
+    pub fn worded(self) -> Self {
+        match self {
+            Self::Refused(refusal) => refusal.into_error(),
+            other => other,
+        }
+    }
     pub fn not_found(entity: &'static str) -> Self {
         Self::NotFound { entity }
     }
@@ -92,6 +104,7 @@ impl DomainError {
             Self::PreconditionFailed => "precondition_failed",
             Self::Unavailable(_) => "service_unavailable",
             Self::Unexpected(_) => "internal_error",
+            Self::Refused(refusal) => refusal.clone().into_error().code(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod page;
 pub mod policy;
 pub mod ports;
 pub mod redact;
+pub mod refusal;
 pub mod runtime;
 pub mod secret;
 pub mod tenant;

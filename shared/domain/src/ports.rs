@@ -1,7 +1,10 @@
 //! The ports through which use cases reach storage and queues. Adapters
 //! (`berth-aws`) implement them; every tenant-scoped method takes the tenant
 //! first, and every mutation takes the audit event that is written with it,
-//! atomically.
+//! atomically. A write the store refuses because of what it holds fails with
+//! `DomainError::Refused(Refusal)`: the store says which condition failed, the
+//! domain words it (`refusal.rs`). Stores hold no business rule: where a write
+//! depends on one (the in-flight lock, the sweeper's watch), they ask the domain.
 
 use crate::Result;
 use crate::audit::{AuditCheckpoint, AuditDraft, AuditEvent, AuditHead};
@@ -26,37 +29,39 @@ pub trait TenantStore: Send + Sync {
     async fn create_tenant(&self, tenant: &Tenant, audit: AuditDraft) -> Result<()>;
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
     async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>>;
-    /// Fails with `PreconditionFailed` unless the stored version is `expected`.
+    /// Refused `Stale(Tenant)` unless the stored version is `expected`.
     async fn update_tenant(&self, tenant: &Tenant, expected: Version, audit: AuditDraft) -> Result<()>;
 }
 
 #[async_trait]
 pub trait EnvironmentStore: Send + Sync {
-    /// Fails with `Conflict{name_exists}` or `QuotaExceeded` (the tenant's `max_environments`).
+    /// Refused `Taken(EnvironmentName)` or `QuotaExceeded(Environments)` (the tenant's `max_environments`).
     async fn create_environment(&self, tenant: TenantId, env: &Environment, audit: AuditDraft) -> Result<()>;
     async fn get_environment(&self, tenant: TenantId, id: EnvironmentId) -> Result<Option<Environment>>;
     async fn list_environments(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Environment>>;
-    /// Replaces `before` by `after`; `PreconditionFailed` if `before` is stale.
+    /// Replaces `before` by `after`; refused `Stale(Environment)` if `before` is stale, `Taken` if renamed to a name in use.
     async fn update_environment(&self, tenant: TenantId, before: &Environment, after: &Environment, audit: AuditDraft) -> Result<()>;
-    /// Fails with `Conflict{environment_has_runtimes}` while runtimes are attached.
+    /// Refused `HasRuntimes` while runtimes are attached.
     async fn delete_environment(&self, tenant: TenantId, env: &Environment, audit: AuditDraft) -> Result<()>;
 }
 
 #[async_trait]
 pub trait RuntimeStore: Send + Sync {
-    /// Fails with `QuotaExceeded` (the tenant's `max_runtimes`).
+    /// Refused `QuotaExceeded(Runtimes)` (the tenant's `max_runtimes`).
     async fn create_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()>;
     async fn get_runtime(&self, tenant: TenantId, id: RuntimeId) -> Result<Option<Runtime>>;
     async fn list_runtimes(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Runtime>>;
-    /// Deletes the runtime and detaches it from every environment, atomically.
+    /// Deletes the runtime and detaches it from every environment, atomically;
+    /// refused `Stale(Runtime)` if its attachments changed meanwhile.
     async fn delete_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()>;
-    /// Returns false when it was attached already (nothing changes).
+    /// Returns false when it was attached already (nothing changes); refused
+    /// `Missing(Runtime)` / `Missing(Environment)` when either is gone.
     async fn attach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<bool>;
-    /// `NotFound` when it was not attached.
+    /// Refused `Missing(Attachment)` when it was not attached.
     async fn detach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<()>;
     async fn list_environment_runtimes(&self, tenant: TenantId, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>>;
     /// Swaps the registration hash for a credential hash, once:
-    /// `Conflict{registration_token_used}` if the registration hash is no longer there.
+    /// refused `RegistrationUsed` if the registration hash is no longer there.
     async fn complete_registration(
         &self,
         tenant: TenantId,
@@ -128,13 +133,13 @@ pub trait IdempotencyStore: Send + Sync {
 
 #[async_trait]
 pub trait ComponentStore: Send + Sync {
-    /// Fails with `Conflict{name_exists}` when the tenant has a component of that type and name.
+    /// Refused `Taken(ComponentName)` when the tenant has a component of that type and name.
     async fn create_component(&self, tenant: TenantId, component: &Component, first: &Revision, audit: AuditDraft) -> Result<()>;
     async fn get_component(&self, tenant: TenantId, id: ComponentId) -> Result<Option<Component>>;
     /// Those of `ids` that exist, in no particular order.
     async fn get_components(&self, tenant: TenantId, ids: &[ComponentId]) -> Result<Vec<Component>>;
     async fn list_components(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Component>>;
-    /// Appends `revision` (= `after.revision`); `PreconditionFailed` unless the
+    /// Appends `revision` (= `after.revision`); refused `Stale(Component)` unless the
     /// stored component is still at the revision before it.
     async fn add_revision(&self, tenant: TenantId, after: &Component, revision: &Revision, audit: AuditDraft) -> Result<()>;
     async fn get_revision(&self, tenant: TenantId, id: ComponentId, revision: u32) -> Result<Option<Revision>>;
@@ -161,7 +166,7 @@ pub trait BlobStore: Send + Sync {
     /// Stores content under its SHA-256 (a second put of the same bytes is a no-op).
     async fn put_content(&self, tenant: TenantId, bytes: Vec<u8>) -> Result<ContentRef>;
     /// Streams `manifest.json` and every bundled content into one archive and
-    /// writes it, once: `Conflict{package_archive_exists}` if it exists.
+    /// writes it, once: refused `ArchiveExists` if it exists.
     async fn write_package_archive(&self, tenant: TenantId, package: PackageId, manifest: &Manifest) -> Result<ArchiveInfo>;
     async fn delete_package_archive(&self, tenant: TenantId, package: PackageId) -> Result<()>;
     async fn presign_package_download(&self, tenant: TenantId, package: PackageId, ttl: std::time::Duration) -> Result<PresignedUrl>;
@@ -169,7 +174,7 @@ pub trait BlobStore: Send + Sync {
 
 #[async_trait]
 pub trait PackageStore: Send + Sync {
-    /// Fails with `Conflict{version_exists}` when the component has a package of that version.
+    /// Refused `Taken(PackageVersion)` when the component has a package of that version.
     async fn create_package(&self, tenant: TenantId, package: &Package, audit: AuditDraft) -> Result<()>;
     async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Option<Package>>;
     /// Newest first; only `component`'s when given.
@@ -177,6 +182,7 @@ pub trait PackageStore: Send + Sync {
     async fn version_exists(&self, tenant: TenantId, component: ComponentId, version: &VersionLabel) -> Result<bool>;
     /// How many packages the component has had (deleted ones included).
     async fn count_packages(&self, tenant: TenantId, component: ComponentId) -> Result<u64>;
+    /// Refused `Missing(Package)` when there is no such package.
     async fn mark_package_deleted(&self, tenant: TenantId, id: PackageId, audit: AuditDraft) -> Result<()>;
 }
 
@@ -215,8 +221,8 @@ pub struct SweepItem {
 
 #[async_trait]
 pub trait DeploymentStore: Send + Sync {
-    /// Writes a new deployment. Unless it targets one runtime only, it also
-    /// takes the (environment, component) lock: `Conflict{deployment_in_progress}`.
+    /// Writes a new deployment. When it `holds_lock`, it also takes the
+    /// (environment, component) lock: refused `InFlight { deployment }` naming the holder.
     async fn create_deployment(&self, tenant: TenantId, deployment: &Deployment, audit: AuditDraft) -> Result<()>;
     async fn get_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<Option<Deployment>>;
     /// Newest first.
@@ -227,20 +233,22 @@ pub trait DeploymentStore: Send + Sync {
     async fn in_flight_deployments(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<DeploymentId>>;
     /// For every deployment in flight in the environment: its component and the connections it bundles.
     async fn in_flight_connections(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<(ComponentId, Vec<ComponentId>)>>;
-    /// Moves a deployment from status `from` to `after.status` (`Conflict{status_changed}`
-    /// if it is no longer `from`), releasing its lock when `after` is no longer in flight.
+    /// Moves a deployment from status `from` to `after.status` (refused `Stale(Deployment)`
+    /// if it is no longer `from`, or, from `pending_approval`, if a decision arrived since
+    /// `after.decisions` were counted), releasing its lock when `after.releases_lock_from(from)`.
     async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()>;
-    /// Ends a deployment and applies `activation`, in one transaction.
+    /// Ends a deployment and applies `activation`, in one transaction (refusals as `transition`).
     async fn finish_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, activation: &Activation, audit: AuditDraft) -> Result<()>;
     /// Re-opens a failed deployment for a retry: takes the lock again, sets it
-    /// in progress and resets `targets` (with their new job ids).
+    /// in progress and resets `targets` (with their new job ids): refused
+    /// `InFlight` if another deployment took the lock, `Stale(Deployment)` if it moved on.
     async fn reopen_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, targets: &[Target], audit: AuditDraft) -> Result<()>;
 
     /// False when a target for that runtime exists already.
     async fn put_target_if_absent(&self, tenant: TenantId, target: &Target) -> Result<bool>;
     async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>>;
     async fn list_targets(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Target>>;
-    /// Replaces a target still in state `from` (`Conflict{target_changed}` otherwise);
+    /// Replaces a target still in state `from` (refused `Stale(Target)` otherwise);
     /// `receipt` is the queue receipt of the job message it was last delivered with.
     async fn update_target(&self, tenant: TenantId, target: &Target, from: TargetState, receipt: Option<&str>) -> Result<()>;
     /// The queue receipt stored with the target.
@@ -252,8 +260,8 @@ pub trait DeploymentStore: Send + Sync {
     async fn list_events(&self, tenant: TenantId, deployment: DeploymentId, page: &PageRequest) -> Result<Page<DeploymentEvent>>;
 
     /// Records one approver's decision on a deployment still pending approval:
-    /// `Conflict{already_decided}` for a second decision of the same person,
-    /// `Conflict{not_pending_approval}` when the deployment moved on.
+    /// refused `AlreadyDecided` for a second decision of the same person,
+    /// `NotAwaitingApproval` when the deployment moved on.
     async fn add_approval(&self, tenant: TenantId, deployment: DeploymentId, approval: &Approval, audit: AuditDraft) -> Result<()>;
     async fn approvals(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Approval>>;
     /// The environments in which this exact package has been deployed successfully.
@@ -292,7 +300,7 @@ pub trait JobQueues: Send + Sync {
 #[async_trait]
 pub trait PolicyStore: Send + Sync {
     async fn get_policy(&self, tenant: TenantId, env: EnvironmentId) -> Result<Option<Policy>>;
-    /// Stores `policy`; `PreconditionFailed` unless the stored version is `expected` (0: none yet).
+    /// Stores `policy`; refused `Stale(Policy)` unless the stored version is `expected` (0: none yet).
     async fn put_policy(&self, tenant: TenantId, env: EnvironmentId, policy: &Policy, expected: Version, audit: AuditDraft) -> Result<()>;
 }
 
@@ -302,10 +310,10 @@ pub trait ChangeRequestStore: Send + Sync {
     async fn get_change_request(&self, tenant: TenantId, id: crate::ids::ChangeRequestId) -> Result<Option<crate::change_request::ChangeRequest>>;
     /// Newest first.
     async fn list_change_requests(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<crate::change_request::ChangeRequest>>;
-    /// Replaces it; `PreconditionFailed` unless the stored version is `expected`.
+    /// Replaces it; refused `Stale(ChangeRequest)` unless the stored version is `expected`.
     async fn update_change_request(&self, tenant: TenantId, cr: &crate::change_request::ChangeRequest, expected: Version, audit: AuditDraft) -> Result<()>;
     /// One decision per approver and set of digests, while the request is submitted:
-    /// `Conflict{already_decided}` / `Conflict{not_submitted}`.
+    /// refused `AlreadyDecided` / `NotAwaitingApproval`.
     async fn add_change_approval(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()>;
     async fn change_approvals(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId) -> Result<Vec<Approval>>;
 }

@@ -69,7 +69,8 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
         r.error(code, message);
     }
     if let Some(d) = f.in_flight {
-        r.error("deployment_in_progress", format!("deployment {d} of this component to this environment is still in flight"));
+        let held = crate::refusal::Refusal::InFlight { deployment: Some(d) }.into_error();
+        r.error(held.code(), held.to_string());
     }
     for env in &f.promotion_missing {
         r.error("promotion_required", format!("the package must first succeed in environment \"{env}\""));

@@ -48,6 +48,7 @@ struct Problem<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title, detail, errors): (StatusCode, &str, &str, String, &[FieldError]) = match &self {
+            ApiError::Domain(DomainError::Refused(refusal)) => return ApiError::Domain(refusal.clone().into_error()).into_response(),
             ApiError::Domain(e) => match e {
                 DomainError::NotFound { entity } => (StatusCode::NOT_FOUND, e.code(), "Not found", format!("{entity} not found"), &[]),
                 DomainError::Conflict { message, .. } => (StatusCode::CONFLICT, e.code(), "Conflict", message.clone(), &[]),
@@ -71,6 +72,8 @@ impl IntoResponse for ApiError {
                         &[],
                     )
                 }
+                // Worded above; kept for completeness.
+                DomainError::Refused(_) => (StatusCode::CONFLICT, e.code(), "Conflict", e.to_string(), &[]),
                 DomainError::Unexpected(source) => {
                     // The chain goes to the log; the client learns nothing internal.
                     tracing::error!(error = %source, chain = ?error_chain(source.as_ref()), "unexpected error");

@@ -3,16 +3,16 @@ use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::change_request::{ChangeRequest, ChangeStatus};
 use berth_domain::ids::{ChangeRequestId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
 use berth_domain::ports::ChangeRequestStore;
+use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::values::Version;
-use berth_domain::{DomainError, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 #[derive(Serialize, Deserialize)]
 struct ChangeRequestRecord {
@@ -35,9 +35,7 @@ impl ChangeRequestStore for DynamoStore {
     async fn create_change_request(&self, tenant: TenantId, cr: &ChangeRequest, audit: AuditDraft) -> Result<()> {
         let (pk, sk) = keys::change_request(tenant, cr.id);
         let put = self.put(to_item(&ChangeRequestRecord { pk, sk, cr: cr.clone() })?, "attribute_not_exists(pk)")?;
-        map_tx(self.write_with_audit(tenant, vec![put], audit).await, |_| {
-            DomainError::conflict("change_request_exists", "a change request with this id exists")
-        })
+        map_tx(self.write_with_audit(tenant, vec![put], audit).await, |_| Refusal::Exists(Entity::ChangeRequest).into())
     }
 
     async fn get_change_request(&self, tenant: TenantId, id: ChangeRequestId) -> Result<Option<ChangeRequest>> {
@@ -59,7 +57,9 @@ impl ChangeRequestStore for DynamoStore {
             .expression_attribute_values(":expected", n(expected.0))
             .build()
             .map_err(unexpected)?;
-        map_tx(self.write_with_audit(tenant, vec![TransactWriteItem::builder().put(put).build()], audit).await, |_| DomainError::PreconditionFailed)
+        map_tx(self.write_with_audit(tenant, vec![TransactWriteItem::builder().put(put).build()], audit).await, |_| {
+            Refusal::Stale(Entity::ChangeRequest).into()
+        })
     }
 
     async fn add_change_approval(&self, tenant: TenantId, cr: ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()> {
@@ -75,17 +75,12 @@ impl ChangeRequestStore for DynamoStore {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(unexpected)?;
-        // One decision per approver and exact set of digests: new items may be approved anew.
-        let mut h = Sha256::new();
-        for d in &approval.digests {
-            h.update(d.as_str());
-        }
-        let sk = format!("{}#{}", approval.approver, &hex::encode(h.finalize())[..16]);
-        let record = ApprovalRecord { pk: keys::change_approvals(tenant, cr), sk, approval: approval.clone() };
+        let (pk, sk) = keys::change_approval(tenant, cr, &approval.approver, &approval.digests);
+        let record = ApprovalRecord { pk, sk, approval: approval.clone() };
         let items = vec![TransactWriteItem::builder().update(check).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            0 => DomainError::conflict("not_submitted", "the change request is not waiting for approvals"),
-            _ => DomainError::conflict("already_decided", "you have already decided on these items"),
+            0 => Refusal::NotAwaitingApproval(Decided::ChangeRequest).into(),
+            _ => Refusal::AlreadyDecided(Decided::ChangeRequest).into(),
         })
     }
 

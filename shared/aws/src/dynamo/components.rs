@@ -3,13 +3,14 @@ use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::component::{Component, ComponentType, ContentRef, Revision};
 use berth_domain::ids::{ComponentId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::ComponentStore;
+use berth_domain::refusal::{Entity, Refusal, Taken};
 use berth_domain::values::Name;
-use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -91,8 +92,8 @@ impl ComponentStore for DynamoStore {
             self.revision_put(tenant, first)?,
         ];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            1 => DomainError::conflict("name_exists", format!("a {} named \"{}\" exists", component.kind.as_str(), component.name)),
-            _ => DomainError::conflict("component_exists", "a component with this id exists"),
+            1 => Refusal::Taken(Taken::ComponentName { kind: component.kind, name: component.name.clone() }).into(),
+            _ => Refusal::Exists(Entity::Component).into(),
         })
     }
 
@@ -130,7 +131,7 @@ impl ComponentStore for DynamoStore {
             .build()
             .map_err(unexpected)?;
         let items = vec![TransactWriteItem::builder().update(update).build(), self.revision_put(tenant, revision)?];
-        map_tx(self.write_with_audit(tenant, items, audit).await, |_| DomainError::PreconditionFailed)
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| Refusal::Stale(Entity::Component).into())
     }
 
     async fn get_revision(&self, tenant: TenantId, id: ComponentId, revision: u32) -> Result<Option<Revision>> {

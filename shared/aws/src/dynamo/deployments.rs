@@ -4,12 +4,13 @@ use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
-use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
+use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, SweeperWatch, Target, TargetState};
 use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::package::VersionLabel;
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
 use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::runtime::Digest;
 use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
@@ -60,10 +61,10 @@ impl DeploymentRecord {
     fn new(tenant: TenantId, d: &Deployment) -> Self {
         let (pk, sk) = keys::deployment(tenant, d.id);
         // Sparse sweeper index: only while the sweeper has something to do with it.
-        let (gsi1pk, gsi1sk) = match (d.status, d.scheduled_at) {
-            (DeploymentStatus::Scheduled, Some(at)) => (Some(keys::SWEEP_SCHEDULED.to_string()), Some(format!("{}#{tenant}#{}", keys::time(at), d.id))),
-            (DeploymentStatus::Queued, _) => (Some(keys::SWEEP_QUEUED.to_string()), Some(format!("{}#{tenant}#{}", keys::time(Utc::now()), d.id))),
-            _ => (None, None),
+        let (gsi1pk, gsi1sk) = match d.sweeper_watch(Utc::now()) {
+            Some(SweeperWatch::DueAt(at)) => some_pair(keys::sweep_deployment(keys::SWEEP_SCHEDULED, at, tenant, d.id)),
+            Some(SweeperWatch::QueuedSince(at)) => some_pair(keys::sweep_deployment(keys::SWEEP_QUEUED, at, tenant, d.id)),
+            None => (None, None),
         };
         Self {
             pk,
@@ -146,11 +147,9 @@ struct TargetRecord {
 impl TargetRecord {
     fn new(tenant: TenantId, t: &Target, receipt: Option<String>) -> Self {
         let (pk, sk) = keys::target(tenant, t.deployment_id, t.runtime_id);
-        let (gsi1pk, gsi1sk) = match t.deadline {
-            Some(deadline) if !t.state.settled() && t.state != TargetState::Pending => {
-                (Some(keys::SWEEP_TARGETS.to_string()), Some(format!("{}#{tenant}#{}#{}", keys::time(deadline), t.deployment_id, t.runtime_id)))
-            }
-            _ => (None, None),
+        let (gsi1pk, gsi1sk) = match t.watched_deadline() {
+            Some(deadline) => some_pair(keys::sweep_target(deadline, tenant, t.deployment_id, t.runtime_id)),
+            None => (None, None),
         };
         Self {
             pk,
@@ -321,6 +320,14 @@ impl DynamoStore {
         }
     }
 
+    /// The refusal for a lock that another deployment holds, naming it.
+    async fn lock_holder(&self, tenant: TenantId, d: &Deployment) -> DomainError {
+        match self.get::<LockRecord>(keys::in_flight(tenant, d.environment_id, d.component_id)).await {
+            Ok(lock) => Refusal::InFlight { deployment: lock.map(|l| l.deployment_id) }.into(),
+            Err(e) => e,
+        }
+    }
+
     async fn sweep_query(&self, partition: &str, before: DateTime<Utc>, limit: u32) -> Result<Vec<Item>> {
         let out = self
             .client
@@ -346,21 +353,26 @@ impl DynamoStore {
     }
 }
 
+/// A sparse index key: both parts, or neither.
+fn some_pair((pk, sk): (String, String)) -> (Option<String>, Option<String>) {
+    (Some(pk), Some(sk))
+}
+
 fn status_changed() -> DomainError {
-    DomainError::conflict("status_changed", "the deployment changed meanwhile")
+    Refusal::Stale(Entity::Deployment).into()
 }
 
 #[async_trait]
 impl DeploymentStore for DynamoStore {
     async fn create_deployment(&self, tenant: TenantId, d: &Deployment, audit: AuditDraft) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, d, None)?];
-        if d.only_runtime.is_none() {
+        if d.holds_lock() {
             items.push(self.lock_put(tenant, d)?);
         }
-        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            1 => DomainError::conflict("deployment_in_progress", "another deployment of this component to this environment is in flight"),
-            _ => DomainError::conflict("deployment_exists", "a deployment with this id exists"),
-        })
+        match self.write_with_audit(tenant, items, audit).await {
+            Err(TxError::Condition(1)) => Err(self.lock_holder(tenant, d).await),
+            other => map_tx(other, |_| Refusal::Exists(Entity::Deployment).into()),
+        }
     }
 
     async fn get_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<Option<Deployment>> {
@@ -395,7 +407,7 @@ impl DeploymentStore for DynamoStore {
 
     async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
-        if from.in_flight() && !after.status.in_flight() && after.only_runtime.is_none() {
+        if after.releases_lock_from(from) {
             items.push(self.lock_delete(tenant, after)?);
         }
         map_tx(self.commit(tenant, items, audit).await, |_| status_changed())
@@ -403,7 +415,7 @@ impl DeploymentStore for DynamoStore {
 
     async fn finish_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, activation: &Activation, audit: AuditDraft) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
-        if from.in_flight() && after.only_runtime.is_none() {
+        if after.releases_lock_from(from) {
             items.push(self.lock_delete(tenant, after)?);
         }
         match activation {
@@ -450,13 +462,13 @@ impl DeploymentStore for DynamoStore {
 
     async fn reopen_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, targets: &[Target], audit: AuditDraft) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
-        if after.only_runtime.is_none() {
+        if after.takes_lock_from(from) {
             items.push(self.lock_put(tenant, after)?);
         }
-        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            1 => DomainError::conflict("deployment_in_progress", "another deployment of this component to this environment is in flight"),
-            _ => status_changed(),
-        })?;
+        match self.write_with_audit(tenant, items, audit).await {
+            Err(TxError::Condition(1)) => return Err(self.lock_holder(tenant, after).await),
+            other => map_tx(other, |_| status_changed())?,
+        }
         // Targets one by one: a deployment may have more runtimes than a transaction holds items.
         // Each reset is keyed by its new job id, so repeating it is harmless.
         for t in targets {
@@ -517,11 +529,7 @@ impl DeploymentStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Err(DomainError::conflict("target_changed", "the job changed meanwhile"))
-                } else {
-                    Err(service_error(e))
-                }
+                if e.is_conditional_check_failed_exception() { Err(Refusal::Stale(Entity::Target).into()) } else { Err(service_error(e)) }
             }
         }
     }
@@ -535,8 +543,8 @@ impl DeploymentStore for DynamoStore {
     }
 
     async fn add_event(&self, tenant: TenantId, deployment: DeploymentId, event: &DeploymentEvent) -> Result<()> {
-        let record =
-            EventRecord { pk: keys::events(tenant, deployment), sk: format!("{}#{}", keys::time(event.at), uuid::Uuid::new_v4()), event: event.clone() };
+        let (pk, sk) = keys::event(tenant, deployment, event.at);
+        let record = EventRecord { pk, sk, event: event.clone() };
         self.client.put_item().table_name(&self.table).set_item(Some(to_item(&record)?)).send().await.map_err(sdk_error)?;
         Ok(())
     }
@@ -562,8 +570,8 @@ impl DeploymentStore for DynamoStore {
         let record = ApprovalRecord { pk: keys::approvals(tenant, deployment), sk: approval.approver.clone(), approval: approval.clone() };
         let items = vec![TransactWriteItem::builder().update(count).build(), self.put(to_item(&record)?, "attribute_not_exists(pk)")?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            0 => DomainError::conflict("not_pending_approval", "the deployment is no longer waiting for approvals"),
-            _ => DomainError::conflict("already_decided", "you have already decided on this deployment"),
+            0 => Refusal::NotAwaitingApproval(Decided::Deployment).into(),
+            _ => Refusal::AlreadyDecided(Decided::Deployment).into(),
         })
     }
 

@@ -9,6 +9,7 @@ use berth_domain::environment::Environment;
 use berth_domain::ids::{EnvironmentId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::EnvironmentStore;
+use berth_domain::refusal::{Entity, Quota, Refusal, Taken};
 use berth_domain::values::{Classification, Description, Name, Version};
 use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
@@ -54,7 +55,7 @@ impl EnvironmentRecord {
 }
 
 fn name_taken() -> DomainError {
-    DomainError::conflict("name_exists", "an environment with this name exists")
+    Refusal::Taken(Taken::EnvironmentName).into()
 }
 
 impl DynamoStore {
@@ -94,8 +95,8 @@ impl EnvironmentStore for DynamoStore {
             vec![self.put(to_item(&record)?, "attribute_not_exists(pk)")?, self.name_put(tenant, env)?, self.quota_increment(tenant, Counter::Environments)?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
             1 => name_taken(),
-            2 => DomainError::QuotaExceeded { message: "the tenant's plan allows no more environments".into() },
-            _ => DomainError::conflict("environment_exists", "an environment with this id exists"),
+            2 => Refusal::QuotaExceeded(Quota::Environments).into(),
+            _ => Refusal::Exists(Entity::Environment).into(),
         })
     }
 
@@ -130,7 +131,7 @@ impl EnvironmentStore for DynamoStore {
             items.push(self.name_put(tenant, after)?);
             items.push(self.name_delete(tenant, before)?);
         }
-        map_tx(self.write_with_audit(tenant, items, audit).await, |i| if i == 0 { DomainError::PreconditionFailed } else { name_taken() })
+        map_tx(self.write_with_audit(tenant, items, audit).await, |i| if i == 0 { Refusal::Stale(Entity::Environment).into() } else { name_taken() })
     }
 
     async fn delete_environment(&self, tenant: TenantId, env: &Environment, audit: AuditDraft) -> Result<()> {
@@ -144,7 +145,7 @@ impl EnvironmentStore for DynamoStore {
         let items =
             vec![TransactWriteItem::builder().delete(delete).build(), self.name_delete(tenant, env)?, self.quota_decrement(tenant, Counter::Environments)?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            0 => DomainError::conflict("environment_has_runtimes", "detach every runtime before deleting the environment"),
+            0 => Refusal::HasRuntimes.into(),
             _ => DomainError::unexpected("the tenant's environment count was already zero"),
         })
     }

@@ -23,6 +23,7 @@ use base64::Engine;
 use berth_domain::audit::{AuditDraft, AuditEvent, AuditHead};
 use berth_domain::ids::TenantId;
 use berth_domain::page::PageRequest;
+use berth_domain::refusal::Refusal;
 use berth_domain::{DomainError, Result};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -217,7 +218,7 @@ impl DynamoStore {
 }
 
 fn invalid_cursor() -> DomainError {
-    DomainError::invalid("cursor", "is not a cursor this list issued")
+    Refusal::InvalidCursor.into()
 }
 
 fn encode_cursor(key: &Item) -> Result<String> {

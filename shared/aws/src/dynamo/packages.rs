@@ -3,13 +3,14 @@ use crate::keys;
 use crate::{sdk_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
+use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::ids::{ComponentId, PackageId, TenantId};
 use berth_domain::package::{Manifest, Package, Requirement, VersionLabel};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::{PackageActivity, PackageStore};
+use berth_domain::refusal::{Entity, Refusal, Taken};
 use berth_domain::runtime::Digest;
-use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +88,8 @@ impl PackageStore for DynamoStore {
             self.put(to_item(&VersionRecord { pk: vpk, sk: vsk, package_id: p.id })?, "attribute_not_exists(pk)")?,
         ];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            1 => DomainError::conflict("version_exists", format!("the component already has a package version \"{}\"", p.version)),
-            _ => DomainError::conflict("package_exists", "a package with this id exists"),
+            1 => Refusal::Taken(Taken::PackageVersion(p.version.clone())).into(),
+            _ => Refusal::Exists(Entity::Package).into(),
         })
     }
 
@@ -142,7 +143,9 @@ impl PackageStore for DynamoStore {
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .build()
             .map_err(unexpected)?;
-        map_tx(self.write_with_audit(tenant, vec![TransactWriteItem::builder().update(update).build()], audit).await, |_| DomainError::not_found("package"))
+        map_tx(self.write_with_audit(tenant, vec![TransactWriteItem::builder().update(update).build()], audit).await, |_| {
+            Refusal::Missing(Entity::Package).into()
+        })
     }
 }
 

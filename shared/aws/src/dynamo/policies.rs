@@ -1,12 +1,13 @@
 use super::{DynamoStore, map_tx, to_item};
 use crate::keys;
 use async_trait::async_trait;
+use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::ids::{EnvironmentId, TenantId};
 use berth_domain::policy::Policy;
 use berth_domain::ports::PolicyStore;
+use berth_domain::refusal::{Entity, Refusal};
 use berth_domain::values::Version;
-use berth_domain::{DomainError, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -39,6 +40,6 @@ impl PolicyStore for DynamoStore {
                 .map_err(crate::unexpected)?;
             aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build()
         };
-        map_tx(self.write_with_audit(tenant, vec![put], audit).await, |_| DomainError::PreconditionFailed)
+        map_tx(self.write_with_audit(tenant, vec![put], audit).await, |_| Refusal::Stale(Entity::Policy).into())
     }
 }

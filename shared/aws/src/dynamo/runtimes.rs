@@ -8,6 +8,7 @@ use berth_domain::audit::AuditDraft;
 use berth_domain::ids::{EnvironmentId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::RuntimeStore;
+use berth_domain::refusal::{Entity, Quota, Refusal};
 use berth_domain::runtime::{AgentHealth, Heartbeat, RunningPackage, Runtime, RuntimeKind};
 use berth_domain::secret::SecretHash;
 use berth_domain::values::Name;
@@ -72,7 +73,7 @@ struct AttachmentRecord {
 }
 
 fn not_attached() -> DomainError {
-    DomainError::not_found("attachment")
+    Refusal::Missing(Entity::Attachment).into()
 }
 
 impl DynamoStore {
@@ -152,8 +153,8 @@ impl RuntimeStore for DynamoStore {
         };
         let items = vec![self.put(to_item(&record)?, "attribute_not_exists(pk)")?, self.quota_increment(tenant, Counter::Runtimes)?];
         map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            1 => DomainError::QuotaExceeded { message: "the tenant's plan allows no more runtimes".into() },
-            _ => DomainError::conflict("runtime_exists", "a runtime with this id exists"),
+            1 => Refusal::QuotaExceeded(Quota::Runtimes).into(),
+            _ => Refusal::Exists(Entity::Runtime).into(),
         })
     }
 
@@ -172,9 +173,7 @@ impl RuntimeStore for DynamoStore {
         for env in &runtime.environments {
             items.extend(self.detach_items(tenant, *env, runtime.id, false)?);
         }
-        map_tx(self.write_with_audit(tenant, items, audit).await, |_| {
-            DomainError::conflict("runtime_changed", "the runtime changed while it was being deleted; try again")
-        })
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| Refusal::Stale(Entity::Runtime).into())
     }
 
     async fn attach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<bool> {
@@ -200,8 +199,8 @@ impl RuntimeStore for DynamoStore {
         match self.write_with_audit(tenant, items, audit).await {
             Ok(()) => Ok(true),
             Err(super::TxError::Condition(0)) => Ok(false),
-            Err(super::TxError::Condition(1)) => Err(DomainError::not_found("runtime")),
-            Err(super::TxError::Condition(_)) => Err(DomainError::not_found("environment")),
+            Err(super::TxError::Condition(1)) => Err(Refusal::Missing(Entity::Runtime).into()),
+            Err(super::TxError::Condition(_)) => Err(Refusal::Missing(Entity::Environment).into()),
             Err(super::TxError::Other(e)) => Err(e),
         }
     }
@@ -235,9 +234,7 @@ impl RuntimeStore for DynamoStore {
         }
         let names: &[(&str, &str)] = if name.is_some() { &[("#name", "name")] } else { &[] };
         let items = vec![self.update(keys::runtime(tenant, runtime), &expression, "registration_hash = :r", names, values)?];
-        map_tx(self.write_with_audit(tenant, items, audit).await, |_| {
-            DomainError::conflict("registration_token_used", "the registration token was used already")
-        })
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| Refusal::RegistrationUsed.into())
     }
 
     async fn record_heartbeat(&self, tenant: TenantId, runtime: RuntimeId, heartbeat: &Heartbeat) -> Result<()> {
@@ -260,7 +257,7 @@ impl RuntimeStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() { Err(DomainError::not_found("runtime")) } else { Err(service_error(e)) }
+                if e.is_conditional_check_failed_exception() { Err(Refusal::Missing(Entity::Runtime).into()) } else { Err(service_error(e)) }
             }
         }
     }

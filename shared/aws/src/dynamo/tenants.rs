@@ -3,13 +3,14 @@ use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::ids::TenantId;
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::TenantStore;
+use berth_domain::refusal::{Entity, Refusal};
 use berth_domain::tenant::Tenant;
 use berth_domain::values::{Name, Plan, Version};
-use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -39,11 +40,12 @@ pub(super) struct TenantRecord {
 impl TenantRecord {
     fn from_tenant(t: &Tenant) -> Self {
         let (pk, sk) = keys::tenant(t.id);
+        let (gsi1pk, gsi1sk) = keys::tenants_index(t.id, t.created_at);
         Self {
             pk,
             sk,
-            gsi1pk: keys::TENANTS_INDEX_PK.into(),
-            gsi1sk: format!("{}#{}", t.created_at.to_rfc3339(), t.id),
+            gsi1pk,
+            gsi1sk,
             id: t.id,
             name: t.name.clone(),
             connection_licenses: t.plan.connection_licenses,
@@ -126,7 +128,7 @@ impl DynamoStore {
 impl TenantStore for DynamoStore {
     async fn create_tenant(&self, tenant: &Tenant, audit: AuditDraft) -> Result<()> {
         let put = self.put(to_item(&TenantRecord::from_tenant(tenant))?, "attribute_not_exists(pk)")?;
-        map_tx(self.write_with_audit(tenant.id, vec![put], audit).await, |_| DomainError::conflict("tenant_exists", "a tenant with this id exists"))
+        map_tx(self.write_with_audit(tenant.id, vec![put], audit).await, |_| Refusal::Exists(Entity::Tenant).into())
     }
 
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
@@ -159,6 +161,6 @@ impl TenantStore for DynamoStore {
             .build()
             .map_err(unexpected)?;
         let items = vec![TransactWriteItem::builder().update(update).build()];
-        map_tx(self.write_with_audit(tenant.id, items, audit).await, |_| DomainError::PreconditionFailed)
+        map_tx(self.write_with_audit(tenant.id, items, audit).await, |_| Refusal::Stale(Entity::Tenant).into())
     }
 }

@@ -2,6 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::context::Actor;
 use crate::ids::{RuntimeId, TenantId};
+use crate::refusal::Refusal;
 use crate::runtime::{Heartbeat, Runtime, RuntimeStatus};
 use crate::secret::{RuntimeToken, TokenKind};
 use crate::values::Name;
@@ -65,7 +66,7 @@ impl Berth {
         let audit = AuditDraft::by(&origin, "runtime.registered", "runtime", runtime.id, json!({"agent_version": agent_version}));
         self.runtimes.complete_registration(token.tenant, runtime.id, stored, &credential.hash(), name.as_ref(), agent_version, audit).await.map_err(|e| {
             match e {
-                DomainError::Conflict { .. } => invalid_token(),
+                DomainError::Refused(Refusal::RegistrationUsed) => invalid_token(),
                 other => other,
             }
         })?;

@@ -8,6 +8,7 @@ use crate::ids::{ChangeRequestId, EnvironmentId, PackageId, TenantId};
 use crate::page::{Page, PageRequest};
 use crate::policy::Change;
 use crate::policy::{Approval, Decision, approvals_for};
+use crate::refusal::Refusal;
 use crate::runtime::Digest;
 use crate::values::{Name, Version};
 use crate::{DomainError, FieldError, Result};
@@ -180,7 +181,7 @@ impl Berth {
             Ok(()) => self.apply_change_decisions(ctx, id).await,
             // A retry after a 503 that came once the decision was stored: its
             // outcome may never have been applied, so apply it before answering.
-            Err(e @ DomainError::Conflict { code: "already_decided", .. }) => {
+            Err(e @ DomainError::Refused(Refusal::AlreadyDecided(_))) => {
                 self.apply_change_decisions(ctx, id).await?;
                 Err(e)
             }
@@ -208,7 +209,7 @@ impl Berth {
             }
             let action = if after.status == ChangeStatus::Rejected { "change_request.closed" } else { "change_request.approvals_complete" };
             match self.save_change(ctx, &current, after, action).await {
-                Err(DomainError::PreconditionFailed) => continue,
+                Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 other => return other,
             }
         }
@@ -315,7 +316,7 @@ impl Berth {
         let audit = AuditDraft::new(actor, request_id, action, "change_request", id, json!({"before": summary(&cr), "after": summary(&after)}));
         match self.change_requests.update_change_request(tenant, &after, cr.version, audit).await {
             Ok(()) => Ok(Some(after)),
-            Err(DomainError::PreconditionFailed) => Ok(self.change_requests.get_change_request(tenant, id).await?),
+            Err(DomainError::Refused(Refusal::Stale(_))) => Ok(self.change_requests.get_change_request(tenant, id).await?),
             Err(e) => Err(e),
         }
     }

@@ -9,6 +9,7 @@ use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, outdated};
 use crate::page::{Page, PageRequest};
 use crate::policy::{Change, Policy, Verdict};
 use crate::ports::DeploymentFilter;
+use crate::refusal::Refusal;
 use crate::runtime::Runtime;
 use crate::validation::{Facts, ValidationReport, validate};
 use crate::{DomainError, Result};
@@ -249,7 +250,7 @@ impl Berth {
         after.finished_at = Some(Utc::now());
         let audit = AuditDraft::by(ctx, "deployment.cancelled", "deployment", id, json!({"before": before.status, "after": after.status}));
         self.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
-            DomainError::Conflict { .. } => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
+            DomainError::Refused(Refusal::Stale(_)) => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
             other => other,
         })?;
         self.event(ctx.tenant, id, None, format!("Cancelled by {}", ctx.actor.id)).await;
@@ -357,7 +358,7 @@ impl Berth {
             return Err(DomainError::conflict("environment_not_enabled", format!("environment \"{}\" is not enabled", environment.name)));
         }
         if let Some(d) = self.deployments.in_flight(ctx.tenant, env, component).await? {
-            return Err(DomainError::conflict("deployment_in_progress", format!("deployment {d} is still in flight")));
+            return Err(Refusal::InFlight { deployment: Some(d) }.into());
         }
         let deployment = Deployment::undeploy_of(&active, &ctx.actor.id, None).cleared(clearance, None);
         self.record_and_queue(ctx, &deployment, "deployment.undeploy_requested").await?;
@@ -401,7 +402,7 @@ impl Berth {
         match self.deployments.update_target(tenant, &target, from, None).await {
             Ok(()) => {}
             // It moved meanwhile (the agent reported): leave it to that report.
-            Err(DomainError::Conflict { .. }) => return Ok(()),
+            Err(DomainError::Refused(Refusal::Stale(_))) => return Ok(()),
             Err(e) => return Err(e),
         }
         self.event(tenant, target.deployment_id, Some(target.runtime_id), format!("Skipped: {reason}")).await;

@@ -4,6 +4,7 @@ use crate::context::Actor;
 use crate::deployment::{Deployment, DeploymentStatus, JobMessage, Target, TargetState};
 use crate::ids::{DeploymentId, JobId, TenantId};
 use crate::ports::Activation;
+use crate::refusal::Refusal;
 use crate::{DomainError, Result};
 use chrono::Utc;
 use serde_json::json;
@@ -65,7 +66,7 @@ impl Berth {
             match self.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
                 Ok(()) => self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await,
                 // A duplicate delivery moved it first.
-                Err(DomainError::Conflict { .. }) => {}
+                Err(DomainError::Refused(Refusal::Stale(_))) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -94,7 +95,7 @@ impl Berth {
                 self.event(tenant, d.id, None, "Failed: no runtime is attached to the environment".into()).await;
                 Ok(())
             }
-            Err(DomainError::Conflict { .. }) => Ok(()),
+            Err(DomainError::Refused(Refusal::Stale(_))) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -116,7 +117,7 @@ impl Berth {
                 self.event(tenant, id, None, format!("Failed: {reason}")).await;
                 Ok(())
             }
-            Err(DomainError::Conflict { .. }) => Ok(()),
+            Err(DomainError::Refused(Refusal::Stale(_))) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -4,6 +4,7 @@ use crate::context::{Permission, TenantCtx};
 use crate::deployment::{Deployment, DeploymentStatus};
 use crate::ids::{DeploymentId, EnvironmentId, TenantId};
 use crate::policy::{Approval, Decision, Policy, approvals_for};
+use crate::refusal::Refusal;
 use crate::values::Version;
 use crate::{DomainError, Result};
 use chrono::Utc;
@@ -70,7 +71,7 @@ impl Berth {
             Ok(()) => {}
             // A retry after a 503 that came once the decision was stored: its
             // outcome may never have been applied, so apply it before answering.
-            Err(e @ DomainError::Conflict { code: "already_decided", .. }) => {
+            Err(e @ DomainError::Refused(Refusal::AlreadyDecided(_))) => {
                 self.apply_decisions(ctx, id, &policy).await?;
                 return Err(e);
             }
@@ -119,7 +120,7 @@ impl Berth {
                     settled = Some(after);
                     break;
                 }
-                Err(DomainError::Conflict { .. }) => continue,
+                Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 Err(e) => return Err(e),
             }
         }

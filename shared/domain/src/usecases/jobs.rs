@@ -7,6 +7,7 @@ use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, Ten
 use crate::package::VersionLabel;
 use crate::policy::Change;
 use crate::ports::Activation;
+use crate::refusal::Refusal;
 use crate::runtime::Digest;
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
@@ -157,7 +158,7 @@ impl Berth {
         target.updated_at = Utc::now();
         match self.deployments.update_target(ctx.tenant, &target, from, None).await {
             Ok(()) => {}
-            Err(DomainError::Conflict { .. }) => {
+            Err(DomainError::Refused(Refusal::Stale(_))) => {
                 let now = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
                 return Ok(JobEventOutcome { job_status: now.state, proceed: !now.state.settled() });
             }
@@ -275,7 +276,7 @@ impl Berth {
                 Ok(())
             }
             // Another settle got there first.
-            Err(DomainError::Conflict { .. }) => Ok(()),
+            Err(DomainError::Refused(Refusal::Stale(_))) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -5,6 +5,7 @@ use crate::ids::{ComponentId, PackageId};
 use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, VersionLabel, outdated, snapshot};
 use crate::page::{Page, PageRequest};
 use crate::ports::PresignedUrl;
+use crate::refusal::{Refusal, Taken};
 use crate::{DomainError, Result};
 use chrono::Utc;
 use serde_json::json;
@@ -95,12 +96,12 @@ impl Berth {
                 json!({"after": {"component_id": package.component_id, "version": package.version, "digest": package.digest, "components": package.manifest.components.len()}}),
             );
             match self.packages.create_package(ctx.tenant, package, audit).await {
-                Err(DomainError::Conflict { code: "version_exists", .. }) if auto_number => {
+                Err(DomainError::Refused(Refusal::Taken(Taken::PackageVersion(_)))) if auto_number => {
                     // Others took numbers meanwhile: jump past all of them.
                     next = next.max(self.packages.count_packages(ctx.tenant, package.component_id).await? + 1);
                     continue;
                 }
-                Err(DomainError::Conflict { code: "version_exists", .. }) => return Err(version_exists(&package.version)),
+                Err(DomainError::Refused(Refusal::Taken(Taken::PackageVersion(_)))) => return Err(version_exists(&package.version)),
                 other => return other,
             }
         }

@@ -2,6 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::context::Actor;
 use crate::deployment::{DeploymentStatus, TargetState};
+use crate::refusal::Refusal;
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -40,7 +41,7 @@ impl Berth {
             target.updated_at = now;
             match self.deployments.update_target(item.tenant, &target, from, None).await {
                 Ok(()) => {}
-                Err(DomainError::Conflict { .. }) => continue,
+                Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 Err(e) => return Err(e),
             }
             self.event(item.tenant, item.deployment, Some(runtime), "Failed: the job did not finish before its deadline".into()).await;
@@ -60,7 +61,7 @@ impl Berth {
                 let audit = AuditDraft::new(&sweeper, "", "deployment.held", "deployment", d.id, json!({"reason": "freeze_window", "until": until}));
                 match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                     Ok(()) => self.event(item.tenant, d.id, None, format!("Held by a freeze window until {}", until.to_rfc3339())).await,
-                    Err(DomainError::Conflict { .. }) => {}
+                    Err(DomainError::Refused(Refusal::Stale(_))) => {}
                     Err(e) => return Err(e),
                 }
                 continue;
@@ -76,7 +77,7 @@ impl Berth {
             );
             match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                 Ok(()) => {}
-                Err(DomainError::Conflict { .. }) => continue,
+                Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 Err(e) => return Err(e),
             }
             self.event(item.tenant, d.id, None, "Scheduled time reached: queued".into()).await;
