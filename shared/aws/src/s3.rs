@@ -57,12 +57,12 @@ impl S3BlobStore {
     async fn produce_archive<W: AsyncWrite + Unpin + Send>(&self, tenant: TenantId, manifest: &Manifest, out: W) -> Result<()> {
         let mut gz = GzipEncoder::new(out);
         let manifest_json = serde_json::to_vec_pretty(manifest).map_err(unexpected)?;
-        write_entry(&mut gz, "manifest.json", manifest_json.len() as u64, &mut manifest_json.as_slice()).await?;
+        write_entry(&mut gz, berth_domain::package::ARCHIVE_MANIFEST, manifest_json.len() as u64, &mut manifest_json.as_slice()).await?;
         for entry in &manifest.components {
             let hex = entry.sha256.as_str().trim_start_matches("sha256:");
             let object = self.client.get_object().bucket(&self.bucket).key(keys::content_object(tenant, hex)).send().await.map_err(sdk_error)?;
             let mut body = object.body.into_async_read();
-            write_entry(&mut gz, &format!("components/{}/content", entry.id), entry.size, &mut body).await?;
+            write_entry(&mut gz, &berth_domain::package::archive_content_path(entry.id), entry.size, &mut body).await?;
         }
         // Two zero blocks end a tar archive.
         gz.write_all(&[0u8; 1024]).await.map_err(unexpected)?;

@@ -181,6 +181,14 @@ pub fn closes_cycle(component: ComponentId, new_refs: &[ComponentId], references
     false
 }
 
+/// A package archive (gzipped tar) holds its manifest at this path...
+pub const ARCHIVE_MANIFEST: &str = "manifest.json";
+
+/// ...and each bundled component's content at this one.
+pub fn archive_content_path(component: crate::ids::ComponentId) -> String {
+    format!("components/{component}/content")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

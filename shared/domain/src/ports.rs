@@ -123,6 +123,11 @@ pub enum Reservation {
     Completed { fingerprint: String, response: StoredResponse },
 }
 
+/// How long an idempotency key is remembered (its response replayed).
+pub const IDEMPOTENCY_KEEP_SECS: i64 = 24 * 3600;
+/// A reservation left by a request that died is taken over after this long.
+pub const IDEMPOTENCY_TAKEOVER_SECS: i64 = 120;
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     async fn reserve(&self, scope: IdempotencyScope, key: &str, fingerprint: &str) -> Result<Reservation>;
