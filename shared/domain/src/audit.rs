@@ -7,6 +7,160 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod summary;
+
+/// The kind of entity an event is recorded on: its `entity_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityType {
+    Tenant,
+    Environment,
+    Runtime,
+    Component,
+    Package,
+    Deployment,
+    ChangeRequest,
+}
+
+impl EntityType {
+    pub const ALL: [EntityType; 7] = [Self::Tenant, Self::Environment, Self::Runtime, Self::Component, Self::Package, Self::Deployment, Self::ChangeRequest];
+
+    /// What the trail records as `entity_type` (the same string it serialises to).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Environment => "environment",
+            Self::Runtime => "runtime",
+            Self::Component => "component",
+            Self::Package => "package",
+            Self::Deployment => "deployment",
+            Self::ChangeRequest => "change_request",
+        }
+    }
+}
+
+/// Declares [`AuditAction`] from one table, so that `ALL`, `as_str` and
+/// `entity_type` cannot miss a variant.
+macro_rules! audit_actions {
+    ($($(#[$doc:meta])* $variant:ident = $action:literal on $entity:ident,)+) => {
+        /// Every kind of change Berth records in the audit trail. The strings are
+        /// stored, filtered on and covered by the hash chain: never change one.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl AuditAction {
+            /// Every action, in the order declared.
+            pub const ALL: &'static [AuditAction] = &[$(Self::$variant,)+];
+
+            /// What the trail records as `action`: `<entity>.<verb>`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $action,)+
+                }
+            }
+
+            /// The kind of entity the event is recorded on.
+            pub fn entity_type(self) -> EntityType {
+                match self {
+                    $(Self::$variant => EntityType::$entity,)+
+                }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    /// A platform admin created the tenant.
+    TenantCreated = "tenant.created" on Tenant,
+    /// Patched without suspending or reinstating it (its name, its plan).
+    TenantUpdated = "tenant.updated" on Tenant,
+    TenantSuspended = "tenant.suspended" on Tenant,
+    TenantReinstated = "tenant.reinstated" on Tenant,
+
+    EnvironmentCreated = "environment.created" on Environment,
+    EnvironmentUpdated = "environment.updated" on Environment,
+    EnvironmentDeleted = "environment.deleted" on Environment,
+    /// The environment's policy was replaced; recorded on the environment.
+    PolicyUpdated = "policy.updated" on Environment,
+    /// A runtime was attached to the environment; recorded on the environment.
+    RuntimeAttached = "runtime.attached" on Environment,
+    /// A runtime was detached from the environment; recorded on the environment.
+    RuntimeDetached = "runtime.detached" on Environment,
+
+    RuntimeCreated = "runtime.created" on Runtime,
+    RuntimeDeleted = "runtime.deleted" on Runtime,
+    /// Its agent exchanged the registration token for a credential.
+    RuntimeRegistered = "runtime.registered" on Runtime,
+
+    ComponentCreated = "component.created" on Component,
+    /// A new revision was added.
+    ComponentRevised = "component.revised" on Component,
+
+    PackageCreated = "package.created" on Package,
+    PackageDeleted = "package.deleted" on Package,
+
+    /// A deploy or redeploy was requested (directly or by a change request).
+    DeploymentRequested = "deployment.requested" on Deployment,
+    /// A rollback was requested, by a person or automatically after a failure.
+    DeploymentRollbackRequested = "deployment.rollback_requested" on Deployment,
+    /// An undeploy was requested, or sent to a runtime detached from the environment.
+    DeploymentUndeployRequested = "deployment.undeploy_requested" on Deployment,
+    DeploymentApproved = "deployment.approved" on Deployment,
+    DeploymentRejected = "deployment.rejected" on Deployment,
+    /// Enough approvals: released (queued, or scheduled).
+    DeploymentApprovalsComplete = "deployment.approvals_complete" on Deployment,
+    /// A rejection ended it.
+    DeploymentClosed = "deployment.closed" on Deployment,
+    /// The sweeper found a freeze window at its scheduled time and held it.
+    DeploymentHeld = "deployment.held" on Deployment,
+    /// The sweeper queued it at its scheduled time.
+    DeploymentReleased = "deployment.released" on Deployment,
+    DeploymentCancelled = "deployment.cancelled" on Deployment,
+    /// The dispatcher sent its jobs.
+    DeploymentStarted = "deployment.started" on Deployment,
+    DeploymentSucceeded = "deployment.succeeded" on Deployment,
+    DeploymentPartiallyFailed = "deployment.partially_failed" on Deployment,
+    /// Its jobs failed, or it could never be dispatched.
+    DeploymentFailed = "deployment.failed" on Deployment,
+    DeploymentRolledBack = "deployment.rolled_back" on Deployment,
+    /// Its failed targets were sent their job again.
+    DeploymentRetried = "deployment.retried" on Deployment,
+
+    ChangeRequestCreated = "change_request.created" on ChangeRequest,
+    ChangeRequestUpdated = "change_request.updated" on ChangeRequest,
+    ChangeRequestSubmitted = "change_request.submitted" on ChangeRequest,
+    ChangeRequestApproved = "change_request.approved" on ChangeRequest,
+    ChangeRequestRejected = "change_request.rejected" on ChangeRequest,
+    ChangeRequestApprovalsComplete = "change_request.approvals_complete" on ChangeRequest,
+    /// A rejection ended it.
+    ChangeRequestClosed = "change_request.closed" on ChangeRequest,
+    ChangeRequestDeploying = "change_request.deploying" on ChangeRequest,
+    ChangeRequestDeploymentsCreated = "change_request.deployments_created" on ChangeRequest,
+    ChangeRequestCompleted = "change_request.completed" on ChangeRequest,
+    /// A deployment could not be created, or one of its deployments failed.
+    ChangeRequestFailed = "change_request.failed" on ChangeRequest,
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The summary of one kind of change, as the event records it. The type names
+/// its action, so a call site cannot pair an action with another action's
+/// summary, nor record it on another kind of entity's id.
+///
+/// It serialises to the event's `summary`: the field names and values are
+/// part of the trail (read by clients, covered by the hash chain).
+pub trait AuditSummary: Serialize {
+    /// The id of the entity the event is recorded on.
+    type Id: ToString;
+    fn action(&self) -> AuditAction;
+}
+
 /// A change about to be recorded, written in the same transaction as the change.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditDraft {
@@ -64,7 +218,30 @@ impl Origin for Actor {
     }
 }
 
+/// An actor and the server's request id, without the client's: for work done
+/// on behalf of a request by code that is handed only those two.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestOrigin<'a> {
+    pub actor: &'a Actor,
+    pub request_id: &'a str,
+}
+
+impl Origin for RequestOrigin<'_> {
+    fn actor(&self) -> &Actor {
+        self.actor
+    }
+    fn request_id(&self) -> &str {
+        self.request_id
+    }
+    fn client_request_id(&self) -> Option<&str> {
+        None
+    }
+}
+
 impl AuditDraft {
+    /// A draft from raw parts, for store tests and tools that write arbitrary
+    /// events. Use cases record through [`AuditDraft::by`], whose typed summary
+    /// names the action.
     pub fn new(actor: &Actor, request_id: &str, action: &str, entity_type: &'static str, entity_id: impl ToString, summary: serde_json::Value) -> Self {
         Self {
             actor: actor.clone(),
@@ -77,11 +254,16 @@ impl AuditDraft {
         }
     }
 
-    /// The event for a change made by `origin`.
-    pub fn by(origin: &impl Origin, action: &str, entity_type: &'static str, entity_id: impl ToString, summary: serde_json::Value) -> Self {
+    /// The event for a change made by `origin` to the entity `entity_id`:
+    /// the summary's action, on that action's entity type.
+    pub fn by<S: AuditSummary>(origin: &impl Origin, entity_id: S::Id, summary: S) -> Self {
+        let action = summary.action();
+        // Summaries hold strings, numbers, ids and maps keyed by unit enums:
+        // serialising them to JSON cannot fail.
+        let summary = serde_json::to_value(&summary).unwrap_or_default();
         Self {
             client_request_id: origin.client_request_id().map(str::to_string),
-            ..Self::new(origin.actor(), origin.request_id(), action, entity_type, entity_id, summary)
+            ..Self::new(origin.actor(), origin.request_id(), action.as_str(), action.entity_type().as_str(), entity_id, summary)
         }
     }
 }
@@ -278,6 +460,106 @@ mod tests {
                 e
             })
             .collect()
+    }
+
+    /// Every action recorded today, as stored: a string missing here, or one
+    /// here that no action records any more, is a change to the trail's format.
+    const RECORDED: &[&str] = &[
+        "tenant.created",
+        "tenant.updated",
+        "tenant.suspended",
+        "tenant.reinstated",
+        "environment.created",
+        "environment.updated",
+        "environment.deleted",
+        "policy.updated",
+        "runtime.attached",
+        "runtime.detached",
+        "runtime.created",
+        "runtime.deleted",
+        "runtime.registered",
+        "component.created",
+        "component.revised",
+        "package.created",
+        "package.deleted",
+        "deployment.requested",
+        "deployment.rollback_requested",
+        "deployment.undeploy_requested",
+        "deployment.approved",
+        "deployment.rejected",
+        "deployment.approvals_complete",
+        "deployment.closed",
+        "deployment.held",
+        "deployment.released",
+        "deployment.cancelled",
+        "deployment.started",
+        "deployment.succeeded",
+        "deployment.partially_failed",
+        "deployment.failed",
+        "deployment.rolled_back",
+        "deployment.retried",
+        "change_request.created",
+        "change_request.updated",
+        "change_request.submitted",
+        "change_request.approved",
+        "change_request.rejected",
+        "change_request.approvals_complete",
+        "change_request.closed",
+        "change_request.deploying",
+        "change_request.deployments_created",
+        "change_request.completed",
+        "change_request.failed",
+    ];
+
+    #[test]
+    fn every_action_recorded_today_has_a_variant_and_no_other_does() {
+        let all: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(all, RECORDED);
+    }
+
+    #[test]
+    fn action_strings_are_unique_dotted_and_begin_with_their_entity_type() {
+        // Changes to what an environment runs on and enforces are recorded on
+        // the environment, under the name of what changed.
+        let on_the_environment = [AuditAction::PolicyUpdated, AuditAction::RuntimeAttached, AuditAction::RuntimeDetached];
+        let snake = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let mut seen = std::collections::HashSet::new();
+        for action in AuditAction::ALL {
+            let s = action.as_str();
+            assert!(seen.insert(s), "{s} names two actions");
+            let (entity, verb) = s.split_once('.').unwrap_or_else(|| panic!("{s} is not <entity>.<verb>"));
+            assert!(snake(entity) && snake(verb), "{s} is not <entity>.<verb> in snake_case");
+            assert_eq!(action.to_string(), s);
+            if on_the_environment.contains(action) {
+                assert_eq!(action.entity_type(), EntityType::Environment, "{s}");
+            } else {
+                assert_eq!(entity, action.entity_type().as_str(), "{s} begins with its entity type");
+            }
+        }
+    }
+
+    #[test]
+    fn entity_types_serialise_to_the_strings_recorded() {
+        for entity in EntityType::ALL {
+            assert_eq!(serde_json::to_value(entity).unwrap(), json!(entity.as_str()));
+            assert!(AuditAction::ALL.iter().any(|a| a.entity_type() == entity), "no action is recorded on {entity:?}");
+        }
+    }
+
+    #[test]
+    fn a_draft_records_its_summarys_action_on_that_actions_entity_type() {
+        let actor = Actor::system("berth");
+        let runtime = crate::ids::RuntimeId::new();
+        let env = crate::ids::EnvironmentId::new();
+        let draft = AuditDraft::by(&actor, env, summary::RuntimeAttached { runtime_id: runtime });
+        assert_eq!((draft.action.as_str(), draft.entity_type, draft.entity_id), ("runtime.attached", "environment", env.to_string()));
+        assert_eq!(draft.summary, json!({"runtime_id": runtime}));
+        assert_eq!((draft.request_id.as_str(), draft.client_request_id), ("", None), "system work answers no request");
+
+        let request = RequestOrigin { actor: &actor, request_id: "req-1" };
+        let draft = AuditDraft::by(&request, crate::ids::DeploymentId::new(), summary::DeploymentRetried { targets: 1 });
+        assert_eq!((draft.action.as_str(), draft.entity_type), ("deployment.retried", "deployment"));
+        assert_eq!((draft.request_id.as_str(), draft.client_request_id), ("req-1", None));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::RuntimeRegistered;
 use crate::context::Actor;
 use crate::ids::{RuntimeId, TenantId};
 use crate::refusal::Refusal;
@@ -7,7 +8,6 @@ use crate::runtime::{Heartbeat, Runtime, RuntimeStatus};
 use crate::secret::{RuntimeToken, TokenKind};
 use crate::values::Name;
 use crate::{DomainError, Result};
-use serde_json::json;
 
 /// What an agent receives when it registers.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ impl Berth {
             request_id: request.request_id.clone(),
             client_request_id: request.client_request_id.clone(),
         };
-        let audit = AuditDraft::by(&origin, "runtime.registered", "runtime", runtime.id, json!({"agent_version": agent_version}));
+        let audit = AuditDraft::by(&origin, runtime.id, RuntimeRegistered { agent_version: agent_version.to_string() });
         self.runtimes.complete_registration(token.tenant, runtime.id, stored, &credential.hash(), name.as_ref(), agent_version, audit).await.map_err(|e| {
             match e {
                 DomainError::Refused(Refusal::RegistrationUsed) => invalid_token(),

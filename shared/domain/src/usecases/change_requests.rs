@@ -1,6 +1,7 @@
 use super::Berth;
 use super::deployments::kind_of;
-use crate::audit::AuditDraft;
+use crate::audit::summary::{ChangeRequestChanged, ChangeRequestCreated, ChangeRequestDecided, ChangeRequestState, ChangeRequestStep};
+use crate::audit::{AuditDraft, RequestOrigin};
 use crate::change_request::{ChangeRequest, ChangeStatus, ChangeType, check_parts};
 use crate::context::{Actor, Permission, TenantCtx};
 use crate::deployment::{Deployment, DeploymentStatus};
@@ -13,7 +14,6 @@ use crate::runtime::Digest;
 use crate::values::{Name, Version};
 use crate::{DomainError, FieldError, Result};
 use chrono::Utc;
-use serde_json::json;
 
 #[derive(Clone, Debug)]
 pub struct ChangeRequestInput {
@@ -35,10 +35,6 @@ pub struct ChangeRequestPatch {
     pub links: Option<Vec<String>>,
 }
 
-fn summary(cr: &ChangeRequest) -> serde_json::Value {
-    json!({"name": cr.name, "status": cr.status, "items": cr.items, "digests": cr.digests, "target_environment_id": cr.target_environment_id})
-}
-
 impl Berth {
     /// The items' package digests (every item must be a live package of the tenant).
     async fn item_digests(&self, ctx: &TenantCtx, items: &[PackageId]) -> Result<Vec<Digest>> {
@@ -54,10 +50,10 @@ impl Berth {
         if errors.is_empty() { Ok(digests) } else { Err(DomainError::Validation { code: "validation_failed", errors }) }
     }
 
-    async fn save_change(&self, ctx: &TenantCtx, before: &ChangeRequest, mut after: ChangeRequest, action: &str) -> Result<ChangeRequest> {
+    async fn save_change(&self, ctx: &TenantCtx, before: &ChangeRequest, mut after: ChangeRequest, step: ChangeRequestStep) -> Result<ChangeRequest> {
         after.version = before.version.next();
         after.updated_at = Utc::now();
-        let audit = AuditDraft::by(ctx, action, "change_request", after.id, json!({"before": summary(before), "after": summary(&after)}));
+        let audit = AuditDraft::by(ctx, after.id, ChangeRequestChanged::of(step, before, &after));
         self.change_requests.update_change_request(ctx.tenant, &after, before.version, audit).await?;
         Ok(after)
     }
@@ -87,7 +83,7 @@ impl Berth {
             updated_at: now,
             version: Version::FIRST,
         };
-        let audit = AuditDraft::by(ctx, "change_request.created", "change_request", cr.id, json!({"after": summary(&cr)}));
+        let audit = AuditDraft::by(ctx, cr.id, ChangeRequestCreated { after: ChangeRequestState::of(&cr) });
         self.change_requests.create_change_request(ctx.tenant, &cr, audit).await?;
         Ok(cr)
     }
@@ -149,7 +145,7 @@ impl Berth {
         if after.digests != before.digests && before.status == ChangeStatus::Approved {
             after.status = ChangeStatus::Submitted;
         }
-        self.save_change(ctx, &before, after, "change_request.updated").await
+        self.save_change(ctx, &before, after, ChangeRequestStep::Updated).await
     }
 
     /// Draft to submitted; approvals then follow the target environment's policy.
@@ -163,7 +159,7 @@ impl Berth {
         let mut after = before.clone();
         after.required_approvals = policy.required_approvals;
         after.status = if policy.required_approvals == 0 { ChangeStatus::Approved } else { ChangeStatus::Submitted };
-        self.save_change(ctx, &before, after, "change_request.submitted").await
+        self.save_change(ctx, &before, after, ChangeRequestStep::Submitted).await
     }
 
     /// An approver's decision, bound to the items' exact digests.
@@ -175,8 +171,7 @@ impl Berth {
             return Err(DomainError::conflict("not_submitted", format!("the change request is {}, not waiting for approvals", cr.status.as_str())));
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: cr.digests.clone(), created_at: Utc::now() };
-        let action = if decision == Decision::Approve { "change_request.approved" } else { "change_request.rejected" };
-        let audit = AuditDraft::by(ctx, action, "change_request", id, json!({"decision": decision, "digests": approval.digests}));
+        let audit = AuditDraft::by(ctx, id, ChangeRequestDecided { decision, digests: approval.digests.clone() });
         match self.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await {
             Ok(()) => self.apply_change_decisions(ctx, id).await,
             // A retry after a 503 that came once the decision was stored: its
@@ -207,8 +202,8 @@ impl Berth {
             } else {
                 return Ok(current);
             }
-            let action = if after.status == ChangeStatus::Rejected { "change_request.closed" } else { "change_request.approvals_complete" };
-            match self.save_change(ctx, &current, after, action).await {
+            let step = if after.status == ChangeStatus::Rejected { ChangeRequestStep::Closed } else { ChangeRequestStep::ApprovalsComplete };
+            match self.save_change(ctx, &current, after, step).await {
                 Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 other => return other,
             }
@@ -246,7 +241,7 @@ impl Berth {
         }
         let mut after = cr.clone();
         after.status = ChangeStatus::Deploying;
-        let mut after = self.save_change(ctx, &cr, after, "change_request.deploying").await?;
+        let mut after = self.save_change(ctx, &cr, after, ChangeRequestStep::Deploying).await?;
         let mut created = vec![];
         for package in &packages {
             let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
@@ -260,19 +255,19 @@ impl Berth {
             )
             .cleared(clearance, None);
             d.change_request_id = Some(cr.id);
-            if let Err(e) = self.record_and_queue(ctx, &d, "deployment.requested").await {
+            if let Err(e) = self.record_and_queue(ctx, &d).await {
                 // A deployment raced in: what was created goes on; the request is failed.
                 let mut failed = after.clone();
                 failed.status = ChangeStatus::Failed;
                 failed.deployments = created.clone();
-                self.save_change(ctx, &after, failed, "change_request.failed").await?;
+                self.save_change(ctx, &after, failed, ChangeRequestStep::Failed).await?;
                 return Err(e);
             }
             created.push(d.id);
         }
         let before = after.clone();
         after.deployments = created;
-        self.save_change(ctx, &before, after, "change_request.deployments_created").await
+        self.save_change(ctx, &before, after, ChangeRequestStep::DeploymentsCreated).await
     }
 
     /// Closes a deploying change request once all its deployments succeeded
@@ -312,8 +307,8 @@ impl Berth {
         };
         after.version = cr.version.next();
         after.updated_at = Utc::now();
-        let action = if after.status == ChangeStatus::Completed { "change_request.completed" } else { "change_request.failed" };
-        let audit = AuditDraft::new(actor, request_id, action, "change_request", id, json!({"before": summary(&cr), "after": summary(&after)}));
+        let step = if after.status == ChangeStatus::Completed { ChangeRequestStep::Completed } else { ChangeRequestStep::Failed };
+        let audit = AuditDraft::by(&RequestOrigin { actor, request_id }, id, ChangeRequestChanged::of(step, &cr, &after));
         match self.change_requests.update_change_request(tenant, &after, cr.version, audit).await {
             Ok(()) => Ok(Some(after)),
             Err(DomainError::Refused(Refusal::Stale(_))) => Ok(self.change_requests.get_change_request(tenant, id).await?),

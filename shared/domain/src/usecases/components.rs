@@ -1,5 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{ComponentCreated, ComponentRevised};
 use crate::component::{Component, ComponentType, MAX_CONTENT_BYTES, MAX_REFERENCES, Revision, dedup_references};
 use crate::context::{Permission, TenantCtx};
 use crate::error::FieldError;
@@ -9,7 +10,6 @@ use crate::page::{Page, PageRequest};
 use crate::values::{Name, Version};
 use crate::{DomainError, Result};
 use chrono::Utc;
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug)]
@@ -75,13 +75,7 @@ impl Berth {
         self.check_references(ctx, &references).await?;
         let content = self.blobs.put_content(ctx.tenant, input.content).await?;
         let (component, first) = Component::new(input.name, input.kind, references, content, &ctx.actor.id, Utc::now());
-        let audit = AuditDraft::by(
-            ctx,
-            "component.created",
-            "component",
-            component.id,
-            json!({"after": {"name": component.name, "type": component.kind, "revision": 1, "sha256": component.content.sha256}}),
-        );
+        let audit = AuditDraft::by(ctx, component.id, ComponentCreated::of(&component));
         self.components.create_component(ctx.tenant, &component, &first, audit).await?;
         Ok(component)
     }
@@ -121,13 +115,7 @@ impl Berth {
             None => before.content.clone(),
         };
         let (after, revision) = before.revised(references, content, &ctx.actor.id, Utc::now());
-        let audit = AuditDraft::by(
-            ctx,
-            "component.revised",
-            "component",
-            id,
-            json!({"before": {"revision": before.revision, "sha256": before.content.sha256}, "after": {"revision": after.revision, "sha256": after.content.sha256, "references": after.references}}),
-        );
+        let audit = AuditDraft::by(ctx, id, ComponentRevised::of(&before, &after));
         self.components.add_revision(ctx.tenant, &after, &revision, audit).await?;
         Ok((after, revision))
     }

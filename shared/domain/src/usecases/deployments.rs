@@ -1,7 +1,8 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{DeploymentCancelled, DeploymentCreated, DeploymentRetried};
 use crate::component::ComponentType;
-use crate::context::{ActorKind, Permission, TenantCtx};
+use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
 use crate::environment::Environment;
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
@@ -14,7 +15,6 @@ use crate::runtime::Runtime;
 use crate::validation::{Facts, ValidationReport, validate};
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use std::collections::HashSet;
 
 #[derive(Clone, Debug)]
@@ -132,7 +132,7 @@ impl Berth {
         check_notes(&input.notes)?;
         let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
         let d = Deployment::of_package(kind_of(&package, active.as_ref()), env.id, &package, &ctx.actor.id, input.notes, active.as_ref());
-        self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen, "deployment.requested").await
+        self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen).await
     }
 
     /// Puts a deployment of `package` through the environment's policy and
@@ -147,7 +147,6 @@ impl Berth {
         deployment: Deployment,
         scheduled_at: Option<DateTime<Utc>>,
         hold_if_frozen: bool,
-        action: &str,
     ) -> Result<Deployment> {
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
@@ -157,7 +156,7 @@ impl Berth {
             return Err(DomainError::conflict(first.code, first.message.clone()));
         }
         let deployment = deployment.cleared(clearance, scheduled_at);
-        self.record_and_queue(ctx, &deployment, action).await?;
+        self.record_and_queue(ctx, &deployment).await?;
         Ok(deployment)
     }
 
@@ -176,21 +175,13 @@ impl Berth {
         let package = self.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
         let notes = if notes.is_empty() { format!("rollback from version {} requested by {}", active.version, ctx.actor.id) } else { notes };
         let d = Deployment::of_package(DeploymentKind::Rollback, env, &package, &ctx.actor.id, notes, Some(&active));
-        self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen, "deployment.rollback_requested").await
+        self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen).await
     }
 
-    pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment, action: &str) -> Result<()> {
-        let audit = AuditDraft::by(
-            ctx,
-            action,
-            "deployment",
-            d.id,
-            json!({
-                "kind": d.kind, "environment_id": d.environment_id, "component_id": d.component_id, "package_id": d.package_id,
-                "version": d.version, "status": d.status, "required_approvals": d.required_approvals, "scheduled_at": d.scheduled_at,
-                "automatic": ctx.actor.kind == ActorKind::System, "notes": d.notes,
-            }),
-        );
+    /// Records `d` (its action follows from its kind: `deployment.requested`,
+    /// `.rollback_requested` or `.undeploy_requested`) and queues it.
+    pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment) -> Result<()> {
+        let audit = AuditDraft::by(ctx, d.id, DeploymentCreated::of(d, &ctx.actor));
         self.deployments.create_deployment(ctx.tenant, d, audit).await?;
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
@@ -248,7 +239,7 @@ impl Berth {
         let mut after = before.clone();
         after.status = DeploymentStatus::Cancelled;
         after.finished_at = Some(Utc::now());
-        let audit = AuditDraft::by(ctx, "deployment.cancelled", "deployment", id, json!({"before": before.status, "after": after.status}));
+        let audit = AuditDraft::by(ctx, id, DeploymentCancelled { before: before.status, after: after.status });
         self.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
             DomainError::Refused(Refusal::Stale(_)) => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
             other => other,
@@ -313,7 +304,7 @@ impl Berth {
         let mut after = before.clone();
         after.status = DeploymentStatus::InProgress;
         after.finished_at = None;
-        let audit = AuditDraft::by(ctx, "deployment.retried", "deployment", id, json!({"targets": retried.len()}));
+        let audit = AuditDraft::by(ctx, id, DeploymentRetried { targets: retried.len() });
         self.deployments.reopen_deployment(ctx.tenant, &after, before.status, &retried, audit).await?;
         self.event(ctx.tenant, id, None, format!("Retry of {} failed target(s) requested by {}", retried.len(), ctx.actor.id)).await;
         for t in &retried {
@@ -361,7 +352,7 @@ impl Berth {
             return Err(Refusal::InFlight { deployment: Some(d) }.into());
         }
         let deployment = Deployment::undeploy_of(&active, &ctx.actor.id, None).cleared(clearance, None);
-        self.record_and_queue(ctx, &deployment, "deployment.undeploy_requested").await?;
+        self.record_and_queue(ctx, &deployment).await?;
         Ok(deployment)
     }
 
@@ -375,7 +366,7 @@ impl Berth {
         self.withdraw_jobs(ctx.tenant, env, runtime, "the runtime was detached from the environment").await?;
         for active in ran_here {
             let d = Deployment::undeploy_of(&active, &ctx.actor.id, Some(runtime));
-            self.record_and_queue(ctx, &d, "deployment.undeploy_requested").await?;
+            self.record_and_queue(ctx, &d).await?;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{DeploymentStarted, DispatchFailed};
 use crate::context::Actor;
 use crate::deployment::{Deployment, DeploymentStatus, JobMessage, Target, TargetState};
 use crate::ids::{DeploymentId, JobId, TenantId};
@@ -7,7 +8,6 @@ use crate::ports::Activation;
 use crate::refusal::Refusal;
 use crate::{DomainError, Result};
 use chrono::Utc;
-use serde_json::json;
 
 impl Berth {
     /// The deployments-queue consumer: one target per runtime attached now,
@@ -55,14 +55,7 @@ impl Berth {
             let mut after = d.clone();
             after.status = DeploymentStatus::InProgress;
             after.started_at = Some(Utc::now());
-            let audit = AuditDraft::new(
-                &Actor::system("dispatcher"),
-                "",
-                "deployment.started",
-                "deployment",
-                id,
-                json!({"before": d.status, "after": after.status, "runtimes": runtimes.len()}),
-            );
+            let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() });
             match self.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
                 Ok(()) => self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await,
                 // A duplicate delivery moved it first.
@@ -89,7 +82,7 @@ impl Berth {
         let mut after = d.clone();
         after.status = DeploymentStatus::Failed;
         after.finished_at = Some(Utc::now());
-        let audit = AuditDraft::new(&Actor::system("dispatcher"), "", "deployment.failed", "deployment", d.id, json!({"reason": "no runtime attached"}));
+        let audit = AuditDraft::by(&Actor::system("dispatcher"), d.id, DispatchFailed { reason: "no runtime attached".into() });
         match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {
                 self.event(tenant, d.id, None, "Failed: no runtime is attached to the environment".into()).await;
@@ -111,7 +104,7 @@ impl Berth {
         let mut after = d.clone();
         after.status = DeploymentStatus::Failed;
         after.finished_at = Some(Utc::now());
-        let audit = AuditDraft::new(&Actor::system("dispatcher"), "", "deployment.failed", "deployment", id, json!({"reason": reason}));
+        let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DispatchFailed { reason: reason.to_string() });
         match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {
                 self.event(tenant, id, None, format!("Failed: {reason}")).await;

@@ -1,6 +1,7 @@
 use super::Berth;
 use super::tenants::check_if_match;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{EnvironmentCreated, EnvironmentDeleted, EnvironmentState, EnvironmentUpdated};
 use crate::context::{Permission, TenantCtx};
 use crate::environment::{Environment, EnvironmentPatch, NewEnvironment};
 use crate::ids::EnvironmentId;
@@ -8,18 +9,13 @@ use crate::page::{Page, PageRequest};
 use crate::values::Version;
 use crate::{DomainError, Result};
 use chrono::Utc;
-use serde_json::json;
-
-fn summary(e: &Environment) -> serde_json::Value {
-    json!({"name": e.name, "classification": e.classification, "enabled": e.enabled})
-}
 
 impl Berth {
     #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
     pub async fn create_environment(&self, ctx: &TenantCtx, input: NewEnvironment) -> Result<Environment> {
         ctx.require(Permission::ManageEnvironments)?;
         let env = Environment::new(input, Utc::now());
-        let audit = AuditDraft::by(ctx, "environment.created", "environment", env.id, json!({"after": summary(&env)}));
+        let audit = AuditDraft::by(ctx, env.id, EnvironmentCreated { after: EnvironmentState::of(&env) });
         self.environments.create_environment(ctx.tenant, &env, audit).await?;
         Ok(env)
     }
@@ -40,7 +36,7 @@ impl Berth {
         ctx.require(Permission::ManageEnvironments)?;
         check_if_match(before.version, if_match)?;
         let after = before.patched(patch, Utc::now());
-        let audit = AuditDraft::by(ctx, "environment.updated", "environment", id, json!({"before": summary(&before), "after": summary(&after)}));
+        let audit = AuditDraft::by(ctx, id, EnvironmentUpdated { before: EnvironmentState::of(&before), after: EnvironmentState::of(&after) });
         self.environments.update_environment(ctx.tenant, &before, &after, audit).await?;
         Ok(after)
     }
@@ -49,7 +45,7 @@ impl Berth {
     pub async fn delete_environment(&self, ctx: &TenantCtx, id: EnvironmentId) -> Result<()> {
         let env = self.get_environment(ctx, id).await?;
         ctx.require(Permission::ManageEnvironments)?;
-        let audit = AuditDraft::by(ctx, "environment.deleted", "environment", id, json!({"before": summary(&env)}));
+        let audit = AuditDraft::by(ctx, id, EnvironmentDeleted { before: EnvironmentState::of(&env) });
         self.environments.delete_environment(ctx.tenant, &env, audit).await
     }
 }

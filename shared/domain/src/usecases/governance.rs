@@ -1,5 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{DeploymentDecided, DeploymentDecisionsApplied, PolicyUpdated};
 use crate::context::{Permission, TenantCtx};
 use crate::deployment::{Deployment, DeploymentStatus};
 use crate::ids::{DeploymentId, EnvironmentId, TenantId};
@@ -8,7 +9,6 @@ use crate::refusal::Refusal;
 use crate::values::Version;
 use crate::{DomainError, Result};
 use chrono::Utc;
-use serde_json::json;
 
 /// How often a decision re-evaluates when other decisions keep arriving.
 pub(crate) const DECISION_ATTEMPTS: usize = 20;
@@ -40,7 +40,7 @@ impl Berth {
             }
         }
         policy.version = before.version.next();
-        let audit = AuditDraft::by(ctx, "policy.updated", "environment", env, json!({"environment": environment.name, "before": before, "after": policy}));
+        let audit = AuditDraft::by(ctx, env, PolicyUpdated::of(&environment, &before, &policy));
         self.policies.put_policy(ctx.tenant, env, &policy, before.version, audit).await?;
         Ok(policy)
     }
@@ -62,11 +62,7 @@ impl Berth {
             return Err(DomainError::conflict("not_pending_approval", format!("the deployment is {}, not waiting for approvals", d.status.as_str())));
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: vec![d.digest.clone()], created_at: Utc::now() };
-        let action = match decision {
-            Decision::Approve => "deployment.approved",
-            Decision::Reject => "deployment.rejected",
-        };
-        let audit = AuditDraft::by(ctx, action, "deployment", id, json!({"decision": decision, "digests": approval.digests, "comment": approval.comment}));
+        let audit = AuditDraft::by(ctx, id, DeploymentDecided { decision, digests: approval.digests.clone(), comment: approval.comment.clone() });
         match self.deployments.add_approval(ctx.tenant, id, &approval, audit).await {
             Ok(()) => {}
             // A retry after a 503 that came once the decision was stored: its
@@ -104,17 +100,12 @@ impl Berth {
             } else {
                 return Ok(current);
             }
-            let (action, approved) = match after.status {
-                DeploymentStatus::Rejected => ("deployment.closed", 0),
-                _ => ("deployment.approvals_complete", approvals_for(&approvals, std::slice::from_ref(&current.digest))),
+            let approved = match after.status {
+                DeploymentStatus::Rejected => 0,
+                _ => approvals_for(&approvals, std::slice::from_ref(&current.digest)),
             };
-            let audit = AuditDraft::by(
-                ctx,
-                action,
-                "deployment",
-                id,
-                json!({"before": current.status, "after": after.status, "approvals": approved, "scheduled_at": after.scheduled_at}),
-            );
+            let summary = DeploymentDecisionsApplied { before: current.status, after: after.status, approvals: approved, scheduled_at: after.scheduled_at };
+            let audit = AuditDraft::by(ctx, id, summary);
             match self.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, Some(audit)).await {
                 Ok(()) => {
                     settled = Some(after);

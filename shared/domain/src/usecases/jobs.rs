@@ -1,6 +1,7 @@
 use super::Berth;
 use super::agents::RuntimeCtx;
 use crate::audit::AuditDraft;
+use crate::audit::summary::DeploymentSettled;
 use crate::context::Actor;
 use crate::deployment::{DeploymentKind, DeploymentStatus, TargetState, aggregate, target_counts};
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, TenantId};
@@ -11,7 +12,6 @@ use crate::refusal::Refusal;
 use crate::runtime::Digest;
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use std::time::Duration;
 
 /// A job handed to an agent.
@@ -204,7 +204,7 @@ impl Berth {
         )
         .cleared(clearance, None);
         self.event(tenant, failed.id, None, format!("Rolling back to version {} (deployment {})", previous.version, rollback.id)).await;
-        self.record_and_queue(&ctx, &rollback, "deployment.rollback_requested").await
+        self.record_and_queue(&ctx, &rollback).await
     }
 
     /// Ends the deployment once every target has settled: on success its
@@ -251,14 +251,7 @@ impl Berth {
         let mut after = d.clone();
         after.status = status;
         after.finished_at = Some(Utc::now());
-        let audit = AuditDraft::new(
-            &Actor::system("berth"),
-            "",
-            &format!("deployment.{}", status.as_str()),
-            "deployment",
-            id,
-            json!({"before": d.status, "after": status, "targets": target_counts(&targets)}),
-        );
+        let audit = AuditDraft::by(&Actor::system("berth"), id, DeploymentSettled { before: d.status, after: status, targets: target_counts(&targets) });
         match self.deployments.finish_deployment(tenant, &after, d.status, &activation, audit).await {
             Ok(()) => {
                 let line = match status {

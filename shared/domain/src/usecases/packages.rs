@@ -1,5 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{PackageCreated, PackageDeleted};
 use crate::context::{Permission, TenantCtx};
 use crate::ids::{ComponentId, PackageId};
 use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, VersionLabel, outdated, snapshot};
@@ -8,7 +9,6 @@ use crate::ports::PresignedUrl;
 use crate::refusal::{Refusal, Taken};
 use crate::{DomainError, Result};
 use chrono::Utc;
-use serde_json::json;
 
 #[derive(Clone, Debug)]
 pub struct NewPackage {
@@ -88,13 +88,7 @@ impl Berth {
                 package.version = VersionLabel::number(next);
                 next += 1;
             }
-            let audit = AuditDraft::by(
-                ctx,
-                "package.created",
-                "package",
-                package.id,
-                json!({"after": {"component_id": package.component_id, "version": package.version, "digest": package.digest, "components": package.manifest.components.len()}}),
-            );
+            let audit = AuditDraft::by(ctx, package.id, PackageCreated::of(package));
             match self.packages.create_package(ctx.tenant, package, audit).await {
                 Err(DomainError::Refused(Refusal::Taken(Taken::PackageVersion(_)))) if auto_number => {
                     // Others took numbers meanwhile: jump past all of them.
@@ -146,7 +140,7 @@ impl Berth {
         if details.package.deleted {
             return Ok(());
         }
-        let audit = AuditDraft::by(ctx, "package.deleted", "package", id, json!({"version": details.package.version}));
+        let audit = AuditDraft::by(ctx, id, PackageDeleted { version: details.package.version.clone() });
         self.packages.mark_package_deleted(ctx.tenant, id, audit).await
     }
 }

@@ -1,5 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{RuntimeAttached, RuntimeCreated, RuntimeDeleted, RuntimeDetached};
 use crate::context::{Permission, TenantCtx};
 use crate::ids::{EnvironmentId, RuntimeId};
 use crate::page::{Page, PageRequest};
@@ -9,7 +10,6 @@ use crate::secret::{RuntimeToken, TokenKind};
 use crate::values::Name;
 use crate::{DomainError, Result};
 use chrono::Utc;
-use serde_json::json;
 
 /// A new runtime and the one-time token its agent registers with.
 #[derive(Debug)]
@@ -46,7 +46,7 @@ impl Berth {
             queue_url,
             created_at: Utc::now(),
         };
-        let audit = AuditDraft::by(ctx, "runtime.created", "runtime", id, json!({"after": {"name": runtime.name, "kind": runtime.kind}}));
+        let audit = AuditDraft::by(ctx, id, RuntimeCreated::of(&runtime));
         if let Err(err) = self.runtimes.create_runtime(ctx.tenant, &runtime, audit).await {
             if let Err(cleanup) = self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await {
                 tracing::warn!(error = %cleanup, runtime_id = %id, "could not remove the queue of a runtime that was not created");
@@ -75,7 +75,7 @@ impl Berth {
         for env in &runtime.environments {
             self.policy_of(ctx.tenant, *env).await?.judge(Change::DetachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
         }
-        let audit = AuditDraft::by(ctx, "runtime.deleted", "runtime", id, json!({"before": {"name": runtime.name, "environments": runtime.environments}}));
+        let audit = AuditDraft::by(ctx, id, RuntimeDeleted::of(&runtime));
         self.runtimes.delete_runtime(ctx.tenant, &runtime, audit).await?;
         for env in &runtime.environments {
             self.withdraw_jobs(ctx.tenant, *env, id, "the runtime was deleted").await?;
@@ -90,7 +90,7 @@ impl Berth {
         self.get_runtime(ctx, runtime).await?;
         ctx.require(Permission::ManageRuntimes)?;
         self.policy_of(ctx.tenant, env).await?.judge(Change::AttachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
-        let audit = AuditDraft::by(ctx, "runtime.attached", "environment", env, json!({"runtime_id": runtime}));
+        let audit = AuditDraft::by(ctx, env, RuntimeAttached { runtime_id: runtime });
         self.runtimes.attach_runtime(ctx.tenant, env, runtime, audit).await
     }
 
@@ -99,7 +99,7 @@ impl Berth {
         self.get_environment(ctx, env).await?;
         ctx.require(Permission::ManageRuntimes)?;
         self.policy_of(ctx.tenant, env).await?.judge(Change::DetachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
-        let audit = AuditDraft::by(ctx, "runtime.detached", "environment", env, json!({"runtime_id": runtime}));
+        let audit = AuditDraft::by(ctx, env, RuntimeDetached { runtime_id: runtime });
         self.runtimes.detach_runtime(ctx.tenant, env, runtime, audit).await?;
         self.after_detach(ctx, env, runtime).await
     }

@@ -1,11 +1,11 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{DeploymentHeld, DeploymentReleased, HoldReason};
 use crate::context::Actor;
 use crate::deployment::{DeploymentStatus, TargetState};
 use crate::refusal::Refusal;
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Berth {
             // A freeze window that began meanwhile holds it until the window ends.
             if let Some(until) = self.policy_of(item.tenant, d.environment_id).await?.frozen_until(now) {
                 after.scheduled_at = Some(until);
-                let audit = AuditDraft::new(&sweeper, "", "deployment.held", "deployment", d.id, json!({"reason": "freeze_window", "until": until}));
+                let audit = AuditDraft::by(&sweeper, d.id, DeploymentHeld { reason: HoldReason::FreezeWindow, until });
                 match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                     Ok(()) => self.event(item.tenant, d.id, None, format!("Held by a freeze window until {}", until.to_rfc3339())).await,
                     Err(DomainError::Refused(Refusal::Stale(_))) => {}
@@ -67,14 +67,7 @@ impl Berth {
                 continue;
             }
             after.status = DeploymentStatus::Queued;
-            let audit = AuditDraft::new(
-                &sweeper,
-                "",
-                "deployment.released",
-                "deployment",
-                d.id,
-                json!({"before": d.status, "after": after.status, "scheduled_at": d.scheduled_at}),
-            );
+            let audit = AuditDraft::by(&sweeper, d.id, DeploymentReleased { before: d.status, after: after.status, scheduled_at: d.scheduled_at });
             match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                 Ok(()) => {}
                 Err(DomainError::Refused(Refusal::Stale(_))) => continue,

@@ -1,5 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
+use crate::audit::summary::{TenantChanged, TenantCreated};
 use crate::context::PlatformCtx;
 use crate::ids::TenantId;
 use crate::page::{Page, PageRequest};
@@ -7,13 +8,12 @@ use crate::tenant::{Tenant, TenantPatch};
 use crate::values::{Name, Plan, Version};
 use crate::{DomainError, Result};
 use chrono::Utc;
-use serde_json::json;
 
 impl Berth {
     #[tracing::instrument(skip(self, ctx), fields(request_id = %ctx.request_id))]
     pub async fn create_tenant(&self, ctx: &PlatformCtx, name: Name, plan: Plan) -> Result<Tenant> {
         let tenant = Tenant::new(name, plan, Utc::now());
-        let audit = AuditDraft::by(ctx, "tenant.created", "tenant", tenant.id, json!({"after": {"name": tenant.name, "plan": tenant.plan}}));
+        let audit = AuditDraft::by(ctx, tenant.id, TenantCreated::of(&tenant));
         self.tenants.create_tenant(&tenant, audit).await?;
         Ok(tenant)
     }
@@ -31,16 +31,7 @@ impl Berth {
         let before = self.get_tenant(ctx, id).await?;
         check_if_match(before.version, if_match)?;
         let after = before.patched(patch, Utc::now())?;
-        let audit = AuditDraft::by(
-            ctx,
-            if after.suspended != before.suspended { if after.suspended { "tenant.suspended" } else { "tenant.reinstated" } } else { "tenant.updated" },
-            "tenant",
-            id,
-            json!({
-                "before": {"name": before.name, "plan": before.plan, "suspended": before.suspended},
-                "after": {"name": after.name, "plan": after.plan, "suspended": after.suspended},
-            }),
-        );
+        let audit = AuditDraft::by(ctx, id, TenantChanged::of(&before, &after));
         self.tenants.update_tenant(&after, before.version, audit).await?;
         self.tenant_cache.forget(id);
         Ok(after)
