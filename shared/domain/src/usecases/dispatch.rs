@@ -1,8 +1,8 @@
 use super::Berth;
 use crate::audit::AuditDraft;
 use crate::context::Actor;
-use crate::deployment::{Deployment, DeploymentStatus, JobMessage, Target, TargetState};
-use crate::ids::{DeploymentId, JobId, TenantId};
+use crate::deployment::{Deployment, DeploymentStatus, DeploymentStep, JobMessage, Target, TargetState};
+use crate::ids::{DeploymentId, TenantId};
 use crate::ports::Activation;
 use crate::{DomainError, Result};
 use chrono::Utc;
@@ -30,15 +30,7 @@ impl Berth {
             return self.end_without_targets(tenant, &d).await;
         }
         for runtime in &runtimes {
-            let fresh = Target {
-                deployment_id: id,
-                runtime_id: runtime.id,
-                job_id: JobId::new(),
-                state: TargetState::Pending,
-                message: String::new(),
-                deadline: None,
-                updated_at: Utc::now(),
-            };
+            let fresh = Target::pending(id, runtime.id, Utc::now());
             let target = if self.deployments.put_target_if_absent(tenant, &fresh).await? {
                 fresh
             } else {
@@ -50,10 +42,8 @@ impl Berth {
                     .await?;
             }
         }
-        if d.status == DeploymentStatus::Queued {
-            let mut after = d.clone();
-            after.status = DeploymentStatus::InProgress;
-            after.started_at = Some(Utc::now());
+        // Only a queued deployment starts: a duplicate delivery finds it in progress.
+        if let Ok(after) = d.step(DeploymentStep::Start, Utc::now()) {
             let audit = AuditDraft::new(
                 &Actor::system("dispatcher"),
                 "",
@@ -85,9 +75,7 @@ impl Berth {
     }
 
     async fn end_without_targets(&self, tenant: TenantId, d: &Deployment) -> Result<()> {
-        let mut after = d.clone();
-        after.status = DeploymentStatus::Failed;
-        after.finished_at = Some(Utc::now());
+        let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::new(&Actor::system("dispatcher"), "", "deployment.failed", "deployment", d.id, json!({"reason": "no runtime attached"}));
         match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {
@@ -104,12 +92,8 @@ impl Berth {
     /// Marks a deployment that can never be dispatched failed (releasing its lock).
     pub async fn fail_deployment(&self, tenant: TenantId, id: DeploymentId, reason: &str) -> Result<()> {
         let Some(d) = self.deployments.get_deployment(tenant, id).await? else { return Ok(()) };
-        if !d.status.in_flight() {
-            return Ok(());
-        }
-        let mut after = d.clone();
-        after.status = DeploymentStatus::Failed;
-        after.finished_at = Some(Utc::now());
+        // Ended meanwhile: nothing to fail.
+        let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::new(&Actor::system("dispatcher"), "", "deployment.failed", "deployment", id, json!({"reason": reason}));
         match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {
