@@ -28,6 +28,7 @@ pub enum ChangeStatus {
 }
 
 impl ChangeStatus {
+    pub const ALL: [Self; 7] = [Self::Draft, Self::Submitted, Self::Approved, Self::Rejected, Self::Deploying, Self::Completed, Self::Failed];
     pub fn as_str(self) -> String {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
     }
@@ -71,6 +72,90 @@ impl ChangeRequest {
     pub fn authors(&self) -> Vec<&str> {
         std::iter::once(self.created_by.as_str()).chain(self.item_editors.iter().map(String::as_str)).collect()
     }
+
+    /// Every move a change request makes: the change request after `step`,
+    /// or why it cannot take that step. (Its version and `updated_at` are the
+    /// store's business: `save_change` bumps them.)
+    pub fn step(&self, step: ChangeStep) -> Result<ChangeRequest, ChangeRefused> {
+        use ChangeStatus as S;
+        use ChangeStep as E;
+        let mut next = self.clone();
+        match (self.status, step) {
+            (S::Draft, E::Submit { required_approvals }) => {
+                next.required_approvals = required_approvals;
+                next.status = if required_approvals == 0 { S::Approved } else { S::Submitted };
+            }
+            (from, E::Submit { .. }) => return Err(ChangeRefused::NotDraft(from)),
+            (S::Submitted, E::Approve) => next.status = S::Approved,
+            (S::Submitted, E::Reject) => next.status = S::Rejected,
+            (from, E::Approve | E::Reject) => return Err(ChangeRefused::NotSubmitted(from)),
+            // New digests void the approvals given so far.
+            (S::Approved, E::NewDigests) => next.status = S::Submitted,
+            (from, E::Edit | E::NewDigests) if from.editable() => {}
+            (from, E::Edit | E::NewDigests) => return Err(ChangeRefused::Locked(from)),
+            (S::Approved, E::StartDeploying) => next.status = S::Deploying,
+            (from, E::StartDeploying) => return Err(ChangeRefused::NotApproved(from)),
+            (S::Deploying, E::Complete) => next.status = S::Completed,
+            (S::Deploying, E::Fail) => next.status = S::Failed,
+            (from, E::Complete | E::Fail) => return Err(ChangeRefused::NotDeploying(from)),
+        }
+        Ok(next)
+    }
+}
+
+/// What happens to a change request (see `ChangeRequest::step`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeStep {
+    /// Submitted for the approvals the target environment's policy requires
+    /// now (approved at once when it requires none).
+    Submit { required_approvals: u32 },
+    /// Its last required approval arrived.
+    Approve,
+    /// An approver rejected it.
+    Reject,
+    /// Its name, overview, type, links or items change.
+    Edit,
+    /// An edit changed its items' digests.
+    NewDigests,
+    /// Its deployments are being created.
+    StartDeploying,
+    /// Every deployment succeeded (or was superseded after succeeding).
+    Complete,
+    /// A deployment could not be created, or one of them did not succeed.
+    Fail,
+}
+
+/// Why a change request cannot take a step: the API's 409 code and message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeRefused {
+    #[error("only a draft can be submitted; this one is {}", .0.as_str())]
+    NotDraft(ChangeStatus),
+    #[error("the change request is {}, not waiting for approvals", .0.as_str())]
+    NotSubmitted(ChangeStatus),
+    #[error("a change request that is {} cannot change", .0.as_str())]
+    Locked(ChangeStatus),
+    #[error("the change request is {}, not approved", .0.as_str())]
+    NotApproved(ChangeStatus),
+    #[error("the change request is {}: it has no deployments to complete", .0.as_str())]
+    NotDeploying(ChangeStatus),
+}
+
+impl ChangeRefused {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotDraft(_) => "not_draft",
+            Self::NotSubmitted(_) => "not_submitted",
+            Self::Locked(_) => "change_request_locked",
+            Self::NotApproved(_) => "not_approved",
+            Self::NotDeploying(_) => "not_deploying",
+        }
+    }
+}
+
+impl From<ChangeRefused> for crate::DomainError {
+    fn from(refused: ChangeRefused) -> Self {
+        crate::DomainError::conflict(refused.code(), refused.to_string())
+    }
 }
 
 /// Checks a change request's free-form parts; returns the cleaned links.
@@ -96,6 +181,9 @@ pub fn check_parts(overview: &str, items: &[PackageId], links: &[String]) -> cra
     }
     v.finish()
 }
+
+#[cfg(test)]
+mod transitions;
 
 #[cfg(test)]
 mod tests {

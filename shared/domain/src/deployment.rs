@@ -3,7 +3,7 @@
 //! runs (its active versions).
 
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId};
-use crate::package::{ManifestEntry, VersionLabel};
+use crate::package::{ManifestEntry, Package, VersionLabel};
 use crate::runtime::Digest;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,24 @@ pub enum DeploymentStatus {
 }
 
 impl DeploymentStatus {
+    pub const ALL: [Self; 12] = [
+        Self::PendingApproval,
+        Self::Approved,
+        Self::Scheduled,
+        Self::Queued,
+        Self::InProgress,
+        Self::Succeeded,
+        Self::Failed,
+        Self::PartiallyFailed,
+        Self::RolledBack,
+        Self::Superseded,
+        Self::Cancelled,
+        Self::Rejected,
+    ];
+    /// What a run can end as, by its targets (see `aggregate`).
+    pub fn is_outcome(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::PartiallyFailed | Self::RolledBack)
+    }
     /// Holds the environment's (environment, component) lock.
     pub fn in_flight(self) -> bool {
         matches!(self, Self::PendingApproval | Self::Approved | Self::Scheduled | Self::Queued | Self::InProgress)
@@ -53,7 +71,9 @@ impl DeploymentStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// A deployment as it is stored, too: the field names and the `default`s are
+/// those of the items already written, so they still read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub id: DeploymentId,
     pub kind: DeploymentKind,
@@ -66,66 +86,66 @@ pub struct Deployment {
     pub size: u64,
     pub notes: String,
     pub requested_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<DateTime<Utc>>,
     /// The package active in the environment when this was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_package_id: Option<PackageId>,
     /// Set on the undeploys sent to a runtime detached from the environment:
     /// only that runtime is targeted and the environment's active versions stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_runtime: Option<RuntimeId>,
     /// Approvals the environment's policy required when this was requested.
+    #[serde(default)]
     pub required_approvals: u32,
     /// How many approval decisions were recorded; a decision's outcome is
     /// applied only if no other decision arrived since it was computed.
+    #[serde(default)]
     pub decisions: u32,
     /// The change request that created it (its approvals were the change request's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_request_id: Option<crate::ids::ChangeRequestId>,
     /// The connection components the package bundles: they take licences
     /// from the moment the deployment is requested.
+    #[serde(default)]
     pub connections: Vec<ComponentId>,
     pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl Deployment {
-    /// A deployment of `package` to `environment` (deploy, redeploy or
-    /// rollback), queued unless the caller holds it for approvals or a time.
-    pub fn of_package(
-        kind: DeploymentKind,
-        environment: EnvironmentId,
-        package: &crate::package::Package,
-        requested_by: &str,
-        notes: String,
-        previous: Option<&ActiveVersion>,
-    ) -> Self {
-        Deployment {
-            id: DeploymentId::new(),
-            kind,
-            status: DeploymentStatus::Queued,
-            environment_id: environment,
-            component_id: package.component_id,
-            package_id: package.id,
-            version: package.version.clone(),
-            digest: package.digest.clone(),
-            size: package.size,
-            notes,
-            requested_by: requested_by.to_string(),
-            scheduled_at: None,
-            previous_package_id: previous.map(|a| a.package_id),
-            only_runtime: None,
-            required_approvals: 0,
-            decisions: 0,
-            change_request_id: None,
-            connections: package.manifest.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
-            created_at: Utc::now(),
-            started_at: None,
-            finished_at: None,
+    /// The one redeploy rule: `package` is redeployed when it is older than
+    /// the version `active` in the environment (package ids are UUIDv7: an
+    /// older id is an earlier version), else deployed.
+    pub fn for_package(environment: EnvironmentId, package: &Package, requested_by: &str, notes: String, active: Option<&ActiveVersion>) -> Self {
+        match active {
+            Some(a) if package.id < a.package_id => Self::new_redeploy(package, requested_by, notes, a),
+            _ => Self::new_deploy(environment, package, requested_by, notes, active),
         }
+    }
+
+    /// A deploy of `package` to `environment`, replacing `active` if any.
+    pub fn new_deploy(environment: EnvironmentId, package: &Package, requested_by: &str, notes: String, active: Option<&ActiveVersion>) -> Self {
+        Self::requesting(DeploymentKind::Deploy, environment, package, requested_by, notes, active)
+    }
+
+    /// `package` again, older than the version `active` in its environment.
+    pub fn new_redeploy(package: &Package, requested_by: &str, notes: String, active: &ActiveVersion) -> Self {
+        Self::requesting(DeploymentKind::Redeploy, active.environment_id, package, requested_by, notes, Some(active))
+    }
+
+    /// Back to `package`, the version that was active before `active`
+    /// (asked for by a person, or automatic after a failure).
+    pub fn new_rollback(package: &Package, requested_by: &str, notes: String, active: &ActiveVersion) -> Self {
+        Self::requesting(DeploymentKind::Rollback, active.environment_id, package, requested_by, notes, Some(active))
     }
 
     /// Removes what `active` deployed: from every runtime of the environment,
     /// or (`only_runtime`) from one runtime detached from it.
-    pub fn undeploy_of(active: &ActiveVersion, requested_by: &str, only_runtime: Option<RuntimeId>) -> Self {
+    pub fn new_undeploy(active: &ActiveVersion, requested_by: &str, only_runtime: Option<RuntimeId>) -> Self {
         Deployment {
             id: DeploymentId::new(),
             kind: DeploymentKind::Undeploy,
@@ -154,6 +174,41 @@ impl Deployment {
         }
     }
 
+    /// A deployment of `package` (deploy, redeploy or rollback), queued
+    /// unless `cleared` holds it for approvals or a time.
+    fn requesting(
+        kind: DeploymentKind,
+        environment: EnvironmentId,
+        package: &Package,
+        requested_by: &str,
+        notes: String,
+        active: Option<&ActiveVersion>,
+    ) -> Self {
+        Deployment {
+            id: DeploymentId::new(),
+            kind,
+            status: DeploymentStatus::Queued,
+            environment_id: environment,
+            component_id: package.component_id,
+            package_id: package.id,
+            version: package.version.clone(),
+            digest: package.digest.clone(),
+            size: package.size,
+            notes,
+            requested_by: requested_by.to_string(),
+            scheduled_at: None,
+            previous_package_id: active.map(|a| a.package_id),
+            only_runtime: None,
+            required_approvals: 0,
+            decisions: 0,
+            change_request_id: None,
+            connections: package.manifest.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
     /// Applies what the policy cleared: waits for approvals, else is held
     /// until `hold_until`/`scheduled_at` (whichever is later), else is queued.
     pub fn cleared(mut self, clearance: crate::policy::Clearance, scheduled_at: Option<DateTime<Utc>>) -> Self {
@@ -168,6 +223,123 @@ impl Deployment {
             DeploymentStatus::Queued
         };
         self
+    }
+
+    /// Every move a deployment makes after it was requested: the deployment
+    /// after `step` at `now`, or why it cannot take that step.
+    pub fn step(&self, step: DeploymentStep, now: DateTime<Utc>) -> Result<Deployment, DeploymentRefused> {
+        use DeploymentStatus as S;
+        use DeploymentStep as E;
+        let mut next = self.clone();
+        match (self.status, step) {
+            (from, E::Cancel) if from.cancellable() => {
+                next.status = S::Cancelled;
+                next.finished_at = Some(now);
+            }
+            (from, E::Cancel) => return Err(DeploymentRefused::AlreadyStarted(from)),
+            (S::PendingApproval, E::Approve { hold_until }) => {
+                next.scheduled_at = self.scheduled_at.max(hold_until).filter(|at| *at > now);
+                next.status = if next.scheduled_at.is_some() { S::Scheduled } else { S::Queued };
+            }
+            (S::PendingApproval, E::Reject) => {
+                next.status = S::Rejected;
+                next.finished_at = Some(now);
+            }
+            (from, E::Approve { .. } | E::Reject) => return Err(DeploymentRefused::NotPendingApproval(from)),
+            (S::Scheduled, E::Due) => match self.scheduled_at.filter(|at| *at > now) {
+                Some(at) => return Err(DeploymentRefused::NotDue(at)),
+                None => next.status = S::Queued,
+            },
+            (S::Scheduled, E::Hold { until }) => next.scheduled_at = Some(until),
+            (S::Queued, E::Start) => {
+                next.status = S::InProgress;
+                next.started_at = Some(now);
+            }
+            (from, E::FailToStart) if from.in_flight() => {
+                next.status = S::Failed;
+                next.finished_at = Some(now);
+            }
+            (S::InProgress, E::Settle(outcome)) if outcome.is_outcome() => {
+                next.status = outcome;
+                next.finished_at = Some(now);
+            }
+            // A failed target restored the previous version after the deployment ended.
+            (S::Failed | S::PartiallyFailed, E::Settle(S::RolledBack)) => {
+                next.status = S::RolledBack;
+                next.finished_at = Some(now);
+            }
+            (S::Failed | S::PartiallyFailed | S::RolledBack, E::Retry) => {
+                next.status = S::InProgress;
+                next.finished_at = None;
+            }
+            (from, E::Retry) => return Err(DeploymentRefused::NotRetryable(from)),
+            (S::Succeeded, E::Supersede) => next.status = S::Superseded,
+            (from, step) => return Err(DeploymentRefused::NotAllowed { from, step }),
+        }
+        Ok(next)
+    }
+}
+
+/// What happens to a deployment after it was requested (see `Deployment::step`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeploymentStep {
+    /// Its last required approval arrived: queued, or held until the later
+    /// of its scheduled time and `hold_until` (a freeze window's end).
+    Approve { hold_until: Option<DateTime<Utc>> },
+    /// An approver rejected it: it will not run.
+    Reject,
+    /// Someone cancelled it before any runtime was sent a job.
+    Cancel,
+    /// Its scheduled time came (the sweeper): queued.
+    Due,
+    /// A freeze window began before its scheduled time came: held until `until`.
+    Hold { until: DateTime<Utc> },
+    /// The dispatcher sent its runtimes their jobs.
+    Start,
+    /// The dispatcher cannot run it (no runtime attached, or never dispatchable).
+    FailToStart,
+    /// Every target settled; their aggregate (or `rolled_back` after an automatic rollback).
+    Settle(DeploymentStatus),
+    /// Its failed targets are sent their jobs again.
+    Retry,
+    /// A later deployment's version became active. The DynamoDB adapter applies
+    /// this one inside the activation transaction (a conditional update).
+    Supersede,
+}
+
+/// Why a deployment cannot take a step. Those a person can cause carry the
+/// code and message the API answers with (409).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeploymentRefused {
+    #[error("a deployment that is {} can no longer be cancelled", .0.as_str())]
+    AlreadyStarted(DeploymentStatus),
+    #[error("the deployment is {}, not waiting for approvals", .0.as_str())]
+    NotPendingApproval(DeploymentStatus),
+    #[error("only failed deployments can be retried; this one is {}", .0.as_str())]
+    NotRetryable(DeploymentStatus),
+    #[error("the deployment is held until {}", .0.to_rfc3339())]
+    NotDue(DateTime<Utc>),
+    /// A move no use case makes from that status; callers that race others
+    /// (dispatcher, sweeper, settling) take it as "someone got there first".
+    #[error("a deployment that is {} cannot take the step {step:?}", .from.as_str())]
+    NotAllowed { from: DeploymentStatus, step: DeploymentStep },
+}
+
+impl DeploymentRefused {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyStarted(_) => "deployment_started",
+            Self::NotPendingApproval(_) => "not_pending_approval",
+            Self::NotRetryable(_) => "not_retryable",
+            Self::NotDue(_) => "not_due",
+            Self::NotAllowed { .. } => "invalid_transition",
+        }
+    }
+}
+
+impl From<DeploymentRefused> for crate::DomainError {
+    fn from(refused: DeploymentRefused) -> Self {
+        crate::DomainError::conflict(refused.code(), refused.to_string())
     }
 }
 
@@ -189,6 +361,9 @@ pub enum TargetState {
 }
 
 impl TargetState {
+    pub const ALL: [Self; 9] =
+        [Self::Pending, Self::Delivered, Self::Downloading, Self::BackingUp, Self::Applying, Self::Deployed, Self::Failed, Self::Restored, Self::Skipped];
+
     fn rank(self) -> u8 {
         match self {
             Self::Pending => 0,
@@ -244,6 +419,117 @@ pub struct Target {
     /// Set on delivery: a job not finished by then is failed by the sweeper.
     pub deadline: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Target {
+    /// A deployment's job for one runtime, not yet handed out.
+    pub fn pending(deployment: DeploymentId, runtime: RuntimeId, now: DateTime<Utc>) -> Self {
+        Target {
+            deployment_id: deployment,
+            runtime_id: runtime,
+            job_id: JobId::new(),
+            state: TargetState::Pending,
+            message: String::new(),
+            deadline: None,
+            updated_at: now,
+        }
+    }
+
+    /// Every move a target makes: the target after `step` at `now`, or why
+    /// it does not take that step.
+    pub fn step(&self, step: TargetStep, now: DateTime<Utc>) -> Result<Target, TargetRefused> {
+        use TargetState as S;
+        let mut next = self.clone();
+        next.updated_at = now;
+        match step {
+            TargetStep::Deliver { deadline } => match self.state {
+                S::Pending => {
+                    next.state = S::Delivered;
+                    next.deadline = Some(deadline);
+                }
+                // Handed out again (its message reappeared): same state, same deadline.
+                from if !from.settled() => {}
+                from => return Err(TargetRefused::NotAllowed { from, step: "deliver" }),
+            },
+            TargetStep::Report { phase, message } => match self.state.advance(phase) {
+                Ok(Some(state)) => {
+                    next.state = state;
+                    next.message = message;
+                }
+                Ok(None) => return Err(TargetRefused::Stale),
+                Err(why) => return Err(TargetRefused::InvalidPhase(why)),
+            },
+            TargetStep::Expire => match self.deadline {
+                _ if self.state.settled() => return Err(TargetRefused::NotAllowed { from: self.state, step: "expire" }),
+                Some(deadline) if deadline <= now => {
+                    next.state = S::Failed;
+                    next.message = "the job did not finish before its deadline".into();
+                }
+                _ => return Err(TargetRefused::NotDue),
+            },
+            TargetStep::Skip { reason } => match self.state {
+                from @ (S::Deployed | S::Skipped) => return Err(TargetRefused::NotAllowed { from, step: "skip" }),
+                _ => {
+                    next.state = S::Skipped;
+                    next.message = reason;
+                }
+            },
+            TargetStep::Reset => match self.state {
+                S::Failed | S::Restored => {
+                    next.job_id = JobId::new();
+                    next.state = S::Pending;
+                    next.message = "retry".into();
+                    next.deadline = None;
+                }
+                from => return Err(TargetRefused::NotAllowed { from, step: "reset" }),
+            },
+        }
+        Ok(next)
+    }
+}
+
+/// What happens to a target (see `Target::step`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetStep {
+    /// Handed out to its runtime's agent, which must finish by `deadline`
+    /// (kept when a job already handed out is handed out again).
+    Deliver { deadline: DateTime<Utc> },
+    /// The agent reports `phase` (see `TargetState::advance`).
+    Report { phase: TargetState, message: String },
+    /// The sweeper found its deadline passed: failed.
+    Expire,
+    /// Withdrawn, unsettled (its runtime was detached) or failed (a retry left it out).
+    Skip { reason: String },
+    /// Retried: a new job, pending again.
+    Reset,
+}
+
+/// Why a target does not take a step.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetRefused {
+    /// A repeated or late report: it changes nothing (and is no error for the agent).
+    #[error("the report changes nothing")]
+    Stale,
+    /// An agent reported a phase that cannot follow the current one.
+    #[error("{0}")]
+    InvalidPhase(String),
+    /// Its deadline has not passed (or it has none).
+    #[error("the job's deadline has not passed")]
+    NotDue,
+    #[error("a target that is {from:?} cannot {step}")]
+    NotAllowed { from: TargetState, step: &'static str },
+}
+
+impl From<TargetRefused> for crate::DomainError {
+    fn from(refused: TargetRefused) -> Self {
+        let code = match refused {
+            TargetRefused::InvalidPhase(_) => "invalid_phase",
+            TargetRefused::Stale => "stale_report",
+            TargetRefused::NotDue => "not_due",
+            TargetRefused::NotAllowed { .. } => "invalid_transition",
+        };
+        crate::DomainError::conflict(code, refused.to_string())
+    }
 }
 
 /// What a deployment's targets add up to, once every one has settled.
@@ -344,6 +630,9 @@ impl Target {
         self.deadline.filter(|_| !self.state.settled() && self.state != TargetState::Pending)
     }
 }
+
+#[cfg(test)]
+mod transitions;
 
 #[cfg(test)]
 mod tests {

@@ -4,14 +4,12 @@ use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
-use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, SweeperWatch, Target, TargetState};
-use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
-use berth_domain::package::VersionLabel;
+use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, SweeperWatch, Target, TargetState};
+use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
 use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
 use berth_domain::refusal::{Decided, Entity, Refusal};
-use berth_domain::runtime::Digest;
 use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,36 +23,8 @@ struct DeploymentRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1sk: Option<String>,
     tenant_id: TenantId,
-    id: DeploymentId,
-    kind: DeploymentKind,
-    status: DeploymentStatus,
-    environment_id: EnvironmentId,
-    component_id: ComponentId,
-    package_id: PackageId,
-    version: VersionLabel,
-    digest: Digest,
-    size: u64,
-    notes: String,
-    requested_by: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scheduled_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    previous_package_id: Option<PackageId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    only_runtime: Option<RuntimeId>,
-    #[serde(default)]
-    connections: Vec<ComponentId>,
-    #[serde(default)]
-    required_approvals: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    change_request_id: Option<ChangeRequestId>,
-    #[serde(default)]
-    decisions: u32,
-    created_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    started_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    finished_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    deployment: Deployment,
 }
 
 impl DeploymentRecord {
@@ -66,60 +36,11 @@ impl DeploymentRecord {
             Some(SweeperWatch::QueuedSince(at)) => some_pair(keys::sweep_deployment(keys::SWEEP_QUEUED, at, tenant, d.id)),
             None => (None, None),
         };
-        Self {
-            pk,
-            sk,
-            gsi1pk,
-            gsi1sk,
-            tenant_id: tenant,
-            id: d.id,
-            kind: d.kind,
-            status: d.status,
-            environment_id: d.environment_id,
-            component_id: d.component_id,
-            package_id: d.package_id,
-            version: d.version.clone(),
-            digest: d.digest.clone(),
-            size: d.size,
-            notes: d.notes.clone(),
-            requested_by: d.requested_by.clone(),
-            scheduled_at: d.scheduled_at,
-            previous_package_id: d.previous_package_id,
-            only_runtime: d.only_runtime,
-            connections: d.connections.clone(),
-            required_approvals: d.required_approvals,
-            change_request_id: d.change_request_id,
-            decisions: d.decisions,
-            created_at: d.created_at,
-            started_at: d.started_at,
-            finished_at: d.finished_at,
-        }
+        Self { pk, sk, gsi1pk, gsi1sk, tenant_id: tenant, deployment: d.clone() }
     }
 
     fn into_deployment(self) -> Deployment {
-        Deployment {
-            id: self.id,
-            kind: self.kind,
-            status: self.status,
-            environment_id: self.environment_id,
-            component_id: self.component_id,
-            package_id: self.package_id,
-            version: self.version,
-            digest: self.digest,
-            size: self.size,
-            notes: self.notes,
-            requested_by: self.requested_by,
-            scheduled_at: self.scheduled_at,
-            previous_package_id: self.previous_package_id,
-            only_runtime: self.only_runtime,
-            connections: self.connections,
-            required_approvals: self.required_approvals,
-            change_request_id: self.change_request_id,
-            decisions: self.decisions,
-            created_at: self.created_at,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-        }
+        self.deployment
     }
 }
 
@@ -348,7 +269,7 @@ impl DynamoStore {
         self.sweep_query(partition, before, limit)
             .await?
             .into_iter()
-            .map(|i| from_item::<DeploymentRecord>(i).map(|r| SweepItem { tenant: r.tenant_id, deployment: r.id, runtime: None }))
+            .map(|i| from_item::<DeploymentRecord>(i).map(|r| SweepItem { tenant: r.tenant_id, deployment: r.deployment.id, runtime: None }))
             .collect()
     }
 }

@@ -767,7 +767,7 @@ mod tests {
     #[test]
     fn a_requested_deployment_records_what_it_recorded_before() {
         let package = package();
-        let mut d = Deployment::of_package(DeploymentKind::Deploy, EnvironmentId::new(), &package, "alice", "first".into(), None);
+        let mut d = Deployment::new_deploy(EnvironmentId::new(), &package, "alice", "first".into(), None);
         d.scheduled_at = Some(Utc::now());
         d.required_approvals = 2;
         for actor in [Actor::user("alice"), Actor::system("auto-rollback")] {
@@ -786,11 +786,6 @@ mod tests {
     #[test]
     fn a_deployment_is_requested_rolled_back_or_undeployed_by_its_kind() {
         let package = package();
-        let of =
-            |kind| DeploymentCreated::of(&Deployment::of_package(kind, EnvironmentId::new(), &package, "alice", String::new(), None), &Actor::user("alice"));
-        assert_eq!(of(DeploymentKind::Deploy).action(), AuditAction::DeploymentRequested);
-        assert_eq!(of(DeploymentKind::Redeploy).action(), AuditAction::DeploymentRequested);
-        assert_eq!(of(DeploymentKind::Rollback).action(), AuditAction::DeploymentRollbackRequested);
         let active = ActiveVersion {
             environment_id: EnvironmentId::new(),
             component_id: package.component_id,
@@ -801,7 +796,11 @@ mod tests {
             activated_at: Utc::now(),
             components: vec![],
         };
-        let undeploy = Deployment::undeploy_of(&active, "alice", None);
+        let action = |d: &Deployment| DeploymentCreated::of(d, &Actor::user("alice")).action();
+        assert_eq!(action(&Deployment::new_deploy(active.environment_id, &package, "alice", String::new(), None)), AuditAction::DeploymentRequested);
+        assert_eq!(action(&Deployment::new_redeploy(&package, "alice", String::new(), &active)), AuditAction::DeploymentRequested);
+        assert_eq!(action(&Deployment::new_rollback(&package, "alice", String::new(), &active)), AuditAction::DeploymentRollbackRequested);
+        let undeploy = Deployment::new_undeploy(&active, "alice", None);
         assert_eq!(DeploymentCreated::of(&undeploy, &Actor::user("alice")).action(), AuditAction::DeploymentUndeployRequested);
     }
 

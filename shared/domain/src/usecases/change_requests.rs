@@ -1,8 +1,7 @@
 use super::Berth;
-use super::deployments::kind_of;
 use crate::audit::summary::{ChangeRequestChanged, ChangeRequestCreated, ChangeRequestDecided, ChangeRequestState, ChangeRequestStep};
 use crate::audit::{AuditDraft, RequestOrigin};
-use crate::change_request::{ChangeRequest, ChangeStatus, ChangeType, check_parts};
+use crate::change_request::{ChangeRefused, ChangeRequest, ChangeStatus, ChangeStep, ChangeType, check_parts};
 use crate::context::{Actor, Permission, TenantCtx};
 use crate::deployment::{Deployment, DeploymentStatus};
 use crate::ids::{ChangeRequestId, EnvironmentId, PackageId, TenantId};
@@ -117,10 +116,7 @@ impl Berth {
         if if_match.is_some_and(|v| v != before.version) {
             return Err(DomainError::PreconditionFailed);
         }
-        if !before.status.editable() {
-            return Err(DomainError::conflict("change_request_locked", format!("a change request that is {} cannot change", before.status.as_str())));
-        }
-        let mut after = before.clone();
+        let mut after = before.step(ChangeStep::Edit)?;
         if let Some(n) = patch.name {
             after.name = n;
         }
@@ -142,8 +138,8 @@ impl Berth {
         }
         check_parts(&after.overview, &after.items, &after.links)?;
         after.digests = self.item_digests(ctx, &after.items).await?;
-        if after.digests != before.digests && before.status == ChangeStatus::Approved {
-            after.status = ChangeStatus::Submitted;
+        if after.digests != before.digests {
+            after = after.step(ChangeStep::NewDigests)?;
         }
         self.save_change(ctx, &before, after, ChangeRequestStep::Updated).await
     }
@@ -153,12 +149,10 @@ impl Berth {
         let before = self.get_change_request(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
         if before.status != ChangeStatus::Draft {
-            return Err(DomainError::conflict("not_draft", format!("only a draft can be submitted; this one is {}", before.status.as_str())));
+            return Err(ChangeRefused::NotDraft(before.status).into());
         }
         let policy = self.policy_of(ctx.tenant, before.target_environment_id).await?;
-        let mut after = before.clone();
-        after.required_approvals = policy.required_approvals;
-        after.status = if policy.required_approvals == 0 { ChangeStatus::Approved } else { ChangeStatus::Submitted };
+        let after = before.step(ChangeStep::Submit { required_approvals: policy.required_approvals })?;
         self.save_change(ctx, &before, after, ChangeRequestStep::Submitted).await
     }
 
@@ -168,7 +162,7 @@ impl Berth {
         let policy = self.policy_of(ctx.tenant, cr.target_environment_id).await?;
         policy.check_decider(ctx, &cr.authors(), &comment)?;
         if cr.status != ChangeStatus::Submitted {
-            return Err(DomainError::conflict("not_submitted", format!("the change request is {}, not waiting for approvals", cr.status.as_str())));
+            return Err(ChangeRefused::NotSubmitted(cr.status).into());
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: cr.digests.clone(), created_at: Utc::now() };
         let audit = AuditDraft::by(ctx, id, ChangeRequestDecided { decision, digests: approval.digests.clone() });
@@ -194,14 +188,13 @@ impl Berth {
                 return Ok(current);
             }
             let approvals = self.change_requests.change_approvals(ctx.tenant, id).await?;
-            let mut after = current.clone();
-            if approvals.iter().any(|a| a.decision == Decision::Reject) {
-                after.status = ChangeStatus::Rejected;
+            let after = if approvals.iter().any(|a| a.decision == Decision::Reject) {
+                current.step(ChangeStep::Reject)?
             } else if approvals_for(&approvals, &current.digests) as u64 >= u64::from(current.required_approvals) {
-                after.status = ChangeStatus::Approved;
+                current.step(ChangeStep::Approve)?
             } else {
                 return Ok(current);
-            }
+            };
             let step = if after.status == ChangeStatus::Rejected { ChangeRequestStep::Closed } else { ChangeRequestStep::ApprovalsComplete };
             match self.save_change(ctx, &current, after, step).await {
                 Err(DomainError::Refused(Refusal::Stale(_))) => continue,
@@ -224,9 +217,7 @@ impl Berth {
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(Change::ChangeRequestDeploy, &ctx.roles, Utc::now(), hold_if_frozen);
         let clearance = verdict.enforce()?;
-        if cr.status != ChangeStatus::Approved {
-            return Err(DomainError::conflict("not_approved", format!("the change request is {}, not approved", cr.status.as_str())));
-        }
+        let deploying = cr.step(ChangeStep::StartDeploying)?;
         let mut packages = vec![];
         for item in &cr.items {
             let package = self.get_package(ctx, *item).await?.package;
@@ -239,26 +230,16 @@ impl Berth {
             }
             packages.push(package);
         }
-        let mut after = cr.clone();
-        after.status = ChangeStatus::Deploying;
-        let mut after = self.save_change(ctx, &cr, after, ChangeRequestStep::Deploying).await?;
+        let mut after = self.save_change(ctx, &cr, deploying, ChangeRequestStep::Deploying).await?;
         let mut created = vec![];
         for package in &packages {
             let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
-            let mut d = Deployment::of_package(
-                kind_of(package, active.as_ref()),
-                env.id,
-                package,
-                &ctx.actor.id,
-                format!("change request \"{}\"", cr.name),
-                active.as_ref(),
-            )
-            .cleared(clearance, None);
+            let mut d =
+                Deployment::for_package(env.id, package, &ctx.actor.id, format!("change request \"{}\"", cr.name), active.as_ref()).cleared(clearance, None);
             d.change_request_id = Some(cr.id);
             if let Err(e) = self.record_and_queue(ctx, &d).await {
                 // A deployment raced in: what was created goes on; the request is failed.
-                let mut failed = after.clone();
-                failed.status = ChangeStatus::Failed;
+                let mut failed = after.step(ChangeStep::Fail)?;
                 failed.deployments = created.clone();
                 self.save_change(ctx, &after, failed, ChangeRequestStep::Failed).await?;
                 return Err(e);
@@ -276,7 +257,7 @@ impl Berth {
         let cr = self.get_change_request(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
         if !matches!(cr.status, ChangeStatus::Deploying | ChangeStatus::Completed | ChangeStatus::Failed) {
-            return Err(DomainError::conflict("not_deploying", format!("the change request is {}: it has no deployments to complete", cr.status.as_str())));
+            return Err(ChangeRefused::NotDeploying(cr.status).into());
         }
         match self.settle_change_request(ctx.tenant, id, &ctx.actor, &ctx.request_id).await? {
             Some(cr) => Ok(cr),
@@ -298,13 +279,9 @@ impl Berth {
         if cr.deployments.is_empty() || statuses.iter().any(|s| s.is_none_or(|s| s.in_flight())) {
             return Ok(None);
         }
-        let mut after = cr.clone();
         // A later deployment superseding one of them does not undo its success.
-        after.status = if statuses.iter().all(|s| matches!(s, Some(DeploymentStatus::Succeeded | DeploymentStatus::Superseded))) {
-            ChangeStatus::Completed
-        } else {
-            ChangeStatus::Failed
-        };
+        let all_succeeded = statuses.iter().all(|s| matches!(s, Some(DeploymentStatus::Succeeded | DeploymentStatus::Superseded)));
+        let mut after = cr.step(if all_succeeded { ChangeStep::Complete } else { ChangeStep::Fail })?;
         after.version = cr.version.next();
         after.updated_at = Utc::now();
         let step = if after.status == ChangeStatus::Completed { ChangeRequestStep::Completed } else { ChangeRequestStep::Failed };

@@ -3,9 +3,9 @@ use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentCancelled, DeploymentCreated, DeploymentRetried};
 use crate::component::ComponentType;
 use crate::context::{Permission, TenantCtx};
-use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Target, TargetState};
+use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, DeploymentStep, Target, TargetState, TargetStep};
 use crate::environment::Environment;
-use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
+use crate::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId, RuntimeId, TenantId};
 use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, outdated};
 use crate::page::{Page, PageRequest};
 use crate::policy::{Change, Policy, Verdict};
@@ -131,7 +131,7 @@ impl Berth {
         ctx.require(Permission::Deploy)?;
         check_notes(&input.notes)?;
         let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
-        let d = Deployment::of_package(kind_of(&package, active.as_ref()), env.id, &package, &ctx.actor.id, input.notes, active.as_ref());
+        let d = Deployment::for_package(env.id, &package, &ctx.actor.id, input.notes, active.as_ref());
         self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen).await
     }
 
@@ -174,7 +174,7 @@ impl Berth {
         let previous = current.previous_package_id.filter(|p| *p != active.package_id).ok_or_else(no_previous)?;
         let package = self.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
         let notes = if notes.is_empty() { format!("rollback from version {} requested by {}", active.version, ctx.actor.id) } else { notes };
-        let d = Deployment::of_package(DeploymentKind::Rollback, env, &package, &ctx.actor.id, notes, Some(&active));
+        let d = Deployment::new_rollback(&package, &ctx.actor.id, notes, &active);
         self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen).await
     }
 
@@ -233,12 +233,7 @@ impl Berth {
         let before = self.get_deployment(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
         self.policy_of(ctx.tenant, before.environment_id).await?.judge(Change::Cancel, &ctx.roles, Utc::now(), false).enforce()?;
-        if !before.status.cancellable() {
-            return Err(DomainError::conflict("deployment_started", format!("a deployment that is {} can no longer be cancelled", before.status.as_str())));
-        }
-        let mut after = before.clone();
-        after.status = DeploymentStatus::Cancelled;
-        after.finished_at = Some(Utc::now());
+        let after = before.step(DeploymentStep::Cancel, Utc::now())?;
         let audit = AuditDraft::by(ctx, id, DeploymentCancelled { before: before.status, after: after.status });
         self.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
             DomainError::Refused(Refusal::Stale(_)) => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
@@ -253,9 +248,7 @@ impl Berth {
     pub async fn retry_deployment(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Deployment> {
         let before = self.get_deployment(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
-        if !matches!(before.status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed | DeploymentStatus::RolledBack) {
-            return Err(DomainError::conflict("not_retryable", format!("only failed deployments can be retried; this one is {}", before.status.as_str())));
-        }
+        let after = before.step(DeploymentStep::Retry, Utc::now())?;
         let env = self.get_environment(ctx, before.environment_id).await?;
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(Change::Retry, &ctx.roles, Utc::now(), false);
@@ -297,13 +290,7 @@ impl Berth {
         for t in detached {
             self.skip_target(ctx.tenant, t, "the runtime is no longer attached to the environment: not retried").await?;
         }
-        let retried: Vec<Target> = retried
-            .into_iter()
-            .map(|t| Target { job_id: JobId::new(), state: TargetState::Pending, message: "retry".into(), deadline: None, updated_at: now, ..t })
-            .collect();
-        let mut after = before.clone();
-        after.status = DeploymentStatus::InProgress;
-        after.finished_at = None;
+        let retried = retried.iter().map(|t| t.step(TargetStep::Reset, now)).collect::<Result<Vec<Target>, _>>()?;
         let audit = AuditDraft::by(ctx, id, DeploymentRetried { targets: retried.len() });
         self.deployments.reopen_deployment(ctx.tenant, &after, before.status, &retried, audit).await?;
         self.event(ctx.tenant, id, None, format!("Retry of {} failed target(s) requested by {}", retried.len(), ctx.actor.id)).await;
@@ -351,7 +338,7 @@ impl Berth {
         if let Some(d) = self.deployments.in_flight(ctx.tenant, env, component).await? {
             return Err(Refusal::InFlight { deployment: Some(d) }.into());
         }
-        let deployment = Deployment::undeploy_of(&active, &ctx.actor.id, None).cleared(clearance, None);
+        let deployment = Deployment::new_undeploy(&active, &ctx.actor.id, None).cleared(clearance, None);
         self.record_and_queue(ctx, &deployment).await?;
         Ok(deployment)
     }
@@ -365,7 +352,7 @@ impl Berth {
         let ran_here = self.deployments.active_versions(ctx.tenant, env).await?;
         self.withdraw_jobs(ctx.tenant, env, runtime, "the runtime was detached from the environment").await?;
         for active in ran_here {
-            let d = Deployment::undeploy_of(&active, &ctx.actor.id, Some(runtime));
+            let d = Deployment::new_undeploy(&active, &ctx.actor.id, Some(runtime));
             self.record_and_queue(ctx, &d).await?;
         }
         Ok(())
@@ -385,18 +372,16 @@ impl Berth {
 
     /// Withdraws a target that has not settled, or a failed one a retry leaves
     /// out: it becomes `skipped`, with the reason in its message and the timeline.
-    pub(crate) async fn skip_target(&self, tenant: TenantId, mut target: Target, reason: &str) -> Result<()> {
-        let from = target.state;
-        target.state = TargetState::Skipped;
-        target.message = reason.to_string();
-        target.updated_at = Utc::now();
-        match self.deployments.update_target(tenant, &target, from, None).await {
+    pub(crate) async fn skip_target(&self, tenant: TenantId, target: Target, reason: &str) -> Result<()> {
+        // Deployed (or skipped already): there is nothing to withdraw.
+        let Ok(skipped) = target.step(TargetStep::Skip { reason: reason.to_string() }, Utc::now()) else { return Ok(()) };
+        match self.deployments.update_target(tenant, &skipped, target.state, None).await {
             Ok(()) => {}
             // It moved meanwhile (the agent reported): leave it to that report.
             Err(DomainError::Refused(Refusal::Stale(_))) => return Ok(()),
             Err(e) => return Err(e),
         }
-        self.event(tenant, target.deployment_id, Some(target.runtime_id), format!("Skipped: {reason}")).await;
+        self.event(tenant, skipped.deployment_id, Some(skipped.runtime_id), format!("Skipped: {reason}")).await;
         Ok(())
     }
 
@@ -412,15 +397,6 @@ impl Berth {
             activated_at: Utc::now(),
             components: package.manifest.components.clone(),
         }
-    }
-}
-
-/// A deploy, or a redeploy when the package is older than the active one
-/// (package ids are UUIDv7: an older id is an earlier version).
-pub(crate) fn kind_of(package: &Package, active: Option<&ActiveVersion>) -> DeploymentKind {
-    match active {
-        Some(a) if package.id < a.package_id => DeploymentKind::Redeploy,
-        _ => DeploymentKind::Deploy,
     }
 }
 

@@ -2,8 +2,8 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentStarted, DispatchFailed};
 use crate::context::Actor;
-use crate::deployment::{Deployment, DeploymentStatus, JobMessage, Target, TargetState};
-use crate::ids::{DeploymentId, JobId, TenantId};
+use crate::deployment::{Deployment, DeploymentStatus, DeploymentStep, JobMessage, Target, TargetState};
+use crate::ids::{DeploymentId, TenantId};
 use crate::ports::Activation;
 use crate::refusal::Refusal;
 use crate::{DomainError, Result};
@@ -31,15 +31,7 @@ impl Berth {
             return self.end_without_targets(tenant, &d).await;
         }
         for runtime in &runtimes {
-            let fresh = Target {
-                deployment_id: id,
-                runtime_id: runtime.id,
-                job_id: JobId::new(),
-                state: TargetState::Pending,
-                message: String::new(),
-                deadline: None,
-                updated_at: Utc::now(),
-            };
+            let fresh = Target::pending(id, runtime.id, Utc::now());
             let target = if self.deployments.put_target_if_absent(tenant, &fresh).await? {
                 fresh
             } else {
@@ -51,10 +43,8 @@ impl Berth {
                     .await?;
             }
         }
-        if d.status == DeploymentStatus::Queued {
-            let mut after = d.clone();
-            after.status = DeploymentStatus::InProgress;
-            after.started_at = Some(Utc::now());
+        // Only a queued deployment starts: a duplicate delivery finds it in progress.
+        if let Ok(after) = d.step(DeploymentStep::Start, Utc::now()) {
             let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() });
             match self.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
                 Ok(()) => self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await,
@@ -79,9 +69,7 @@ impl Berth {
     }
 
     async fn end_without_targets(&self, tenant: TenantId, d: &Deployment) -> Result<()> {
-        let mut after = d.clone();
-        after.status = DeploymentStatus::Failed;
-        after.finished_at = Some(Utc::now());
+        let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::by(&Actor::system("dispatcher"), d.id, DispatchFailed { reason: "no runtime attached".into() });
         match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {
@@ -98,12 +86,8 @@ impl Berth {
     /// Marks a deployment that can never be dispatched failed (releasing its lock).
     pub async fn fail_deployment(&self, tenant: TenantId, id: DeploymentId, reason: &str) -> Result<()> {
         let Some(d) = self.deployments.get_deployment(tenant, id).await? else { return Ok(()) };
-        if !d.status.in_flight() {
-            return Ok(());
-        }
-        let mut after = d.clone();
-        after.status = DeploymentStatus::Failed;
-        after.finished_at = Some(Utc::now());
+        // Ended meanwhile: nothing to fail.
+        let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DispatchFailed { reason: reason.to_string() });
         match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {

@@ -2,7 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentDecided, DeploymentDecisionsApplied, PolicyUpdated};
 use crate::context::{Permission, TenantCtx};
-use crate::deployment::{Deployment, DeploymentStatus};
+use crate::deployment::{Deployment, DeploymentRefused, DeploymentStatus, DeploymentStep};
 use crate::ids::{DeploymentId, EnvironmentId, TenantId};
 use crate::policy::{Approval, Decision, Policy, approvals_for};
 use crate::refusal::Refusal;
@@ -59,7 +59,7 @@ impl Berth {
         let policy = self.policy_of(ctx.tenant, d.environment_id).await?;
         policy.check_decider(ctx, &[d.requested_by.as_str()], &comment)?;
         if d.status != DeploymentStatus::PendingApproval {
-            return Err(DomainError::conflict("not_pending_approval", format!("the deployment is {}, not waiting for approvals", d.status.as_str())));
+            return Err(DeploymentRefused::NotPendingApproval(d.status).into());
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: vec![d.digest.clone()], created_at: Utc::now() };
         let audit = AuditDraft::by(ctx, id, DeploymentDecided { decision, digests: approval.digests.clone(), comment: approval.comment.clone() });
@@ -89,17 +89,14 @@ impl Berth {
                 return Ok(current);
             }
             let approvals = self.deployments.approvals(ctx.tenant, id).await?;
-            let mut after = current.clone();
-            if approvals.iter().any(|a| a.decision == Decision::Reject) {
-                after.status = DeploymentStatus::Rejected;
-                after.finished_at = Some(Utc::now());
+            let now = Utc::now();
+            let after = if approvals.iter().any(|a| a.decision == Decision::Reject) {
+                current.step(DeploymentStep::Reject, now)?
             } else if approvals_for(&approvals, std::slice::from_ref(&current.digest)) as u64 >= u64::from(current.required_approvals) {
-                let now = Utc::now();
-                after.scheduled_at = current.scheduled_at.max(policy.frozen_until(now)).filter(|at| *at > now);
-                after.status = if after.scheduled_at.is_some() { DeploymentStatus::Scheduled } else { DeploymentStatus::Queued };
+                current.step(DeploymentStep::Approve { hold_until: policy.frozen_until(now) }, now)?
             } else {
                 return Ok(current);
-            }
+            };
             let approved = match after.status {
                 DeploymentStatus::Rejected => 0,
                 _ => approvals_for(&approvals, std::slice::from_ref(&current.digest)),

@@ -3,7 +3,7 @@ use super::agents::RuntimeCtx;
 use crate::audit::AuditDraft;
 use crate::audit::summary::DeploymentSettled;
 use crate::context::Actor;
-use crate::deployment::{DeploymentKind, DeploymentStatus, TargetState, aggregate, target_counts};
+use crate::deployment::{DeploymentKind, DeploymentStatus, DeploymentStep, TargetRefused, TargetState, TargetStep, aggregate, target_counts};
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, TenantId};
 use crate::package::VersionLabel;
 use crate::policy::Change;
@@ -83,7 +83,7 @@ impl Berth {
             };
             let target = self.deployments.get_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
             let deployment = self.deployments.get_deployment(ctx.tenant, job.deployment_id).await?;
-            let (Some(mut target), Some(d)) = (target, deployment) else {
+            let (Some(target), Some(d)) = (target, deployment) else {
                 drop_it().await?;
                 continue;
             };
@@ -100,11 +100,8 @@ impl Berth {
                 continue;
             }
             let from = target.state;
-            if from == TargetState::Pending {
-                target.state = TargetState::Delivered;
-                target.deadline = Some(Utc::now() + self.settings.job_deadline);
-            }
-            target.updated_at = Utc::now();
+            let now = Utc::now();
+            let target = target.step(TargetStep::Deliver { deadline: now + self.settings.job_deadline }, now)?;
             self.deployments.update_target(ctx.tenant, &target, from, Some(&received.receipt)).await?;
             self.jobs.hide_job(&ctx.runtime.queue_url, &received.receipt, self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900))).await?;
             if from == TargetState::Pending {
@@ -135,7 +132,7 @@ impl Berth {
         let message = crate::redact::redact(&message);
         let deployment_id = self.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
         let d = self.deployments.get_deployment(ctx.tenant, deployment_id).await?.ok_or(DomainError::not_found("job"))?;
-        let mut target = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
+        let target = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
         if target.job_id != job {
             // A retry replaced this job.
             return Ok(JobEventOutcome { job_status: target.state, proceed: false });
@@ -143,20 +140,20 @@ impl Berth {
         if matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
             return Ok(JobEventOutcome { job_status: target.state, proceed: false });
         }
-        let next = target.state.advance(phase).map_err(|m| DomainError::conflict("invalid_phase", m))?;
-        let Some(next) = next else {
-            // The same ending again, as when an agent retries after a 503 that came
-            // once the target was stored: settling may have failed then, so again.
-            if phase.settled() && target.state.settled() {
-                self.settle_deployment(ctx.tenant, deployment_id).await?;
+        let reported = match target.step(TargetStep::Report { phase, message: message.clone() }, Utc::now()) {
+            Ok(reported) => reported,
+            Err(TargetRefused::Stale) => {
+                // The same ending again, as when an agent retries after a 503 that came
+                // once the target was stored: settling may have failed then, so again.
+                if phase.settled() && target.state.settled() {
+                    self.settle_deployment(ctx.tenant, deployment_id).await?;
+                }
+                return Ok(JobEventOutcome { job_status: target.state, proceed: !target.state.settled() });
             }
-            return Ok(JobEventOutcome { job_status: target.state, proceed: !target.state.settled() });
+            Err(refused) => return Err(refused.into()),
         };
-        let from = target.state;
-        target.state = next;
-        target.message = message.clone();
-        target.updated_at = Utc::now();
-        match self.deployments.update_target(ctx.tenant, &target, from, None).await {
+        let next = reported.state;
+        match self.deployments.update_target(ctx.tenant, &reported, target.state, None).await {
             Ok(()) => {}
             Err(DomainError::Refused(Refusal::Stale(_))) => {
                 let now = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
@@ -194,15 +191,7 @@ impl Berth {
         let policy = self.policy_of(tenant, previous.environment_id).await?;
         // Exempt from approvals and freeze windows, by the one rule (see `Change::AutomaticRollback`).
         let clearance = policy.judge(Change::AutomaticRollback, &ctx.roles, Utc::now(), false).enforce()?;
-        let rollback = crate::deployment::Deployment::of_package(
-            DeploymentKind::Rollback,
-            previous.environment_id,
-            &package,
-            "system:auto-rollback",
-            notes,
-            Some(previous),
-        )
-        .cleared(clearance, None);
+        let rollback = crate::deployment::Deployment::new_rollback(&package, "system:auto-rollback", notes, previous).cleared(clearance, None);
         self.event(tenant, failed.id, None, format!("Rolling back to version {} (deployment {})", previous.version, rollback.id)).await;
         self.record_and_queue(&ctx, &rollback).await
     }
@@ -218,8 +207,9 @@ impl Berth {
         let Some(status) = aggregate(&targets) else {
             return Ok(());
         };
-        let reopenable = matches!(d.status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed) && status == DeploymentStatus::RolledBack;
-        if d.status != DeploymentStatus::InProgress && !reopenable {
+        // Only an in-progress deployment settles (or a failed one whose failed
+        // targets all restored the previous version since: rolled back).
+        if d.step(DeploymentStep::Settle(status), Utc::now()).is_err() {
             return Ok(());
         }
         let activation = if status != DeploymentStatus::Succeeded || d.only_runtime.is_some() {
@@ -248,9 +238,7 @@ impl Berth {
             None
         };
         let status = if roll_back_to.is_some() { DeploymentStatus::RolledBack } else { status };
-        let mut after = d.clone();
-        after.status = status;
-        after.finished_at = Some(Utc::now());
+        let after = d.step(DeploymentStep::Settle(status), Utc::now())?;
         let audit = AuditDraft::by(&Actor::system("berth"), id, DeploymentSettled { before: d.status, after: status, targets: target_counts(&targets) });
         match self.deployments.finish_deployment(tenant, &after, d.status, &activation, audit).await {
             Ok(()) => {

@@ -2,7 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentHeld, DeploymentReleased, HoldReason};
 use crate::context::Actor;
-use crate::deployment::{DeploymentStatus, TargetState};
+use crate::deployment::{DeploymentStatus, DeploymentStep, TargetStep};
 use crate::refusal::Refusal;
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
@@ -31,15 +31,10 @@ impl Berth {
         let mut report = SweepReport::default();
         for item in self.deployments.overdue_targets(now, SWEEP_BATCH).await? {
             let Some(runtime) = item.runtime else { continue };
-            let Some(mut target) = self.deployments.get_target(item.tenant, item.deployment, runtime).await? else { continue };
-            if target.state.settled() || target.deadline.is_none_or(|d| d > now) {
-                continue;
-            }
-            let from = target.state;
-            target.state = TargetState::Failed;
-            target.message = "the job did not finish before its deadline".into();
-            target.updated_at = now;
-            match self.deployments.update_target(item.tenant, &target, from, None).await {
+            let Some(target) = self.deployments.get_target(item.tenant, item.deployment, runtime).await? else { continue };
+            // Settled meanwhile, or not overdue after all.
+            let Ok(expired) = target.step(TargetStep::Expire, now) else { continue };
+            match self.deployments.update_target(item.tenant, &expired, target.state, None).await {
                 Ok(()) => {}
                 Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 Err(e) => return Err(e),
@@ -50,14 +45,11 @@ impl Berth {
         }
         for item in self.deployments.due_scheduled(now, SWEEP_BATCH).await? {
             let Some(d) = self.deployments.get_deployment(item.tenant, item.deployment).await? else { continue };
-            if d.status != DeploymentStatus::Scheduled || d.scheduled_at.is_some_and(|at| at > now) {
-                continue;
-            }
-            let mut after = d.clone();
+            let Ok(after) = d.step(DeploymentStep::Due, now) else { continue };
             let sweeper = Actor::system("sweeper");
             // A freeze window that began meanwhile holds it until the window ends.
             if let Some(until) = self.policy_of(item.tenant, d.environment_id).await?.frozen_until(now) {
-                after.scheduled_at = Some(until);
+                let after = d.step(DeploymentStep::Hold { until }, now)?;
                 let audit = AuditDraft::by(&sweeper, d.id, DeploymentHeld { reason: HoldReason::FreezeWindow, until });
                 match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                     Ok(()) => self.event(item.tenant, d.id, None, format!("Held by a freeze window until {}", until.to_rfc3339())).await,
@@ -66,7 +58,6 @@ impl Berth {
                 }
                 continue;
             }
-            after.status = DeploymentStatus::Queued;
             let audit = AuditDraft::by(&sweeper, d.id, DeploymentReleased { before: d.status, after: after.status, scheduled_at: d.scheduled_at });
             match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                 Ok(()) => {}
