@@ -305,9 +305,11 @@ pub async fn reopening_a_failed_deployment_takes_the_lock_again_and_resets_its_t
 
     let retried = Target { job_id: JobId::new(), state: TargetState::Pending, message: "retry".into(), ..t1.clone() };
     let reopened = moved(&failed, DeploymentStatus::InProgress);
-    let reopen = async |from: DeploymentStatus| {
-        s.deployments.reopen_deployment(acme, &reopened, from, std::slice::from_ref(&retried), draft("deployment.retried", "deployment", d.id)).await
-    };
+    // A reset is keyed by its new job: one that carries a job already used is not applied.
+    let reused_job = Target { state: TargetState::Pending, ..deployed_t2.clone() };
+    let resets = [retried.clone(), reused_job];
+    let reopen =
+        async |from: DeploymentStatus| s.deployments.reopen_deployment(acme, &reopened, from, &resets, draft("deployment.retried", "deployment", d.id)).await;
     let blocker = deployment(env, &package(orders, "2", &[]));
     s.create_deployment(acme, &blocker).await.expect("another deployment takes the lock");
     assert_eq!(refused(reopen(DeploymentStatus::PartiallyFailed).await), Refusal::InFlight { deployment: Some(blocker.id) });
@@ -319,7 +321,7 @@ pub async fn reopening_a_failed_deployment_takes_the_lock_again_and_resets_its_t
     assert_eq!(s.read_deployment(acme, &d).await, reopened);
     assert_eq!(s.in_flight(acme, env, orders).await, Some(d.id));
     assert_eq!(s.deployments.get_target(acme, d.id, r1).await.expect("read"), Some(retried.clone()), "the retried target starts again with its new job");
-    assert_eq!(s.deployments.get_target(acme, d.id, r2).await.expect("read"), Some(deployed_t2), "the others stay");
+    assert_eq!(s.deployments.get_target(acme, d.id, r2).await.expect("read"), Some(deployed_t2), "the others stay, even one passed with its old job");
     assert_eq!(s.deployments.find_job(acme, r1, retried.job_id).await.expect("read"), Some(d.id));
     assert_eq!(s.deployments.find_job(acme, r1, t1.job_id).await.expect("read"), Some(d.id), "the old job still leads to its deployment");
     assert_eq!(refused(reopen(DeploymentStatus::PartiallyFailed).await), Refusal::Stale(Entity::Deployment), "reopened already");
