@@ -1,0 +1,121 @@
+//! The contract of every storage port (`berth_domain::ports`), written once
+//! and run against both stores: the in-memory one (`berth-memory`, which the
+//! use-case tests run on) and the AWS adapters on LocalStack (`berth-aws`,
+//! which production runs on). A check that passes on one store and fails on
+//! the other is a drift between them. Each check is a function of `Stores`;
+//! `contract!` makes it two tests, `memory::<check>` and `dynamo::<check>`.
+//!
+//! What only DynamoDB has (item layout, keys, crafted cursors, editing items
+//! behind the store's back) is checked in `shared/aws/tests/store.rs`.
+
+mod fixtures;
+mod stores;
+
+mod audit;
+mod blobs;
+mod change_requests;
+mod components;
+mod deployments;
+mod environments;
+mod idempotency;
+mod packages;
+mod policies;
+mod queues;
+mod runtimes;
+mod tenants;
+
+macro_rules! contract {
+    ($($module:ident :: $check:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    crate::$module::$check(crate::stores::Stores::memory()).await;
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    crate::$module::$check(crate::stores::Stores::dynamo().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract! {
+    tenants::a_tenant_is_created_once_and_reads_back_as_written,
+    tenants::a_tenant_update_from_a_stale_version_is_refused_and_changes_nothing,
+    tenants::tenants_are_listed_oldest_first_page_by_page,
+
+    environments::environment_names_are_unique_per_tenant_whatever_their_case_but_two_tenants_may_share_one,
+    environments::an_environment_created_with_an_id_in_use_is_refused,
+    environments::the_environment_quota_is_enforced_by_the_store_and_freed_on_delete,
+    environments::an_update_from_a_stale_version_is_refused_and_a_rename_moves_the_name_reservation,
+    environments::an_environment_with_attached_runtimes_cannot_be_deleted_until_they_are_detached,
+    environments::seven_environments_listed_three_at_a_time_come_back_each_exactly_once_in_creation_order,
+    environments::a_list_cursor_from_another_tenant_or_another_list_is_refused,
+
+    runtimes::the_runtime_quota_is_enforced_by_the_store_and_freed_on_delete,
+    runtimes::a_runtime_is_stored_never_seen_and_attached_nowhere_once_per_id,
+    runtimes::attaching_twice_changes_nothing_and_attaching_what_is_missing_is_refused,
+    runtimes::detaching_what_is_not_attached_is_refused_and_a_detach_is_undone_everywhere,
+    runtimes::deleting_a_runtime_detaches_it_from_every_environment_at_once,
+    runtimes::deleting_a_runtime_read_before_one_of_its_attachments_went_is_refused,
+    runtimes::a_runtime_registration_completes_once,
+    runtimes::a_heartbeat_is_recorded_on_the_runtime_unaudited_and_refused_for_a_missing_one,
+    runtimes::runtimes_are_listed_oldest_first_and_each_lists_its_environments_in_attach_order,
+
+    audit::twenty_concurrent_creates_leave_one_gapless_verifiable_audit_chain,
+    audit::each_tenant_has_its_own_chain_from_the_genesis,
+    audit::audit_events_are_read_one_by_one_after_a_seq_or_page_by_page_in_seq_order,
+    audit::the_audit_checkpoint_only_moves_forward,
+    audit::a_refused_write_records_no_audit_event,
+
+    idempotency::an_idempotency_key_is_reserved_once_replayed_when_completed_and_free_again_when_released,
+
+    components::component_names_are_unique_per_type_whatever_their_case,
+    components::a_revision_is_added_only_on_top_of_the_revision_read,
+    components::get_components_returns_those_that_exist_once_each,
+    components::components_are_listed_oldest_first_and_revisions_per_component,
+
+    packages::a_package_version_is_unique_per_component_and_counted_even_once_deleted,
+    packages::packages_are_listed_newest_first_for_the_tenant_and_for_one_component,
+
+    blobs::content_is_stored_under_its_sha256_and_a_second_put_is_a_no_op,
+    blobs::a_package_archive_is_written_once_from_the_tenants_content,
+    blobs::an_archive_of_content_the_tenant_does_not_hold_fails_and_leaves_nothing,
+    blobs::a_download_url_lives_for_the_ttl_asked,
+
+    queues::a_job_is_received_once_and_stays_hidden_until_its_receipt_shows_or_deletes_it,
+    queues::a_message_that_is_not_a_job_is_received_without_one,
+    queues::a_runtime_queue_is_created_once_per_runtime_and_deleted_quietly,
+    queues::every_enqueued_deployment_reaches_the_deployments_queue,
+
+    policies::a_policy_is_stored_once_and_then_replaced_only_from_the_version_read,
+
+    change_requests::a_change_request_is_created_once_and_updated_only_from_the_version_read,
+    change_requests::change_requests_are_listed_newest_first,
+    change_requests::a_change_request_takes_one_decision_per_approver_and_set_of_digests_while_submitted,
+
+    deployments::a_second_deployment_of_a_component_in_flight_is_refused_naming_the_holder,
+    deployments::a_deployment_for_one_detached_runtime_takes_no_lock,
+    deployments::a_deployment_is_created_once_per_id,
+    deployments::moving_a_deployment_on_from_a_status_it_no_longer_has_is_refused,
+    deployments::finishing_a_deployment_releases_its_lock_so_the_next_can_take_it,
+    deployments::each_approver_decides_once_and_each_decision_is_counted_on_the_deployment,
+    deployments::leaving_approval_is_refused_when_a_decision_arrived_since_they_were_counted,
+    deployments::a_success_activates_the_version_marks_the_package_active_and_records_where_it_succeeded,
+    deployments::a_new_success_supersedes_the_one_it_replaces_and_moves_the_activity_marker,
+    deployments::an_activation_that_does_not_replace_what_is_active_is_refused_and_changes_nothing,
+    deployments::an_undeploy_deactivates_the_component_and_supersedes_what_it_removed,
+    deployments::reopening_a_failed_deployment_takes_the_lock_again_and_resets_its_targets,
+    deployments::a_target_is_put_once_per_runtime_and_its_job_leads_back_to_its_deployment,
+    deployments::a_target_is_replaced_only_from_the_state_and_job_read_and_keeps_its_receipt,
+    deployments::deployment_events_are_listed_oldest_first_page_by_page,
+    deployments::deployments_are_listed_newest_first_and_filters_keep_only_what_matches,
+    deployments::the_sweeper_sees_delivered_jobs_past_their_deadline_across_tenants,
+    deployments::the_sweeper_sees_scheduled_deployments_once_due_and_queued_ones_left_waiting,
+}
