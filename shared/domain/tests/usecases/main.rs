@@ -1,0 +1,14 @@
+//! Use-case unit tests: every rule of `Berth`'s use cases, on the in-memory
+//! store (`berth-memory`), driving the dispatcher's, the agents' and the
+//! sweeper's steps through the same `Berth` methods the functions call.
+
+mod fixture;
+
+mod approvals;
+mod change_requests;
+mod freeze;
+mod locks;
+mod policy;
+mod promotion;
+mod quotas;
+mod rollback;
