@@ -75,7 +75,7 @@ pub async fn a_deployment_for_one_detached_runtime_takes_no_lock(s: Stores) {
     let deploy = deployment(env, &package(orders, "2", &[]));
     s.create_deployment(acme, &deploy).await.expect("created");
 
-    let undeploy = Deployment::undeploy_of(&active(&holder), "alice@acme.example", Some(RuntimeId::new()));
+    let undeploy = Deployment::new_undeploy(&active(&holder), "alice@acme.example", Some(RuntimeId::new()));
     s.create_deployment(acme, &undeploy).await.expect("created while the component is in flight");
     assert_eq!(s.in_flight(acme, env, orders).await, Some(deploy.id), "the lock stays with its holder");
     let finished = s.finish(acme, &undeploy, DeploymentStatus::Succeeded, &Activation::Unchanged).await.expect("finished");
@@ -271,7 +271,7 @@ pub async fn an_activation_that_does_not_replace_what_is_active_is_refused_and_c
 pub async fn an_undeploy_deactivates_the_component_and_supersedes_what_it_removed(s: Stores) {
     let (acme, env, orders) = setting(&s).await;
     let deployed = s.succeeded(acme, env, orders, "1", None).await;
-    let undeploy = Deployment::undeploy_of(&active(&deployed), "alice@acme.example", None);
+    let undeploy = Deployment::new_undeploy(&active(&deployed), "alice@acme.example", None);
     s.create_deployment(acme, &undeploy).await.expect("created");
     assert_eq!(s.in_flight(acme, env, orders).await, Some(undeploy.id), "an undeploy of the whole environment holds the lock");
     let undeploy = s.transition(acme, &undeploy, DeploymentStatus::InProgress).await;
@@ -282,7 +282,7 @@ pub async fn an_undeploy_deactivates_the_component_and_supersedes_what_it_remove
     assert_eq!(s.read_deployment(acme, &deployed).await.status, DeploymentStatus::Superseded);
     assert_eq!(s.in_flight(acme, env, orders).await, None);
 
-    let again = Deployment::undeploy_of(&active(&deployed), "alice@acme.example", None);
+    let again = Deployment::new_undeploy(&active(&deployed), "alice@acme.example", None);
     s.create_deployment(acme, &again).await.expect("created");
     let again = s.transition(acme, &again, DeploymentStatus::InProgress).await;
     let refusal = refused(s.finish(acme, &again, DeploymentStatus::Succeeded, &Activation::Deactivate { previous: active(&deployed) }).await);

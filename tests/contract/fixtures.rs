@@ -4,7 +4,7 @@ use crate::stores::Stores;
 use berth_domain::audit::{AuditDraft, AuditEvent};
 use berth_domain::component::ComponentType;
 use berth_domain::context::Actor;
-use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
+use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentStatus, Target, TargetState};
 use berth_domain::environment::{Environment, NewEnvironment};
 use berth_domain::ids::{ComponentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::package::{Manifest, ManifestEntry, Package, VersionLabel};
@@ -90,7 +90,7 @@ pub fn package(component: ComponentId, version: &str, connections: &[ComponentId
 
 /// A queued deployment of `package` to `env` (it holds the lock).
 pub fn deployment(env: EnvironmentId, package: &Package) -> Deployment {
-    Deployment::of_package(DeploymentKind::Deploy, env, package, "alice@acme.example", String::new(), None)
+    Deployment::new_deploy(env, package, "alice@acme.example", String::new(), None)
 }
 
 /// `d` moved to `status` (what a use case would write next).
