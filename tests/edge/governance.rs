@@ -82,21 +82,6 @@ async fn refused_creates_do_not_use_up_the_quota() {
     assert_eq!(list_items(&app, "/v1/environments", &acme.admin).await.len(), 2);
 }
 
-#[tokio::test]
-async fn a_plan_of_zero_environments_allows_none() {
-    let app = TestApp::spawn().await;
-    let acme = app.tenant_with_plan("Acme", json!({"max_environments": 0, "max_runtimes": 0})).await;
-    expect_problem(
-        app.post("/v1/environments", &acme.admin, json!({"name": "Test", "classification": "test"})).await,
-        StatusCode::TOO_MANY_REQUESTS,
-        "quota_exceeded",
-    )
-    .await;
-    expect_problem(app.post("/v1/runtimes", &acme.admin, json!({"name": "atom-1"})).await, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded").await;
-    assert!(list_items(&app, "/v1/environments", &acme.admin).await.is_empty());
-    assert!(list_items(&app, "/v1/runtimes", &acme.admin).await.is_empty());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_concurrent_creates_on_a_plan_of_two_environments_create_exactly_two() {
     let app = TestApp::spawn().await;

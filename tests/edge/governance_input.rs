@@ -322,34 +322,6 @@ async fn a_bad_decision_on_a_deployment_is_refused_and_records_nothing() {
 }
 
 #[tokio::test]
-async fn deciding_on_a_deployment_that_is_not_waiting_for_approvals_is_409_not_pending_approval() {
-    let w = gov(0).await;
-    let d = w.request(&w.orders).await;
-    assert_eq!(d["status"], "queued", "no approvals are required");
-    for (who, token) in [(BOB, &w.bob), ("admin", &w.acme.admin)] {
-        for decision in ["approve", "reject"] {
-            let refused = w.decide(token, &d, json!({"decision": decision})).await;
-            let problem = expect_problem(refused, StatusCode::CONFLICT, "not_pending_approval").await;
-            assert!(problem["detail"].as_str().expect("a detail").contains("not waiting for approvals"), "{who}: {problem}");
-        }
-    }
-    let now = w.deployment(&d).await;
-    assert!(["queued", "in_progress"].contains(&now["status"].as_str().expect("a status")), "nothing ran it: {now}");
-    assert_eq!(now["approvals"], json!([]));
-
-    let _agent = Agent::start(&w.app, &w.runtime, None);
-    w.app.wait_for_status(&w.acme, &d, "succeeded").await;
-    for decision in ["approve", "reject"] {
-        expect_problem(w.decide(&w.bob, &d, json!({"decision": decision})).await, StatusCode::CONFLICT, "not_pending_approval").await;
-    }
-    let done = w.deployment(&d).await;
-    assert_eq!(done["status"], "succeeded", "a late reject does not undo a deployment");
-    assert_eq!(done["approvals"], json!([]));
-    let decided = w.audit_actions(&format!("entity_id={}", id_of(&d))).await;
-    assert!(!decided.iter().any(|a| a == "deployment.approved" || a == "deployment.rejected"), "no decision was recorded: {decided:?}");
-}
-
-#[tokio::test]
 async fn an_approver_of_a_suspended_tenant_cannot_decide_until_the_tenant_is_reinstated() {
     let w = gov(1).await;
     let d = w.request(&w.orders).await;
@@ -372,23 +344,6 @@ async fn an_approver_of_a_suspended_tenant_cannot_decide_until_the_tenant_is_rei
     expect_status(w.app.patch(&tenant_path, &w.app.platform_token(), json!({"suspended": false})).await, StatusCode::OK).await;
     let approved = expect_status(w.approve(&w.bob, &d).await, StatusCode::CREATED).await;
     assert_eq!(approved["status"], "queued", "once reinstated, Bob's approval counts");
-}
-
-#[tokio::test]
-async fn with_allow_self_approval_the_requester_may_approve_their_own_deployment() {
-    let w = gov(1).await;
-    let alice = w.app.user_token(&w.acme.id, "alice@acme.example", &["deployer", "approver"]);
-    let d = expect_status(w.app.post("/v1/deployments", &alice, w.deploy_body(&w.orders)).await, StatusCode::CREATED).await;
-    assert_eq!(d["status"], "pending_approval");
-    expect_problem(w.approve(&alice, &d).await, StatusCode::FORBIDDEN, "self_approval_forbidden").await;
-    assert_eq!(w.deployment(&d).await["approvals"], json!([]));
-
-    w.set_policy(json!({"required_approvals": 1, "allow_self_approval": true})).await;
-    let approved = expect_status(w.approve(&alice, &d).await, StatusCode::CREATED).await;
-    assert_eq!(approved["status"], "queued");
-    assert_eq!(approved["approvals"].as_array().expect("approvals").len(), 1);
-    assert_eq!(approved["approvals"][0]["approver"], "alice@acme.example");
-    assert_eq!(approved["approvals"][0]["digests"], json!([w.orders["digest"]]));
 }
 
 // ---------------------------------------------------------------- races
@@ -559,79 +514,6 @@ async fn an_approval_and_a_reject_racing_never_leave_a_recorded_reject_on_a_depl
 
 // ---------------------------------------------------------------- freeze windows
 
-/// The windows here end at the test's `now`, already past when Berth judges
-/// the request: no request can land on an end instant itself, so that the
-/// end is free (exclusive) is pinned by `policy::tests` in the domain.
-#[tokio::test]
-async fn a_freeze_window_that_has_ended_does_not_block_a_deployment() {
-    let w = gov(0).await;
-    let now = Utc::now();
-    let week = Duration::weeks(1);
-    w.set_policy(json!({"freeze_windows": [
-        {"start": now - Duration::hours(3), "end": now - Duration::hours(2)},
-        {"start": now - Duration::hours(1), "end": now},
-        {"start": now - week - Duration::hours(1), "end": now - week, "weekly": true},
-        {"start": now + Duration::hours(1), "end": now + Duration::hours(2)},
-    ]}))
-    .await;
-    let report = expect_status(w.app.post("/v1/deployments/validate", &w.ann, w.deploy_body(&w.orders)).await, StatusCode::OK).await;
-    assert_eq!(report["errors"], json!([]), "{report}");
-    assert!(!report["warnings"].to_string().contains("freeze_window"), "{report}");
-    let d = w.request(&w.orders).await;
-    assert_eq!(d["status"], "queued", "no ended window holds it: {d}");
-    assert_eq!(d["scheduled_at"], Value::Null);
-}
-
-#[tokio::test]
-async fn a_weekly_freeze_window_whose_first_occurrence_was_a_week_ago_blocks_now() {
-    let w = gov(0).await;
-    let now = Utc::now();
-    let (start, end) = (now - Duration::weeks(1) - Duration::hours(1), now - Duration::weeks(1) + Duration::hours(1));
-    // Once only, it is long over.
-    w.set_policy(json!({"freeze_windows": [{"start": start, "end": end}]})).await;
-    let report = expect_status(w.app.post("/v1/deployments/validate", &w.ann, w.deploy_body(&w.orders)).await, StatusCode::OK).await;
-    assert_eq!(report["errors"], json!([]), "{report}");
-
-    // Weekly, its second occurrence covers now.
-    let stored = w.set_policy(json!({"freeze_windows": [{"start": start, "end": end, "weekly": true}]})).await;
-    assert_eq!(stored["freeze_windows"][0]["weekly"], true);
-    let report = expect_status(w.app.post("/v1/deployments/validate", &w.ann, w.deploy_body(&w.orders)).await, StatusCode::OK).await;
-    let codes: Vec<&str> = report["errors"].as_array().expect("errors").iter().map(|e| e["code"].as_str().expect("a code")).collect();
-    assert_eq!(codes, ["freeze_window"], "{report}");
-    expect_problem(w.app.post("/v1/deployments", &w.ann, w.deploy_body(&w.orders)).await, StatusCode::CONFLICT, "freeze_window").await;
-    assert_eq!(w.deployments().await, Vec::<Value>::new(), "nothing was recorded");
-
-    let mut held = w.deploy_body(&w.orders);
-    held["hold_if_frozen"] = json!(true);
-    let d = expect_status(w.app.post("/v1/deployments", &w.ann, held).await, StatusCode::CREATED).await;
-    assert_eq!(d["status"], "scheduled");
-    let this_week_end = end + Duration::weeks(1);
-    assert!((at(&d["scheduled_at"]) - this_week_end).num_seconds().abs() <= 1, "held until this week's occurrence ends ({this_week_end}): {d}");
-}
-
-#[tokio::test]
-async fn approvals_completed_inside_a_freeze_window_hold_the_deployment_until_the_window_ends() {
-    let w = gov(1).await;
-    let d = w.request(&w.orders).await;
-    assert_eq!(d["status"], "pending_approval");
-    let now = Utc::now();
-    let end = now + Duration::hours(2);
-    w.set_policy(json!({"required_approvals": 1, "freeze_windows": [{"start": now - Duration::hours(1), "end": end}]})).await;
-    expect_problem(w.app.post("/v1/deployments", &w.ann, w.deploy_body(&w.billing)).await, StatusCode::CONFLICT, "freeze_window").await;
-
-    let approved = expect_status(w.approve(&w.bob, &d).await, StatusCode::CREATED).await;
-    assert_eq!(approved["status"], "scheduled", "approved, but held by the freeze window: {approved}");
-    assert!((at(&approved["scheduled_at"]) - end).num_seconds().abs() <= 1, "held until the window ends ({end}): {approved}");
-    let now = w.deployment(&d).await;
-    assert_eq!(now["status"], "scheduled");
-    assert_eq!(now["scheduled_at"], approved["scheduled_at"]);
-    let timeline = w.timeline(&d).await;
-    assert_eq!(count(&timeline, "Approvals complete: held until its scheduled time"), 1, "{timeline:?}");
-    assert_eq!(count(&timeline, "Approvals complete: queued"), 0, "{timeline:?}");
-    let targets = expect_status(w.app.get(&format!("/v1/deployments/{}/targets", id_of(&d)), &w.acme.admin).await, StatusCode::OK).await;
-    assert_eq!(targets["items"], json!([]), "no runtime was sent anything");
-}
-
 // ---------------------------------------------------------------- change requests
 
 #[tokio::test]
@@ -732,71 +614,6 @@ async fn change_request_steps_taken_out_of_turn_are_refused_and_change_nothing()
 
     let approved = expect_status(w.step(&w.bob, &cr, "approvals", Some(json!({"decision": "approve"}))).await, StatusCode::CREATED).await;
     assert_eq!(approved["status"], "approved", "another approver's approval counts");
-}
-
-#[tokio::test]
-async fn a_deploying_or_completed_change_request_is_locked_and_completes_only_once_its_deployments_succeed() {
-    let w = gov(1).await;
-    let cr = w.change(&w.ann, &[&w.orders, &w.billing]).await;
-    expect_status(w.step(&w.ann, &cr, "submit", None).await, StatusCode::OK).await;
-    expect_status(w.step(&w.bob, &cr, "approvals", Some(json!({"decision": "approve"}))).await, StatusCode::CREATED).await;
-    let deploying = expect_status(w.step(&w.ann, &cr, "deploy", None).await, StatusCode::OK).await;
-    assert_eq!(deploying["status"], "deploying");
-    let deployments = deploying["deployments"].as_array().expect("deployments").clone();
-    assert_eq!(deployments.len(), 2);
-
-    // No agent is running: the deployments stay in flight (once dispatched, which is audited too).
-    for d in &deployments {
-        w.app.wait_for_status(&w.acme, &json!({"id": d}), "in_progress").await;
-    }
-    let (etag, before) = w.read_change(&cr).await;
-    let trail = w.app.audit(&w.acme).await;
-    expect_problem(w.step(&w.ann, &cr, "complete", None).await, StatusCode::CONFLICT, "deployments_not_finished").await;
-    for body in [json!({"name": "Renamed"}), json!({"items": [{"package_id": w.orders["id"]}]}), json!({"links": []})] {
-        expect_problem(w.patch_change(&w.ann, &cr, Some(&etag), body.clone()).await, StatusCode::CONFLICT, "change_request_locked").await;
-        expect_problem(w.patch_change(&w.ann, &cr, None, body).await, StatusCode::CONFLICT, "change_request_locked").await;
-    }
-    expect_problem(w.step(&w.ann, &cr, "submit", None).await, StatusCode::CONFLICT, "not_draft").await;
-    expect_problem(w.step(&w.ann, &cr, "deploy", None).await, StatusCode::CONFLICT, "not_approved").await;
-    expect_problem(w.step(&w.carol, &cr, "approvals", Some(json!({"decision": "reject"}))).await, StatusCode::CONFLICT, "not_submitted").await;
-    assert_eq!(w.read_change(&cr).await, (etag, before), "still deploying, unchanged");
-    assert_eq!(w.app.audit(&w.acme).await, trail, "no audit event");
-    assert_eq!(w.deployments().await.len(), 2, "deploying twice created nothing more");
-
-    let _agent = Agent::start(&w.app, &w.runtime, None);
-    for d in &deployments {
-        w.app.wait_for_status(&w.acme, &json!({"id": d}), "succeeded").await;
-    }
-    let completed = expect_status(w.step(&w.ann, &cr, "complete", None).await, StatusCode::OK).await;
-    assert_eq!(completed["status"], "completed");
-    let (etag, done) = w.read_change(&cr).await;
-    for body in [json!({"name": "Renamed"}), json!({"items": [{"package_id": w.orders["id"]}]})] {
-        expect_problem(w.patch_change(&w.ann, &cr, Some(&etag), body).await, StatusCode::CONFLICT, "change_request_locked").await;
-    }
-    assert_eq!(w.read_change(&cr).await, (etag, done));
-    assert_eq!(expect_status(w.step(&w.ann, &cr, "complete", None).await, StatusCode::OK).await["status"], "completed", "completing again is harmless");
-}
-
-#[tokio::test]
-async fn a_change_request_does_not_let_a_deployer_deploy_where_the_policy_keeps_deployers_out() {
-    let w = gov(1).await;
-    w.set_policy(json!({"required_approvals": 1, "deployer_roles": ["admin"]})).await;
-    expect_problem(w.app.post("/v1/deployments", &w.ann, w.deploy_body(&w.orders)).await, StatusCode::FORBIDDEN, "forbidden").await;
-
-    let cr = w.change(&w.ann, &[&w.orders]).await;
-    expect_status(w.step(&w.ann, &cr, "submit", None).await, StatusCode::OK).await;
-    let approved = expect_status(w.step(&w.bob, &cr, "approvals", Some(json!({"decision": "approve"}))).await, StatusCode::CREATED).await;
-    assert_eq!(approved["status"], "approved");
-    let (etag, before) = w.read_change(&cr).await;
-
-    // Ann may not deploy to Production: approvals are not a deployer's permission.
-    expect_problem(w.step(&w.ann, &cr, "deploy", None).await, StatusCode::FORBIDDEN, "forbidden").await;
-    assert_eq!(w.deployments().await, Vec::<Value>::new(), "Ann deployed nothing to Production");
-    assert_eq!(w.read_change(&cr).await, (etag, before), "the change request is still approved");
-
-    // An admin, whom the policy lets deploy, releases it.
-    let deploying = expect_status(w.step(&w.acme.admin, &cr, "deploy", None).await, StatusCode::OK).await;
-    assert_eq!(deploying["status"], "deploying");
 }
 
 // ---------------------------------------------------------------- audit
