@@ -94,6 +94,15 @@ pub async fn an_environment_with_attached_runtimes_cannot_be_deleted_until_they_
     s.create_env(acme, "test").await.expect("its name is free again");
 }
 
+pub async fn deleting_an_environment_that_is_gone_is_refused_as_missing(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let env = s.create_env(acme, "Test").await.expect("created");
+    s.environments.delete_environment(acme, &env, draft("environment.deleted", "environment", env.id)).await.expect("deleted");
+    let refusal = refused(s.environments.delete_environment(acme, &env, draft("environment.deleted", "environment", env.id)).await);
+    assert_eq!(refusal, Refusal::Missing(Entity::Environment));
+    assert_eq!(s.actions(acme).await.iter().filter(|a| *a == "environment.deleted").count(), 1);
+}
+
 pub async fn seven_environments_listed_three_at_a_time_come_back_each_exactly_once_in_creation_order(s: Stores) {
     let acme = s.tenant(Plan::default()).await;
     let mut created = vec![];

@@ -55,6 +55,7 @@ contract! {
     environments::the_environment_quota_is_enforced_by_the_store_and_freed_on_delete,
     environments::an_update_from_a_stale_version_is_refused_and_a_rename_moves_the_name_reservation,
     environments::an_environment_with_attached_runtimes_cannot_be_deleted_until_they_are_detached,
+    environments::deleting_an_environment_that_is_gone_is_refused_as_missing,
     environments::seven_environments_listed_three_at_a_time_come_back_each_exactly_once_in_creation_order,
     environments::a_list_cursor_from_another_tenant_or_another_list_is_refused,
 
@@ -64,6 +65,7 @@ contract! {
     runtimes::detaching_what_is_not_attached_is_refused_and_a_detach_is_undone_everywhere,
     runtimes::deleting_a_runtime_detaches_it_from_every_environment_at_once,
     runtimes::deleting_a_runtime_read_before_one_of_its_attachments_went_is_refused,
+    runtimes::deleting_a_runtime_read_before_it_was_attached_again_is_refused_and_leaves_no_orphan_attachment,
     runtimes::a_runtime_registration_completes_once,
     runtimes::a_heartbeat_is_recorded_on_the_runtime_unaudited_and_refused_for_a_missing_one,
     runtimes::runtimes_are_listed_oldest_first_and_each_lists_its_environments_in_attach_order,

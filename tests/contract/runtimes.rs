@@ -113,6 +113,25 @@ pub async fn deleting_a_runtime_read_before_one_of_its_attachments_went_is_refus
     assert!(!s.actions(acme).await.contains(&"runtime.deleted".to_string()));
 }
 
+pub async fn deleting_a_runtime_read_before_it_was_attached_again_is_refused_and_leaves_no_orphan_attachment(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let test = s.create_env(acme, "Test").await.expect("created");
+    let prod = s.create_env(acme, "Production").await.expect("created");
+    let runtime = s.create_runtime(acme, "atom-1").await.expect("created");
+    assert!(s.attach(acme, test.id, runtime.id).await);
+    let read = s.read_runtime(acme, runtime.id).await;
+    assert!(s.attach(acme, prod.id, runtime.id).await, "attached to Production meanwhile");
+
+    assert_eq!(refused(s.runtimes.delete_runtime(acme, &read, draft("runtime.deleted", "runtime", runtime.id)).await), Refusal::Stale(Entity::Runtime));
+    let in_prod: Vec<RuntimeId> =
+        s.runtimes.list_environment_runtimes(acme, prod.id, &PageRequest::first(10)).await.expect("listed").items.iter().map(|r| r.id).collect();
+    assert_eq!(in_prod, [runtime.id], "the runtime and its new attachment are both still there");
+    let again = s.read_runtime(acme, runtime.id).await;
+    s.runtimes.delete_runtime(acme, &again, draft("runtime.deleted", "runtime", runtime.id)).await.expect("deleted once read afresh");
+    assert!(s.runtimes.list_environment_runtimes(acme, prod.id, &PageRequest::first(10)).await.expect("listed").items.is_empty());
+    s.environments.delete_environment(acme, &prod, draft("environment.deleted", "environment", prod.id)).await.expect("no attachment is left behind");
+}
+
 pub async fn a_runtime_registration_completes_once(s: Stores) {
     let acme = s.tenant(Plan::default()).await;
     let runtime = s.create_runtime(acme, "atom-1").await.expect("created");

@@ -86,10 +86,10 @@ impl EnvironmentStore for MemoryStore {
 
     async fn delete_environment(&self, tenant: TenantId, env: &Environment, audit: AuditDraft) -> Result<()> {
         let mut s = self.lock();
-        // As the adapter's condition: a missing environment fails it too.
-        let unattached = s.t(tenant).environments.get(&env.id).is_some_and(|row| row.runtime_count == 0);
-        if !unattached {
-            return Err(Refusal::HasRuntimes.into());
+        match s.t(tenant).environments.get(&env.id) {
+            None => return Err(Refusal::Missing(Entity::Environment).into()),
+            Some(row) if row.runtime_count > 0 => return Err(Refusal::HasRuntimes.into()),
+            Some(_) => {}
         }
         if !s.counted(tenant, Quota::Environments) {
             return Err(DomainError::unexpected("the tenant's environment count was already zero"));

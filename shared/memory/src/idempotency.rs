@@ -4,10 +4,7 @@ use berth_domain::Result;
 use berth_domain::ids::TenantId;
 use berth_domain::ports::{IdempotencyScope, IdempotencyStore, Reservation, StoredResponse};
 
-/// How long a key is remembered (as the adapter, whose items expire by TTL).
-const KEEP_FOR_SECS: i64 = 24 * 3600;
-/// A reservation left by a request that died is taken over after this long.
-const STALE_PENDING_SECS: i64 = 120;
+use berth_domain::ports::{IDEMPOTENCY_KEEP_SECS as KEEP_FOR_SECS, IDEMPOTENCY_TAKEOVER_SECS as STALE_PENDING_SECS};
 
 pub(crate) struct Record {
     fingerprint: String,

@@ -88,7 +88,10 @@ impl RuntimeStore for MemoryStore {
     /// the adapter, refused when one of those attachments is gone.
     async fn delete_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()> {
         let mut s = self.lock();
+        // Exactly the environments read (an attach since then refuses it).
+        let attached_now = s.t(tenant).attachments.keys().filter(|(_, r)| *r == runtime.id).count();
         let stale = !s.t(tenant).runtimes.contains_key(&runtime.id)
+            || attached_now != runtime.environments.len()
             || !s.counted(tenant, Quota::Runtimes)
             || !runtime.environments.iter().all(|env| s.t(tenant).attached(*env, runtime.id, false));
         if stale {

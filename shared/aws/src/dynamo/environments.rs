@@ -1,5 +1,5 @@
 use super::tenants::Counter;
-use super::{DynamoStore, key_of, map_tx, n, s, to_item};
+use super::{DynamoStore, TxError, key_of, map_tx, n, s, to_item};
 use crate::keys;
 use crate::unexpected;
 use async_trait::async_trait;
@@ -144,9 +144,13 @@ impl EnvironmentStore for DynamoStore {
             .map_err(unexpected)?;
         let items =
             vec![TransactWriteItem::builder().delete(delete).build(), self.name_delete(tenant, env)?, self.quota_decrement(tenant, Counter::Environments)?];
-        map_tx(self.write_with_audit(tenant, items, audit).await, |i| match i {
-            0 => Refusal::HasRuntimes.into(),
-            _ => DomainError::unexpected("the tenant's environment count was already zero"),
-        })
+        match self.write_with_audit(tenant, items, audit).await {
+            // The one condition fails for a missing environment too: say which it was.
+            Err(TxError::Condition(0)) => match self.get_environment(tenant, env.id).await? {
+                Some(_) => Err(Refusal::HasRuntimes.into()),
+                None => Err(Refusal::Missing(Entity::Environment).into()),
+            },
+            other => map_tx(other, |_| DomainError::unexpected("the tenant's environment count was already zero")),
+        }
     }
 }

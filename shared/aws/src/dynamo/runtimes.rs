@@ -168,8 +168,16 @@ impl RuntimeStore for DynamoStore {
     }
 
     async fn delete_runtime(&self, tenant: TenantId, runtime: &Runtime, audit: AuditDraft) -> Result<()> {
-        let mut items =
-            vec![self.delete_item(keys::runtime(tenant, runtime.id), Some("attribute_exists(pk)"))?, self.quota_decrement(tenant, Counter::Runtimes)?];
+        // Exactly the environments read: an attach made since then refuses the
+        // delete, so no attachment is left behind to a deleted runtime.
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::runtime(tenant, runtime.id))))
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(envs) OR size(envs) = :attached)")
+            .expression_attribute_values(":attached", n(runtime.environments.len() as u64))
+            .build()
+            .map_err(unexpected)?;
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build(), self.quota_decrement(tenant, Counter::Runtimes)?];
         for env in &runtime.environments {
             items.extend(self.detach_items(tenant, *env, runtime.id, false)?);
         }
