@@ -93,8 +93,14 @@ async fn a_duplicated_deployments_message_creates_no_duplicate_target_or_job() {
     // SQS delivers at least once: the same message twice more, handled once the queue is empty.
     let tenant: berth_domain::ids::TenantId = acme.id.parse().unwrap();
     let id: berth_domain::ids::DeploymentId = d["id"].as_str().unwrap().parse().unwrap();
+    let deployments = berth_aws::SqsRuntimeQueues::new(
+        app.clients.sqs.clone(),
+        app.names.queue_prefix.clone(),
+        app.names.deployments_queue.clone(),
+        Some(app.local.resources.deployments_queue_url.clone()),
+    );
     for _ in 0..2 {
-        app.local.berth.jobs.enqueue_deployment(tenant, id).await.unwrap();
+        berth_domain::ports::JobQueues::enqueue_deployment(&deployments, tenant, id).await.unwrap();
     }
     let deployments_queue = app.local.resources.deployments_queue_url.as_str();
     eventually("the dispatcher handled every deployments message", || async {

@@ -19,6 +19,6 @@ impl FromRef<AppState> for Arc<JwtVerifier> {
 
 impl AppState {
     pub fn idempotency(&self) -> IdempotencyState {
-        IdempotencyState { verifier: self.verifier.clone(), store: self.berth.idempotency.clone() }
+        IdempotencyState { verifier: self.verifier.clone(), store: self.berth.idempotency_store() }
     }
 }

@@ -1,14 +1,14 @@
 //! Wires the AWS adapters into the domain's `Berth`: done once per cold start.
 
 use crate::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues};
-use berth_domain::usecases::{Berth, Settings};
+use berth_domain::usecases::{Berth, Ports, Settings};
 use std::sync::Arc;
 
 pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settings) -> Berth {
     let store = Arc::new(DynamoStore::new(clients.dynamo.clone(), names.table.clone()));
     let queues =
         Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone(), names.deployments_queue_url.clone()));
-    Berth {
+    let ports = Ports {
         tenants: store.clone(),
         environments: store.clone(),
         runtimes: store.clone(),
@@ -23,9 +23,8 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),
         jobs: queues,
-        settings,
-        tenant_cache: Default::default(),
-    }
+    };
+    Berth::new(ports, settings)
 }
 
 /// `BERTH_RUNTIME_OFFLINE_AFTER_SECS` (default 90) and `BERTH_JOB_DEADLINE_SECS` (default 900).

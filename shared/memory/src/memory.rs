@@ -3,7 +3,7 @@ use berth_domain::Result;
 use berth_domain::context::{Actor, PlatformCtx, TenantCtx};
 use berth_domain::ids::TenantId;
 use berth_domain::tenant::Tenant;
-use berth_domain::usecases::{Berth, Settings};
+use berth_domain::usecases::{Berth, Ports, Settings};
 use berth_domain::values::{Name, Plan, Role};
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ impl Memory {
 
     pub fn with_settings(settings: Settings) -> Self {
         let store = Arc::new(MemoryStore::new());
-        let berth = Berth {
+        let ports = Ports {
             tenants: store.clone(),
             environments: store.clone(),
             runtimes: store.clone(),
@@ -51,9 +51,8 @@ impl Memory {
             policies: store.clone(),
             change_requests: store.clone(),
             jobs: store.clone(),
-            settings,
-            tenant_cache: Default::default(),
         };
+        let berth = Berth::new(ports, settings);
         Self { berth, store }
     }
 

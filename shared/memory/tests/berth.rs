@@ -5,6 +5,7 @@
 use berth_domain::component::ComponentType;
 use berth_domain::deployment::{DeploymentStatus, TargetState};
 use berth_domain::environment::NewEnvironment;
+use berth_domain::ports::{AuditStore, TenantStore};
 use berth_domain::runtime::RuntimeKind;
 use berth_domain::usecases::{AgentRequest, NewComponent, NewDeployment, NewPackage};
 use berth_domain::values::{Classification, Description, Name, Plan, Role};
@@ -68,7 +69,7 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
     let active = berth.active_versions(&admin, env.id).await.expect("read");
     assert_eq!(active.iter().map(|a| a.active.package_id).collect::<Vec<_>>(), [package.id]);
     assert!(memory.store.queued_jobs(&created.runtime.queue_url).is_empty(), "the finished job's message is deleted");
-    let audit = memory.berth.audit.audit_head(tenant.id).await.expect("the head");
+    let audit = memory.store.audit_head(tenant.id).await.expect("the head");
     assert!(audit.seq >= 8, "every change is audited: {}", audit.seq);
 }
 
@@ -76,5 +77,5 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
 async fn two_stores_share_nothing() {
     let (a, b) = (Memory::new(), Memory::new());
     let tenant = a.tenant(Plan::default()).await;
-    assert!(b.berth.tenants.get_tenant(tenant.id).await.expect("read").is_none());
+    assert!(b.store.get_tenant(tenant.id).await.expect("read").is_none());
 }

@@ -49,7 +49,7 @@ impl Berth {
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
     pub async fn register_agent(&self, raw_token: &str, name: Option<Name>, agent_version: &str, request: &AgentRequest) -> Result<Registration> {
         let token = RuntimeToken::parse(TokenKind::Registration, raw_token).ok_or_else(invalid_token)?;
-        let runtime = self.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_token)?;
+        let runtime = self.ports.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_token)?;
         let stored = runtime.registration_hash.as_ref().ok_or_else(invalid_token)?;
         if !stored.matches(&token.hash()) {
             return Err(invalid_token());
@@ -64,12 +64,12 @@ impl Berth {
             client_request_id: request.client_request_id.clone(),
         };
         let audit = AuditDraft::by(&origin, runtime.id, RuntimeRegistered { agent_version: agent_version.to_string() });
-        self.runtimes.complete_registration(token.tenant, runtime.id, stored, &credential.hash(), name.as_ref(), agent_version, audit).await.map_err(|e| {
-            match e {
+        self.ports.runtimes.complete_registration(token.tenant, runtime.id, stored, &credential.hash(), name.as_ref(), agent_version, audit).await.map_err(
+            |e| match e {
                 DomainError::Refused(Refusal::RegistrationUsed) => invalid_token(),
                 other => other,
-            }
-        })?;
+            },
+        )?;
         tracing::info!(tenant_id = %token.tenant, runtime_id = %runtime.id, "agent registered");
         Ok(Registration { tenant: token.tenant, runtime_id: runtime.id, credential })
     }
@@ -78,7 +78,7 @@ impl Berth {
     /// one; 403 `tenant_suspended` while its tenant is suspended.
     pub async fn authenticate_runtime(&self, raw_credential: &str, request: &AgentRequest) -> Result<RuntimeCtx> {
         let token = RuntimeToken::parse(TokenKind::RuntimeCredential, raw_credential).ok_or_else(invalid_credential)?;
-        let runtime = self.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_credential)?;
+        let runtime = self.ports.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_credential)?;
         match &runtime.credential_hash {
             Some(stored) if stored.matches(&token.hash()) => {}
             _ => return Err(invalid_credential()),
@@ -105,7 +105,7 @@ impl Berth {
     #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id))]
     /// Records the heartbeat; returns the runtime's status as of it.
     pub async fn heartbeat(&self, ctx: &RuntimeCtx, heartbeat: Heartbeat) -> Result<RuntimeStatus> {
-        self.runtimes.record_heartbeat(ctx.tenant, ctx.runtime.id, &heartbeat).await?;
+        self.ports.runtimes.record_heartbeat(ctx.tenant, ctx.runtime.id, &heartbeat).await?;
         let mut runtime = ctx.runtime.clone();
         runtime.last_seen_at = Some(heartbeat.at);
         Ok(self.runtime_status(&runtime))

@@ -102,7 +102,7 @@ impl Berth {
     /// read: a page may hold fewer than `limit` events while `next_cursor` goes on.
     pub async fn list_audit(&self, ctx: &TenantCtx, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditEvent>> {
         ctx.require(Permission::Read)?;
-        let page = self.audit.list_audit(ctx.tenant, page).await?;
+        let page = self.ports.audit.list_audit(ctx.tenant, page).await?;
         Ok(Page { items: page.items.into_iter().filter(|e| filter.matches(e)).collect(), next_cursor: page.next_cursor })
     }
 
@@ -123,8 +123,8 @@ impl Berth {
             return Err(DomainError::forbidden("forbidden", "a full verification of the audit chain is for admins"));
         }
         // The head first: events appended while this call runs lie past it, and are left for the next call.
-        let head = self.audit.audit_head(ctx.tenant).await?;
-        let checkpoint = self.audit.audit_checkpoint(ctx.tenant).await?;
+        let head = self.ports.audit.audit_head(ctx.tenant).await?;
+        let checkpoint = self.ports.audit.audit_checkpoint(ctx.tenant).await?;
         let start = match &scope {
             VerifyScope::Full { after: Some(cursor) } if cursor.seq > head.seq => return Err(DomainError::invalid("cursor", "is past the head of the chain")),
             VerifyScope::Full { after: Some(cursor) } => cursor.head(),
@@ -156,7 +156,7 @@ impl Berth {
         let mut broken = None;
         while broken.is_none() && reached.seq - start.seq < budget {
             let want = VERIFY_BATCH.min(budget - (reached.seq - start.seq));
-            let events = self.audit.audit_events_after(ctx.tenant, reached.seq, usize::try_from(want).unwrap_or(usize::MAX)).await?;
+            let events = self.ports.audit.audit_events_after(ctx.tenant, reached.seq, usize::try_from(want).unwrap_or(usize::MAX)).await?;
             let read = events.len() as u64;
             (reached, broken) = verify_links(&reached, &events);
             if broken.is_none() && read < want {
@@ -186,7 +186,7 @@ impl Berth {
             return Ok(None);
         }
         let broken = |e: Option<&AuditEvent>, reason: &str| BrokenLink { id: e.map(|e| e.id).unwrap_or_default(), seq: start.seq, reason: reason.into() };
-        Ok(match self.audit.audit_event(tenant, start.seq).await? {
+        Ok(match self.ports.audit.audit_event(tenant, start.seq).await? {
             None => Some(broken(None, "an event verified before is missing")),
             Some(e) if e.hash != start.hash => Some(broken(Some(&e), "an event verified before has another hash now")),
             Some(e) if e.compute_hash() != e.hash => Some(broken(Some(&e), "hash does not match the event's content")),
@@ -197,10 +197,10 @@ impl Berth {
     /// Moves the checkpoint to `reached` unless another call got further; returns the stored one.
     async fn advance_audit_checkpoint(&self, ctx: &TenantCtx, reached: &AuditHead) -> Result<AuditCheckpoint> {
         let checkpoint = AuditCheckpoint { seq: reached.seq, hash: reached.hash.clone(), at: chrono::Utc::now(), by: ctx.actor.id.clone() };
-        if self.audit.advance_audit_checkpoint(ctx.tenant, &checkpoint).await? {
+        if self.ports.audit.advance_audit_checkpoint(ctx.tenant, &checkpoint).await? {
             return Ok(checkpoint);
         }
-        Ok(self.audit.audit_checkpoint(ctx.tenant).await?.unwrap_or(checkpoint))
+        Ok(self.ports.audit.audit_checkpoint(ctx.tenant).await?.unwrap_or(checkpoint))
     }
 }
 

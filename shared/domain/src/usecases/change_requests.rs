@@ -40,7 +40,7 @@ impl Berth {
         let mut digests = vec![];
         let mut errors = vec![];
         for (i, item) in items.iter().enumerate() {
-            match self.packages.get_package(ctx.tenant, *item).await? {
+            match self.ports.packages.get_package(ctx.tenant, *item).await? {
                 Some(p) if !p.deleted => digests.push(p.digest),
                 Some(_) => errors.push(FieldError::new(format!("items[{i}]"), "the package was deleted")),
                 None => errors.push(FieldError::new(format!("items[{i}]"), "no such package")),
@@ -53,7 +53,7 @@ impl Berth {
         after.version = before.version.next();
         after.updated_at = Utc::now();
         let audit = AuditDraft::by(ctx, after.id, ChangeRequestChanged::of(step, before, &after));
-        self.change_requests.update_change_request(ctx.tenant, &after, before.version, audit).await?;
+        self.ports.change_requests.update_change_request(ctx.tenant, &after, before.version, audit).await?;
         Ok(after)
     }
 
@@ -83,23 +83,23 @@ impl Berth {
             version: Version::FIRST,
         };
         let audit = AuditDraft::by(ctx, cr.id, ChangeRequestCreated { after: ChangeRequestState::of(&cr) });
-        self.change_requests.create_change_request(ctx.tenant, &cr, audit).await?;
+        self.ports.change_requests.create_change_request(ctx.tenant, &cr, audit).await?;
         Ok(cr)
     }
 
     pub async fn get_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<ChangeRequest> {
         ctx.require(Permission::Read)?;
-        self.change_requests.get_change_request(ctx.tenant, id).await?.ok_or(DomainError::not_found("change request"))
+        self.ports.change_requests.get_change_request(ctx.tenant, id).await?.ok_or(DomainError::not_found("change request"))
     }
 
     pub async fn list_change_requests(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<ChangeRequest>> {
         ctx.require(Permission::Read)?;
-        self.change_requests.list_change_requests(ctx.tenant, page).await
+        self.ports.change_requests.list_change_requests(ctx.tenant, page).await
     }
 
     pub async fn change_request_approvals(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<Vec<Approval>> {
         ctx.require(Permission::Read)?;
-        self.change_requests.change_approvals(ctx.tenant, id).await
+        self.ports.change_requests.change_approvals(ctx.tenant, id).await
     }
 
     /// Edits a change request that has not started deploying. New items void
@@ -166,7 +166,7 @@ impl Berth {
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: cr.digests.clone(), created_at: Utc::now() };
         let audit = AuditDraft::by(ctx, id, ChangeRequestDecided { decision, digests: approval.digests.clone() });
-        match self.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await {
+        match self.ports.change_requests.add_change_approval(ctx.tenant, id, &approval, audit).await {
             Ok(()) => self.apply_change_decisions(ctx, id).await,
             // A retry after a 503 that came once the decision was stored: its
             // outcome may never have been applied, so apply it before answering.
@@ -187,7 +187,7 @@ impl Berth {
             if current.status != ChangeStatus::Submitted {
                 return Ok(current);
             }
-            let approvals = self.change_requests.change_approvals(ctx.tenant, id).await?;
+            let approvals = self.ports.change_requests.change_approvals(ctx.tenant, id).await?;
             let after = if approvals.iter().any(|a| a.decision == Decision::Reject) {
                 current.step(ChangeStep::Reject)?
             } else if approvals_for(&approvals, &current.digests) as u64 >= u64::from(current.required_approvals) {
@@ -233,7 +233,7 @@ impl Berth {
         let mut after = self.save_change(ctx, &cr, deploying, ChangeRequestStep::Deploying).await?;
         let mut created = vec![];
         for package in &packages {
-            let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
+            let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
             let mut d =
                 Deployment::for_package(env.id, package, &ctx.actor.id, format!("change request \"{}\"", cr.name), active.as_ref()).cleared(clearance, None);
             d.change_request_id = Some(cr.id);
@@ -268,13 +268,13 @@ impl Berth {
     /// Completes or fails the change request when its deployments have all
     /// ended; `None` while some are in flight.
     pub(crate) async fn settle_change_request(&self, tenant: TenantId, id: ChangeRequestId, actor: &Actor, request_id: &str) -> Result<Option<ChangeRequest>> {
-        let Some(cr) = self.change_requests.get_change_request(tenant, id).await? else { return Ok(None) };
+        let Some(cr) = self.ports.change_requests.get_change_request(tenant, id).await? else { return Ok(None) };
         if cr.status != ChangeStatus::Deploying {
             return Ok(matches!(cr.status, ChangeStatus::Completed | ChangeStatus::Failed).then_some(cr));
         }
         let mut statuses = vec![];
         for d in &cr.deployments {
-            statuses.push(self.deployments.get_deployment(tenant, *d).await?.map(|d| d.status));
+            statuses.push(self.ports.deployments.get_deployment(tenant, *d).await?.map(|d| d.status));
         }
         if cr.deployments.is_empty() || statuses.iter().any(|s| s.is_none_or(|s| s.in_flight())) {
             return Ok(None);
@@ -286,9 +286,9 @@ impl Berth {
         after.updated_at = Utc::now();
         let step = if after.status == ChangeStatus::Completed { ChangeRequestStep::Completed } else { ChangeRequestStep::Failed };
         let audit = AuditDraft::by(&RequestOrigin { actor, request_id }, id, ChangeRequestChanged::of(step, &cr, &after));
-        match self.change_requests.update_change_request(tenant, &after, cr.version, audit).await {
+        match self.ports.change_requests.update_change_request(tenant, &after, cr.version, audit).await {
             Ok(()) => Ok(Some(after)),
-            Err(DomainError::Refused(Refusal::Stale(_))) => Ok(self.change_requests.get_change_request(tenant, id).await?),
+            Err(DomainError::Refused(Refusal::Stale(_))) => Ok(self.ports.change_requests.get_change_request(tenant, id).await?),
             Err(e) => Err(e),
         }
     }

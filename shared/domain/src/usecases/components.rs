@@ -40,7 +40,7 @@ impl Berth {
         if references.len() > MAX_REFERENCES {
             return Err(DomainError::invalid("references", format!("at most {MAX_REFERENCES} references")));
         }
-        let found: HashSet<ComponentId> = self.components.get_components(ctx.tenant, references).await?.into_iter().map(|c| c.id).collect();
+        let found: HashSet<ComponentId> = self.ports.components.get_components(ctx.tenant, references).await?.into_iter().map(|c| c.id).collect();
         let errors: Vec<FieldError> = references
             .iter()
             .enumerate()
@@ -59,7 +59,7 @@ impl Berth {
             if batch.is_empty() {
                 break;
             }
-            for c in self.components.get_components(ctx.tenant, &batch).await? {
+            for c in self.ports.components.get_components(ctx.tenant, &batch).await? {
                 frontier.extend(c.references.iter().copied());
                 loaded.insert(c.id, c);
             }
@@ -73,21 +73,21 @@ impl Berth {
         check_content(&input.content)?;
         let references = dedup_references(input.references);
         self.check_references(ctx, &references).await?;
-        let content = self.blobs.put_content(ctx.tenant, input.content).await?;
+        let content = self.ports.blobs.put_content(ctx.tenant, input.content).await?;
         let (component, first) = Component::new(input.name, input.kind, references, content, &ctx.actor.id, Utc::now());
         let audit = AuditDraft::by(ctx, component.id, ComponentCreated::of(&component));
-        self.components.create_component(ctx.tenant, &component, &first, audit).await?;
+        self.ports.components.create_component(ctx.tenant, &component, &first, audit).await?;
         Ok(component)
     }
 
     pub async fn get_component(&self, ctx: &TenantCtx, id: ComponentId) -> Result<Component> {
         ctx.require(Permission::Read)?;
-        self.components.get_component(ctx.tenant, id).await?.ok_or(DomainError::not_found("component"))
+        self.ports.components.get_component(ctx.tenant, id).await?.ok_or(DomainError::not_found("component"))
     }
 
     pub async fn list_components(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<Component>> {
         ctx.require(Permission::Read)?;
-        self.components.list_components(ctx.tenant, page).await
+        self.ports.components.list_components(ctx.tenant, page).await
     }
 
     /// Adds the next revision. References must exist and must not close a cycle.
@@ -111,22 +111,22 @@ impl Berth {
             });
         }
         let content = match input.content {
-            Some(bytes) => self.blobs.put_content(ctx.tenant, bytes).await?,
+            Some(bytes) => self.ports.blobs.put_content(ctx.tenant, bytes).await?,
             None => before.content.clone(),
         };
         let (after, revision) = before.revised(references, content, &ctx.actor.id, Utc::now());
         let audit = AuditDraft::by(ctx, id, ComponentRevised::of(&before, &after));
-        self.components.add_revision(ctx.tenant, &after, &revision, audit).await?;
+        self.ports.components.add_revision(ctx.tenant, &after, &revision, audit).await?;
         Ok((after, revision))
     }
 
     pub async fn get_revision(&self, ctx: &TenantCtx, id: ComponentId, revision: u32) -> Result<Revision> {
         self.get_component(ctx, id).await?;
-        self.components.get_revision(ctx.tenant, id, revision).await?.ok_or(DomainError::not_found("revision"))
+        self.ports.components.get_revision(ctx.tenant, id, revision).await?.ok_or(DomainError::not_found("revision"))
     }
 
     pub async fn list_revisions(&self, ctx: &TenantCtx, id: ComponentId, page: &PageRequest) -> Result<Page<Revision>> {
         self.get_component(ctx, id).await?;
-        self.components.list_revisions(ctx.tenant, id, page).await
+        self.ports.components.list_revisions(ctx.tenant, id, page).await
     }
 }

@@ -42,7 +42,7 @@ impl Berth {
         let mut all = vec![];
         let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
         loop {
-            let batch = self.runtimes.list_environment_runtimes(tenant, env, &page).await?;
+            let batch = self.ports.runtimes.list_environment_runtimes(tenant, env, &page).await?;
             all.extend(batch.items);
             match batch.next_cursor {
                 Some(c) => page.cursor = Some(c),
@@ -57,16 +57,16 @@ impl Berth {
         let mut connections = HashSet::new();
         let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
         loop {
-            let envs = self.environments.list_environments(ctx.tenant, &page).await?;
+            let envs = self.ports.environments.list_environments(ctx.tenant, &page).await?;
             for e in envs.items.iter().filter(|e| e.classification == env.classification) {
-                for a in self.deployments.active_versions(ctx.tenant, e.id).await? {
+                for a in self.ports.deployments.active_versions(ctx.tenant, e.id).await? {
                     if e.id == env.id && a.component_id == component {
                         continue;
                     }
                     connections.extend(a.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id));
                 }
                 // Requested but not yet active: their connections are spoken for too.
-                for (slot, bundled) in self.deployments.in_flight_connections(ctx.tenant, e.id).await? {
+                for (slot, bundled) in self.ports.deployments.in_flight_connections(ctx.tenant, e.id).await? {
                     if e.id == env.id && slot == component {
                         continue;
                     }
@@ -90,12 +90,13 @@ impl Berth {
         verdict: &Verdict,
     ) -> Result<ValidationReport> {
         let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?;
-        let active_here = self.deployments.active_versions(ctx.tenant, env.id).await?;
+        let active_here = self.ports.deployments.active_versions(ctx.tenant, env.id).await?;
         let tenant = self.tenant_of_token(ctx.tenant).await?;
-        let succeeded = self.deployments.succeeded_in(ctx.tenant, package.id).await?;
+        let succeeded = self.ports.deployments.succeeded_in(ctx.tenant, package.id).await?;
         let mut promotion_missing = vec![];
         for required in policy.require_success_in.iter().filter(|e| !succeeded.contains(e)) {
-            let name = self.environments.get_environment(ctx.tenant, *required).await?.map(|e| e.name.to_string()).unwrap_or_else(|| required.to_string());
+            let name =
+                self.ports.environments.get_environment(ctx.tenant, *required).await?.map(|e| e.name.to_string()).unwrap_or_else(|| required.to_string());
             promotion_missing.push(name);
         }
         let facts = Facts {
@@ -104,7 +105,7 @@ impl Berth {
             verdict,
             may_deploy: ctx.require(Permission::Deploy).is_ok(),
             promotion_missing,
-            in_flight: self.deployments.in_flight(ctx.tenant, env.id, package.component_id).await?,
+            in_flight: self.ports.deployments.in_flight(ctx.tenant, env.id, package.component_id).await?,
             runtimes: runtimes.iter().map(|r| (r.name.to_string(), self.runtime_status(r))).collect(),
             active_here: &active_here,
             connection_licenses: tenant.plan.connection_licenses,
@@ -130,7 +131,7 @@ impl Berth {
         let package = self.get_package(ctx, input.package_id).await?.package;
         ctx.require(Permission::Deploy)?;
         check_notes(&input.notes)?;
-        let active = self.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
+        let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
         let d = Deployment::for_package(env.id, &package, &ctx.actor.id, input.notes, active.as_ref());
         self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen).await
     }
@@ -168,11 +169,11 @@ impl Berth {
         let environment = self.get_environment(ctx, env).await?;
         ctx.require(Permission::Deploy)?;
         check_notes(&notes)?;
-        let active = self.deployments.active_version(ctx.tenant, env, component).await?.ok_or(DomainError::not_found("active version"))?;
+        let active = self.ports.deployments.active_version(ctx.tenant, env, component).await?.ok_or(DomainError::not_found("active version"))?;
         let no_previous = || DomainError::conflict("no_previous_version", "no earlier version of this component was active in the environment");
-        let current = self.deployments.get_deployment(ctx.tenant, active.deployment_id).await?.ok_or_else(no_previous)?;
+        let current = self.ports.deployments.get_deployment(ctx.tenant, active.deployment_id).await?.ok_or_else(no_previous)?;
         let previous = current.previous_package_id.filter(|p| *p != active.package_id).ok_or_else(no_previous)?;
-        let package = self.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
+        let package = self.ports.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
         let notes = if notes.is_empty() { format!("rollback from version {} requested by {}", active.version, ctx.actor.id) } else { notes };
         let d = Deployment::new_rollback(&package, &ctx.actor.id, notes, &active);
         self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen).await
@@ -182,7 +183,7 @@ impl Berth {
     /// `.rollback_requested` or `.undeploy_requested`) and queues it.
     pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment) -> Result<()> {
         let audit = AuditDraft::by(ctx, d.id, DeploymentCreated::of(d, &ctx.actor));
-        self.deployments.create_deployment(ctx.tenant, d, audit).await?;
+        self.ports.deployments.create_deployment(ctx.tenant, d, audit).await?;
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
             DeploymentKind::Rollback => format!("Rollback to version {}: {}", d.version, d.notes),
@@ -191,7 +192,7 @@ impl Berth {
         self.event(ctx.tenant, d.id, None, line).await;
         if d.status == DeploymentStatus::Queued {
             // If this fails, the sweeper queues it again: the deployment is recorded.
-            if let Err(e) = self.jobs.enqueue_deployment(ctx.tenant, d.id).await {
+            if let Err(e) = self.ports.jobs.enqueue_deployment(ctx.tenant, d.id).await {
                 tracing::warn!(error = %e, deployment_id = %d.id, "could not queue the deployment now; the sweeper will");
             }
         }
@@ -202,29 +203,29 @@ impl Berth {
     /// Nothing secret is stored: the line is redacted first (see `redact`).
     pub(crate) async fn event(&self, tenant: crate::ids::TenantId, deployment: DeploymentId, runtime: Option<RuntimeId>, message: String) {
         let event = DeploymentEvent { at: Utc::now(), runtime_id: runtime, message: crate::redact::redact(&message) };
-        if let Err(e) = self.deployments.add_event(tenant, deployment, &event).await {
+        if let Err(e) = self.ports.deployments.add_event(tenant, deployment, &event).await {
             tracing::warn!(error = %e, deployment_id = %deployment, "could not record a deployment event");
         }
     }
 
     pub async fn get_deployment(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Deployment> {
         ctx.require(Permission::Read)?;
-        self.deployments.get_deployment(ctx.tenant, id).await?.ok_or(DomainError::not_found("deployment"))
+        self.ports.deployments.get_deployment(ctx.tenant, id).await?.ok_or(DomainError::not_found("deployment"))
     }
 
     pub async fn list_deployments(&self, ctx: &TenantCtx, filter: &DeploymentFilter, page: &PageRequest) -> Result<Page<Deployment>> {
         ctx.require(Permission::Read)?;
-        self.deployments.list_deployments(ctx.tenant, filter, page).await
+        self.ports.deployments.list_deployments(ctx.tenant, filter, page).await
     }
 
     pub async fn list_targets(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Vec<Target>> {
         self.get_deployment(ctx, id).await?;
-        self.deployments.list_targets(ctx.tenant, id).await
+        self.ports.deployments.list_targets(ctx.tenant, id).await
     }
 
     pub async fn list_deployment_events(&self, ctx: &TenantCtx, id: DeploymentId, page: &PageRequest) -> Result<Page<DeploymentEvent>> {
         self.get_deployment(ctx, id).await?;
-        self.deployments.list_events(ctx.tenant, id, page).await
+        self.ports.deployments.list_events(ctx.tenant, id, page).await
     }
 
     /// Cancels a deployment that no runtime has been sent yet.
@@ -235,7 +236,7 @@ impl Berth {
         self.policy_of(ctx.tenant, before.environment_id).await?.judge(Change::Cancel, &ctx.roles, Utc::now(), false).enforce()?;
         let after = before.step(DeploymentStep::Cancel, Utc::now())?;
         let audit = AuditDraft::by(ctx, id, DeploymentCancelled { before: before.status, after: after.status });
-        self.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
+        self.ports.deployments.transition(ctx.tenant, &after, before.status, Some(audit)).await.map_err(|e| match e {
             DomainError::Refused(Refusal::Stale(_)) => DomainError::conflict("deployment_started", "the deployment started meanwhile"),
             other => other,
         })?;
@@ -253,7 +254,7 @@ impl Berth {
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(Change::Retry, &ctx.roles, Utc::now(), false);
         verdict.enforce()?;
-        let active = self.deployments.active_version(ctx.tenant, env.id, before.component_id).await?;
+        let active = self.ports.deployments.active_version(ctx.tenant, env.id, before.component_id).await?;
         // UUIDv7: a greater id is a later deployment.
         if active.is_some_and(|a| a.deployment_id > before.id) {
             return Err(DomainError::conflict(
@@ -278,6 +279,7 @@ impl Berth {
         };
         let now = Utc::now();
         let (retried, detached): (Vec<Target>, Vec<Target>) = self
+            .ports
             .deployments
             .list_targets(ctx.tenant, id)
             .await?
@@ -292,7 +294,7 @@ impl Berth {
         }
         let retried = retried.iter().map(|t| t.step(TargetStep::Reset, now)).collect::<Result<Vec<Target>, _>>()?;
         let audit = AuditDraft::by(ctx, id, DeploymentRetried { targets: retried.len() });
-        self.deployments.reopen_deployment(ctx.tenant, &after, before.status, &retried, audit).await?;
+        self.ports.deployments.reopen_deployment(ctx.tenant, &after, before.status, &retried, audit).await?;
         self.event(ctx.tenant, id, None, format!("Retry of {} failed target(s) requested by {}", retried.len(), ctx.actor.id)).await;
         for t in &retried {
             self.send_job(ctx.tenant, &after, t).await?;
@@ -303,12 +305,12 @@ impl Berth {
     /// What the environment runs, with drift.
     pub async fn active_versions(&self, ctx: &TenantCtx, env: EnvironmentId) -> Result<Vec<ActiveView>> {
         self.get_environment(ctx, env).await?;
-        let actives = self.deployments.active_versions(ctx.tenant, env).await?;
+        let actives = self.ports.deployments.active_versions(ctx.tenant, env).await?;
         let runtimes = self.all_environment_runtimes(ctx.tenant, env).await?;
         let mut views = Vec::with_capacity(actives.len());
         for active in actives {
             let ids: Vec<ComponentId> = active.components.iter().map(|c| c.id).collect();
-            let current = self.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
+            let current = self.ports.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
             let manifest = crate::package::Manifest { root: active.component_id, components: active.components.clone() };
             let outdated_components = outdated(&manifest, &current);
             let out_of_sync_runtimes = runtimes
@@ -330,12 +332,12 @@ impl Berth {
     pub async fn undeploy(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId, hold_if_frozen: bool) -> Result<Deployment> {
         let environment = self.get_environment(ctx, env).await?;
         ctx.require(Permission::Deploy)?;
-        let active = self.deployments.active_version(ctx.tenant, env, component).await?.ok_or(DomainError::not_found("active version"))?;
+        let active = self.ports.deployments.active_version(ctx.tenant, env, component).await?.ok_or(DomainError::not_found("active version"))?;
         let clearance = self.policy_of(ctx.tenant, env).await?.judge(Change::Undeploy, &ctx.roles, Utc::now(), hold_if_frozen).enforce()?;
         if !environment.enabled {
             return Err(DomainError::conflict("environment_not_enabled", format!("environment \"{}\" is not enabled", environment.name)));
         }
-        if let Some(d) = self.deployments.in_flight(ctx.tenant, env, component).await? {
+        if let Some(d) = self.ports.deployments.in_flight(ctx.tenant, env, component).await? {
             return Err(Refusal::InFlight { deployment: Some(d) }.into());
         }
         let deployment = Deployment::new_undeploy(&active, &ctx.actor.id, None).cleared(clearance, None);
@@ -349,7 +351,7 @@ impl Berth {
     pub(crate) async fn after_detach(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<()> {
         // What ran there before the detach: a deployment that completes only
         // because this runtime's job was withdrawn never ran on it.
-        let ran_here = self.deployments.active_versions(ctx.tenant, env).await?;
+        let ran_here = self.ports.deployments.active_versions(ctx.tenant, env).await?;
         self.withdraw_jobs(ctx.tenant, env, runtime, "the runtime was detached from the environment").await?;
         for active in ran_here {
             let d = Deployment::new_undeploy(&active, &ctx.actor.id, Some(runtime));
@@ -361,8 +363,8 @@ impl Berth {
     /// Withdraws (`skipped`, with `reason`) the runtime's unsettled jobs in the
     /// environment's in-flight deployments, and settles those deployments.
     pub(crate) async fn withdraw_jobs(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, reason: &str) -> Result<()> {
-        for deployment in self.deployments.in_flight_deployments(tenant, env).await? {
-            if let Some(target) = self.deployments.get_target(tenant, deployment, runtime).await?.filter(|t| !t.state.settled()) {
+        for deployment in self.ports.deployments.in_flight_deployments(tenant, env).await? {
+            if let Some(target) = self.ports.deployments.get_target(tenant, deployment, runtime).await?.filter(|t| !t.state.settled()) {
                 self.skip_target(tenant, target, reason).await?;
                 self.settle_deployment(tenant, deployment).await?;
             }
@@ -375,7 +377,7 @@ impl Berth {
     pub(crate) async fn skip_target(&self, tenant: TenantId, target: Target, reason: &str) -> Result<()> {
         // Deployed (or skipped already): there is nothing to withdraw.
         let Ok(skipped) = target.step(TargetStep::Skip { reason: reason.to_string() }, Utc::now()) else { return Ok(()) };
-        match self.deployments.update_target(tenant, &skipped, target.state, None).await {
+        match self.ports.deployments.update_target(tenant, &skipped, target.state, None).await {
             Ok(()) => {}
             // It moved meanwhile (the agent reported): leave it to that report.
             Err(DomainError::Refused(Refusal::Stale(_))) => return Ok(()),

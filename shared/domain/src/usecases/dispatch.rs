@@ -16,7 +16,7 @@ impl Berth {
     /// again (a duplicate job message is dropped when the agent asks for work).
     #[tracing::instrument(skip(self), fields(tenant_id = %tenant, deployment_id = %id))]
     pub async fn dispatch_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<()> {
-        let Some(d) = self.deployments.get_deployment(tenant, id).await? else {
+        let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else {
             tracing::warn!("no such deployment: nothing to dispatch");
             return Ok(());
         };
@@ -24,7 +24,7 @@ impl Berth {
             return Ok(());
         }
         let runtimes = match d.only_runtime {
-            Some(r) => self.runtimes.get_runtime(tenant, r).await?.into_iter().collect(),
+            Some(r) => self.ports.runtimes.get_runtime(tenant, r).await?.into_iter().collect(),
             None => self.all_environment_runtimes(tenant, d.environment_id).await?,
         };
         if runtimes.is_empty() {
@@ -32,13 +32,14 @@ impl Berth {
         }
         for runtime in &runtimes {
             let fresh = Target::pending(id, runtime.id, Utc::now());
-            let target = if self.deployments.put_target_if_absent(tenant, &fresh).await? {
+            let target = if self.ports.deployments.put_target_if_absent(tenant, &fresh).await? {
                 fresh
             } else {
-                self.deployments.get_target(tenant, id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
+                self.ports.deployments.get_target(tenant, id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
             };
             if target.state == TargetState::Pending {
-                self.jobs
+                self.ports
+                    .jobs
                     .send_job(&runtime.queue_url, &JobMessage { tenant_id: tenant, deployment_id: id, runtime_id: runtime.id, job_id: target.job_id })
                     .await?;
             }
@@ -46,7 +47,7 @@ impl Berth {
         // Only a queued deployment starts: a duplicate delivery finds it in progress.
         if let Ok(after) = d.step(DeploymentStep::Start, Utc::now()) {
             let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() });
-            match self.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
+            match self.ports.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
                 Ok(()) => self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await,
                 // A duplicate delivery moved it first.
                 Err(DomainError::Refused(Refusal::Stale(_))) => {}
@@ -61,17 +62,17 @@ impl Berth {
 
     /// Sends one target its job (again), on its runtime's queue.
     pub(crate) async fn send_job(&self, tenant: TenantId, d: &Deployment, target: &Target) -> Result<()> {
-        let Some(runtime) = self.runtimes.get_runtime(tenant, target.runtime_id).await? else {
+        let Some(runtime) = self.ports.runtimes.get_runtime(tenant, target.runtime_id).await? else {
             return Ok(());
         };
         let job = JobMessage { tenant_id: tenant, deployment_id: d.id, runtime_id: runtime.id, job_id: target.job_id };
-        self.jobs.send_job(&runtime.queue_url, &job).await
+        self.ports.jobs.send_job(&runtime.queue_url, &job).await
     }
 
     async fn end_without_targets(&self, tenant: TenantId, d: &Deployment) -> Result<()> {
         let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::by(&Actor::system("dispatcher"), d.id, DispatchFailed { reason: "no runtime attached".into() });
-        match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
+        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {
                 self.event(tenant, d.id, None, "Failed: no runtime is attached to the environment".into()).await;
                 Ok(())
@@ -85,11 +86,11 @@ impl Berth {
 impl Berth {
     /// Marks a deployment that can never be dispatched failed (releasing its lock).
     pub async fn fail_deployment(&self, tenant: TenantId, id: DeploymentId, reason: &str) -> Result<()> {
-        let Some(d) = self.deployments.get_deployment(tenant, id).await? else { return Ok(()) };
+        let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else { return Ok(()) };
         // Ended meanwhile: nothing to fail.
         let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DispatchFailed { reason: reason.to_string() });
-        match self.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
+        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
             Ok(()) => {
                 self.event(tenant, id, None, format!("Failed: {reason}")).await;
                 Ok(())

@@ -16,18 +16,18 @@ impl Berth {
         ctx.require(Permission::ManageEnvironments)?;
         let env = Environment::new(input, Utc::now());
         let audit = AuditDraft::by(ctx, env.id, EnvironmentCreated { after: EnvironmentState::of(&env) });
-        self.environments.create_environment(ctx.tenant, &env, audit).await?;
+        self.ports.environments.create_environment(ctx.tenant, &env, audit).await?;
         Ok(env)
     }
 
     pub async fn get_environment(&self, ctx: &TenantCtx, id: EnvironmentId) -> Result<Environment> {
         ctx.require(Permission::Read)?;
-        self.environments.get_environment(ctx.tenant, id).await?.ok_or(DomainError::not_found("environment"))
+        self.ports.environments.get_environment(ctx.tenant, id).await?.ok_or(DomainError::not_found("environment"))
     }
 
     pub async fn list_environments(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<Environment>> {
         ctx.require(Permission::Read)?;
-        self.environments.list_environments(ctx.tenant, page).await
+        self.ports.environments.list_environments(ctx.tenant, page).await
     }
 
     #[tracing::instrument(skip(self, ctx, patch), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
@@ -37,7 +37,7 @@ impl Berth {
         check_if_match(before.version, if_match)?;
         let after = before.patched(patch, Utc::now());
         let audit = AuditDraft::by(ctx, id, EnvironmentUpdated { before: EnvironmentState::of(&before), after: EnvironmentState::of(&after) });
-        self.environments.update_environment(ctx.tenant, &before, &after, audit).await?;
+        self.ports.environments.update_environment(ctx.tenant, &before, &after, audit).await?;
         Ok(after)
     }
 
@@ -46,6 +46,6 @@ impl Berth {
         let env = self.get_environment(ctx, id).await?;
         ctx.require(Permission::ManageEnvironments)?;
         let audit = AuditDraft::by(ctx, id, EnvironmentDeleted { before: EnvironmentState::of(&env) });
-        self.environments.delete_environment(ctx.tenant, &env, audit).await
+        self.ports.environments.delete_environment(ctx.tenant, &env, audit).await
     }
 }

@@ -16,7 +16,7 @@ pub(crate) const DECISION_ATTEMPTS: usize = 20;
 impl Berth {
     /// The environment's policy, or the default one when none was stored.
     pub(crate) async fn policy_of(&self, tenant: TenantId, env: EnvironmentId) -> Result<Policy> {
-        Ok(self.policies.get_policy(tenant, env).await?.unwrap_or_default())
+        Ok(self.ports.policies.get_policy(tenant, env).await?.unwrap_or_default())
     }
 
     pub async fn get_policy(&self, ctx: &TenantCtx, env: EnvironmentId) -> Result<Policy> {
@@ -35,19 +35,19 @@ impl Berth {
         }
         policy.check(env)?;
         for (i, required) in policy.require_success_in.iter().enumerate() {
-            if self.environments.get_environment(ctx.tenant, *required).await?.is_none() {
+            if self.ports.environments.get_environment(ctx.tenant, *required).await?.is_none() {
                 return Err(DomainError::invalid(format!("require_success_in[{i}]"), "no such environment"));
             }
         }
         policy.version = before.version.next();
         let audit = AuditDraft::by(ctx, env, PolicyUpdated::of(&environment, &before, &policy));
-        self.policies.put_policy(ctx.tenant, env, &policy, before.version, audit).await?;
+        self.ports.policies.put_policy(ctx.tenant, env, &policy, before.version, audit).await?;
         Ok(policy)
     }
 
     pub async fn deployment_approvals(&self, ctx: &TenantCtx, id: DeploymentId) -> Result<Vec<Approval>> {
         ctx.require(Permission::Read)?;
-        self.deployments.approvals(ctx.tenant, id).await
+        self.ports.deployments.approvals(ctx.tenant, id).await
     }
 
     /// Records an approver's decision. One reject ends the deployment
@@ -63,7 +63,7 @@ impl Berth {
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: vec![d.digest.clone()], created_at: Utc::now() };
         let audit = AuditDraft::by(ctx, id, DeploymentDecided { decision, digests: approval.digests.clone(), comment: approval.comment.clone() });
-        match self.deployments.add_approval(ctx.tenant, id, &approval, audit).await {
+        match self.ports.deployments.add_approval(ctx.tenant, id, &approval, audit).await {
             Ok(()) => {}
             // A retry after a 503 that came once the decision was stored: its
             // outcome may never have been applied, so apply it before answering.
@@ -88,7 +88,7 @@ impl Berth {
             if current.status != DeploymentStatus::PendingApproval {
                 return Ok(current);
             }
-            let approvals = self.deployments.approvals(ctx.tenant, id).await?;
+            let approvals = self.ports.deployments.approvals(ctx.tenant, id).await?;
             let now = Utc::now();
             let after = if approvals.iter().any(|a| a.decision == Decision::Reject) {
                 current.step(DeploymentStep::Reject, now)?
@@ -103,7 +103,7 @@ impl Berth {
             };
             let summary = DeploymentDecisionsApplied { before: current.status, after: after.status, approvals: approved, scheduled_at: after.scheduled_at };
             let audit = AuditDraft::by(ctx, id, summary);
-            match self.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, Some(audit)).await {
+            match self.ports.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, Some(audit)).await {
                 Ok(()) => {
                     settled = Some(after);
                     break;
@@ -116,7 +116,7 @@ impl Berth {
         match after.status {
             DeploymentStatus::Queued => {
                 self.event(ctx.tenant, id, None, "Approvals complete: queued".into()).await;
-                if let Err(e) = self.jobs.enqueue_deployment(ctx.tenant, id).await {
+                if let Err(e) = self.ports.jobs.enqueue_deployment(ctx.tenant, id).await {
                     tracing::warn!(error = %e, "could not queue the approved deployment now; the sweeper will");
                 }
             }

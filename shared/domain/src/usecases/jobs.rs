@@ -73,16 +73,16 @@ impl Berth {
         let visibility = HANDOUT_VISIBILITY;
         loop {
             let remaining = until.saturating_duration_since(std::time::Instant::now());
-            let Some(received) = self.jobs.receive_job(&ctx.runtime.queue_url, remaining, visibility).await? else {
+            let Some(received) = self.ports.jobs.receive_job(&ctx.runtime.queue_url, remaining, visibility).await? else {
                 return Ok(None);
             };
-            let drop_it = || async { self.jobs.delete_job(&ctx.runtime.queue_url, &received.receipt).await };
+            let drop_it = || async { self.ports.jobs.delete_job(&ctx.runtime.queue_url, &received.receipt).await };
             let Some(job) = received.job.clone().filter(|j| j.tenant_id == ctx.tenant && j.runtime_id == ctx.runtime.id) else {
                 drop_it().await?;
                 continue;
             };
-            let target = self.deployments.get_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
-            let deployment = self.deployments.get_deployment(ctx.tenant, job.deployment_id).await?;
+            let target = self.ports.deployments.get_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
+            let deployment = self.ports.deployments.get_deployment(ctx.tenant, job.deployment_id).await?;
             let (Some(target), Some(d)) = (target, deployment) else {
                 drop_it().await?;
                 continue;
@@ -102,13 +102,16 @@ impl Berth {
             let from = target.state;
             let now = Utc::now();
             let target = target.step(TargetStep::Deliver { deadline: now + self.settings.job_deadline }, now)?;
-            self.deployments.update_target(ctx.tenant, &target, from, Some(&received.receipt)).await?;
-            self.jobs.hide_job(&ctx.runtime.queue_url, &received.receipt, self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900))).await?;
+            self.ports.deployments.update_target(ctx.tenant, &target, from, Some(&received.receipt)).await?;
+            self.ports
+                .jobs
+                .hide_job(&ctx.runtime.queue_url, &received.receipt, self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900)))
+                .await?;
             if from == TargetState::Pending {
                 self.event(ctx.tenant, d.id, Some(ctx.runtime.id), format!("Delivered to runtime \"{}\"", ctx.runtime.name)).await;
             }
             let ttl = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
-            let url = self.blobs.presign_package_download(ctx.tenant, d.package_id, ttl).await?;
+            let url = self.ports.blobs.presign_package_download(ctx.tenant, d.package_id, ttl).await?;
             return Ok(Some(JobOffer {
                 job_id: target.job_id,
                 deployment_id: d.id,
@@ -130,9 +133,9 @@ impl Berth {
     pub async fn report_job_event(&self, ctx: &RuntimeCtx, job: JobId, phase: TargetState, message: String) -> Result<JobEventOutcome> {
         // What an agent reports is stored and shown to every viewer: never a secret.
         let message = crate::redact::redact(&message);
-        let deployment_id = self.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
-        let d = self.deployments.get_deployment(ctx.tenant, deployment_id).await?.ok_or(DomainError::not_found("job"))?;
-        let target = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
+        let deployment_id = self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
+        let d = self.ports.deployments.get_deployment(ctx.tenant, deployment_id).await?.ok_or(DomainError::not_found("job"))?;
+        let target = self.ports.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
         if target.job_id != job {
             // A retry replaced this job.
             return Ok(JobEventOutcome { job_status: target.state, proceed: false });
@@ -153,18 +156,18 @@ impl Berth {
             Err(refused) => return Err(refused.into()),
         };
         let next = reported.state;
-        match self.deployments.update_target(ctx.tenant, &reported, target.state, None).await {
+        match self.ports.deployments.update_target(ctx.tenant, &reported, target.state, None).await {
             Ok(()) => {}
             Err(DomainError::Refused(Refusal::Stale(_))) => {
-                let now = self.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
+                let now = self.ports.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
                 return Ok(JobEventOutcome { job_status: now.state, proceed: !now.state.settled() });
             }
             Err(e) => return Err(e),
         }
         self.event(ctx.tenant, deployment_id, Some(ctx.runtime.id), format!("Runtime \"{}\": {}", ctx.runtime.name, phase_line(next, &message))).await;
         if next.settled() {
-            if let Some(receipt) = self.deployments.target_receipt(ctx.tenant, deployment_id, ctx.runtime.id).await? {
-                if let Err(e) = self.jobs.delete_job(&ctx.runtime.queue_url, &receipt).await {
+            if let Some(receipt) = self.ports.deployments.target_receipt(ctx.tenant, deployment_id, ctx.runtime.id).await? {
+                if let Err(e) = self.ports.jobs.delete_job(&ctx.runtime.queue_url, &receipt).await {
                     // The message reappears later and is dropped then.
                     tracing::info!(error = %e, "could not delete a finished job's message now");
                 }
@@ -186,7 +189,7 @@ impl Berth {
             client_request_id: None,
             tenant_suspended: false,
         };
-        let package = self.packages.get_package(tenant, previous.package_id).await?.ok_or(DomainError::not_found("package"))?;
+        let package = self.ports.packages.get_package(tenant, previous.package_id).await?.ok_or(DomainError::not_found("package"))?;
         let notes = format!("automatic rollback: deployment {} of version {} failed", failed.id, failed.version);
         let policy = self.policy_of(tenant, previous.environment_id).await?;
         // Exempt from approvals and freeze windows, by the one rule (see `Change::AutomaticRollback`).
@@ -200,10 +203,10 @@ impl Berth {
     /// package becomes the environment's active version (the one before it
     /// superseded), all in one transaction.
     pub(crate) async fn settle_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<()> {
-        let Some(d) = self.deployments.get_deployment(tenant, id).await? else {
+        let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else {
             return Ok(());
         };
-        let targets = self.deployments.list_targets(tenant, id).await?;
+        let targets = self.ports.deployments.list_targets(tenant, id).await?;
         let Some(status) = aggregate(&targets) else {
             return Ok(());
         };
@@ -215,13 +218,13 @@ impl Berth {
         let activation = if status != DeploymentStatus::Succeeded || d.only_runtime.is_some() {
             Activation::Unchanged
         } else if d.kind == DeploymentKind::Undeploy {
-            match self.deployments.active_version(tenant, d.environment_id, d.component_id).await? {
+            match self.ports.deployments.active_version(tenant, d.environment_id, d.component_id).await? {
                 Some(previous) => Activation::Deactivate { previous },
                 None => Activation::Unchanged,
             }
         } else {
-            let package = self.packages.get_package(tenant, d.package_id).await?.ok_or(DomainError::not_found("package"))?;
-            let previous = self.deployments.active_version(tenant, d.environment_id, d.component_id).await?;
+            let package = self.ports.packages.get_package(tenant, d.package_id).await?.ok_or(DomainError::not_found("package"))?;
+            let previous = self.ports.deployments.active_version(tenant, d.environment_id, d.component_id).await?;
             Activation::Activate { new: self.activation_of(&d, &package), previous }
         };
         let failed = matches!(status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed | DeploymentStatus::RolledBack);
@@ -231,7 +234,7 @@ impl Berth {
             && d.status == DeploymentStatus::InProgress
         {
             match self.policy_of(tenant, d.environment_id).await?.auto_rollback {
-                true => self.deployments.active_version(tenant, d.environment_id, d.component_id).await?,
+                true => self.ports.deployments.active_version(tenant, d.environment_id, d.component_id).await?,
                 false => None,
             }
         } else {
@@ -240,7 +243,7 @@ impl Berth {
         let status = if roll_back_to.is_some() { DeploymentStatus::RolledBack } else { status };
         let after = d.step(DeploymentStep::Settle(status), Utc::now())?;
         let audit = AuditDraft::by(&Actor::system("berth"), id, DeploymentSettled { before: d.status, after: status, targets: target_counts(&targets) });
-        match self.deployments.finish_deployment(tenant, &after, d.status, &activation, audit).await {
+        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &activation, audit).await {
             Ok(()) => {
                 let line = match status {
                     DeploymentStatus::Succeeded if d.kind == DeploymentKind::Undeploy => "Undeployed".to_string(),

@@ -50,10 +50,11 @@ impl Default for Settings {
     }
 }
 
-/// The application: every use case, over the ports it was built with.
-/// Built once per cold start and shared by reference.
+/// The adapters a `Berth` runs on, one per port. An adapter crate builds it
+/// (`berth_aws::build_berth` over DynamoDB/S3/SQS, `berth_memory::Memory` in
+/// memory) and hands it to `Berth::new`.
 #[derive(Clone)]
-pub struct Berth {
+pub struct Ports {
     pub tenants: Arc<dyn TenantStore>,
     pub environments: Arc<dyn EnvironmentStore>,
     pub runtimes: Arc<dyn RuntimeStore>,
@@ -68,7 +69,31 @@ pub struct Berth {
     pub policies: Arc<dyn PolicyStore>,
     pub change_requests: Arc<dyn ChangeRequestStore>,
     pub jobs: Arc<dyn JobQueues>,
-    pub settings: Settings,
+}
+
+/// The application: every use case, over the ports it was built with. Only
+/// its use cases reach the ports: callers ask it, they do not reach past it.
+/// Built once per cold start and shared by reference.
+#[derive(Clone)]
+pub struct Berth {
+    ports: Ports,
+    settings: Settings,
     /// Tenant items this instance read lately (see `TENANT_CACHE_TTL`).
-    pub tenant_cache: Arc<TenantCache>,
+    tenant_cache: Arc<TenantCache>,
+}
+
+impl Berth {
+    pub fn new(ports: Ports, settings: Settings) -> Self {
+        Self { ports, settings, tenant_cache: Default::default() }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The idempotency store, for the web layer's idempotency middleware
+    /// (which runs around the use cases, not inside one).
+    pub fn idempotency_store(&self) -> Arc<dyn IdempotencyStore> {
+        self.ports.idempotency.clone()
+    }
 }

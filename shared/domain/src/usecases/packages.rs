@@ -48,7 +48,7 @@ impl Berth {
             return Err(DomainError::invalid("notes", format!("must be at most {MAX_NOTES_CHARS} characters")));
         }
         if let Some(v) = &input.version {
-            if self.packages.version_exists(ctx.tenant, root.id, v).await? {
+            if self.ports.packages.version_exists(ctx.tenant, root.id, v).await? {
                 return Err(version_exists(v));
             }
         }
@@ -57,7 +57,7 @@ impl Berth {
         let (manifest, requirements) = snapshot(&root, &reachable)?;
 
         let id = PackageId::new();
-        let archive = self.blobs.write_package_archive(ctx.tenant, id, &manifest).await?;
+        let archive = self.ports.blobs.write_package_archive(ctx.tenant, id, &manifest).await?;
         let mut package = Package {
             id,
             component_id: root.id,
@@ -74,7 +74,7 @@ impl Berth {
         };
         let result = self.store_package(ctx, &mut package, input.version.is_none()).await;
         if result.is_err() {
-            if let Err(cleanup) = self.blobs.delete_package_archive(ctx.tenant, id).await {
+            if let Err(cleanup) = self.ports.blobs.delete_package_archive(ctx.tenant, id).await {
                 tracing::error!(error = %cleanup, package_id = %id, "could not remove the archive of a package that was not created");
             }
         }
@@ -82,17 +82,17 @@ impl Berth {
     }
 
     async fn store_package(&self, ctx: &TenantCtx, package: &mut Package, auto_number: bool) -> Result<()> {
-        let mut next = if auto_number { self.packages.count_packages(ctx.tenant, package.component_id).await? + 1 } else { 0 };
+        let mut next = if auto_number { self.ports.packages.count_packages(ctx.tenant, package.component_id).await? + 1 } else { 0 };
         for _ in 0..NUMBERING_ATTEMPTS {
             if auto_number {
                 package.version = VersionLabel::number(next);
                 next += 1;
             }
             let audit = AuditDraft::by(ctx, package.id, PackageCreated::of(package));
-            match self.packages.create_package(ctx.tenant, package, audit).await {
+            match self.ports.packages.create_package(ctx.tenant, package, audit).await {
                 Err(DomainError::Refused(Refusal::Taken(Taken::PackageVersion(_)))) if auto_number => {
                     // Others took numbers meanwhile: jump past all of them.
-                    next = next.max(self.packages.count_packages(ctx.tenant, package.component_id).await? + 1);
+                    next = next.max(self.ports.packages.count_packages(ctx.tenant, package.component_id).await? + 1);
                     continue;
                 }
                 Err(DomainError::Refused(Refusal::Taken(Taken::PackageVersion(_)))) => return Err(version_exists(&package.version)),
@@ -104,16 +104,16 @@ impl Berth {
 
     pub async fn get_package(&self, ctx: &TenantCtx, id: PackageId) -> Result<PackageDetails> {
         ctx.require(Permission::Read)?;
-        let package = self.packages.get_package(ctx.tenant, id).await?.ok_or(DomainError::not_found("package"))?;
+        let package = self.ports.packages.get_package(ctx.tenant, id).await?.ok_or(DomainError::not_found("package"))?;
         let ids: Vec<ComponentId> = package.manifest.components.iter().map(|e| e.id).collect();
-        let current = self.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
+        let current = self.ports.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
         let outdated_components = outdated(&package.manifest, &current);
         Ok(PackageDetails { package, outdated_components })
     }
 
     pub async fn list_packages(&self, ctx: &TenantCtx, component: Option<ComponentId>, page: &PageRequest) -> Result<Page<Package>> {
         ctx.require(Permission::Read)?;
-        self.packages.list_packages(ctx.tenant, component, page).await
+        self.ports.packages.list_packages(ctx.tenant, component, page).await
     }
 
     /// A short-lived URL for the archive; only ever for this tenant's package,
@@ -123,7 +123,7 @@ impl Berth {
         if details.package.deleted {
             return Err(DomainError::not_found("package"));
         }
-        self.blobs.presign_package_download(ctx.tenant, details.package.id, DOWNLOAD_TTL).await
+        self.ports.blobs.presign_package_download(ctx.tenant, details.package.id, DOWNLOAD_TTL).await
     }
 
     /// Marks the package deleted (its archive stays, for audit); refused while it is active anywhere.
@@ -131,7 +131,7 @@ impl Berth {
     pub async fn delete_package(&self, ctx: &TenantCtx, id: PackageId) -> Result<()> {
         let details = self.get_package(ctx, id).await?;
         ctx.require(Permission::ManagePackages)?;
-        if self.package_activity.is_package_active(ctx.tenant, id).await? {
+        if self.ports.package_activity.is_package_active(ctx.tenant, id).await? {
             return Err(DomainError::conflict(
                 "package_active",
                 "the package is the active version in an environment; deploy another version or undeploy it first",
@@ -141,6 +141,6 @@ impl Berth {
             return Ok(());
         }
         let audit = AuditDraft::by(ctx, id, PackageDeleted { version: details.package.version.clone() });
-        self.packages.mark_package_deleted(ctx.tenant, id, audit).await
+        self.ports.packages.mark_package_deleted(ctx.tenant, id, audit).await
     }
 }

@@ -31,7 +31,7 @@ impl Berth {
         ctx.require(Permission::ManageRuntimes)?;
         let id = RuntimeId::new();
         let token = RuntimeToken::generate(TokenKind::Registration, ctx.tenant, id)?;
-        let queue_url = self.queues.create_runtime_queue(ctx.tenant, id).await?;
+        let queue_url = self.ports.queues.create_runtime_queue(ctx.tenant, id).await?;
         let runtime = Runtime {
             id,
             name,
@@ -47,8 +47,8 @@ impl Berth {
             created_at: Utc::now(),
         };
         let audit = AuditDraft::by(ctx, id, RuntimeCreated::of(&runtime));
-        if let Err(err) = self.runtimes.create_runtime(ctx.tenant, &runtime, audit).await {
-            if let Err(cleanup) = self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await {
+        if let Err(err) = self.ports.runtimes.create_runtime(ctx.tenant, &runtime, audit).await {
+            if let Err(cleanup) = self.ports.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await {
                 tracing::warn!(error = %cleanup, runtime_id = %id, "could not remove the queue of a runtime that was not created");
             }
             return Err(err);
@@ -58,12 +58,12 @@ impl Berth {
 
     pub async fn get_runtime(&self, ctx: &TenantCtx, id: RuntimeId) -> Result<Runtime> {
         ctx.require(Permission::Read)?;
-        self.runtimes.get_runtime(ctx.tenant, id).await?.ok_or(DomainError::not_found("runtime"))
+        self.ports.runtimes.get_runtime(ctx.tenant, id).await?.ok_or(DomainError::not_found("runtime"))
     }
 
     pub async fn list_runtimes(&self, ctx: &TenantCtx, page: &PageRequest) -> Result<Page<Runtime>> {
         ctx.require(Permission::Read)?;
-        self.runtimes.list_runtimes(ctx.tenant, page).await
+        self.ports.runtimes.list_runtimes(ctx.tenant, page).await
     }
 
     /// Deletes the runtime (detaching it everywhere), then its queue.
@@ -76,11 +76,11 @@ impl Berth {
             self.policy_of(ctx.tenant, *env).await?.judge(Change::DetachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
         }
         let audit = AuditDraft::by(ctx, id, RuntimeDeleted::of(&runtime));
-        self.runtimes.delete_runtime(ctx.tenant, &runtime, audit).await?;
+        self.ports.runtimes.delete_runtime(ctx.tenant, &runtime, audit).await?;
         for env in &runtime.environments {
             self.withdraw_jobs(ctx.tenant, *env, id, "the runtime was deleted").await?;
         }
-        self.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await
+        self.ports.queues.delete_runtime_queue(ctx.tenant, id, &runtime.queue_url).await
     }
 
     /// Attaches a runtime to an environment; attaching twice changes nothing.
@@ -91,7 +91,7 @@ impl Berth {
         ctx.require(Permission::ManageRuntimes)?;
         self.policy_of(ctx.tenant, env).await?.judge(Change::AttachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
         let audit = AuditDraft::by(ctx, env, RuntimeAttached { runtime_id: runtime });
-        self.runtimes.attach_runtime(ctx.tenant, env, runtime, audit).await
+        self.ports.runtimes.attach_runtime(ctx.tenant, env, runtime, audit).await
     }
 
     #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
@@ -100,12 +100,12 @@ impl Berth {
         ctx.require(Permission::ManageRuntimes)?;
         self.policy_of(ctx.tenant, env).await?.judge(Change::DetachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
         let audit = AuditDraft::by(ctx, env, RuntimeDetached { runtime_id: runtime });
-        self.runtimes.detach_runtime(ctx.tenant, env, runtime, audit).await?;
+        self.ports.runtimes.detach_runtime(ctx.tenant, env, runtime, audit).await?;
         self.after_detach(ctx, env, runtime).await
     }
 
     pub async fn list_environment_runtimes(&self, ctx: &TenantCtx, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>> {
         self.get_environment(ctx, env).await?;
-        self.runtimes.list_environment_runtimes(ctx.tenant, env, page).await
+        self.ports.runtimes.list_environment_runtimes(ctx.tenant, env, page).await
     }
 }

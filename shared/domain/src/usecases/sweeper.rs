@@ -29,12 +29,12 @@ impl Berth {
     #[tracing::instrument(skip(self))]
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport> {
         let mut report = SweepReport::default();
-        for item in self.deployments.overdue_targets(now, SWEEP_BATCH).await? {
+        for item in self.ports.deployments.overdue_targets(now, SWEEP_BATCH).await? {
             let Some(runtime) = item.runtime else { continue };
-            let Some(target) = self.deployments.get_target(item.tenant, item.deployment, runtime).await? else { continue };
+            let Some(target) = self.ports.deployments.get_target(item.tenant, item.deployment, runtime).await? else { continue };
             // Settled meanwhile, or not overdue after all.
             let Ok(expired) = target.step(TargetStep::Expire, now) else { continue };
-            match self.deployments.update_target(item.tenant, &expired, target.state, None).await {
+            match self.ports.deployments.update_target(item.tenant, &expired, target.state, None).await {
                 Ok(()) => {}
                 Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 Err(e) => return Err(e),
@@ -43,15 +43,15 @@ impl Berth {
             self.settle_deployment(item.tenant, item.deployment).await?;
             report.timed_out += 1;
         }
-        for item in self.deployments.due_scheduled(now, SWEEP_BATCH).await? {
-            let Some(d) = self.deployments.get_deployment(item.tenant, item.deployment).await? else { continue };
+        for item in self.ports.deployments.due_scheduled(now, SWEEP_BATCH).await? {
+            let Some(d) = self.ports.deployments.get_deployment(item.tenant, item.deployment).await? else { continue };
             let Ok(after) = d.step(DeploymentStep::Due, now) else { continue };
             let sweeper = Actor::system("sweeper");
             // A freeze window that began meanwhile holds it until the window ends.
             if let Some(until) = self.policy_of(item.tenant, d.environment_id).await?.frozen_until(now) {
                 let after = d.step(DeploymentStep::Hold { until }, now)?;
                 let audit = AuditDraft::by(&sweeper, d.id, DeploymentHeld { reason: HoldReason::FreezeWindow, until });
-                match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
+                match self.ports.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                     Ok(()) => self.event(item.tenant, d.id, None, format!("Held by a freeze window until {}", until.to_rfc3339())).await,
                     Err(DomainError::Refused(Refusal::Stale(_))) => {}
                     Err(e) => return Err(e),
@@ -59,17 +59,17 @@ impl Berth {
                 continue;
             }
             let audit = AuditDraft::by(&sweeper, d.id, DeploymentReleased { before: d.status, after: after.status, scheduled_at: d.scheduled_at });
-            match self.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
+            match self.ports.deployments.transition(item.tenant, &after, DeploymentStatus::Scheduled, Some(audit)).await {
                 Ok(()) => {}
                 Err(DomainError::Refused(Refusal::Stale(_))) => continue,
                 Err(e) => return Err(e),
             }
             self.event(item.tenant, d.id, None, "Scheduled time reached: queued".into()).await;
-            self.jobs.enqueue_deployment(item.tenant, d.id).await?;
+            self.ports.jobs.enqueue_deployment(item.tenant, d.id).await?;
             report.released += 1;
         }
-        for item in self.deployments.stale_queued(now - chrono::Duration::seconds(REQUEUE_AFTER_SECS), SWEEP_BATCH).await? {
-            self.jobs.enqueue_deployment(item.tenant, item.deployment).await?;
+        for item in self.ports.deployments.stale_queued(now - chrono::Duration::seconds(REQUEUE_AFTER_SECS), SWEEP_BATCH).await? {
+            self.ports.jobs.enqueue_deployment(item.tenant, item.deployment).await?;
             report.requeued += 1;
         }
         Ok(report)

@@ -14,16 +14,16 @@ impl Berth {
     pub async fn create_tenant(&self, ctx: &PlatformCtx, name: Name, plan: Plan) -> Result<Tenant> {
         let tenant = Tenant::new(name, plan, Utc::now());
         let audit = AuditDraft::by(ctx, tenant.id, TenantCreated::of(&tenant));
-        self.tenants.create_tenant(&tenant, audit).await?;
+        self.ports.tenants.create_tenant(&tenant, audit).await?;
         Ok(tenant)
     }
 
     pub async fn get_tenant(&self, _ctx: &PlatformCtx, id: TenantId) -> Result<Tenant> {
-        self.tenants.get_tenant(id).await?.ok_or(DomainError::not_found("tenant"))
+        self.ports.tenants.get_tenant(id).await?.ok_or(DomainError::not_found("tenant"))
     }
 
     pub async fn list_tenants(&self, _ctx: &PlatformCtx, page: &PageRequest) -> Result<Page<Tenant>> {
-        self.tenants.list_tenants(page).await
+        self.ports.tenants.list_tenants(page).await
     }
 
     #[tracing::instrument(skip(self, ctx, patch), fields(request_id = %ctx.request_id))]
@@ -32,7 +32,7 @@ impl Berth {
         check_if_match(before.version, if_match)?;
         let after = before.patched(patch, Utc::now())?;
         let audit = AuditDraft::by(ctx, id, TenantChanged::of(&before, &after));
-        self.tenants.update_tenant(&after, before.version, audit).await?;
+        self.ports.tenants.update_tenant(&after, before.version, audit).await?;
         self.tenant_cache.forget(id);
         Ok(after)
     }
@@ -45,7 +45,7 @@ impl Berth {
             return Ok(tenant);
         }
         let tenant =
-            self.tenants.get_tenant(id).await?.ok_or_else(|| DomainError::forbidden("unknown_tenant", "the token names a tenant that does not exist"))?;
+            self.ports.tenants.get_tenant(id).await?.ok_or_else(|| DomainError::forbidden("unknown_tenant", "the token names a tenant that does not exist"))?;
         self.tenant_cache.put(tenant.clone());
         Ok(tenant)
     }
