@@ -105,16 +105,7 @@ pub fn moved(d: &Deployment, status: DeploymentStatus) -> Deployment {
 
 /// What `d` leaves active once it succeeded.
 pub fn active(d: &Deployment) -> ActiveVersion {
-    ActiveVersion {
-        environment_id: d.environment_id,
-        component_id: d.component_id,
-        package_id: d.package_id,
-        version: d.version.clone(),
-        digest: d.digest.clone(),
-        deployment_id: d.id,
-        activated_at: Utc::now(),
-        components: vec![],
-    }
+    d.activation(vec![], Utc::now())
 }
 
 pub fn target(d: &Deployment, runtime: RuntimeId) -> Target {

@@ -624,6 +624,23 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// What this deployment leaves active once it succeeded: its package,
+    /// with the package's bundled `components`, from `at`.
+    pub fn activation(&self, components: Vec<ManifestEntry>, at: DateTime<Utc>) -> ActiveVersion {
+        ActiveVersion {
+            environment_id: self.environment_id,
+            component_id: self.component_id,
+            package_id: self.package_id,
+            version: self.version.clone(),
+            digest: self.digest.clone(),
+            deployment_id: self.id,
+            activated_at: at,
+            components,
+        }
+    }
+}
+
 impl Target {
     /// The deadline the sweeper holds a delivered, unsettled job to.
     pub fn watched_deadline(&self) -> Option<DateTime<Utc>> {

@@ -386,20 +386,6 @@ impl Berth {
         self.event(tenant, skipped.deployment_id, Some(skipped.runtime_id), format!("Skipped: {reason}")).await;
         Ok(())
     }
-
-    /// The package activity marker a successful deployment leaves.
-    pub(crate) fn activation_of(&self, d: &Deployment, package: &Package) -> ActiveVersion {
-        ActiveVersion {
-            environment_id: d.environment_id,
-            component_id: d.component_id,
-            package_id: d.package_id,
-            version: d.version.clone(),
-            digest: d.digest.clone(),
-            deployment_id: d.id,
-            activated_at: Utc::now(),
-            components: package.manifest.components.clone(),
-        }
-    }
 }
 
 fn check_notes(notes: &str) -> Result<()> {

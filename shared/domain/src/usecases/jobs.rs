@@ -225,7 +225,7 @@ impl Berth {
         } else {
             let package = self.ports.packages.get_package(tenant, d.package_id).await?.ok_or(DomainError::not_found("package"))?;
             let previous = self.ports.deployments.active_version(tenant, d.environment_id, d.component_id).await?;
-            Activation::Activate { new: self.activation_of(&d, &package), previous }
+            Activation::Activate { new: d.activation(package.manifest.components.clone(), Utc::now()), previous }
         };
         let failed = matches!(status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed | DeploymentStatus::RolledBack);
         let roll_back_to = if failed
