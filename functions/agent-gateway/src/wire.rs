@@ -40,9 +40,12 @@ pub fn runtime_status(s: RuntimeStatus) -> wire::RuntimeStatus {
     }
 }
 
+/// A sync goes out as a `deploy` of the exact version the environment runs:
+/// to an agent it is one (download, back up, apply, restore on failure), and
+/// agents that know only the four kinds keep working.
 fn kind(k: DeploymentKind) -> wire::JobKind {
     match k {
-        DeploymentKind::Deploy => wire::JobKind::Deploy,
+        DeploymentKind::Deploy | DeploymentKind::Sync => wire::JobKind::Deploy,
         DeploymentKind::Redeploy => wire::JobKind::Redeploy,
         DeploymentKind::Rollback => wire::JobKind::Rollback,
         DeploymentKind::Undeploy => wire::JobKind::Undeploy,

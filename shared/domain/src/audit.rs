@@ -107,6 +107,8 @@ audit_actions! {
     DeploymentRollbackRequested = "deployment.rollback_requested" on Deployment,
     /// An undeploy was requested, or sent to a runtime detached from the environment.
     DeploymentUndeployRequested = "deployment.undeploy_requested" on Deployment,
+    /// A runtime attached to the environment was sent the environment's active version.
+    DeploymentSyncRequested = "deployment.sync_requested" on Deployment,
     DeploymentApproved = "deployment.approved" on Deployment,
     DeploymentRejected = "deployment.rejected" on Deployment,
     /// Enough approvals: released (queued, or scheduled).
@@ -485,6 +487,7 @@ mod tests {
         "deployment.requested",
         "deployment.rollback_requested",
         "deployment.undeploy_requested",
+        "deployment.sync_requested",
         "deployment.approved",
         "deployment.rejected",
         "deployment.approvals_complete",

@@ -17,6 +17,9 @@ pub enum DeploymentKind {
     /// Automatic, after a failure.
     Rollback,
     Undeploy,
+    /// The active version again, to one runtime newly attached to the
+    /// environment (`only_runtime`): it converges on what the environment runs.
+    Sync,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,8 +94,9 @@ pub struct Deployment {
     /// The package active in the environment when this was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_package_id: Option<PackageId>,
-    /// Set on the undeploys sent to a runtime detached from the environment:
-    /// only that runtime is targeted and the environment's active versions stay.
+    /// Set on the undeploys sent to a runtime detached from the environment,
+    /// and on the syncs sent to a runtime attached to it: only that runtime is
+    /// targeted and the environment's active versions stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_runtime: Option<RuntimeId>,
     /// Approvals the environment's policy required when this was requested.
@@ -167,6 +171,38 @@ impl Deployment {
             required_approvals: 0,
             decisions: 0,
             change_request_id: None,
+            connections: vec![],
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Brings one runtime newly attached to the environment to `active`, the
+    /// version the environment runs (`package` is that version's package).
+    /// It takes no lock, needs no approval (the version was approved for the
+    /// environment) and leaves the active versions as they are; `cleared`
+    /// holds it to a freeze window's end.
+    pub fn new_sync(active: &ActiveVersion, package: &Package, requested_by: &str, runtime: RuntimeId) -> Self {
+        Deployment {
+            id: DeploymentId::new(),
+            kind: DeploymentKind::Sync,
+            status: DeploymentStatus::Queued,
+            environment_id: active.environment_id,
+            component_id: active.component_id,
+            package_id: active.package_id,
+            version: active.version.clone(),
+            digest: active.digest.clone(),
+            size: package.size,
+            notes: format!("runtime {runtime} attached to the environment: version {} synced to it", active.version),
+            requested_by: requested_by.to_string(),
+            scheduled_at: None,
+            previous_package_id: Some(active.package_id),
+            only_runtime: Some(runtime),
+            required_approvals: 0,
+            decisions: 0,
+            change_request_id: None,
+            // The active version holds its licences already.
             connections: vec![],
             created_at: Utc::now(),
             started_at: None,

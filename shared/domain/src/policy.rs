@@ -192,7 +192,8 @@ pub enum Change {
     Cancel,
     /// The deployments of an approved change request (its approvals stand for theirs).
     ChangeRequestDeploy,
-    /// A runtime starts running what the environment runs.
+    /// A runtime starts running what the environment runs: it is sent a
+    /// `sync` of each active version (no approvals: those were approved).
     AttachRuntime,
     /// A runtime stops running what the environment runs (detached, or deleted).
     DetachRuntime,
@@ -212,8 +213,9 @@ impl Change {
         !matches!(self, Change::Cancel | Change::AutomaticRollback)
     }
     /// May wait for the window's end instead of being refused (`hold_if_frozen`).
+    /// A held attach is made at once; the syncs it sends wait for the window's end.
     fn may_hold(self) -> bool {
-        matches!(self, Change::Deploy | Change::Undeploy | Change::Rollback | Change::ChangeRequestDeploy)
+        matches!(self, Change::Deploy | Change::Undeploy | Change::Rollback | Change::ChangeRequestDeploy | Change::AttachRuntime)
     }
     /// Made by the system, not by a caller with roles.
     fn by_system(self) -> bool {
@@ -413,7 +415,7 @@ mod tests {
             (Change::Retry, true, true, false, 0),
             (Change::Cancel, true, false, false, 0),
             (Change::ChangeRequestDeploy, true, true, true, 0),
-            (Change::AttachRuntime, true, true, false, 0),
+            (Change::AttachRuntime, true, true, true, 0),
             (Change::DetachRuntime, true, true, false, 0),
         ];
         for (change, needs_role, frozen, holdable, approvals) in table {

@@ -329,7 +329,7 @@ pub struct PackageDeleted {
 
 /// A deployment was recorded: `deployment.requested` for a deploy or
 /// redeploy, `deployment.rollback_requested`, `deployment.undeploy_requested`,
-/// by its kind.
+/// `deployment.sync_requested`, by its kind.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeploymentCreated {
     pub kind: DeploymentKind,
@@ -343,6 +343,9 @@ pub struct DeploymentCreated {
     /// Requested by the system (an automatic rollback), not a person.
     pub automatic: bool,
     pub notes: String,
+    /// The one runtime it goes to (a sync, or an undeploy after a detach).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_runtime: Option<RuntimeId>,
 }
 
 impl DeploymentCreated {
@@ -359,6 +362,7 @@ impl DeploymentCreated {
             scheduled_at: d.scheduled_at,
             automatic: by.kind == ActorKind::System,
             notes: d.notes.clone(),
+            only_runtime: d.only_runtime,
         }
     }
 }
@@ -370,6 +374,7 @@ impl AuditSummary for DeploymentCreated {
             DeploymentKind::Deploy | DeploymentKind::Redeploy => AuditAction::DeploymentRequested,
             DeploymentKind::Rollback => AuditAction::DeploymentRollbackRequested,
             DeploymentKind::Undeploy => AuditAction::DeploymentUndeployRequested,
+            DeploymentKind::Sync => AuditAction::DeploymentSyncRequested,
         }
     }
 }

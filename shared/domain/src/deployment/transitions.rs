@@ -307,6 +307,32 @@ mod deployments {
         }
     }
 
+    /// A sync (one runtime newly attached) takes every step a deploy takes,
+    /// by the same rows, and never holds the environment's lock on the way.
+    #[test]
+    fn a_sync_answers_every_step_as_the_table_says_and_never_holds_the_lock() {
+        let env = EnvironmentId::new();
+        let p = package(ComponentId::new());
+        let runtime = RuntimeId::new();
+        for (from, step, then) in table() {
+            let mut sync = Deployment::new_sync(&active(&p, env), &p, "alice", runtime);
+            sync.status = from;
+            assert!(!sync.holds_lock(), "a sync that is {from:?} holds no lock");
+            let got = sync.step(step, now()).map(|d| d.status);
+            let want = match then {
+                To(status) => Ok(status),
+                Started => Err(DeploymentRefused::AlreadyStarted(from)),
+                NotPending => Err(DeploymentRefused::NotPendingApproval(from)),
+                NotRetryable => Err(DeploymentRefused::NotRetryable(from)),
+                Invalid => Err(DeploymentRefused::NotAllowed { from, step }),
+            };
+            assert_eq!(got, want, "sync {from:?} + {step:?}");
+            if let Ok(after) = sync.step(step, now()) {
+                assert!(!after.releases_lock_from(from) && !after.takes_lock_from(from), "sync {from:?} + {step:?} moves no lock");
+            }
+        }
+    }
+
     #[test]
     fn cancelling_a_started_deployment_is_refused_with_the_api_code_and_message() {
         let refused = deployment(InProgress).step(Cancel, now()).unwrap_err();
@@ -406,6 +432,20 @@ mod deployments {
         let undeploy = Deployment::new_undeploy(&current, "alice", Some(runtime));
         assert_eq!((undeploy.kind, undeploy.package_id, undeploy.only_runtime), (DeploymentKind::Undeploy, current.package_id, Some(runtime)));
         assert_eq!(undeploy.notes, format!("runtime {runtime} detached from the environment"));
+    }
+
+    #[test]
+    fn a_sync_sends_the_active_version_to_one_runtime_and_waits_for_nothing() {
+        let env = EnvironmentId::new();
+        let p = package(ComponentId::new());
+        let current = active(&p, env);
+        let runtime = RuntimeId::new();
+        let sync = Deployment::new_sync(&current, &p, "alice", runtime);
+        assert_eq!((sync.kind, sync.status, sync.only_runtime), (DeploymentKind::Sync, Queued, Some(runtime)));
+        assert_eq!((sync.environment_id, sync.component_id, sync.package_id), (env, p.component_id, current.package_id));
+        assert_eq!((&sync.digest, sync.size, sync.required_approvals), (&current.digest, p.size, 0));
+        assert!(sync.connections.is_empty(), "the active version holds its licences already");
+        assert_eq!(serde_json::to_value(sync.kind).unwrap(), serde_json::json!("sync"));
     }
 
     #[test]

@@ -180,13 +180,14 @@ impl Berth {
     }
 
     /// Records `d` (its action follows from its kind: `deployment.requested`,
-    /// `.rollback_requested` or `.undeploy_requested`) and queues it.
+    /// `.rollback_requested`, `.undeploy_requested` or `.sync_requested`) and queues it.
     pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment) -> Result<()> {
         let audit = AuditDraft::by(ctx, d.id, DeploymentCreated::of(d, &ctx.actor));
         self.ports.deployments.create_deployment(ctx.tenant, d, audit).await?;
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
             DeploymentKind::Rollback => format!("Rollback to version {}: {}", d.version, d.notes),
+            DeploymentKind::Sync => format!("Sync of version {} requested by {}: {}", d.version, d.requested_by, d.notes),
             _ => format!("Deployment of version {} requested by {}", d.version, d.requested_by),
         };
         self.event(ctx.tenant, d.id, None, line).await;

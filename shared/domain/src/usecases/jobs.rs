@@ -91,8 +91,10 @@ impl Berth {
                 drop_it().await?;
                 continue;
             }
-            // Detached since the job was queued: withdrawn, never handed out.
-            let addressed_here = d.only_runtime == Some(ctx.runtime.id);
+            // Detached since the job was queued: withdrawn, never handed out (an
+            // undeploy for a detached runtime is addressed to it; a sync is not, as
+            // it installs what only an attached runtime runs).
+            let addressed_here = d.only_runtime == Some(ctx.runtime.id) && d.kind != DeploymentKind::Sync;
             if !addressed_here && !ctx.runtime.environments.contains(&d.environment_id) {
                 self.skip_target(ctx.tenant, target, "the runtime is no longer attached to the environment").await?;
                 self.settle_deployment(ctx.tenant, d.id).await?;

@@ -13,6 +13,7 @@ mod jobs;
 mod packages;
 mod runtimes;
 mod sweeper;
+mod syncs;
 mod tenants;
 
 pub use agents::{AgentRequest, Registration, RuntimeCtx};

@@ -2,6 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{RuntimeAttached, RuntimeCreated, RuntimeDeleted, RuntimeDetached};
 use crate::context::{Permission, TenantCtx};
+use crate::deployment::Deployment;
 use crate::ids::{EnvironmentId, RuntimeId};
 use crate::page::{Page, PageRequest};
 use crate::policy::Change;
@@ -84,14 +85,32 @@ impl Berth {
     }
 
     /// Attaches a runtime to an environment; attaching twice changes nothing.
-    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    /// Refused inside a freeze window (see `attach_runtime_or_hold`).
     pub async fn attach_runtime(&self, ctx: &TenantCtx, env: EnvironmentId, runtime: RuntimeId) -> Result<bool> {
+        Ok(self.attach_runtime_or_hold(ctx, env, runtime, false).await?.is_some())
+    }
+
+    /// Attaches a runtime to an environment and sends it a `sync` of every
+    /// version the environment runs: `None` when it was attached already
+    /// (nothing is sent), else the syncs. Inside a freeze window it is refused,
+    /// or (`hold_if_frozen`) attached now with its syncs held to the window's end.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn attach_runtime_or_hold(
+        &self,
+        ctx: &TenantCtx,
+        env: EnvironmentId,
+        runtime: RuntimeId,
+        hold_if_frozen: bool,
+    ) -> Result<Option<Vec<Deployment>>> {
         self.get_environment(ctx, env).await?;
         self.get_runtime(ctx, runtime).await?;
         ctx.require(Permission::ManageRuntimes)?;
-        self.policy_of(ctx.tenant, env).await?.judge(Change::AttachRuntime, &ctx.roles, Utc::now(), false).enforce()?;
+        let clearance = self.policy_of(ctx.tenant, env).await?.judge(Change::AttachRuntime, &ctx.roles, Utc::now(), hold_if_frozen).enforce()?;
         let audit = AuditDraft::by(ctx, env, RuntimeAttached { runtime_id: runtime });
-        self.ports.runtimes.attach_runtime(ctx.tenant, env, runtime, audit).await
+        if !self.ports.runtimes.attach_runtime(ctx.tenant, env, runtime, audit).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.after_attach(ctx, env, runtime, clearance).await?))
     }
 
     #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
