@@ -4,6 +4,7 @@ mod audit;
 mod change_requests;
 mod deployments;
 mod governance;
+mod late_attach;
 mod lifecycle;
 mod packaging;
 mod robustness;

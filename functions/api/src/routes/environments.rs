@@ -8,9 +8,10 @@ use crate::views::ListOf;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use berth_domain::ids::{EnvironmentId, RuntimeId};
-use berth_web::extract::path_id;
+use berth_web::extract::{hold_if_frozen_of, path_id};
 use berth_web::{ApiError, IfMatch, JsonBody, PageQuery};
 use views::{CreateEnvironment, EnvironmentView, PatchEnvironment};
 
@@ -55,15 +56,24 @@ pub async fn delete_environment(State(state): State<AppState>, Ctx(ctx): Ctx, Pa
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Attaches a runtime: 201 when newly attached, 200 when it already was.
+/// Attaches a runtime: 201 when newly attached (it is sent a `sync` of each
+/// version the environment runs, listed in `syncing`), 200 when it already was
+/// (nothing is sent).
 #[utoipa::path(put, path = "/v1/environments/{id}/runtimes/{runtime_id}", tag = "environments",
-    responses((status = 201, body = RuntimeView), (status = 200, body = RuntimeView)), security(("bearer" = [])))]
-pub async fn attach_runtime(State(state): State<AppState>, Ctx(ctx): Ctx, Path((id, runtime_id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    params(("hold_if_frozen" = Option<bool>, Query, description = "inside a freeze window: attach now and hold its syncs until the window ends, instead of refusing")),
+    responses((status = 201, body = RuntimeView), (status = 200, body = RuntimeView), (status = 409, description = "freeze_window")), security(("bearer" = [])))]
+pub async fn attach_runtime(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((id, runtime_id)): Path<(String, String)>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
     let env = path_id::<EnvironmentId>(&id, "environment")?;
     let runtime_id = path_id::<RuntimeId>(&runtime_id, "runtime")?;
-    let newly = state.berth.attach_runtime(&ctx, env, runtime_id).await?;
+    let newly = state.berth.attach_runtime_or_hold(&ctx, env, runtime_id, hold_if_frozen_of(&parts)?).await?.is_some();
     let runtime = state.berth.get_runtime(&ctx, runtime_id).await?;
-    let view = RuntimeView::new(&runtime, state.berth.runtime_status(&runtime));
+    let syncing = state.berth.runtime_syncing(&ctx, &runtime).await?;
+    let view = RuntimeView::detail(&runtime, state.berth.runtime_status(&runtime), &syncing);
     Ok((if newly { StatusCode::CREATED } else { StatusCode::OK }, Json(view)).into_response())
 }
 

@@ -33,10 +33,12 @@ pub async fn list_runtimes(State(state): State<AppState>, Ctx(ctx): Ctx, PageQue
     Ok(Json(ListOf::from_page(page, |r| RuntimeView::new(&r, state.berth.runtime_status(&r)))))
 }
 
+/// The runtime, with `syncing`: the syncs sent to it on an attach that have not succeeded yet.
 #[utoipa::path(get, path = "/v1/runtimes/{id}", tag = "runtimes", responses((status = 200, body = RuntimeView), (status = 404)), security(("bearer" = [])))]
 pub async fn get_runtime(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<RuntimeView>, ApiError> {
     let runtime = state.berth.get_runtime(&ctx, path_id::<RuntimeId>(&id, "runtime")?).await?;
-    Ok(Json(RuntimeView::new(&runtime, state.berth.runtime_status(&runtime))))
+    let syncing = state.berth.runtime_syncing(&ctx, &runtime).await?;
+    Ok(Json(RuntimeView::detail(&runtime, state.berth.runtime_status(&runtime), &syncing)))
 }
 
 /// Deletes a runtime, detaching it from every environment, and its queue.

@@ -1,5 +1,6 @@
 //! Request and response bodies of the runtime routes.
 
+use berth_domain::deployment::{Deployment, DeploymentStatus};
 use berth_domain::runtime::{Runtime, RuntimeKind, RuntimeStatus};
 use berth_domain::values::Name;
 use chrono::{DateTime, Utc};
@@ -22,9 +23,42 @@ pub struct RuntimeView {
     /// Only in the response to `POST /v1/runtimes`, once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_token: Option<String>,
+    /// Only in the runtime's detail (and the answer to an attach): the syncs
+    /// sent to it on an attach that have not succeeded yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syncing: Option<Vec<SyncView>>,
+}
+
+/// A sync of an environment's active version sent to the runtime, not yet succeeded.
+#[derive(Serialize, ToSchema)]
+pub struct SyncView {
+    pub environment_id: Uuid,
+    pub component_id: Uuid,
+    pub deployment_id: Uuid,
+    pub version: String,
+    /// The sync deployment's status: `scheduled` (held by a freeze window), `queued`, `in_progress`, or how it ended if not `succeeded`.
+    #[schema(value_type = String, example = "in_progress")]
+    pub status: DeploymentStatus,
+}
+
+impl From<&Deployment> for SyncView {
+    fn from(d: &Deployment) -> Self {
+        Self {
+            environment_id: d.environment_id.as_uuid(),
+            component_id: d.component_id.as_uuid(),
+            deployment_id: d.id.as_uuid(),
+            version: d.version.to_string(),
+            status: d.status,
+        }
+    }
 }
 
 impl RuntimeView {
+    /// The runtime's detail: with what it is syncing.
+    pub fn detail(r: &Runtime, status: RuntimeStatus, syncing: &[Deployment]) -> Self {
+        Self { syncing: Some(syncing.iter().map(SyncView::from).collect()), ..Self::new(r, status) }
+    }
+
     pub fn new(r: &Runtime, status: RuntimeStatus) -> Self {
         Self {
             id: r.id.as_uuid(),
@@ -36,6 +70,7 @@ impl RuntimeView {
             environments: r.environments.iter().map(|e| e.as_uuid()).collect(),
             created_at: r.created_at,
             registration_token: None,
+            syncing: None,
         }
     }
 }
