@@ -93,3 +93,14 @@ pub fn job_status(s: TargetState) -> wire::JobStatus {
         TargetState::Skipped => wire::JobStatus::Skipped,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_goes_to_the_agent_as_a_deploy_and_every_other_kind_as_itself() {
+        let sent = [DeploymentKind::Deploy, DeploymentKind::Redeploy, DeploymentKind::Rollback, DeploymentKind::Undeploy, DeploymentKind::Sync].map(kind);
+        assert_eq!(sent, [wire::JobKind::Deploy, wire::JobKind::Redeploy, wire::JobKind::Rollback, wire::JobKind::Undeploy, wire::JobKind::Deploy]);
+    }
+}

@@ -96,6 +96,8 @@ pub struct HeartbeatResponse {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
+    /// Also what a runtime newly attached to an environment is sent for each
+    /// version the environment runs (a sync, in the portal).
     Deploy,
     /// An earlier version than the active one, again.
     Redeploy,
