@@ -194,7 +194,7 @@ impl Deployment {
             version: active.version.clone(),
             digest: active.digest.clone(),
             size: package.size,
-            notes: format!("runtime {runtime} attached to the environment: version {} synced to it", active.version),
+            notes: format!("runtime {runtime} attached to the environment"),
             requested_by: requested_by.to_string(),
             scheduled_at: None,
             previous_package_id: Some(active.package_id),

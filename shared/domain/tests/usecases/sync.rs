@@ -46,6 +46,8 @@ async fn attaching_a_runtime_sends_it_a_sync_of_each_active_version_and_nothing_
     for d in &syncs {
         assert_eq!((d.kind, d.status, d.only_runtime, d.required_approvals), (DeploymentKind::Sync, DeploymentStatus::Queued, Some(e.spare.runtime), 0));
         assert_eq!(w.audit_actions(d.id).await, ["deployment.sync_requested"]);
+        let requested = format!("Sync of version {} requested by {}: runtime {} attached to the environment", d.version, w.admin.actor.id, e.spare.runtime);
+        assert_eq!(w.timeline(d).await, [requested]);
     }
 
     assert_eq!(w.dispatch().await.len(), 2);
