@@ -3,14 +3,15 @@
 //! what the environment runs without anyone deploying again.
 
 use super::Berth;
-use crate::context::TenantCtx;
-use crate::deployment::{Deployment, DeploymentKind, DeploymentStatus};
-use crate::ids::{ComponentId, EnvironmentId, PackageId, RuntimeId};
+use crate::context::{Actor, TenantCtx};
+use crate::deployment::{ActiveVersion, Deployment, DeploymentKind, DeploymentStatus};
+use crate::ids::{ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId};
 use crate::page::PageRequest;
 use crate::policy::Clearance;
 use crate::ports::DeploymentFilter;
 use crate::runtime::Runtime;
 use crate::{DomainError, Result};
+use chrono::Utc;
 use std::collections::{HashMap, HashSet};
 
 /// How many pages of deployments (newest first) a runtime's detail reads at
@@ -32,6 +33,43 @@ impl Berth {
             syncs.push(sync);
         }
         Ok(syncs)
+    }
+
+    /// Whether a sync about to be handed out to `runtime` would bring back a
+    /// version the environment no longer runs (a deployment that was already
+    /// under way when the runtime was attached succeeded since), or one a
+    /// deployment under way on that runtime is replacing: why, if so. In the
+    /// first case the runtime is sent a sync of the version now active, unless
+    /// the deployment that made it active ran there.
+    pub(crate) async fn stale_sync(&self, tenant: TenantId, sync: &Deployment, runtime: RuntimeId) -> Result<Option<&'static str>> {
+        let active = self.ports.deployments.active_version(tenant, sync.environment_id, sync.component_id).await?;
+        match active {
+            None => return Ok(Some("the environment no longer runs the component")),
+            Some(active) if active.package_id != sync.package_id => {
+                if self.ports.deployments.get_target(tenant, active.deployment_id, runtime).await?.is_none() {
+                    self.resync(tenant, &active, runtime).await?;
+                }
+                return Ok(Some("the environment runs another version now"));
+            }
+            Some(_) => {}
+        }
+        if let Some(under_way) = self.ports.deployments.in_flight(tenant, sync.environment_id, sync.component_id).await? {
+            if self.ports.deployments.get_target(tenant, under_way, runtime).await?.is_some() {
+                return Ok(Some("a deployment under way on this runtime replaces the version"));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends `runtime` a sync of `active` on the system's behalf, held to the
+    /// end of a freeze window it falls in, like the attach's own syncs.
+    async fn resync(&self, tenant: TenantId, active: &ActiveVersion, runtime: RuntimeId) -> Result<()> {
+        let ctx =
+            TenantCtx { tenant, actor: Actor::system("sync"), roles: vec![], request_id: String::new(), client_request_id: None, tenant_suspended: false };
+        let package = self.ports.packages.get_package(tenant, active.package_id).await?.ok_or(DomainError::not_found("package"))?;
+        let hold_until = self.policy_of(tenant, active.environment_id).await?.frozen_until(Utc::now());
+        let sync = Deployment::new_sync(active, &package, "system:sync", runtime).cleared(Clearance { required_approvals: 0, hold_until }, None);
+        self.record_and_queue(&ctx, &sync).await
     }
 
     /// The syncs sent to `runtime` that have not succeeded yet: for each

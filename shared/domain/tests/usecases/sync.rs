@@ -157,3 +157,46 @@ async fn a_sync_for_a_runtime_detached_before_it_ran_is_withdrawn() {
         assert_eq!(d.status, DeploymentStatus::Failed, "a withdrawn sync ran nowhere");
     }
 }
+
+#[tokio::test]
+async fn a_sync_never_brings_back_the_version_a_deployment_under_way_on_that_runtime_replaces() {
+    let e = estate().await;
+    let w = &e.w;
+    let v2 = w.next_orders("v2").await;
+    let deploy = w.request(&w.ann, &v2, w.prod.id).await.expect("v2 is queued");
+    w.berth.attach_runtime(&w.admin, w.prod.id, e.spare.runtime).await.expect("spare is attached before v2 is dispatched");
+    w.dispatch().await;
+    let ran: Vec<_> = e.spare.run_jobs(&w.berth, TargetState::Deployed).await.into_iter().map(|j| j.package_id).collect();
+    assert_eq!(ran.first(), Some(&v2.id), "v2 reached spare first (it was dispatched first)");
+    assert!(!ran.contains(&w.v1.id), "the sync of v1 came after v2 and was withdrawn: {ran:?}");
+    assert!(ran.contains(&e.billing.id), "Billing is synced as usual");
+    w.atom.run_jobs(&w.berth, TargetState::Deployed).await;
+    assert_eq!(w.status(&deploy).await, DeploymentStatus::Succeeded);
+    let orders_sync = e.syncs().await.into_iter().find(|d| d.component_id == w.orders.id).expect("Orders' sync");
+    assert_eq!(orders_sync.status, DeploymentStatus::Failed, "withdrawn, it ran nowhere");
+    let runtime = w.berth.get_runtime(&w.admin, e.spare.runtime).await.unwrap();
+    assert!(w.berth.runtime_syncing(&w.admin, &runtime).await.unwrap().is_empty(), "v1 is no longer active: nothing left to sync");
+}
+
+#[tokio::test]
+async fn a_sync_overtaken_by_a_deployment_that_did_not_reach_the_runtime_is_replaced_by_a_sync_of_the_new_version() {
+    let e = estate().await;
+    let w = &e.w;
+    let v2 = w.next_orders("v2").await;
+    let deploy = w.request(&w.ann, &v2, w.prod.id).await.expect("v2 is queued");
+    w.dispatch().await;
+    w.berth.attach_runtime(&w.admin, w.prod.id, e.spare.runtime).await.expect("spare is attached while v2 runs on atom only");
+    w.dispatch().await;
+    w.atom.run_jobs(&w.berth, TargetState::Deployed).await;
+    assert_eq!(w.status(&deploy).await, DeploymentStatus::Succeeded);
+
+    let ran: Vec<_> = e.spare.run_jobs(&w.berth, TargetState::Deployed).await.into_iter().map(|j| j.package_id).collect();
+    assert!(!ran.contains(&w.v1.id), "v1 is no longer active: its sync is withdrawn: {ran:?}");
+    w.dispatch().await;
+    let ran: Vec<_> = e.spare.run_jobs(&w.berth, TargetState::Deployed).await.into_iter().map(|j| j.package_id).collect();
+    assert_eq!(ran, [v2.id], "spare is sent the version now active instead");
+    let syncs = e.syncs().await;
+    let resync = syncs.iter().find(|d| d.package_id == v2.id).expect("a sync of v2");
+    assert_eq!((resync.status, resync.only_runtime, resync.requested_by.as_str()), (DeploymentStatus::Succeeded, Some(e.spare.runtime), "system:sync"));
+    assert_eq!(w.active_orders(w.prod.id).await.as_deref(), Some("v2"));
+}
