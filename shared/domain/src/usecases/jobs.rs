@@ -102,13 +102,14 @@ impl Berth {
                 continue;
             }
             // A sync overtaken by a deployment: withdrawn, so it never brings an older version back.
-            if d.kind == DeploymentKind::Sync && target.state == TargetState::Pending {
-                if let Some(reason) = self.stale_sync(ctx.tenant, &d, ctx.runtime.id).await? {
-                    self.skip_target(ctx.tenant, target, reason).await?;
-                    self.settle_deployment(ctx.tenant, d.id).await?;
-                    drop_it().await?;
-                    continue;
-                }
+            if d.kind == DeploymentKind::Sync
+                && target.state == TargetState::Pending
+                && let Some(reason) = self.stale_sync(ctx.tenant, &d, ctx.runtime.id).await?
+            {
+                self.skip_target(ctx.tenant, target, reason).await?;
+                self.settle_deployment(ctx.tenant, d.id).await?;
+                drop_it().await?;
+                continue;
             }
             let from = target.state;
             let now = Utc::now();

@@ -53,10 +53,10 @@ impl Berth {
             }
             Some(_) => {}
         }
-        if let Some(under_way) = self.ports.deployments.in_flight(tenant, sync.environment_id, sync.component_id).await? {
-            if self.ports.deployments.get_target(tenant, under_way, runtime).await?.is_some() {
-                return Ok(Some("a deployment under way on this runtime replaces the version"));
-            }
+        if let Some(under_way) = self.ports.deployments.in_flight(tenant, sync.environment_id, sync.component_id).await?
+            && self.ports.deployments.get_target(tenant, under_way, runtime).await?.is_some()
+        {
+            return Ok(Some("a deployment under way on this runtime replaces the version"));
         }
         Ok(None)
     }
