@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 LOCALSTACK := bash localstack/localstack.sh
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test test-schemathesis test-faults bench build localstack-up localstack-down localstack-status lint-infra fmt
+.PHONY: help run test test-schemathesis test-faults bench build localstack-up localstack-down localstack-status lint-infra fmt agent-dist
 
 help:
 	@echo "make run    - start LocalStack, create resources and a demo tenant, serve Berth on 127.0.0.1:8080"
@@ -21,6 +21,7 @@ help:
 	@echo "make test-schemathesis - fuzz the served OpenAPI document (part of make test)"
 	@echo "make test-faults - deploy storm under DynamoDB faults, on its own LocalStack (part of make test)"
 	@echo "make bench  - print performance figures"
+	@echo "make agent-dist - build the release berth-agent for old and new Linux (target/dist, with SHA256SUMS)"
 	@echo "make localstack-down - stop LocalStack"
 
 localstack-up:
@@ -69,3 +70,22 @@ bench: localstack-up
 
 fmt:
 	cargo fmt --all
+
+# The release agent for customers' machines: linked by zig against an old
+# glibc (2.17) so that one binary runs on old and new distributions. zig and
+# cargo-zigbuild come from PyPI into a venv of their own (installed once).
+# Another target: make agent-dist AGENT_TARGET=aarch64-unknown-linux-gnu.2.17
+# (or x86_64-unknown-linux-musl), once `rustup target add` has installed it.
+AGENT_TARGET ?= x86_64-unknown-linux-gnu.2.17
+AGENT_DIST_VENV := agent/dist/.venv
+AGENT_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' agent/Cargo.toml | head -1)
+
+agent-dist:
+	@test -x $(AGENT_DIST_VENV)/bin/cargo-zigbuild || { python3 -m venv $(AGENT_DIST_VENV) && $(AGENT_DIST_VENV)/bin/pip install -q ziglang cargo-zigbuild; }
+	PATH="$(abspath $(AGENT_DIST_VENV))/bin:$$PATH" CARGO_PROFILE_RELEASE_STRIP=symbols \
+		cargo zigbuild --release --locked -p berth-agent --target $(AGENT_TARGET)
+	@mkdir -p target/dist
+	@triple=$$(echo '$(AGENT_TARGET)' | sed -E 's/\.[0-9]+\.[0-9]+$$//'); \
+		out=berth-agent-$(AGENT_VERSION)-$$triple; \
+		cp target/$$triple/release/berth-agent target/dist/$$out && \
+		cd target/dist && sha256sum berth-agent-* > SHA256SUMS && ls -l $$out && cat SHA256SUMS

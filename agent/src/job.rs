@@ -3,7 +3,8 @@
 //! finish or undo the job (`recover`).
 
 use crate::api::{Api, Job};
-use crate::state::{INSTALLED_FILE, Installed, StateDir, copy_tree, ensure_parent, remove_tree, write_atomically};
+use crate::shutdown::{Abandoned, Shutdown};
+use crate::state::{INSTALLED_FILE, Installed, LastJob, Outcome, StateDir, copy_tree, ensure_parent, remove_tree, write_atomically};
 use anyhow::{Context, Result, bail};
 use berth_protocol::{JobKind, Phase};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,8 @@ pub struct Runner<'a> {
     pub state: &'a StateDir,
     /// `sh -c` command run in the staging directory before the swap.
     pub apply_command: Option<String>,
+    /// When the agent is stopping, a job past its grace period is abandoned (see `shutdown`).
+    pub shutdown: Shutdown,
 }
 
 /// Stopped because the server said not to go on (cancelled or superseded).
@@ -61,7 +64,29 @@ impl Runner<'_> {
         let _ = fs::remove_file(self.state.download(&job.job_id));
     }
 
+    /// Keeps how `job` ended for `berth-agent status`; losing it loses only that line.
+    fn record(&self, job: &Job, outcome: Outcome, detail: &str) {
+        let last = LastJob {
+            job_id: job.job_id.to_string(),
+            deployment_id: job.deployment_id.to_string(),
+            kind: job.kind.as_str().to_string(),
+            environment_id: job.environment_id.to_string(),
+            component_id: job.component_id.to_string(),
+            version: job.version.clone(),
+            outcome,
+            detail: crate::api::without_query_strings(detail),
+            at: chrono::Utc::now(),
+        };
+        if let Err(e) = self.state.write_last_job(&last) {
+            tracing::warn!(error = %format!("{e:#}"), "could not record the last job");
+        }
+    }
+
+    /// Each step starts with its report: that is where a stopping agent leaves a job.
     async fn report(&self, job: &Job, phase: Phase, message: &str) -> Result<()> {
+        if !phase.ends_the_work() && self.shutdown.abandoning() {
+            return Err(Abandoned.into());
+        }
         let answer = self.api.report(&job.job_id, phase, message).await?;
         if !answer.proceed && !phase.ends_the_work() {
             return Err(Stop.into());
@@ -79,6 +104,7 @@ impl Runner<'_> {
             Ok(()) => {
                 self.report(&job, Phase::Deployed, "").await?;
                 self.finish_journal(&job);
+                self.record(&job, Outcome::Deployed, "");
                 tracing::info!(job_id = %job.job_id, "job deployed");
                 Ok(())
             }
@@ -86,7 +112,13 @@ impl Runner<'_> {
                 tracing::info!(job_id = %job.job_id, "job stopped at the server's request; active version left as it is");
                 remove_tree(&self.state.staging(&slot(&job)))?;
                 self.finish_journal(&job);
+                self.record(&job, Outcome::Stopped, "");
                 Ok(())
+            }
+            Err(e) if e.downcast_ref::<Abandoned>().is_some() => {
+                let reason = format!("the agent was stopped during {:?} and did not finish the job", journal.step).to_lowercase();
+                tracing::warn!(job_id = %job.job_id, step = ?journal.step, "job abandoned: the agent is stopping; restoring");
+                self.fail_and_restore(&journal, &reason).await
             }
             Err(e) => {
                 tracing::warn!(job_id = %job.job_id, error = %crate::api::without_query_strings(&format!("{e:#}")), "job failed; restoring");
@@ -102,7 +134,11 @@ impl Runner<'_> {
         if !undeploy {
             self.journal(journal)?;
             self.report(&job, Phase::Downloading, "").await?;
-            self.api.download(&job.download_url, &self.state.download(&job.job_id), &job.digest).await?;
+            let archive = self.state.download(&job.job_id);
+            tokio::select! {
+                downloaded = self.api.download(&job.download_url, &archive, &job.digest) => downloaded?,
+                _ = self.shutdown.abandoned() => return Err(Abandoned.into()),
+            }
         }
         journal.step = Step::BackingUp;
         self.journal(journal)?;
@@ -131,6 +167,7 @@ impl Runner<'_> {
                 version: job.version.clone(),
                 digest: job.digest.clone(),
                 deployment_id: job.deployment_id.to_string(),
+                since: None,
             };
             fs::write(staging.join(INSTALLED_FILE), serde_json::to_vec_pretty(&installed)?)?;
             if let Some(cmd) = &self.apply_command {
@@ -142,11 +179,24 @@ impl Runner<'_> {
         self.swap(&job, undeploy).await?;
         journal.step = Step::Swapped;
         self.journal(journal)?;
+        if !undeploy {
+            self.stamp_since(&job);
+        }
         Ok(())
     }
 
+    /// Notes in the active `.berth.json` when the version became active.
+    fn stamp_since(&self, job: &Job) {
+        let file = self.state.active(&slot(job)).join(INSTALLED_FILE);
+        let Some(mut installed) = self.state.installed_of(&slot(job)) else { return };
+        installed.since = Some(chrono::Utc::now());
+        if let Err(e) = serde_json::to_vec_pretty(&installed).map_err(anyhow::Error::from).and_then(|bytes| write_atomically(&file, &bytes)) {
+            tracing::warn!(error = %format!("{e:#}"), "could not note when the version became active");
+        }
+    }
+
     async fn run_apply(&self, cmd: &str, job: &Job, staging: &Path) -> Result<()> {
-        let status = tokio::process::Command::new("sh")
+        let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .current_dir(staging)
@@ -160,9 +210,22 @@ impl Runner<'_> {
             .env("BERTH_ENVIRONMENT_ID", job.environment_id.to_string())
             .env("BERTH_ACTIVE_DIR", self.state.active(&slot(job)))
             .env("BERTH_BACKUP_DIR", self.state.backup(&slot(job)))
-            .status()
-            .await
+            // A group of its own, so that abandoning the job stops whatever it started too.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
             .context("running the apply command")?;
+        let status = tokio::select! {
+            status = child.wait() => status.context("running the apply command")?,
+            _ = self.shutdown.abandoned() => {
+                // Its staging directory is thrown away with the job.
+                if let Some(pid) = child.id() {
+                    let _ = tokio::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status().await;
+                }
+                let _ = child.kill().await;
+                return Err(Abandoned.into());
+            }
+        };
         if !status.success() {
             bail!("the apply command failed ({status})");
         }
@@ -201,6 +264,7 @@ impl Runner<'_> {
         restore(self.state, job, journal.had_previous)?;
         self.api.report(&job.job_id, Phase::Restored, "the previous version is back in place").await?;
         self.finish_journal(job);
+        self.record(job, Outcome::Restored, reason);
         Ok(())
     }
 
@@ -230,9 +294,14 @@ impl Runner<'_> {
                         restore(self.state, &job, journal.had_previous)?;
                         // Best effort: a failed target may still learn it was restored.
                         let _ = self.api.report(&job.job_id, Phase::Restored, "the server ended the job while the agent was down").await;
+                        self.record(&job, Outcome::Restored, "the server ended the job while the agent was down");
                         Ok(())
                     }
-                    other => other.map(|_| ()),
+                    Ok(_) => {
+                        self.record(&job, Outcome::Deployed, "completed after an agent restart");
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 }
             } else {
                 tracing::warn!(job_id = %job.job_id, step = ?journal.step, "recovering an interrupted job: restoring the previous version");
@@ -244,6 +313,7 @@ impl Runner<'_> {
                 Err(e) if refusal(&e).is_some_and(|s| s != reqwest::StatusCode::FORBIDDEN) => {
                     tracing::warn!(job_id = %job.job_id, error = %e, "the server refused the recovery report; the job is closed here");
                     self.finish_journal(&job);
+                    self.record(&job, Outcome::Restored, "the server refused the report of the restore");
                 }
                 // Unreachable, or the tenant is suspended: keep the journal and try again at the next start.
                 Err(e) => tracing::warn!(job_id = %job.job_id, error = %format!("{e:#}"), "could not recover the job now; it stays journaled"),

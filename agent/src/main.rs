@@ -1,13 +1,19 @@
 //! `berth-agent`: the reference runtime agent.
 //!
-//! `berth-agent run` registers (once), heartbeats, and runs deployment jobs.
+//! `berth-agent run` registers (once), heartbeats, and runs deployment jobs
+//! until SIGTERM or SIGINT (see `shutdown` for what happens to a job then).
+//! `berth-agent status` tells what the state directory says: the runtime,
+//! what is deployed, the last job.
 //! `berth-agent exec <environment> <component> -- <command>` runs one execution of a
 //! component while holding its lock shared, so that a deployment's swap
 //! waits for it to finish.
 
 mod api;
+mod config;
 mod job;
+mod shutdown;
 mod state;
+mod status;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -17,9 +23,13 @@ use std::time::{Duration, Instant};
 #[derive(Parser)]
 #[command(name = "berth-agent", version, about = "The Berth runtime agent")]
 struct Cli {
-    /// Where the agent keeps its credential, versions, backups and journals.
-    #[arg(long, env = "BERTH_AGENT_STATE_DIR", global = true, default_value = "/var/lib/berth-agent")]
-    state_dir: PathBuf,
+    /// A TOML file with any of the settings below (by flag name, `_` for `-`);
+    /// environment variables override it, flags override both.
+    #[arg(long, env = "BERTH_AGENT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Where the agent keeps its credential, versions, backups and journals [default: /var/lib/berth-agent].
+    #[arg(long, env = "BERTH_AGENT_STATE_DIR", global = true)]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,20 +39,30 @@ enum Command {
     /// Register if needed, then heartbeat and run jobs until stopped.
     Run {
         #[arg(long, env = "BERTH_API_URL")]
-        api_url: String,
+        api_url: Option<String>,
         /// Used once, when no credential is stored yet.
         #[arg(long, env = "BERTH_REGISTRATION_TOKEN")]
         registration_token: Option<String>,
         #[arg(long, env = "BERTH_AGENT_NAME")]
         name: Option<String>,
-        /// Seconds each jobs/next request may wait (0 to 20).
-        #[arg(long, env = "BERTH_POLL_WAIT", default_value_t = 20)]
-        poll_wait: u64,
-        #[arg(long, env = "BERTH_HEARTBEAT_SECS", default_value_t = 30)]
-        heartbeat_secs: u64,
+        /// Seconds each jobs/next request may wait (0 to 20) [default: 20].
+        #[arg(long, env = "BERTH_POLL_WAIT")]
+        poll_wait: Option<u64>,
+        /// Seconds between heartbeats [default: 30].
+        #[arg(long, env = "BERTH_HEARTBEAT_SECS")]
+        heartbeat_secs: Option<u64>,
         /// Run with `sh -c` in the staging directory before each swap; a non-zero exit fails the job.
         #[arg(long, env = "BERTH_APPLY_COMMAND")]
         apply_command: Option<String>,
+        /// Seconds a job under way may go on after SIGTERM before it is abandoned and restored [default: 20].
+        #[arg(long, env = "BERTH_STOP_GRACE_SECS")]
+        stop_grace_secs: Option<u64>,
+    },
+    /// Print the registered runtime, what is deployed and the last job, from the state directory.
+    Status {
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a command as one execution of a component (holds its lock shared).
     Exec {
@@ -60,29 +80,54 @@ async fn main() -> Result<()> {
         .with_target(false)
         .init();
     let cli = Cli::parse();
-    let state = state::StateDir::open(&cli.state_dir)?;
+    let file = config::File::load(cli.config.as_deref())?;
+    let state_dir = file.state_dir(cli.state_dir);
     match cli.command {
-        Command::Exec { environment, component, command } => exec(&state, &format!("{environment}/{component}"), &command),
-        Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command } => {
-            let credential = match state.read_credential()? {
-                Some(c) => c,
-                None => {
-                    let token = registration_token.context("no credential stored: pass --registration-token (or BERTH_REGISTRATION_TOKEN) once")?;
-                    let (runtime_id, credential) = api::Api::new(&api_url)?.register(&token, name.as_deref()).await?;
-                    state.write_credential(&credential)?;
-                    tracing::info!(%runtime_id, "registered");
-                    credential
-                }
-            };
-            let api = api::Api::new(&api_url)?.with_credential(credential);
-            let runner = job::Runner { api: &api, state: &state, apply_command };
-            // A job that cannot be recovered now stays journaled for the next start:
-            // the agent keeps serving its runtime meanwhile.
-            if let Err(e) = runner.recover().await {
-                tracing::error!(error = %format!("{e:#}"), "could not read the job journal");
-            }
-            run_loop(&api, &runner, &state, poll_wait.min(20), Duration::from_secs(heartbeat_secs.max(1))).await
+        Command::Exec { environment, component, command } => exec(&state::StateDir::open(&state_dir)?, &format!("{environment}/{component}"), &command),
+        Command::Status { json } => status::print(&state::StateDir::existing(&state_dir)?, json),
+        Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs } => {
+            let given = config::Given { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs };
+            run(config::Run::merge(given, &file)?, state::StateDir::open(&state_dir)?).await
         }
+    }
+}
+
+async fn run(settings: config::Run, state: state::StateDir) -> Result<()> {
+    let shutdown = shutdown::Shutdown::on_signals(Duration::from_secs(settings.stop_grace_secs)).context("listening for SIGTERM and SIGINT")?;
+    let api_url = settings.api_url;
+    let credential = match state.read_credential()? {
+        Some(c) => c,
+        None => {
+            let token = settings.registration_token.context("no credential stored: pass --registration-token (or BERTH_REGISTRATION_TOKEN) once")?;
+            let (runtime_id, credential) = api::Api::new(&api_url)?.register(&token, settings.name.as_deref()).await?;
+            state.write_credential(&credential)?;
+            state.write_registration(&state::Registration { runtime_id: Some(runtime_id.clone()), api_url: api_url.clone() })?;
+            tracing::info!(%runtime_id, "registered");
+            credential
+        }
+    };
+    remember_api_url(&state, &api_url);
+    let api = api::Api::new(&api_url)?.with_credential(credential);
+    let runner = job::Runner { api: &api, state: &state, apply_command: settings.apply_command, shutdown };
+    // A job that cannot be recovered now stays journaled for the next start:
+    // the agent keeps serving its runtime meanwhile.
+    if let Err(e) = runner.recover().await {
+        tracing::error!(error = %format!("{e:#}"), "could not read the job journal");
+    }
+    let poll_wait = settings.poll_wait.min(20);
+    run_loop(&api, &runner, &state, poll_wait, Duration::from_secs(settings.heartbeat_secs.max(1))).await
+}
+
+/// Keeps `runtime.json` on the API URL in use, for `status` (the runtime id
+/// stays unknown for a credential stored before the agent recorded it).
+fn remember_api_url(state: &state::StateDir, api_url: &str) {
+    let known = state.registration().ok().flatten();
+    if known.as_ref().is_some_and(|r| r.api_url == api_url) {
+        return;
+    }
+    let registration = state::Registration { runtime_id: known.and_then(|r| r.runtime_id), api_url: api_url.to_string() };
+    if let Err(e) = state.write_registration(&registration) {
+        tracing::warn!(error = %format!("{e:#}"), "could not record the API URL");
     }
 }
 
@@ -102,13 +147,15 @@ async fn beat(api: &api::Api, state: &state::StateDir) {
 }
 
 async fn run_loop(api: &api::Api, runner: &job::Runner<'_>, state: &state::StateDir, poll_wait: u64, every: Duration) -> Result<()> {
+    let shutdown = &runner.shutdown;
     let mut last_beat: Option<Instant> = None;
-    loop {
+    while !shutdown.requested() {
         if last_beat.is_none_or(|t| t.elapsed() >= every) {
             beat(api, state).await;
             last_beat = Some(Instant::now());
         }
         let asked = Instant::now();
+        // Not cut short by a stop: the server may be handing a job out on this request.
         match api.next_job(poll_wait.min(every.as_secs())).await {
             Ok(Some(job)) => {
                 if let Err(e) = runner.run(job).await {
@@ -120,14 +167,24 @@ async fn run_loop(api: &api::Api, runner: &job::Runner<'_>, state: &state::State
             }
             Ok(None) => {
                 if asked.elapsed() < Duration::from_secs(1) {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    pause(Duration::from_secs(1), shutdown).await;
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "jobs/next failed; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                pause(Duration::from_secs(2), shutdown).await;
             }
         }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Sleeps for `duration`, or until the agent is asked to stop.
+async fn pause(duration: Duration, shutdown: &shutdown::Shutdown) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = shutdown.stop_requested() => {}
     }
 }
 
@@ -142,4 +199,20 @@ fn exec(state: &state::StateDir, slot: &str, command: &[String]) -> Result<()> {
     let status = std::process::Command::new(&command[0]).args(&command[1..]).env("BERTH_ACTIVE_DIR", &active).current_dir(&active).status()?;
     lock.unlock()?;
     std::process::exit(status.code().unwrap_or(1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_version_printed_is_the_crate_version() {
+        assert_eq!(Cli::command().render_version().trim(), format!("berth-agent {}", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! credential                     the runtime credential (0600), written once at registration
+//! runtime.json                   the registered runtime's id and the API URL in use
+//! last_job.json                  how the last job ended (for `berth-agent status`)
 //! active/<env>/<component>/      what runs now: the package's files plus .berth.json
 //! backups/<env>/<component>/     the version before the last apply
 //! staging/<env>/<component>/     the version being applied
@@ -14,6 +16,7 @@
 //! version side by side: every path is keyed by a *slot*, `<env>/<component>`.
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,54 @@ pub struct Installed {
     pub version: String,
     pub digest: String,
     pub deployment_id: String,
+    /// When this version became active (absent in files of older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The runtime this state directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// Unknown when the credential was stored by an agent that did not record it.
+    pub runtime_id: Option<String>,
+    pub api_url: String,
+}
+
+/// How a job ended on this runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The new version is active (or, for an undeploy, the component is gone).
+    Deployed,
+    /// It failed or was abandoned, and the previous version is back.
+    Restored,
+    /// The server withdrew it (cancelled or superseded); nothing was changed.
+    Stopped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployed => "deployed",
+            Self::Restored => "restored",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastJob {
+    pub job_id: String,
+    pub deployment_id: String,
+    pub kind: String,
+    pub environment_id: String,
+    pub component_id: String,
+    pub version: String,
+    pub outcome: Outcome,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub at: DateTime<Utc>,
 }
 
 pub const INSTALLED_FILE: &str = ".berth.json";
@@ -41,6 +92,15 @@ impl StateDir {
         let root = root.into();
         for sub in ["active", "backups", "staging", "downloads", "jobs", "locks"] {
             fs::create_dir_all(root.join(sub)).with_context(|| format!("creating {}", root.join(sub).display()))?;
+        }
+        Ok(Self { root })
+    }
+
+    /// An existing state directory, left as it is (for reading it).
+    pub fn existing(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if !root.join("active").is_dir() {
+            anyhow::bail!("{} is not an agent's state directory (no agent has run with it)", root.display());
         }
         Ok(Self { root })
     }
@@ -87,6 +147,46 @@ impl StateDir {
             fs::set_permissions(self.credential_file(), fs::Permissions::from_mode(0o600))?;
         }
         Ok(())
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let path = self.root.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
+        }
+    }
+
+    pub fn registration(&self) -> Result<Option<Registration>> {
+        self.read_json("runtime.json")
+    }
+
+    pub fn write_registration(&self, registration: &Registration) -> Result<()> {
+        write_atomically(&self.root.join("runtime.json"), &serde_json::to_vec_pretty(registration)?)
+    }
+
+    pub fn last_job(&self) -> Result<Option<LastJob>> {
+        self.read_json("last_job.json")
+    }
+
+    pub fn write_last_job(&self, last: &LastJob) -> Result<()> {
+        write_atomically(&self.root.join("last_job.json"), &serde_json::to_vec_pretty(last)?)
+    }
+
+    /// The journals of jobs left unfinished (recovered at the next `run`): (job id, step).
+    pub fn journaled(&self) -> Result<Vec<(String, String)>> {
+        let mut all = vec![];
+        for entry in fs::read_dir(self.root.join("jobs"))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let journal: serde_json::Value = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+                let id = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                all.push((id, journal["step"].as_str().unwrap_or("unknown").to_string()));
+            }
+        }
+        all.sort();
+        Ok(all)
     }
 
     /// What every slot runs (for heartbeats).

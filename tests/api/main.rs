@@ -1,5 +1,6 @@
 //! End-to-end tests over HTTP against the local runner and LocalStack.
 
+mod agent_ship;
 mod audit;
 mod change_requests;
 mod deployments;
