@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 pub use berth_protocol::Job;
-use berth_protocol::{AgentHealth, HeartbeatBody, JobEventBody, JobEventResponse, Phase, RegisterBody, RegisterResponse, RunningPackage};
+use berth_protocol::{AgentHealth, HeartbeatBody, JobEventBody, JobEventResponse, Phase, RegisterBody, RegisterResponse, RotateResponse, RunningPackage};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +11,8 @@ use tokio::io::AsyncWriteExt;
 pub struct Api {
     base: String,
     http: reqwest::Client,
-    credential: Option<String>,
+    /// Replaced in place when the credential is rotated.
+    credential: std::sync::RwLock<Option<String>>,
 }
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -54,20 +55,61 @@ impl Api {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60)).build()?,
-            credential: None,
+            credential: std::sync::RwLock::new(None),
         })
     }
 
-    pub fn with_credential(mut self, credential: String) -> Self {
-        self.credential = Some(credential);
+    pub fn with_credential(self, credential: String) -> Self {
+        self.set_credential(Some(credential));
         self
     }
 
+    fn current_credential(&self) -> Option<String> {
+        self.credential.read().map(|c| c.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn set_credential(&self, credential: Option<String>) {
+        match self.credential.write() {
+            Ok(mut c) => *c = credential,
+            Err(poisoned) => *poisoned.into_inner() = credential,
+        }
+    }
+
     fn authed(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.credential {
+        match self.current_credential() {
             Some(c) => r.bearer_auth(c),
             None => r,
         }
+    }
+
+    /// Rotates the runtime credential: asks for a new one, stores it in the
+    /// state directory before using it, then proves it with a heartbeat. The
+    /// old one stays valid on the server until the new one is first used, so
+    /// a lost answer or a crash at any step leaves a working credential on
+    /// disk; if the new one is refused (401) the old one is put back. Any
+    /// other failure keeps the new one: it may have been used already, which
+    /// voided the old one.
+    pub async fn rotate_credential(&self, state: &crate::state::StateDir, running: &[RunningPackage]) -> Result<()> {
+        let old = self.current_credential();
+        let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/credentials/rotate", self.base)))).await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("credential rotation refused: {status}");
+        }
+        let rotated: RotateResponse = response.json().await.map_err(|e| anyhow::anyhow!("unexpected rotation answer: {e}"))?;
+        state.write_credential(&rotated.credential)?;
+        self.set_credential(Some(rotated.credential));
+        let body = HeartbeatBody { agent_version: AGENT_VERSION.to_string(), status: AgentHealth::Ok, running: running.to_vec() };
+        let proof = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/heartbeat", self.base))).json(&body)).await?;
+        if proof.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // Refused, so never used: the old one still works (unless revoked meanwhile).
+            self.set_credential(old.clone());
+            if let Some(old) = &old {
+                state.write_credential(old)?;
+            }
+            bail!("the rotated credential was refused; kept the old one");
+        }
+        Ok(())
     }
 
     /// Sends the request `build` makes, and sends it again while the server
@@ -180,6 +222,49 @@ pub fn without_query_strings(text: &str) -> String {
             _ => word.to_string(),
         })
         .collect()
+}
+
+/// When the agent rotates its credential: `every` after the credential file
+/// was last written (at registration or the last rotation), so the schedule
+/// survives restarts; after a failed attempt, not before `RETRY_AFTER`.
+pub struct RotationSchedule {
+    every: Option<Duration>,
+    retry_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl RotationSchedule {
+    const RETRY_AFTER: Duration = Duration::from_secs(300);
+
+    /// `days` of 0 (or less) never rotates.
+    pub fn every_days(days: f64) -> Self {
+        let every = (days > 0.0).then(|| Duration::from_secs_f64((days * 86_400.0).min(1e9)));
+        Self { every, retry_at: std::sync::Mutex::new(None) }
+    }
+
+    fn due(&self, state: &crate::state::StateDir) -> bool {
+        let Some(every) = self.every else { return false };
+        if self.retry_at.lock().map(|r| r.is_some_and(|at| std::time::Instant::now() < at)).unwrap_or(false) {
+            return false;
+        }
+        let written = std::fs::metadata(state.credential_file()).and_then(|m| m.modified());
+        written.map(|at| at.elapsed().unwrap_or_default() >= every).unwrap_or(false)
+    }
+
+    /// Rotates when due; a failure is logged and tried again later.
+    pub async fn rotate_if_due(&self, api: &Api, state: &crate::state::StateDir, running: &[RunningPackage]) {
+        if !self.due(state) {
+            return;
+        }
+        match api.rotate_credential(state, running).await {
+            Ok(()) => tracing::info!("runtime credential rotated"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "credential rotation failed; will try again");
+                if let Ok(mut r) = self.retry_at.lock() {
+                    *r = Some(std::time::Instant::now() + Self::RETRY_AFTER);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

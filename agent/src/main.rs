@@ -43,6 +43,9 @@ enum Command {
         /// Run with `sh -c` in the staging directory before each swap; a non-zero exit fails the job.
         #[arg(long, env = "BERTH_APPLY_COMMAND")]
         apply_command: Option<String>,
+        /// Days between rotations of the runtime credential (0: never); fractions allowed.
+        #[arg(long, env = "BERTH_CREDENTIAL_ROTATE_DAYS", default_value_t = 30.0)]
+        credential_rotate_days: f64,
     },
     /// Run a command as one execution of a component (holds its lock shared).
     Exec {
@@ -63,7 +66,7 @@ async fn main() -> Result<()> {
     let state = state::StateDir::open(&cli.state_dir)?;
     match cli.command {
         Command::Exec { environment, component, command } => exec(&state, &format!("{environment}/{component}"), &command),
-        Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command } => {
+        Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, credential_rotate_days } => {
             let credential = match state.read_credential()? {
                 Some(c) => c,
                 None => {
@@ -81,29 +84,41 @@ async fn main() -> Result<()> {
             if let Err(e) = runner.recover().await {
                 tracing::error!(error = %format!("{e:#}"), "could not read the job journal");
             }
-            run_loop(&api, &runner, &state, poll_wait.min(20), Duration::from_secs(heartbeat_secs.max(1))).await
+            let rotation = api::RotationSchedule::every_days(credential_rotate_days);
+            run_loop(&api, &runner, &state, &rotation, poll_wait.min(20), Duration::from_secs(heartbeat_secs.max(1))).await
         }
     }
 }
 
-async fn beat(api: &api::Api, state: &state::StateDir) {
+fn running(state: &state::StateDir) -> Vec<berth_protocol::RunningPackage> {
     // An entry whose ids do not parse was not written by this agent: it is left out rather than failing the whole heartbeat.
-    let running: Vec<berth_protocol::RunningPackage> = state
+    state
         .installed()
         .unwrap_or_default()
         .into_iter()
         .filter_map(|i| {
             Some(berth_protocol::RunningPackage { component_id: i.component_id.parse().ok()?, package_id: i.package_id.parse().ok()?, digest: i.digest })
         })
-        .collect();
-    if let Err(e) = api.heartbeat(&running).await {
+        .collect()
+}
+
+async fn beat(api: &api::Api, state: &state::StateDir) {
+    if let Err(e) = api.heartbeat(&running(state)).await {
         tracing::warn!(error = %e, "heartbeat failed");
     }
 }
 
-async fn run_loop(api: &api::Api, runner: &job::Runner<'_>, state: &state::StateDir, poll_wait: u64, every: Duration) -> Result<()> {
+async fn run_loop(
+    api: &api::Api,
+    runner: &job::Runner<'_>,
+    state: &state::StateDir,
+    rotation: &api::RotationSchedule,
+    poll_wait: u64,
+    every: Duration,
+) -> Result<()> {
     let mut last_beat: Option<Instant> = None;
     loop {
+        rotation.rotate_if_due(api, state, &running(state)).await;
         if last_beat.is_none_or(|t| t.elapsed() >= every) {
             beat(api, state).await;
             last_beat = Some(Instant::now());

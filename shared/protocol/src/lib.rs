@@ -38,6 +38,16 @@ pub struct RegisterResponse {
     pub credential: String,
 }
 
+/// The answer to `POST /agent/v1/credentials/rotate` (200): the runtime's new
+/// credential. The one the request was made with keeps working until this
+/// one is first used; from then on only this one works.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotateResponse {
+    /// Shown once: store it before using it; Berth keeps only its hash.
+    pub credential: String,
+}
+
 /// What an agent says of its own health in a heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
