@@ -51,7 +51,7 @@ impl RuntimeView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "atom-prod-1", "kind": "on_premise"}))]
+#[schema(example = json!({"name": "atom-prod-1", "kind": "on_premise", "registration_token_ttl_seconds": 86400}))]
 pub struct CreateRuntime {
     #[schema(value_type = String)]
     pub name: Name,
@@ -64,6 +64,7 @@ pub struct CreateRuntime {
 
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"registration_token_ttl_seconds": 3600}))]
 pub struct IssueRegistrationToken {
     /// How long the new token is accepted: 60 to 2592000 (30 days); default 86400 (24 h).
     pub registration_token_ttl_seconds: Option<i64>,
