@@ -342,3 +342,114 @@ mod tests {
         assert_eq!(asked.lock().expect("the log").len(), BUSY_ATTEMPTS as usize);
     }
 }
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+    use crate::state::StateDir;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// A one-thread HTTP server answering each request with the next of
+    /// `answers` (status, JSON body); returns its base URL and the bearer
+    /// credential of each request.
+    fn server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let asked = Arc::new(Mutex::new(vec![]));
+        let seen = asked.clone();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((stream, _)) = listener.accept() else { return };
+                let mut reader = BufReader::new(stream);
+                let (mut length, mut bearer) = (0, String::new());
+                loop {
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization: bearer ") {
+                        bearer = line["authorization: bearer ".len()..].trim().to_string();
+                    }
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                }
+                let mut request_body = vec![0; length];
+                let _ = reader.read_exact(&mut request_body);
+                seen.lock().expect("the log").push(bearer);
+                let mut stream = reader.into_inner();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (base, asked)
+    }
+
+    fn state_with(credential: &str) -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().expect("a dir");
+        let state = StateDir::open(dir.path()).expect("a state dir");
+        state.write_credential(credential).expect("written");
+        (dir, state)
+    }
+
+    #[tokio::test]
+    async fn a_rotated_credential_is_stored_then_proven_with_a_heartbeat_and_used_from_then_on() {
+        let (base, asked) = server(vec![(200, r#"{"credential":"new"}"#), (200, r#"{}"#), (200, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect("rotated");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("new"));
+        api.heartbeat(&[]).await.expect("a heartbeat");
+        assert_eq!(*asked.lock().expect("the log"), ["old", "new", "new"], "rotated with the old one, then only the new one");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_credential_that_is_refused_puts_the_old_one_back() {
+        let (base, asked) = server(vec![(200, r#"{"credential":"new"}"#), (401, r#"{}"#), (200, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect_err("the new one was refused");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("old"));
+        api.heartbeat(&[]).await.expect("a heartbeat");
+        assert_eq!(asked.lock().expect("the log").last().map(String::as_str), Some("old"));
+    }
+
+    #[tokio::test]
+    async fn a_rotated_credential_whose_proof_fails_otherwise_is_kept_as_it_may_have_voided_the_old_one() {
+        let (base, _asked) = server(vec![(200, r#"{"credential":"new"}"#), (500, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect("kept");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("new"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_rotation_changes_nothing() {
+        let (base, _asked) = server(vec![(401, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect_err("refused");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn rotation_is_due_once_the_credential_file_is_older_than_the_interval_and_never_at_zero_days() {
+        let (_dir, state) = state_with("old");
+        assert!(!RotationSchedule::every_days(30.0).due(&state), "just written");
+        assert!(!RotationSchedule::every_days(0.0).due(&state));
+        let file = std::fs::File::options().write(true).open(state.credential_file()).expect("the file");
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(31 * 86_400)).expect("backdated");
+        assert!(RotationSchedule::every_days(30.0).due(&state));
+        assert!(!RotationSchedule::every_days(0.0).due(&state), "0 never rotates");
+    }
+}
