@@ -73,3 +73,19 @@ pub async fn a_registration_leaves_one_credential_nothing_pending_and_not_revoke
     s.runtimes.complete_registration(acme, id, &token, &new, None, "1.0.0", draft("runtime.registered", "runtime", id)).await.expect("registered");
     assert_eq!(s.read_runtime(acme, id).await.credentials(), Credentials::registered(new), "no expiry, nothing pending, not revoked");
 }
+
+pub async fn of_two_concurrent_swaps_from_the_same_read_exactly_one_wins(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let runtime = s.create_runtime(acme, "atom-1").await.expect("created");
+    let (id, read) = (runtime.id, runtime.credentials());
+    let (a, b) = (read.rotated(credential(acme, id)), read.revoked(Utc::now()));
+    let (first, second) = tokio::join!(
+        s.runtimes.swap_credentials(acme, id, &read, &a, Some(draft("runtime.credential_rotated", "runtime", id))),
+        s.runtimes.swap_credentials(acme, id, &read, &b, Some(draft("runtime.revoked", "runtime", id))),
+    );
+    assert!(first.is_ok() != second.is_ok(), "exactly one wins: {first:?} {second:?}");
+    let stored = s.read_runtime(acme, id).await.credentials();
+    assert_eq!(stored, if first.is_ok() { a } else { b }, "the winner's credentials are stored, the loser's are not");
+    let audited = s.actions(acme).await.into_iter().filter(|a| a == "runtime.credential_rotated" || a == "runtime.revoked").count();
+    assert_eq!(audited, 1, "only the winner is audited");
+}

@@ -74,6 +74,7 @@ contract! {
     credentials::a_runtime_reads_back_its_registration_expiry,
     credentials::credentials_are_swapped_only_from_what_was_read_and_each_swap_is_audited_when_asked,
     credentials::a_registration_leaves_one_credential_nothing_pending_and_not_revoked,
+    credentials::of_two_concurrent_swaps_from_the_same_read_exactly_one_wins,
 
     audit::twenty_concurrent_creates_leave_one_gapless_verifiable_audit_chain,
     audit::each_tenant_has_its_own_chain_from_the_genesis,

@@ -272,6 +272,11 @@ mod tests {
     }
 
     #[test]
+    fn a_rotation_answer_carries_the_new_credential() {
+        round_trips(json!({"credential": "brc_new"}), RotateResponse { credential: "brc_new".into() });
+    }
+
+    #[test]
     fn a_heartbeat_reads_and_writes_health_and_running_packages() {
         round_trips(
             json!({"agent_version": "1.4.2", "status": "degraded", "running": [{"component_id": ID, "package_id": ID, "digest": DIGEST}]}),
