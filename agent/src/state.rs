@@ -1,7 +1,7 @@
 //! The agent's state directory:
 //!
 //! ```text
-//! credential                     the runtime credential (0600), written once at registration
+//! credential                     the runtime credential (0600), written at registration and at each rotation
 //! active/<env>/<component>/      what runs now: the package's files plus .berth.json
 //! backups/<env>/<component>/     the version before the last apply
 //! staging/<env>/<component>/     the version being applied
