@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 pub use berth_protocol::Job;
-use berth_protocol::{AgentHealth, HeartbeatBody, JobEventBody, JobEventResponse, Phase, RegisterBody, RegisterResponse, RunningPackage};
+use berth_protocol::{AgentHealth, HeartbeatBody, JobEventBody, JobEventResponse, Phase, RegisterBody, RegisterResponse, RotateResponse, RunningPackage};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +11,8 @@ use tokio::io::AsyncWriteExt;
 pub struct Api {
     base: String,
     http: reqwest::Client,
-    credential: Option<String>,
+    /// Replaced in place when the credential is rotated.
+    credential: std::sync::RwLock<Option<String>>,
 }
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -54,20 +55,61 @@ impl Api {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60)).build()?,
-            credential: None,
+            credential: std::sync::RwLock::new(None),
         })
     }
 
-    pub fn with_credential(mut self, credential: String) -> Self {
-        self.credential = Some(credential);
+    pub fn with_credential(self, credential: String) -> Self {
+        self.set_credential(Some(credential));
         self
     }
 
+    fn current_credential(&self) -> Option<String> {
+        self.credential.read().map(|c| c.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn set_credential(&self, credential: Option<String>) {
+        match self.credential.write() {
+            Ok(mut c) => *c = credential,
+            Err(poisoned) => *poisoned.into_inner() = credential,
+        }
+    }
+
     fn authed(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.credential {
+        match self.current_credential() {
             Some(c) => r.bearer_auth(c),
             None => r,
         }
+    }
+
+    /// Rotates the runtime credential: asks for a new one, stores it in the
+    /// state directory before using it, then proves it with a heartbeat. The
+    /// old one stays valid on the server until the new one is first used, so
+    /// a lost answer or a crash at any step leaves a working credential on
+    /// disk; if the new one is refused (401) the old one is put back. Any
+    /// other failure keeps the new one: it may have been used already, which
+    /// voided the old one.
+    pub async fn rotate_credential(&self, state: &crate::state::StateDir, running: &[RunningPackage]) -> Result<()> {
+        let old = self.current_credential();
+        let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/credentials/rotate", self.base)))).await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("credential rotation refused: {status}");
+        }
+        let rotated: RotateResponse = response.json().await.map_err(|e| anyhow::anyhow!("unexpected rotation answer: {e}"))?;
+        state.write_credential(&rotated.credential)?;
+        self.set_credential(Some(rotated.credential));
+        let body = HeartbeatBody { agent_version: AGENT_VERSION.to_string(), status: AgentHealth::Ok, running: running.to_vec() };
+        let proof = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/heartbeat", self.base))).json(&body)).await?;
+        if proof.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // Refused, so never used: the old one still works (unless revoked meanwhile).
+            self.set_credential(old.clone());
+            if let Some(old) = &old {
+                state.write_credential(old)?;
+            }
+            bail!("the rotated credential was refused; kept the old one");
+        }
+        Ok(())
     }
 
     /// Sends the request `build` makes, and sends it again while the server
@@ -182,6 +224,49 @@ pub fn without_query_strings(text: &str) -> String {
         .collect()
 }
 
+/// When the agent rotates its credential: `every` after the credential file
+/// was last written (at registration or the last rotation), so the schedule
+/// survives restarts; after a failed attempt, not before `RETRY_AFTER`.
+pub struct RotationSchedule {
+    every: Option<Duration>,
+    retry_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl RotationSchedule {
+    const RETRY_AFTER: Duration = Duration::from_secs(300);
+
+    /// `days` of 0 (or less) never rotates.
+    pub fn every_days(days: f64) -> Self {
+        let every = (days > 0.0).then(|| Duration::from_secs_f64((days * 86_400.0).min(1e9)));
+        Self { every, retry_at: std::sync::Mutex::new(None) }
+    }
+
+    fn due(&self, state: &crate::state::StateDir) -> bool {
+        let Some(every) = self.every else { return false };
+        if self.retry_at.lock().map(|r| r.is_some_and(|at| std::time::Instant::now() < at)).unwrap_or(false) {
+            return false;
+        }
+        let written = std::fs::metadata(state.credential_file()).and_then(|m| m.modified());
+        written.map(|at| at.elapsed().unwrap_or_default() >= every).unwrap_or(false)
+    }
+
+    /// Rotates when due; a failure is logged and tried again later.
+    pub async fn rotate_if_due(&self, api: &Api, state: &crate::state::StateDir, running: &[RunningPackage]) {
+        if !self.due(state) {
+            return;
+        }
+        match api.rotate_credential(state, running).await {
+            Ok(()) => tracing::info!("runtime credential rotated"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "credential rotation failed; will try again");
+                if let Ok(mut r) = self.retry_at.lock() {
+                    *r = Some(std::time::Instant::now() + Self::RETRY_AFTER);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +340,116 @@ mod tests {
         let err = api.heartbeat(&[]).await.expect_err("still busy after every try");
         assert!(err.to_string().contains("503"), "{err}");
         assert_eq!(asked.lock().expect("the log").len(), BUSY_ATTEMPTS as usize);
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+    use crate::state::StateDir;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// A one-thread HTTP server answering each request with the next of
+    /// `answers` (status, JSON body); returns its base URL and the bearer
+    /// credential of each request.
+    fn server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let asked = Arc::new(Mutex::new(vec![]));
+        let seen = asked.clone();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((stream, _)) = listener.accept() else { return };
+                let mut reader = BufReader::new(stream);
+                let (mut length, mut bearer) = (0, String::new());
+                loop {
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization: bearer ") {
+                        bearer = line["authorization: bearer ".len()..].trim().to_string();
+                    }
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                }
+                let mut request_body = vec![0; length];
+                let _ = reader.read_exact(&mut request_body);
+                seen.lock().expect("the log").push(bearer);
+                let mut stream = reader.into_inner();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (base, asked)
+    }
+
+    fn state_with(credential: &str) -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().expect("a dir");
+        let state = StateDir::open(dir.path()).expect("a state dir");
+        state.write_credential(credential).expect("written");
+        (dir, state)
+    }
+
+    #[tokio::test]
+    async fn a_rotated_credential_is_stored_then_proven_with_a_heartbeat_and_used_from_then_on() {
+        let (base, asked) = server(vec![(200, r#"{"credential":"new"}"#), (200, r#"{}"#), (200, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect("rotated");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("new"));
+        api.heartbeat(&[]).await.expect("a heartbeat");
+        assert_eq!(*asked.lock().expect("the log"), ["old", "new", "new"], "rotated with the old one, then only the new one");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_credential_that_is_refused_puts_the_old_one_back() {
+        let (base, asked) = server(vec![(200, r#"{"credential":"new"}"#), (401, r#"{}"#), (200, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect_err("the new one was refused");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("old"));
+        api.heartbeat(&[]).await.expect("a heartbeat");
+        assert_eq!(asked.lock().expect("the log").last().map(String::as_str), Some("old"));
+    }
+
+    #[tokio::test]
+    async fn a_rotated_credential_whose_proof_fails_otherwise_is_kept_as_it_may_have_voided_the_old_one() {
+        let (base, _asked) = server(vec![(200, r#"{"credential":"new"}"#), (500, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect("kept");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("new"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_rotation_changes_nothing() {
+        let (base, _asked) = server(vec![(401, r#"{}"#)]);
+        let (_dir, state) = state_with("old");
+        let api = Api::new(&base).expect("a client").with_credential("old".into());
+
+        api.rotate_credential(&state, &[]).await.expect_err("refused");
+        assert_eq!(state.read_credential().expect("read").as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn rotation_is_due_once_the_credential_file_is_older_than_the_interval_and_never_at_zero_days() {
+        let (_dir, state) = state_with("old");
+        assert!(!RotationSchedule::every_days(30.0).due(&state), "just written");
+        assert!(!RotationSchedule::every_days(0.0).due(&state));
+        let file = std::fs::File::options().write(true).open(state.credential_file()).expect("the file");
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(31 * 86_400)).expect("backdated");
+        assert!(RotationSchedule::every_days(30.0).due(&state));
+        assert!(!RotationSchedule::every_days(0.0).due(&state), "0 never rotates");
     }
 }

@@ -13,11 +13,13 @@ pub const DEFAULT_POLL_WAIT: u64 = 20;
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;
 /// How long a job under way when the agent is told to stop may go on (see `shutdown`).
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 20;
+/// Days between rotations of the runtime credential (0: never).
+pub const DEFAULT_CREDENTIAL_ROTATE_DAYS: f64 = 30.0;
 
 /// What a config file may hold: every setting of `berth-agent run`, by the
 /// name of its flag (with `_` for `-`). Any other key is refused, so a typo
 /// does not silently leave a default in place.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct File {
     pub api_url: Option<String>,
@@ -28,6 +30,7 @@ pub struct File {
     pub apply_command: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub stop_grace_secs: Option<u64>,
+    pub credential_rotate_days: Option<f64>,
 }
 
 impl File {
@@ -49,7 +52,7 @@ impl File {
 }
 
 /// The settings `berth-agent run` works with, once merged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub api_url: String,
     pub registration_token: Option<String>,
@@ -58,6 +61,7 @@ pub struct Run {
     pub heartbeat_secs: u64,
     pub apply_command: Option<String>,
     pub stop_grace_secs: u64,
+    pub credential_rotate_days: f64,
 }
 
 /// What the flags and environment variables gave (`None` where neither did).
@@ -70,6 +74,7 @@ pub struct Given {
     pub heartbeat_secs: Option<u64>,
     pub apply_command: Option<String>,
     pub stop_grace_secs: Option<u64>,
+    pub credential_rotate_days: Option<f64>,
 }
 
 impl Run {
@@ -84,6 +89,7 @@ impl Run {
             heartbeat_secs: given.heartbeat_secs.or(file.heartbeat_secs).unwrap_or(DEFAULT_HEARTBEAT_SECS),
             apply_command: given.apply_command.or_else(|| file.apply_command.clone()),
             stop_grace_secs: given.stop_grace_secs.or(file.stop_grace_secs).unwrap_or(DEFAULT_STOP_GRACE_SECS),
+            credential_rotate_days: given.credential_rotate_days.or(file.credential_rotate_days).unwrap_or(DEFAULT_CREDENTIAL_ROTATE_DAYS),
         })
     }
 }
@@ -104,6 +110,7 @@ mod tests {
             apply_command = "./install.sh"
             state_dir = "/srv/berth"
             stop_grace_secs = 7
+            credential_rotate_days = 7.5
             "#,
         )
         .expect("a valid file");
@@ -119,6 +126,7 @@ mod tests {
                 heartbeat_secs: 10,
                 apply_command: Some("./install.sh".into()),
                 stop_grace_secs: 7,
+                credential_rotate_days: 7.5,
             }
         );
         assert_eq!(file.state_dir(None), PathBuf::from("/srv/berth"));

@@ -57,6 +57,9 @@ enum Command {
         /// Seconds a job under way may go on after SIGTERM before it is abandoned and restored [default: 20].
         #[arg(long, env = "BERTH_STOP_GRACE_SECS")]
         stop_grace_secs: Option<u64>,
+        /// Days between rotations of the runtime credential (0: never; fractions allowed) [default: 30].
+        #[arg(long, env = "BERTH_CREDENTIAL_ROTATE_DAYS")]
+        credential_rotate_days: Option<f64>,
     },
     /// Print the registered runtime, what is deployed and the last job, from the state directory.
     Status {
@@ -85,8 +88,8 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Exec { environment, component, command } => exec(&state::StateDir::open(&state_dir)?, &format!("{environment}/{component}"), &command),
         Command::Status { json } => status::print(&state::StateDir::existing(&state_dir)?, json),
-        Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs } => {
-            let given = config::Given { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs };
+        Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs, credential_rotate_days } => {
+            let given = config::Given { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs, credential_rotate_days };
             run(config::Run::merge(given, &file)?, state::StateDir::open(&state_dir)?).await
         }
     }
@@ -115,7 +118,8 @@ async fn run(settings: config::Run, state: state::StateDir) -> Result<()> {
         tracing::error!(error = %format!("{e:#}"), "could not read the job journal");
     }
     let poll_wait = settings.poll_wait.min(20);
-    run_loop(&api, &runner, &state, poll_wait, Duration::from_secs(settings.heartbeat_secs.max(1))).await
+    let rotation = api::RotationSchedule::every_days(settings.credential_rotate_days);
+    run_loop(&api, &runner, &state, &rotation, poll_wait, Duration::from_secs(settings.heartbeat_secs.max(1))).await
 }
 
 /// Keeps `runtime.json` on the API URL in use, for `status` (the runtime id
@@ -131,25 +135,36 @@ fn remember_api_url(state: &state::StateDir, api_url: &str) {
     }
 }
 
-async fn beat(api: &api::Api, state: &state::StateDir) {
+fn running(state: &state::StateDir) -> Vec<berth_protocol::RunningPackage> {
     // An entry whose ids do not parse was not written by this agent: it is left out rather than failing the whole heartbeat.
-    let running: Vec<berth_protocol::RunningPackage> = state
+    state
         .installed()
         .unwrap_or_default()
         .into_iter()
         .filter_map(|i| {
             Some(berth_protocol::RunningPackage { component_id: i.component_id.parse().ok()?, package_id: i.package_id.parse().ok()?, digest: i.digest })
         })
-        .collect();
-    if let Err(e) = api.heartbeat(&running).await {
+        .collect()
+}
+
+async fn beat(api: &api::Api, state: &state::StateDir) {
+    if let Err(e) = api.heartbeat(&running(state)).await {
         tracing::warn!(error = %e, "heartbeat failed");
     }
 }
 
-async fn run_loop(api: &api::Api, runner: &job::Runner<'_>, state: &state::StateDir, poll_wait: u64, every: Duration) -> Result<()> {
+async fn run_loop(
+    api: &api::Api,
+    runner: &job::Runner<'_>,
+    state: &state::StateDir,
+    rotation: &api::RotationSchedule,
+    poll_wait: u64,
+    every: Duration,
+) -> Result<()> {
     let shutdown = &runner.shutdown;
     let mut last_beat: Option<Instant> = None;
     while !shutdown.requested() {
+        rotation.rotate_if_due(api, state, &running(state)).await;
         if last_beat.is_none_or(|t| t.elapsed() >= every) {
             beat(api, state).await;
             last_beat = Some(Instant::now());

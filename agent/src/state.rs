@@ -1,7 +1,7 @@
 //! The agent's state directory:
 //!
 //! ```text
-//! credential                     the runtime credential (0600), written once at registration
+//! credential                     the runtime credential (0600), written at registration and at each rotation
 //! runtime.json                   the registered runtime's id and the API URL in use
 //! last_job.json                  how the last job ended (for `berth-agent status`)
 //! active/<env>/<component>/      what runs now: the package's files plus .berth.json

@@ -15,6 +15,7 @@ mod audit;
 mod blobs;
 mod change_requests;
 mod components;
+mod credentials;
 mod deployments;
 mod environments;
 mod idempotency;
@@ -69,6 +70,11 @@ contract! {
     runtimes::a_runtime_registration_completes_once,
     runtimes::a_heartbeat_is_recorded_on_the_runtime_unaudited_and_refused_for_a_missing_one,
     runtimes::runtimes_are_listed_oldest_first_and_each_lists_its_environments_in_attach_order,
+
+    credentials::a_runtime_reads_back_its_registration_expiry,
+    credentials::credentials_are_swapped_only_from_what_was_read_and_each_swap_is_audited_when_asked,
+    credentials::a_registration_leaves_one_credential_nothing_pending_and_not_revoked,
+    credentials::of_two_concurrent_swaps_from_the_same_read_exactly_one_wins,
 
     audit::twenty_concurrent_creates_leave_one_gapless_verifiable_audit_chain,
     audit::each_tenant_has_its_own_chain_from_the_genesis,

@@ -4,6 +4,7 @@
 //! detach and suspension take effect at once, every transition is audited.
 
 mod audit;
+mod credentials;
 mod duties;
 mod policy;
 mod runtimes;

@@ -12,7 +12,7 @@ use berth_domain::ids::JobId;
 use berth_domain::runtime::{Heartbeat, parse_agent_version};
 use berth_domain::usecases::AgentRequest;
 use berth_domain::usecases::{Berth, RuntimeCtx};
-use berth_protocol::{HeartbeatBody, HeartbeatResponse, Job, JobEventBody, JobEventResponse, RegisterBody, RegisterResponse};
+use berth_protocol::{HeartbeatBody, HeartbeatResponse, Job, JobEventBody, JobEventResponse, RegisterBody, RegisterResponse, RotateResponse};
 use berth_web::extract::{bearer_token, client_request_id_of, request_id_of};
 use berth_web::{ApiError, JsonBody};
 use serde::Deserialize;
@@ -36,6 +36,7 @@ pub fn routes(state: AgentState) -> Router {
     Router::new()
         .route("/agent/v1/register", post(register))
         .route("/agent/v1/heartbeat", post(heartbeat))
+        .route("/agent/v1/credentials/rotate", post(rotate_credential))
         .route("/agent/v1/jobs/next", axum::routing::get(next_job))
         .route("/agent/v1/jobs/{id}/events", post(job_event))
         .with_state(state)
@@ -51,8 +52,8 @@ pub const RUNTIME_CREDENTIAL: &str = "runtime_credential";
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, heartbeat, next_job, job_event),
-    components(schemas(RegisterBody, RegisterResponse, HeartbeatBody, HeartbeatResponse, berth_protocol::RunningPackage, berth_protocol::AgentHealth,
+    paths(register, heartbeat, rotate_credential, next_job, job_event),
+    components(schemas(RegisterBody, RegisterResponse, RotateResponse, HeartbeatBody, HeartbeatResponse, berth_protocol::RunningPackage, berth_protocol::AgentHealth,
         berth_protocol::RuntimeStatus, Job, berth_protocol::JobKind, berth_protocol::Phase, berth_protocol::JobStatus, JobEventBody, JobEventResponse)),
     tags((name = "agent", description = "The runtime agent API: register once, then heartbeat, poll for jobs and report their progress.")),
     modifiers(&RuntimeCredentialAuth)
@@ -98,7 +99,8 @@ fn agent_request(parts: &Parts) -> AgentRequest {
 
 /// Exchanges a one-time registration token for the runtime's credential (401 for an unknown or used token).
 #[utoipa::path(post, path = "/agent/v1/register", tag = "agent", request_body = RegisterBody,
-    responses((status = 201, body = RegisterResponse), (status = 401, description = "unauthenticated: unknown or already used registration token"),
+    responses((status = 201, body = RegisterResponse),
+        (status = 401, description = "unauthenticated: unknown, voided or already used registration token; registration_token_expired: past its expiry"),
         (status = 403, description = "tenant_suspended")))]
 async fn register(State(state): State<AgentState>, parts: Parts, JsonBody(body): JsonBody<RegisterBody>) -> Result<Response, ApiError> {
     let agent_version = parse_agent_version(&body.agent_version).map_err(|m| DomainError::invalid("agent_version", m))?;
@@ -119,6 +121,15 @@ async fn heartbeat(State(state): State<AgentState>, Agent(ctx): Agent, JsonBody(
     let hb = Heartbeat { agent_version, health: wire::health(body.status), running: wire::running(body.running)?, at: chrono::Utc::now() };
     let status = state.berth.heartbeat(&ctx, hb).await?;
     Ok(Json(HeartbeatResponse { runtime_id: ctx.runtime.id.as_uuid(), status: wire::runtime_status(status) }))
+}
+
+/// A new credential for this runtime; the one used for this request keeps
+/// working until the new one is first used (then only the new one works).
+#[utoipa::path(post, path = "/agent/v1/credentials/rotate", tag = "agent",
+    responses((status = 200, body = RotateResponse), (status = 401, description = "unauthenticated")), security(("runtime_credential" = [])))]
+async fn rotate_credential(State(state): State<AgentState>, Agent(ctx): Agent) -> Result<Json<RotateResponse>, ApiError> {
+    let credential = state.berth.rotate_credential(&ctx).await?;
+    Ok(Json(RotateResponse { credential: credential.reveal() }))
 }
 
 #[derive(Deserialize)]

@@ -93,6 +93,12 @@ audit_actions! {
     RuntimeDeleted = "runtime.deleted" on Runtime,
     /// Its agent exchanged the registration token for a credential.
     RuntimeRegistered = "runtime.registered" on Runtime,
+    /// An admin issued a new registration token, voiding any earlier one.
+    RuntimeRegistrationTokenIssued = "runtime.registration_token_issued" on Runtime,
+    /// Its agent rotated its credential (the new one is pending until used).
+    RuntimeCredentialRotated = "runtime.credential_rotated" on Runtime,
+    /// An admin revoked every credential of the runtime.
+    RuntimeRevoked = "runtime.revoked" on Runtime,
 
     ComponentCreated = "component.created" on Component,
     /// A new revision was added.
@@ -480,6 +486,9 @@ mod tests {
         "runtime.created",
         "runtime.deleted",
         "runtime.registered",
+        "runtime.registration_token_issued",
+        "runtime.credential_rotated",
+        "runtime.revoked",
         "component.created",
         "component.revised",
         "package.created",

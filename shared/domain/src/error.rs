@@ -30,9 +30,10 @@ pub enum DomainError {
     #[error("validation failed")]
     Validation { code: &'static str, errors: Vec<FieldError> },
 
-    /// No valid credential (401).
+    /// No valid credential (401); `code` is `unauthenticated` unless the
+    /// client can act on a narrower one (`registration_token_expired`).
     #[error("{message}")]
-    Unauthenticated { message: String },
+    Unauthenticated { code: &'static str, message: String },
 
     /// The caller may not do this (403).
     #[error("{message}")]
@@ -85,6 +86,9 @@ impl DomainError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation { code: "validation_failed", errors: vec![FieldError::new(field, message)] }
     }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::Unauthenticated { code: "unauthenticated", message: message.into() }
+    }
     pub fn unexpected(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Unexpected(err.into())
     }
@@ -97,7 +101,7 @@ impl DomainError {
             Self::NotFound { .. } => "not_found",
             Self::Conflict { code, .. } => code,
             Self::Validation { code, .. } => code,
-            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Unauthenticated { code, .. } => code,
             Self::Forbidden { code, .. } => code,
             Self::TooLarge { .. } => "payload_too_large",
             Self::QuotaExceeded { .. } => "quota_exceeded",

@@ -18,7 +18,7 @@ use crate::package::{Manifest, Package, VersionLabel};
 use crate::page::{Page, PageRequest};
 use crate::policy::{Approval, Policy};
 use crate::runtime::Digest;
-use crate::runtime::{Heartbeat, Runtime};
+use crate::runtime::{Credentials, Heartbeat, Runtime};
 use crate::secret::SecretHash;
 use crate::tenant::Tenant;
 use crate::values::{Name, Version};
@@ -60,8 +60,10 @@ pub trait RuntimeStore: Send + Sync {
     /// Refused `Missing(Attachment)` when it was not attached.
     async fn detach_runtime(&self, tenant: TenantId, env: EnvironmentId, runtime: RuntimeId, audit: AuditDraft) -> Result<()>;
     async fn list_environment_runtimes(&self, tenant: TenantId, env: EnvironmentId, page: &PageRequest) -> Result<Page<Runtime>>;
-    /// Swaps the registration hash for a credential hash, once:
-    /// refused `RegistrationUsed` if the registration hash is no longer there.
+    /// Swaps the registration hash for a credential hash, once (leaving
+    /// `Credentials::registered`: no pending credential, no expiry, not
+    /// revoked): refused `RegistrationUsed` if the registration hash is no
+    /// longer there.
     async fn complete_registration(
         &self,
         tenant: TenantId,
@@ -73,6 +75,11 @@ pub trait RuntimeStore: Send + Sync {
         audit: AuditDraft,
     ) -> Result<()>;
     async fn record_heartbeat(&self, tenant: TenantId, runtime: RuntimeId, heartbeat: &Heartbeat) -> Result<()>;
+    /// Replaces the runtime's credentials with `new` if they are still
+    /// `expected` (as read), with `audit` when given: refused `Stale(Runtime)`
+    /// otherwise (a concurrent rotation, revoke, re-issue or registration), or
+    /// when the runtime is gone.
+    async fn swap_credentials(&self, tenant: TenantId, runtime: RuntimeId, expected: &Credentials, new: &Credentials, audit: Option<AuditDraft>) -> Result<()>;
 }
 
 /// Each runtime has its own job queue.

@@ -119,7 +119,7 @@ impl Refusal {
             }
             Self::Stale(Entity::Deployment) => DomainError::conflict("status_changed", "the deployment changed meanwhile"),
             Self::Stale(Entity::Target) => DomainError::conflict("target_changed", "the job changed meanwhile"),
-            Self::Stale(Entity::Runtime) => DomainError::conflict("runtime_changed", "the runtime changed while it was being deleted; try again"),
+            Self::Stale(Entity::Runtime) => DomainError::conflict("runtime_changed", "the runtime changed meanwhile; try again"),
             Self::Stale(Entity::Attachment) => DomainError::not_found("attachment"),
             Self::Exists(entity) => DomainError::conflict(entity.exists_code(), format!("a {} with this id exists", entity.name())),
             Self::Missing(entity) => DomainError::not_found(entity.name()),

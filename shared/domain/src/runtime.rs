@@ -74,6 +74,15 @@ pub struct Runtime {
     /// Set until the agent registers; the token itself is never stored.
     pub registration_hash: Option<SecretHash>,
     pub credential_hash: Option<SecretHash>,
+    /// When the registration token stops being accepted (`None`: never, for
+    /// runtimes created before tokens expired).
+    pub registration_expires_at: Option<DateTime<Utc>>,
+    /// A rotated credential not used yet: accepted beside `credential_hash`
+    /// until its first use, which makes it the only one.
+    pub pending_credential_hash: Option<SecretHash>,
+    /// Set by a revoke: no credential works until a re-issued registration
+    /// token is used.
+    pub revoked_at: Option<DateTime<Utc>>,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub agent_version: Option<String>,
     pub health: Option<AgentHealth>,
@@ -93,6 +102,141 @@ impl Runtime {
             Some(seen) if now - seen <= offline_after => RuntimeStatus::Online,
             Some(_) => RuntimeStatus::Offline,
         }
+    }
+
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            registration_hash: self.registration_hash.clone(),
+            registration_expires_at: self.registration_expires_at,
+            credential_hash: self.credential_hash.clone(),
+            pending_credential_hash: self.pending_credential_hash.clone(),
+            revoked_at: self.revoked_at,
+        }
+    }
+
+    /// Takes on `c` (what a store writes).
+    pub fn set_credentials(&mut self, c: Credentials) {
+        self.registration_hash = c.registration_hash;
+        self.registration_expires_at = c.registration_expires_at;
+        self.credential_hash = c.credential_hash;
+        self.pending_credential_hash = c.pending_credential_hash;
+        self.revoked_at = c.revoked_at;
+    }
+
+    /// Accepts the registration token hashing to `presented` while it is the
+    /// runtime's token and not past its expiry.
+    pub fn check_registration(&self, presented: &SecretHash, now: DateTime<Utc>) -> Result<(), RegistrationRefusal> {
+        match &self.registration_hash {
+            Some(stored) if stored.matches(presented) => match self.registration_expires_at {
+                Some(expires_at) if now >= expires_at => Err(RegistrationRefusal::Expired),
+                _ => Ok(()),
+            },
+            _ => Err(RegistrationRefusal::Invalid),
+        }
+    }
+
+    /// Which credential `presented` is, if any is accepted.
+    pub fn credential_match(&self, presented: &SecretHash) -> Option<CredentialMatch> {
+        if self.credential_hash.as_ref().is_some_and(|h| h.matches(presented)) {
+            Some(CredentialMatch::Current)
+        } else if self.pending_credential_hash.as_ref().is_some_and(|h| h.matches(presented)) {
+            Some(CredentialMatch::Pending)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which of a runtime's credentials a presented one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialMatch {
+    /// The credential in use.
+    Current,
+    /// The rotated one, used for the first time: it becomes the current one.
+    Pending,
+}
+
+/// Why a registration token is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationRefusal {
+    /// Unknown, voided by a re-issue, or already used.
+    Invalid,
+    /// Right token, past its `registration_expires_at`.
+    Expired,
+}
+
+/// Everything that decides which secrets of a runtime are accepted. Stores
+/// replace it only if it is still as it was read, so a rotation, a revoke,
+/// a re-issue or a registration is never lost to a concurrent one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub registration_hash: Option<SecretHash>,
+    pub registration_expires_at: Option<DateTime<Utc>>,
+    pub credential_hash: Option<SecretHash>,
+    pub pending_credential_hash: Option<SecretHash>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Credentials {
+    /// A new pending credential; the current one keeps working until it is
+    /// first used (a lost rotation response never locks the agent out). A
+    /// pending one never used is replaced.
+    pub fn rotated(&self, new: SecretHash) -> Self {
+        Self { pending_credential_hash: Some(new), ..self.clone() }
+    }
+
+    /// The pending credential was used: it is the only one from now on.
+    pub fn promoted(&self) -> Self {
+        match &self.pending_credential_hash {
+            Some(pending) => Self { credential_hash: Some(pending.clone()), pending_credential_hash: None, ..self.clone() },
+            None => self.clone(),
+        }
+    }
+
+    /// Nothing works any more: no credential, no registration token.
+    pub fn revoked(&self, at: DateTime<Utc>) -> Self {
+        Self { revoked_at: Some(at), ..Self::default() }
+    }
+
+    /// A new registration token voiding any earlier one. The current
+    /// credential keeps working until the token is used (replacing a machine
+    /// without downtime); revoke first to cut it off at once.
+    pub fn reissued(&self, registration: SecretHash, expires_at: DateTime<Utc>) -> Self {
+        Self { registration_hash: Some(registration), registration_expires_at: Some(expires_at), ..self.clone() }
+    }
+
+    /// What a registration leaves: one credential, nothing pending, no token.
+    pub fn registered(credential: SecretHash) -> Self {
+        Self { credential_hash: Some(credential), ..Self::default() }
+    }
+}
+
+/// How long a registration token is accepted: `DEFAULT` unless the creator
+/// asks for another duration within `MIN..=MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistrationTtl(Duration);
+
+impl RegistrationTtl {
+    pub const DEFAULT_SECONDS: i64 = 24 * 3600;
+    pub const MIN_SECONDS: i64 = 60;
+    pub const MAX_SECONDS: i64 = 30 * 24 * 3600;
+
+    pub fn parse(seconds: Option<i64>) -> Result<Self, String> {
+        match seconds {
+            None => Ok(Self(Duration::seconds(Self::DEFAULT_SECONDS))),
+            Some(s) if (Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(&s) => Ok(Self(Duration::seconds(s))),
+            Some(_) => Err(format!("must be from {} to {} seconds (30 days)", Self::MIN_SECONDS, Self::MAX_SECONDS)),
+        }
+    }
+
+    pub fn expiry_from(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.0
+    }
+}
+
+impl Default for RegistrationTtl {
+    fn default() -> Self {
+        Self(Duration::seconds(Self::DEFAULT_SECONDS))
     }
 }
 
@@ -125,6 +269,9 @@ mod tests {
             kind: RuntimeKind::OnPremise,
             registration_hash: None,
             credential_hash: None,
+            registration_expires_at: None,
+            pending_credential_hash: None,
+            revoked_at: None,
             last_seen_at,
             agent_version: None,
             health: None,
@@ -152,6 +299,55 @@ mod tests {
         let now = Utc::now();
         let r = runtime(Some(now - Duration::seconds(61)));
         assert_eq!(r.status(now, Duration::seconds(60)), RuntimeStatus::Offline);
+    }
+
+    fn hash(c: char) -> SecretHash {
+        SecretHash(c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn a_registration_token_is_refused_as_expired_only_when_it_is_the_right_one() {
+        let now = Utc::now();
+        let mut r = runtime(None);
+        r.registration_hash = Some(hash('a'));
+        r.registration_expires_at = Some(now + Duration::seconds(60));
+        assert_eq!(r.check_registration(&hash('a'), now), Ok(()));
+        assert_eq!(r.check_registration(&hash('a'), now + Duration::seconds(60)), Err(RegistrationRefusal::Expired));
+        assert_eq!(r.check_registration(&hash('b'), now + Duration::seconds(60)), Err(RegistrationRefusal::Invalid));
+        r.registration_hash = None;
+        assert_eq!(r.check_registration(&hash('a'), now), Err(RegistrationRefusal::Invalid));
+    }
+
+    #[test]
+    fn a_rotated_credential_is_pending_until_used_then_the_only_one() {
+        let mut r = runtime(None);
+        r.credential_hash = Some(hash('a'));
+        let rotated = r.credentials().rotated(hash('b'));
+        r.pending_credential_hash = rotated.pending_credential_hash.clone();
+        assert_eq!(r.credential_match(&hash('a')), Some(CredentialMatch::Current));
+        assert_eq!(r.credential_match(&hash('b')), Some(CredentialMatch::Pending));
+        let promoted = rotated.promoted();
+        assert_eq!((promoted.credential_hash, promoted.pending_credential_hash), (Some(hash('b')), None));
+    }
+
+    #[test]
+    fn a_revoked_runtime_accepts_nothing_until_a_reissued_token_is_used() {
+        let now = Utc::now();
+        let before = Credentials { credential_hash: Some(hash('a')), pending_credential_hash: Some(hash('b')), ..Credentials::default() };
+        let revoked = before.revoked(now);
+        assert_eq!(revoked, Credentials { revoked_at: Some(now), ..Credentials::default() });
+        let reissued = revoked.reissued(hash('c'), now + Duration::seconds(60));
+        assert_eq!(reissued.registration_hash, Some(hash('c')));
+        assert_eq!(reissued.revoked_at, Some(now), "still revoked until the token is used");
+    }
+
+    #[test]
+    fn a_registration_ttl_is_a_day_unless_asked_within_a_minute_to_thirty_days() {
+        let now = Utc::now();
+        assert_eq!(RegistrationTtl::parse(None).unwrap().expiry_from(now), now + Duration::hours(24));
+        assert_eq!(RegistrationTtl::parse(Some(60)).unwrap().expiry_from(now), now + Duration::seconds(60));
+        assert!(RegistrationTtl::parse(Some(59)).is_err());
+        assert!(RegistrationTtl::parse(Some(30 * 24 * 3600 + 1)).is_err());
     }
 
     #[test]

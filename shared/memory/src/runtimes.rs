@@ -6,7 +6,7 @@ use berth_domain::ids::{EnvironmentId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::RuntimeStore;
 use berth_domain::refusal::{Entity, Quota, Refusal};
-use berth_domain::runtime::{Heartbeat, Runtime};
+use berth_domain::runtime::{Credentials, Heartbeat, Runtime};
 use berth_domain::secret::SecretHash;
 use berth_domain::values::Name;
 use berth_domain::{DomainError, Result};
@@ -166,8 +166,7 @@ impl RuntimeStore for MemoryStore {
             return Err(Refusal::RegistrationUsed.into());
         };
         let r = &mut row.runtime;
-        r.registration_hash = None;
-        r.credential_hash = Some(credential.clone());
+        r.set_credentials(Credentials::registered(credential.clone()));
         r.agent_version = Some(agent_version.to_string());
         if let Some(name) = name {
             r.name = name.clone();
@@ -186,6 +185,18 @@ impl RuntimeStore for MemoryStore {
         r.agent_version = Some(heartbeat.agent_version.clone());
         r.health = Some(heartbeat.health);
         r.running = heartbeat.running.clone();
+        Ok(())
+    }
+
+    async fn swap_credentials(&self, tenant: TenantId, runtime: RuntimeId, expected: &Credentials, new: &Credentials, audit: Option<AuditDraft>) -> Result<()> {
+        let mut s = self.lock();
+        let Some(row) = s.t(tenant).runtimes.get_mut(&runtime).filter(|r| r.runtime.credentials() == *expected) else {
+            return Err(Refusal::Stale(Entity::Runtime).into());
+        };
+        row.runtime.set_credentials(new.clone());
+        if let Some(audit) = audit {
+            s.record(tenant, audit);
+        }
         Ok(())
     }
 }

@@ -38,6 +38,16 @@ pub struct RegisterResponse {
     pub credential: String,
 }
 
+/// The answer to `POST /agent/v1/credentials/rotate` (200): the runtime's new
+/// credential. The one the request was made with keeps working until this
+/// one is first used; from then on only this one works.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotateResponse {
+    /// Shown once: store it before using it; Berth keeps only its hash.
+    pub credential: String,
+}
+
 /// What an agent says of its own health in a heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -261,6 +271,11 @@ mod tests {
     #[test]
     fn a_registration_answer_carries_the_runtime_id_and_credential() {
         round_trips(json!({"runtime_id": ID, "credential": "brc_secret"}), RegisterResponse { runtime_id: id(), credential: "brc_secret".into() });
+    }
+
+    #[test]
+    fn a_rotation_answer_carries_the_new_credential() {
+        round_trips(json!({"credential": "brc_new"}), RotateResponse { credential: "brc_new".into() });
     }
 
     #[test]

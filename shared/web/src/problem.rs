@@ -30,7 +30,7 @@ impl ApiError {
         Self::BadRequest { code, message: message.into() }
     }
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::Domain(DomainError::Unauthenticated { message: message.into() })
+        Self::Domain(DomainError::unauthenticated(message))
     }
 }
 
@@ -55,7 +55,7 @@ impl IntoResponse for ApiError {
                 DomainError::Validation { errors, .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, e.code(), "Validation failed", "the request has invalid fields".into(), errors.as_slice())
                 }
-                DomainError::Unauthenticated { message } => (StatusCode::UNAUTHORIZED, e.code(), "Unauthenticated", message.clone(), &[]),
+                DomainError::Unauthenticated { message, .. } => (StatusCode::UNAUTHORIZED, e.code(), "Unauthenticated", message.clone(), &[]),
                 DomainError::Forbidden { message, .. } => (StatusCode::FORBIDDEN, e.code(), "Forbidden", message.clone(), &[]),
                 DomainError::TooLarge { message } => (StatusCode::PAYLOAD_TOO_LARGE, e.code(), "Payload too large", message.clone(), &[]),
                 DomainError::QuotaExceeded { message } => (StatusCode::TOO_MANY_REQUESTS, e.code(), "Quota exceeded", message.clone(), &[]),

@@ -33,6 +33,7 @@ pub(crate) use governance::{__path_decide, __path_get_policy, __path_put_policy}
 pub(crate) use me::__path_me;
 pub(crate) use packages::{__path_create_package, __path_delete_package, __path_download_package, __path_get_package, __path_list_packages};
 pub(crate) use runtimes::{__path_create_runtime, __path_delete_runtime, __path_get_runtime, __path_list_runtimes};
+pub(crate) use runtimes::{__path_issue_registration_token, __path_revoke_runtime};
 pub(crate) use tenants::{__path_create_tenant, __path_get_tenant, __path_list_tenants, __path_patch_tenant};
 
 /// What the Lambda serves: the routes with the shared edge layers.
@@ -51,6 +52,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/environments/{id}/runtimes/{runtime_id}", axum::routing::put(environments::attach_runtime).delete(environments::detach_runtime))
         .route("/v1/runtimes", get(runtimes::list_runtimes).post(runtimes::create_runtime))
         .route("/v1/runtimes/{id}", get(runtimes::get_runtime).delete(runtimes::delete_runtime))
+        .route("/v1/runtimes/{id}/registration-token", axum::routing::post(runtimes::issue_registration_token))
+        .route("/v1/runtimes/{id}/revoke", axum::routing::post(runtimes::revoke_runtime))
         .route("/v1/components", get(components::list_components).post(components::create_component))
         .route("/v1/components/{id}", get(components::get_component))
         .route("/v1/components/{id}/revisions", get(components::list_revisions).post(components::create_revision))

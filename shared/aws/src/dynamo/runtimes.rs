@@ -9,7 +9,7 @@ use berth_domain::ids::{EnvironmentId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::RuntimeStore;
 use berth_domain::refusal::{Entity, Quota, Refusal};
-use berth_domain::runtime::{AgentHealth, Heartbeat, RunningPackage, Runtime, RuntimeKind};
+use berth_domain::runtime::{AgentHealth, Credentials, Heartbeat, RunningPackage, Runtime, RuntimeKind};
 use berth_domain::secret::SecretHash;
 use berth_domain::values::Name;
 use berth_domain::{DomainError, Result};
@@ -28,6 +28,12 @@ struct RuntimeRecord {
     registration_hash: Option<SecretHash>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     credential_hash: Option<SecretHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration_expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_credential_hash: Option<SecretHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_seen_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +59,9 @@ impl RuntimeRecord {
             kind: self.kind,
             registration_hash: self.registration_hash,
             credential_hash: self.credential_hash,
+            registration_expires_at: self.registration_expires_at,
+            pending_credential_hash: self.pending_credential_hash,
+            revoked_at: self.revoked_at,
             last_seen_at: self.last_seen_at,
             agent_version: self.agent_version,
             health: self.health,
@@ -143,6 +152,9 @@ impl RuntimeStore for DynamoStore {
             kind: runtime.kind,
             registration_hash: runtime.registration_hash.clone(),
             credential_hash: runtime.credential_hash.clone(),
+            registration_expires_at: runtime.registration_expires_at,
+            pending_credential_hash: runtime.pending_credential_hash.clone(),
+            revoked_at: runtime.revoked_at,
             last_seen_at: None,
             agent_version: None,
             health: None,
@@ -234,10 +246,12 @@ impl RuntimeStore for DynamoStore {
         agent_version: &str,
         audit: AuditDraft,
     ) -> Result<()> {
-        let mut expression = "SET credential_hash = :c, agent_version = :av REMOVE registration_hash".to_string();
+        // What `Credentials::registered` leaves: one credential, nothing else.
+        const REMOVE: &str = "REMOVE registration_hash, registration_expires_at, pending_credential_hash, revoked_at";
+        let mut expression = format!("SET credential_hash = :c, agent_version = :av {REMOVE}");
         let mut values = vec![(":c", s(credential.0.clone())), (":av", s(agent_version)), (":r", s(registration.0.clone()))];
         if let Some(name) = name {
-            expression = "SET #name = :name, credential_hash = :c, agent_version = :av REMOVE registration_hash".to_string();
+            expression = format!("SET #name = :name, credential_hash = :c, agent_version = :av {REMOVE}");
             values.push((":name", s(name.as_str())));
         }
         let names: &[(&str, &str)] = if name.is_some() { &[("#name", "name")] } else { &[] };
@@ -269,4 +283,67 @@ impl RuntimeStore for DynamoStore {
             }
         }
     }
+
+    async fn swap_credentials(&self, tenant: TenantId, runtime: RuntimeId, expected: &Credentials, new: &Credentials, audit: Option<AuditDraft>) -> Result<()> {
+        let expected = credential_attributes(expected)?;
+        let new = credential_attributes(new)?;
+        let mut condition = vec!["attribute_exists(pk)".to_string()];
+        let (mut set, mut remove, mut values) = (vec![], vec![], vec![]);
+        for ((field, was), (_, now)) in expected.into_iter().zip(new) {
+            match was {
+                Some(v) => {
+                    condition.push(format!("{field} = :was_{field}"));
+                    values.push((format!(":was_{field}"), v));
+                }
+                None => condition.push(format!("attribute_not_exists({field})")),
+            }
+            match now {
+                Some(v) => {
+                    set.push(format!("{field} = :now_{field}"));
+                    values.push((format!(":now_{field}"), v));
+                }
+                None => remove.push(field),
+            }
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression.push_str(&format!("SET {} ", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expression.push_str(&format!("REMOVE {}", remove.join(", ")));
+        }
+        let (expression, condition) = (expression.trim(), condition.join(" AND "));
+        let Some(audit) = audit else {
+            // Nothing to record (a rotated credential's first use): one conditional update.
+            let mut update = self.client.update_item().table_name(&self.table).set_key(Some(key_of(keys::runtime(tenant, runtime))));
+            update = update.update_expression(expression).condition_expression(condition);
+            for (k, v) in values {
+                update = update.expression_attribute_values(k, v);
+            }
+            return match update.send().await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let e = e.into_service_error();
+                    if e.is_conditional_check_failed_exception() { Err(Refusal::Stale(Entity::Runtime).into()) } else { Err(service_error(e)) }
+                }
+            };
+        };
+        let values: Vec<(&str, AttributeValue)> = values.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let item = self.update(keys::runtime(tenant, runtime), expression, &condition, &[], values)?;
+        map_tx(self.write_with_audit(tenant, vec![item], audit).await, |_| Refusal::Stale(Entity::Runtime).into())
+    }
+}
+
+/// Each credential field by its attribute name, as the record stores it
+/// (`None`: the attribute is absent).
+fn credential_attributes(c: &Credentials) -> Result<[(&'static str, Option<AttributeValue>); 5]> {
+    let hash = |h: &Option<SecretHash>| h.as_ref().map(|h| s(h.0.clone()));
+    let time = |t: &Option<DateTime<Utc>>| t.as_ref().map(serde_dynamo::to_attribute_value::<_, AttributeValue>).transpose().map_err(unexpected);
+    Ok([
+        ("registration_hash", hash(&c.registration_hash)),
+        ("registration_expires_at", time(&c.registration_expires_at)?),
+        ("credential_hash", hash(&c.credential_hash)),
+        ("pending_credential_hash", hash(&c.pending_credential_hash)),
+        ("revoked_at", time(&c.revoked_at)?),
+    ])
 }

@@ -46,6 +46,9 @@ one_action! {
     RuntimeCreated => RuntimeCreated on RuntimeId,
     RuntimeDeleted => RuntimeDeleted on RuntimeId,
     RuntimeRegistered => RuntimeRegistered on RuntimeId,
+    RuntimeRegistrationTokenIssued => RuntimeRegistrationTokenIssued on RuntimeId,
+    RuntimeCredentialRotated => RuntimeCredentialRotated on RuntimeId,
+    RuntimeRevoked => RuntimeRevoked on RuntimeId,
     ComponentCreated => ComponentCreated on ComponentId,
     ComponentRevised => ComponentRevised on ComponentId,
     PackageCreated => PackageCreated on PackageId,
@@ -226,6 +229,28 @@ impl RuntimeDeleted {
 #[derive(Clone, Debug, Serialize)]
 pub struct RuntimeRegistered {
     pub agent_version: String,
+}
+
+/// `runtime.registration_token_issued` (never the token itself).
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeRegistrationTokenIssued {
+    pub expires_at: DateTime<Utc>,
+    /// Whether the runtime had a working credential, which keeps working
+    /// until the new token is used.
+    pub registered: bool,
+}
+
+/// `runtime.credential_rotated` (never the credential itself).
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeCredentialRotated {
+    /// Whether an earlier rotated credential, never used, was voided.
+    pub replaced_pending: bool,
+}
+
+/// `runtime.revoked`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeRevoked {
+    pub revoked_at: DateTime<Utc>,
 }
 
 // Components and packages.
@@ -653,6 +678,9 @@ mod tests {
             kind: RuntimeKind::OnPremise,
             registration_hash: None,
             credential_hash: None,
+            registration_expires_at: None,
+            pending_credential_hash: None,
+            revoked_at: None,
             last_seen_at: None,
             agent_version: None,
             health: None,

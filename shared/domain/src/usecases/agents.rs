@@ -4,10 +4,15 @@ use crate::audit::summary::RuntimeRegistered;
 use crate::context::Actor;
 use crate::ids::{RuntimeId, TenantId};
 use crate::refusal::Refusal;
-use crate::runtime::{Heartbeat, Runtime, RuntimeStatus};
+use crate::runtime::{CredentialMatch, Heartbeat, RegistrationRefusal, Runtime, RuntimeStatus};
 use crate::secret::{RuntimeToken, TokenKind};
 use crate::values::Name;
 use crate::{DomainError, Result};
+use chrono::Utc;
+
+/// Reads of a runtime before a concurrent change to its credentials is
+/// taken as an error rather than read again.
+const PROMOTION_ATTEMPTS: usize = 3;
 
 /// What an agent receives when it registers.
 #[derive(Debug)]
@@ -37,11 +42,18 @@ pub struct AgentRequest {
 }
 
 fn invalid_token() -> DomainError {
-    DomainError::Unauthenticated { message: "invalid or already used registration token".into() }
+    DomainError::unauthenticated("invalid or already used registration token")
 }
 
-fn invalid_credential() -> DomainError {
-    DomainError::Unauthenticated { message: "invalid runtime credential".into() }
+fn expired_token() -> DomainError {
+    DomainError::Unauthenticated {
+        code: "registration_token_expired",
+        message: "the registration token has expired; ask an admin to issue a new one (POST /v1/runtimes/{id}/registration-token)".into(),
+    }
+}
+
+pub(super) fn invalid_credential() -> DomainError {
+    DomainError::unauthenticated("invalid runtime credential")
 }
 
 impl Berth {
@@ -50,10 +62,11 @@ impl Berth {
     pub async fn register_agent(&self, raw_token: &str, name: Option<Name>, agent_version: &str, request: &AgentRequest) -> Result<Registration> {
         let token = RuntimeToken::parse(TokenKind::Registration, raw_token).ok_or_else(invalid_token)?;
         let runtime = self.ports.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_token)?;
+        runtime.check_registration(&token.hash(), Utc::now()).map_err(|refusal| match refusal {
+            RegistrationRefusal::Invalid => invalid_token(),
+            RegistrationRefusal::Expired => expired_token(),
+        })?;
         let stored = runtime.registration_hash.as_ref().ok_or_else(invalid_token)?;
-        if !stored.matches(&token.hash()) {
-            return Err(invalid_token());
-        }
         self.refuse_if_suspended(token.tenant).await?;
         let credential = RuntimeToken::generate(TokenKind::RuntimeCredential, token.tenant, runtime.id)?;
         let origin = RuntimeCtx {
@@ -75,13 +88,37 @@ impl Berth {
     }
 
     /// Checks a runtime credential: 401 unless it is the runtime's current
-    /// one; 403 `tenant_suspended` while its tenant is suspended.
+    /// one or its rotated one (whose first use makes it the only one); 403
+    /// `tenant_suspended` while its tenant is suspended.
     pub async fn authenticate_runtime(&self, raw_credential: &str, request: &AgentRequest) -> Result<RuntimeCtx> {
         let token = RuntimeToken::parse(TokenKind::RuntimeCredential, raw_credential).ok_or_else(invalid_credential)?;
-        let runtime = self.ports.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_credential)?;
-        match &runtime.credential_hash {
-            Some(stored) if stored.matches(&token.hash()) => {}
-            _ => return Err(invalid_credential()),
+        let presented = token.hash();
+        let mut runtime = self.ports.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_credential)?;
+        // A promotion races only with another one of the same credential (or a
+        // revoke, re-issue, rotation): read again and judge what is stored then.
+        for _ in 0..PROMOTION_ATTEMPTS {
+            match runtime.credential_match(&presented) {
+                None => return Err(invalid_credential()),
+                Some(CredentialMatch::Current) => break,
+                Some(CredentialMatch::Pending) => {
+                    let (expected, promoted) = (runtime.credentials(), runtime.credentials().promoted());
+                    match self.ports.runtimes.swap_credentials(token.tenant, runtime.id, &expected, &promoted, None).await {
+                        Ok(()) => {
+                            tracing::info!(tenant_id = %token.tenant, runtime_id = %runtime.id, "rotated runtime credential first used; the old one no longer works");
+                            runtime.credential_hash = promoted.credential_hash;
+                            runtime.pending_credential_hash = None;
+                            break;
+                        }
+                        Err(DomainError::Refused(Refusal::Stale(_))) => {
+                            runtime = self.ports.runtimes.get_runtime(token.tenant, token.runtime).await?.ok_or_else(invalid_credential)?;
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+            }
+        }
+        if runtime.credential_match(&presented) != Some(CredentialMatch::Current) {
+            return Err(invalid_credential());
         }
         self.refuse_if_suspended(token.tenant).await?;
         Ok(RuntimeCtx {

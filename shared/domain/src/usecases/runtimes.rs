@@ -6,7 +6,7 @@ use crate::deployment::Deployment;
 use crate::ids::{EnvironmentId, RuntimeId};
 use crate::page::{Page, PageRequest};
 use crate::policy::Change;
-use crate::runtime::{Runtime, RuntimeKind, RuntimeStatus};
+use crate::runtime::{RegistrationTtl, Runtime, RuntimeKind, RuntimeStatus};
 use crate::secret::{RuntimeToken, TokenKind};
 use crate::values::Name;
 use crate::{DomainError, Result};
@@ -25,11 +25,18 @@ impl Berth {
         runtime.status(Utc::now(), self.settings.runtime_offline_after)
     }
 
-    /// Creates the runtime's job queue, then the runtime; if the second step
-    /// fails (a plan limit, say) the queue is removed again.
-    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    /// `create_runtime_with` a registration token valid for the default day.
     pub async fn create_runtime(&self, ctx: &TenantCtx, name: Name, kind: RuntimeKind) -> Result<CreatedRuntime> {
+        self.create_runtime_with(ctx, name, kind, RegistrationTtl::default()).await
+    }
+
+    /// Creates the runtime's job queue, then the runtime; if the second step
+    /// fails (a plan limit, say) the queue is removed again. Its registration
+    /// token is accepted for `ttl`.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn create_runtime_with(&self, ctx: &TenantCtx, name: Name, kind: RuntimeKind, ttl: RegistrationTtl) -> Result<CreatedRuntime> {
         ctx.require(Permission::ManageRuntimes)?;
+        let now = Utc::now();
         let id = RuntimeId::new();
         let token = RuntimeToken::generate(TokenKind::Registration, ctx.tenant, id)?;
         let queue_url = self.ports.queues.create_runtime_queue(ctx.tenant, id).await?;
@@ -39,13 +46,16 @@ impl Berth {
             kind,
             registration_hash: Some(token.hash()),
             credential_hash: None,
+            registration_expires_at: Some(ttl.expiry_from(now)),
+            pending_credential_hash: None,
+            revoked_at: None,
             last_seen_at: None,
             agent_version: None,
             health: None,
             running: vec![],
             environments: vec![],
             queue_url,
-            created_at: Utc::now(),
+            created_at: now,
         };
         let audit = AuditDraft::by(ctx, id, RuntimeCreated::of(&runtime));
         if let Err(err) = self.ports.runtimes.create_runtime(ctx.tenant, &runtime, audit).await {

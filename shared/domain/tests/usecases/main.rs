@@ -6,6 +6,7 @@ mod fixture;
 
 mod approvals;
 mod change_requests;
+mod credentials;
 mod freeze;
 mod locks;
 mod policy;

@@ -1,7 +1,8 @@
 //! Request and response bodies of the runtime routes.
 
+use berth_domain::DomainError;
 use berth_domain::deployment::{Deployment, DeploymentStatus};
-use berth_domain::runtime::{Runtime, RuntimeKind, RuntimeStatus};
+use berth_domain::runtime::{RegistrationTtl, Runtime, RuntimeKind, RuntimeStatus};
 use berth_domain::values::Name;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,9 +21,15 @@ pub struct RuntimeView {
     pub agent_version: Option<String>,
     pub environments: Vec<Uuid>,
     pub created_at: DateTime<Utc>,
-    /// Only in the response to `POST /v1/runtimes`, once.
+    /// Only in the responses to `POST /v1/runtimes` and
+    /// `POST /v1/runtimes/{id}/registration-token`, once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_token: Option<String>,
+    /// While a registration token is outstanding: when it stops being accepted.
+    pub registration_token_expires_at: Option<DateTime<Utc>>,
+    /// Set by `POST /v1/runtimes/{id}/revoke`: no credential of the runtime
+    /// works until a re-issued registration token is used.
+    pub revoked_at: Option<DateTime<Utc>>,
     /// Only in the runtime's detail (and the answer to an attach): the syncs
     /// sent to it on an attach that have not succeeded yet.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,17 +78,34 @@ impl RuntimeView {
             created_at: r.created_at,
             registration_token: None,
             syncing: None,
+            registration_token_expires_at: r.registration_hash.as_ref().and(r.registration_expires_at),
+            revoked_at: r.revoked_at,
         }
     }
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "atom-prod-1", "kind": "on_premise"}))]
+#[schema(example = json!({"name": "atom-prod-1", "kind": "on_premise", "registration_token_ttl_seconds": 86400}))]
 pub struct CreateRuntime {
     #[schema(value_type = String)]
     pub name: Name,
     /// `on_premise` (default) or `cloud`.
     #[schema(value_type = Option<String>, example = "on_premise")]
     pub kind: Option<RuntimeKind>,
+    /// How long the registration token is accepted: 60 to 2592000 (30 days); default 86400 (24 h).
+    pub registration_token_ttl_seconds: Option<i64>,
+}
+
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"registration_token_ttl_seconds": 3600}))]
+pub struct IssueRegistrationToken {
+    /// How long the new token is accepted: 60 to 2592000 (30 days); default 86400 (24 h).
+    pub registration_token_ttl_seconds: Option<i64>,
+}
+
+/// Reads `registration_token_ttl_seconds` (422 outside its range).
+pub fn registration_ttl(seconds: Option<i64>) -> Result<RegistrationTtl, DomainError> {
+    RegistrationTtl::parse(seconds).map_err(|m| DomainError::invalid("registration_token_ttl_seconds", m))
 }
