@@ -35,8 +35,8 @@ enum Command {
         registration_token: Option<String>,
         #[arg(long, env = "BERTH_AGENT_NAME")]
         name: Option<String>,
-        /// Seconds each jobs/next request may wait (0 to 20).
-        #[arg(long, env = "BERTH_POLL_WAIT", default_value_t = 20)]
+        /// Seconds each jobs/next request may wait; the gateway answers within 2 s whatever is asked.
+        #[arg(long, env = "BERTH_POLL_WAIT", default_value_t = 2)]
         poll_wait: u64,
         #[arg(long, env = "BERTH_HEARTBEAT_SECS", default_value_t = 30)]
         heartbeat_secs: u64,

@@ -322,3 +322,28 @@ pub trait ChangeRequestStore: Send + Sync {
     async fn add_change_approval(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()>;
     async fn change_approvals(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId) -> Result<Vec<Approval>>;
 }
+
+/// Short-lived AWS credentials for one assumed-role session. A secret: its
+/// `Debug` shows only the access key id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials").field("access_key_id", &self.access_key_id).field("expiration", &self.expiration).finish_non_exhaustive()
+    }
+}
+
+/// Vends AWS credentials (STS `AssumeRole` on the agents' queue role).
+#[async_trait]
+pub trait CredentialVendor: Send + Sync {
+    /// The region of the runtime queues (and of the credentials' endpoint).
+    fn region(&self) -> String;
+    /// Assumes the role as `session_name`, narrowed by the session `policy`, for `duration`.
+    async fn assume_role(&self, session_name: &str, policy: &serde_json::Value, duration: std::time::Duration) -> Result<AwsCredentials>;
+}

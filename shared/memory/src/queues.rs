@@ -97,7 +97,8 @@ impl MemoryStore {
 impl RuntimeQueues for MemoryStore {
     /// Idempotent, as SQS's `CreateQueue` with the same attributes.
     async fn create_runtime_queue(&self, tenant: TenantId, runtime: RuntimeId) -> Result<String> {
-        let url = format!("memory://queues/{tenant}/rt-{}", runtime.simple());
+        // Shaped as an SQS queue URL, so that its ARN is derived as a real one's is.
+        let url = format!("https://sqs.{}.amazonaws.com/000000000000/berth-{tenant}-{}", crate::credentials::REGION, runtime.simple());
         self.lock().queues.runtime_queues.entry(url.clone()).or_default();
         Ok(url)
     }

@@ -142,6 +142,56 @@ pub struct Job {
     pub deadline: DateTime<Utc>,
 }
 
+/// `POST /agent/v1/jobs/{id}/claim`: the agent received this job's message from
+/// its queue in SQS and starts it; answered with the `Job` (200), or 409
+/// `job_settled` when the job ended or was withdrawn (the agent deletes the message).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    /// The `ReceiptHandle` SQS gave with the message.
+    pub receipt_handle: String,
+}
+
+/// The body of a job message in a runtime's queue: no secret, no URL. The
+/// agent claims the job (`POST /agent/v1/jobs/{job_id}/claim`) to get the rest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobMessage {
+    pub tenant_id: Uuid,
+    pub deployment_id: Uuid,
+    pub runtime_id: Uuid,
+    pub job_id: Uuid,
+}
+
+/// `POST /agent/v1/credentials/aws` (200): short-lived AWS credentials that
+/// allow only `sqs:ReceiveMessage`, `sqs:DeleteMessage` and
+/// `sqs:ChangeMessageVisibility` on the runtime's own queue. A secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AwsCredentialsResponse {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// The credentials stop working then (one hour after they were vended): renew before.
+    pub expiration: DateTime<Utc>,
+    /// The queue's region: where to send `ReceiveMessage`.
+    pub region: String,
+    /// The runtime's own queue.
+    pub queue_url: String,
+}
+
+impl std::fmt::Debug for AwsCredentialsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentialsResponse")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .field("region", &self.region)
+            .field("queue_url", &self.queue_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The phases an agent reports, in the order a job goes through them
 /// (`failed` then `restored` when it goes wrong).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,3 +12,4 @@ mod policy;
 mod promotion;
 mod quotas;
 mod rollback;
+mod sqs_jobs;
