@@ -7,3 +7,4 @@ mod governance;
 mod lifecycle;
 mod packaging;
 mod robustness;
+mod sqs_jobs;
