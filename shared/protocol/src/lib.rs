@@ -147,6 +147,7 @@ pub struct Job {
 /// `job_settled` when the job ended or was withdrawn (the agent deletes the message).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"receipt_handle": "AQEBzbVf...Rx2w=="})))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
     /// The `ReceiptHandle` SQS gave with the message.
