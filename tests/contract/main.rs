@@ -15,6 +15,7 @@ mod audit;
 mod blobs;
 mod change_requests;
 mod components;
+mod credentials;
 mod deployments;
 mod environments;
 mod idempotency;
@@ -95,6 +96,9 @@ contract! {
     queues::a_message_that_is_not_a_job_is_received_without_one,
     queues::a_runtime_queue_is_created_once_per_runtime_and_deleted_quietly,
     queues::every_enqueued_deployment_reaches_the_deployments_queue,
+
+    credentials::vended_credentials_are_fresh_each_time_and_expire_after_the_duration_asked,
+    credentials::a_runtime_queue_has_an_arn_in_the_vendors_region,
 
     policies::a_policy_is_stored_once_and_then_replaced_only_from_the_version_read,
 

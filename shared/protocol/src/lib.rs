@@ -365,6 +365,40 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_names_the_receipt_handle_and_nothing_else() {
+        round_trips(json!({"receipt_handle": "AQEB=="}), ClaimBody { receipt_handle: "AQEB==".into() });
+        assert!(serde_json::from_value::<ClaimBody>(json!({"receipt_handle": "r", "job_id": ID})).is_err(), "an unknown field is refused");
+    }
+
+    #[test]
+    fn a_job_message_carries_four_ids_and_no_secret_or_url() {
+        round_trips(
+            json!({"tenant_id": ID, "deployment_id": ID, "runtime_id": ID, "job_id": ID}),
+            JobMessage { tenant_id: id(), deployment_id: id(), runtime_id: id(), job_id: id() },
+        );
+    }
+
+    #[test]
+    fn queue_credentials_read_and_write_every_field_and_debug_hides_the_secrets() {
+        let sample = json!({
+            "access_key_id": "ASIAEXAMPLE", "secret_access_key": "wJalrXUtnFEMI", "session_token": "FwoGZXIvYXdz",
+            "expiration": "2026-12-02T01:00:00Z", "region": "eu-west-1", "queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/berth-rt-1"
+        });
+        let expiration = DateTime::parse_from_rfc3339("2026-12-02T01:00:00Z").expect("a date").with_timezone(&Utc);
+        let credentials = AwsCredentialsResponse {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+            session_token: "FwoGZXIvYXdz".into(),
+            expiration,
+            region: "eu-west-1".into(),
+            queue_url: "https://sqs.eu-west-1.amazonaws.com/123456789012/berth-rt-1".into(),
+        };
+        round_trips(sample, credentials.clone());
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdz"), "{shown}");
+    }
+
+    #[test]
     fn a_job_event_reads_and_writes_each_phase_and_leaves_out_an_absent_message() {
         let phases = [
             (Phase::Delivered, "delivered"),
