@@ -104,3 +104,18 @@ async fn jobs_next_waits_at_most_two_seconds_whatever_is_asked() {
     assert!(w.berth.next_job(&ctx, Duration::from_secs(20)).await.expect("jobs/next answers").is_none());
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_job_withdrawn_by_a_detach_before_it_was_claimed_is_refused_as_settled_and_skipped() {
+    let w = World::new().await;
+    let d = w.request(&w.admin, &w.v1, w.test.id).await.expect("the deployment is accepted");
+    w.dispatch().await;
+    let ctx = w.atom.ctx(&w.berth).await;
+    let (message, receipt) = receive(&w, &ctx).await.expect("the job's message");
+
+    w.berth.detach_runtime(&w.admin, w.test.id, w.atom.runtime).await.expect("the runtime is detached");
+    let e = refused(w.berth.claim_job(&w.atom.ctx(&w.berth).await, message.job_id, &receipt).await);
+    assert_eq!(e.code(), "job_settled");
+    let targets = w.berth.list_targets(&w.admin, d.id).await.expect("the targets are listed");
+    assert_eq!(targets.iter().map(|t| t.state).collect::<Vec<_>>(), [TargetState::Skipped], "withdrawn, never delivered");
+}
