@@ -46,14 +46,15 @@ pub const MAX_WAIT: Duration = Duration::from_secs(2);
 /// SQS receipt handles are at most 1,024 characters.
 const MAX_RECEIPT_CHARS: usize = 1024;
 
+/// How long a received job message stays hidden while it is being handed out.
+const HANDOUT_VISIBILITY: Duration = Duration::from_secs(30);
+
 /// What becomes of a job message: handed out, or dropped.
 enum Handout {
     Offer(Box<JobOffer>),
     /// Ended, retried, cancelled, superseded or withdrawn: never handed out again.
     Withdrawn,
 }
-/// How long a received job message stays hidden while it is being handed out.
-const HANDOUT_VISIBILITY: Duration = Duration::from_secs(30);
 
 fn phase_line(phase: TargetState, message: &str) -> String {
     let base = match phase {
