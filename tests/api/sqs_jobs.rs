@@ -142,6 +142,10 @@ async fn a_job_received_from_sqs_with_vended_credentials_is_claimed_deployed_cla
     assert_eq!(message["deployment_id"], d["id"]);
     let job_id = message["job_id"].as_str().expect("a job id").to_string();
 
+    let bogus = expect_problem(claim(&w.app, &w.credential, &job_id, "AQEBnot-a-receipt").await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(bogus["errors"][0]["field"], "receipt_handle");
+    assert_eq!(target_state(&w, &d).await, "pending", "a claim with a receipt SQS does not know writes nothing");
+
     let job = expect_status(claim(&w.app, &w.credential, &job_id, &receipt).await, StatusCode::OK).await;
     assert_eq!((job["job_id"].as_str(), &job["package_id"], &job["kind"]), (Some(job_id.as_str()), &w.package["id"], &json!("deploy")));
     let archive = w.app.http.get(job["download_url"].as_str().expect("a download URL")).send().await.expect("the download is sent");

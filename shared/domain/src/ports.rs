@@ -290,6 +290,9 @@ pub struct ReceivedJob {
     pub receipt: String,
 }
 
+/// How `JobQueues::hide_job` words a receipt that is not that of a message in flight.
+pub const NOT_A_RECEIPT: &str = "not the receipt handle of a message received from this runtime's queue and still in flight";
+
 /// The deployments queue and the runtimes' job queues.
 #[async_trait]
 pub trait JobQueues: Send + Sync {
@@ -297,7 +300,8 @@ pub trait JobQueues: Send + Sync {
     async fn send_job(&self, queue_url: &str, job: &JobMessage) -> Result<()>;
     /// Long-polls up to `wait` for one message, hiding it for `visibility`.
     async fn receive_job(&self, queue_url: &str, wait: std::time::Duration, visibility: std::time::Duration) -> Result<Option<ReceivedJob>>;
-    /// Hides a received message for `visibility` from now on.
+    /// Hides a received message for `visibility` from now on. A receipt that
+    /// is not that of a message in flight is refused as an invalid `receipt_handle`.
     async fn hide_job(&self, queue_url: &str, receipt: &str, visibility: std::time::Duration) -> Result<()>;
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()>;
 }

@@ -149,7 +149,7 @@ impl JobQueues for MemoryStore {
             .messages
             .iter_mut()
             .find(|m| m.receipts.iter().any(|r| r == receipt))
-            .ok_or_else(|| DomainError::unexpected("the receipt is not that of a message in flight"))?;
+            .ok_or_else(|| DomainError::invalid("receipt_handle", berth_domain::ports::NOT_A_RECEIPT))?;
         m.visible_at = Instant::now() + visibility(hide_for);
         Ok(())
     }

@@ -138,6 +138,9 @@ impl Berth {
         if target.job_id != job.job_id || target.state.settled() || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
             return Ok(Handout::Withdrawn);
         }
+        // The receipt first (a claim names it): one that SQS does not know is
+        // refused before anything is written.
+        self.ports.jobs.hide_job(&ctx.runtime.queue_url, receipt, HANDOUT_VISIBILITY).await?;
         // Detached since the job was queued: withdrawn, never handed out.
         let addressed_here = d.only_runtime == Some(ctx.runtime.id);
         if !addressed_here && !ctx.runtime.environments.contains(&d.environment_id) {

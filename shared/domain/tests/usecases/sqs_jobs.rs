@@ -119,3 +119,19 @@ async fn a_job_withdrawn_by_a_detach_before_it_was_claimed_is_refused_as_settled
     let targets = w.berth.list_targets(&w.admin, d.id).await.expect("the targets are listed");
     assert_eq!(targets.iter().map(|t| t.state).collect::<Vec<_>>(), [TargetState::Skipped], "withdrawn, never delivered");
 }
+
+#[tokio::test]
+async fn a_claim_with_a_receipt_the_queue_does_not_know_is_refused_and_delivers_nothing() {
+    let w = World::new().await;
+    let d = w.request(&w.admin, &w.v1, w.test.id).await.expect("the deployment is accepted");
+    w.dispatch().await;
+    let ctx = w.atom.ctx(&w.berth).await;
+    let (message, receipt) = receive(&w, &ctx).await.expect("the job's message");
+
+    let e = refused(w.berth.claim_job(&ctx, message.job_id, "not-a-receipt").await);
+    assert_eq!(e.code(), "validation_failed");
+    let targets = w.berth.list_targets(&w.admin, d.id).await.expect("the targets are listed");
+    assert_eq!(targets.iter().map(|t| t.state).collect::<Vec<_>>(), [TargetState::Pending], "nothing was written");
+    assert!(w.timeline(&d).await.iter().all(|l| !l.starts_with("Delivered")));
+    w.berth.claim_job(&ctx, message.job_id, &receipt).await.expect("the real receipt claims it");
+}
