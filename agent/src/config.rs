@@ -9,7 +9,8 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/berth-agent";
-pub const DEFAULT_POLL_WAIT: u64 = 20;
+/// The gateway answers `jobs/next` within 2 s whatever is asked.
+pub const DEFAULT_POLL_WAIT: u64 = 2;
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;
 /// How long a job under way when the agent is told to stop may go on (see `shutdown`).
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 20;

@@ -45,7 +45,7 @@ enum Command {
         registration_token: Option<String>,
         #[arg(long, env = "BERTH_AGENT_NAME")]
         name: Option<String>,
-        /// Seconds each jobs/next request may wait (0 to 20) [default: 20].
+        /// Seconds each jobs/next request may wait; the gateway answers within 2 s whatever is asked [default: 2].
         #[arg(long, env = "BERTH_POLL_WAIT")]
         poll_wait: Option<u64>,
         /// Seconds between heartbeats [default: 30].

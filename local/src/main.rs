@@ -85,7 +85,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve { bind, demo_agent, demo_agent_dir } => {
             let clients = AwsClients::from_env().await;
-            let names = ResourceNames::from_env();
+            let mut names = ResourceNames::from_env();
+            // LocalStack takes any well-formed role ARN for the agents' queue credentials.
+            names.queue_role_arn.get_or_insert_with(|| berth_aws::sts::LOCALSTACK_QUEUE_ROLE_ARN.to_string());
             let local = LocalBerth::start(&clients, &names, &auth, settings_from_env()).await.context("starting Berth (is LocalStack up?)")?;
             let platform = PlatformCtx { actor: Actor::system("berth-local"), request_id: "make-run".into(), client_request_id: None };
             let tenant = with_retries("creating the demo tenant", || async {

@@ -9,3 +9,4 @@ mod late_attach;
 mod lifecycle;
 mod packaging;
 mod robustness;
+mod sqs_jobs;

@@ -54,8 +54,9 @@ async fn heartbeat(app: &TestApp, credential: &str) {
 
 /// The runtime's next job (waiting for the dispatcher to queue it).
 async fn next_job(app: &TestApp, credential: &str) -> Value {
-    for _ in 0..6 {
-        let r = call(app, Method::GET, "/agent/v1/jobs/next?wait=10", credential, None).await;
+    // jobs/next answers within 2 s: thirty polls are a minute.
+    for _ in 0..30 {
+        let r = call(app, Method::GET, "/agent/v1/jobs/next?wait=2", credential, None).await;
         if r.status() == StatusCode::OK {
             return r.json().await.expect("a job");
         }

@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     me(&bench, &app).await;
     environments(&bench, &app).await;
     heartbeat(&bench, &app).await;
+    idle_agent_hour(&bench, &app).await;
     audit_chain(&bench, &app).await?;
     Ok(())
 }
@@ -334,6 +335,65 @@ async fn heartbeat(bench: &Bench, app: &Arc<TestApp>) {
     sequential(bench.n(20), bench.deadline(), |_| beat()).await;
     let s = sequential(bench.n(300), bench.deadline(), |_| beat()).await;
     s.print("agent heartbeat (sequential)", &[50.0, 99.0], true);
+}
+
+/// Gateway Lambda time per idle agent-hour (requests x duration), before and
+/// after agents received jobs straight from SQS. Idle, an agent sends a
+/// heartbeat every 30 s (the reference agent's default) and, by design:
+/// - long-poll (before): back-to-back `jobs/next?wait=20`, each holding a
+///   gateway execution its full 20 s (180 an hour), the wait computed, as
+///   the gateway no longer holds one that long;
+/// - SQS (now): one `POST /agent/v1/credentials/aws` an hour (the credentials
+///   last an hour); its waits are on SQS, with no Lambda;
+/// - fallback: back-to-back `jobs/next`, which the gateway now answers within
+///   2 s (measured), for agents that cannot reach SQS.
+async fn idle_agent_hour(bench: &Bench, app: &Arc<TestApp>) {
+    const HEARTBEATS_PER_HOUR: f64 = 3600.0 / 30.0;
+    let tenant = app.tenant("bench-idle").await;
+    let runtime = app.runtime(&tenant, "bench-idle-runtime").await;
+    let credential = app.register_agent(&runtime).await;
+    let body = json!({"agent_version": "1.0.0", "status": "ok", "running": []});
+    let beat = || {
+        let request = app.request(reqwest::Method::POST, "/agent/v1/heartbeat", Some(&credential)).json(&body);
+        async move { check(request.send().await, StatusCode::OK).await }
+    };
+    let vend = || {
+        let request = app.request(reqwest::Method::POST, "/agent/v1/credentials/aws", Some(&credential));
+        async move { check(request.send().await, StatusCode::OK).await }
+    };
+    let poll = || {
+        let request = app.request(reqwest::Method::GET, "/agent/v1/jobs/next?wait=20", Some(&credential));
+        async move { check(request.send().await, StatusCode::NO_CONTENT).await }
+    };
+    sequential(bench.n(10), bench.deadline(), |_| beat()).await;
+    let beats = sequential(bench.n(100), bench.deadline(), |_| beat()).await;
+    let vends = sequential(bench.n(50), bench.deadline(), |_| vend()).await;
+    vends.print("agent queue credentials (sequential)", &[50.0, 99.0], true);
+    let polls = sequential(bench.n(5), bench.deadline(), |_| poll()).await;
+    polls.print("jobs/next?wait=20, no job (clamped)", &[50.0, 99.0], false);
+    if beats.latencies.is_empty() || vends.latencies.is_empty() || polls.latencies.is_empty() {
+        println!("idle agent-hour: not computed (a request above failed)");
+        return;
+    }
+    let mean = |s: &Sample| s.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() / s.latencies.len() as f64;
+    let heartbeats = HEARTBEATS_PER_HOUR * mean(&beats);
+    let long_poll = heartbeats + 180.0 * 20.0;
+    let sqs = heartbeats + mean(&vends);
+    let fallback = heartbeats + 3600.0;
+    println!("gateway Lambda time per idle agent-hour (requests x duration):");
+    println!("    long-poll design (before): {long_poll:.1} s ({} heartbeats + 180 x 20 s jobs/next)", HEARTBEATS_PER_HOUR);
+    println!(
+        "    SQS (now): {sqs:.2} s ({} heartbeats of {} + 1 credentials of {}) = {:.3}% of before",
+        HEARTBEATS_PER_HOUR,
+        ms(Duration::from_secs_f64(mean(&beats))),
+        ms(Duration::from_secs_f64(mean(&vends))),
+        100.0 * sqs / long_poll
+    );
+    println!(
+        "    jobs/next fallback, polled back to back: {fallback:.0} s ({:.0} requests of {})",
+        3600.0 / mean(&polls),
+        ms(Duration::from_secs_f64(mean(&polls)))
+    );
 }
 
 /// A long audit chain: 100 000 events (scaled) chained with the domain's

@@ -21,6 +21,7 @@ mod environments;
 mod idempotency;
 mod packages;
 mod policies;
+mod queue_credentials;
 mod queues;
 mod runtimes;
 mod tenants;
@@ -101,6 +102,10 @@ contract! {
     queues::a_message_that_is_not_a_job_is_received_without_one,
     queues::a_runtime_queue_is_created_once_per_runtime_and_deleted_quietly,
     queues::every_enqueued_deployment_reaches_the_deployments_queue,
+    queues::hiding_with_a_receipt_no_message_was_received_with_is_refused_as_an_invalid_receipt_handle,
+
+    queue_credentials::vended_credentials_are_fresh_each_time_and_expire_after_the_duration_asked,
+    queue_credentials::a_runtime_queue_has_an_arn_in_the_vendors_region,
 
     policies::a_policy_is_stored_once_and_then_replaced_only_from_the_version_read,
 

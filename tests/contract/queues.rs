@@ -68,3 +68,17 @@ pub async fn every_enqueued_deployment_reaches_the_deployments_queue(s: Stores) 
     assert_eq!(taken, sent);
     assert!(s.take_enqueued_deployments().await.is_empty(), "each is taken once");
 }
+
+pub async fn hiding_with_a_receipt_no_message_was_received_with_is_refused_as_an_invalid_receipt_handle(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let runtime = RuntimeId::new();
+    let url = s.runtime_queues.create_runtime_queue(acme, runtime).await.expect("the queue is created");
+    s.jobs.send_job(&url, &job(acme, runtime)).await.expect("sent");
+    let received = s.jobs.receive_job(&url, NO_WAIT, HIDE).await.expect("polled").expect("the job");
+
+    for bogus in ["receipt", "AQEBzbVf", &format!("{}x", received.receipt)] {
+        let e = s.jobs.hide_job(&url, bogus, HIDE).await.expect_err("an unknown receipt is refused");
+        assert_eq!(e.code(), "validation_failed", "{bogus}: {e:?}");
+    }
+    s.jobs.hide_job(&url, &received.receipt, HIDE).await.expect("the real receipt hides it");
+}

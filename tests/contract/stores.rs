@@ -2,11 +2,11 @@
 //! on LocalStack (each check on its own table, bucket and queues).
 
 use berth_aws::bootstrap::ensure_resources;
-use berth_aws::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues};
+use berth_aws::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
 use berth_domain::ids::{DeploymentId, TenantId};
 use berth_domain::ports::{
-    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore,
-    PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
+    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
+    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
 };
 use berth_memory::MemoryStore;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ pub struct Stores {
     pub jobs: Arc<dyn JobQueues>,
     pub policies: Arc<dyn PolicyStore>,
     pub change_requests: Arc<dyn ChangeRequestStore>,
+    pub credentials: Arc<dyn CredentialVendor>,
     backend: Backend,
 }
 
@@ -54,6 +55,7 @@ impl Stores {
             jobs: store.clone(),
             policies: store.clone(),
             change_requests: store.clone(),
+            credentials: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -86,6 +88,7 @@ impl Stores {
             jobs: queues,
             policies: store.clone(),
             change_requests: store,
+            credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
             backend: Backend::Aws { sqs: clients.sqs.clone(), deployments_queue_url: resources.deployments_queue_url },
         }
     }

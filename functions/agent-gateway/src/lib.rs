@@ -10,9 +10,11 @@ use axum::{Json, Router};
 use berth_domain::DomainError;
 use berth_domain::ids::JobId;
 use berth_domain::runtime::{Heartbeat, parse_agent_version};
-use berth_domain::usecases::AgentRequest;
+use berth_domain::usecases::{AgentRequest, MAX_WAIT};
 use berth_domain::usecases::{Berth, RuntimeCtx};
-use berth_protocol::{HeartbeatBody, HeartbeatResponse, Job, JobEventBody, JobEventResponse, RegisterBody, RegisterResponse, RotateResponse};
+use berth_protocol::{
+    AwsCredentialsResponse, ClaimBody, HeartbeatBody, HeartbeatResponse, Job, JobEventBody, JobEventResponse, RegisterBody, RegisterResponse, RotateResponse,
+};
 use berth_web::extract::{bearer_token, client_request_id_of, request_id_of};
 use berth_web::{ApiError, JsonBody};
 use serde::Deserialize;
@@ -39,6 +41,8 @@ pub fn routes(state: AgentState) -> Router {
         .route("/agent/v1/credentials/rotate", post(rotate_credential))
         .route("/agent/v1/jobs/next", axum::routing::get(next_job))
         .route("/agent/v1/jobs/{id}/events", post(job_event))
+        .route("/agent/v1/jobs/{id}/claim", post(claim_job))
+        .route("/agent/v1/credentials/aws", post(aws_credentials))
         .with_state(state)
 }
 
@@ -52,9 +56,10 @@ pub const RUNTIME_CREDENTIAL: &str = "runtime_credential";
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, heartbeat, rotate_credential, next_job, job_event),
+    paths(register, heartbeat, rotate_credential, next_job, job_event, claim_job, aws_credentials),
     components(schemas(RegisterBody, RegisterResponse, RotateResponse, HeartbeatBody, HeartbeatResponse, berth_protocol::RunningPackage, berth_protocol::AgentHealth,
-        berth_protocol::RuntimeStatus, Job, berth_protocol::JobKind, berth_protocol::Phase, berth_protocol::JobStatus, JobEventBody, JobEventResponse)),
+        berth_protocol::RuntimeStatus, Job, berth_protocol::JobKind, berth_protocol::Phase, berth_protocol::JobStatus, JobEventBody, JobEventResponse,
+        berth_protocol::ClaimBody, berth_protocol::JobMessage, AwsCredentialsResponse)),
     tags((name = "agent", description = "The runtime agent API: register once, then heartbeat, poll for jobs and report their progress.")),
     modifiers(&RuntimeCredentialAuth)
 )]
@@ -137,24 +142,60 @@ struct NextQuery {
     wait: Option<String>,
 }
 
-/// Long-polls for the runtime's next job: 200 with the job, or 204.
-#[utoipa::path(get, path = "/agent/v1/jobs/next", tag = "agent", params(("wait" = Option<u32>, Query, description = "Seconds to wait for a job, 0 to 20 (default 0).")),
+/// Polls for the runtime's next job, waiting at most `MAX_WAIT` (2 s): 200 with the job, or 204.
+#[utoipa::path(get, path = "/agent/v1/jobs/next", tag = "agent",
+    params(("wait" = Option<u64>, Query, description = "Seconds to wait for a job (default 0); more than 2 is taken as 2. The fallback for agents that cannot reach SQS: others receive from their queue with `POST /agent/v1/credentials/aws`.")),
     responses((status = 200, body = Job), (status = 204, description = "no job"), (status = 401, description = "unauthenticated")),
     security(("runtime_credential" = [])))]
 async fn next_job(State(state): State<AgentState>, Agent(ctx): Agent, parts: axum::http::request::Parts) -> Result<Response, ApiError> {
     let query: NextQuery = berth_web::extract::serde_urlencoded_query(parts.uri.query().unwrap_or(""))?;
     let wait = match query.wait {
         None => 0,
-        Some(w) => w
-            .parse::<u64>()
-            .ok()
-            .filter(|w| *w <= 20)
-            .ok_or_else(|| ApiError::from(DomainError::invalid("wait", "must be a whole number of seconds from 0 to 20")))?,
+        // Any whole number of seconds: what is over `MAX_WAIT` is clamped (agents built for 20 s keep working).
+        Some(w) if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) => w.parse::<u64>().unwrap_or(u64::MAX),
+        Some(_) => return Err(DomainError::invalid("wait", "must be a whole number of seconds").into()),
     };
-    match state.berth.next_job(&ctx, Duration::from_secs(wait)).await? {
+    let wait = Duration::from_secs(wait).min(MAX_WAIT);
+    match state.berth.next_job(&ctx, wait).await? {
         None => Ok(StatusCode::NO_CONTENT.into_response()),
         Some(job) => Ok(Json(wire::job(job)).into_response()),
     }
+}
+
+/// Hands out a job whose message the agent received from its own queue in SQS.
+#[utoipa::path(post, path = "/agent/v1/jobs/{id}/claim", tag = "agent", params(("id" = String, Path, description = "The message's `job_id`.")), request_body = ClaimBody,
+    responses((status = 200, body = Job), (status = 401, description = "unauthenticated"), (status = 404, description = "no such job for this runtime"),
+        (status = 409, description = "job_settled: the job ended or was withdrawn; delete the message"), (status = 422, description = "invalid receipt_handle")),
+    security(("runtime_credential" = [])))]
+async fn claim_job(
+    State(state): State<AgentState>,
+    Agent(ctx): Agent,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ClaimBody>,
+) -> Result<Json<Job>, ApiError> {
+    let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
+    let offer = state.berth.claim_job(&ctx, job, &body.receipt_handle).await?;
+    Ok(Json(wire::job(offer)))
+}
+
+/// Vends short-lived AWS credentials for the runtime's own queue only (1 hour).
+#[utoipa::path(post, path = "/agent/v1/credentials/aws", tag = "agent",
+    responses((status = 200, body = AwsCredentialsResponse, description = "Secret: receive, hide and delete messages of the runtime's own queue, until `expiration`."),
+        (status = 401, description = "unauthenticated"), (status = 403, description = "tenant_suspended")),
+    security(("runtime_credential" = [])))]
+async fn aws_credentials(State(state): State<AgentState>, Agent(ctx): Agent) -> Result<Response, ApiError> {
+    let vended = state.berth.vend_queue_credentials(&ctx).await?;
+    let c = vended.credentials;
+    let body = AwsCredentialsResponse {
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+        session_token: c.session_token,
+        expiration: c.expiration,
+        region: vended.region,
+        queue_url: vended.queue_url,
+    };
+    // A secret: no cache may keep it.
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 /// Most characters of an event message that are kept.

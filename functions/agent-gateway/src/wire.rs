@@ -97,10 +97,24 @@ pub fn job_status(s: TargetState) -> wire::JobStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_domain::deployment::JobMessage;
+    use berth_domain::ids::{DeploymentId, JobId, RuntimeId, TenantId};
 
     #[test]
     fn a_sync_goes_to_the_agent_as_a_deploy_and_every_other_kind_as_itself() {
         let sent = [DeploymentKind::Deploy, DeploymentKind::Redeploy, DeploymentKind::Rollback, DeploymentKind::Undeploy, DeploymentKind::Sync].map(kind);
         assert_eq!(sent, [wire::JobKind::Deploy, wire::JobKind::Redeploy, wire::JobKind::Rollback, wire::JobKind::Undeploy, wire::JobKind::Deploy]);
+    }
+
+    #[test]
+    fn the_job_message_in_a_runtime_queue_is_the_protocols_and_carries_no_secret_or_url() {
+        let job = JobMessage { tenant_id: TenantId::new(), deployment_id: DeploymentId::new(), runtime_id: RuntimeId::new(), job_id: JobId::new() };
+        let body = serde_json::to_value(&job).expect("it serialises");
+        let mut keys: Vec<&str> = body.as_object().expect("an object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["deployment_id", "job_id", "runtime_id", "tenant_id"]);
+        let read: berth_protocol::JobMessage = serde_json::from_value(body).expect("an agent reads it");
+        assert_eq!(read.job_id, job.job_id.as_uuid());
+        assert_eq!(read.tenant_id, job.tenant_id.as_uuid());
     }
 }

@@ -95,7 +95,13 @@ mod tests {
     fn the_document_lists_every_agent_route_under_the_runtime_credential_scheme_but_register() {
         let doc = doc();
         let op = |path: &str, method: &str| doc["paths"][path][method].clone();
-        for (path, method) in [("/agent/v1/heartbeat", "post"), ("/agent/v1/jobs/next", "get"), ("/agent/v1/jobs/{id}/events", "post")] {
+        for (path, method) in [
+            ("/agent/v1/heartbeat", "post"),
+            ("/agent/v1/jobs/next", "get"),
+            ("/agent/v1/jobs/{id}/events", "post"),
+            ("/agent/v1/jobs/{id}/claim", "post"),
+            ("/agent/v1/credentials/aws", "post"),
+        ] {
             assert_eq!(op(path, method)["security"], serde_json::json!([{"runtime_credential": []}]), "{method} {path}");
         }
         let register = op("/agent/v1/register", "post");

@@ -1,6 +1,6 @@
 //! Wires the AWS adapters into the domain's `Berth`: done once per cold start.
 
-use crate::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues};
+use crate::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
 use berth_domain::usecases::{Berth, Ports, Settings};
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),
         jobs: queues,
+        credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
     };
     Berth::new(ports, settings)
 }

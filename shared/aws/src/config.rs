@@ -14,6 +14,9 @@ pub struct ResourceNames {
     pub queue_prefix: String,
     /// `BERTH_DEPLOYMENTS_QUEUE_URL`, when known (otherwise looked up by name once).
     pub deployments_queue_url: Option<String>,
+    /// The role the agent gateway assumes to vend agents their queue
+    /// credentials; `BERTH_AGENT_QUEUE_ROLE_ARN`.
+    pub queue_role_arn: Option<String>,
 }
 
 impl ResourceNames {
@@ -25,6 +28,7 @@ impl ResourceNames {
             deployments_queue: var("BERTH_DEPLOYMENTS_QUEUE", "berth-deployments"),
             queue_prefix: var("BERTH_QUEUE_PREFIX", "berth-"),
             deployments_queue_url: std::env::var("BERTH_DEPLOYMENTS_QUEUE_URL").ok().filter(|v| !v.is_empty()),
+            queue_role_arn: std::env::var("BERTH_AGENT_QUEUE_ROLE_ARN").ok().filter(|v| !v.is_empty()),
         }
     }
 
@@ -38,6 +42,8 @@ impl ResourceNames {
             deployments_queue: format!("{stem}-{short}-deployments"),
             queue_prefix: format!("{stem}-{short}-"),
             deployments_queue_url: None,
+            // Tests run on LocalStack, which takes any well-formed role ARN.
+            queue_role_arn: Some(crate::sts::LOCALSTACK_QUEUE_ROLE_ARN.to_string()),
         }
     }
 }
@@ -48,6 +54,7 @@ pub struct AwsClients {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 impl AwsClients {
@@ -62,6 +69,11 @@ impl AwsClients {
 
     pub fn from_sdk_config(sdk: &SdkConfig, s3_path_style: bool) -> Self {
         let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(s3_path_style).build();
-        Self { dynamo: aws_sdk_dynamodb::Client::new(sdk), s3: aws_sdk_s3::Client::from_conf(s3_config), sqs: aws_sdk_sqs::Client::new(sdk) }
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
+        }
     }
 }

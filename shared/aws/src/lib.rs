@@ -10,12 +10,14 @@ pub mod dynamo;
 pub mod keys;
 pub mod s3;
 pub mod sqs;
+pub mod sts;
 pub mod testing;
 
 pub use config::{AwsClients, ResourceNames};
 pub use dynamo::DynamoStore;
 pub use s3::S3BlobStore;
 pub use sqs::SqsRuntimeQueues;
+pub use sts::StsCredentialVendor;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use berth_domain::DomainError;

@@ -4,9 +4,10 @@ use crate::bootstrap::ensure_queue_with_dlq;
 use crate::keys::runtime_queue_names;
 use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
+use aws_sdk_sqs::error::ProvideErrorMetadata;
 use berth_domain::deployment::JobMessage;
 use berth_domain::ids::{DeploymentId, RuntimeId, TenantId};
-use berth_domain::ports::{JobQueues, ReceivedJob, RuntimeQueues};
+use berth_domain::ports::{JobQueues, NOT_A_RECEIPT, ReceivedJob, RuntimeQueues};
 use berth_domain::{DomainError, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -120,15 +121,27 @@ impl JobQueues for SqsRuntimeQueues {
     }
 
     async fn hide_job(&self, queue_url: &str, receipt: &str, visibility: Duration) -> Result<()> {
-        self.client
+        let out = self
+            .client
             .change_message_visibility()
             .queue_url(queue_url)
             .receipt_handle(receipt)
             .visibility_timeout(i32::try_from(visibility.as_secs().min(43_200)).unwrap_or(900))
             .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // An agent's claim names the receipt: one SQS does not know is the caller's
+            // mistake. (`InvalidParameterValue` is how SQS refuses a receipt whose message
+            // is gone or not in flight; the visibility sent is always within its range.)
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_receipt_handle_is_invalid() || se.is_message_not_inflight() || se.code() == Some("InvalidParameterValue")) =>
+            {
+                Err(DomainError::invalid("receipt_handle", NOT_A_RECEIPT))
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()> {

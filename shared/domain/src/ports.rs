@@ -297,6 +297,9 @@ pub struct ReceivedJob {
     pub receipt: String,
 }
 
+/// How `JobQueues::hide_job` words a receipt that is not that of a message in flight.
+pub const NOT_A_RECEIPT: &str = "not the receipt handle of a message received from this runtime's queue and still in flight";
+
 /// The deployments queue and the runtimes' job queues.
 #[async_trait]
 pub trait JobQueues: Send + Sync {
@@ -304,7 +307,8 @@ pub trait JobQueues: Send + Sync {
     async fn send_job(&self, queue_url: &str, job: &JobMessage) -> Result<()>;
     /// Long-polls up to `wait` for one message, hiding it for `visibility`.
     async fn receive_job(&self, queue_url: &str, wait: std::time::Duration, visibility: std::time::Duration) -> Result<Option<ReceivedJob>>;
-    /// Hides a received message for `visibility` from now on.
+    /// Hides a received message for `visibility` from now on. A receipt that
+    /// is not that of a message in flight is refused as an invalid `receipt_handle`.
     async fn hide_job(&self, queue_url: &str, receipt: &str, visibility: std::time::Duration) -> Result<()>;
     async fn delete_job(&self, queue_url: &str, receipt: &str) -> Result<()>;
 }
@@ -328,4 +332,29 @@ pub trait ChangeRequestStore: Send + Sync {
     /// refused `AlreadyDecided` / `NotAwaitingApproval`.
     async fn add_change_approval(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()>;
     async fn change_approvals(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId) -> Result<Vec<Approval>>;
+}
+
+/// Short-lived AWS credentials for one assumed-role session. A secret: its
+/// `Debug` shows only the access key id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials").field("access_key_id", &self.access_key_id).field("expiration", &self.expiration).finish_non_exhaustive()
+    }
+}
+
+/// Vends AWS credentials (STS `AssumeRole` on the agents' queue role).
+#[async_trait]
+pub trait CredentialVendor: Send + Sync {
+    /// The region of the runtime queues (and of the credentials' endpoint).
+    fn region(&self) -> String;
+    /// Assumes the role as `session_name`, narrowed by the session `policy`, for `duration`.
+    async fn assume_role(&self, session_name: &str, policy: &serde_json::Value, duration: std::time::Duration) -> Result<AwsCredentials>;
 }

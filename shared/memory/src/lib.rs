@@ -15,6 +15,7 @@ mod audit;
 mod blobs;
 mod change_requests;
 mod components;
+mod credentials;
 mod deployments;
 mod environments;
 mod idempotency;
@@ -26,6 +27,7 @@ mod queues;
 mod runtimes;
 mod tenants;
 
+pub use credentials::VendedSession;
 pub use memory::Memory;
 
 use berth_domain::audit::AuditDraft;
@@ -54,6 +56,7 @@ pub(crate) struct State {
     pub idempotency: HashMap<(Option<TenantId>, String), idempotency::Record>,
     pub blobs: blobs::Blobs,
     pub queues: queues::Queues,
+    pub sessions: Vec<credentials::VendedSession>,
 }
 
 /// One tenant's items, by the key they are looked up and listed by.

@@ -51,6 +51,7 @@ impl Memory {
             policies: store.clone(),
             change_requests: store.clone(),
             jobs: store.clone(),
+            credentials: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

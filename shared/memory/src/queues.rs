@@ -97,7 +97,8 @@ impl MemoryStore {
 impl RuntimeQueues for MemoryStore {
     /// Idempotent, as SQS's `CreateQueue` with the same attributes.
     async fn create_runtime_queue(&self, tenant: TenantId, runtime: RuntimeId) -> Result<String> {
-        let url = format!("memory://queues/{tenant}/rt-{}", runtime.simple());
+        // Shaped as an SQS queue URL, so that its ARN is derived as a real one's is.
+        let url = format!("https://sqs.{}.amazonaws.com/000000000000/berth-{tenant}-{}", crate::credentials::REGION, runtime.simple());
         self.lock().queues.runtime_queues.entry(url.clone()).or_default();
         Ok(url)
     }
@@ -148,7 +149,7 @@ impl JobQueues for MemoryStore {
             .messages
             .iter_mut()
             .find(|m| m.receipts.iter().any(|r| r == receipt))
-            .ok_or_else(|| DomainError::unexpected("the receipt is not that of a message in flight"))?;
+            .ok_or_else(|| DomainError::invalid("receipt_handle", berth_domain::ports::NOT_A_RECEIPT))?;
         m.visible_at = Instant::now() + visibility(hide_for);
         Ok(())
     }

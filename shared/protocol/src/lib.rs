@@ -154,6 +154,57 @@ pub struct Job {
     pub deadline: DateTime<Utc>,
 }
 
+/// `POST /agent/v1/jobs/{id}/claim`: the agent received this job's message from
+/// its queue in SQS and starts it; answered with the `Job` (200), or 409
+/// `job_settled` when the job ended or was withdrawn (the agent deletes the message).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"receipt_handle": "AQEBzbVf...Rx2w=="})))]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    /// The `ReceiptHandle` SQS gave with the message.
+    pub receipt_handle: String,
+}
+
+/// The body of a job message in a runtime's queue: no secret, no URL. The
+/// agent claims the job (`POST /agent/v1/jobs/{job_id}/claim`) to get the rest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobMessage {
+    pub tenant_id: Uuid,
+    pub deployment_id: Uuid,
+    pub runtime_id: Uuid,
+    pub job_id: Uuid,
+}
+
+/// `POST /agent/v1/credentials/aws` (200): short-lived AWS credentials that
+/// allow only `sqs:ReceiveMessage`, `sqs:DeleteMessage` and
+/// `sqs:ChangeMessageVisibility` on the runtime's own queue. A secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AwsCredentialsResponse {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// The credentials stop working then (one hour after they were vended): renew before.
+    pub expiration: DateTime<Utc>,
+    /// The queue's region: where to send `ReceiveMessage`.
+    pub region: String,
+    /// The runtime's own queue.
+    pub queue_url: String,
+}
+
+impl std::fmt::Debug for AwsCredentialsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentialsResponse")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .field("region", &self.region)
+            .field("queue_url", &self.queue_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The phases an agent reports, in the order a job goes through them
 /// (`failed` then `restored` when it goes wrong).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +379,40 @@ mod tests {
             );
             assert_eq!(kind.to_string(), spelled);
         }
+    }
+
+    #[test]
+    fn a_claim_names_the_receipt_handle_and_nothing_else() {
+        round_trips(json!({"receipt_handle": "AQEB=="}), ClaimBody { receipt_handle: "AQEB==".into() });
+        assert!(serde_json::from_value::<ClaimBody>(json!({"receipt_handle": "r", "job_id": ID})).is_err(), "an unknown field is refused");
+    }
+
+    #[test]
+    fn a_job_message_carries_four_ids_and_no_secret_or_url() {
+        round_trips(
+            json!({"tenant_id": ID, "deployment_id": ID, "runtime_id": ID, "job_id": ID}),
+            JobMessage { tenant_id: id(), deployment_id: id(), runtime_id: id(), job_id: id() },
+        );
+    }
+
+    #[test]
+    fn queue_credentials_read_and_write_every_field_and_debug_hides_the_secrets() {
+        let sample = json!({
+            "access_key_id": "ASIAEXAMPLE", "secret_access_key": "wJalrXUtnFEMI", "session_token": "FwoGZXIvYXdz",
+            "expiration": "2026-12-02T01:00:00Z", "region": "eu-west-1", "queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/berth-rt-1"
+        });
+        let expiration = DateTime::parse_from_rfc3339("2026-12-02T01:00:00Z").expect("a date").with_timezone(&Utc);
+        let credentials = AwsCredentialsResponse {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+            session_token: "FwoGZXIvYXdz".into(),
+            expiration,
+            region: "eu-west-1".into(),
+            queue_url: "https://sqs.eu-west-1.amazonaws.com/123456789012/berth-rt-1".into(),
+        };
+        round_trips(sample, credentials.clone());
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdz"), "{shown}");
     }
 
     #[test]

@@ -3,7 +3,7 @@ use super::agents::RuntimeCtx;
 use crate::audit::AuditDraft;
 use crate::audit::summary::DeploymentSettled;
 use crate::context::Actor;
-use crate::deployment::{DeploymentKind, DeploymentStatus, DeploymentStep, TargetRefused, TargetState, TargetStep, aggregate, target_counts};
+use crate::deployment::{DeploymentKind, DeploymentStatus, DeploymentStep, JobMessage, TargetRefused, TargetState, TargetStep, aggregate, target_counts};
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, TenantId};
 use crate::package::VersionLabel;
 use crate::policy::Change;
@@ -39,10 +39,22 @@ pub struct JobEventOutcome {
     pub proceed: bool,
 }
 
-/// Most an agent may long-poll in one request.
-pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Most `GET /agent/v1/jobs/next` waits: it holds a Lambda no longer than a
+/// short request (agents long-poll their queue in SQS instead; this is the
+/// fallback for those that cannot reach SQS).
+pub const MAX_WAIT: Duration = Duration::from_secs(2);
+/// SQS receipt handles are at most 1,024 characters.
+const MAX_RECEIPT_CHARS: usize = 1024;
+
 /// How long a received job message stays hidden while it is being handed out.
 const HANDOUT_VISIBILITY: Duration = Duration::from_secs(30);
+
+/// What becomes of a job message: handed out, or dropped.
+enum Handout {
+    Offer(Box<JobOffer>),
+    /// Ended, retried, cancelled, superseded or withdrawn: never handed out again.
+    Withdrawn,
+}
 
 fn phase_line(phase: TargetState, message: &str) -> String {
     let base = match phase {
@@ -60,7 +72,8 @@ fn phase_line(phase: TargetState, message: &str) -> String {
 }
 
 impl Berth {
-    /// Long-polls the runtime's queue for its next job (up to `wait`).
+    /// Polls the runtime's queue for its next job, waiting up to `wait` (at
+    /// most `MAX_WAIT`: agents long-poll SQS themselves, not a Lambda).
     /// Messages for jobs that ended, were retried, or whose deployment was
     /// cancelled are dropped here. (A suspended tenant's agents never get
     /// this far: `authenticate_runtime` refuses them.)
@@ -76,68 +89,99 @@ impl Berth {
             let Some(received) = self.ports.jobs.receive_job(&ctx.runtime.queue_url, remaining, visibility).await? else {
                 return Ok(None);
             };
-            let drop_it = || async { self.ports.jobs.delete_job(&ctx.runtime.queue_url, &received.receipt).await };
-            let Some(job) = received.job.clone().filter(|j| j.tenant_id == ctx.tenant && j.runtime_id == ctx.runtime.id) else {
-                drop_it().await?;
-                continue;
+            let handout = match received.job.clone().filter(|j| j.tenant_id == ctx.tenant && j.runtime_id == ctx.runtime.id) {
+                Some(job) => self.hand_out(ctx, &job, &received.receipt).await?,
+                None => Handout::Withdrawn,
             };
-            let target = self.ports.deployments.get_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
-            let deployment = self.ports.deployments.get_deployment(ctx.tenant, job.deployment_id).await?;
-            let (Some(target), Some(d)) = (target, deployment) else {
-                drop_it().await?;
-                continue;
-            };
-            if target.job_id != job.job_id || target.state.settled() || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
-                drop_it().await?;
-                continue;
+            match handout {
+                Handout::Offer(offer) => return Ok(Some(*offer)),
+                Handout::Withdrawn => self.ports.jobs.delete_job(&ctx.runtime.queue_url, &received.receipt).await?,
             }
-            // Detached since the job was queued: withdrawn, never handed out (an
-            // undeploy for a detached runtime is addressed to it; a sync is not, as
-            // it installs what only an attached runtime runs).
-            let addressed_here = d.only_runtime == Some(ctx.runtime.id) && d.kind != DeploymentKind::Sync;
-            if !addressed_here && !ctx.runtime.environments.contains(&d.environment_id) {
-                self.skip_target(ctx.tenant, target, "the runtime is no longer attached to the environment").await?;
-                self.settle_deployment(ctx.tenant, d.id).await?;
-                drop_it().await?;
-                continue;
-            }
-            // A sync overtaken by a deployment: withdrawn, so it never brings an older version back.
-            if d.kind == DeploymentKind::Sync
-                && target.state == TargetState::Pending
-                && let Some(reason) = self.stale_sync(ctx.tenant, &d, ctx.runtime.id).await?
-            {
-                self.skip_target(ctx.tenant, target, reason).await?;
-                self.settle_deployment(ctx.tenant, d.id).await?;
-                drop_it().await?;
-                continue;
-            }
-            let from = target.state;
-            let now = Utc::now();
-            let target = target.step(TargetStep::Deliver { deadline: now + self.settings.job_deadline }, now)?;
-            self.ports.deployments.update_target(ctx.tenant, &target, from, Some(&received.receipt)).await?;
-            self.ports
-                .jobs
-                .hide_job(&ctx.runtime.queue_url, &received.receipt, self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900)))
-                .await?;
-            if from == TargetState::Pending {
-                self.event(ctx.tenant, d.id, Some(ctx.runtime.id), format!("Delivered to runtime \"{}\"", ctx.runtime.name)).await;
-            }
-            let ttl = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
-            let url = self.ports.blobs.presign_package_download(ctx.tenant, d.package_id, ttl).await?;
-            return Ok(Some(JobOffer {
-                job_id: target.job_id,
-                deployment_id: d.id,
-                kind: d.kind,
-                environment_id: d.environment_id,
-                component_id: d.component_id,
-                package_id: d.package_id,
-                version: d.version,
-                digest: d.digest,
-                size: d.size,
-                download_url: url.url,
-                deadline: target.deadline.unwrap_or(url.expires_at),
-            }));
         }
+    }
+
+    /// Hands out a job whose message the agent received from its queue
+    /// itself (with credentials from `vend_queue_credentials`): the same
+    /// job `next_job` would have handed out for that message. A job that
+    /// ended, was retried or withdrawn is refused with `job_settled` (the
+    /// agent deletes the message); a job already delivered to this runtime
+    /// is handed out again (SQS may deliver a message twice; the agent's
+    /// journal applies it once).
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, job_id = %job))]
+    pub async fn claim_job(&self, ctx: &RuntimeCtx, job: JobId, receipt: &str) -> Result<JobOffer> {
+        if receipt.is_empty() || receipt.len() > MAX_RECEIPT_CHARS {
+            return Err(DomainError::invalid(
+                "receipt_handle",
+                format!("must be the receipt handle SQS gave with the message (1 to {MAX_RECEIPT_CHARS} characters)"),
+            ));
+        }
+        let deployment_id = self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
+        let message = JobMessage { tenant_id: ctx.tenant, deployment_id, runtime_id: ctx.runtime.id, job_id: job };
+        match self.hand_out(ctx, &message, receipt).await? {
+            Handout::Offer(offer) => Ok(*offer),
+            Handout::Withdrawn => Err(DomainError::conflict("job_settled", "the job has ended or was withdrawn: delete its message")),
+        }
+    }
+
+    /// The one rule for handing out the job a message names: a job is handed
+    /// out only while its target is unsettled, is still this message's job,
+    /// and its deployment is neither cancelled nor superseded; it becomes
+    /// `delivered` with a deadline, the message stays hidden until then (its
+    /// receipt stored, so settling the job deletes it), and a download URL is
+    /// minted for this tenant's package only.
+    async fn hand_out(&self, ctx: &RuntimeCtx, job: &JobMessage, receipt: &str) -> Result<Handout> {
+        let target = self.ports.deployments.get_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
+        let deployment = self.ports.deployments.get_deployment(ctx.tenant, job.deployment_id).await?;
+        let (Some(target), Some(d)) = (target, deployment) else {
+            return Ok(Handout::Withdrawn);
+        };
+        if target.job_id != job.job_id || target.state.settled() || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
+            return Ok(Handout::Withdrawn);
+        }
+        // The receipt first (a claim names it): one that SQS does not know is
+        // refused before anything is written.
+        self.ports.jobs.hide_job(&ctx.runtime.queue_url, receipt, HANDOUT_VISIBILITY).await?;
+        // Detached since the job was queued: withdrawn, never handed out (an
+        // undeploy for a detached runtime is addressed to it; a sync is not, as
+        // it installs what only an attached runtime runs).
+        let addressed_here = d.only_runtime == Some(ctx.runtime.id) && d.kind != DeploymentKind::Sync;
+        if !addressed_here && !ctx.runtime.environments.contains(&d.environment_id) {
+            self.skip_target(ctx.tenant, target, "the runtime is no longer attached to the environment").await?;
+            self.settle_deployment(ctx.tenant, d.id).await?;
+            return Ok(Handout::Withdrawn);
+        }
+        // A sync overtaken by a deployment: withdrawn, so it never brings an older version back.
+        if d.kind == DeploymentKind::Sync
+            && target.state == TargetState::Pending
+            && let Some(reason) = self.stale_sync(ctx.tenant, &d, ctx.runtime.id).await?
+        {
+            self.skip_target(ctx.tenant, target, reason).await?;
+            self.settle_deployment(ctx.tenant, d.id).await?;
+            return Ok(Handout::Withdrawn);
+        }
+        let from = target.state;
+        let now = Utc::now();
+        let target = target.step(TargetStep::Deliver { deadline: now + self.settings.job_deadline }, now)?;
+        self.ports.deployments.update_target(ctx.tenant, &target, from, Some(receipt)).await?;
+        self.ports.jobs.hide_job(&ctx.runtime.queue_url, receipt, self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900))).await?;
+        if from == TargetState::Pending {
+            self.event(ctx.tenant, d.id, Some(ctx.runtime.id), format!("Delivered to runtime \"{}\"", ctx.runtime.name)).await;
+        }
+        let ttl = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
+        let url = self.ports.blobs.presign_package_download(ctx.tenant, d.package_id, ttl).await?;
+        Ok(Handout::Offer(Box::new(JobOffer {
+            job_id: target.job_id,
+            deployment_id: d.id,
+            kind: d.kind,
+            environment_id: d.environment_id,
+            component_id: d.component_id,
+            package_id: d.package_id,
+            version: d.version,
+            digest: d.digest,
+            size: d.size,
+            download_url: url.url,
+            deadline: target.deadline.unwrap_or(url.expires_at),
+        })))
     }
 
     /// Records an agent's progress on one of its jobs and settles the deployment when every target has.

@@ -12,6 +12,7 @@ mod environments;
 mod governance;
 mod jobs;
 mod packages;
+mod queue_access;
 mod runtimes;
 mod sweeper;
 mod syncs;
@@ -23,15 +24,16 @@ pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
 pub use components::{NewComponent, RevisionInput};
 pub use credentials::IssuedRegistration;
 pub use deployments::{ActiveView, NewDeployment};
-pub use jobs::{JobEventOutcome, JobOffer};
+pub use jobs::{JobEventOutcome, JobOffer, MAX_WAIT};
 pub use packages::{NewPackage, PackageDetails};
+pub use queue_access::{QUEUE_SESSION, QueueCredentials};
 pub use runtimes::CreatedRuntime;
 pub use sweeper::SweepReport;
 pub use tenants::{TENANT_CACHE_TTL, TenantCache};
 
 use crate::ports::{
-    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore,
-    PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
+    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
+    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
 };
 use std::sync::Arc;
 
@@ -72,6 +74,8 @@ pub struct Ports {
     pub policies: Arc<dyn PolicyStore>,
     pub change_requests: Arc<dyn ChangeRequestStore>,
     pub jobs: Arc<dyn JobQueues>,
+    /// Vends agents their queue credentials.
+    pub credentials: Arc<dyn CredentialVendor>,
 }
 
 /// The application: every use case, over the ports it was built with. Only

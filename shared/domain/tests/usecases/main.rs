@@ -13,4 +13,5 @@ mod policy;
 mod promotion;
 mod quotas;
 mod rollback;
+mod sqs_jobs;
 mod sync;
