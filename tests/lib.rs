@@ -347,6 +347,8 @@ pub struct Agent {
     api: String,
     registration_token: String,
     apply_command: Option<String>,
+    /// More environment variables for the process (settings a test needs).
+    env: Vec<(String, String)>,
     child: Option<tokio::process::Child>,
 }
 
@@ -362,11 +364,17 @@ pub fn agent_binary() -> std::path::PathBuf {
 impl Agent {
     /// Starts an agent for `runtime` (as returned by POST /v1/runtimes).
     pub fn start(app: &TestApp, runtime: &Value, apply_command: Option<&str>) -> Agent {
+        Self::start_with_env(app, runtime, apply_command, &[])
+    }
+
+    /// Starts an agent with more environment variables (e.g. `BERTH_AGENT_JOB_SOURCE`).
+    pub fn start_with_env(app: &TestApp, runtime: &Value, apply_command: Option<&str>, env: &[(&str, &str)]) -> Agent {
         let mut agent = Agent {
             state: tempfile::tempdir().expect("a state dir"),
             api: app.base.clone(),
             registration_token: runtime["registration_token"].as_str().expect("a registration token").to_string(),
             apply_command: apply_command.map(str::to_string),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
         };
         agent.restart();
@@ -390,6 +398,7 @@ impl Agent {
         if let Some(c) = &self.apply_command {
             cmd.env("BERTH_APPLY_COMMAND", c);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(cmd.spawn().expect("the agent starts"));
     }
 

@@ -2,7 +2,10 @@
 
 use anyhow::{Result, bail};
 pub use berth_protocol::Job;
-use berth_protocol::{AgentHealth, HeartbeatBody, JobEventBody, JobEventResponse, Phase, RegisterBody, RegisterResponse, RotateResponse, RunningPackage};
+use berth_protocol::{
+    AgentHealth, AwsCredentialsResponse, ClaimBody, HeartbeatBody, JobEventBody, JobEventResponse, Phase, RegisterBody, RegisterResponse, RotateResponse,
+    RunningPackage,
+};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
@@ -165,6 +168,29 @@ impl Api {
         }
     }
 
+    /// Asks for AWS credentials to receive from the runtime's queue; `None`
+    /// when the server does not vend them (404: a server older than queue
+    /// credentials), so the agent keeps to `jobs/next`.
+    pub async fn aws_credentials(&self) -> Result<Option<AwsCredentialsResponse>> {
+        let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/credentials/aws", self.base)))).await?;
+        match response.status() {
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(response.json().await.map_err(|e| anyhow::anyhow!("unexpected queue credentials: {e}"))?)),
+            s => bail!("queue credentials refused: {s}"),
+        }
+    }
+
+    /// Claims a job whose message the agent received from its queue.
+    pub async fn claim(&self, job: &uuid::Uuid, receipt_handle: &str) -> Result<Claim> {
+        let body = ClaimBody { receipt_handle: receipt_handle.to_string() };
+        let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/jobs/{job}/claim", self.base))).json(&body)).await?;
+        match response.status() {
+            reqwest::StatusCode::CONFLICT | reqwest::StatusCode::NOT_FOUND => Ok(Claim::Gone),
+            s if s.is_success() => Ok(Claim::Job(Box::new(response.json().await?))),
+            s => bail!("claim failed: {s}"),
+        }
+    }
+
     /// Reports a phase, retrying a few times on network errors.
     /// URLs in `message` lose their query strings first: a presigned URL's
     /// signature must not end up in the server's timeline.
@@ -209,6 +235,14 @@ impl Api {
         tokio::fs::rename(&partial, dest).await?;
         Ok(())
     }
+}
+
+/// What a claim answered.
+pub enum Claim {
+    /// The job to run.
+    Job(Box<Job>),
+    /// 409 `job_settled` or 404: nothing to run; the message is to be deleted.
+    Gone,
 }
 
 /// `text` with the query string of every URL in it removed.

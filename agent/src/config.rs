@@ -4,6 +4,7 @@
 //! clap already puts a flag over its environment variable; what either gave
 //! arrives here as `Some` and wins over the file, which wins over the default.
 
+pub use crate::queue::JobSource;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 20;
 /// Days between rotations of the runtime credential (0: never).
 pub const DEFAULT_CREDENTIAL_ROTATE_DAYS: f64 = 30.0;
+/// Seconds before their expiration that the queue credentials are renewed.
+pub const DEFAULT_CREDENTIAL_RENEW_MARGIN_SECS: u64 = 600;
 
 /// What a config file may hold: every setting of `berth-agent run`, by the
 /// name of its flag (with `_` for `-`). Any other key is refused, so a typo
@@ -32,6 +35,8 @@ pub struct File {
     pub state_dir: Option<PathBuf>,
     pub stop_grace_secs: Option<u64>,
     pub credential_rotate_days: Option<f64>,
+    pub queue: Option<JobSource>,
+    pub credential_renew_margin_secs: Option<u64>,
 }
 
 impl File {
@@ -63,6 +68,8 @@ pub struct Run {
     pub apply_command: Option<String>,
     pub stop_grace_secs: u64,
     pub credential_rotate_days: f64,
+    pub queue: JobSource,
+    pub credential_renew_margin_secs: u64,
 }
 
 /// What the flags and environment variables gave (`None` where neither did).
@@ -76,6 +83,8 @@ pub struct Given {
     pub apply_command: Option<String>,
     pub stop_grace_secs: Option<u64>,
     pub credential_rotate_days: Option<f64>,
+    pub queue: Option<JobSource>,
+    pub credential_renew_margin_secs: Option<u64>,
 }
 
 impl Run {
@@ -91,6 +100,11 @@ impl Run {
             apply_command: given.apply_command.or_else(|| file.apply_command.clone()),
             stop_grace_secs: given.stop_grace_secs.or(file.stop_grace_secs).unwrap_or(DEFAULT_STOP_GRACE_SECS),
             credential_rotate_days: given.credential_rotate_days.or(file.credential_rotate_days).unwrap_or(DEFAULT_CREDENTIAL_ROTATE_DAYS),
+            queue: given.queue.or(file.queue).unwrap_or(JobSource::Sqs),
+            credential_renew_margin_secs: given
+                .credential_renew_margin_secs
+                .or(file.credential_renew_margin_secs)
+                .unwrap_or(DEFAULT_CREDENTIAL_RENEW_MARGIN_SECS),
         })
     }
 }
@@ -112,6 +126,8 @@ mod tests {
             state_dir = "/srv/berth"
             stop_grace_secs = 7
             credential_rotate_days = 7.5
+            queue = "http"
+            credential_renew_margin_secs = 900
             "#,
         )
         .expect("a valid file");
@@ -128,6 +144,8 @@ mod tests {
                 apply_command: Some("./install.sh".into()),
                 stop_grace_secs: 7,
                 credential_rotate_days: 7.5,
+                queue: JobSource::Http,
+                credential_renew_margin_secs: 900,
             }
         );
         assert_eq!(file.state_dir(None), PathBuf::from("/srv/berth"));
@@ -143,6 +161,8 @@ mod tests {
         assert_eq!(run.poll_wait, 5);
         assert_eq!(run.heartbeat_secs, 3);
         assert_eq!(run.stop_grace_secs, DEFAULT_STOP_GRACE_SECS);
+        assert_eq!(run.queue, JobSource::Sqs, "jobs come from SQS unless told otherwise");
+        assert_eq!(run.credential_renew_margin_secs, DEFAULT_CREDENTIAL_RENEW_MARGIN_SECS);
         assert_eq!(file.state_dir(Some("/given".into())), PathBuf::from("/given"));
         assert_eq!(File::default().state_dir(None), PathBuf::from(DEFAULT_STATE_DIR));
     }

@@ -11,6 +11,7 @@
 mod api;
 mod config;
 mod job;
+mod queue;
 mod shutdown;
 mod state;
 mod status;
@@ -60,6 +61,12 @@ enum Command {
         /// Days between rotations of the runtime credential (0: never; fractions allowed) [default: 30].
         #[arg(long, env = "BERTH_CREDENTIAL_ROTATE_DAYS")]
         credential_rotate_days: Option<f64>,
+        /// Where jobs come from: `sqs` (the runtime's queue, with credentials Berth vends; `jobs/next` when that fails) or `http` (only `jobs/next`) [default: sqs].
+        #[arg(long, env = "BERTH_AGENT_JOB_SOURCE", value_enum)]
+        queue: Option<config::JobSource>,
+        /// Seconds before their expiration that the queue credentials are renewed [default: 600].
+        #[arg(long, env = "BERTH_QUEUE_CREDENTIAL_RENEW_MARGIN_SECS")]
+        credential_renew_margin_secs: Option<u64>,
     },
     /// Print the registered runtime, what is deployed and the last job, from the state directory.
     Status {
@@ -88,8 +95,30 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Exec { environment, component, command } => exec(&state::StateDir::open(&state_dir)?, &format!("{environment}/{component}"), &command),
         Command::Status { json } => status::print(&state::StateDir::existing(&state_dir)?, json),
-        Command::Run { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs, credential_rotate_days } => {
-            let given = config::Given { api_url, registration_token, name, poll_wait, heartbeat_secs, apply_command, stop_grace_secs, credential_rotate_days };
+        Command::Run {
+            api_url,
+            registration_token,
+            name,
+            poll_wait,
+            heartbeat_secs,
+            apply_command,
+            stop_grace_secs,
+            credential_rotate_days,
+            queue,
+            credential_renew_margin_secs,
+        } => {
+            let given = config::Given {
+                api_url,
+                registration_token,
+                name,
+                poll_wait,
+                heartbeat_secs,
+                apply_command,
+                stop_grace_secs,
+                credential_rotate_days,
+                queue,
+                credential_renew_margin_secs,
+            };
             run(config::Run::merge(given, &file)?, state::StateDir::open(&state_dir)?).await
         }
     }
@@ -119,7 +148,8 @@ async fn run(settings: config::Run, state: state::StateDir) -> Result<()> {
     }
     let poll_wait = settings.poll_wait.min(20);
     let rotation = api::RotationSchedule::every_days(settings.credential_rotate_days);
-    run_loop(&api, &runner, &state, &rotation, poll_wait, Duration::from_secs(settings.heartbeat_secs.max(1))).await
+    let mut queue = queue::Queue::new(&api, &state, settings.queue, settings.credential_renew_margin_secs);
+    run_loop(&api, &runner, &state, &rotation, &mut queue, poll_wait, Duration::from_secs(settings.heartbeat_secs.max(1))).await
 }
 
 /// Keeps `runtime.json` on the API URL in use, for `status` (the runtime id
@@ -158,6 +188,7 @@ async fn run_loop(
     runner: &job::Runner<'_>,
     state: &state::StateDir,
     rotation: &api::RotationSchedule,
+    queue: &mut queue::Queue<'_>,
     poll_wait: u64,
     every: Duration,
 ) -> Result<()> {
@@ -170,8 +201,10 @@ async fn run_loop(
             last_beat = Some(Instant::now());
         }
         let asked = Instant::now();
-        // Not cut short by a stop: the server may be handing a job out on this request.
-        match api.next_job(poll_wait.min(every.as_secs())).await {
+        // Waits no longer than the time to the next heartbeat. A jobs/next
+        // request is not cut short by a stop: the server may be handing a job out on it.
+        let budget = last_beat.map_or(every, |t| every.saturating_sub(t.elapsed()));
+        match queue.next(budget, poll_wait, shutdown).await {
             Ok(Some(job)) => {
                 if let Err(e) = runner.run(job).await {
                     tracing::error!(error = %format!("{e:#}"), "job could not be reported; it will be recovered or timed out");
@@ -186,7 +219,7 @@ async fn run_loop(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "jobs/next failed; retrying");
+                tracing::warn!(error = %e, "receiving a job failed; retrying");
                 pause(Duration::from_secs(2), shutdown).await;
             }
         }

@@ -1,6 +1,7 @@
 //! End-to-end tests over HTTP against the local runner and LocalStack.
 
 mod agent_ship;
+mod agent_sqs;
 mod audit;
 mod change_requests;
 mod deployments;
