@@ -189,3 +189,76 @@ fn session(credentials: AwsCredentialsResponse) -> Session {
 fn endpoint_override() -> Option<String> {
     ["AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"].iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// A one-thread HTTP server answering each request with the next status
+    /// of `answers` and an empty body; returns its base URL and the paths asked for.
+    fn server(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let asked = Arc::new(Mutex::new(vec![]));
+        let seen = asked.clone();
+        std::thread::spawn(move || {
+            for status in answers {
+                let Ok((stream, _)) = listener.accept() else { return };
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+                seen.lock().expect("the log").push(path.split('?').next().unwrap_or_default().to_string());
+                let mut stream = reader.into_inner();
+                let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        (base, asked)
+    }
+
+    async fn two_rounds(answers: Vec<u16>, source: JobSource) -> Vec<String> {
+        let (base, asked) = server(answers);
+        let api = Api::new(&base).expect("a client").with_credential("c".into());
+        let dir = tempfile::tempdir().expect("a dir");
+        let state = StateDir::open(dir.path()).expect("a state dir");
+        let shutdown = Shutdown::on_signals(Duration::from_secs(1)).expect("signals");
+        let mut queue = Queue::new(&api, &state, source, 600);
+        for _ in 0..2 {
+            assert!(queue.next(Duration::from_secs(1), 0, &shutdown).await.expect("no job, no error").is_none());
+        }
+        asked.lock().expect("the log").clone()
+    }
+
+    #[tokio::test]
+    async fn a_server_that_vends_no_queue_credentials_is_polled_with_jobs_next_from_then_on() {
+        let asked = two_rounds(vec![404, 204, 204], JobSource::Sqs).await;
+        assert_eq!(asked, ["/agent/v1/credentials/aws", "/agent/v1/jobs/next", "/agent/v1/jobs/next"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_credentials_call_falls_back_to_jobs_next_and_is_not_repeated_at_once() {
+        let asked = two_rounds(vec![500, 204, 204], JobSource::Sqs).await;
+        assert_eq!(asked, ["/agent/v1/credentials/aws", "/agent/v1/jobs/next", "/agent/v1/jobs/next"]);
+    }
+
+    #[tokio::test]
+    async fn an_agent_told_to_use_http_never_asks_for_queue_credentials() {
+        let asked = two_rounds(vec![204, 204], JobSource::Http).await;
+        assert_eq!(asked, ["/agent/v1/jobs/next", "/agent/v1/jobs/next"]);
+    }
+}
