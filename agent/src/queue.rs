@@ -10,6 +10,7 @@ use crate::api::{Api, Claim, Job};
 use crate::shutdown::Shutdown;
 use crate::state::StateDir;
 use anyhow::Result;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use berth_protocol::{AwsCredentialsResponse, JobMessage};
 use chrono::{DateTime, Utc};
@@ -27,8 +28,11 @@ pub enum JobSource {
 
 /// The longest `ReceiveMessage` wait SQS allows.
 const MAX_WAIT_SECS: u64 = 20;
-/// Long enough to claim a message; the claim then hides it until the job's deadline.
-const VISIBILITY_SECS: i32 = 60;
+/// Long enough to claim a message (the claim then hides it until the job's
+/// deadline), and short, because a receive the agent gives up on (a stop, a
+/// crash, a kill) may still take a message on the server's side: it shows
+/// again this soon. A claim slower than this gets 422 and the message comes back: no harm.
+const VISIBILITY_SECS: i32 = 15;
 /// After a failure to get credentials or to reach SQS, jobs come from `jobs/next` for this long before SQS is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -56,7 +60,7 @@ impl<'a> Queue<'a> {
     /// The next job, or `None` when none came within about `budget` (at most
     /// 20 s; the caller keeps it under the time to its next heartbeat). A stop
     /// request ends a wait on SQS at once: a message received meanwhile is
-    /// not lost, it shows again after its visibility timeout.
+    /// not lost, it shows again after its visibility timeout (15 s).
     pub async fn next(&mut self, budget: Duration, poll_wait: u64, shutdown: &Shutdown) -> Result<Option<Job>> {
         if !self.ready().await {
             return self.api.next_job(poll_wait.min(budget.as_secs())).await;
@@ -178,8 +182,13 @@ impl<'a> Queue<'a> {
 fn session(credentials: AwsCredentialsResponse) -> Session {
     let expires = std::time::SystemTime::from(credentials.expiration);
     let keys = Credentials::new(credentials.access_key_id, credentials.secret_access_key, Some(credentials.session_token), Some(expires), "berth-gateway");
-    let mut config =
-        aws_sdk_sqs::Config::builder().behavior_version(BehaviorVersion::latest()).region(Region::new(credentials.region)).credentials_provider(keys);
+    // A call that hangs must not stop the heartbeats: none lasts longer than the longest wait and some slack.
+    let timeouts = TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(MAX_WAIT_SECS + 15)).build();
+    let mut config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(credentials.region))
+        .credentials_provider(keys)
+        .timeout_config(timeouts);
     if let Some(endpoint) = endpoint_override() {
         config = config.endpoint_url(endpoint);
     }

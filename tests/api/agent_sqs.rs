@@ -148,3 +148,24 @@ async fn a_job_sqs_delivers_twice_is_applied_once_and_the_second_message_is_dele
     assert_eq!(lines.iter().filter(|l| l.contains(": Deployed")).count(), 1, "deployed once: {lines:?}");
     assert_eq!(agent.installed(&env, &process).expect("installed")["digest"], package["digest"]);
 }
+
+#[tokio::test]
+async fn an_agent_told_to_use_http_receives_its_job_from_jobs_next_and_never_asks_for_queue_credentials() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let env = app.environment(&acme, "Test", "test").await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &env, &runtime).await;
+    let agent = Agent::start_with_env(&app, &runtime, None, &[("BERTH_AGENT_JOB_SOURCE", "http")]);
+    let process = app.component(&acme, "Orders", "process", b"orders v1", &[]).await;
+    let package = app.package(&acme, &process, Some("v1")).await;
+
+    let d = app.deploy(&acme, &package, &env, "over jobs/next").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+
+    assert_eq!(agent.installed(&env, &process).expect("installed")["digest"], package["digest"]);
+    let received = job_ids_received(&agent);
+    assert_eq!(received.len(), 1, "{}", log(&agent));
+    assert!(!claimed_from_the_queue(&agent, &received[0]), "not through a claim: {}", log(&agent));
+    assert!(!log(&agent).contains("receiving jobs from the runtime's queue"), "{}", log(&agent));
+}
