@@ -134,7 +134,8 @@ impl<'a> Queue<'a> {
         if self.source == JobSource::Http {
             return false;
         }
-        let renew = self.session.as_ref().is_none_or(|s| s.expiration - self.margin <= Utc::now());
+        // A margin too large to subtract means: renew every time.
+        let renew = self.session.as_ref().is_none_or(|s| s.expiration.checked_sub_signed(self.margin).is_none_or(|at| at <= Utc::now()));
         if !renew {
             return true;
         }
