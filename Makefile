@@ -66,6 +66,7 @@ lint-infra:
 	@localstack/.venv/bin/cfn-lint infra/template.yaml && echo "cfn-lint: infra/template.yaml ok"
 
 bench: localstack-up
+	cargo build --release -p berth-agent
 	cargo run --release -p berth-tests --bin berth-bench
 
 fmt:

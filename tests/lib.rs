@@ -352,10 +352,12 @@ pub struct Agent {
     child: Option<tokio::process::Child>,
 }
 
-/// The agent binary `make test` builds next to the test binaries.
+/// The agent binary `make test` builds next to the test binaries (in
+/// `target/<profile>`, above their `deps`), or `make bench` beside the bench.
 pub fn agent_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let beside = exe.parent().expect("target/<profile>");
+    let dir = if beside.ends_with("deps") { beside.parent().expect("target/<profile>") } else { beside };
     let bin = dir.join("berth-agent");
     assert!(bin.exists(), "{} is missing: build it with `cargo build -p berth-agent` (make test does)", bin.display());
     bin

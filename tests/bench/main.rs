@@ -4,7 +4,11 @@
 //! `BERTH_BENCH_SCALE`, default 1) and every phase also stops at a time limit
 //! (`BERTH_BENCH_PHASE_SECS`, default 120), so the run always ends by itself.
 //! All HTTP traffic goes to the harness's Berth on 127.0.0.1, which talks to
-//! LocalStack at `AWS_ENDPOINT_URL`.
+//! LocalStack at `AWS_ENDPOINT_URL`. `BERTH_BENCH_PHASES` (comma-separated:
+//! jwt, me, environments, heartbeat, idle, fleet, audit) runs only those.
+//!
+//! The fleet phase starts 50 real `berth-agent` processes, the release build
+//! beside this binary (`make bench` builds it), and kills them when it ends.
 //!
 //! The audit phase seeds a chain of 100 000 events (scaled) straight into the
 //! table and times a full verification of it through the API.
@@ -13,7 +17,7 @@
 //! emulating DynamoDB and SQS): compare them between commits, do not read
 //! them as predictions of latency in AWS.
 
-use berth_tests::{AUDIENCE, ISSUER, TestApp, TestTenant, expect_status};
+use berth_tests::{AUDIENCE, Agent, ISSUER, TestApp, TestTenant, expect_status, id_of};
 use berth_web::auth::{KeySource, claims_for, issue_hs256};
 use berth_web::{AuthConfig, JwtVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -34,14 +38,29 @@ async fn main() -> anyhow::Result<()> {
     println!("Figures are for comparison between commits on the same machine, not predictions of AWS latency.");
     println!("scale {} (BERTH_BENCH_SCALE), each phase capped at {} s (BERTH_BENCH_PHASE_SECS)\n", bench.scale, bench.phase_limit.as_secs());
 
-    jwt(&bench).await?;
+    if bench.runs("jwt") {
+        jwt(&bench).await?;
+    }
 
     let app = Arc::new(TestApp::spawn().await);
-    me(&bench, &app).await;
-    environments(&bench, &app).await;
-    heartbeat(&bench, &app).await;
-    idle_agent_hour(&bench, &app).await;
-    audit_chain(&bench, &app).await?;
+    if bench.runs("me") {
+        me(&bench, &app).await;
+    }
+    if bench.runs("environments") {
+        environments(&bench, &app).await;
+    }
+    if bench.runs("heartbeat") {
+        heartbeat(&bench, &app).await;
+    }
+    if bench.runs("idle") {
+        idle_agent_hour(&bench, &app).await;
+    }
+    if bench.runs("fleet") {
+        fleet_delivery(&bench, &app).await;
+    }
+    if bench.runs("audit") {
+        audit_chain(&bench, &app).await?;
+    }
     Ok(())
 }
 
@@ -49,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
 struct Bench {
     scale: f64,
     phase_limit: Duration,
+    /// The phases to run (`BERTH_BENCH_PHASES=fleet,idle`); all when unset.
+    phases: Option<Vec<String>>,
 }
 
 impl Bench {
@@ -63,7 +84,12 @@ impl Bench {
             Err(_) => 120,
         };
         anyhow::ensure!(secs > 0, "BERTH_BENCH_PHASE_SECS must be positive");
-        Ok(Self { scale, phase_limit: Duration::from_secs(secs) })
+        let phases = std::env::var("BERTH_BENCH_PHASES").ok().map(|v| v.split(',').map(|p| p.trim().to_string()).collect());
+        Ok(Self { scale, phase_limit: Duration::from_secs(secs), phases })
+    }
+
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.as_ref().is_none_or(|phases| phases.iter().any(|p| p == phase))
     }
 
     /// `n` scaled, at least 1.
@@ -394,6 +420,116 @@ async fn idle_agent_hour(bench: &Bench, app: &Arc<TestApp>) {
         3600.0 / mean(&polls),
         ms(Duration::from_secs_f64(mean(&polls)))
     );
+}
+
+/// How many agents the fleet phase starts.
+const FLEET: usize = 50;
+
+/// Time from a deployment's dispatch to each agent's `delivered` event, with
+/// 50 real agents on 50 runtimes of one environment: first receiving from
+/// their SQS queues with vended credentials (the default), then, for
+/// comparison, through the `jobs/next` fallback.
+async fn fleet_delivery(bench: &Bench, app: &Arc<TestApp>) {
+    for source in ["sqs", "http"] {
+        if let Err(e) = fleet_delivery_with(bench, app, source).await {
+            println!("dispatch to delivered ({FLEET} agents, {}): not measured: {e:#}", source_label(source));
+        }
+    }
+}
+
+fn source_label(source: &str) -> &'static str {
+    if source == "sqs" { "SQS" } else { "jobs/next fallback" }
+}
+
+/// One round: its own tenant, environment and agents, which are killed
+/// (`kill_on_drop`) when the round returns, however it returns.
+async fn fleet_delivery_with(bench: &Bench, app: &Arc<TestApp>, source: &str) -> anyhow::Result<()> {
+    let label = source_label(source);
+    let tenant = app.tenant_with_plan(&format!("bench-fleet-{source}"), json!({"max_runtimes": FLEET})).await;
+    let env = app.environment(&tenant, "Fleet", "test").await;
+    let process = app.component(&tenant, "Orders", "process", b"orders v1", &[]).await;
+    let package = app.package(&tenant, &process, Some("v1")).await;
+    let mut runtimes = Vec::with_capacity(FLEET);
+    for i in 0..FLEET {
+        let runtime = app.runtime(&tenant, &format!("fleet-{i}")).await;
+        app.attach(&tenant, &env, &runtime).await;
+        runtimes.push(runtime);
+    }
+    // The agent's own defaults (the harness's 1 s heartbeats would add 50 requests a second to what is measured).
+    let settings = [("BERTH_AGENT_JOB_SOURCE", source), ("BERTH_HEARTBEAT_SECS", "30"), ("BERTH_POLL_WAIT", "2")];
+    let agents: Vec<Agent> = runtimes.iter().map(|r| Agent::start_with_env(app, r, None, &settings)).collect();
+
+    // Ready: an SQS agent once it has its queue credentials, an HTTP one once registered.
+    let ready = if source == "sqs" { "receiving jobs from the runtime's queue" } else { "registered" };
+    let deadline = bench.deadline();
+    loop {
+        let waiting: Vec<&Agent> = agents.iter().filter(|a| !a.log().contains(ready)).collect();
+        let Some(first) = waiting.first() else { break };
+        anyhow::ensure!(Instant::now() < deadline, "{} of {FLEET} agents not ready at the phase time limit; one's log:\n{}", waiting.len(), first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let d = app.deploy(&tenant, &package, &env, "to the bench fleet").await;
+    let path = format!("/v1/deployments/{}", id_of(&d));
+    let status = loop {
+        let now = expect_status(app.get(&path, &tenant.admin).await, StatusCode::OK).await;
+        let status = now["status"].as_str().unwrap_or_default().to_string();
+        if !matches!(status.as_str(), "queued" | "in_progress") || Instant::now() >= deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let requested = timestamp(&d["created_at"])?;
+    let events = deployment_events(app, &tenant, &d).await;
+    let dispatched =
+        events.iter().find(|e| e["message"].as_str().is_some_and(|m| m.starts_with("Publish started"))).map(|e| timestamp(&e["at"])).transpose()?;
+    let mut delivered = std::collections::HashMap::new();
+    for e in events.iter().filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("Delivered to runtime"))) {
+        delivered.entry(e["runtime_id"].as_str().unwrap_or_default().to_string()).or_insert(timestamp(&e["at"])?);
+    }
+    let since = |start: chrono::DateTime<chrono::Utc>| delivered.values().map(|at| (*at - start).as_seconds_f64() * 1000.0).collect::<Vec<f64>>();
+    println!("dispatch to delivered ({FLEET} agents, {label}): {} of {FLEET} delivered, deployment {status}", delivered.len());
+    println!("    from the request (201): {}", spread(since(requested)));
+    if let Some(dispatched) = dispatched {
+        // The dispatcher records it after sending every job, so a runtime served early is delivered before it (negative).
+        let gap = (dispatched - requested).as_seconds_f64() * 1000.0;
+        println!("    from \"Publish started\" ({gap:.0} ms after the request, once the {FLEET} jobs were sent): {}", spread(since(dispatched)));
+    }
+    drop(agents);
+    Ok(())
+}
+
+/// `p50 …, p99 …, max …` of signed milliseconds (nearest rank).
+fn spread(mut ms: Vec<f64>) -> String {
+    if ms.is_empty() {
+        return "none".into();
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((p / 100.0 * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    format!("p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", at(50.0), at(99.0), ms[ms.len() - 1])
+}
+
+fn timestamp(v: &serde_json::Value) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let text = v.as_str().ok_or_else(|| anyhow::anyhow!("not a timestamp: {v}"))?;
+    Ok(chrono::DateTime::parse_from_rfc3339(text)?.with_timezone(&chrono::Utc))
+}
+
+/// Every event of the deployment's timeline, page after page.
+async fn deployment_events(app: &TestApp, tenant: &TestTenant, d: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut events = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = vec![("limit", "100".to_string())];
+        params.extend(cursor.map(|c| ("cursor", c)));
+        let query = reqwest::Url::parse_with_params("http://x/", &params).map(|u| u.query().unwrap_or_default().to_string()).unwrap_or_default();
+        let page = expect_status(app.get(&format!("/v1/deployments/{}/events?{query}", id_of(d)), &tenant.admin).await, StatusCode::OK).await;
+        events.extend(page["items"].as_array().into_iter().flatten().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return events,
+        }
+    }
 }
 
 /// A long audit chain: 100 000 events (scaled) chained with the domain's
