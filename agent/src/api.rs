@@ -304,7 +304,7 @@ impl RotationSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use crate::fake_server::{Answer, Asked, serve};
     use std::sync::{Arc, Mutex};
 
     #[test]
@@ -313,39 +313,9 @@ mod tests {
         assert_eq!(without_query_strings("exit status 1: what? no"), "exit status 1: what? no");
     }
 
-    /// A one-thread HTTP server answering each request with the next of
-    /// `answers` (status, extra header lines); returns its base URL and the
-    /// paths it was asked for.
-    fn server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let base = format!("http://{}", listener.local_addr().expect("an address"));
-        let asked = Arc::new(Mutex::new(vec![]));
-        let seen = asked.clone();
-        std::thread::spawn(move || {
-            for (status, headers) in answers {
-                let Ok((stream, _)) = listener.accept() else { return };
-                let mut reader = BufReader::new(stream);
-                let mut request_line = String::new();
-                let _ = reader.read_line(&mut request_line);
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    let _ = reader.read_line(&mut line);
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                seen.lock().expect("the log").push(request_line.split_whitespace().nth(1).unwrap_or_default().to_string());
-                let mut stream = reader.into_inner();
-                let _ = write!(stream, "HTTP/1.1 {status} X\r\n{headers}content-length: 0\r\nconnection: close\r\n\r\n");
-            }
-        });
-        (base, asked)
+    /// The fake server answering `(status, extra header lines)` with no body.
+    fn server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Asked>>>) {
+        serve(answers.into_iter().map(|(status, headers)| Answer { status, headers, body: "" }).collect())
     }
 
     #[tokio::test]
@@ -380,49 +350,18 @@ mod tests {
 #[cfg(test)]
 mod rotation_tests {
     use super::*;
+    use crate::fake_server::{Answer, Asked, serve};
     use crate::state::StateDir;
-    use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::{Arc, Mutex};
 
-    /// A one-thread HTTP server answering each request with the next of
-    /// `answers` (status, JSON body); returns its base URL and the bearer
-    /// credential of each request.
-    fn server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let base = format!("http://{}", listener.local_addr().expect("an address"));
-        let asked = Arc::new(Mutex::new(vec![]));
-        let seen = asked.clone();
-        std::thread::spawn(move || {
-            for (status, body) in answers {
-                let Ok((stream, _)) = listener.accept() else { return };
-                let mut reader = BufReader::new(stream);
-                let (mut length, mut bearer) = (0, String::new());
-                loop {
-                    let mut line = String::new();
-                    let _ = reader.read_line(&mut line);
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if lower.starts_with("authorization: bearer ") {
-                        bearer = line["authorization: bearer ".len()..].trim().to_string();
-                    }
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                }
-                let mut request_body = vec![0; length];
-                let _ = reader.read_exact(&mut request_body);
-                seen.lock().expect("the log").push(bearer);
-                let mut stream = reader.into_inner();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        (base, asked)
+    /// The fake server answering `(status, JSON body)`.
+    fn server(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Asked>>>) {
+        serve(answers.into_iter().map(|(status, body)| Answer { status, headers: "", body }).collect())
+    }
+
+    /// The bearer credential of each request so far.
+    fn bearers(asked: &Mutex<Vec<Asked>>) -> Vec<String> {
+        asked.lock().expect("the log").iter().map(|a| a.bearer.clone()).collect()
     }
 
     fn state_with(credential: &str) -> (tempfile::TempDir, StateDir) {
@@ -441,7 +380,7 @@ mod rotation_tests {
         api.rotate_credential(&state, &[]).await.expect("rotated");
         assert_eq!(state.read_credential().expect("read").as_deref(), Some("new"));
         api.heartbeat(&[]).await.expect("a heartbeat");
-        assert_eq!(*asked.lock().expect("the log"), ["old", "new", "new"], "rotated with the old one, then only the new one");
+        assert_eq!(bearers(&asked), ["old", "new", "new"], "rotated with the old one, then only the new one");
     }
 
     #[tokio::test]
@@ -453,7 +392,7 @@ mod rotation_tests {
         api.rotate_credential(&state, &[]).await.expect_err("the new one was refused");
         assert_eq!(state.read_credential().expect("read").as_deref(), Some("old"));
         api.heartbeat(&[]).await.expect("a heartbeat");
-        assert_eq!(asked.lock().expect("the log").last().map(String::as_str), Some("old"));
+        assert_eq!(bearers(&asked).last().map(String::as_str), Some("old"));
     }
 
     #[tokio::test]

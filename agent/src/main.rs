@@ -10,6 +10,8 @@
 
 mod api;
 mod config;
+#[cfg(test)]
+mod fake_server;
 mod job;
 mod queue;
 mod shutdown;

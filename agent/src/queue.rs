@@ -203,42 +203,12 @@ fn endpoint_override() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use crate::fake_server::{Answer, Asked, serve};
     use std::sync::{Arc, Mutex};
 
-    /// A one-thread HTTP server answering each request with the next status
-    /// of `answers` and an empty body; returns its base URL and the paths asked for.
-    fn server(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let base = format!("http://{}", listener.local_addr().expect("an address"));
-        let asked = Arc::new(Mutex::new(vec![]));
-        let seen = asked.clone();
-        std::thread::spawn(move || {
-            for status in answers {
-                let Ok((stream, _)) = listener.accept() else { return };
-                let mut reader = BufReader::new(stream);
-                let mut request_line = String::new();
-                let _ = reader.read_line(&mut request_line);
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    let _ = reader.read_line(&mut line);
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                let path = request_line.split_whitespace().nth(1).unwrap_or_default();
-                seen.lock().expect("the log").push(path.split('?').next().unwrap_or_default().to_string());
-                let mut stream = reader.into_inner();
-                let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            }
-        });
-        (base, asked)
+    /// The fake server answering each request with the next status and an empty body.
+    fn server(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<Asked>>>) {
+        serve(answers.into_iter().map(Answer::status).collect())
     }
 
     async fn two_rounds(answers: Vec<u16>, source: JobSource) -> Vec<String> {
@@ -251,7 +221,7 @@ mod tests {
         for _ in 0..2 {
             assert!(queue.next(Duration::from_secs(1), 0, &shutdown).await.expect("no job, no error").is_none());
         }
-        asked.lock().expect("the log").clone()
+        asked.lock().expect("the log").iter().map(|a| a.path.split('?').next().unwrap_or_default().to_string()).collect()
     }
 
     #[tokio::test]
