@@ -20,10 +20,12 @@ pub enum EntityType {
     Package,
     Deployment,
     ChangeRequest,
+    Webhook,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 7] = [Self::Tenant, Self::Environment, Self::Runtime, Self::Component, Self::Package, Self::Deployment, Self::ChangeRequest];
+    pub const ALL: [EntityType; 8] =
+        [Self::Tenant, Self::Environment, Self::Runtime, Self::Component, Self::Package, Self::Deployment, Self::ChangeRequest, Self::Webhook];
 
     /// What the trail records as `entity_type` (the same string it serialises to).
     pub fn as_str(self) -> &'static str {
@@ -35,6 +37,7 @@ impl EntityType {
             Self::Package => "package",
             Self::Deployment => "deployment",
             Self::ChangeRequest => "change_request",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -149,6 +152,13 @@ audit_actions! {
     ChangeRequestCompleted = "change_request.completed" on ChangeRequest,
     /// A deployment could not be created, or one of its deployments failed.
     ChangeRequestFailed = "change_request.failed" on ChangeRequest,
+
+    WebhookCreated = "webhook.created" on Webhook,
+    /// Its name, target, action, freeze handling or activity changed.
+    WebhookUpdated = "webhook.updated" on Webhook,
+    WebhookDeleted = "webhook.deleted" on Webhook,
+    /// A new signing secret; the previous one verifies until the overlap ends.
+    WebhookSecretRotated = "webhook.secret_rotated" on Webhook,
 }
 
 impl std::fmt::Display for AuditAction {

@@ -28,6 +28,10 @@ impl Actor {
     pub fn runtime(id: impl ToString) -> Self {
         Self { kind: ActorKind::Runtime, id: id.to_string() }
     }
+    /// A webhook's deliveries act as `webhook:<id>`.
+    pub fn webhook(id: crate::ids::WebhookId) -> Self {
+        Self { kind: ActorKind::Webhook, id: format!("webhook:{id}") }
+    }
     pub fn system(id: impl Into<String>) -> Self {
         Self { kind: ActorKind::System, id: id.into() }
     }

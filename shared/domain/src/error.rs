@@ -47,6 +47,10 @@ pub enum DomainError {
     #[error("{message}")]
     QuotaExceeded { message: String },
 
+    /// Too many requests in a window (429 with `Retry-After`).
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
+
     /// The resource changed since the caller read it (`If-Match` mismatch, 412).
     #[error("the resource was modified since it was read")]
     PreconditionFailed,
@@ -105,6 +109,7 @@ impl DomainError {
             Self::Forbidden { code, .. } => code,
             Self::TooLarge { .. } => "payload_too_large",
             Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::RateLimited { .. } => "rate_limited",
             Self::PreconditionFailed => "precondition_failed",
             Self::Unavailable(_) => "service_unavailable",
             Self::Unexpected(_) => "internal_error",

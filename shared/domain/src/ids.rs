@@ -88,3 +88,7 @@ typed_id!(
     /// A governed bundle of packages released together.
     ChangeRequestId
 );
+typed_id!(
+    /// A tenant's signed inbound endpoint for CI (`/hooks/v1/{id}`).
+    WebhookId
+);

@@ -26,6 +26,7 @@ pub mod tenant;
 pub mod usecases;
 pub mod validation;
 pub mod values;
+pub mod webhook;
 
 pub use error::{DomainError, FieldError};
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;

@@ -22,6 +22,8 @@ use crate::runtime::{Credentials, Heartbeat, Runtime};
 use crate::secret::SecretHash;
 use crate::tenant::Tenant;
 use crate::values::{Name, Version};
+use crate::webhook::{Delivery, DeliveryId, SealedSecret, Webhook};
+use crate::ids::WebhookId;
 use async_trait::async_trait;
 
 #[async_trait]
@@ -357,4 +359,43 @@ pub trait CredentialVendor: Send + Sync {
     fn region(&self) -> String;
     /// Assumes the role as `session_name`, narrowed by the session `policy`, for `duration`.
     async fn assume_role(&self, session_name: &str, policy: &serde_json::Value, duration: std::time::Duration) -> Result<AwsCredentials>;
+}
+
+/// A tenant's webhooks and their deliveries.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Writes the webhook and the global entry that finds its tenant by id.
+    async fn create_webhook(&self, tenant: TenantId, webhook: &Webhook, audit: AuditDraft) -> Result<()>;
+    async fn get_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<Option<Webhook>>;
+    /// Oldest first.
+    async fn list_webhooks(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<Webhook>>;
+    /// Replaces it; refused `Stale(Webhook)` unless the stored version is `expected`, `Missing(Webhook)` when it is gone.
+    async fn update_webhook(&self, tenant: TenantId, webhook: &Webhook, expected: Version, audit: AuditDraft) -> Result<()>;
+    /// Deletes it and its global entry; refused `Missing(Webhook)` when it is gone.
+    async fn delete_webhook(&self, tenant: TenantId, webhook: &Webhook, audit: AuditDraft) -> Result<()>;
+    /// The tenant a webhook id belongs to, across tenants (deliveries carry no token).
+    async fn webhook_tenant(&self, id: WebhookId) -> Result<Option<TenantId>>;
+    /// Counts one delivery attempt in the minute starting at `window_start`
+    /// (unix seconds); returns the count including this one. Windows expire.
+    async fn count_attempt(&self, tenant: TenantId, webhook: WebhookId, window_start: i64) -> Result<u32>;
+    /// Claims a delivery id for the webhook, once per `webhook::DELIVERY_DEDUPE_SECS`
+    /// (a conditional put with a TTL): false when it was claimed before.
+    async fn claim_delivery(&self, tenant: TenantId, webhook: WebhookId, id: &DeliveryId) -> Result<bool>;
+    /// Gives a claim back, so the sender may retry a delivery that failed on our side.
+    async fn release_delivery(&self, tenant: TenantId, webhook: WebhookId, id: &DeliveryId) -> Result<()>;
+    /// Adds the delivery to the webhook's history (kept `webhook::DELIVERY_HISTORY_SECS`);
+    /// an authenticated one can then be found by its id.
+    async fn record_delivery(&self, tenant: TenantId, delivery: &Delivery) -> Result<()>;
+    /// The authenticated delivery with this id.
+    async fn get_delivery(&self, tenant: TenantId, webhook: WebhookId, id: &DeliveryId) -> Result<Option<Delivery>>;
+    /// Newest first.
+    async fn list_deliveries(&self, tenant: TenantId, webhook: WebhookId, page: &PageRequest) -> Result<Page<Delivery>>;
+}
+
+/// Seals secrets that must be read back in clear (webhook signing keys):
+/// KMS in AWS. `tenant` is bound to the sealed form: it opens only for the same tenant.
+#[async_trait]
+pub trait SecretSealer: Send + Sync {
+    async fn seal(&self, tenant: TenantId, plaintext: &[u8]) -> Result<SealedSecret>;
+    async fn open(&self, tenant: TenantId, sealed: &SealedSecret) -> Result<Vec<u8>>;
 }

@@ -23,6 +23,7 @@ pub enum Entity {
     Policy,
     /// A runtime's attachment to an environment.
     Attachment,
+    Webhook,
 }
 
 /// A unique name or label another item holds already.
@@ -90,6 +91,7 @@ impl Entity {
             Self::ChangeRequest => "change request",
             Self::Policy => "policy",
             Self::Attachment => "attachment",
+            Self::Webhook => "webhook",
         }
     }
 
@@ -105,6 +107,7 @@ impl Entity {
             Self::ChangeRequest => "change_request_exists",
             Self::Policy => "policy_exists",
             Self::Attachment => "attachment_exists",
+            Self::Webhook => "webhook_exists",
         }
     }
 }
@@ -114,7 +117,7 @@ impl Refusal {
     pub fn into_error(self) -> DomainError {
         match self {
             // Versioned resources are updated with `If-Match`: a stale one is 412.
-            Self::Stale(Entity::Tenant | Entity::Environment | Entity::Component | Entity::Policy | Entity::ChangeRequest | Entity::Package) => {
+            Self::Stale(Entity::Tenant | Entity::Environment | Entity::Component | Entity::Policy | Entity::ChangeRequest | Entity::Package | Entity::Webhook) => {
                 DomainError::PreconditionFailed
             }
             Self::Stale(Entity::Deployment) => DomainError::conflict("status_changed", "the deployment changed meanwhile"),

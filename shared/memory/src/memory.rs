@@ -52,6 +52,8 @@ impl Memory {
             change_requests: store.clone(),
             jobs: store.clone(),
             credentials: store.clone(),
+            webhooks: store.clone(),
+            sealer: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

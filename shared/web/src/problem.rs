@@ -59,6 +59,7 @@ impl IntoResponse for ApiError {
                 DomainError::Forbidden { message, .. } => (StatusCode::FORBIDDEN, e.code(), "Forbidden", message.clone(), &[]),
                 DomainError::TooLarge { message } => (StatusCode::PAYLOAD_TOO_LARGE, e.code(), "Payload too large", message.clone(), &[]),
                 DomainError::QuotaExceeded { message } => (StatusCode::TOO_MANY_REQUESTS, e.code(), "Quota exceeded", message.clone(), &[]),
+                DomainError::RateLimited { message, .. } => (StatusCode::TOO_MANY_REQUESTS, e.code(), "Too many requests", message.clone(), &[]),
                 DomainError::PreconditionFailed => {
                     (StatusCode::PRECONDITION_FAILED, e.code(), "Precondition failed", "the resource changed since you read it (If-Match)".into(), &[])
                 }
@@ -100,6 +101,9 @@ impl IntoResponse for ApiError {
         response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if let ApiError::Domain(DomainError::RateLimited { retry_after_secs, .. }) = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_secs));
         }
         response
     }

@@ -13,7 +13,8 @@ use crate::component::{Component, ComponentType};
 use crate::context::{Actor, ActorKind};
 use crate::deployment::{Deployment, DeploymentKind, DeploymentStatus, TargetState};
 use crate::environment::Environment;
-use crate::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, PackageId, RuntimeId, TenantId};
+use crate::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, PackageId, RuntimeId, TenantId, WebhookId};
+use crate::webhook::{Webhook, WebhookAction};
 use crate::package::{Package, VersionLabel};
 use crate::policy::{Decision, Policy};
 use crate::runtime::{Digest, Runtime, RuntimeKind};
@@ -60,6 +61,10 @@ one_action! {
     DispatchFailed => DeploymentFailed on DeploymentId,
     DeploymentRetried => DeploymentRetried on DeploymentId,
     ChangeRequestCreated => ChangeRequestCreated on ChangeRequestId,
+    WebhookCreated => WebhookCreated on WebhookId,
+    WebhookUpdated => WebhookUpdated on WebhookId,
+    WebhookDeleted => WebhookDeleted on WebhookId,
+    WebhookSecretRotated => WebhookSecretRotated on WebhookId,
 }
 
 // Tenants.
@@ -614,6 +619,77 @@ impl AuditSummary for ChangeRequestDecided {
             Decision::Reject => AuditAction::ChangeRequestRejected,
         }
     }
+}
+
+// Webhooks. Never the secret, sealed or not.
+
+/// What the trail records of a webhook.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebhookState {
+    pub name: Name,
+    pub action: WebhookAction,
+    pub environment_id: EnvironmentId,
+    pub component_id: ComponentId,
+    pub hold_if_frozen: bool,
+    pub active: bool,
+}
+
+impl WebhookState {
+    fn of(w: &Webhook) -> Self {
+        Self {
+            name: w.name.clone(),
+            action: w.action,
+            environment_id: w.environment_id,
+            component_id: w.component_id,
+            hold_if_frozen: w.hold_if_frozen,
+            active: w.active,
+        }
+    }
+}
+
+/// `webhook.created`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebhookCreated {
+    pub after: WebhookState,
+}
+
+impl WebhookCreated {
+    pub fn of(w: &Webhook) -> Self {
+        Self { after: WebhookState::of(w) }
+    }
+}
+
+/// `webhook.updated`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebhookUpdated {
+    pub before: WebhookState,
+    pub after: WebhookState,
+}
+
+impl WebhookUpdated {
+    pub fn of(before: &Webhook, after: &Webhook) -> Self {
+        Self { before: WebhookState::of(before), after: WebhookState::of(after) }
+    }
+}
+
+/// `webhook.deleted`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebhookDeleted {
+    pub before: WebhookState,
+}
+
+impl WebhookDeleted {
+    pub fn of(w: &Webhook) -> Self {
+        Self { before: WebhookState::of(w) }
+    }
+}
+
+/// `webhook.secret_rotated`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebhookSecretRotated {
+    pub overlap_seconds: i64,
+    /// When the previous secret stops verifying (absent: it stopped at once).
+    pub previous_expires_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

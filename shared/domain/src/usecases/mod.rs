@@ -33,7 +33,7 @@ pub use tenants::{TENANT_CACHE_TTL, TenantCache};
 
 use crate::ports::{
     AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
-    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
+    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
 };
 use std::sync::Arc;
 
@@ -76,6 +76,9 @@ pub struct Ports {
     pub jobs: Arc<dyn JobQueues>,
     /// Vends agents their queue credentials.
     pub credentials: Arc<dyn CredentialVendor>,
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// Seals webhook signing secrets (KMS in AWS).
+    pub sealer: Arc<dyn SecretSealer>,
 }
 
 /// The application: every use case, over the ports it was built with. Only
