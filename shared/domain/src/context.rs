@@ -52,13 +52,15 @@ pub enum Permission {
     ManagePackages,
     /// Deploy, undeploy, cancel and retry.
     Deploy,
+    /// Create, change, rotate and delete webhooks.
+    ManageWebhooks,
 }
 
 impl Permission {
     fn allowed_roles(self) -> &'static [Role] {
         match self {
             Permission::Read => &[Role::Viewer, Role::Developer, Role::Deployer, Role::Approver, Role::Admin],
-            Permission::ManageEnvironments | Permission::ManageRuntimes => &[Role::Admin],
+            Permission::ManageEnvironments | Permission::ManageRuntimes | Permission::ManageWebhooks => &[Role::Admin],
             Permission::BuildComponents => &[Role::Developer, Role::Admin],
             Permission::ManagePackages => &[Role::Developer, Role::Deployer, Role::Admin],
             Permission::Deploy => &[Role::Deployer, Role::Admin],

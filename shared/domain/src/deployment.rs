@@ -113,6 +113,9 @@ pub struct Deployment {
     /// from the moment the deployment is requested.
     #[serde(default)]
     pub connections: Vec<ComponentId>,
+    /// The source commit it deploys, as CI reported it (by default the package's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -129,6 +132,11 @@ impl Deployment {
             Some(a) if package.id < a.package_id => Self::new_redeploy(package, requested_by, notes, a),
             _ => Self::new_deploy(environment, package, requested_by, notes, active),
         }
+    }
+
+    /// The same deployment, recording `commit` (when given) as the one it deploys.
+    pub fn with_commit(self, commit: Option<String>) -> Self {
+        Self { commit: commit.or(self.commit), ..self }
     }
 
     /// A deploy of `package` to `environment`, replacing `active` if any.
@@ -172,6 +180,7 @@ impl Deployment {
             decisions: 0,
             change_request_id: None,
             connections: vec![],
+            commit: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -204,6 +213,7 @@ impl Deployment {
             change_request_id: None,
             // The active version holds its licences already.
             connections: vec![],
+            commit: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -239,6 +249,7 @@ impl Deployment {
             decisions: 0,
             change_request_id: None,
             connections: package.manifest.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
+            commit: package.commit.clone(),
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,

@@ -104,6 +104,8 @@ pub struct Package {
     pub size: u64,
     pub manifest: Manifest,
     pub requirements: Vec<Requirement>,
+    /// The source commit it was built from, as CI reported it.
+    pub commit: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }

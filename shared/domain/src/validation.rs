@@ -149,6 +149,7 @@ mod tests {
             size: 1,
             manifest,
             requirements,
+            commit: None,
             created_by: "a".into(),
             created_at: Utc::now(),
         }

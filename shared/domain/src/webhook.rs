@@ -116,7 +116,61 @@ pub struct Webhook {
     pub secrets: Vec<StoredSecret>,
 }
 
+/// What a webhook is created with.
+#[derive(Clone, Debug)]
+pub struct NewWebhook {
+    pub name: Name,
+    pub action: WebhookAction,
+    pub environment_id: EnvironmentId,
+    pub component_id: ComponentId,
+    pub hold_if_frozen: bool,
+}
+
+/// A change to a webhook; absent fields stay.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookPatch {
+    pub name: Option<Name>,
+    pub action: Option<WebhookAction>,
+    pub environment_id: Option<EnvironmentId>,
+    pub component_id: Option<ComponentId>,
+    pub hold_if_frozen: Option<bool>,
+    pub active: Option<bool>,
+}
+
 impl Webhook {
+    /// A new, active webhook acting with at most `roles` (its creator's), signed with `secret`.
+    pub fn new(input: NewWebhook, roles: Vec<Role>, created_by: &str, secret: SealedSecret, now: DateTime<Utc>) -> Self {
+        Self {
+            id: WebhookId::new(),
+            name: input.name,
+            action: input.action,
+            environment_id: input.environment_id,
+            component_id: input.component_id,
+            hold_if_frozen: input.hold_if_frozen,
+            active: true,
+            roles,
+            created_by: created_by.to_string(),
+            created_at: now,
+            updated_at: now,
+            version: Version::FIRST,
+            secrets: vec![StoredSecret { sealed: secret, created_at: now, expires_at: None }],
+        }
+    }
+
+    pub fn patched(&self, patch: WebhookPatch, now: DateTime<Utc>) -> Self {
+        Self {
+            name: patch.name.unwrap_or_else(|| self.name.clone()),
+            action: patch.action.unwrap_or(self.action),
+            environment_id: patch.environment_id.unwrap_or(self.environment_id),
+            component_id: patch.component_id.unwrap_or(self.component_id),
+            hold_if_frozen: patch.hold_if_frozen.unwrap_or(self.hold_if_frozen),
+            active: patch.active.unwrap_or(self.active),
+            updated_at: now,
+            version: self.version.next(),
+            ..self.clone()
+        }
+    }
+
     /// The actor a delivery acts as: `webhook:<id>`.
     pub fn actor(&self) -> Actor {
         Actor::webhook(self.id)
@@ -207,6 +261,10 @@ impl DeliveryId {
             && raw.len() <= MAX_DELIVERY_ID_CHARS
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         ok.then(|| Self(raw.to_string()))
+    }
+    /// Ours, for recording a refused delivery that came without a usable id.
+    pub fn unidentified() -> Self {
+        Self(format!("unidentified-{}", uuid::Uuid::new_v4()))
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -30,6 +30,8 @@ struct PackageRecord {
     size: u64,
     manifest: Manifest,
     requirements: Vec<Requirement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
     created_by: String,
     created_at: DateTime<Utc>,
 }
@@ -47,6 +49,7 @@ impl PackageRecord {
             size: self.size,
             manifest: self.manifest,
             requirements: self.requirements,
+            commit: self.commit,
             created_by: self.created_by,
             created_at: self.created_at,
         }
@@ -79,6 +82,7 @@ impl PackageStore for DynamoStore {
             size: p.size,
             manifest: p.manifest.clone(),
             requirements: p.requirements.clone(),
+            commit: p.commit.clone(),
             created_by: p.created_by.clone(),
             created_at: p.created_at,
         };

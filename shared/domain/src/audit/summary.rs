@@ -742,6 +742,7 @@ mod tests {
             size: 10,
             manifest: Manifest { root: ComponentId::new(), components: vec![entry("a"), entry("b")] },
             requirements: vec![],
+            commit: None,
             created_by: "alice".into(),
             created_at: Utc::now(),
         }

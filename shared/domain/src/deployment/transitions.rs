@@ -33,6 +33,7 @@ fn package(component: ComponentId) -> Package {
             components: vec![ManifestEntry { id: connection, name: "crm".into(), kind: ComponentType::Connection, revision: 1, sha256: digest('c'), size: 10 }],
         },
         requirements: vec![],
+        commit: None,
         created_by: "alice".into(),
         created_at: now(),
     }

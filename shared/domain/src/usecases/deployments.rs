@@ -25,6 +25,8 @@ pub struct NewDeployment {
     pub scheduled_at: Option<DateTime<Utc>>,
     /// Inside a freeze window: hold (schedule for its end) instead of refusing.
     pub hold_if_frozen: bool,
+    /// The source commit it deploys (absent: the package's).
+    pub commit: Option<String>,
 }
 
 /// An active version with its drift.
@@ -131,8 +133,11 @@ impl Berth {
         let package = self.get_package(ctx, input.package_id).await?.package;
         ctx.require(Permission::Deploy)?;
         check_notes(&input.notes)?;
+        if let Some(commit) = &input.commit {
+            crate::webhook::check_commit(commit)?;
+        }
         let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
-        let d = Deployment::for_package(env.id, &package, &ctx.actor.id, input.notes, active.as_ref());
+        let d = Deployment::for_package(env.id, &package, &ctx.actor.id, input.notes, active.as_ref()).with_commit(input.commit);
         self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen).await
     }
 

@@ -6,6 +6,7 @@ mod audit;
 mod change_requests;
 mod components;
 mod credentials;
+mod deliveries;
 mod deployments;
 mod dispatch;
 mod environments;
@@ -17,12 +18,14 @@ mod runtimes;
 mod sweeper;
 mod syncs;
 mod tenants;
+mod webhooks;
 
 pub use agents::{AgentRequest, Registration, RuntimeCtx};
 pub use audit::{AuditFilter, VerifyCursor, VerifyReport, VerifyScope};
 pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
 pub use components::{NewComponent, RevisionInput};
 pub use credentials::IssuedRegistration;
+pub use deliveries::{DeliveryReceipt, DeliveryStatus, IncomingDelivery};
 pub use deployments::{ActiveView, NewDeployment};
 pub use jobs::{JobEventOutcome, JobOffer, MAX_WAIT};
 pub use packages::{NewPackage, PackageDetails};
@@ -30,6 +33,7 @@ pub use queue_access::{QUEUE_SESSION, QueueCredentials};
 pub use runtimes::CreatedRuntime;
 pub use sweeper::SweepReport;
 pub use tenants::{TENANT_CACHE_TTL, TenantCache};
+pub use webhooks::WebhookWithSecret;
 
 use crate::ports::{
     AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,

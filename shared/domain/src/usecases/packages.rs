@@ -17,6 +17,8 @@ pub struct NewPackage {
     pub version: Option<VersionLabel>,
     pub notes: String,
     pub shareable: bool,
+    /// The source commit, as CI reports it.
+    pub commit: Option<String>,
 }
 
 /// A package and what changed since it was made.
@@ -47,6 +49,9 @@ impl Berth {
         if input.notes.chars().count() > MAX_NOTES_CHARS {
             return Err(DomainError::invalid("notes", format!("must be at most {MAX_NOTES_CHARS} characters")));
         }
+        if let Some(commit) = &input.commit {
+            crate::webhook::check_commit(commit)?;
+        }
         if let Some(v) = &input.version {
             if self.ports.packages.version_exists(ctx.tenant, root.id, v).await? {
                 return Err(version_exists(v));
@@ -69,6 +74,7 @@ impl Berth {
             size: archive.size,
             manifest,
             requirements,
+            commit: input.commit,
             created_by: ctx.actor.id.clone(),
             created_at: Utc::now(),
         };

@@ -1,0 +1,14 @@
+//! The webhooks Lambda: initialisation only.
+
+use berth_aws::app::{build_berth, settings_from_env};
+use berth_aws::{AwsClients, ResourceNames};
+use berth_webhooks::{HooksState, router};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    berth_telemetry::init_tracing();
+    let clients = AwsClients::from_env().await;
+    let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env());
+    lambda_http::run(router(HooksState { berth: Arc::new(berth) })).await
+}
