@@ -1,5 +1,5 @@
 //! Runs every Berth function on one machine against LocalStack: the portal
-//! API and the agent API on one port, over the same routers the Lambdas serve.
+//! API, the agent API and the webhooks on one port, over the same routers the Lambdas serve.
 
 use anyhow::Result;
 use berth_aws::app::build_berth;
@@ -33,11 +33,12 @@ impl LocalBerth {
         Ok(Self { berth, verifier, resources })
     }
 
-    /// The portal, platform and agent APIs on one router.
+    /// The portal, platform, agent and webhook APIs on one router.
     pub fn router(&self) -> axum::Router {
         let api = berth_api::routes(berth_api::AppState { berth: self.berth.clone(), verifier: self.verifier.clone() });
         let agent = berth_agent_gateway::routes(berth_agent_gateway::AgentState { berth: self.berth.clone() });
-        berth_web::finish_router(api.merge(agent))
+        let hooks = berth_webhooks::routes(berth_webhooks::HooksState { berth: self.berth.clone() });
+        berth_web::finish_router(api.merge(agent).merge(hooks))
     }
 
     /// Serves on `bind` until `shutdown` resolves; returns the bound address at once.

@@ -3,7 +3,7 @@
 use crate::routes::*;
 use crate::routes::{
     change_requests::views::*, components::views::*, deployments::views::*, environments::views::*, governance::views::*, me::views::*, packages::views::*,
-    runtimes::views::*, tenants::views::*,
+    runtimes::views::*, tenants::views::*, webhooks::views::*,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,11 +24,13 @@ use utoipa::{Modify, OpenApi};
         change_requests::create, change_requests::list, change_requests::get, change_requests::patch, change_requests::submit,
         change_requests::decide, change_requests::deploy, change_requests::complete,
         list_audit, verify_audit,
+        create_webhook, list_webhooks, get_webhook, patch_webhook, delete_webhook, rotate_secret, list_deliveries,
     ),
     components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime, IssueRegistrationToken,
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
         DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
-        ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest)),
+        ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
+        WebhookView, WebhookWithSecretView, CreateWebhook, PatchWebhook, RotateSecret, DeliveryView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -47,6 +49,7 @@ impl Modify for BearerAuth {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(berth_agent_gateway::openapi());
+    doc.merge(berth_webhooks::openapi());
     declare_path_parameters(&mut doc);
     doc
 }

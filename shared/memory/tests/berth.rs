@@ -40,7 +40,7 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
         .await
         .expect("the component is created");
     let package = berth
-        .create_package(&admin, NewPackage { component_id: component.id, version: None, notes: String::new(), shareable: false })
+        .create_package(&admin, NewPackage { component_id: component.id, version: None, notes: String::new(), shareable: false, commit: None })
         .await
         .expect("the package is created");
     assert_eq!(package.version.as_str(), "1");
@@ -49,7 +49,7 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
     let deployment = berth
         .create_deployment(
             &admin,
-            NewDeployment { package_id: package.id, environment_id: env.id, notes: String::new(), scheduled_at: None, hold_if_frozen: false },
+            NewDeployment { package_id: package.id, environment_id: env.id, notes: String::new(), scheduled_at: None, hold_if_frozen: false, commit: None },
         )
         .await
         .expect("the deployment is requested");

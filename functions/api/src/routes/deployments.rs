@@ -41,6 +41,7 @@ pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Jso
         notes: body.notes.unwrap_or_default(),
         scheduled_at: body.scheduled_at,
         hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
+        commit: body.commit,
     };
     let d = state.berth.create_deployment(&ctx, input).await?;
     Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))

@@ -8,6 +8,7 @@ pub(crate) mod me;
 pub(crate) mod packages;
 pub(crate) mod runtimes;
 pub(crate) mod tenants;
+pub(crate) mod webhooks;
 
 use crate::state::AppState;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -35,6 +36,9 @@ pub(crate) use packages::{__path_create_package, __path_delete_package, __path_d
 pub(crate) use runtimes::{__path_create_runtime, __path_delete_runtime, __path_get_runtime, __path_list_runtimes};
 pub(crate) use runtimes::{__path_issue_registration_token, __path_revoke_runtime};
 pub(crate) use tenants::{__path_create_tenant, __path_get_tenant, __path_list_tenants, __path_patch_tenant};
+pub(crate) use webhooks::{
+    __path_create_webhook, __path_delete_webhook, __path_get_webhook, __path_list_deliveries, __path_list_webhooks, __path_patch_webhook, __path_rotate_secret,
+};
 
 /// What the Lambda serves: the routes with the shared edge layers.
 pub fn router(state: AppState) -> Router {
@@ -79,6 +83,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/change-requests/{id}/approvals", axum::routing::post(change_requests::decide))
         .route("/v1/change-requests/{id}/deploy", axum::routing::post(change_requests::deploy))
         .route("/v1/change-requests/{id}/complete", axum::routing::post(change_requests::complete))
+        .route("/v1/webhooks", get(webhooks::list_webhooks).post(webhooks::create_webhook))
+        .route("/v1/webhooks/{id}", get(webhooks::get_webhook).patch(webhooks::patch_webhook).delete(webhooks::delete_webhook))
+        .route("/v1/webhooks/{id}/rotate-secret", axum::routing::post(webhooks::rotate_secret))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
         .route("/v1/audit", get(audit::list_audit))
         .route("/v1/audit/verify", get(audit::verify_audit))
         .route("/platform/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))

@@ -26,6 +26,7 @@ pub async fn create_package(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBo
         version: body.version,
         notes: body.notes.unwrap_or_default(),
         shareable: body.shareable.unwrap_or(false),
+        commit: body.commit,
     };
     let package = state.berth.create_package(&ctx, input).await?;
     Ok(created(format!("/v1/packages/{}", package.id), None, PackageView::new(&package, Some(vec![]))))

@@ -280,7 +280,7 @@ pub async fn bare_tenant(plan: Plan) -> (Berth, TenantCtx) {
 }
 
 pub fn deploy_input(package: &Package, env: EnvironmentId) -> NewDeployment {
-    NewDeployment { package_id: package.id, environment_id: env, notes: String::new(), scheduled_at: None, hold_if_frozen: false }
+    NewDeployment { package_id: package.id, environment_id: env, notes: String::new(), scheduled_at: None, hold_if_frozen: false, commit: None }
 }
 
 async fn environment(berth: &Berth, admin: &TenantCtx, name: &str, classification: Classification) -> Environment {
@@ -303,6 +303,6 @@ async fn component(berth: &Berth, admin: &TenantCtx, name: &str, kind: Component
 }
 
 async fn package(berth: &Berth, admin: &TenantCtx, component: ComponentId, version: &str) -> Package {
-    let input = NewPackage { component_id: component, version: Some(VersionLabel::parse(version).expect("a version")), notes: String::new(), shareable: false };
+    let input = NewPackage { component_id: component, version: Some(VersionLabel::parse(version).expect("a version")), notes: String::new(), shareable: false, commit: None };
     berth.create_package(admin, input).await.expect("the package is created")
 }

@@ -24,7 +24,9 @@ pub struct DeploymentView {
     pub version: String,
     pub digest: String,
     pub notes: String,
+    /// `webhook:<id>` or `api-key:<id>` when CI asked for it.
     pub requested_by: String,
+    pub commit: Option<String>,
     pub approvals: Vec<ApprovalView>,
     pub required_approvals: u32,
     pub previous_package_id: Option<Uuid>,
@@ -57,6 +59,7 @@ impl From<&Deployment> for DeploymentView {
             digest: d.digest.as_str().to_string(),
             notes: d.notes.clone(),
             requested_by: d.requested_by.clone(),
+            commit: d.commit.clone(),
             approvals: vec![],
             required_approvals: d.required_approvals,
             previous_package_id: d.previous_package_id.map(|p| p.as_uuid()),
@@ -86,6 +89,8 @@ pub struct CreateDeployment {
     pub rollout: Option<serde_json::Value>,
     /// Inside a freeze window: hold the deployment until the window ends instead of refusing it.
     pub hold_if_frozen: Option<bool>,
+    /// The source commit it deploys (absent: the package's).
+    pub commit: Option<String>,
 }
 
 /// `POST /v1/environments/{id}/active/{component_id}/rollback` (the body may be left out).

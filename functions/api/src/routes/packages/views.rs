@@ -16,6 +16,8 @@ pub struct CreatePackage {
     pub version: Option<VersionLabel>,
     pub notes: Option<String>,
     pub shareable: Option<bool>,
+    /// The source commit it is built from (recorded, shown on the package and its deployments).
+    pub commit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -37,6 +39,7 @@ pub struct PackageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub outdated_components: Option<Vec<OutdatedComponent>>,
+    pub commit: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }
@@ -55,6 +58,7 @@ impl PackageView {
             manifest: p.manifest.clone(),
             requirements: p.requirements.clone(),
             outdated_components: outdated,
+            commit: p.commit.clone(),
             created_by: p.created_by.clone(),
             created_at: p.created_at,
         }
