@@ -15,3 +15,4 @@ mod quotas;
 mod rollback;
 mod sqs_jobs;
 mod sync;
+mod webhooks;
