@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LocalStack (S3, SQS, DynamoDB, STS) for local development, tests and CI.
+# LocalStack (S3, SQS, DynamoDB, STS, KMS) for local development, tests and CI.
 #
 #   localstack.sh install   host-mode install (venv + DynamoDB Local), cached
 #   localstack.sh start     start (Docker if an engine answers, else host mode), then wait
@@ -30,7 +30,7 @@ LOGFILE="$STATE/localstack.log"
 
 PORT="${LOCALSTACK_PORT:-4566}"
 ENDPOINT="http://127.0.0.1:$PORT"
-SERVICES="s3,sqs,dynamodb,sts"
+SERVICES="s3,sqs,dynamodb,sts,kms"
 IMAGE="localstack/localstack:4.9.2"
 CONTAINER="berth-localstack${INSTANCE:+-$INSTANCE}"
 MARKER="BERTH_LOCALSTACK_STATE"  # env marker on host-mode processes, see host_pids

@@ -25,6 +25,7 @@ mod queue_credentials;
 mod queues;
 mod runtimes;
 mod tenants;
+mod webhooks;
 
 macro_rules! contract {
     ($($module:ident :: $check:ident),* $(,)?) => {
@@ -131,4 +132,13 @@ contract! {
     deployments::deployments_are_listed_newest_first_and_filters_keep_only_what_matches,
     deployments::the_sweeper_sees_delivered_jobs_past_their_deadline_across_tenants,
     deployments::the_sweeper_sees_scheduled_deployments_once_due_and_queued_ones_left_waiting,
+
+    webhooks::a_webhook_is_stored_once_per_id_and_its_tenant_is_found_from_its_id_alone,
+    webhooks::a_webhook_is_replaced_only_from_the_version_read_and_deleted_with_its_global_entry,
+    webhooks::webhooks_are_listed_oldest_first_page_by_page_and_a_foreign_cursor_is_refused,
+    webhooks::attempts_are_counted_per_webhook_and_minute_and_start_again_in_the_next_minute,
+    webhooks::a_delivery_id_is_claimed_once_per_webhook_until_it_is_released,
+    webhooks::only_an_authenticated_delivery_under_its_claim_is_found_by_id_and_a_refused_forgery_claims_nothing,
+    webhooks::deliveries_are_listed_newest_first_page_by_page_per_webhook,
+    webhooks::a_sealed_secret_opens_for_its_tenant_only_and_does_not_show_the_clear_text,
 }

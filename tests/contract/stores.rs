@@ -1,12 +1,13 @@
 //! The stores a check runs against: the in-memory one, or the AWS adapters
-//! on LocalStack (each check on its own table, bucket and queues).
+//! on LocalStack (each check on its own table, bucket and queues; the KMS key
+//! is one for all, found by its alias).
 
 use berth_aws::bootstrap::ensure_resources;
-use berth_aws::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
+use berth_aws::{AwsClients, DynamoStore, KmsSealer, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
 use berth_domain::ids::{DeploymentId, TenantId};
 use berth_domain::ports::{
     AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
-    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
+    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
 };
 use berth_memory::MemoryStore;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct Stores {
     pub policies: Arc<dyn PolicyStore>,
     pub change_requests: Arc<dyn ChangeRequestStore>,
     pub credentials: Arc<dyn CredentialVendor>,
+    pub webhooks: Arc<dyn WebhookStore>,
+    pub sealer: Arc<dyn SecretSealer>,
     backend: Backend,
 }
 
@@ -56,6 +59,8 @@ impl Stores {
             policies: store.clone(),
             change_requests: store.clone(),
             credentials: store.clone(),
+            webhooks: store.clone(),
+            sealer: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -87,8 +92,10 @@ impl Stores {
             deployments: store.clone(),
             jobs: queues,
             policies: store.clone(),
-            change_requests: store,
+            change_requests: store.clone(),
+            webhooks: store,
             credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
+            sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
             backend: Backend::Aws { sqs: clients.sqs.clone(), deployments_queue_url: resources.deployments_queue_url },
         }
     }

@@ -1,6 +1,6 @@
 //! Wires the AWS adapters into the domain's `Berth`: done once per cold start.
 
-use crate::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
+use crate::{AwsClients, DynamoStore, KmsSealer, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
 use berth_domain::usecases::{Berth, Ports, Settings};
 use std::sync::Arc;
 
@@ -19,11 +19,13 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         package_activity: store.clone(),
         policies: store.clone(),
         change_requests: store.clone(),
+        webhooks: store.clone(),
         deployments: store,
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),
         jobs: queues,
         credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
+        sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
     };
     Berth::new(ports, settings)
 }

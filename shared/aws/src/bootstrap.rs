@@ -1,5 +1,6 @@
 //! Creates Berth's resources, idempotently: the table (with its GSI and TTL),
-//! the package bucket, and the deployments queue with its dead-letter queue.
+//! the package bucket, the deployments queue with its dead-letter queue, and
+//! the KMS key that seals webhook secrets (found by its alias).
 //! Used by `make run`, by the tests (on uniquely named resources) and, in
 //! AWS, mirrored by `infra/template.yaml`.
 
@@ -19,13 +20,48 @@ pub const MAX_RECEIVES: u32 = 5;
 pub struct Resources {
     pub deployments_queue_url: String,
     pub deployments_dlq_url: String,
+    /// The id of the KMS key `ResourceNames::kms_key_id` names.
+    pub kms_key_id: String,
 }
 
 pub async fn ensure_resources(clients: &AwsClients, names: &ResourceNames) -> Result<Resources> {
     ensure_table(&clients.dynamo, &names.table).await?;
     ensure_bucket(&clients.s3, &names.bucket).await?;
     let (deployments_queue_url, deployments_dlq_url) = ensure_queue_with_dlq(&clients.sqs, &names.deployments_queue, &[]).await?;
-    Ok(Resources { deployments_queue_url, deployments_dlq_url })
+    let kms_key_id = ensure_kms_key(&clients.kms, &names.kms_key_id).await?;
+    Ok(Resources { deployments_queue_url, deployments_dlq_url, kms_key_id })
+}
+
+/// The id of the symmetric key `key` names. An alias (`alias/...`) that
+/// names no key yet gets a new key; a key id or ARN must exist. Many
+/// processes may race to create the same alias: one key wins it, and the
+/// losers' keys are scheduled for deletion.
+pub async fn ensure_kms_key(kms: &aws_sdk_kms::Client, key: &str) -> Result<String> {
+    let described = kms.describe_key().key_id(key).send().await;
+    match described {
+        Ok(out) => return out.key_metadata.map(|m| m.key_id).context("DescribeKey answered no key"),
+        Err(err) => {
+            let service = err.into_service_error();
+            if !(key.starts_with("alias/") && service.is_not_found_exception()) {
+                return Err(service).with_context(|| format!("looking up the KMS key {key}"));
+            }
+        }
+    }
+    let created = kms.create_key().description("Berth: seals webhook signing secrets").send().await.context("creating a KMS key")?;
+    let key_id = created.key_metadata.map(|m| m.key_id).context("CreateKey answered no key")?;
+    match kms.create_alias().alias_name(key).target_key_id(&key_id).send().await {
+        Ok(_) => Ok(key_id),
+        Err(err) => {
+            let service = err.into_service_error();
+            if !service.is_already_exists_exception() {
+                return Err(service).with_context(|| format!("creating the KMS alias {key}"));
+            }
+            // Another process created it first: use its key, and retire ours.
+            let _ = kms.schedule_key_deletion().key_id(&key_id).pending_window_in_days(7).send().await;
+            let out = kms.describe_key().key_id(key).send().await.with_context(|| format!("looking up the KMS key {key}"))?;
+            out.key_metadata.map(|m| m.key_id).context("DescribeKey answered no key")
+        }
+    }
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {

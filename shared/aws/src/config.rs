@@ -1,5 +1,10 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 
+/// The key alias `make run` seals webhook secrets with unless `BERTH_KMS_KEY_ID` says otherwise.
+pub const LOCAL_KMS_KEY_ALIAS: &str = "alias/berth-webhook-secrets";
+/// The key alias every test shares.
+pub const TEST_KMS_KEY_ALIAS: &str = "alias/berth-test-webhook-secrets";
+
 /// The names of Berth's AWS resources, from the environment (one definition,
 /// used by the functions, the bootstrap and the tests).
 #[derive(Clone, Debug)]
@@ -17,6 +22,9 @@ pub struct ResourceNames {
     /// The role the agent gateway assumes to vend agents their queue
     /// credentials; `BERTH_AGENT_QUEUE_ROLE_ARN`.
     pub queue_role_arn: Option<String>,
+    /// The KMS key that seals webhook secrets: a key id, key ARN or alias
+    /// (`alias/...`, which the bootstrap creates when missing); `BERTH_KMS_KEY_ID`.
+    pub kms_key_id: String,
 }
 
 impl ResourceNames {
@@ -29,6 +37,7 @@ impl ResourceNames {
             queue_prefix: var("BERTH_QUEUE_PREFIX", "berth-"),
             deployments_queue_url: std::env::var("BERTH_DEPLOYMENTS_QUEUE_URL").ok().filter(|v| !v.is_empty()),
             queue_role_arn: std::env::var("BERTH_AGENT_QUEUE_ROLE_ARN").ok().filter(|v| !v.is_empty()),
+            kms_key_id: var("BERTH_KMS_KEY_ID", LOCAL_KMS_KEY_ALIAS),
         }
     }
 
@@ -44,6 +53,8 @@ impl ResourceNames {
             deployments_queue_url: None,
             // Tests run on LocalStack, which takes any well-formed role ARN.
             queue_role_arn: Some(crate::sts::LOCALSTACK_QUEUE_ROLE_ARN.to_string()),
+            // One key for every test: creating a KMS key per test would cost more than the test.
+            kms_key_id: TEST_KMS_KEY_ALIAS.to_string(),
         }
     }
 }
@@ -55,6 +66,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sts: aws_sdk_sts::Client,
+    pub kms: aws_sdk_kms::Client,
 }
 
 impl AwsClients {
@@ -74,6 +86,7 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             sqs: aws_sdk_sqs::Client::new(sdk),
             sts: aws_sdk_sts::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
         }
     }
 }

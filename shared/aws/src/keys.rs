@@ -30,8 +30,13 @@
 //! | change request approval | `T#<t>#CR#<change request>#APPROVAL` | `<approver>#<digests hash>` |
 //! | policy | `T#<t>#POLICY` | `<environment>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
+//! | webhook | `T#<t>#WEBHOOK` | `W#<webhook>` |
+//! | webhook → tenant (global: deliveries carry no token) | `WEBHOOK#<webhook>` | `TENANT` |
+//! | webhook attempts in one minute (TTL) | `T#<t>#WEBHOOK#<webhook>#ATTEMPTS` | `<window start, 12 digits>` |
+//! | delivery id claim, with its authenticated delivery (TTL) | `T#<t>#WEBHOOK#<webhook>#DELIVERYID` | `<delivery id>` |
+//! | delivery history (TTL) | `T#<t>#WEBHOOK#<webhook>#DELIVERY` | `<received at>#<uuid>` |
 
-use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
+use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId, WebhookId};
 use berth_domain::ports::IdempotencyScope;
 
 pub const PK: &str = "pk";
@@ -221,6 +226,31 @@ pub fn idempotency(scope: IdempotencyScope, key: &str) -> (String, String) {
         IdempotencyScope::Platform => "PLATFORM#IDEM".into(),
     };
     (pk, key.to_string())
+}
+
+pub fn webhooks(t: TenantId) -> String {
+    format!("T#{t}#WEBHOOK")
+}
+pub fn webhook(t: TenantId, w: WebhookId) -> (String, String) {
+    (webhooks(t), format!("W#{w}"))
+}
+/// Outside the tenant's partitions on purpose: a delivery names only the
+/// webhook, and this is how its tenant is found.
+pub fn webhook_tenant(w: WebhookId) -> (String, String) {
+    (format!("WEBHOOK#{w}"), "TENANT".into())
+}
+pub fn webhook_attempts(t: TenantId, w: WebhookId, window_start: i64) -> (String, String) {
+    (format!("T#{t}#WEBHOOK#{w}#ATTEMPTS"), format!("{window_start:012}"))
+}
+pub fn delivery_claim(t: TenantId, w: WebhookId, delivery: &str) -> (String, String) {
+    (format!("T#{t}#WEBHOOK#{w}#DELIVERYID"), delivery.to_string())
+}
+pub fn deliveries(t: TenantId, w: WebhookId) -> String {
+    format!("T#{t}#WEBHOOK#{w}#DELIVERY")
+}
+/// A history line: in time order (listed newest first), unique even within one microsecond.
+pub fn delivery(t: TenantId, w: WebhookId, received_at: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    (deliveries(t, w), format!("{}#{}", time(received_at), uuid::Uuid::new_v4()))
 }
 
 /// Name of a runtime's job queue and of its dead-letter queue.

@@ -1,6 +1,6 @@
 //! Adapters that implement Berth's domain ports on AWS: DynamoDB (one table,
-//! single-table design), S3 (one bucket) and SQS (the deployments queue and
-//! one queue per runtime). Nothing here knows about LocalStack: the standard
+//! single-table design), S3 (one bucket), SQS (the deployments queue and
+//! one queue per runtime) and KMS (sealing webhook secrets). Nothing here knows about LocalStack: the standard
 //! `AWS_*` environment chooses the endpoint.
 
 pub mod app;
@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod dynamo;
 pub mod keys;
+pub mod kms;
 pub mod s3;
 pub mod sqs;
 pub mod sts;
@@ -15,6 +16,7 @@ pub mod testing;
 
 pub use config::{AwsClients, ResourceNames};
 pub use dynamo::DynamoStore;
+pub use kms::KmsSealer;
 pub use s3::S3BlobStore;
 pub use sqs::SqsRuntimeQueues;
 pub use sts::StsCredentialVendor;
@@ -55,6 +57,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "KmsThrottled",
     "AWS.SimpleQueueService.ServiceUnavailable",
     "InternalFailure",
+    // KMS
+    "KMSInternalException",
+    "DependencyTimeoutException",
+    "KeyUnavailableException",
     // Generic
     "Throttling",
     "ThrottledException",

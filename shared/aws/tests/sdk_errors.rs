@@ -15,16 +15,18 @@ use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError,
 use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock, mock_client};
-use berth_aws::{DynamoStore, S3BlobStore, SqsRuntimeQueues};
+use base64::Engine;
+use berth_aws::{DynamoStore, KmsSealer, S3BlobStore, SqsRuntimeQueues};
 use berth_domain::DomainError;
 use berth_domain::audit::AuditDraft;
 use berth_domain::context::Actor;
 use berth_domain::deployment::{JobMessage, Target, TargetState};
 use berth_domain::environment::{Environment, NewEnvironment};
 use berth_domain::ids::{DeploymentId, EnvironmentId, JobId, RuntimeId, TenantId};
-use berth_domain::ports::{BlobStore, DeploymentStore, EnvironmentStore, JobQueues};
+use berth_domain::ports::{BlobStore, DeploymentStore, EnvironmentStore, JobQueues, SecretSealer};
 use berth_domain::refusal::{Quota, Refusal, Taken};
 use berth_domain::values::{Classification, Description, Name};
+use berth_domain::webhook::SealedSecret;
 use serde_json::json;
 
 const TABLE: &str = "berth-mocked";
@@ -318,4 +320,38 @@ async fn an_sqs_throttle_is_unavailable_and_a_missing_queue_is_unexpected() {
     assert_unavailable(&err);
     let err = queues.send_job("http://sqs.local/missing", &job).await.expect_err("no such queue");
     assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_kms_throttle_is_unavailable_and_a_refused_decrypt_is_unexpected() {
+    use aws_sdk_kms::operation::decrypt::DecryptError;
+    let throttled = mock!(aws_sdk_kms::Client::decrypt)
+        .match_requests(|input| input.ciphertext_blob().map(|b| b.as_ref()) == Some(b"busy".as_slice()))
+        .then_error(|| DecryptError::generic(aws_sdk_kms::error::ErrorMetadata::builder().code("ThrottlingException").build()));
+    let refused = mock!(aws_sdk_kms::Client::decrypt)
+        .match_requests(|input| input.ciphertext_blob().map(|b| b.as_ref()) == Some(b"other".as_slice()))
+        .then_error(|| DecryptError::generic(aws_sdk_kms::error::ErrorMetadata::builder().code("InvalidCiphertextException").build()));
+    let sealer = KmsSealer::new(mocked!(aws_sdk_kms, [&throttled, &refused]), "alias/berth-mocked");
+    let sealed = |raw: &[u8]| SealedSecret(base64::engine::general_purpose::STANDARD.encode(raw));
+
+    let err = sealer.open(TenantId::new(), &sealed(b"busy")).await.expect_err("KMS throttles");
+    assert_unavailable(&err);
+    let err = sealer.open(TenantId::new(), &sealed(b"other")).await.expect_err("another tenant's context");
+    assert!(matches!(err, DomainError::Unexpected(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_opened_secret_is_reused_for_its_tenant_without_asking_kms_again() {
+    use aws_sdk_kms::operation::decrypt::DecryptOutput;
+    let decrypt = mock!(aws_sdk_kms::Client::decrypt).then_output(|| DecryptOutput::builder().plaintext(aws_sdk_kms::primitives::Blob::new("whsec_x")).build());
+    let sealer = KmsSealer::new(mocked!(aws_sdk_kms, [&decrypt]), "alias/berth-mocked");
+    let (acme, globex) = (TenantId::new(), TenantId::new());
+    let sealed = SealedSecret(base64::engine::general_purpose::STANDARD.encode(b"ciphertext"));
+
+    for _ in 0..3 {
+        assert_eq!(sealer.open(acme, &sealed).await.expect("opened"), b"whsec_x");
+    }
+    assert_eq!(decrypt.num_calls(), 1, "a burst of deliveries costs one Decrypt");
+    sealer.open(globex, &sealed).await.expect("KMS answers the mock");
+    assert_eq!(decrypt.num_calls(), 2, "another tenant is never served from the cache: KMS checks its context");
 }

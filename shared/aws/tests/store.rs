@@ -146,3 +146,47 @@ async fn a_crafted_cursor_for_the_right_partition_is_refused_as_invalid_input() 
     }
     assert!(wrong.is_empty(), "a malformed cursor is the caller's mistake (422 on field cursor), never an unexpected error:\n{}", wrong.join("\n"));
 }
+
+#[tokio::test]
+async fn a_delivery_claim_past_its_ttl_that_dynamodb_has_not_deleted_yet_is_free_again() {
+    use berth_domain::ids::WebhookId;
+    use berth_domain::ports::WebhookStore;
+    use berth_domain::webhook::{Delivery, DeliveryId, DeliveryOutcome};
+    let f = fixture().await;
+    let acme = f.tenant(Plan::default()).await;
+    let hook = WebhookId::new();
+    let id = DeliveryId::parse("d-1").expect("a delivery id");
+    let delivery = Delivery {
+        webhook_id: hook,
+        id: id.clone(),
+        received_at: Utc::now(),
+        outcome: DeliveryOutcome::Accepted,
+        code: None,
+        package_id: None,
+        deployment_id: None,
+        commit: None,
+        authenticated: true,
+    };
+    assert!(f.store.claim_delivery(acme, hook, &id).await.expect("claim"));
+    f.store.record_delivery(acme, &delivery).await.expect("recorded");
+    assert_eq!(f.store.get_delivery(acme, hook, &id).await.expect("read"), Some(delivery));
+    assert!(!f.store.claim_delivery(acme, hook, &id).await.expect("claim"));
+
+    // DynamoDB's TTL deletes within days, not on the second: the item is still there, expired.
+    let (pk, sk) = keys::delivery_claim(acme, hook, id.as_str());
+    f.dynamo
+        .update_item()
+        .table_name(f.store.table())
+        .key(keys::PK, AttributeValue::S(pk))
+        .key(keys::SK, AttributeValue::S(sk))
+        .update_expression("SET #ttl = :past")
+        .expression_attribute_names("#ttl", keys::TTL_ATTRIBUTE)
+        .expression_attribute_values(":past", AttributeValue::N((Utc::now().timestamp() - 1).to_string()))
+        .send()
+        .await
+        .expect("the claim is aged behind the store's back");
+
+    assert_eq!(f.store.get_delivery(acme, hook, &id).await.expect("read"), None, "an expired claim answers for no delivery");
+    assert!(f.store.claim_delivery(acme, hook, &id).await.expect("claim"), "and the id may be claimed again");
+    assert_eq!(f.store.get_delivery(acme, hook, &id).await.expect("read"), None, "the new claim starts without the old delivery");
+}

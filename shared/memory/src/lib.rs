@@ -26,6 +26,7 @@ mod policies;
 mod queues;
 mod runtimes;
 mod tenants;
+mod webhooks;
 
 pub use credentials::VendedSession;
 pub use memory::Memory;
@@ -33,7 +34,7 @@ pub use memory::Memory;
 use berth_domain::audit::AuditDraft;
 use berth_domain::change_request::ChangeRequest;
 use berth_domain::component::{Component, Revision};
-use berth_domain::ids::{ChangeRequestId, ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId};
+use berth_domain::ids::{ChangeRequestId, ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId, WebhookId};
 use berth_domain::package::Package;
 use berth_domain::policy::{Approval, Policy};
 use chrono::{DateTime, Utc};
@@ -57,6 +58,8 @@ pub(crate) struct State {
     pub blobs: blobs::Blobs,
     pub queues: queues::Queues,
     pub sessions: Vec<credentials::VendedSession>,
+    /// Webhook id -> its tenant: the global entry a delivery is routed by.
+    pub webhook_tenants: HashMap<WebhookId, TenantId>,
 }
 
 /// One tenant's items, by the key they are looked up and listed by.
@@ -81,6 +84,7 @@ pub(crate) struct Tenancy {
     pub change_requests: BTreeMap<ChangeRequestId, ChangeRequest>,
     /// (change request, `<approver>#<digests hash>`) -> decision.
     pub change_approvals: BTreeMap<(ChangeRequestId, String), Approval>,
+    pub webhooks: webhooks::Webhooks,
 }
 
 impl MemoryStore {

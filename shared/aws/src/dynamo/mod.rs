@@ -13,6 +13,7 @@ mod packages;
 mod policies;
 mod runtimes;
 mod tenants;
+mod webhooks;
 
 use crate::keys;
 use crate::{sdk_error, service_error, unexpected};
