@@ -86,6 +86,7 @@ pub fn package(component: ComponentId, version: &str, connections: &[ComponentId
         size: 10,
         manifest: Manifest { root: component, components },
         requirements: vec![],
+        commit: None,
         created_by: "alice@acme.example".into(),
         created_at: Utc::now(),
     }

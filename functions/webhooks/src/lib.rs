@@ -56,7 +56,9 @@ pub struct DeliveryAccepted {
     /// `accepted`, or `ignored` (GitHub's `ping`).
     #[schema(value_type = String, example = "accepted")]
     pub outcome: DeliveryOutcome,
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub package_id: Option<PackageId>,
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub deployment_id: Option<DeploymentId>,
     /// The deployment's status: `queued`, `pending_approval`, `scheduled` (held by a freeze window), ...
     #[schema(value_type = Option<String>, example = "queued")]
@@ -79,7 +81,9 @@ pub struct DeliveryStatusView {
     pub outcome: DeliveryOutcome,
     /// Why it was refused.
     pub code: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub package_id: Option<PackageId>,
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub deployment_id: Option<DeploymentId>,
     pub commit: Option<String>,
     /// The deployment's status now: wait for `succeeded` (or `failed`, `rolled_back`, `partially_failed`, `cancelled`, `rejected`).
@@ -138,7 +142,13 @@ pub struct DeliveryBody {
         (status = 422, description = "`delivery_id_required`, `version_required`, `invalid_body`, ..."),
         (status = 429, description = "More than 60 deliveries a minute; see `Retry-After`"),
     ))]
-pub async fn deliver(State(state): State<HooksState>, Path(webhook): Path<String>, RequestId(request_id): RequestId, headers: HeaderMap, body: Body) -> Response {
+pub async fn deliver(
+    State(state): State<HooksState>,
+    Path(webhook): Path<String>,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes.to_vec(),
         Err(_) => return ApiError::PayloadTooLarge.into_response(),

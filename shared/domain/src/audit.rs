@@ -531,6 +531,10 @@ mod tests {
         "change_request.deployments_created",
         "change_request.completed",
         "change_request.failed",
+        "webhook.created",
+        "webhook.updated",
+        "webhook.deleted",
+        "webhook.secret_rotated",
     ];
 
     #[test]

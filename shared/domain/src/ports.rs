@@ -11,6 +11,7 @@ use crate::audit::{AuditCheckpoint, AuditDraft, AuditEvent, AuditHead};
 use crate::component::{Component, ContentRef, Revision};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, JobMessage, Target, TargetState};
 use crate::environment::Environment;
+use crate::ids::WebhookId;
 use crate::ids::{ComponentId, PackageId};
 use crate::ids::{DeploymentId, JobId};
 use crate::ids::{EnvironmentId, RuntimeId, TenantId};
@@ -23,7 +24,6 @@ use crate::secret::SecretHash;
 use crate::tenant::Tenant;
 use crate::values::{Name, Version};
 use crate::webhook::{Delivery, DeliveryId, SealedSecret, Webhook};
-use crate::ids::WebhookId;
 use async_trait::async_trait;
 
 #[async_trait]

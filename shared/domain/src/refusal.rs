@@ -117,9 +117,9 @@ impl Refusal {
     pub fn into_error(self) -> DomainError {
         match self {
             // Versioned resources are updated with `If-Match`: a stale one is 412.
-            Self::Stale(Entity::Tenant | Entity::Environment | Entity::Component | Entity::Policy | Entity::ChangeRequest | Entity::Package | Entity::Webhook) => {
-                DomainError::PreconditionFailed
-            }
+            Self::Stale(
+                Entity::Tenant | Entity::Environment | Entity::Component | Entity::Policy | Entity::ChangeRequest | Entity::Package | Entity::Webhook,
+            ) => DomainError::PreconditionFailed,
             Self::Stale(Entity::Deployment) => DomainError::conflict("status_changed", "the deployment changed meanwhile"),
             Self::Stale(Entity::Target) => DomainError::conflict("target_changed", "the job changed meanwhile"),
             Self::Stale(Entity::Runtime) => DomainError::conflict("runtime_changed", "the runtime changed meanwhile; try again"),

@@ -257,9 +257,8 @@ pub struct DeliveryId(String);
 impl DeliveryId {
     /// 1 to 128 characters of letters, digits, `-`, `_`, `.` and `:`.
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = !raw.is_empty()
-            && raw.len() <= MAX_DELIVERY_ID_CHARS
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        let ok =
+            !raw.is_empty() && raw.len() <= MAX_DELIVERY_ID_CHARS && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         ok.then(|| Self(raw.to_string()))
     }
     /// Ours, for recording a refused delivery that came without a usable id.

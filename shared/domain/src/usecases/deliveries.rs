@@ -192,7 +192,15 @@ impl Berth {
         let request = if incoming.github_signature.is_some() && incoming.berth_signature.is_none() {
             match DeliveryRequest::from_github_body(incoming.github_event.as_deref(), &incoming.body)? {
                 Some(r) => r,
-                None => return Ok(DeliveryReceipt { delivery_id: id.clone(), outcome: DeliveryOutcome::Ignored, package_id: None, deployment_id: None, status: None }),
+                None => {
+                    return Ok(DeliveryReceipt {
+                        delivery_id: id.clone(),
+                        outcome: DeliveryOutcome::Ignored,
+                        package_id: None,
+                        deployment_id: None,
+                        status: None,
+                    });
+                }
             }
         } else {
             DeliveryRequest::from_berth_body(&incoming.body)?
@@ -216,14 +224,17 @@ impl Berth {
         };
         record.package_id = Some(package_id);
         let deployment = self
-            .create_deployment(ctx, NewDeployment {
-                package_id,
-                environment_id: webhook.environment_id,
-                notes,
-                scheduled_at: None,
-                hold_if_frozen: webhook.hold_if_frozen,
-                commit: request.commit,
-            })
+            .create_deployment(
+                ctx,
+                NewDeployment {
+                    package_id,
+                    environment_id: webhook.environment_id,
+                    notes,
+                    scheduled_at: None,
+                    hold_if_frozen: webhook.hold_if_frozen,
+                    commit: request.commit,
+                },
+            )
             .await?;
         record.deployment_id = Some(deployment.id);
         Ok(DeliveryReceipt {
@@ -237,7 +248,14 @@ impl Berth {
 
     /// The newest package when it is a snapshot of the component as it is
     /// now; else a new package of it (labelled `version`, if given).
-    async fn latest_package(&self, ctx: &TenantCtx, webhook: &Webhook, version: Option<VersionLabel>, notes: &str, commit: Option<String>) -> Result<PackageId> {
+    async fn latest_package(
+        &self,
+        ctx: &TenantCtx,
+        webhook: &Webhook,
+        version: Option<VersionLabel>,
+        notes: &str,
+        commit: Option<String>,
+    ) -> Result<PackageId> {
         let newest = self.list_packages(ctx, Some(webhook.component_id), &PageRequest::first(1)).await?.items.into_iter().next();
         if let Some(newest) = newest.filter(|p| !p.deleted) {
             let details = self.get_package(ctx, newest.id).await?;

@@ -303,6 +303,12 @@ async fn component(berth: &Berth, admin: &TenantCtx, name: &str, kind: Component
 }
 
 async fn package(berth: &Berth, admin: &TenantCtx, component: ComponentId, version: &str) -> Package {
-    let input = NewPackage { component_id: component, version: Some(VersionLabel::parse(version).expect("a version")), notes: String::new(), shareable: false, commit: None };
+    let input = NewPackage {
+        component_id: component,
+        version: Some(VersionLabel::parse(version).expect("a version")),
+        notes: String::new(),
+        shareable: false,
+        commit: None,
+    };
     berth.create_package(admin, input).await.expect("the package is created")
 }

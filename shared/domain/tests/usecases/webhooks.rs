@@ -223,7 +223,13 @@ async fn a_github_push_deploys_with_its_after_commit_and_a_ping_does_nothing() {
 #[tokio::test]
 async fn only_admins_manage_webhooks_and_a_disabled_one_refuses_deliveries() {
     let w = World::new().await;
-    let input = NewWebhook { name: Name::parse("ci").unwrap(), action: WebhookAction::PackageAndDeploy, environment_id: w.test.id, component_id: w.orders.id, hold_if_frozen: false };
+    let input = NewWebhook {
+        name: Name::parse("ci").unwrap(),
+        action: WebhookAction::PackageAndDeploy,
+        environment_id: w.test.id,
+        component_id: w.orders.id,
+        hold_if_frozen: false,
+    };
     assert_eq!(refused(w.berth.create_webhook(&w.ann, input).await).code(), "forbidden");
     let hook = webhook(&w, WebhookAction::PackageAndDeploy, w.test.id, false).await;
     assert_eq!(hook.webhook.roles, [Role::Admin], "it acts with its creator's roles");
