@@ -21,6 +21,7 @@ mod environments;
 mod idempotency;
 mod packages;
 mod policies;
+mod quarantine;
 mod queue_credentials;
 mod queues;
 mod runtimes;
@@ -131,4 +132,8 @@ contract! {
     deployments::deployments_are_listed_newest_first_and_filters_keep_only_what_matches,
     deployments::the_sweeper_sees_delivered_jobs_past_their_deadline_across_tenants,
     deployments::the_sweeper_sees_scheduled_deployments_once_due_and_queued_ones_left_waiting,
+
+    quarantine::a_finish_records_its_quarantine_once_per_environment_and_package_naming_the_latest_cause,
+    quarantine::a_refused_finish_quarantines_nothing,
+    quarantine::a_lifted_quarantine_is_gone_audited_and_lifting_one_that_is_not_there_is_refused_as_missing,
 }

@@ -149,6 +149,9 @@ audit_actions! {
     ChangeRequestCompleted = "change_request.completed" on ChangeRequest,
     /// A deployment could not be created, or one of its deployments failed.
     ChangeRequestFailed = "change_request.failed" on ChangeRequest,
+
+    /// A person lifted a version's quarantine in the environment; recorded on the environment.
+    QuarantineLifted = "quarantine.lifted" on Environment,
 }
 
 impl std::fmt::Display for AuditAction {
@@ -521,6 +524,7 @@ mod tests {
         "change_request.deployments_created",
         "change_request.completed",
         "change_request.failed",
+        "quarantine.lifted",
     ];
 
     #[test]
@@ -533,7 +537,7 @@ mod tests {
     fn action_strings_are_unique_dotted_and_begin_with_their_entity_type() {
         // Changes to what an environment runs on and enforces are recorded on
         // the environment, under the name of what changed.
-        let on_the_environment = [AuditAction::PolicyUpdated, AuditAction::RuntimeAttached, AuditAction::RuntimeDetached];
+        let on_the_environment = [AuditAction::PolicyUpdated, AuditAction::RuntimeAttached, AuditAction::RuntimeDetached, AuditAction::QuarantineLifted];
         let snake = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
         let mut seen = std::collections::HashSet::new();
         for action in AuditAction::ALL {

@@ -23,6 +23,8 @@ pub enum Entity {
     Policy,
     /// A runtime's attachment to an environment.
     Attachment,
+    /// A version's quarantine in an environment.
+    Quarantine,
 }
 
 /// A unique name or label another item holds already.
@@ -90,6 +92,7 @@ impl Entity {
             Self::ChangeRequest => "change request",
             Self::Policy => "policy",
             Self::Attachment => "attachment",
+            Self::Quarantine => "quarantine",
         }
     }
 
@@ -105,6 +108,7 @@ impl Entity {
             Self::ChangeRequest => "change_request_exists",
             Self::Policy => "policy_exists",
             Self::Attachment => "attachment_exists",
+            Self::Quarantine => "quarantine_exists",
         }
     }
 }
@@ -120,7 +124,7 @@ impl Refusal {
             Self::Stale(Entity::Deployment) => DomainError::conflict("status_changed", "the deployment changed meanwhile"),
             Self::Stale(Entity::Target) => DomainError::conflict("target_changed", "the job changed meanwhile"),
             Self::Stale(Entity::Runtime) => DomainError::conflict("runtime_changed", "the runtime changed meanwhile; try again"),
-            Self::Stale(Entity::Attachment) => DomainError::not_found("attachment"),
+            Self::Stale(entity @ (Entity::Attachment | Entity::Quarantine)) => DomainError::not_found(entity.name()),
             Self::Exists(entity) => DomainError::conflict(entity.exists_code(), format!("a {} with this id exists", entity.name())),
             Self::Missing(entity) => DomainError::not_found(entity.name()),
             Self::Taken(Taken::EnvironmentName) => DomainError::conflict("name_exists", "an environment with this name exists"),

@@ -60,6 +60,7 @@ one_action! {
     DispatchFailed => DeploymentFailed on DeploymentId,
     DeploymentRetried => DeploymentRetried on DeploymentId,
     ChangeRequestCreated => ChangeRequestCreated on ChangeRequestId,
+    QuarantineLifted => QuarantineLifted on EnvironmentId,
 }
 
 // Tenants.
@@ -371,6 +372,10 @@ pub struct DeploymentCreated {
     /// The one runtime it goes to (a sync, or an undeploy after a detach).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub only_runtime: Option<RuntimeId>,
+    /// Requested with `override_quarantine` while its version was quarantined
+    /// in the environment (recorded only then: `true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quarantine_overridden: bool,
 }
 
 impl DeploymentCreated {
@@ -388,7 +393,13 @@ impl DeploymentCreated {
             automatic: by.kind == ActorKind::System,
             notes: d.notes.clone(),
             only_runtime: d.only_runtime,
+            quarantine_overridden: false,
         }
+    }
+
+    /// Records that the request overrode its version's quarantine.
+    pub fn overriding_quarantine(self) -> Self {
+        Self { quarantine_overridden: true, ..self }
     }
 }
 
@@ -613,6 +624,24 @@ impl AuditSummary for ChangeRequestDecided {
             Decision::Approve => AuditAction::ChangeRequestApproved,
             Decision::Reject => AuditAction::ChangeRequestRejected,
         }
+    }
+}
+
+// Quarantine.
+
+/// `quarantine.lifted`, on the environment: the version it held back.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuarantineLifted {
+    pub package_id: PackageId,
+    pub component_id: ComponentId,
+    pub version: VersionLabel,
+    /// The deployment whose end had quarantined it.
+    pub deployment_id: DeploymentId,
+}
+
+impl QuarantineLifted {
+    pub fn of(q: &crate::quarantine::Quarantine) -> Self {
+        Self { package_id: q.package_id, component_id: q.component_id, version: q.version.clone(), deployment_id: q.deployment_id }
     }
 }
 

@@ -12,6 +12,7 @@ mod environments;
 mod governance;
 mod jobs;
 mod packages;
+mod quarantine;
 mod queue_access;
 mod runtimes;
 mod sweeper;
