@@ -948,4 +948,27 @@ mod tests {
         assert_eq!(actions.len(), ChangeRequestStep::ALL.len());
         assert!(actions.iter().all(|a| a.entity_type() == crate::audit::EntityType::ChangeRequest));
     }
+
+    #[test]
+    fn an_override_and_a_lifted_quarantine_record_what_they_held_back() {
+        let package = package();
+        let d = Deployment::new_deploy(EnvironmentId::new(), &package, "alice", String::new(), None);
+        let overriding = DeploymentCreated::of(&d, &Actor::user("alice")).overriding_quarantine();
+        assert_eq!((overriding.action(), &json_of(&overriding)["quarantine_overridden"]), (AuditAction::DeploymentRequested, &json!(true)));
+
+        let q = crate::quarantine::Quarantine {
+            environment_id: d.environment_id,
+            package_id: package.id,
+            component_id: package.component_id,
+            version: package.version.clone(),
+            deployment_id: d.id,
+            quarantined_at: Utc::now(),
+        };
+        let lifted = QuarantineLifted::of(&q);
+        assert_eq!(lifted.action(), AuditAction::QuarantineLifted);
+        assert_eq!(
+            json_of(&lifted),
+            json!({"package_id": package.id, "component_id": package.component_id, "version": package.version, "deployment_id": d.id})
+        );
+    }
 }
