@@ -34,6 +34,11 @@ async fn world(apply: Option<&str>) -> (World, Value) {
     (World { app, acme, env, process, v1, _agent: agent }, v2)
 }
 
+/// The `deployment.requested` event of `d` in `audit`.
+fn requested(audit: &[Value], d: &Value) -> Value {
+    audit.iter().find(|e| e["action"] == "deployment.requested" && e["entity_id"] == d["id"]).cloned().expect("the request is audited")
+}
+
 impl World {
     fn body(&self, package: &Value, extra: Value) -> Value {
         let mut body = json!({"package_id": package["id"], "environment_id": self.env["id"]});
@@ -91,9 +96,8 @@ async fn a_rolled_back_version_is_refused_accepted_with_the_override_audited_lis
         expect_status(w.app.post("/v1/deployments", &deployer, w.body(&v2, json!({"override_quarantine": true, "notes": "fixed"}))).await, StatusCode::CREATED)
             .await;
     w.app.wait_for_status(&w.acme, &overridden, "succeeded").await;
-    let audit = w.app.audit(&w.acme).await;
-    let requested = |d: &Value| audit.iter().find(|e| e["action"] == "deployment.requested" && e["entity_id"] == d["id"]).cloned().expect("audited");
-    assert_eq!(requested(&overridden)["summary"]["quarantine_overridden"], true, "{}", requested(&overridden));
+    let event = requested(&w.app.audit(&w.acme).await, &overridden);
+    assert_eq!(event["summary"]["quarantine_overridden"], true, "{event}");
     assert_eq!(w.active().await["quarantined"].as_array().map(Vec::len), Some(1), "an override deploys once; the quarantine stays");
 
     // Lifting: deployers and admins only, this tenant only, what is quarantined only.
@@ -113,7 +117,8 @@ async fn a_rolled_back_version_is_refused_accepted_with_the_override_audited_lis
 
     let again = expect_status(w.app.post("/v1/deployments", &deployer, w.body(&v2, json!({}))).await, StatusCode::CREATED).await;
     w.app.wait_for_status(&w.acme, &again, "succeeded").await;
-    assert_eq!(requested(&again).get("summary").and_then(|s| s.get("quarantine_overridden")), None, "no override needed any more");
+    let event = requested(&w.app.audit(&w.acme).await, &again);
+    assert_eq!(event["summary"].get("quarantine_overridden"), None, "no override needed any more: {event}");
 }
 
 #[tokio::test]
@@ -130,4 +135,21 @@ async fn a_persons_rollback_quarantines_the_version_it_rolled_back_from() {
     assert_eq!(active["quarantined"].as_array().map(Vec::len), Some(1), "{active}");
     assert_eq!((&active["quarantined"][0]["package_id"], &active["quarantined"][0]["deployment_id"]), (&v2["id"], &rollback["id"]));
     expect_problem(w.app.post("/v1/deployments", &w.acme.admin, w.body(&v2, json!({}))).await, StatusCode::CONFLICT, "quarantined").await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_quarantine_routes_and_fields() {
+    let app = TestApp::spawn().await;
+    let doc = expect_status(app.request(reqwest::Method::GET, "/v1/openapi.json", None).send().await.expect("answered"), StatusCode::OK).await;
+    assert!(doc["paths"]["/v1/environments/{id}/quarantine/{package_id}"]["delete"].is_object(), "the lift is documented");
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["CreateDeployment"]["properties"]["override_quarantine"].is_object(), "{}", schemas["CreateDeployment"]);
+    let active = &schemas["ActiveVersionsView"]["properties"];
+    for field in ["items", "next_cursor", "quarantined"] {
+        assert!(active[field].is_object(), "GET .../active has {field}: {active}");
+    }
+    let quarantined = &schemas["QuarantinedVersionView"]["properties"];
+    for field in ["package_id", "component_id", "version", "deployment_id", "quarantined_at"] {
+        assert!(quarantined[field].is_object(), "a quarantined version has {field}: {quarantined}");
+    }
 }
