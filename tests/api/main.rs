@@ -9,5 +9,6 @@ mod governance;
 mod late_attach;
 mod lifecycle;
 mod packaging;
+mod quarantine;
 mod robustness;
 mod sqs_jobs;

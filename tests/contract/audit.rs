@@ -182,6 +182,7 @@ pub async fn a_refused_write_records_no_audit_event(s: Stores) {
                 &moved(&d, DeploymentStatus::Failed),
                 DeploymentStatus::InProgress,
                 &berth_domain::ports::Activation::Unchanged,
+                None,
                 refused_draft(),
             )
             .await,

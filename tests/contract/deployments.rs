@@ -17,11 +17,11 @@ async fn setting(s: &Stores) -> (TenantId, EnvironmentId, ComponentId) {
 impl Stores {
     async fn finish(&self, tenant: TenantId, d: &Deployment, status: DeploymentStatus, activation: &Activation) -> berth_domain::Result<Deployment> {
         let after = moved(d, status);
-        self.deployments.finish_deployment(tenant, &after, d.status, activation, draft("deployment.finished", "deployment", d.id)).await.map(|()| after)
+        self.deployments.finish_deployment(tenant, &after, d.status, activation, None, draft("deployment.finished", "deployment", d.id)).await.map(|()| after)
     }
 
     /// A deployment of a new package of `component`, queued and then in progress.
-    async fn in_progress(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId, version: &str) -> Deployment {
+    pub(crate) async fn in_progress(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId, version: &str) -> Deployment {
         let d = deployment(env, &package(component, version, &[]));
         self.create_deployment(tenant, &d).await.expect("created");
         self.transition(tenant, &d, DeploymentStatus::InProgress).await

@@ -21,6 +21,7 @@ mod environments;
 mod idempotency;
 mod packages;
 mod policies;
+mod quarantine;
 mod queue_credentials;
 mod queues;
 mod runtimes;
@@ -141,4 +142,7 @@ contract! {
     webhooks::only_an_authenticated_delivery_under_its_claim_is_found_by_id_and_a_refused_forgery_claims_nothing,
     webhooks::deliveries_are_listed_newest_first_page_by_page_per_webhook,
     webhooks::a_sealed_secret_opens_for_its_tenant_only_and_does_not_show_the_clear_text,
+    quarantine::a_finish_records_its_quarantine_once_per_environment_and_package_naming_the_latest_cause,
+    quarantine::a_refused_finish_quarantines_nothing,
+    quarantine::a_lifted_quarantine_is_gone_audited_and_lifting_one_that_is_not_there_is_refused_as_missing,
 }

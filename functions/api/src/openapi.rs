@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         create_component, list_components, get_component, create_revision, list_revisions, get_revision,
         create_package, list_packages, get_package, download_package, delete_package,
         validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment,
-        active_versions, undeploy, roll_back, decide, get_policy, put_policy,
+        active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy,
         change_requests::create, change_requests::list, change_requests::get, change_requests::patch, change_requests::submit,
         change_requests::decide, change_requests::deploy, change_requests::complete,
         list_audit, verify_audit,
@@ -30,7 +30,8 @@ use utoipa::{Modify, OpenApi};
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
         DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
         ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
-        WebhookView, WebhookWithSecretView, CreateWebhook, PatchWebhook, RotateSecret, DeliveryView)),
+        WebhookView, WebhookWithSecretView, CreateWebhook, PatchWebhook, RotateSecret, DeliveryView,
+        ActiveVersionsView, QuarantinedVersionView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

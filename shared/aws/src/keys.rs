@@ -21,6 +21,7 @@
 //! | deployment | `T#<t>#DEP` | `D#<deployment>` (GSI1 while scheduled/queued: `SWEEP#SCHEDULED`/`SWEEP#QUEUED` / `<time>#<t>#<deployment>`) |
 //! | in-flight lock | `T#<t>#ENV#<env>#INFLIGHT` | `<component>` |
 //! | active version | `T#<t>#ENV#<env>#ACTIVE` | `<component>` |
+//! | quarantined version | `T#<t>#ENV#<env>#QUARANTINE` | `<package>` |
 //! | target | `T#<t>#DEP#<deployment>#TGT` | `<runtime>` (GSI1 while delivered: `SWEEP#TARGETS` / `<deadline>#<t>#<deployment>#<runtime>`) |
 //! | job → deployment | `T#<t>#RT#<runtime>#JOB` | `<job>` |
 //! | deployment event | `T#<t>#DEP#<deployment>#EV` | `<time>#<uuid>` |
@@ -140,6 +141,12 @@ pub fn actives(t: TenantId, e: EnvironmentId) -> String {
 }
 pub fn active(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String) {
     (actives(t, e), c.to_string())
+}
+pub fn quarantines(t: TenantId, e: EnvironmentId) -> String {
+    format!("T#{t}#ENV#{e}#QUARANTINE")
+}
+pub fn quarantine(t: TenantId, e: EnvironmentId, p: PackageId) -> (String, String) {
+    (quarantines(t, e), p.to_string())
 }
 pub fn package_active_marker(t: TenantId, p: PackageId, e: EnvironmentId) -> (String, String) {
     (package_activity(t, p), e.to_string())

@@ -159,6 +159,8 @@ audit_actions! {
     WebhookDeleted = "webhook.deleted" on Webhook,
     /// A new signing secret; the previous one verifies until the overlap ends.
     WebhookSecretRotated = "webhook.secret_rotated" on Webhook,
+    /// A person lifted a version's quarantine in the environment; recorded on the environment.
+    QuarantineLifted = "quarantine.lifted" on Environment,
 }
 
 impl std::fmt::Display for AuditAction {
@@ -535,6 +537,7 @@ mod tests {
         "webhook.updated",
         "webhook.deleted",
         "webhook.secret_rotated",
+        "quarantine.lifted",
     ];
 
     #[test]
@@ -547,7 +550,7 @@ mod tests {
     fn action_strings_are_unique_dotted_and_begin_with_their_entity_type() {
         // Changes to what an environment runs on and enforces are recorded on
         // the environment, under the name of what changed.
-        let on_the_environment = [AuditAction::PolicyUpdated, AuditAction::RuntimeAttached, AuditAction::RuntimeDetached];
+        let on_the_environment = [AuditAction::PolicyUpdated, AuditAction::RuntimeAttached, AuditAction::RuntimeDetached, AuditAction::QuarantineLifted];
         let snake = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
         let mut seen = std::collections::HashSet::new();
         for action in AuditAction::ALL {

@@ -17,6 +17,7 @@ pub mod package;
 pub mod page;
 pub mod policy;
 pub mod ports;
+pub mod quarantine;
 pub mod queue_access;
 pub mod redact;
 pub mod refusal;

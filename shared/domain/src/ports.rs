@@ -18,6 +18,7 @@ use crate::ids::{EnvironmentId, RuntimeId, TenantId};
 use crate::package::{Manifest, Package, VersionLabel};
 use crate::page::{Page, PageRequest};
 use crate::policy::{Approval, Policy};
+use crate::quarantine::Quarantine;
 use crate::runtime::Digest;
 use crate::runtime::{Credentials, Heartbeat, Runtime};
 use crate::secret::SecretHash;
@@ -225,6 +226,17 @@ pub enum Activation {
     Unchanged,
 }
 
+impl Activation {
+    /// The active version this activation replaces, if any.
+    pub fn replaced(&self) -> Option<&ActiveVersion> {
+        match self {
+            Self::Activate { previous, .. } => previous.as_ref(),
+            Self::Deactivate { previous } => Some(previous),
+            Self::Unchanged => None,
+        }
+    }
+}
+
 /// A deployment or target the sweeper must look at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SweepItem {
@@ -251,8 +263,17 @@ pub trait DeploymentStore: Send + Sync {
     /// if it is no longer `from`, or, from `pending_approval`, if a decision arrived since
     /// `after.decisions` were counted), releasing its lock when `after.releases_lock_from(from)`.
     async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()>;
-    /// Ends a deployment and applies `activation`, in one transaction (refusals as `transition`).
-    async fn finish_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, activation: &Activation, audit: AuditDraft) -> Result<()>;
+    /// Ends a deployment, applies `activation` and records `quarantine` (replacing any
+    /// record of that package in that environment), in one transaction (refusals as `transition`).
+    async fn finish_deployment(
+        &self,
+        tenant: TenantId,
+        after: &Deployment,
+        from: DeploymentStatus,
+        activation: &Activation,
+        quarantine: Option<&Quarantine>,
+        audit: AuditDraft,
+    ) -> Result<()>;
     /// Re-opens a failed deployment for a retry: takes the lock again, sets it
     /// in progress and resets `targets` (with their new job ids): refused
     /// `InFlight` if another deployment took the lock, `Stale(Deployment)` if it moved on.
@@ -283,6 +304,12 @@ pub trait DeploymentStore: Send + Sync {
 
     async fn active_versions(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<ActiveVersion>>;
     async fn active_version(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ActiveVersion>>;
+
+    /// The versions quarantined in the environment, by package (oldest version first).
+    async fn quarantined(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<Quarantine>>;
+    async fn get_quarantine(&self, tenant: TenantId, env: EnvironmentId, package: PackageId) -> Result<Option<Quarantine>>;
+    /// Removes the package's quarantine in the environment: refused `Missing(Quarantine)` when there is none.
+    async fn lift_quarantine(&self, tenant: TenantId, env: EnvironmentId, package: PackageId, audit: AuditDraft) -> Result<()>;
 
     /// Across tenants, for the sweeper: delivered targets past their deadline,
     /// scheduled deployments that are due, and queued ones not picked up since `queued_before`.

@@ -24,6 +24,8 @@ pub enum Entity {
     /// A runtime's attachment to an environment.
     Attachment,
     Webhook,
+    /// A version's quarantine in an environment.
+    Quarantine,
 }
 
 /// A unique name or label another item holds already.
@@ -92,6 +94,7 @@ impl Entity {
             Self::Policy => "policy",
             Self::Attachment => "attachment",
             Self::Webhook => "webhook",
+            Self::Quarantine => "quarantine",
         }
     }
 
@@ -108,6 +111,7 @@ impl Entity {
             Self::Policy => "policy_exists",
             Self::Attachment => "attachment_exists",
             Self::Webhook => "webhook_exists",
+            Self::Quarantine => "quarantine_exists",
         }
     }
 }
@@ -123,7 +127,7 @@ impl Refusal {
             Self::Stale(Entity::Deployment) => DomainError::conflict("status_changed", "the deployment changed meanwhile"),
             Self::Stale(Entity::Target) => DomainError::conflict("target_changed", "the job changed meanwhile"),
             Self::Stale(Entity::Runtime) => DomainError::conflict("runtime_changed", "the runtime changed meanwhile; try again"),
-            Self::Stale(Entity::Attachment) => DomainError::not_found("attachment"),
+            Self::Stale(entity @ (Entity::Attachment | Entity::Quarantine)) => DomainError::not_found(entity.name()),
             Self::Exists(entity) => DomainError::conflict(entity.exists_code(), format!("a {} with this id exists", entity.name())),
             Self::Missing(entity) => DomainError::not_found(entity.name()),
             Self::Taken(Taken::EnvironmentName) => DomainError::conflict("name_exists", "an environment with this name exists"),

@@ -6,6 +6,7 @@ use crate::deployment::ActiveVersion;
 use crate::environment::Environment;
 use crate::ids::{ComponentId, DeploymentId};
 use crate::package::Package;
+use crate::quarantine::Quarantine;
 use crate::runtime::RuntimeStatus;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -51,6 +52,10 @@ pub struct Facts<'a> {
     pub connections_elsewhere: HashSet<ComponentId>,
     /// Environments (by name) the policy requires success in, where this package has not succeeded.
     pub promotion_missing: Vec<String>,
+    /// The package's quarantine in the environment, if it is quarantined there.
+    pub quarantine: Option<&'a Quarantine>,
+    /// The request deploys it despite a quarantine.
+    pub override_quarantine: bool,
 }
 
 pub fn validate(f: &Facts<'_>) -> ValidationReport {
@@ -60,6 +65,23 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
     }
     if f.package.deleted {
         r.error("package_deleted", "the package was deleted");
+    }
+    if let Some(q) = f.quarantine {
+        let why = format!(
+            "version \"{}\" is quarantined in environment \"{}\": it was rolled back there (deployment {})",
+            q.version, f.environment.name, q.deployment_id
+        );
+        if f.override_quarantine {
+            r.warning("quarantine_overridden", format!("{why}; it is deployed anyway, as the request overrides the quarantine"));
+        } else {
+            r.error(
+                "quarantined",
+                format!(
+                    "{why}. To deploy it anyway, request it with \"override_quarantine\": true (POST /v1/deployments), or lift the quarantine: DELETE /v1/environments/{}/quarantine/{}",
+                    q.environment_id, q.package_id
+                ),
+            );
+        }
     }
     if !f.may_deploy {
         r.error("forbidden", "your roles do not allow deploying");
@@ -172,6 +194,8 @@ mod tests {
             connection_licenses: 10,
             connections_elsewhere: HashSet::new(),
             promotion_missing: vec![],
+            quarantine: None,
+            override_quarantine: false,
         }
     }
 
@@ -245,5 +269,30 @@ mod tests {
         assert!(validate(&f).errors.is_empty(), "two connections fit two licences");
         f.connections_elsewhere = HashSet::from([ComponentId::new()]);
         assert_eq!(validate(&f).errors[0].code, "connection_licenses_exceeded");
+    }
+
+    #[test]
+    fn a_quarantined_version_is_refused_naming_it_the_environment_and_the_ways_on_unless_the_request_overrides_it() {
+        let (env, pkg) = (environment(true), package(&[], vec![]));
+        let q = Quarantine {
+            environment_id: env.id,
+            package_id: pkg.id,
+            component_id: pkg.component_id,
+            version: pkg.version.clone(),
+            deployment_id: DeploymentId::new(),
+            quarantined_at: Utc::now(),
+        };
+        let mut f = facts(&env, &pkg, &[]);
+        f.quarantine = Some(&q);
+        let report = validate(&f);
+        assert_eq!(report.errors[0].code, "quarantined");
+        let message = &report.errors[0].message;
+        for part in ["version \"1\"", "\"Test\"", "override_quarantine", &format!("DELETE /v1/environments/{}/quarantine/{}", env.id, pkg.id)] {
+            assert!(message.contains(part), "{message} names {part}");
+        }
+        f.override_quarantine = true;
+        let report = validate(&f);
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert_eq!(report.warnings[0].code, "quarantine_overridden");
     }
 }

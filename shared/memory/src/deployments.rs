@@ -7,6 +7,7 @@ use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, Package
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
 use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::quarantine::Quarantine;
 use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
@@ -29,6 +30,8 @@ pub(crate) struct Deployments {
     events: BTreeMap<(DeploymentId, String), DeploymentEvent>,
     /// (deployment, approver) -> decision.
     approvals: BTreeMap<(DeploymentId, String), Approval>,
+    /// Quarantined versions: (environment, package) -> the record.
+    quarantines: BTreeMap<(EnvironmentId, PackageId), Quarantine>,
 }
 
 /// A deployment as written, with what the sweeper watched it for at that time
@@ -239,7 +242,15 @@ impl DeploymentStore for MemoryStore {
         Ok(())
     }
 
-    async fn finish_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, activation: &Activation, audit: AuditDraft) -> Result<()> {
+    async fn finish_deployment(
+        &self,
+        tenant: TenantId,
+        after: &Deployment,
+        from: DeploymentStatus,
+        activation: &Activation,
+        quarantine: Option<&Quarantine>,
+        audit: AuditDraft,
+    ) -> Result<()> {
         let mut s = self.lock();
         let ds = &mut s.t(tenant).deployments;
         let release = after.releases_lock_from(from);
@@ -251,6 +262,9 @@ impl DeploymentStore for MemoryStore {
             ds.locks.remove(&(after.environment_id, after.component_id));
         }
         ds.activate(after, activation);
+        if let Some(q) = quarantine {
+            ds.quarantines.insert((q.environment_id, q.package_id), q.clone());
+        }
         s.record(tenant, audit);
         Ok(())
     }
@@ -370,6 +384,24 @@ impl DeploymentStore for MemoryStore {
 
     async fn active_version(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ActiveVersion>> {
         Ok(self.lock().t(tenant).deployments.actives.get(&(env, component)).cloned())
+    }
+
+    /// In the order of the packages' ids.
+    async fn quarantined(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<Quarantine>> {
+        Ok(self.lock().t(tenant).deployments.quarantines.iter().filter(|((e, _), _)| *e == env).map(|(_, q)| q.clone()).collect())
+    }
+
+    async fn get_quarantine(&self, tenant: TenantId, env: EnvironmentId, package: PackageId) -> Result<Option<Quarantine>> {
+        Ok(self.lock().t(tenant).deployments.quarantines.get(&(env, package)).cloned())
+    }
+
+    async fn lift_quarantine(&self, tenant: TenantId, env: EnvironmentId, package: PackageId, audit: AuditDraft) -> Result<()> {
+        let mut s = self.lock();
+        if s.t(tenant).deployments.quarantines.remove(&(env, package)).is_none() {
+            return Err(Refusal::Missing(Entity::Quarantine).into());
+        }
+        s.record(tenant, audit);
+        Ok(())
     }
 
     async fn overdue_targets(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SweepItem>> {

@@ -49,7 +49,15 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
     let deployment = berth
         .create_deployment(
             &admin,
-            NewDeployment { package_id: package.id, environment_id: env.id, notes: String::new(), scheduled_at: None, hold_if_frozen: false, commit: None },
+            NewDeployment {
+                package_id: package.id,
+                environment_id: env.id,
+                notes: String::new(),
+                scheduled_at: None,
+                hold_if_frozen: false,
+                override_quarantine: false,
+                commit: None,
+            },
         )
         .await
         .expect("the deployment is requested");

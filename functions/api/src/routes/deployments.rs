@@ -16,7 +16,9 @@ use berth_domain::ports::DeploymentFilter;
 use berth_domain::usecases::NewDeployment;
 use berth_web::extract::{hold_if_frozen_of, path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, OptionalJsonBody, PageQuery};
-use views::{ActiveVersionView, CreateDeployment, DeploymentView, EventView, RollbackRequest, TargetView, ValidationView};
+use views::{
+    ActiveVersionView, ActiveVersionsView, CreateDeployment, DeploymentView, EventView, QuarantinedVersionView, RollbackRequest, TargetView, ValidationView,
+};
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
 #[utoipa::path(post, path = "/v1/deployments/validate", tag = "deployments", request_body = CreateDeployment,
@@ -26,13 +28,15 @@ pub async fn validate_deployment(
     Ctx(ctx): Ctx,
     JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<Json<ValidationView>, ApiError> {
-    let report = state.berth.validate_deployment(&ctx, PackageId::from_uuid(body.package_id), EnvironmentId::from_uuid(body.environment_id)).await?;
+    let (package, env) = (PackageId::from_uuid(body.package_id), EnvironmentId::from_uuid(body.environment_id));
+    let report = state.berth.validate_deployment_overriding(&ctx, package, env, body.override_quarantine.unwrap_or(false)).await?;
     Ok(Json(report.into()))
 }
 
 /// Deploys a package version to an environment (refused with the first blocking error's code).
 #[utoipa::path(post, path = "/v1/deployments", tag = "deployments", request_body = CreateDeployment,
-    responses((status = 201, body = DeploymentView), (status = 409, description = "environment_not_enabled, deployment_in_progress, no_runtimes, requirement_missing, ...")),
+    responses((status = 201, body = DeploymentView),
+        (status = 409, description = "environment_not_enabled, quarantined, deployment_in_progress, no_runtimes, requirement_missing, ...")),
     security(("bearer" = [])))]
 pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreateDeployment>) -> Result<Response, ApiError> {
     let input = NewDeployment {
@@ -42,6 +46,7 @@ pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Jso
         scheduled_at: body.scheduled_at,
         hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
         commit: body.commit,
+        override_quarantine: body.override_quarantine.unwrap_or(false),
     };
     let d = state.berth.create_deployment(&ctx, input).await?;
     Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))
@@ -122,11 +127,29 @@ pub async fn retry_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path
     Ok(Json(DeploymentView::from(&state.berth.retry_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
 }
 
-/// What the environment runs, with `outdated` and `out_of_sync`.
-#[utoipa::path(get, path = "/v1/environments/{id}/active", tag = "deployments", responses((status = 200, body = ListOf<ActiveVersionView>)), security(("bearer" = [])))]
-pub async fn active_versions(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ListOf<ActiveVersionView>>, ApiError> {
-    let views = state.berth.active_versions(&ctx, path_id::<EnvironmentId>(&id, "environment")?).await?;
-    Ok(Json(ListOf { items: views.iter().map(ActiveVersionView::from).collect(), next_cursor: None }))
+/// What the environment runs, with `outdated` and `out_of_sync`, and the versions quarantined there.
+#[utoipa::path(get, path = "/v1/environments/{id}/active", tag = "deployments", responses((status = 200, body = ActiveVersionsView)), security(("bearer" = [])))]
+pub async fn active_versions(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ActiveVersionsView>, ApiError> {
+    let env = path_id::<EnvironmentId>(&id, "environment")?;
+    let views = state.berth.active_versions(&ctx, env).await?;
+    let quarantined = state.berth.quarantined_versions(&ctx, env).await?;
+    Ok(Json(ActiveVersionsView {
+        items: views.iter().map(ActiveVersionView::from).collect(),
+        next_cursor: None,
+        quarantined: quarantined.iter().map(QuarantinedVersionView::from).collect(),
+    }))
+}
+
+/// Lifts a version's quarantine in the environment (audited `quarantine.lifted`):
+/// it may be deployed there again without `override_quarantine`.
+#[utoipa::path(delete, path = "/v1/environments/{id}/quarantine/{package_id}", tag = "deployments",
+    responses((status = 204), (status = 403, description = "forbidden: deployers and admins only"), (status = 404, description = "not quarantined there")),
+    security(("bearer" = [])))]
+pub async fn lift_quarantine(State(state): State<AppState>, Ctx(ctx): Ctx, Path((id, package)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    let env = path_id::<EnvironmentId>(&id, "environment")?;
+    let package = path_id::<PackageId>(&package, "package")?;
+    state.berth.lift_quarantine(&ctx, env, package).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Undeploys a component: returns the undeploy deployment (202: it runs on the

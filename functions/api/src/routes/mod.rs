@@ -22,6 +22,7 @@ pub(crate) use audit::__path_verify_audit;
 pub(crate) use components::{
     __path_create_component, __path_create_revision, __path_get_component, __path_get_revision, __path_list_components, __path_list_revisions,
 };
+pub(crate) use deployments::__path_lift_quarantine;
 pub(crate) use deployments::{
     __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_get_deployment, __path_list_deployments, __path_list_events,
     __path_list_targets, __path_retry_deployment, __path_roll_back, __path_undeploy, __path_validate_deployment,
@@ -77,6 +78,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/environments/{id}/active", get(deployments::active_versions))
         .route("/v1/environments/{id}/active/{component_id}", axum::routing::delete(deployments::undeploy))
         .route("/v1/environments/{id}/active/{component_id}/rollback", axum::routing::post(deployments::roll_back))
+        .route("/v1/environments/{id}/quarantine/{package_id}", axum::routing::delete(deployments::lift_quarantine))
         .route("/v1/change-requests", get(change_requests::list).post(change_requests::create))
         .route("/v1/change-requests/{id}", get(change_requests::get).patch(change_requests::patch))
         .route("/v1/change-requests/{id}/submit", axum::routing::post(change_requests::submit))

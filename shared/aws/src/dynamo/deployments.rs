@@ -9,6 +9,7 @@ use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, Package
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
 use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::quarantine::Quarantine;
 use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
@@ -126,6 +127,14 @@ struct ActiveRecord {
     sk: String,
     #[serde(flatten)]
     active: ActiveVersion,
+}
+
+#[derive(Serialize, Deserialize)]
+struct QuarantineRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    quarantine: Quarantine,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -334,7 +343,15 @@ impl DeploymentStore for DynamoStore {
         map_tx(self.commit(tenant, items, audit).await, |_| status_changed())
     }
 
-    async fn finish_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, activation: &Activation, audit: AuditDraft) -> Result<()> {
+    async fn finish_deployment(
+        &self,
+        tenant: TenantId,
+        after: &Deployment,
+        from: DeploymentStatus,
+        activation: &Activation,
+        quarantine: Option<&Quarantine>,
+        audit: AuditDraft,
+    ) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
         if after.releases_lock_from(from) {
             items.push(self.lock_delete(tenant, after)?);
@@ -377,6 +394,12 @@ impl DeploymentStore for DynamoStore {
                 items.push(self.supersede(tenant, previous.deployment_id)?);
             }
             Activation::Unchanged => {}
+        }
+        if let Some(q) = quarantine {
+            // Unconditional: quarantined again, the one record names the latest cause.
+            let (pk, sk) = keys::quarantine(tenant, q.environment_id, q.package_id);
+            let item = to_item(&QuarantineRecord { pk, sk, quarantine: q.clone() })?;
+            items.push(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(unexpected)?).build());
         }
         map_tx(self.write_with_audit(tenant, items, audit).await, |_| status_changed())
     }
@@ -517,6 +540,25 @@ impl DeploymentStore for DynamoStore {
 
     async fn active_version(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ActiveVersion>> {
         Ok(self.get::<ActiveRecord>(keys::active(tenant, env, component)).await?.map(|r| r.active))
+    }
+
+    async fn quarantined(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<Quarantine>> {
+        Ok(self.query_all::<QuarantineRecord>(&keys::quarantines(tenant, env)).await?.into_iter().map(|r| r.quarantine).collect())
+    }
+
+    async fn get_quarantine(&self, tenant: TenantId, env: EnvironmentId, package: PackageId) -> Result<Option<Quarantine>> {
+        Ok(self.get::<QuarantineRecord>(keys::quarantine(tenant, env, package)).await?.map(|r| r.quarantine))
+    }
+
+    async fn lift_quarantine(&self, tenant: TenantId, env: EnvironmentId, package: PackageId, audit: AuditDraft) -> Result<()> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::quarantine(tenant, env, package))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(unexpected)?;
+        let items = vec![TransactWriteItem::builder().delete(delete).build()];
+        map_tx(self.write_with_audit(tenant, items, audit).await, |_| Refusal::Missing(Entity::Quarantine).into())
     }
 
     async fn overdue_targets(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SweepItem>> {

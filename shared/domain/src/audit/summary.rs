@@ -65,6 +65,7 @@ one_action! {
     WebhookUpdated => WebhookUpdated on WebhookId,
     WebhookDeleted => WebhookDeleted on WebhookId,
     WebhookSecretRotated => WebhookSecretRotated on WebhookId,
+    QuarantineLifted => QuarantineLifted on EnvironmentId,
 }
 
 // Tenants.
@@ -376,6 +377,10 @@ pub struct DeploymentCreated {
     /// The one runtime it goes to (a sync, or an undeploy after a detach).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub only_runtime: Option<RuntimeId>,
+    /// Requested with `override_quarantine` while its version was quarantined
+    /// in the environment (recorded only then: `true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quarantine_overridden: bool,
 }
 
 impl DeploymentCreated {
@@ -393,7 +398,13 @@ impl DeploymentCreated {
             automatic: by.kind == ActorKind::System,
             notes: d.notes.clone(),
             only_runtime: d.only_runtime,
+            quarantine_overridden: false,
         }
+    }
+
+    /// Records that the request overrode its version's quarantine.
+    pub fn overriding_quarantine(self) -> Self {
+        Self { quarantine_overridden: true, ..self }
     }
 }
 
@@ -690,6 +701,24 @@ pub struct WebhookSecretRotated {
     pub overlap_seconds: i64,
     /// When the previous secret stops verifying (absent: it stopped at once).
     pub previous_expires_at: Option<DateTime<Utc>>,
+}
+
+// Quarantine.
+
+/// `quarantine.lifted`, on the environment: the version it held back.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuarantineLifted {
+    pub package_id: PackageId,
+    pub component_id: ComponentId,
+    pub version: VersionLabel,
+    /// The deployment whose end had quarantined it.
+    pub deployment_id: DeploymentId,
+}
+
+impl QuarantineLifted {
+    pub fn of(q: &crate::quarantine::Quarantine) -> Self {
+        Self { package_id: q.package_id, component_id: q.component_id, version: q.version.clone(), deployment_id: q.deployment_id }
+    }
 }
 
 #[cfg(test)]
@@ -995,5 +1024,28 @@ mod tests {
         let actions: std::collections::HashSet<AuditAction> = ChangeRequestStep::ALL.iter().map(|s| s.action()).collect();
         assert_eq!(actions.len(), ChangeRequestStep::ALL.len());
         assert!(actions.iter().all(|a| a.entity_type() == crate::audit::EntityType::ChangeRequest));
+    }
+
+    #[test]
+    fn an_override_and_a_lifted_quarantine_record_what_they_held_back() {
+        let package = package();
+        let d = Deployment::new_deploy(EnvironmentId::new(), &package, "alice", String::new(), None);
+        let overriding = DeploymentCreated::of(&d, &Actor::user("alice")).overriding_quarantine();
+        assert_eq!((overriding.action(), &json_of(&overriding)["quarantine_overridden"]), (AuditAction::DeploymentRequested, &json!(true)));
+
+        let q = crate::quarantine::Quarantine {
+            environment_id: d.environment_id,
+            package_id: package.id,
+            component_id: package.component_id,
+            version: package.version.clone(),
+            deployment_id: d.id,
+            quarantined_at: Utc::now(),
+        };
+        let lifted = QuarantineLifted::of(&q);
+        assert_eq!(lifted.action(), AuditAction::QuarantineLifted);
+        assert_eq!(
+            json_of(&lifted),
+            json!({"package_id": package.id, "component_id": package.component_id, "version": package.version, "deployment_id": d.id})
+        );
     }
 }

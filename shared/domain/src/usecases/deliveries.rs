@@ -232,6 +232,8 @@ impl Berth {
                     notes,
                     scheduled_at: None,
                     hold_if_frozen: webhook.hold_if_frozen,
+                    // A webhook requests, never bypasses: only a person may override a quarantine.
+                    override_quarantine: false,
                     commit: request.commit,
                 },
             )

@@ -27,6 +27,9 @@ pub struct NewDeployment {
     pub hold_if_frozen: bool,
     /// The source commit it deploys (absent: the package's).
     pub commit: Option<String>,
+    /// Deploy the version even though it is quarantined in the environment
+    /// (audited); without it a quarantined version is refused `quarantined`.
+    pub override_quarantine: bool,
 }
 
 /// An active version with its drift.
@@ -82,7 +85,8 @@ impl Berth {
         }
     }
 
-    /// The full report for putting `package` in `env` by a change the policy judged `verdict`.
+    /// The full report for putting `package` in `env` by a change the policy
+    /// judged `verdict`, a quarantine of the package there blocking it.
     pub(crate) async fn report_for(
         &self,
         ctx: &TenantCtx,
@@ -91,10 +95,24 @@ impl Berth {
         policy: &Policy,
         verdict: &Verdict,
     ) -> Result<ValidationReport> {
+        self.report_with(ctx, env, package, policy, verdict, false).await
+    }
+
+    /// `report_for`, a quarantine only warned of when `override_quarantine`.
+    async fn report_with(
+        &self,
+        ctx: &TenantCtx,
+        env: &Environment,
+        package: &Package,
+        policy: &Policy,
+        verdict: &Verdict,
+        override_quarantine: bool,
+    ) -> Result<ValidationReport> {
         let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?;
         let active_here = self.ports.deployments.active_versions(ctx.tenant, env.id).await?;
         let tenant = self.tenant_of_token(ctx.tenant).await?;
         let succeeded = self.ports.deployments.succeeded_in(ctx.tenant, package.id).await?;
+        let quarantine = self.ports.deployments.get_quarantine(ctx.tenant, env.id, package.id).await?;
         let mut promotion_missing = vec![];
         for required in policy.require_success_in.iter().filter(|e| !succeeded.contains(e)) {
             let name =
@@ -112,17 +130,30 @@ impl Berth {
             active_here: &active_here,
             connection_licenses: tenant.plan.connection_licenses,
             connections_elsewhere: self.connections_elsewhere(ctx, env, package.component_id).await?,
+            quarantine: quarantine.as_ref(),
+            override_quarantine,
         };
         Ok(validate(&facts))
     }
 
     /// The dry run: what would block this deployment, and what to watch.
     pub async fn validate_deployment(&self, ctx: &TenantCtx, package: PackageId, env: EnvironmentId) -> Result<ValidationReport> {
+        self.validate_deployment_overriding(ctx, package, env, false).await
+    }
+
+    /// The dry run of a request that may override a quarantine (`override_quarantine`).
+    pub async fn validate_deployment_overriding(
+        &self,
+        ctx: &TenantCtx,
+        package: PackageId,
+        env: EnvironmentId,
+        override_quarantine: bool,
+    ) -> Result<ValidationReport> {
         let env = self.get_environment(ctx, env).await?;
         let package = self.get_package(ctx, package).await?.package;
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(Change::Deploy, &ctx.roles, Utc::now(), false);
-        self.report_for(ctx, &env, &package, &policy, &verdict).await
+        self.report_with(ctx, &env, &package, &policy, &verdict, override_quarantine).await
     }
 
     /// Validates, then records the deployment (taking the environment's lock
@@ -138,7 +169,7 @@ impl Berth {
         }
         let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
         let d = Deployment::for_package(env.id, &package, &ctx.actor.id, input.notes, active.as_ref()).with_commit(input.commit);
-        self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen).await
+        self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen, input.override_quarantine).await
     }
 
     /// Puts a deployment of `package` through the environment's policy and
@@ -153,16 +184,19 @@ impl Berth {
         deployment: Deployment,
         scheduled_at: Option<DateTime<Utc>>,
         hold_if_frozen: bool,
+        override_quarantine: bool,
     ) -> Result<Deployment> {
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
         let clearance = verdict.enforce()?;
-        let report = self.report_for(ctx, env, package, &policy, &verdict).await?;
+        let report = self.report_with(ctx, env, package, &policy, &verdict, override_quarantine).await?;
         if let Some(first) = report.errors.first() {
             return Err(DomainError::conflict(first.code, first.message.clone()));
         }
         let deployment = deployment.cleared(clearance, scheduled_at);
-        self.record_and_queue(ctx, &deployment).await?;
+        // What the dry run warned of is what the audit records: an override only where there was a quarantine.
+        let overridden = report.warnings.iter().any(|w| w.code == "quarantine_overridden");
+        self.record_and_queue_as(ctx, &deployment, overridden).await?;
         Ok(deployment)
     }
 
@@ -181,13 +215,20 @@ impl Berth {
         let package = self.ports.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
         let notes = if notes.is_empty() { format!("rollback from version {} requested by {}", active.version, ctx.actor.id) } else { notes };
         let d = Deployment::new_rollback(&package, &ctx.actor.id, notes, &active);
-        self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen).await
+        self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen, false).await
     }
 
     /// Records `d` (its action follows from its kind: `deployment.requested`,
     /// `.rollback_requested`, `.undeploy_requested` or `.sync_requested`) and queues it.
     pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment) -> Result<()> {
-        let audit = AuditDraft::by(ctx, d.id, DeploymentCreated::of(d, &ctx.actor));
+        self.record_and_queue_as(ctx, d, false).await
+    }
+
+    /// `record_and_queue`, its audit event recording whether it `overrode_quarantine`.
+    async fn record_and_queue_as(&self, ctx: &TenantCtx, d: &Deployment, overrode_quarantine: bool) -> Result<()> {
+        let summary = DeploymentCreated::of(d, &ctx.actor);
+        let summary = if overrode_quarantine { summary.overriding_quarantine() } else { summary };
+        let audit = AuditDraft::by(ctx, d.id, summary);
         self.ports.deployments.create_deployment(ctx.tenant, d, audit).await?;
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
@@ -270,7 +311,9 @@ impl Berth {
         }
         if before.only_runtime.is_none() {
             let package = self.get_package(ctx, before.package_id).await?.package;
-            let report = self.report_for(ctx, &env, &package, &policy, &verdict).await?;
+            // A retry is exempt from the quarantine its own failure may have
+            // caused: the person re-runs that deployment, knowing it failed.
+            let report = self.report_with(ctx, &env, &package, &policy, &verdict, true).await?;
             if let Some(first) = report.errors.first() {
                 return Err(DomainError::conflict(first.code, first.message.clone()));
             }

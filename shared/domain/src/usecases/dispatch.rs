@@ -72,7 +72,7 @@ impl Berth {
     async fn end_without_targets(&self, tenant: TenantId, d: &Deployment) -> Result<()> {
         let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::by(&Actor::system("dispatcher"), d.id, DispatchFailed { reason: "no runtime attached".into() });
-        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
+        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, None, audit).await {
             Ok(()) => {
                 self.event(tenant, d.id, None, "Failed: no runtime is attached to the environment".into()).await;
                 Ok(())
@@ -90,7 +90,7 @@ impl Berth {
         // Ended meanwhile: nothing to fail.
         let Ok(after) = d.step(DeploymentStep::FailToStart, Utc::now()) else { return Ok(()) };
         let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DispatchFailed { reason: reason.to_string() });
-        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, audit).await {
+        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, None, audit).await {
             Ok(()) => {
                 self.event(tenant, id, None, format!("Failed: {reason}")).await;
                 Ok(())

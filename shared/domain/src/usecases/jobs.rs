@@ -299,7 +299,8 @@ impl Berth {
         let status = if roll_back_to.is_some() { DeploymentStatus::RolledBack } else { status };
         let after = d.step(DeploymentStep::Settle(status), Utc::now())?;
         let audit = AuditDraft::by(&Actor::system("berth"), id, DeploymentSettled { before: d.status, after: status, targets: target_counts(&targets) });
-        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &activation, audit).await {
+        let quarantine = after.quarantines(activation.replaced());
+        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &activation, quarantine.as_ref(), audit).await {
             Ok(()) => {
                 let line = match status {
                     DeploymentStatus::Succeeded if d.kind == DeploymentKind::Undeploy => "Undeployed".to_string(),

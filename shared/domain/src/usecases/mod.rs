@@ -13,6 +13,7 @@ mod environments;
 mod governance;
 mod jobs;
 mod packages;
+mod quarantine;
 mod queue_access;
 mod runtimes;
 mod sweeper;

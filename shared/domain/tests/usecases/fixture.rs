@@ -280,7 +280,15 @@ pub async fn bare_tenant(plan: Plan) -> (Berth, TenantCtx) {
 }
 
 pub fn deploy_input(package: &Package, env: EnvironmentId) -> NewDeployment {
-    NewDeployment { package_id: package.id, environment_id: env, notes: String::new(), scheduled_at: None, hold_if_frozen: false, commit: None }
+    NewDeployment {
+        package_id: package.id,
+        environment_id: env,
+        notes: String::new(),
+        scheduled_at: None,
+        hold_if_frozen: false,
+        override_quarantine: false,
+        commit: None,
+    }
 }
 
 async fn environment(berth: &Berth, admin: &TenantCtx, name: &str, classification: Classification) -> Environment {

@@ -11,6 +11,7 @@ mod freeze;
 mod locks;
 mod policy;
 mod promotion;
+mod quarantine;
 mod quotas;
 mod rollback;
 mod sqs_jobs;

@@ -4,6 +4,7 @@ use crate::routes::governance::views::ApprovalView;
 use berth_domain::deployment::{Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::package::OutdatedComponent;
 use berth_domain::policy::Approval;
+use berth_domain::quarantine::Quarantine;
 use berth_domain::usecases::ActiveView;
 use berth_domain::validation::ValidationReport;
 use chrono::{DateTime, Utc};
@@ -91,6 +92,10 @@ pub struct CreateDeployment {
     pub hold_if_frozen: Option<bool>,
     /// The source commit it deploys (absent: the package's).
     pub commit: Option<String>,
+    /// Deploy the version even though it is quarantined in the environment (it
+    /// was rolled back there); recorded in the deployment's audit event as
+    /// `"quarantine_overridden": true`. Without it, a quarantined version is refused 409 `quarantined`.
+    pub override_quarantine: Option<bool>,
 }
 
 /// `POST /v1/environments/{id}/active/{component_id}/rollback` (the body may be left out).
@@ -152,6 +157,40 @@ pub struct EventView {
     pub at: DateTime<Utc>,
     pub runtime_id: Option<Uuid>,
     pub message: String,
+}
+
+/// `GET /v1/environments/{id}/active`: what the environment runs (`items`),
+/// and the versions quarantined there.
+#[derive(Serialize, ToSchema)]
+pub struct ActiveVersionsView {
+    pub items: Vec<ActiveVersionView>,
+    /// Always null: the list is whole.
+    pub next_cursor: Option<String>,
+    /// Versions that were rolled back in the environment: deploying one is
+    /// refused 409 `quarantined` unless the request overrides it.
+    pub quarantined: Vec<QuarantinedVersionView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QuarantinedVersionView {
+    pub package_id: Uuid,
+    pub component_id: Uuid,
+    pub version: String,
+    /// The deployment whose end quarantined it (one that ended `rolled_back`, or a rollback away from it).
+    pub deployment_id: Uuid,
+    pub quarantined_at: DateTime<Utc>,
+}
+
+impl From<&Quarantine> for QuarantinedVersionView {
+    fn from(q: &Quarantine) -> Self {
+        Self {
+            package_id: q.package_id.as_uuid(),
+            component_id: q.component_id.as_uuid(),
+            version: q.version.to_string(),
+            deployment_id: q.deployment_id.as_uuid(),
+            quarantined_at: q.quarantined_at,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
