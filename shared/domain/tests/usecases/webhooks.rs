@@ -241,3 +241,24 @@ async fn only_admins_manage_webhooks_and_a_disabled_one_refuses_deliveries() {
     assert_eq!(e.code(), "webhook_disabled");
     assert_eq!(w.audit_actions(hook.webhook.id).await, ["webhook.created", "webhook.updated"]);
 }
+
+#[tokio::test]
+async fn a_rolled_back_version_is_refused_to_a_webhook_as_quarantined_and_recorded() {
+    let w = World::new().await;
+    w.deploy_active(&w.v1, w.prod.id).await;
+    let v2 = w.next_orders("v2").await;
+    let d = w.request(&w.admin, &v2, w.prod.id).await.expect("v2 is accepted");
+    w.dispatch().await;
+    while let Some(job) = w.atom.next_job(&w.berth).await {
+        for phase in [TargetState::Downloading, TargetState::Applying, TargetState::Failed, TargetState::Restored] {
+            w.atom.report(&w.berth, job.job_id, phase).await.expect("the agent reports");
+        }
+    }
+    assert_eq!(w.status(&d).await, DeploymentStatus::RolledBack);
+
+    let hook = webhook(&w, WebhookAction::DeployVersion, w.prod.id, false).await;
+    let e = refused(w.berth.receive_delivery(signed(hook.webhook.id, hook.secret.reveal(), "d-1", r#"{"version":"v2"}"#)).await);
+    assert_eq!(e.code(), "quarantined");
+    let history = w.berth.list_deliveries(&w.admin, hook.webhook.id, &PageRequest::first(10)).await.unwrap().items;
+    assert_eq!((history[0].code.as_deref(), history[0].package_id), (Some("quarantined"), Some(v2.id)));
+}
