@@ -132,6 +132,7 @@ pub struct DeliveryBody {
         ("X-GitHub-Event" = Option<String>, Header, description = "GitHub's event name; `ping` is answered without deploying"),
     ),
     request_body = DeliveryBody,
+    security(("webhook_signature" = [])),
     responses(
         (status = 202, description = "Accepted: packaged and/or requested a deployment", body = DeliveryAccepted),
         (status = 200, description = "Nothing to do (GitHub `ping`)", body = DeliveryAccepted),
@@ -179,6 +180,7 @@ pub async fn deliver(
         ("delivery_id" = String, Path, description = "The delivery's id (its Berth-Delivery)"),
         ("Berth-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<delivery id>\">"),
     ),
+    security(("webhook_signature" = [])),
     responses(
         (status = 200, description = "The delivery and its deployment's status", body = DeliveryStatusView),
         (status = 401, description = "Missing, malformed, wrong or stale signature"),
@@ -197,9 +199,27 @@ pub async fn delivery_status(
 #[openapi(
     paths(deliver, delivery_status),
     components(schemas(DeliveryBody, DeliveryAccepted, DeliveryStatusView)),
-    tags((name = "webhooks", description = "Signed inbound webhooks for CI: no user token, the webhook's secret signs each request."))
+    tags((name = "webhooks", description = "Signed inbound webhooks for CI: no user token, the webhook's secret signs each request.")),
+    modifiers(&WebhookSignatureAuth)
 )]
 struct HooksApiDoc;
+
+/// The name of the webhook routes' security scheme in the OpenAPI document.
+pub const WEBHOOK_SIGNATURE: &str = "webhook_signature";
+
+struct WebhookSignatureAuth;
+
+impl utoipa::Modify for WebhookSignatureAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let key = ApiKeyValue::with_description(
+            "Berth-Signature",
+            "t=<unix seconds>,v1=<hex HMAC-SHA256, keyed by the webhook's whole whsec_ secret, of \"<t>.<raw body>\"> (of \"<t>.<delivery id>\" for a status call); or GitHub's X-Hub-Signature-256",
+        );
+        components.add_security_scheme(WEBHOOK_SIGNATURE, SecurityScheme::ApiKey(ApiKey::Header(key)));
+    }
+}
 
 /// The webhook routes' part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
