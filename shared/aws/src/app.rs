@@ -19,6 +19,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         package_activity: store.clone(),
         policies: store.clone(),
         change_requests: store.clone(),
+        api_keys: store.clone(),
         deployments: store,
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),

@@ -30,8 +30,9 @@
 //! | change request approval | `T#<t>#CR#<change request>#APPROVAL` | `<approver>#<digests hash>` |
 //! | policy | `T#<t>#POLICY` | `<environment>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
+//! | API key | `T#<t>#APIKEY` | `K#<api key>` |
 
-use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
+use berth_domain::ids::{ApiKeyId, ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::ports::IdempotencyScope;
 
 pub const PK: &str = "pk";
@@ -221,6 +222,13 @@ pub fn idempotency(scope: IdempotencyScope, key: &str) -> (String, String) {
         IdempotencyScope::Platform => "PLATFORM#IDEM".into(),
     };
     (pk, key.to_string())
+}
+
+pub fn api_keys(t: TenantId) -> String {
+    format!("T#{t}#APIKEY")
+}
+pub fn api_key(t: TenantId, k: ApiKeyId) -> (String, String) {
+    (api_keys(t), format!("K#{k}"))
 }
 
 /// Name of a runtime's job queue and of its dead-letter queue.

@@ -20,10 +20,12 @@ pub enum EntityType {
     Package,
     Deployment,
     ChangeRequest,
+    ApiKey,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 7] = [Self::Tenant, Self::Environment, Self::Runtime, Self::Component, Self::Package, Self::Deployment, Self::ChangeRequest];
+    pub const ALL: [EntityType; 8] =
+        [Self::Tenant, Self::Environment, Self::Runtime, Self::Component, Self::Package, Self::Deployment, Self::ChangeRequest, Self::ApiKey];
 
     /// What the trail records as `entity_type` (the same string it serialises to).
     pub fn as_str(self) -> &'static str {
@@ -35,6 +37,7 @@ impl EntityType {
             Self::Package => "package",
             Self::Deployment => "deployment",
             Self::ChangeRequest => "change_request",
+            Self::ApiKey => "api_key",
         }
     }
 }
@@ -149,6 +152,11 @@ audit_actions! {
     ChangeRequestCompleted = "change_request.completed" on ChangeRequest,
     /// A deployment could not be created, or one of its deployments failed.
     ChangeRequestFailed = "change_request.failed" on ChangeRequest,
+
+    /// An admin made an API key (its secret is never recorded).
+    ApiKeyCreated = "api_key.created" on ApiKey,
+    /// An admin revoked an API key.
+    ApiKeyRevoked = "api_key.revoked" on ApiKey,
 }
 
 impl std::fmt::Display for AuditAction {
@@ -521,6 +529,8 @@ mod tests {
         "change_request.deployments_created",
         "change_request.completed",
         "change_request.failed",
+        "api_key.created",
+        "api_key.revoked",
     ];
 
     #[test]

@@ -88,3 +88,7 @@ typed_id!(
     /// A governed bundle of packages released together.
     ChangeRequestId
 );
+typed_id!(
+    /// A tenant's API key: a pipeline's credential on the portal API.
+    ApiKeyId
+);

@@ -23,6 +23,7 @@ pub enum Entity {
     Policy,
     /// A runtime's attachment to an environment.
     Attachment,
+    ApiKey,
 }
 
 /// A unique name or label another item holds already.
@@ -90,6 +91,7 @@ impl Entity {
             Self::ChangeRequest => "change request",
             Self::Policy => "policy",
             Self::Attachment => "attachment",
+            Self::ApiKey => "API key",
         }
     }
 
@@ -105,6 +107,7 @@ impl Entity {
             Self::ChangeRequest => "change_request_exists",
             Self::Policy => "policy_exists",
             Self::Attachment => "attachment_exists",
+            Self::ApiKey => "api_key_exists",
         }
     }
 }
@@ -121,6 +124,7 @@ impl Refusal {
             Self::Stale(Entity::Target) => DomainError::conflict("target_changed", "the job changed meanwhile"),
             Self::Stale(Entity::Runtime) => DomainError::conflict("runtime_changed", "the runtime changed meanwhile; try again"),
             Self::Stale(Entity::Attachment) => DomainError::not_found("attachment"),
+            Self::Stale(Entity::ApiKey) => DomainError::conflict("api_key_changed", "the API key changed meanwhile"),
             Self::Exists(entity) => DomainError::conflict(entity.exists_code(), format!("a {} with this id exists", entity.name())),
             Self::Missing(entity) => DomainError::not_found(entity.name()),
             Self::Taken(Taken::EnvironmentName) => DomainError::conflict("name_exists", "an environment with this name exists"),

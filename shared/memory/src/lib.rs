@@ -11,6 +11,7 @@
 //!
 //! [`Memory`] builds a ready `Berth` over one store.
 
+mod api_keys;
 mod audit;
 mod blobs;
 mod change_requests;
@@ -30,10 +31,11 @@ mod tenants;
 pub use credentials::VendedSession;
 pub use memory::Memory;
 
+use berth_domain::api_key::ApiKey;
 use berth_domain::audit::AuditDraft;
 use berth_domain::change_request::ChangeRequest;
 use berth_domain::component::{Component, Revision};
-use berth_domain::ids::{ChangeRequestId, ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId};
+use berth_domain::ids::{ApiKeyId, ChangeRequestId, ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId};
 use berth_domain::package::Package;
 use berth_domain::policy::{Approval, Policy};
 use chrono::{DateTime, Utc};
@@ -81,6 +83,7 @@ pub(crate) struct Tenancy {
     pub change_requests: BTreeMap<ChangeRequestId, ChangeRequest>,
     /// (change request, `<approver>#<digests hash>`) -> decision.
     pub change_approvals: BTreeMap<(ChangeRequestId, String), Approval>,
+    pub api_keys: BTreeMap<ApiKeyId, ApiKey>,
 }
 
 impl MemoryStore {

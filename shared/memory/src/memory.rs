@@ -52,6 +52,7 @@ impl Memory {
             change_requests: store.clone(),
             jobs: store.clone(),
             credentials: store.clone(),
+            api_keys: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

@@ -2,6 +2,7 @@
 //! validates, applies the domain rules and calls the ports.
 
 mod agents;
+mod api_keys;
 mod audit;
 mod change_requests;
 mod components;
@@ -19,6 +20,7 @@ mod syncs;
 mod tenants;
 
 pub use agents::{AgentRequest, Registration, RuntimeCtx};
+pub use api_keys::{ApiKeyPrincipal, CreatedApiKey};
 pub use audit::{AuditFilter, VerifyCursor, VerifyReport, VerifyScope};
 pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
 pub use components::{NewComponent, RevisionInput};
@@ -32,7 +34,7 @@ pub use sweeper::SweepReport;
 pub use tenants::{TENANT_CACHE_TTL, TenantCache};
 
 use crate::ports::{
-    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
+    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
     PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
 };
 use std::sync::Arc;
@@ -76,6 +78,7 @@ pub struct Ports {
     pub jobs: Arc<dyn JobQueues>,
     /// Vends agents their queue credentials.
     pub credentials: Arc<dyn CredentialVendor>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 /// The application: every use case, over the ports it was built with. Only
