@@ -11,6 +11,7 @@
 mod fixtures;
 mod stores;
 
+mod api_keys;
 mod audit;
 mod blobs;
 mod change_requests;
@@ -131,4 +132,9 @@ contract! {
     deployments::deployments_are_listed_newest_first_and_filters_keep_only_what_matches,
     deployments::the_sweeper_sees_delivered_jobs_past_their_deadline_across_tenants,
     deployments::the_sweeper_sees_scheduled_deployments_once_due_and_queued_ones_left_waiting,
+
+    api_keys::an_api_key_is_created_once_per_id_and_reads_back_as_written_for_its_tenant_only,
+    api_keys::an_api_key_is_revoked_once_its_record_stays_and_a_missing_one_is_refused,
+    api_keys::an_api_key_use_is_recorded_unaudited_only_when_none_is_recorded_since_the_threshold,
+    api_keys::api_keys_are_listed_oldest_first_page_by_page_revoked_ones_included,
 }

@@ -5,7 +5,7 @@ use berth_aws::bootstrap::ensure_resources;
 use berth_aws::{AwsClients, DynamoStore, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
 use berth_domain::ids::{DeploymentId, TenantId};
 use berth_domain::ports::{
-    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
+    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
     PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, TenantStore,
 };
 use berth_memory::MemoryStore;
@@ -28,6 +28,7 @@ pub struct Stores {
     pub policies: Arc<dyn PolicyStore>,
     pub change_requests: Arc<dyn ChangeRequestStore>,
     pub credentials: Arc<dyn CredentialVendor>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
     backend: Backend,
 }
 
@@ -56,6 +57,7 @@ impl Stores {
             policies: store.clone(),
             change_requests: store.clone(),
             credentials: store.clone(),
+            api_keys: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -87,7 +89,8 @@ impl Stores {
             deployments: store.clone(),
             jobs: queues,
             policies: store.clone(),
-            change_requests: store,
+            change_requests: store.clone(),
+            api_keys: store,
             credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
             backend: Backend::Aws { sqs: clients.sqs.clone(), deployments_queue_url: resources.deployments_queue_url },
         }
