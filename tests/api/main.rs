@@ -2,6 +2,7 @@
 
 mod agent_ship;
 mod agent_sqs;
+mod api_keys;
 mod audit;
 mod change_requests;
 mod deployments;

@@ -129,6 +129,7 @@ impl Estate {
 
         let cr = json!({"name": "Release 2", "change_type": "normal", "target_environment_id": env, "items": [{"package_id": package}]});
         let change_request = id(&post("/v1/change-requests", cr).await);
+        let api_key = id(&post("/v1/api-keys", json!({"name": "ci", "roles": ["admin"]})).await);
 
         let b_runtime = expect_status(call(app, Method::POST, "/v1/runtimes", &b_admin, Some(json!({"name": "globex-atom"}))).await, StatusCode::CREATED).await;
         let b_credential = register(app, &b_runtime).await;
@@ -142,6 +143,7 @@ impl Estate {
             ("package", package),
             ("deployment", deployment),
             ("change_request", change_request),
+            ("api_key", api_key),
             ("job", job),
             ("tenant", a_tenant.clone()),
         ]);

@@ -11,6 +11,7 @@
 mod fixtures;
 mod stores;
 
+mod api_keys;
 mod audit;
 mod blobs;
 mod change_requests;
@@ -145,4 +146,8 @@ contract! {
     quarantine::a_finish_records_its_quarantine_once_per_environment_and_package_naming_the_latest_cause,
     quarantine::a_refused_finish_quarantines_nothing,
     quarantine::a_lifted_quarantine_is_gone_audited_and_lifting_one_that_is_not_there_is_refused_as_missing,
+    api_keys::an_api_key_is_created_once_per_id_and_reads_back_as_written_for_its_tenant_only,
+    api_keys::an_api_key_is_revoked_once_its_record_stays_and_a_missing_one_is_refused,
+    api_keys::an_api_key_use_is_recorded_unaudited_only_when_none_is_recorded_since_the_threshold,
+    api_keys::api_keys_are_listed_oldest_first_page_by_page_revoked_ones_included,
 }

@@ -6,7 +6,7 @@ use berth_aws::bootstrap::ensure_resources;
 use berth_aws::{AwsClients, DynamoStore, KmsSealer, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
 use berth_domain::ids::{DeploymentId, TenantId};
 use berth_domain::ports::{
-    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
+    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
     PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
 };
 use berth_memory::MemoryStore;
@@ -31,6 +31,7 @@ pub struct Stores {
     pub credentials: Arc<dyn CredentialVendor>,
     pub webhooks: Arc<dyn WebhookStore>,
     pub sealer: Arc<dyn SecretSealer>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
     backend: Backend,
 }
 
@@ -61,6 +62,7 @@ impl Stores {
             credentials: store.clone(),
             webhooks: store.clone(),
             sealer: store.clone(),
+            api_keys: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -93,7 +95,8 @@ impl Stores {
             jobs: queues,
             policies: store.clone(),
             change_requests: store.clone(),
-            webhooks: store,
+            webhooks: store.clone(),
+            api_keys: store,
             credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
             sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
             backend: Backend::Aws { sqs: clients.sqs.clone(), deployments_queue_url: resources.deployments_queue_url },

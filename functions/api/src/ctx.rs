@@ -1,4 +1,4 @@
-//! Who is calling: a tenant user or a platform operator.
+//! Who is calling: a tenant user or API key, or a platform operator.
 
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
@@ -8,7 +8,9 @@ use berth_domain::context::{Actor, PlatformCtx, TenantCtx};
 use berth_domain::values::Role;
 use berth_web::{ApiError, Caller};
 
-/// A tenant caller: the tenant comes from the verified token only, and must exist.
+/// A tenant caller: the tenant comes from the verified token (or the API
+/// key's record) only, and must exist; a suspended tenant's keys read only,
+/// as its people do.
 pub struct Ctx(pub TenantCtx);
 
 impl FromRequestParts<AppState> for Ctx {
@@ -20,7 +22,10 @@ impl FromRequestParts<AppState> for Ctx {
         let tenant = state.berth.tenant_of_token(tenant_id).await?;
         Ok(Ctx(TenantCtx {
             tenant: tenant.id,
-            actor: Actor::user(caller.sub),
+            actor: match caller.api_key {
+                Some(key) => Actor::api_key(key),
+                None => Actor::user(caller.sub),
+            },
             roles: caller.roles,
             request_id: caller.request_id,
             client_request_id: caller.client_request_id,

@@ -2,8 +2,8 @@
 
 use crate::routes::*;
 use crate::routes::{
-    change_requests::views::*, components::views::*, deployments::views::*, environments::views::*, governance::views::*, me::views::*, packages::views::*,
-    runtimes::views::*, tenants::views::*, webhooks::views::*,
+    api_keys::views::*, change_requests::views::*, components::views::*, deployments::views::*, environments::views::*, governance::views::*, me::views::*,
+    packages::views::*, runtimes::views::*, tenants::views::*, webhooks::views::*,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,13 +25,15 @@ use utoipa::{Modify, OpenApi};
         change_requests::decide, change_requests::deploy, change_requests::complete,
         list_audit, verify_audit,
         create_webhook, list_webhooks, get_webhook, patch_webhook, delete_webhook, rotate_secret, list_deliveries,
+        create_api_key, list_api_keys, get_api_key, revoke_api_key,
     ),
     components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime, IssueRegistrationToken,
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
         DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
         ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
         WebhookView, WebhookWithSecretView, CreateWebhook, PatchWebhook, RotateSecret, DeliveryView,
-        ActiveVersionsView, QuarantinedVersionView)),
+        ActiveVersionsView, QuarantinedVersionView,
+        ApiKeyView, CreateApiKey)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -41,7 +43,12 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("A JWT from the identity provider; on /v1 (not /platform/v1), an API key `bak_…` too (POST /v1/api-keys)."))
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
     }
 }
 

@@ -36,8 +36,9 @@
 //! | webhook attempts in one minute (TTL) | `T#<t>#WEBHOOK#<webhook>#ATTEMPTS` | `<window start, 12 digits>` |
 //! | delivery id claim, with its authenticated delivery (TTL) | `T#<t>#WEBHOOK#<webhook>#DELIVERYID` | `<delivery id>` |
 //! | delivery history (TTL) | `T#<t>#WEBHOOK#<webhook>#DELIVERY` | `<received at>#<uuid>` |
+//! | API key | `T#<t>#APIKEY` | `K#<api key>` |
 
-use berth_domain::ids::{ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId, WebhookId};
+use berth_domain::ids::{ApiKeyId, ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId, WebhookId};
 use berth_domain::ports::IdempotencyScope;
 
 pub const PK: &str = "pk";
@@ -258,6 +259,12 @@ pub fn deliveries(t: TenantId, w: WebhookId) -> String {
 /// A history line: in time order (listed newest first), unique even within one microsecond.
 pub fn delivery(t: TenantId, w: WebhookId, received_at: chrono::DateTime<chrono::Utc>) -> (String, String) {
     (deliveries(t, w), format!("{}#{}", time(received_at), uuid::Uuid::new_v4()))
+}
+pub fn api_keys(t: TenantId) -> String {
+    format!("T#{t}#APIKEY")
+}
+pub fn api_key(t: TenantId, k: ApiKeyId) -> (String, String) {
+    (api_keys(t), format!("K#{k}"))
 }
 
 /// Name of a runtime's job queue and of its dead-letter queue.

@@ -21,11 +21,12 @@ pub enum EntityType {
     Deployment,
     ChangeRequest,
     Webhook,
+    ApiKey,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 8] =
-        [Self::Tenant, Self::Environment, Self::Runtime, Self::Component, Self::Package, Self::Deployment, Self::ChangeRequest, Self::Webhook];
+    pub const ALL: [EntityType; 9] =
+        [Self::Tenant, Self::Environment, Self::Runtime, Self::Component, Self::Package, Self::Deployment, Self::ChangeRequest, Self::Webhook, Self::ApiKey];
 
     /// What the trail records as `entity_type` (the same string it serialises to).
     pub fn as_str(self) -> &'static str {
@@ -38,6 +39,7 @@ impl EntityType {
             Self::Deployment => "deployment",
             Self::ChangeRequest => "change_request",
             Self::Webhook => "webhook",
+            Self::ApiKey => "api_key",
         }
     }
 }
@@ -161,6 +163,10 @@ audit_actions! {
     WebhookSecretRotated = "webhook.secret_rotated" on Webhook,
     /// A person lifted a version's quarantine in the environment; recorded on the environment.
     QuarantineLifted = "quarantine.lifted" on Environment,
+    /// An admin made an API key (its secret is never recorded).
+    ApiKeyCreated = "api_key.created" on ApiKey,
+    /// An admin revoked an API key.
+    ApiKeyRevoked = "api_key.revoked" on ApiKey,
 }
 
 impl std::fmt::Display for AuditAction {
@@ -538,6 +544,8 @@ mod tests {
         "webhook.deleted",
         "webhook.secret_rotated",
         "quarantine.lifted",
+        "api_key.created",
+        "api_key.revoked",
     ];
 
     #[test]

@@ -12,6 +12,8 @@ pub enum ActorKind {
     Webhook,
     Runtime,
     System,
+    /// A tenant's API key (`api-key:<id>`).
+    ApiKey,
 }
 
 /// The author of a change, as the audit trail records it.
@@ -35,6 +37,10 @@ impl Actor {
     pub fn system(id: impl Into<String>) -> Self {
         Self { kind: ActorKind::System, id: id.into() }
     }
+    /// An API key: `api-key:<id>` in the audit trail and in `requested_by` / `created_by`.
+    pub fn api_key(id: crate::ids::ApiKeyId) -> Self {
+        Self { kind: ActorKind::ApiKey, id: format!("api-key:{id}") }
+    }
 }
 
 /// Things a tenant caller may be allowed to do.
@@ -54,13 +60,15 @@ pub enum Permission {
     Deploy,
     /// Create, change, rotate and delete webhooks.
     ManageWebhooks,
+    /// Create, read and revoke the tenant's API keys.
+    ManageApiKeys,
 }
 
 impl Permission {
     fn allowed_roles(self) -> &'static [Role] {
         match self {
             Permission::Read => &[Role::Viewer, Role::Developer, Role::Deployer, Role::Approver, Role::Admin],
-            Permission::ManageEnvironments | Permission::ManageRuntimes | Permission::ManageWebhooks => &[Role::Admin],
+            Permission::ManageEnvironments | Permission::ManageRuntimes | Permission::ManageWebhooks | Permission::ManageApiKeys => &[Role::Admin],
             Permission::BuildComponents => &[Role::Developer, Role::Admin],
             Permission::ManagePackages => &[Role::Developer, Role::Deployer, Role::Admin],
             Permission::Deploy => &[Role::Deployer, Role::Admin],

@@ -92,3 +92,7 @@ typed_id!(
     /// A tenant's signed inbound endpoint for CI (`/hooks/v1/{id}`).
     WebhookId
 );
+typed_id!(
+    /// A tenant's API key: a pipeline's credential on the portal API.
+    ApiKeyId
+);

@@ -5,6 +5,7 @@
 //! This crate knows nothing about AWS or HTTP: adapters live in `berth-aws`,
 //! the HTTP edge in `berth-web` and the functions.
 
+pub mod api_key;
 pub mod audit;
 pub mod change_request;
 pub mod component;

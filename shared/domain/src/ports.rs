@@ -426,3 +426,25 @@ pub trait SecretSealer: Send + Sync {
     async fn seal(&self, tenant: TenantId, plaintext: &[u8]) -> Result<SealedSecret>;
     async fn open(&self, tenant: TenantId, sealed: &SealedSecret) -> Result<Vec<u8>>;
 }
+
+/// A tenant's API keys. A key is never deleted: a revoked one stays, for history.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Refused `Exists(ApiKey)` when a key with its id exists.
+    async fn create_api_key(&self, tenant: TenantId, key: &crate::api_key::ApiKey, audit: AuditDraft) -> Result<()>;
+    async fn get_api_key(&self, tenant: TenantId, id: crate::ids::ApiKeyId) -> Result<Option<crate::api_key::ApiKey>>;
+    /// Oldest first.
+    async fn list_api_keys(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<crate::api_key::ApiKey>>;
+    /// Marks the key revoked at `at`: refused `Missing(ApiKey)` when there is
+    /// no such key, `Stale(ApiKey)` when it is revoked already.
+    async fn revoke_api_key(&self, tenant: TenantId, id: crate::ids::ApiKeyId, at: chrono::DateTime<chrono::Utc>, audit: AuditDraft) -> Result<()>;
+    /// Records a use at `at` unless one at or after `unless_since` is recorded
+    /// already (or the key is gone); returns whether it wrote. Not audited.
+    async fn record_api_key_use(
+        &self,
+        tenant: TenantId,
+        id: crate::ids::ApiKeyId,
+        at: chrono::DateTime<chrono::Utc>,
+        unless_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool>;
+}

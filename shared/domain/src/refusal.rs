@@ -26,6 +26,7 @@ pub enum Entity {
     Webhook,
     /// A version's quarantine in an environment.
     Quarantine,
+    ApiKey,
 }
 
 /// A unique name or label another item holds already.
@@ -95,6 +96,7 @@ impl Entity {
             Self::Attachment => "attachment",
             Self::Webhook => "webhook",
             Self::Quarantine => "quarantine",
+            Self::ApiKey => "API key",
         }
     }
 
@@ -112,6 +114,7 @@ impl Entity {
             Self::Attachment => "attachment_exists",
             Self::Webhook => "webhook_exists",
             Self::Quarantine => "quarantine_exists",
+            Self::ApiKey => "api_key_exists",
         }
     }
 }
@@ -128,6 +131,7 @@ impl Refusal {
             Self::Stale(Entity::Target) => DomainError::conflict("target_changed", "the job changed meanwhile"),
             Self::Stale(Entity::Runtime) => DomainError::conflict("runtime_changed", "the runtime changed meanwhile; try again"),
             Self::Stale(entity @ (Entity::Attachment | Entity::Quarantine)) => DomainError::not_found(entity.name()),
+            Self::Stale(Entity::ApiKey) => DomainError::conflict("api_key_changed", "the API key changed meanwhile"),
             Self::Exists(entity) => DomainError::conflict(entity.exists_code(), format!("a {} with this id exists", entity.name())),
             Self::Missing(entity) => DomainError::not_found(entity.name()),
             Self::Taken(Taken::EnvironmentName) => DomainError::conflict("name_exists", "an environment with this name exists"),

@@ -1,11 +1,12 @@
-//! Bearer secrets handed out once: runtime registration tokens and runtime
-//! credentials. Only their SHA-256 is ever stored.
+//! Bearer secrets handed out once: runtime registration tokens, runtime
+//! credentials and API keys. Only their SHA-256 is ever stored.
 //!
-//! A token names its tenant and runtime in clear (so the agent gateway can
-//! find the one item to check it against, under the tenant's own key) and
-//! carries 256 random bits; nothing in it is trusted until its hash matches.
+//! A token names its tenant and the item it belongs to in clear (so the
+//! server can find the one item to check it against, under the tenant's own
+//! key) and carries 256 random bits; nothing in it is trusted until its hash
+//! matches. All share one form: `<prefix>_<tenant>_<item>_<64 hex>`.
 
-use crate::ids::{RuntimeId, TenantId};
+use crate::ids::{ApiKeyId, RuntimeId, TenantId};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use subtle::ConstantTimeEq;
@@ -41,37 +42,92 @@ pub struct RuntimeToken {
 impl RuntimeToken {
     /// A new token with 256 bits from the OS's random source.
     pub fn generate(kind: TokenKind, tenant: TenantId, runtime: RuntimeId) -> Result<Self, crate::DomainError> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| crate::DomainError::unexpected(e.to_string()))?;
-        Ok(Self { kind, tenant, runtime, secret: hex::encode(bytes) })
+        Ok(Self { kind, tenant, runtime, secret: random_secret()? })
     }
 
     /// Reads a token of the expected kind; `None` when it is not one.
     pub fn parse(kind: TokenKind, raw: &str) -> Option<Self> {
-        let mut parts = raw.trim().split('_');
-        let (prefix, tenant, runtime, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || prefix != kind.prefix() {
-            return None;
-        }
-        if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        Some(Self {
-            kind,
-            tenant: TenantId::from_uuid(Uuid::try_parse(tenant).ok()?),
-            runtime: RuntimeId::from_uuid(Uuid::try_parse(runtime).ok()?),
-            secret: secret.to_string(),
-        })
+        let (tenant, runtime, secret) = parse_parts(kind.prefix(), raw)?;
+        Some(Self { kind, tenant, runtime: RuntimeId::from_uuid(runtime), secret })
     }
 
     /// The clear form, to hand to the caller exactly once.
     pub fn reveal(&self) -> String {
-        format!("{}_{}_{}_{}", self.kind.prefix(), self.tenant.simple(), self.runtime.simple(), self.secret)
+        clear_form(self.kind.prefix(), self.tenant, self.runtime.simple(), &self.secret)
     }
 
     /// What is stored: the hex SHA-256 of the clear form.
     pub fn hash(&self) -> SecretHash {
-        SecretHash(hex::encode(Sha256::digest(self.reveal().as_bytes())))
+        SecretHash::of(&self.reveal())
+    }
+}
+
+/// 256 bits from the OS's random source, in hex.
+fn random_secret() -> Result<String, crate::DomainError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| crate::DomainError::unexpected(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Splits `<prefix>_<tenant>_<item>_<64 hex>`; `None` unless it is exactly that.
+fn parse_parts(prefix: &str, raw: &str) -> Option<(TenantId, Uuid, String)> {
+    let mut parts = raw.trim().split('_');
+    let (given, tenant, item, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || given != prefix {
+        return None;
+    }
+    if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((TenantId::from_uuid(Uuid::try_parse(tenant).ok()?), Uuid::try_parse(item).ok()?, secret.to_string()))
+}
+
+fn clear_form(prefix: &str, tenant: TenantId, item: String, secret: &str) -> String {
+    format!("{prefix}_{}_{item}_{secret}", tenant.simple())
+}
+
+/// An API key in clear (`bak_<tenant>_<key>_<64 hex>`): a pipeline's bearer
+/// credential on the portal API. Its `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyToken {
+    pub tenant: TenantId,
+    pub key: ApiKeyId,
+    secret: String,
+}
+
+impl ApiKeyToken {
+    const PREFIX: &'static str = "bak";
+
+    /// A new key with 256 bits from the OS's random source.
+    pub fn generate(tenant: TenantId, key: ApiKeyId) -> Result<Self, crate::DomainError> {
+        Ok(Self { tenant, key, secret: random_secret()? })
+    }
+
+    /// Reads an API key; `None` when it is not one.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (tenant, key, secret) = parse_parts(Self::PREFIX, raw)?;
+        Some(Self { tenant, key: ApiKeyId::from_uuid(key), secret })
+    }
+
+    /// Whether a bearer token is meant as an API key (it may still be a bad one).
+    pub fn looks_like(raw: &str) -> bool {
+        raw.trim_start().starts_with("bak_")
+    }
+
+    /// The clear form, to hand to the caller exactly once.
+    pub fn reveal(&self) -> String {
+        clear_form(Self::PREFIX, self.tenant, self.key.simple(), &self.secret)
+    }
+
+    /// What is stored: the hex SHA-256 of the clear form.
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.reveal())
+    }
+}
+
+impl fmt::Debug for ApiKeyToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyToken").field("tenant", &self.tenant).field("key", &self.key).field("secret", &"<redacted>").finish()
     }
 }
 
@@ -92,6 +148,11 @@ impl fmt::Debug for RuntimeToken {
 pub struct SecretHash(pub String);
 
 impl SecretHash {
+    /// The hex SHA-256 of a secret's clear form.
+    fn of(clear: &str) -> Self {
+        SecretHash(hex::encode(Sha256::digest(clear.as_bytes())))
+    }
+
     /// Compares in constant time.
     pub fn matches(&self, other: &SecretHash) -> bool {
         self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
@@ -131,6 +192,31 @@ mod tests {
         for raw in ["", "brr", "brr_x_y_z", "brr_00_00_00", "Bearer something"] {
             assert!(RuntimeToken::parse(TokenKind::Registration, raw).is_none(), "{raw}");
         }
+    }
+
+    #[test]
+    fn an_api_key_parses_back_to_its_tenant_key_and_hash_and_is_no_runtime_token() {
+        let key = ApiKeyToken::generate(TenantId::new(), ApiKeyId::new()).unwrap();
+        let clear = key.reveal();
+        assert!(clear.starts_with(&format!("bak_{}_{}_", key.tenant.simple(), key.key.simple())), "{clear:?}");
+        assert_eq!(clear.rsplit('_').next().unwrap().len(), 64);
+        let parsed = ApiKeyToken::parse(&clear).unwrap();
+        assert_eq!((parsed.tenant, parsed.key), (key.tenant, key.key));
+        assert!(parsed.hash().matches(&key.hash()));
+        assert!(ApiKeyToken::looks_like(&clear));
+        assert!(RuntimeToken::parse(TokenKind::RuntimeCredential, &clear).is_none());
+        let credential = RuntimeToken::generate(TokenKind::RuntimeCredential, TenantId::new(), RuntimeId::new()).unwrap();
+        assert!(ApiKeyToken::parse(&credential.reveal()).is_none());
+        assert!(!format!("{key:?}").contains(clear.rsplit('_').next().unwrap()));
+    }
+
+    #[test]
+    fn an_api_key_with_one_character_changed_hashes_differently() {
+        let key = ApiKeyToken::generate(TenantId::new(), ApiKeyId::new()).unwrap();
+        let mut clear = key.reveal();
+        let last = if clear.ends_with('0') { "1" } else { "0" };
+        clear.replace_range(clear.len() - 1.., last);
+        assert!(!ApiKeyToken::parse(&clear).unwrap().hash().matches(&key.hash()));
     }
 
     #[test]

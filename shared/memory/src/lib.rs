@@ -11,6 +11,7 @@
 //!
 //! [`Memory`] builds a ready `Berth` over one store.
 
+mod api_keys;
 mod audit;
 mod blobs;
 mod change_requests;
@@ -31,10 +32,11 @@ mod webhooks;
 pub use credentials::VendedSession;
 pub use memory::Memory;
 
+use berth_domain::api_key::ApiKey;
 use berth_domain::audit::AuditDraft;
 use berth_domain::change_request::ChangeRequest;
 use berth_domain::component::{Component, Revision};
-use berth_domain::ids::{ChangeRequestId, ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId, WebhookId};
+use berth_domain::ids::{ApiKeyId, ChangeRequestId, ComponentId, EnvironmentId, PackageId, RuntimeId, TenantId, WebhookId};
 use berth_domain::package::Package;
 use berth_domain::policy::{Approval, Policy};
 use chrono::{DateTime, Utc};
@@ -85,6 +87,7 @@ pub(crate) struct Tenancy {
     /// (change request, `<approver>#<digests hash>`) -> decision.
     pub change_approvals: BTreeMap<(ChangeRequestId, String), Approval>,
     pub webhooks: webhooks::Webhooks,
+    pub api_keys: BTreeMap<ApiKeyId, ApiKey>,
 }
 
 impl MemoryStore {

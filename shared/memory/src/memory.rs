@@ -54,6 +54,7 @@ impl Memory {
             credentials: store.clone(),
             webhooks: store.clone(),
             sealer: store.clone(),
+            api_keys: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

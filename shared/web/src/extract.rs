@@ -1,10 +1,12 @@
 //! Extractors: they parse at the edge and answer in problem+json.
 
+use crate::api_key::ApiKeys;
 use crate::auth::{AuthFailure, JwtVerifier};
 use crate::problem::ApiError;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
-use berth_domain::ids::TenantId;
+use berth_domain::context::Actor;
+use berth_domain::ids::{ApiKeyId, TenantId};
 use berth_domain::page::PageRequest;
 use berth_domain::values::{Role, Version};
 use berth_domain::{DomainError, FieldError};
@@ -35,15 +37,19 @@ pub fn client_request_id_of(parts: &Parts) -> Option<String> {
     parts.headers.get(CLIENT_REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// A caller whose bearer JWT verified. What it may do is decided later.
+/// A caller whose bearer JWT verified, or whose API key opened (where the
+/// router accepts keys). What it may do is decided later.
 #[derive(Clone, Debug)]
 pub struct Caller {
+    /// The JWT's `sub`; for an API key, its actor id `api-key:<id>`.
     pub sub: String,
-    /// From the verified token only; absent on platform-admin tokens.
+    /// From the verified token (or the key's record) only; absent on platform-admin tokens.
     pub tenant: Option<TenantId>,
     pub roles: Vec<Role>,
     pub request_id: String,
     pub client_request_id: Option<String>,
+    /// Set when the caller is an API key rather than a person.
+    pub api_key: Option<ApiKeyId>,
 }
 
 impl Caller {
@@ -55,6 +61,7 @@ impl Caller {
 impl<S> FromRequestParts<S> for Caller
 where
     Arc<JwtVerifier>: FromRef<S>,
+    ApiKeys: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -64,26 +71,55 @@ where
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let verifier = Arc::<JwtVerifier>::from_ref(state);
         let token = bearer(parts).ok_or(AuthFailure::Missing).map_err(refuse)?;
-        let claims = verifier.verify(token).await.map_err(refuse)?;
-        let tenant = match claims.tenant_id.as_deref() {
-            None => None,
-            Some(raw) => Some(raw.parse::<TenantId>().map_err(|_| refuse(AuthFailure::Invalid("tenant_id is not a UUID".into())))?),
-        };
-        let caller = Caller {
-            sub: claims.sub,
-            tenant,
-            // Unknown role names are ignored: they grant nothing.
-            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-            request_id: request_id_of(parts),
-            client_request_id: client_request_id_of(parts),
+        let caller = if berth_domain::secret::ApiKeyToken::looks_like(token) {
+            api_key_caller(token, &ApiKeys::from_ref(state), parts).await?
+        } else {
+            jwt_caller(token, &Arc::<JwtVerifier>::from_ref(state), parts).await?
         };
         if let Some(t) = caller.tenant {
             tracing::Span::current().record("tenant_id", tracing::field::display(t));
         }
         parts.extensions.insert(caller.clone());
         Ok(caller)
+    }
+}
+
+async fn jwt_caller(token: &str, verifier: &JwtVerifier, parts: &Parts) -> Result<Caller, ApiError> {
+    let claims = verifier.verify(token).await.map_err(refuse)?;
+    let tenant = match claims.tenant_id.as_deref() {
+        None => None,
+        Some(raw) => Some(raw.parse::<TenantId>().map_err(|_| refuse(AuthFailure::Invalid("tenant_id is not a UUID".into())))?),
+    };
+    Ok(Caller {
+        sub: claims.sub,
+        tenant,
+        // Unknown role names are ignored: they grant nothing.
+        roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        request_id: request_id_of(parts),
+        client_request_id: client_request_id_of(parts),
+        api_key: None,
+    })
+}
+
+/// The caller an API key stands for. Every key that does not open is
+/// refused with the one body a bad JWT gets; a store that cannot be asked is
+/// a 5xx, not a 401.
+async fn api_key_caller(token: &str, keys: &ApiKeys, parts: &Parts) -> Result<Caller, ApiError> {
+    let Some(authenticator) = keys.authenticator() else {
+        return Err(refuse(AuthFailure::Invalid("API keys are not accepted on this API".into())));
+    };
+    match authenticator.authenticate(token).await {
+        Ok(key) => Ok(Caller {
+            sub: Actor::api_key(key.id).id,
+            tenant: Some(key.tenant),
+            roles: key.roles,
+            request_id: request_id_of(parts),
+            client_request_id: client_request_id_of(parts),
+            api_key: Some(key.id),
+        }),
+        Err(DomainError::Unauthenticated { .. }) => Err(refuse(AuthFailure::Invalid("API key refused".into()))),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -3,6 +3,7 @@
 //! (422); a retry while the first is still running gets 409. A secret a
 //! response showed once (marked with `SecretFields`) is never replayed.
 
+use crate::api_key::ApiKeys;
 use crate::auth::JwtVerifier;
 use crate::extract::Caller;
 use crate::problem::ApiError;
@@ -47,16 +48,24 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Responses larger than this are not kept (creates answer with small bodies).
 const MAX_STORED_RESPONSE: usize = 256 * 1024;
 
-/// What the middleware needs: the verifier (to know whose key it is) and the store.
+/// What the middleware needs: the verifier and the API keys its router
+/// accepts (to know whose key it is), and the store.
 #[derive(Clone)]
 pub struct IdempotencyState {
     pub verifier: Arc<JwtVerifier>,
+    pub api_keys: ApiKeys,
     pub store: Arc<dyn IdempotencyStore>,
 }
 
 impl FromRef<IdempotencyState> for Arc<JwtVerifier> {
     fn from_ref(s: &IdempotencyState) -> Self {
         s.verifier.clone()
+    }
+}
+
+impl FromRef<IdempotencyState> for ApiKeys {
+    fn from_ref(s: &IdempotencyState) -> Self {
+        s.api_keys.clone()
     }
 }
 
@@ -94,10 +103,14 @@ async fn run(state: IdempotencyState, req: Request, next: Next) -> Result<Respon
     // Keys belong to the caller who used them, not to everyone of the tenant:
     // a replay hands back the first response without re-running the
     // handler's permission checks, so only its original caller may get it.
-    let key = {
-        let mut h = Sha256::new();
-        h.update(caller.sub.as_bytes());
-        format!("{}:{key}", &hex::encode(h.finalize())[..32])
+    // An API key's are its own (under its tenant), apart from any person's.
+    let key = match caller.api_key {
+        Some(api_key) => format!("key:{}:{key}", api_key.simple()),
+        None => {
+            let mut h = Sha256::new();
+            h.update(caller.sub.as_bytes());
+            format!("{}:{key}", &hex::encode(h.finalize())[..32])
+        }
     };
     let bytes = axum::body::to_bytes(body, crate::MAX_UPLOAD_BODY_BYTES).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let fingerprint = {
@@ -230,7 +243,7 @@ mod tests {
 
     async fn send(store: Arc<Flaky>, answer: StatusCode) -> StatusCode {
         let auth = AuthConfig { issuer: "i".into(), audience: "a".into(), keys: KeySource::Hs256Secret("s".into()) };
-        let state = IdempotencyState { verifier: Arc::new(JwtVerifier::new(&auth).expect("a verifier")), store };
+        let state = IdempotencyState { verifier: Arc::new(JwtVerifier::new(&auth).expect("a verifier")), api_keys: ApiKeys::refused(), store };
         let app = axum::Router::new().route("/things", post(move || async move { answer })).layer(axum::middleware::from_fn_with_state(state, middleware));
         let claims = claims_for("i", "a", "alice", Some(berth_domain::ids::TenantId::new().to_string()), &["admin"], std::time::Duration::from_secs(60));
         let request = Request::post("/things")

@@ -1,14 +1,16 @@
-//! The HTTP edge every Berth function shares: JWT verification and the
-//! caller it yields, problem+json errors (the one place a `DomainError`
+//! The HTTP edge every Berth function shares: JWT (and API key)
+//! verification and the caller it yields, problem+json errors (the one place a `DomainError`
 //! becomes a status), JSON bodies with field-level errors, `Idempotency-Key`
 //! handling, pagination and `If-Match` extraction, and tracing set-up.
 
+pub mod api_key;
 pub mod auth;
 pub mod extract;
 pub mod idempotency;
 pub mod problem;
 pub mod telemetry;
 
+pub use api_key::ApiKeys;
 pub use auth::{AuthConfig, Claims, JwtVerifier};
 pub use extract::{Caller, IfMatch, JsonBody, OptionalJsonBody, PageQuery, RequestId};
 pub use problem::ApiError;

@@ -1,3 +1,4 @@
+pub(crate) mod api_keys;
 mod audit;
 pub(crate) mod change_requests;
 pub(crate) mod components;
@@ -17,6 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+pub(crate) use api_keys::{__path_create_api_key, __path_get_api_key, __path_list_api_keys, __path_revoke_api_key};
 pub(crate) use audit::__path_list_audit;
 pub(crate) use audit::__path_verify_audit;
 pub(crate) use components::{
@@ -91,6 +93,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
         .route("/v1/audit", get(audit::list_audit))
         .route("/v1/audit/verify", get(audit::verify_audit))
+        .route("/v1/api-keys", get(api_keys::list_api_keys).post(api_keys::create_api_key))
+        .route("/v1/api-keys/{id}", get(api_keys::get_api_key).delete(api_keys::revoke_api_key))
         .route("/platform/v1/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
         .route("/platform/v1/tenants/{id}", get(tenants::get_tenant).patch(tenants::patch_tenant))
         .layer(axum::middleware::from_fn_with_state(state.idempotency(), berth_web::idempotency::middleware))

@@ -3,6 +3,7 @@
 //! audit event and advances the tenant's audit head, so a change and its
 //! audit record are written together or not at all.
 
+mod api_keys;
 pub(crate) mod audit;
 mod change_requests;
 mod components;

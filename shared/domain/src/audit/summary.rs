@@ -66,6 +66,8 @@ one_action! {
     WebhookDeleted => WebhookDeleted on WebhookId,
     WebhookSecretRotated => WebhookSecretRotated on WebhookId,
     QuarantineLifted => QuarantineLifted on EnvironmentId,
+    ApiKeyCreated => ApiKeyCreated on crate::ids::ApiKeyId,
+    ApiKeyRevoked => ApiKeyRevoked on crate::ids::ApiKeyId,
 }
 
 // Tenants.
@@ -721,6 +723,34 @@ impl QuarantineLifted {
     }
 }
 
+// API keys.
+
+/// `api_key.created`: what the key may do and until when (never its secret).
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKeyCreated {
+    pub after: ApiKeyCreatedAfter,
+}
+
+/// The `after` of `api_key.created`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKeyCreatedAfter {
+    pub name: Name,
+    pub roles: Vec<crate::values::Role>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ApiKeyCreated {
+    pub fn of(key: &crate::api_key::ApiKey) -> Self {
+        Self { after: ApiKeyCreatedAfter { name: key.name.clone(), roles: key.roles.clone(), expires_at: key.expires_at } }
+    }
+}
+
+/// `api_key.revoked`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKeyRevoked {
+    pub revoked_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     //! Each summary against the `json!` its call site built before it was
@@ -1047,5 +1077,29 @@ mod tests {
             json_of(&lifted),
             json!({"package_id": package.id, "component_id": package.component_id, "version": package.version, "deployment_id": d.id})
         );
+    }
+
+    #[test]
+    fn api_key_summaries_record_name_roles_and_times_but_no_hash() {
+        use crate::api_key::ApiKey;
+        use crate::values::Role;
+        let token = crate::secret::ApiKeyToken::generate(TenantId::new(), crate::ids::ApiKeyId::new()).unwrap();
+        let now = Utc::now();
+        let key = ApiKey {
+            id: token.key,
+            name: name("ci"),
+            roles: vec![Role::Deployer],
+            hash: token.hash(),
+            created_by: "alice".into(),
+            created_at: now,
+            expires_at: now + Duration::days(90),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let created = json_of(&ApiKeyCreated::of(&key));
+        assert_eq!(created, json!({"after": {"name": "ci", "roles": ["deployer"], "expires_at": key.expires_at}}));
+        assert_eq!(ApiKeyCreated::of(&key).action().as_str(), "api_key.created");
+        assert_eq!(json_of(&ApiKeyRevoked { revoked_at: now }), json!({"revoked_at": now}));
+        assert_eq!(ApiKeyRevoked { revoked_at: now }.action().entity_type(), crate::audit::EntityType::ApiKey);
     }
 }

@@ -2,6 +2,7 @@
 //! validates, applies the domain rules and calls the ports.
 
 mod agents;
+mod api_keys;
 mod audit;
 mod change_requests;
 mod components;
@@ -22,6 +23,7 @@ mod tenants;
 mod webhooks;
 
 pub use agents::{AgentRequest, Registration, RuntimeCtx};
+pub use api_keys::{ApiKeyPrincipal, CreatedApiKey};
 pub use audit::{AuditFilter, VerifyCursor, VerifyReport, VerifyScope};
 pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
 pub use components::{NewComponent, RevisionInput};
@@ -37,7 +39,7 @@ pub use tenants::{TENANT_CACHE_TTL, TenantCache};
 pub use webhooks::WebhookWithSecret;
 
 use crate::ports::{
-    AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
+    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
     PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
 };
 use std::sync::Arc;
@@ -84,6 +86,7 @@ pub struct Ports {
     pub webhooks: Arc<dyn WebhookStore>,
     /// Seals webhook signing secrets (KMS in AWS).
     pub sealer: Arc<dyn SecretSealer>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 /// The application: every use case, over the ports it was built with. Only

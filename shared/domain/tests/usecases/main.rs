@@ -4,6 +4,7 @@
 
 mod fixture;
 
+mod api_keys;
 mod approvals;
 mod change_requests;
 mod credentials;
