@@ -13,6 +13,8 @@ pub enum Security {
     Jwt { platform: bool },
     /// The `runtime_credential` scheme: an agent's credential.
     RuntimeCredential,
+    /// The `webhook_signature` scheme: a request signed with a webhook's secret.
+    WebhookSignature,
     /// No `security` (or an empty requirement): anyone may call.
     Public,
 }
@@ -91,6 +93,7 @@ fn security_of(op: &Value) -> Result<Security, String> {
     match names.as_slice() {
         [n] if n.as_str() == "bearer" => Ok(Security::Jwt { platform: false }),
         [n] if n.as_str() == "runtime_credential" => Ok(Security::RuntimeCredential),
+        [n] if n.as_str() == "webhook_signature" => Ok(Security::WebhookSignature),
         _ => Err(format!("security schemes {names:?} are unknown to the matrix; teach tests/attack/doc.rs `security_of` which cells apply")),
     }
 }

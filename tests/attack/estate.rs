@@ -25,6 +25,19 @@ pub struct Estate {
     pub b_admin: String,
     pub b_tenant: String,
     pub b_credential: String,
+    /// The signing secrets of A's webhook (`ids["webhook"]`) and of one of B's.
+    pub a_webhook_secret: String,
+    pub b_webhook_secret: String,
+}
+
+/// The delivery A's webhook received while the estate was built (`ids["delivery"]`).
+pub const A_DELIVERY: &str = "fixture-delivery";
+
+/// Creates a `package_and_deploy` webhook of `component` to `env`; returns its id and secret.
+async fn webhook(app: &TestApp, token: &str, env: &str, component: &str) -> (String, String) {
+    let body = json!({"name": "ci", "action": "package_and_deploy", "environment_id": env, "component_id": component});
+    let hook = expect_status(call(app, Method::POST, "/v1/webhooks", token, Some(body)).await, StatusCode::CREATED).await;
+    (id(&hook), hook["secret"].as_str().expect("the secret, shown once").to_string())
 }
 
 /// Sends JSON with a bearer token; returns the response.
@@ -131,6 +144,27 @@ impl Estate {
         let change_request = id(&post("/v1/change-requests", cr).await);
         let api_key = id(&post("/v1/api-keys", json!({"name": "ci", "roles": ["admin"]})).await);
 
+        let (a_webhook, a_webhook_secret) = webhook(app, &a_admin, &env, &component).await;
+        // Refused (A's deployment is in flight) but authenticated: its id is taken and can be looked up.
+        let signature = berth_domain::webhook::signature::berth_header(a_webhook_secret.as_bytes(), chrono::Utc::now().timestamp(), b"{}");
+        let delivered = app
+            .http
+            .post(format!("{}/hooks/v1/{a_webhook}", app.base))
+            .header("berth-delivery", A_DELIVERY)
+            .header("berth-signature", signature)
+            .body("{}")
+            .send()
+            .await
+            .expect("the fixture delivery is sent");
+        expect_status(delivered, StatusCode::CONFLICT).await;
+        let b_post = |path: &'static str, body: Value| {
+            let token = b_admin.clone();
+            async move { id(&expect_status(call(app, Method::POST, path, &token, Some(body)).await, StatusCode::CREATED).await) }
+        };
+        let b_env = b_post("/v1/environments", json!({"name": "Test", "classification": "test"})).await;
+        let b_component = b_post("/v1/components", json!({"name": "Billing", "type": "process", "content": b64(b"<process/>")})).await;
+        let (_, b_webhook_secret) = webhook(app, &b_admin, &b_env, &b_component).await;
+
         let b_runtime = expect_status(call(app, Method::POST, "/v1/runtimes", &b_admin, Some(json!({"name": "globex-atom"}))).await, StatusCode::CREATED).await;
         let b_credential = register(app, &b_runtime).await;
         heartbeat(app, &b_credential).await;
@@ -144,10 +178,24 @@ impl Estate {
             ("deployment", deployment),
             ("change_request", change_request),
             ("api_key", api_key),
+            ("webhook", a_webhook),
+            ("delivery", A_DELIVERY.to_string()),
             ("job", job),
             ("tenant", a_tenant.clone()),
         ]);
-        Estate { ids, a_tenant, a_admin, a_credential, a_other_credential, a_used_registration, b_admin, b_tenant, b_credential }
+        Estate {
+            ids,
+            a_tenant,
+            a_admin,
+            a_credential,
+            a_other_credential,
+            a_used_registration,
+            b_admin,
+            b_tenant,
+            b_credential,
+            a_webhook_secret,
+            b_webhook_secret,
+        }
     }
 
     /// `path` with every `{param}` replaced by A's id of that kind: `{id}` by

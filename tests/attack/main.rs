@@ -155,9 +155,10 @@ struct Tokens {
     b_claiming_platform: String,
 }
 
-/// One request to send: an Authorization header (or none) and a body.
+/// One request to send: an Authorization header (or none), other headers and a body.
 struct Attempt {
     authorization: Option<String>,
+    headers: Vec<(&'static str, String)>,
     body: Option<Value>,
 }
 
@@ -184,12 +185,17 @@ impl Tokens {
             (Security::RuntimeCredential, NoToken | Garbage | AlteredCredential | UserJwt) => UNAUTHENTICATED,
             (Security::RuntimeCredential, OtherRuntime | OtherTenantsRuntime) if names_path => NOT_FOUND,
             (Security::Public, UnknownRegistration | UsedRegistration | CredentialAsRegistration) => UNAUTHENTICATED,
+            // Each with its own code (signature_required, stale_signature, bad_signature): any 401 problem.
+            (Security::WebhookSignature, NoToken | Expired | Garbage | AlteredCredential | OtherTenant) => Expect::Problem(StatusCode::UNAUTHORIZED, None),
             _ => Expect::NotApplicable,
         }
     }
 
     /// The request for `attack` on `op`, whose example body (A's ids filled in) is `body`.
     fn attempt(&self, op: &Operation, attack: Attack, body: Option<Value>) -> Attempt {
+        if op.security == Security::WebhookSignature {
+            return self.signed_attempt(op, attack, body);
+        }
         let bearer = |t: &str| Some(format!("Bearer {t}"));
         let right = self.right_claims(op);
         let e = &self.estate;
@@ -228,7 +234,31 @@ impl Tokens {
             }
             (b, _) => b,
         };
-        Attempt { authorization, body }
+        Attempt { authorization, headers: vec![], body }
+    }
+
+    /// A webhook request: signed as `attack` says (not at all, an hour ago,
+    /// garbage, one digit altered, or with tenant B's webhook secret).
+    fn signed_attempt(&self, op: &Operation, attack: Attack, body: Option<Value>) -> Attempt {
+        use berth_domain::webhook::signature::berth_header;
+        let e = &self.estate;
+        // What the signature covers: the raw body (as reqwest's `json` writes it), or the delivery id of a status call.
+        let payload = match &body {
+            Some(b) => serde_json::to_vec(b).expect("the body serialises"),
+            None => e.ids["delivery"].clone().into_bytes(),
+        };
+        let now = chrono::Utc::now().timestamp();
+        let signature = match attack {
+            NoToken => None,
+            Expired => Some(berth_header(e.a_webhook_secret.as_bytes(), now - 3600, &payload)),
+            Garbage => Some("garbage".to_string()),
+            AlteredCredential => Some(altered(&berth_header(e.a_webhook_secret.as_bytes(), now, &payload))),
+            OtherTenant => Some(berth_header(e.b_webhook_secret.as_bytes(), now, &payload)),
+            _ => None,
+        };
+        let mut headers = vec![("berth-delivery", format!("attack-{}", uuid::Uuid::new_v4()))];
+        headers.extend(signature.map(|s| ("berth-signature", s)));
+        Attempt { authorization: None, headers, body }
     }
 }
 
@@ -249,6 +279,9 @@ async fn send(app: &TestApp, method: &Method, path: &str, attempt: &Attempt) -> 
     let mut request = app.http.request(method.clone(), format!("{}{}", app.base, path));
     if let Some(a) = &attempt.authorization {
         request = request.header("authorization", a);
+    }
+    for (name, value) in &attempt.headers {
+        request = request.header(*name, value);
     }
     if let Some(b) = &attempt.body {
         request = request.json(b);
