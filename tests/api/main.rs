@@ -12,3 +12,4 @@ mod packaging;
 mod quarantine;
 mod robustness;
 mod sqs_jobs;
+mod webhooks;
