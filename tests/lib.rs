@@ -248,6 +248,49 @@ impl TestApp {
         (count(visible), count(in_flight))
     }
 
+    /// Replaces `env`'s policy (as the admin, with the current ETag).
+    pub async fn set_policy(&self, t: &TestTenant, env: &Value, policy: Value) -> Value {
+        let path = format!("/v1/environments/{}/policy", id_of(env));
+        let current = self.get(&path, &t.admin).await;
+        let etag = current.headers().get("etag").and_then(|v| v.to_str().ok()).expect("an ETag").to_string();
+        let response = self.request(Method::PUT, &path, Some(&t.admin)).header("if-match", etag).json(&policy).send().await.expect("the request is sent");
+        expect_status(response, StatusCode::OK).await
+    }
+
+    /// Creates a webhook on `component` in `env` doing `action` (as the
+    /// admin); returns it with its `secret`, shown this once.
+    pub async fn webhook(&self, t: &TestTenant, env: &Value, component: &Value, action: &str) -> Value {
+        let body = json!({"name": format!("{action} to {}", env["name"].as_str().unwrap_or("env")), "action": action,
+            "environment_id": env["id"], "component_id": component["id"]});
+        expect_status(self.post("/v1/webhooks", &t.admin, body).await, StatusCode::CREATED).await
+    }
+
+    /// Sends `body` to `hook`'s delivery URL as delivery `delivery_id`, signed now with `secret`.
+    pub async fn deliver(&self, hook: &Value, secret: &str, delivery_id: &str, body: &str) -> Response {
+        let signature = berth_signature(secret, unix_now(), body.as_bytes());
+        self.deliver_signed(hook, delivery_id, &signature, body.as_bytes().to_vec()).await
+    }
+
+    /// Sends `body` to `hook`'s delivery URL with this `Berth-Signature`.
+    pub async fn deliver_signed(&self, hook: &Value, delivery_id: &str, signature: &str, body: Vec<u8>) -> Response {
+        let path = format!("/hooks/v1/{}", id_of(hook));
+        let request = self.request(Method::POST, &path, None).header("content-type", "application/json");
+        request.header("berth-delivery", delivery_id).header("berth-signature", signature).body(body).send().await.expect("the request is sent")
+    }
+
+    /// The signed status call of a delivery (signed now, over `"<t>.<delivery id>"`).
+    pub async fn delivery_status(&self, hook: &Value, secret: &str, delivery_id: &str) -> Response {
+        let path = format!("/hooks/v1/{}/deliveries/{delivery_id}", id_of(hook));
+        let signature = berth_signature(secret, unix_now(), delivery_id.as_bytes());
+        self.request(Method::GET, &path, None).header("berth-signature", signature).send().await.expect("the request is sent")
+    }
+
+    /// A webhook's delivery history (newest first), as its admin reads it.
+    pub async fn deliveries(&self, t: &TestTenant, hook: &Value) -> Vec<Value> {
+        let list = expect_status(self.get(&format!("/v1/webhooks/{}/deliveries?limit=100", id_of(hook)), &t.admin).await, StatusCode::OK).await;
+        list["items"].as_array().expect("items").clone()
+    }
+
     /// Every audit event of the tenant, oldest first.
     pub async fn audit(&self, t: &TestTenant) -> Vec<Value> {
         let mut events = vec![];
@@ -265,6 +308,27 @@ impl TestApp {
             }
         }
     }
+}
+
+/// The clock in unix seconds, as a sender stamps a signature.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The hex HMAC-SHA256 of `message` keyed by `key`.
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A `Berth-Signature` as docs/webhooks.md tells a sender to make it (and
+/// computed here, not with Berth's code): `t=<t>,v1=<hex HMAC-SHA256, keyed
+/// by the whole secret, of "<t>.<payload>">`.
+pub fn berth_signature(secret: &str, t: i64, payload: &[u8]) -> String {
+    let signed = [t.to_string().as_bytes(), b".", payload].concat();
+    format!("t={t},v1={}", hmac_sha256_hex(secret.as_bytes(), &signed))
 }
 
 /// Polls `check` every 200 ms until it answers `Ok`, for at most 60 s; then

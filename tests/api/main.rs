@@ -13,3 +13,4 @@ mod packaging;
 mod quarantine;
 mod robustness;
 mod sqs_jobs;
+mod webhooks;

@@ -4,7 +4,7 @@
 
 use crate::{id_of, world};
 use berth_domain::redact::{CREDENTIAL_PREFIXES, PRESIGNED_SECRETS};
-use berth_tests::{expect_problem, expect_status};
+use berth_tests::{eventually, expect_problem, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -51,6 +51,27 @@ impl std::io::Write for Captured {
     }
 }
 
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("the log buffer").clone()).expect("UTF-8 logs")
+    }
+}
+
+/// The server's log lines in this test process. The subscriber is global and
+/// set once, so tests run in one process (`cargo test`) share the capture.
+fn server_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"))
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+}
+
 fn markers_in(text: &str) -> Vec<&'static str> {
     let lower = text.to_ascii_lowercase();
     CREDENTIAL_PREFIXES.iter().chain(PRESIGNED_SECRETS.iter()).copied().filter(|m| lower.contains(&m.to_ascii_lowercase())).collect()
@@ -58,13 +79,7 @@ fn markers_in(text: &str) -> Vec<&'static str> {
 
 #[tokio::test]
 async fn no_stored_message_and_no_log_line_of_a_deployment_run_holds_a_secret() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"))
-        .with_writer(move || writer.clone())
-        .init();
-
+    let logs = server_logs();
     let w = world().await;
     w.deploy_active(&w.v1).await;
 
@@ -113,9 +128,91 @@ async fn no_stored_message_and_no_log_line_of_a_deployment_run_holds_a_secret() 
     for line in agent_log.lines() {
         assert!(markers_in(line).is_empty(), "an agent log line holds a secret: {line}");
     }
-    let server_log = String::from_utf8(logs.0.lock().expect("the log buffer").clone()).expect("UTF-8 logs");
+    let server_log = logs.text();
     assert!(server_log.contains("agent registered"), "the server's log was captured:\n{server_log}");
     for line in server_log.lines() {
+        assert!(markers_in(line).is_empty(), "a server log line holds a secret: {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_secret_is_shown_by_its_create_and_rotate_only_never_in_another_response_a_log_line_or_the_table() {
+    let logs = server_logs();
+    let w = world().await;
+    // Every answer read below, to search for the secret at the end.
+    let answers: std::cell::RefCell<Vec<(String, String)>> = Default::default();
+    let seen = |what: &str, text: String| answers.borrow_mut().push((what.to_string(), text));
+    let answer = async |what: &str, response: reqwest::Response| -> Value {
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        seen(what, text.clone());
+        assert!(status.is_success() || status.is_client_error(), "{what}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+
+    let body = json!({"name": "main to Production", "action": "package_and_deploy", "environment_id": w.prod["id"], "component_id": w.orders["id"]});
+    let create = || w.app.request(Method::POST, "/v1/webhooks", Some(&w.acme.admin)).header("idempotency-key", "wh-once").json(&body).send();
+    let created = expect_status(create().await.expect("sent"), StatusCode::CREATED).await;
+    let secret = created["secret"].as_str().filter(|s| s.starts_with("whsec_")).unwrap_or_else(|| panic!("shown once: {created}")).to_string();
+    let replay = create().await.expect("sent");
+    assert_eq!(replay.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    let replayed = answer("the create's replay", replay).await;
+    assert_eq!(replayed["id"], created["id"], "the same webhook");
+    assert!(replayed.get("secret").is_none(), "the secret is never shown again: {replayed}");
+
+    let path = format!("/v1/webhooks/{}", id_of(&created));
+    answer("GET", w.app.get(&path, &w.acme.admin).await).await;
+    answer("the list", w.app.get("/v1/webhooks", &w.acme.admin).await).await;
+    answer("PATCH", w.app.patch(&path, &w.acme.admin, json!({"name": "main to Prod"})).await).await;
+
+    // A delivery deploys with the real agent; a forged one is refused; the pipeline asks how it went.
+    let receipt = answer("a delivery", w.app.deliver(&created, &secret, "sec-1", r#"{"commit":"abc1234"}"#).await).await;
+    assert_eq!(receipt["outcome"], "accepted", "{receipt}");
+    answer("a forged delivery", w.app.deliver(&created, "whsec_forged", "sec-2", "{}").await).await;
+    let status_call = async |secret: &str| {
+        eventually("the delivery's deployment succeeds", || async {
+            let status = expect_status(w.app.delivery_status(&created, secret, "sec-1").await, StatusCode::OK).await;
+            if status["status"] == "succeeded" { Ok(status) } else { Err(status.to_string()) }
+        })
+        .await
+    };
+    seen("the status call", status_call(&secret).await.to_string());
+    seen("the deployment", w.deployment(&json!({"id": receipt["deployment_id"]})).await.to_string());
+    seen("its timeline", w.timeline(&json!({"id": receipt["deployment_id"]})).await.join("\n"));
+
+    let rotate =
+        || w.app.request(Method::POST, &format!("{path}/rotate-secret"), Some(&w.acme.admin)).header("idempotency-key", "rot-once").json(&json!({})).send();
+    let rotated = expect_status(rotate().await.expect("sent"), StatusCode::OK).await;
+    let new = rotated["secret"].as_str().filter(|s| s.starts_with("whsec_") && *s != secret).unwrap_or_else(|| panic!("a new secret: {rotated}")).to_string();
+    let replayed = answer("the rotation's replay", rotate().await.expect("sent")).await;
+    assert!(replayed.get("secret").is_none(), "the new secret is never shown again: {replayed}");
+    seen("the status call after the rotation", status_call(&new).await.to_string());
+    answer("GET after the rotation", w.app.get(&path, &w.acme.admin).await).await;
+    answer("the deliveries", w.app.get(&format!("{path}/deliveries"), &w.acme.admin).await).await;
+    seen("the audit trail", serde_json::to_string(&w.app.audit(&w.acme).await).expect("JSON"));
+    let answers = answers.take();
+    assert!(answers.iter().any(|(what, text)| what == "the audit trail" && text.contains("webhook.secret_rotated")), "the audit trail was read");
+
+    for (what, text) in &answers {
+        assert!(!text.contains(&secret) && !text.contains(&new), "{what} shows a secret: {text}");
+        assert!(markers_in(text).is_empty(), "{what} holds a credential: {text}");
+    }
+    let mut start = None;
+    loop {
+        let page = w.app.clients.dynamo.scan().table_name(&w.app.names.table).set_exclusive_start_key(start).send().await.expect("the table is scanned");
+        for item in page.items() {
+            let item = format!("{item:?}");
+            assert!(!item.contains(&secret) && !item.contains(&new) && !item.contains("whsec_"), "an item holds a webhook secret in clear: {item}");
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    let server_log = logs.text();
+    assert!(server_log.contains("agent registered"), "the server's log was captured:\n{server_log}");
+    for line in server_log.lines() {
+        assert!(!line.contains(&secret) && !line.contains(&new), "a server log line holds the webhook's secret: {line}");
         assert!(markers_in(line).is_empty(), "a server log line holds a secret: {line}");
     }
 }
