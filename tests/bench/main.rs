@@ -5,7 +5,7 @@
 //! (`BERTH_BENCH_PHASE_SECS`, default 120), so the run always ends by itself.
 //! All HTTP traffic goes to the harness's Berth on 127.0.0.1, which talks to
 //! LocalStack at `AWS_ENDPOINT_URL`. `BERTH_BENCH_PHASES` (comma-separated:
-//! jwt, me, environments, heartbeat, idle, fleet, audit) runs only those.
+//! jwt, me, environments, heartbeat, webhooks, idle, fleet, audit) runs only those.
 //!
 //! The fleet phase starts 50 real `berth-agent` processes, the release build
 //! beside this binary (`make bench` builds it), and kills them when it ends.
@@ -51,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if bench.runs("heartbeat") {
         heartbeat(&bench, &app).await;
+    }
+    if bench.runs("webhooks") {
+        webhooks(&bench, &app).await;
     }
     if bench.runs("idle") {
         idle_agent_hour(&bench, &app).await;
@@ -664,4 +667,50 @@ fn item_bytes(item: &berth_aws::testing::Item) -> usize {
         }
     }
     item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// Signed CI deliveries (`/hooks/v1`), each on a webhook of its own component
+/// so that none waits for another's deployment: an accepted
+/// `package_and_deploy` (a package archive written to S3, a deployment
+/// recorded and queued, the secret opened by KMS the first time), its signed
+/// status call, and a refused one (bad signature). The issue asks for an
+/// answer within a second.
+async fn webhooks(bench: &Bench, app: &Arc<TestApp>) {
+    use berth_domain::webhook::signature::berth_header;
+    let n = bench.n(50);
+    let tenant = app.tenant_with_plan("bench-hooks", json!({"max_environments": 100})).await;
+    let env = app.environment(&tenant, "Test", "test").await;
+    let runtime = app.runtime(&tenant, "atom").await;
+    app.register_agent(&runtime).await;
+    app.attach(&tenant, &env, &runtime).await;
+    let mut hooks = vec![];
+    for i in 0..n {
+        let component = app.component(&tenant, &format!("flow-{i}"), "process", format!("<process {i}/>").as_bytes(), &[]).await;
+        let body = json!({"name": format!("hook-{i}"), "action": "package_and_deploy", "environment_id": id_of(&env), "component_id": id_of(&component)});
+        let hook = expect_status(app.post("/v1/webhooks", &tenant.admin, body).await, StatusCode::CREATED).await;
+        hooks.push((id_of(&hook), hook["secret"].as_str().unwrap_or_default().to_string()));
+    }
+    let hooks = Arc::new(hooks);
+    let deliver = |i: usize, secret: Option<&str>| {
+        let (id, real) = &hooks[i];
+        let body = format!(r#"{{"commit":"bench-{i}"}}"#);
+        let signature = berth_header(secret.unwrap_or(real).as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+        app.request(reqwest::Method::POST, &format!("/hooks/v1/{id}"), None)
+            .header("berth-delivery", format!("bench-{i}-{}", secret.is_some()))
+            .header("berth-signature", signature)
+            .body(body)
+            .send()
+    };
+    let s = sequential(n, bench.deadline(), |i| async move { check(deliver(i, None).await, StatusCode::ACCEPTED).await }).await;
+    s.print("webhook delivery, package_and_deploy accepted (sequential)", &[50.0, 95.0, 99.0], false);
+    let status = |i: usize| {
+        let (id, secret) = &hooks[i];
+        let delivery = format!("bench-{i}-false");
+        let signature = berth_header(secret.as_bytes(), chrono::Utc::now().timestamp(), delivery.as_bytes());
+        app.request(reqwest::Method::GET, &format!("/hooks/v1/{id}/deliveries/{delivery}"), None).header("berth-signature", signature).send()
+    };
+    let s = sequential(n, bench.deadline(), |i| async move { check(status(i).await, StatusCode::OK).await }).await;
+    s.print("webhook delivery status (signed GET)", &[50.0, 95.0, 99.0], false);
+    let s = sequential(n, bench.deadline(), |i| async move { check(deliver(i, Some("whsec_wrong")).await, StatusCode::UNAUTHORIZED).await }).await;
+    s.print("webhook delivery refused (bad signature, recorded)", &[50.0, 95.0, 99.0], false);
 }
