@@ -176,6 +176,15 @@ async fn a_github_push_deploys_its_after_commit_and_a_ping_answers_200_and_deplo
             "owner": {"login": "acme", "id": 42}, "pushed_at": 1764494142},
         "pusher": {"name": "ann", "email": "ann@acme.example"}, "sender": {"login": "ann", "id": 7}
     });
+    // A push to another branch, and any other event, deploy nothing.
+    let mut branch = push.clone();
+    branch["ref"] = json!("refs/heads/feature/erp-timeouts");
+    for (event, body) in [("push", branch), ("pull_request", push.clone())] {
+        let answer = expect_status(github(event, uuid::Uuid::new_v4().to_string(), body.to_string()).await.expect("sent"), StatusCode::OK).await;
+        assert_eq!(answer["outcome"], json!("ignored"), "{event}: {answer}");
+    }
+    assert_eq!(w.deployments().await, Vec::<Value>::new(), "only a push to the default branch deploys");
+
     let delivery = uuid::Uuid::new_v4().to_string();
     let receipt = expect_status(github("push", delivery.clone(), push.to_string()).await.expect("sent"), StatusCode::ACCEPTED).await;
     assert_eq!(receipt["delivery_id"], json!(delivery), "X-GitHub-Delivery is the delivery id: {receipt}");
@@ -191,7 +200,7 @@ async fn a_github_push_deploys_its_after_commit_and_a_ping_answers_200_and_deplo
     assert_eq!(w.agent.installed(&w.test, &w.orders).expect("the agent runs Orders")["version"], package["version"]);
     assert_eq!(w.deployments().await.len(), 1, "the push deployed once, the ping never");
     let outcomes: Vec<Value> = w.app.deliveries(&w.acme, &hook).await.iter().map(|d| d["outcome"].clone()).collect();
-    assert_eq!(outcomes, [json!("accepted"), json!("ignored")], "newest first");
+    assert_eq!(outcomes, [json!("accepted"), json!("ignored"), json!("ignored"), json!("ignored")], "newest first");
 }
 
 #[tokio::test]

@@ -338,14 +338,22 @@ impl DeliveryRequest {
         Ok(Self { notes: field("notes")?, version: field("version")?, commit: field("commit")? })
     }
 
-    /// A GitHub delivery of `event`: `None` for a `ping` (nothing to do).
-    /// `after` becomes the commit; the head commit's message, the notes.
+    /// A GitHub delivery of `event`: `None` when there is nothing to deploy.
+    /// Only a `push` to the repository's default branch deploys (`after`
+    /// becomes the commit; the head commit's first line, the notes): a `ping`,
+    /// any other event, a push to another branch or a tag, and a branch
+    /// deletion are answered without deploying. Unknown fields are ignored.
     pub fn from_github_body(event: Option<&str>, body: &[u8]) -> Result<Option<Self>> {
-        if event == Some("ping") {
+        if event != Some("push") {
             return Ok(None);
         }
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid_body("the body is not JSON"))?;
         let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+        let default_branch = text(value.get("repository").and_then(|r| r.get("default_branch"))).map(|b| format!("refs/heads/{b}"));
+        let pushed_to_default = default_branch.is_some() && text(value.get("ref")) == default_branch;
+        if !pushed_to_default || value.get("deleted").and_then(|d| d.as_bool()) == Some(true) {
+            return Ok(None);
+        }
         let commit = text(value.get("after"));
         let message = text(value.get("head_commit").and_then(|c| c.get("message")));
         let notes = message.map(|m| m.lines().next().unwrap_or_default().to_string());
@@ -438,11 +446,28 @@ mod tests {
     }
 
     #[test]
-    fn a_github_push_gives_its_after_as_the_commit_and_a_ping_asks_nothing() {
-        let push = br#"{"ref":"refs/heads/main","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","head_commit":{"message":"Fix the map\n\nbody"},"x":{}}"#;
+    fn a_github_push_to_the_default_branch_gives_its_after_as_the_commit() {
+        let push = br#"{"ref":"refs/heads/main","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","head_commit":{"message":"Fix the map\n\nbody"},"repository":{"default_branch":"main"},"x":{}}"#;
         let r = DeliveryRequest::from_github_body(Some("push"), push).unwrap().unwrap();
         assert_eq!(r.commit.as_deref(), Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"));
         assert_eq!(r.notes.as_deref(), Some("Fix the map"));
-        assert_eq!(DeliveryRequest::from_github_body(Some("ping"), b"{}").unwrap(), None);
+    }
+
+    #[test]
+    fn a_ping_other_events_other_branches_and_deletions_deploy_nothing() {
+        let push = |r#ref: &str, deleted: bool| {
+            format!(r#"{{"ref":"{ref}","after":"abc","deleted":{deleted},"repository":{{"default_branch":"main"}}}}"#).into_bytes()
+        };
+        for (event, body) in [
+            (Some("ping"), b"{}".to_vec()),
+            (Some("pull_request"), push("refs/heads/main", false)),
+            (None, push("refs/heads/main", false)),
+            (Some("push"), push("refs/heads/feature", false)),
+            (Some("push"), push("refs/tags/v1", false)),
+            (Some("push"), push("refs/heads/main", true)),
+            (Some("push"), br#"{"ref":"refs/heads/main","after":"abc"}"#.to_vec()),
+        ] {
+            assert_eq!(DeliveryRequest::from_github_body(event, &body).unwrap(), None, "{event:?} {}", String::from_utf8_lossy(&body));
+        }
     }
 }

@@ -18,7 +18,10 @@ use crate::ids::{DeploymentId, PackageId, TenantId, WebhookId};
 use crate::package::VersionLabel;
 use crate::page::PageRequest;
 use crate::webhook::signature::{Check, Presented};
-use crate::webhook::{DELIVERIES_PER_MINUTE, Delivery, DeliveryId, DeliveryOutcome, DeliveryRequest, Webhook, WebhookAction, WebhookSecret, check_commit};
+use crate::webhook::{
+    DELIVERIES_PER_MINUTE, Delivery, DeliveryId, DeliveryOutcome, DeliveryRequest, SIGNATURE_TOLERANCE_SECS, Webhook, WebhookAction, WebhookSecret,
+    check_commit,
+};
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
 
@@ -65,8 +68,9 @@ fn no_webhook() -> DomainError {
 }
 
 impl Berth {
-    /// Finds a webhook by id alone (a delivery carries no token). Unknown,
-    /// malformed and deleted ids get the same answer after the same reads.
+    /// Finds a webhook by id alone (a delivery carries no token). Unknown and
+    /// deleted ids get the same answer after the same one read; a malformed
+    /// one gets it at once (no webhook can have it).
     async fn webhook_by_id(&self, raw: &str) -> Result<(TenantId, Webhook)> {
         let id: WebhookId = raw.parse().map_err(|_| no_webhook())?;
         let tenant = self.ports.webhooks.webhook_tenant(id).await?.ok_or_else(no_webhook)?;
@@ -82,7 +86,10 @@ impl Berth {
         }
         match presented.check(keys.iter().map(WebhookSecret::key), payload, now.timestamp()) {
             Check::Valid => Ok(()),
-            Check::Stale => Err(refused("stale_signature", "the signature's timestamp is more than 300 seconds from our clock")),
+            Check::Stale => Err(DomainError::Unauthenticated {
+                code: "stale_signature",
+                message: format!("the signature's timestamp is more than {SIGNATURE_TOLERANCE_SECS} seconds from our clock"),
+            }),
             Check::Invalid => Err(refused("bad_signature", "the signature does not match the webhook's secret")),
         }
     }

@@ -214,7 +214,8 @@ async fn a_github_push_deploys_with_its_after_commit_and_a_ping_does_nothing() {
     };
     let ping = w.berth.receive_delivery(github("ping", "g-1", r#"{"zen":"Keep it logically awesome."}"#)).await.expect("a ping is answered");
     assert_eq!((ping.outcome, ping.deployment_id), (DeliveryOutcome::Ignored, None));
-    let push = r#"{"ref":"refs/heads/main","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","repository":{"full_name":"acme/orders"}}"#;
+    let push =
+        r#"{"ref":"refs/heads/main","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","repository":{"full_name":"acme/orders","default_branch":"main"}}"#;
     let receipt = w.berth.receive_delivery(github("push", "g-2", push)).await.expect("a push deploys");
     let d = w.deployment(receipt.deployment_id.unwrap()).await;
     assert_eq!(d.commit.as_deref(), Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"));
