@@ -506,3 +506,31 @@ impl Agent {
         std::fs::read_to_string(self.state.path().join("agent.log")).unwrap_or_default()
     }
 }
+
+/// Log lines the server writes, kept for the tests that check no secret is
+/// ever logged. Install `subscriber()` globally (`init`) or for one thread
+/// (`set_default`), then read `text()`.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("the log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("the log buffer").clone()).expect("UTF-8 logs")
+    }
+
+    /// A subscriber writing every line `filter` lets through into this capture.
+    pub fn subscriber(&self, filter: &str) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(move || writer.clone()).finish()
+    }
+}

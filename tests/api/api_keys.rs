@@ -1,10 +1,9 @@
 //! API keys for CI: an admin makes one, a pipeline uses it as a bearer token
 //! on the portal API, and everything it does is attributed to `api-key:<id>`.
 
-use berth_tests::{Agent, TestApp, TestTenant, b64, eventually, expect_invalid_field, expect_problem, expect_status, id_of};
+use berth_tests::{Agent, CapturedLogs, TestApp, TestTenant, b64, eventually, expect_invalid_field, expect_problem, expect_status, id_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 
 /// An admin who also builds and deploys: the roles a CI key is usually given.
 fn owner(app: &TestApp, t: &TestTenant) -> String {
@@ -22,36 +21,13 @@ fn key_of(made: &Value) -> String {
     made["key"].as_str().expect("a key").to_string()
 }
 
-/// Log lines written while the guard lives, on this test's thread (the
-/// test's runtime is single-threaded: the server runs on it too).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("the log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("the log buffer").clone()).expect("UTF-8 logs")
-    }
-}
-
 #[tokio::test]
 async fn a_pipeline_with_a_key_and_no_login_revises_packages_and_deploys_and_the_audit_names_the_key() {
     use tracing_subscriber::util::SubscriberInitExt;
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let _capture = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_sdk_dynamodb=warn,aws_sdk_s3=warn,aws_sdk_sqs=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn,reqwest=warn"))
-        .with_writer(move || writer.clone())
-        .finish()
+    // On this test's thread only: its runtime is single-threaded, the server runs on it too.
+    let logs = CapturedLogs::default();
+    let _capture = logs
+        .subscriber("debug,aws_config=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_sdk_dynamodb=warn,aws_sdk_s3=warn,aws_sdk_sqs=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn,reqwest=warn")
         .set_default();
 
     let app = TestApp::spawn().await;

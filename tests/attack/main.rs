@@ -194,7 +194,7 @@ impl Tokens {
     /// The request for `attack` on `op`, whose example body (A's ids filled in) is `body`.
     fn attempt(&self, op: &Operation, attack: Attack, body: Option<Value>) -> Attempt {
         if op.security == Security::WebhookSignature {
-            return self.signed_attempt(op, attack, body);
+            return self.signed_attempt(attack, body);
         }
         let bearer = |t: &str| Some(format!("Bearer {t}"));
         let right = self.right_claims(op);
@@ -239,7 +239,7 @@ impl Tokens {
 
     /// A webhook request: signed as `attack` says (not at all, an hour ago,
     /// garbage, one digit altered, or with tenant B's webhook secret).
-    fn signed_attempt(&self, op: &Operation, attack: Attack, body: Option<Value>) -> Attempt {
+    fn signed_attempt(&self, attack: Attack, body: Option<Value>) -> Attempt {
         use berth_domain::webhook::signature::berth_header;
         let e = &self.estate;
         // What the signature covers: the raw body (as reqwest's `json` writes it), or the delivery id of a status call.

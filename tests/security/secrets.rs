@@ -4,10 +4,9 @@
 
 use crate::{id_of, world};
 use berth_domain::redact::{CREDENTIAL_PREFIXES, PRESIGNED_SECRETS};
-use berth_tests::{eventually, expect_problem, expect_status};
+use berth_tests::{CapturedLogs, eventually, expect_problem, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 
 #[tokio::test]
 async fn a_replayed_runtime_creation_returns_the_runtime_without_its_registration_token() {
@@ -37,37 +36,14 @@ async fn a_deleted_package_cannot_be_downloaded() {
     assert_eq!(package["deleted"], true, "its record stays, for history");
 }
 
-/// Log lines of this test process, as the server writes them.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("the log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("the log buffer").clone()).expect("UTF-8 logs")
-    }
-}
-
 /// The server's log lines in this test process. The subscriber is global and
 /// set once, so tests run in one process (`cargo test`) share the capture.
-fn server_logs() -> &'static Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+fn server_logs() -> &'static CapturedLogs {
+    use tracing_subscriber::util::SubscriberInitExt;
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"))
-            .with_writer(move || writer.clone())
-            .init();
+        let logs = CapturedLogs::default();
+        logs.subscriber("info,aws_config=warn,aws_smithy_runtime=warn").init();
         logs
     })
 }

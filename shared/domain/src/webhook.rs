@@ -195,10 +195,10 @@ impl Webhook {
     /// verifying for `overlap` (none: it stops now), anything older is dropped.
     pub fn rotated(&self, new: SealedSecret, overlap: Duration, now: DateTime<Utc>) -> Webhook {
         let mut secrets = vec![StoredSecret { sealed: new, created_at: now, expires_at: None }];
-        if let Some(current) = self.secrets.iter().find(|s| s.expires_at.is_none()) {
-            if overlap > Duration::zero() {
-                secrets.push(StoredSecret { expires_at: Some(now + overlap), ..current.clone() });
-            }
+        if let Some(current) = self.secrets.iter().find(|s| s.expires_at.is_none())
+            && overlap > Duration::zero()
+        {
+            secrets.push(StoredSecret { expires_at: Some(now + overlap), ..current.clone() });
         }
         Webhook { secrets, updated_at: now, version: self.version.next(), ..self.clone() }
     }
