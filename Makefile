@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 LOCALSTACK := bash localstack/localstack.sh
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test test-schemathesis test-faults bench build localstack-up localstack-down localstack-status lint-infra fmt agent-dist
+.PHONY: help bins run test test-schemathesis test-faults bench build localstack-up localstack-down localstack-status lint-infra fmt agent-dist
 
 help:
 	@echo "make run    - start LocalStack, create resources and a demo tenant, serve Berth on 127.0.0.1:8080"
@@ -36,15 +36,22 @@ localstack-status:
 build:
 	cargo build --workspace --bins
 
-run: localstack-up
-	cargo build -p berth-agent -p berth-local
+# The two binaries `make run` starts, built exactly as `make test` builds them:
+# one package per cargo invocation. Built together, their dependencies'
+# features unify differently (aws-lc-rs, the smithy runtime, ...), so every
+# shared crate would compile a second time and `make run` after `make test`
+# would wait minutes instead of seconds.
+bins:
+	cargo build -p berth-agent
+	cargo build -p berth-local
+
+run: localstack-up bins
 	./target/debug/berth-local serve --demo-agent
 
 # Unit, adapter (LocalStack) and end-to-end tests; the SAM template lint;
 # then, one after the other, schemathesis against a running Berth and the
 # fault-injection storm (on a LocalStack of its own).
-test: localstack-up
-	cargo build -p berth-agent
+test: localstack-up bins
 ifeq ($(NEXTEST),yes)
 	cargo nextest run --workspace --no-fail-fast
 else
