@@ -1,4 +1,4 @@
-//! `berth-local serve | token | bootstrap`
+//! `berth-local serve | token | bootstrap | teardown`
 
 use anyhow::{Context, Result, bail};
 use berth_aws::app::settings_from_env;
@@ -49,6 +49,16 @@ enum Command {
     },
     /// Create the table, bucket and queues, then exit.
     Bootstrap,
+    /// Delete every runtime job queue (and its dead-letter queue) named with
+    /// the queue prefix: the API creates them per runtime, so deleting a stack
+    /// leaves them behind. Against AWS, set the stack's prefix (`<stack>-`).
+    Teardown {
+        #[arg(long, env = "BERTH_QUEUE_PREFIX", default_value = "berth-")]
+        queue_prefix: String,
+        /// Required: this deletes queues, with the jobs in them.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 const DEMO_TENANT: &str = "Demo";
@@ -70,6 +80,17 @@ async fn run(cli: Cli) -> Result<()> {
     let auth = local_auth_config();
     let KeySource::Hs256Secret(secret) = &auth.keys else { bail!("the local runner signs with HS256 only") };
     match cli.command {
+        Command::Teardown { queue_prefix, yes } => {
+            if !yes {
+                bail!("this deletes every queue named {queue_prefix}rt-*; run again with --yes");
+            }
+            let clients = AwsClients::from_env().await;
+            let deleted = berth_aws::sqs::delete_runtime_queues(&clients.sqs, &queue_prefix).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            for name in &deleted {
+                println!("deleted {name}");
+            }
+            println!("{} runtime queue(s) deleted", deleted.len());
+        }
         Command::Token { tenant, roles, sub, ttl } => {
             let roles: Vec<&str> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
             let claims = claims_for(&auth.issuer, &auth.audience, &sub, tenant.map(|t| t.to_string()), &roles, Duration::from_secs(ttl));

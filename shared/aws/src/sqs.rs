@@ -149,3 +149,33 @@ impl JobQueues for SqsRuntimeQueues {
         Ok(())
     }
 }
+
+/// Deletes every runtime job queue and dead-letter queue named with `prefix`
+/// (`<prefix>rt-...`): CloudFormation does not own them (the API creates one
+/// per runtime), so tearing a stack down leaves them behind. Returns the
+/// names deleted, sorted.
+pub async fn delete_runtime_queues(client: &aws_sdk_sqs::Client, prefix: &str) -> Result<Vec<String>> {
+    let name_prefix = format!("{prefix}rt-");
+    let mut urls = vec![];
+    let mut next = None;
+    loop {
+        let page = client.list_queues().queue_name_prefix(&name_prefix).max_results(1000).set_next_token(next).send().await.map_err(sdk_error)?;
+        urls.extend(page.queue_urls.unwrap_or_default());
+        next = page.next_token;
+        if next.is_none() {
+            break;
+        }
+    }
+    let mut deleted = vec![];
+    for url in urls {
+        let name = url.rsplit('/').next().unwrap_or_default().to_string();
+        // The listing matches a prefix; keep exactly ours (a queue URL ends with its name).
+        if !name.starts_with(&name_prefix) {
+            continue;
+        }
+        client.delete_queue().queue_url(&url).send().await.map_err(sdk_error)?;
+        deleted.push(name);
+    }
+    deleted.sort();
+    Ok(deleted)
+}
