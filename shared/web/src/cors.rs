@@ -202,6 +202,22 @@ mod tests {
         assert!(CorsOrigins::parse(" , ").expect("blanks are valid").layer().is_none());
     }
 
+    /// API Gateway answers preflights itself on AWS: its lists must be these.
+    #[test]
+    fn the_templates_cors_configuration_allows_and_exposes_what_the_functions_do() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml");
+        let template = std::fs::read_to_string(path).expect("the SAM template");
+        let listed = |key: &str| -> Vec<String> {
+            let line = template.lines().map(str::trim).find_map(|l| l.strip_prefix(&format!("{key}: ["))).unwrap_or_else(|| panic!("{key} in the template"));
+            line.trim_end_matches(']').split(',').map(|v| v.trim().to_ascii_lowercase()).collect()
+        };
+        let names = |headers: &[HeaderName]| headers.iter().map(|h| h.as_str().to_string()).collect::<Vec<_>>();
+        assert_eq!(listed("AllowMethods"), ALLOWED_METHODS.iter().map(|m| m.as_str().to_ascii_lowercase()).collect::<Vec<_>>());
+        assert_eq!(listed("AllowHeaders"), names(&ALLOWED_HEADERS));
+        assert_eq!(listed("ExposeHeaders"), names(&EXPOSED_HEADERS));
+        assert!(template.contains(&format!("MaxAge: {}", MAX_AGE.as_secs())), "the template's MaxAge is {MAX_AGE:?}");
+    }
+
     #[test]
     fn anything_but_an_exact_origin_is_refused_with_the_entry_named() {
         for bad in
