@@ -5,8 +5,8 @@
 use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::usecases::Settings;
 use berth_local::LocalBerth;
-use berth_web::AuthConfig;
 use berth_web::auth::{Claims, KeySource, claims_for, issue_hs256};
+use berth_web::{AuthConfig, CorsOrigins};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -46,10 +46,23 @@ impl TestApp {
     /// An app verifying tokens with `auth` (e.g. an RS256 public key);
     /// `secret` is what `sign` uses (meaningful only for HS256 configs).
     pub async fn spawn_with_auth(auth: AuthConfig, secret: String, settings: Settings) -> TestApp {
+        Self::spawn_with_edge(auth, secret, settings, CorsOrigins::none()).await
+    }
+
+    /// An app allowing browsers from `origins` (CORS), as `BERTH_CORS_ORIGINS` would.
+    pub async fn spawn_with_cors(origins: &str) -> TestApp {
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
+        let auth = AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()) };
+        let cors = CorsOrigins::parse(origins).expect("valid CORS origins");
+        Self::spawn_with_edge(auth, secret, Settings::default(), cors).await
+    }
+
+    /// [`TestApp::spawn_with_auth`], allowing `cors` origins.
+    pub async fn spawn_with_edge(auth: AuthConfig, secret: String, settings: Settings, cors: CorsOrigins) -> TestApp {
         berth_aws::testing::require_localstack();
         let clients = AwsClients::from_env().await;
         let names = ResourceNames::unique("bt");
-        let local = LocalBerth::start(&clients, &names, &auth, settings).await.expect("Berth starts against LocalStack");
+        let local = LocalBerth::start(&clients, &names, &auth, settings).await.expect("Berth starts against LocalStack").with_cors(cors);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr, _server) = local
             .serve("127.0.0.1:0".parse().expect("a socket address"), async {

@@ -6,7 +6,7 @@ use berth_aws::app::build_berth;
 use berth_aws::bootstrap::{Resources, ensure_resources};
 use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::usecases::{Berth, Settings};
-use berth_web::{AuthConfig, JwtVerifier};
+use berth_web::{AuthConfig, CorsOrigins, JwtVerifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -15,12 +15,17 @@ use tokio::net::TcpListener;
 pub const DEFAULT_ISSUER: &str = "berth-local";
 pub const DEFAULT_AUDIENCE: &str = "berth";
 pub const DEFAULT_DEV_SECRET: &str = "berth-local-dev-secret-not-for-production-use";
+/// Origins `make run` allows unless `BERTH_CORS_ORIGINS` is set: a portal's
+/// dev server (Vite's default port) on this machine.
+pub const DEFAULT_CORS_ORIGINS: &str = "http://localhost:5173,http://127.0.0.1:5173";
 
 /// One local Berth: resources created, routers built.
 pub struct LocalBerth {
     pub berth: Arc<Berth>,
     pub verifier: Arc<JwtVerifier>,
     pub resources: Resources,
+    /// Browser origins allowed to call (CORS); none unless set with [`LocalBerth::with_cors`].
+    pub cors: CorsOrigins,
 }
 
 impl LocalBerth {
@@ -30,7 +35,12 @@ impl LocalBerth {
         let resources = with_retries("creating the table, bucket and queues", || ensure_resources(clients, names)).await?;
         let berth = Arc::new(build_berth(clients, names, settings));
         let verifier = Arc::new(JwtVerifier::new(auth)?);
-        Ok(Self { berth, verifier, resources })
+        Ok(Self { berth, verifier, resources, cors: CorsOrigins::none() })
+    }
+
+    /// Allows `cors` origins to call from a browser.
+    pub fn with_cors(self, cors: CorsOrigins) -> Self {
+        Self { cors, ..self }
     }
 
     /// The portal, platform, agent and webhook APIs on one router.
@@ -38,7 +48,7 @@ impl LocalBerth {
         let api = berth_api::routes(berth_api::AppState { berth: self.berth.clone(), verifier: self.verifier.clone() });
         let agent = berth_agent_gateway::routes(berth_agent_gateway::AgentState { berth: self.berth.clone() });
         let hooks = berth_webhooks::routes(berth_webhooks::HooksState { berth: self.berth.clone() });
-        berth_web::finish_router(api.merge(agent).merge(hooks))
+        berth_web::finish_router(api.merge(agent).merge(hooks), &self.cors)
     }
 
     /// Serves on `bind` until `shutdown` resolves; returns the bound address at once.
@@ -188,6 +198,17 @@ pub fn local_auth_config_from(var: impl Fn(&str) -> Option<String>) -> AuthConfi
     }
 }
 
+/// The origins the local runner allows: `BERTH_CORS_ORIGINS` when set (an
+/// empty value turns CORS off), else [`DEFAULT_CORS_ORIGINS`].
+pub fn local_cors_origins() -> Result<CorsOrigins, berth_web::cors::InvalidOrigin> {
+    local_cors_origins_from(|k| std::env::var(k).ok())
+}
+
+/// [`local_cors_origins`] from the variables `var` returns.
+pub fn local_cors_origins_from(var: impl Fn(&str) -> Option<String>) -> Result<CorsOrigins, berth_web::cors::InvalidOrigin> {
+    CorsOrigins::parse(&var(berth_web::cors::ENV_VAR).unwrap_or_else(|| DEFAULT_CORS_ORIGINS.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +221,14 @@ mod tests {
         assert_eq!((given.issuer.as_str(), given.audience.as_str()), (DEFAULT_ISSUER, DEFAULT_AUDIENCE));
         let default = local_auth_config_from(|_| None);
         assert!(matches!(&default.keys, KeySource::Hs256Secret(s) if s == DEFAULT_DEV_SECRET));
+    }
+
+    #[test]
+    fn the_local_runner_allows_a_portal_dev_server_on_this_machine_unless_told_otherwise() {
+        let default = local_cors_origins_from(|_| None).expect("the defaults parse");
+        assert_eq!(default.iter().collect::<Vec<_>>(), ["http://localhost:5173", "http://127.0.0.1:5173"]);
+        let given = local_cors_origins_from(|k| (k == "BERTH_CORS_ORIGINS").then(|| "https://portal.example.com".to_string())).expect("parses");
+        assert_eq!(given.iter().collect::<Vec<_>>(), ["https://portal.example.com"]);
+        assert!(local_cors_origins_from(|k| (k == "BERTH_CORS_ORIGINS").then(String::new)).expect("parses").is_empty(), "empty turns CORS off");
     }
 }

@@ -6,7 +6,7 @@ use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::context::{Actor, PlatformCtx};
 use berth_domain::page::PageRequest;
 use berth_domain::values::{Name, Plan};
-use berth_local::{LocalBerth, causes, local_auth_config, with_retries};
+use berth_local::{LocalBerth, causes, local_auth_config, local_cors_origins, with_retries};
 use berth_web::auth::{KeySource, claims_for, issue_hs256};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -109,7 +109,8 @@ async fn run(cli: Cli) -> Result<()> {
             let mut names = ResourceNames::from_env();
             // LocalStack takes any well-formed role ARN for the agents' queue credentials.
             names.queue_role_arn.get_or_insert_with(|| berth_aws::sts::LOCALSTACK_QUEUE_ROLE_ARN.to_string());
-            let local = LocalBerth::start(&clients, &names, &auth, settings_from_env()).await.context("starting Berth (is LocalStack up?)")?;
+            let cors = local_cors_origins()?;
+            let local = LocalBerth::start(&clients, &names, &auth, settings_from_env()).await.context("starting Berth (is LocalStack up?)")?.with_cors(cors);
             let platform = PlatformCtx { actor: Actor::system("berth-local"), request_id: "make-run".into(), client_request_id: None };
             let tenant = with_retries("creating the demo tenant", || async {
                 let existing = local.berth.list_tenants(&platform, &PageRequest::first(100)).await?;
@@ -150,6 +151,11 @@ async fn run(cli: Cli) -> Result<()> {
                  -H 'Content-Type: application/json' -d '{{\"name\":\"Staging\",\"classification\":\"test\"}}'\n",
                 auth.issuer, auth.audience, tenant.name, tenant.id,
             );
+            if local.cors.is_empty() {
+                println!("CORS: off (BERTH_CORS_ORIGINS is empty)\n");
+            } else {
+                println!("CORS: browsers may call from {} (BERTH_CORS_ORIGINS)\n", local.cors.iter().collect::<Vec<_>>().join(", "));
+            }
             let mut agent = if demo_agent { Some(start_demo_agent(&local, &tenant, addr, &demo_agent_dir).await?) } else { None };
             tokio::signal::ctrl_c().await?;
             // The agent first: its long poll would hold the graceful shutdown open.

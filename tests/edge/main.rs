@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod cors;
 mod deployments;
 mod governance;
 mod governance_input;

@@ -47,8 +47,8 @@ pub fn routes(state: AgentState) -> Router {
 }
 
 /// What the Lambda serves.
-pub fn router(state: AgentState) -> Router {
-    berth_web::finish_router(routes(state))
+pub fn router(state: AgentState, cors: &berth_web::CorsOrigins) -> Router {
+    berth_web::finish_router(routes(state), cors)
 }
 
 /// The name of the agent API's security scheme in the OpenAPI document.

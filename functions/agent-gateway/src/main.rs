@@ -8,7 +8,8 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     berth_telemetry::init_tracing();
+    let cors = berth_web::CorsOrigins::from_env()?;
     let clients = AwsClients::from_env().await;
     let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env());
-    lambda_http::run(router(AgentState { berth: Arc::new(berth) })).await
+    lambda_http::run(router(AgentState { berth: Arc::new(berth) }, &cors)).await
 }

@@ -3,7 +3,7 @@
 use berth_api::{AppState, router};
 use berth_aws::app::{build_berth, settings_from_env};
 use berth_aws::{AwsClients, ResourceNames};
-use berth_web::{AuthConfig, JwtVerifier};
+use berth_web::{AuthConfig, CorsOrigins, JwtVerifier};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -11,8 +11,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     berth_telemetry::init_tracing();
     // First, so a Lambda configured with an HS256 secret stops before anything else.
     let verifier = JwtVerifier::new(&AuthConfig::for_lambda_from_env()?)?;
+    let cors = CorsOrigins::from_env()?;
     let clients = AwsClients::from_env().await;
     let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env());
     let state = AppState { berth: Arc::new(berth), verifier: Arc::new(verifier) };
-    lambda_http::run(router(state)).await
+    lambda_http::run(router(state, &cors)).await
 }

@@ -41,8 +41,8 @@ pub fn routes(state: HooksState) -> Router {
 }
 
 /// What the Lambda serves.
-pub fn router(state: HooksState) -> Router {
-    berth_web::finish_router(routes(state))
+pub fn router(state: HooksState, cors: &berth_web::CorsOrigins) -> Router {
+    berth_web::finish_router(routes(state), cors)
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -1,10 +1,11 @@
 //! The HTTP edge every Berth function shares: JWT (and API key)
 //! verification and the caller it yields, problem+json errors (the one place a `DomainError`
 //! becomes a status), JSON bodies with field-level errors, `Idempotency-Key`
-//! handling, pagination and `If-Match` extraction, and tracing set-up.
+//! handling, pagination and `If-Match` extraction, CORS, and tracing set-up.
 
 pub mod api_key;
 pub mod auth;
+pub mod cors;
 pub mod extract;
 pub mod idempotency;
 pub mod problem;
@@ -12,6 +13,7 @@ pub mod telemetry;
 
 pub use api_key::ApiKeys;
 pub use auth::{AuthConfig, Claims, JwtVerifier};
+pub use cors::CorsOrigins;
 pub use extract::{Caller, IfMatch, JsonBody, OptionalJsonBody, PageQuery, RequestId};
 pub use problem::ApiError;
 
@@ -22,8 +24,18 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_UPLOAD_BODY_BYTES: usize = 5_900_000;
 
 /// Adds what every function's edge needs: a problem+json 404 for unknown
-/// routes, the body limit, request ids and the request span.
-pub fn finish_router(router: axum::Router) -> axum::Router {
-    telemetry::layer_router(router.fallback(problem::not_found).method_not_allowed_fallback(problem::method_not_allowed))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+/// routes, CORS for the allowed origins, the body limit, request ids and the request span.
+///
+/// The CORS gate is layered after the fallbacks are set, and axum applies a
+/// router's layer to every route, to each route's 405 fallback and to the 404
+/// fallback: so a preflight for any path, known or not, reaches it and gets
+/// 204 (never 405 or 404). Inside the request-id and trace layers, so
+/// preflights are logged and carry a request id like any other request.
+pub fn finish_router(router: axum::Router, cors: &CorsOrigins) -> axum::Router {
+    let routed = router.fallback(problem::not_found).method_not_allowed_fallback(problem::method_not_allowed);
+    let routed = match cors.layer() {
+        Some(cors) => routed.layer(cors),
+        None => routed,
+    };
+    telemetry::layer_router(routed).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

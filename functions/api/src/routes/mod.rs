@@ -44,8 +44,8 @@ pub(crate) use webhooks::{
 };
 
 /// What the Lambda serves: the routes with the shared edge layers.
-pub fn router(state: AppState) -> Router {
-    berth_web::finish_router(routes(state))
+pub fn router(state: AppState, cors: &berth_web::CorsOrigins) -> Router {
+    berth_web::finish_router(routes(state), cors)
 }
 
 /// Every route of the portal and platform APIs, with idempotency applied to
