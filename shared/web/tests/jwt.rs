@@ -32,7 +32,8 @@ fn claims() -> Claims {
 }
 
 fn hs256_verifier() -> JwtVerifier {
-    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(SECRET.into()) }).expect("a verifier")
+    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(SECRET.into()), claims: Default::default() })
+        .expect("a verifier")
 }
 
 fn sign_json_hs256(claims: &Value) -> String {
@@ -101,8 +102,12 @@ async fn a_token_whose_aud_is_a_list_not_naming_this_api_is_refused() {
 #[tokio::test]
 async fn a_verifier_cannot_be_built_from_a_key_that_is_not_a_public_key_pem() {
     for pem in ["", "not a pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"] {
-        let config =
-            AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: pem.into() } };
+        let config = AuthConfig {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: pem.into() },
+            claims: Default::default(),
+        };
         assert!(JwtVerifier::new(&config).is_err(), "{pem:?} is refused at start-up");
     }
 }
@@ -183,7 +188,13 @@ fn jwks_verifier(url: &str) -> JwtVerifier {
 }
 
 fn jwks_verifier_with(url: &str, cache: JwksCachePolicy) -> JwtVerifier {
-    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Jwks { url: url.into(), cache } }).expect("a verifier")
+    JwtVerifier::new(&AuthConfig {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        keys: KeySource::Jwks { url: url.into(), cache },
+        claims: Default::default(),
+    })
+    .expect("a verifier")
 }
 
 fn cache(ttl: Duration, min_refetch_interval: Duration) -> JwksCachePolicy {
