@@ -739,7 +739,10 @@ mod tests {
     fn a_lambda_needs_an_issuer_an_audience_and_exactly_one_key_source() {
         let jwks = ("BERTH_JWKS_URL", "https://idp.example/jwks.json");
         assert_eq!(refusal(lambda(&[("BERTH_JWT_AUDIENCE", "berth-api"), jwks])), "BERTH_JWT_ISSUER is not set");
-        assert_eq!(refusal(lambda(&[("BERTH_JWT_ISSUER", "https://idp.example"), jwks])), "BERTH_JWT_AUDIENCE is not set (or set BERTH_JWT_CLIENT_ID to check client_id instead)");
+        assert_eq!(
+            refusal(lambda(&[("BERTH_JWT_ISSUER", "https://idp.example"), jwks])),
+            "BERTH_JWT_AUDIENCE is not set (or set BERTH_JWT_CLIENT_ID to check client_id instead)"
+        );
         assert_eq!(refusal(lambda(&with_claims(&[]))), "set BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY");
         assert_eq!(refusal(lambda(&with_claims(&[("BERTH_JWKS_URL", " ")]))), "set BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY", "blank counts as unset");
         assert_eq!(refusal(lambda(&with_claims(&[jwks, ("BERTH_JWT_PUBLIC_KEY", PEM)]))), "set only one of BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY");
@@ -777,8 +780,9 @@ mod tests {
 
     #[test]
     fn with_a_client_id_a_lambda_needs_no_audience() {
-        let config = lambda(&[("BERTH_JWT_ISSUER", "https://idp.example"), ("BERTH_JWKS_URL", "https://idp.example/jwks.json"), ("BERTH_JWT_CLIENT_ID", "app-client")])
-            .expect("a configuration");
+        let config =
+            lambda(&[("BERTH_JWT_ISSUER", "https://idp.example"), ("BERTH_JWKS_URL", "https://idp.example/jwks.json"), ("BERTH_JWT_CLIENT_ID", "app-client")])
+                .expect("a configuration");
         assert_eq!((config.audience.as_str(), config.claims.client_id.as_deref()), ("", Some("app-client")));
         assert!(JwtVerifier::new(&config).is_ok());
         let no_check = AuthConfig { audience: String::new(), claims: ClaimSettings::default(), ..config };

@@ -567,5 +567,8 @@ async fn a_token_without_the_configured_roles_claim_or_with_one_of_another_type_
     }
     let mut tenant_number = cognito_access_token("", &["berth-admins"]);
     tenant_number["custom:tenant_id"] = json!(42);
-    assert_eq!(claims_refusal(verifier.verify(&sign_provider(&tenant_number)).await), "the tenant claim `custom:tenant_id` (BERTH_JWT_TENANT_CLAIM) is not a string");
+    assert_eq!(
+        claims_refusal(verifier.verify(&sign_provider(&tenant_number)).await),
+        "the tenant claim `custom:tenant_id` (BERTH_JWT_TENANT_CLAIM) is not a string"
+    );
 }
