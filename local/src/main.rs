@@ -7,7 +7,7 @@ use berth_domain::context::{Actor, PlatformCtx};
 use berth_domain::page::PageRequest;
 use berth_domain::values::{Name, Plan};
 use berth_local::{LocalBerth, causes, local_auth_config, with_retries};
-use berth_web::auth::{KeySource, claims_for, issue_hs256};
+use berth_web::auth::{KeySource, claims_for, issue_hs256_shaped};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,7 +82,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let roles: Vec<&str> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
             let claims = claims_for(&auth.issuer, &auth.audience, &sub, tenant.map(|t| t.to_string()), &roles, Duration::from_secs(ttl));
-            println!("{}", issue_hs256(secret, &claims)?);
+            println!("{}", issue_hs256_shaped(secret, &auth.claims, &claims)?);
         }
         Command::Bootstrap => {
             let clients = AwsClients::from_env().await;
@@ -117,8 +117,9 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
             if let Some(secret) = secret {
                 let ttl = Duration::from_secs(12 * 3600);
-                let admin = issue_hs256(
+                let admin = issue_hs256_shaped(
                     secret,
+                    &auth.claims,
                     &claims_for(
                         &auth.issuer,
                         &auth.audience,
@@ -128,7 +129,11 @@ async fn run(cli: Cli) -> Result<()> {
                         ttl,
                     ),
                 )?;
-                let platform_token = issue_hs256(secret, &claims_for(&auth.issuer, &auth.audience, "operator@berth.example", None, &["platform_admin"], ttl))?;
+                let platform_token = issue_hs256_shaped(
+                    secret,
+                    &auth.claims,
+                    &claims_for(&auth.issuer, &auth.audience, "operator@berth.example", None, &["platform_admin"], ttl),
+                )?;
                 println!(
                     "\nBerth is running on http://{addr}  (Ctrl-C to stop)\n\n\
                      JWT issuer:   {}\nJWT audience: {}\nHS256 secret: {secret}   (local runs only)\n\n\

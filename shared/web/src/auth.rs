@@ -647,6 +647,55 @@ pub fn issue_hs256(secret: &str, claims: &Claims) -> anyhow::Result<String> {
     Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))?)
 }
 
+/// Signs an HS256 token carrying `claims` where `settings` say a provider
+/// would put them (the local runner's dev tokens, so a `make run` configured
+/// for a provider's claim names still hands out tokens it accepts).
+pub fn issue_hs256_shaped(secret: &str, settings: &ClaimSettings, claims: &Claims) -> anyhow::Result<String> {
+    let shaped = settings.shape(claims)?;
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &shaped, &EncodingKey::from_secret(secret.as_bytes()))?)
+}
+
+impl ClaimSettings {
+    /// `claims` as a provider with these settings would shape them: the
+    /// tenant and roles under the configured claims, `client_id` when checked.
+    pub fn shape(&self, claims: &Claims) -> anyhow::Result<Value> {
+        let mut shaped = serde_json::to_value(claims)?;
+        let object = shaped.as_object_mut().context("claims serialise to an object")?;
+        object.remove("tenant_id");
+        object.remove("roles");
+        if let Some(client_id) = &self.client_id {
+            object.insert("client_id".into(), Value::String(client_id.clone()));
+            if matches!(&claims.aud, Audience::One(a) if a.is_empty()) {
+                object.remove("aud");
+            }
+        }
+        if let Some(tenant) = &claims.tenant_id {
+            self.tenant.set(&mut shaped, Value::String(tenant.clone()))?;
+        }
+        self.roles.set(&mut shaped, Value::from(claims.roles.clone()))?;
+        Ok(shaped)
+    }
+}
+
+impl ClaimPath {
+    /// Puts `value` where this path reads from, making the objects on the way.
+    fn set(&self, claims: &mut Value, value: Value) -> anyhow::Result<()> {
+        let mut at = claims;
+        let segments: Vec<String> = match self {
+            ClaimPath::Name(name) => vec![name.clone()],
+            // RFC 6901: `~1` is `/` and `~0` is `~` within a segment.
+            ClaimPath::Pointer(pointer) => pointer.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect(),
+        };
+        let Some((last, parents)) = segments.split_last() else { bail!("the claim path {self} is empty") };
+        for segment in parents {
+            let object = at.as_object_mut().with_context(|| format!("{self} goes through a claim that is not an object"))?;
+            at = object.entry(segment.clone()).or_insert_with(|| Value::Object(Default::default()));
+        }
+        at.as_object_mut().with_context(|| format!("{self} goes through a claim that is not an object"))?.insert(last.clone(), value);
+        Ok(())
+    }
+}
+
 /// Claims for a token valid from now for `ttl`.
 pub fn claims_for(issuer: &str, audience: &str, sub: &str, tenant: Option<String>, roles: &[&str], ttl: Duration) -> Claims {
     let now = jsonwebtoken::get_current_timestamp();
@@ -665,6 +714,7 @@ pub fn claims_for(issuer: &str, audience: &str, sub: &str, tenant: Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const PEM: &str = "-----BEGIN PUBLIC KEY-----\\nMIIB...\\n-----END PUBLIC KEY-----";
 
@@ -787,5 +837,28 @@ mod tests {
         assert!(JwtVerifier::new(&config).is_ok());
         let no_check = AuthConfig { audience: String::new(), claims: ClaimSettings::default(), ..config };
         assert!(JwtVerifier::new(&no_check).is_err(), "neither an audience nor a client id is no check at all");
+    }
+
+    #[tokio::test]
+    async fn dev_tokens_shaped_for_the_claim_settings_verify_under_them() {
+        let settings = ClaimSettings::from_vars(|k| {
+            [("BERTH_JWT_TENANT_CLAIM", "/app_metadata/tenant"), ("BERTH_JWT_ROLES_CLAIM", "cognito:groups"), ("BERTH_JWT_CLIENT_ID", "portal")]
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .expect("settings");
+        let config = AuthConfig { issuer: "iss".into(), audience: String::new(), keys: KeySource::Hs256Secret("s".into()), claims: settings.clone() };
+        let tenant = "0b1c2d3e-4f50-4172-8394-a5b6c7d8e9f0";
+        let claims = claims_for("iss", "", "dev@example.com", Some(tenant.into()), &["admin", "deployer"], Duration::from_secs(60));
+        let token = issue_hs256_shaped("s", &settings, &claims).expect("a token");
+        let shaped = settings.shape(&claims).expect("shaped claims");
+        assert_eq!(
+            (&shaped["app_metadata"]["tenant"], &shaped["cognito:groups"], &shaped["client_id"]),
+            (&json!(tenant), &json!(["admin", "deployer"]), &json!("portal"))
+        );
+        assert!(shaped.get("aud").is_none() && shaped.get("tenant_id").is_none() && shaped.get("roles").is_none(), "{shaped}");
+        let verified = JwtVerifier::new(&config).expect("a verifier").verify(&token).await.expect("the dev token verifies");
+        assert_eq!((verified.tenant_id.as_deref(), verified.roles), (Some(tenant), vec!["admin".to_string(), "deployer".to_string()]));
     }
 }
