@@ -39,7 +39,7 @@ impl TestApp {
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
         let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
-        let auth = AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()) };
+        let auth = AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()), claims: Default::default() };
         Self::spawn_with_auth(auth, secret, settings).await
     }
 
@@ -52,7 +52,7 @@ impl TestApp {
     /// An app allowing browsers from `origins` (CORS), as `BERTH_CORS_ORIGINS` would.
     pub async fn spawn_with_cors(origins: &str) -> TestApp {
         let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
-        let auth = AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()) };
+        let auth = AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()), claims: Default::default() };
         let cors = CorsOrigins::parse(origins).expect("valid CORS origins");
         Self::spawn_with_edge(auth, secret, Settings::default(), cors).await
     }

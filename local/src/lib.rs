@@ -184,18 +184,26 @@ async fn poll_deployments(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_s
 /// The local auth configuration: `BERTH_JWT_*` when set, else the defaults above.
 /// The local runner is the one place an HS256 secret is accepted (the
 /// Lambdas refuse one: `AuthConfig::for_lambda`); it signs the dev tokens.
-pub fn local_auth_config() -> AuthConfig {
+/// With `BERTH_JWKS_URL` or `BERTH_JWT_PUBLIC_KEY` set it verifies an
+/// identity provider's tokens instead, as a Lambda does, so every token
+/// shape (and the claim settings) can be tried against `make run`.
+pub fn local_auth_config() -> Result<AuthConfig> {
     local_auth_config_from(|k| std::env::var(k).ok())
 }
 
 /// [`local_auth_config`] from the variables `var` returns.
-pub fn local_auth_config_from(var: impl Fn(&str) -> Option<String>) -> AuthConfig {
-    let get = |k: &str, d: &str| var(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
-    AuthConfig {
-        issuer: get("BERTH_JWT_ISSUER", DEFAULT_ISSUER),
-        audience: get("BERTH_JWT_AUDIENCE", DEFAULT_AUDIENCE),
-        keys: berth_web::auth::KeySource::Hs256Secret(get("BERTH_JWT_HS256_SECRET", DEFAULT_DEV_SECRET)),
-    }
+pub fn local_auth_config_from(var: impl Fn(&str) -> Option<String>) -> Result<AuthConfig> {
+    let set = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+    let get = |k: &str, d: &str| set(k).unwrap_or_else(|| d.to_string());
+    let claims = berth_web::auth::ClaimSettings::from_vars(&var)?;
+    let keys = match (AuthConfig::public_keys(&var)?, set("BERTH_JWT_HS256_SECRET")) {
+        (Some(_), Some(_)) => anyhow::bail!("set BERTH_JWT_HS256_SECRET or a public key (BERTH_JWKS_URL, BERTH_JWT_PUBLIC_KEY), not both"),
+        (Some(public), None) => public,
+        (None, secret) => berth_web::auth::KeySource::Hs256Secret(secret.unwrap_or_else(|| DEFAULT_DEV_SECRET.to_string())),
+    };
+    // With a client id to check, an audience is needed only when set.
+    let audience = if claims.client_id.is_some() { set("BERTH_JWT_AUDIENCE").unwrap_or_default() } else { get("BERTH_JWT_AUDIENCE", DEFAULT_AUDIENCE) };
+    Ok(AuthConfig { issuer: get("BERTH_JWT_ISSUER", DEFAULT_ISSUER), audience, keys, claims })
 }
 
 /// The origins the local runner allows: `BERTH_CORS_ORIGINS` when set (an
@@ -214,13 +222,42 @@ mod tests {
     use super::*;
     use berth_web::auth::KeySource;
 
+    fn config(vars: &[(&str, &str)]) -> Result<AuthConfig> {
+        let vars: std::collections::HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        local_auth_config_from(|k| vars.get(k).cloned())
+    }
+
     #[test]
     fn the_local_runner_signs_with_the_hs256_secret_it_is_given_else_the_dev_secret() {
-        let given = local_auth_config_from(|k| (k == "BERTH_JWT_HS256_SECRET").then(|| "a-local-secret-of-at-least-32-characters".to_string()));
+        let given = config(&[("BERTH_JWT_HS256_SECRET", "a-local-secret-of-at-least-32-characters")]).expect("a configuration");
         assert!(matches!(&given.keys, KeySource::Hs256Secret(s) if s == "a-local-secret-of-at-least-32-characters"));
         assert_eq!((given.issuer.as_str(), given.audience.as_str()), (DEFAULT_ISSUER, DEFAULT_AUDIENCE));
-        let default = local_auth_config_from(|_| None);
+        let default = config(&[]).expect("a configuration");
         assert!(matches!(&default.keys, KeySource::Hs256Secret(s) if s == DEFAULT_DEV_SECRET));
+        assert_eq!(default.claims, berth_web::auth::ClaimSettings::default());
+    }
+
+    #[test]
+    fn the_local_runner_verifies_an_identity_providers_keys_and_claims_when_given_them() {
+        let jwks = config(&[
+            ("BERTH_JWKS_URL", "https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json"),
+            ("BERTH_JWT_ISSUER", "https://cognito-idp.eu-west-1.amazonaws.com/pool"),
+            ("BERTH_JWT_CLIENT_ID", "app-client"),
+            ("BERTH_JWT_TENANT_CLAIM", "custom:tenant_id"),
+            ("BERTH_JWT_ROLES_CLAIM", "cognito:groups"),
+            ("BERTH_JWT_ROLE_MAP", "berth-admins=admin"),
+        ])
+        .expect("a JWKS configuration");
+        assert!(matches!(&jwks.keys, KeySource::Jwks { url, .. } if url.ends_with("/jwks.json")));
+        assert_eq!((jwks.claims.tenant.to_string(), jwks.claims.roles.to_string()), ("custom:tenant_id".into(), "cognito:groups".into()));
+        assert_eq!((jwks.claims.client_id.as_deref(), jwks.audience.as_str()), (Some("app-client"), ""), "client_id is checked, not a default audience");
+
+        let pem = config(&[("BERTH_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\\nMIIB\\n-----END PUBLIC KEY-----")]).expect("a PEM configuration");
+        assert!(matches!(&pem.keys, KeySource::PublicKeyPem { .. }));
+        assert_eq!(pem.audience, DEFAULT_AUDIENCE);
+
+        let both = config(&[("BERTH_JWKS_URL", "https://idp.example/jwks.json"), ("BERTH_JWT_HS256_SECRET", "a-local-secret-of-at-least-32-characters")]);
+        assert!(both.is_err_and(|e| e.to_string().contains("not both")), "a secret beside a public key is ambiguous");
     }
 
     #[test]

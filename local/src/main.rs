@@ -7,7 +7,7 @@ use berth_domain::context::{Actor, PlatformCtx};
 use berth_domain::page::PageRequest;
 use berth_domain::values::{Name, Plan};
 use berth_local::{LocalBerth, causes, local_auth_config, local_cors_origins, with_retries};
-use berth_web::auth::{KeySource, claims_for, issue_hs256};
+use berth_web::auth::{KeySource, claims_for, issue_hs256_shaped};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -77,8 +77,12 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let auth = local_auth_config();
-    let KeySource::Hs256Secret(secret) = &auth.keys else { bail!("the local runner signs with HS256 only") };
+    let auth = local_auth_config()?;
+    // Dev tokens exist only with the HS256 secret; with a provider's keys, the provider issues them.
+    let secret = match &auth.keys {
+        KeySource::Hs256Secret(secret) => Some(secret.as_str()),
+        _ => None,
+    };
     match cli.command {
         Command::Teardown { queue_prefix, yes } => {
             if !yes {
@@ -92,9 +96,14 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{} runtime queue(s) deleted", deleted.len());
         }
         Command::Token { tenant, roles, sub, ttl } => {
+            let Some(secret) = secret else {
+                bail!(
+                    "berth-local token signs with the HS256 secret only; with BERTH_JWKS_URL or BERTH_JWT_PUBLIC_KEY set, get a token from that identity provider"
+                )
+            };
             let roles: Vec<&str> = roles.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
             let claims = claims_for(&auth.issuer, &auth.audience, &sub, tenant.map(|t| t.to_string()), &roles, Duration::from_secs(ttl));
-            println!("{}", issue_hs256(secret, &claims)?);
+            println!("{}", issue_hs256_shaped(secret, &auth.claims, &claims)?);
         }
         Command::Bootstrap => {
             let clients = AwsClients::from_env().await;
@@ -128,29 +137,53 @@ async fn run(cli: Cli) -> Result<()> {
                     let _ = stopped.await;
                 })
                 .await?;
-            let ttl = Duration::from_secs(12 * 3600);
-            let admin = issue_hs256(
-                secret,
-                &claims_for(
-                    &auth.issuer,
-                    &auth.audience,
-                    "admin@demo.example",
-                    Some(tenant.id.to_string()),
-                    &["admin", "developer", "deployer", "approver"],
-                    ttl,
-                ),
-            )?;
-            let platform_token = issue_hs256(secret, &claims_for(&auth.issuer, &auth.audience, "operator@berth.example", None, &["platform_admin"], ttl))?;
-            println!(
-                "\nBerth is running on http://{addr}  (Ctrl-C to stop)\n\n\
-                 JWT issuer:   {}\nJWT audience: {}\nHS256 secret: {secret}   (local runs only)\n\n\
-                 Demo tenant:  {} ({})\n\nAdmin token for the demo tenant (12 h):\n  export TOKEN={admin}\n\n\
-                 Platform-admin token (12 h):\n  export PLATFORM_TOKEN={platform_token}\n\n\
-                 Try:\n  curl -s http://{addr}/v1/me -H \"Authorization: Bearer $TOKEN\"\n  \
-                 curl -s -X POST http://{addr}/v1/environments -H \"Authorization: Bearer $TOKEN\" \\\n       \
-                 -H 'Content-Type: application/json' -d '{{\"name\":\"Staging\",\"classification\":\"test\"}}'\n",
-                auth.issuer, auth.audience, tenant.name, tenant.id,
-            );
+            if let Some(secret) = secret {
+                let ttl = Duration::from_secs(12 * 3600);
+                let admin = issue_hs256_shaped(
+                    secret,
+                    &auth.claims,
+                    &claims_for(
+                        &auth.issuer,
+                        &auth.audience,
+                        "admin@demo.example",
+                        Some(tenant.id.to_string()),
+                        &["admin", "developer", "deployer", "approver"],
+                        ttl,
+                    ),
+                )?;
+                let platform_token = issue_hs256_shaped(
+                    secret,
+                    &auth.claims,
+                    &claims_for(&auth.issuer, &auth.audience, "operator@berth.example", None, &["platform_admin"], ttl),
+                )?;
+                println!(
+                    "\nBerth is running on http://{addr}  (Ctrl-C to stop)\n\n\
+                     JWT issuer:   {}\nJWT audience: {}\nHS256 secret: {secret}   (local runs only)\n\n\
+                     Demo tenant:  {} ({})\n\nAdmin token for the demo tenant (12 h):\n  export TOKEN={admin}\n\n\
+                     Platform-admin token (12 h):\n  export PLATFORM_TOKEN={platform_token}\n\n\
+                     Try:\n  curl -s http://{addr}/v1/me -H \"Authorization: Bearer $TOKEN\"\n  \
+                     curl -s -X POST http://{addr}/v1/environments -H \"Authorization: Bearer $TOKEN\" \\\n       \
+                     -H 'Content-Type: application/json' -d '{{\"name\":\"Staging\",\"classification\":\"test\"}}'\n",
+                    auth.issuer, auth.audience, tenant.name, tenant.id,
+                );
+            } else {
+                println!(
+                    "\nBerth is running on http://{addr}  (Ctrl-C to stop)\n\n\
+                     Tokens are verified with {:?}: get them from your identity provider.\n\
+                     JWT issuer:   {}\nJWT audience: {}\nClient id:    {}\n\
+                     Tenant claim: {}\nRoles claim:  {}\n\n\
+                     Demo tenant:  {} ({})  (put this id in the tenant claim of its users)\n\n\
+                     Try:\n  curl -s http://{addr}/v1/me -H \"Authorization: Bearer $TOKEN\"\n",
+                    auth.keys,
+                    auth.issuer,
+                    if auth.audience.is_empty() { "(not checked)" } else { &auth.audience },
+                    auth.claims.client_id.as_deref().unwrap_or("(not checked)"),
+                    auth.claims.tenant,
+                    auth.claims.roles,
+                    tenant.name,
+                    tenant.id,
+                );
+            }
             if local.cors.is_empty() {
                 println!("CORS: off (BERTH_CORS_ORIGINS is empty)\n");
             } else {

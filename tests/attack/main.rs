@@ -320,6 +320,7 @@ fn rs256_app_config() -> AuthConfig {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: fixture("rs256-public.pem") },
+        claims: Default::default(),
     }
 }
 

@@ -240,7 +240,12 @@ async fn jwt(bench: &Bench) -> anyhow::Result<()> {
     let claims = claims_for(ISSUER, AUDIENCE, "bench@example.com", Some(uuid::Uuid::new_v4().to_string()), &["admin"], Duration::from_secs(3600));
 
     let secret = format!("bench-secret-{}", uuid::Uuid::new_v4());
-    let hs256 = JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()) })?;
+    let hs256 = JwtVerifier::new(&AuthConfig {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        keys: KeySource::Hs256Secret(secret.clone()),
+        claims: Default::default(),
+    })?;
     let token = issue_hs256(&secret, &claims)?;
     let per_op = time_verify(&hs256, &token, iterations, bench.deadline()).await?;
     println!("JWT verify HS256 (in-process): {per_op:.0} ns/op over {iterations} iterations");
@@ -249,6 +254,7 @@ async fn jwt(bench: &Bench) -> anyhow::Result<()> {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: RS256_PUBLIC.into() },
+        claims: Default::default(),
     })?;
     let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(RS256_PRIVATE.as_bytes())?)?;
     let per_op = time_verify(&rs256, &token, iterations, bench.deadline()).await?;

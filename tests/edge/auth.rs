@@ -232,6 +232,7 @@ async fn rs256_app() -> (TestApp, TestTenant) {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: fixture("rs256-public.pem") },
+        claims: Default::default(),
     };
     let app = TestApp::spawn_with_auth(auth, format!("hs256-secret-{}", uuid::Uuid::new_v4()), Settings::default()).await;
     let private = fixture("rs256-private.pem");

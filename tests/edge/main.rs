@@ -7,6 +7,7 @@ mod deployments;
 mod governance;
 mod governance_input;
 mod idempotency;
+mod idp;
 
 pub use berth_tests::id_of;
 use berth_tests::{TestApp, TestTenant, expect_status};

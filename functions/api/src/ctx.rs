@@ -18,7 +18,12 @@ impl FromRequestParts<AppState> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let tenant_id = caller.tenant.ok_or_else(|| ApiError::unauthenticated("this endpoint needs a token with a tenant_id"))?;
+        let tenant_id = caller.tenant.ok_or_else(|| {
+            ApiError::unauthenticated(format!(
+                "this endpoint needs a token with a tenant: the token has no tenant claim `{}` (BERTH_JWT_TENANT_CLAIM)",
+                state.verifier.tenant_claim()
+            ))
+        })?;
         let tenant = state.berth.tenant_of_token(tenant_id).await?;
         Ok(Ctx(TenantCtx {
             tenant: tenant.id,

@@ -89,7 +89,9 @@ async fn jwt_caller(token: &str, verifier: &JwtVerifier, parts: &Parts) -> Resul
     let claims = verifier.verify(token).await.map_err(refuse)?;
     let tenant = match claims.tenant_id.as_deref() {
         None => None,
-        Some(raw) => Some(raw.parse::<TenantId>().map_err(|_| refuse(AuthFailure::Invalid("tenant_id is not a UUID".into())))?),
+        Some(raw) => Some(raw.parse::<TenantId>().map_err(|_| {
+            refuse(AuthFailure::Claims(format!("the tenant claim `{}` (BERTH_JWT_TENANT_CLAIM) is not a tenant id (a UUID)", verifier.tenant_claim())))
+        })?),
     };
     Ok(Caller {
         sub: claims.sub,
@@ -130,11 +132,14 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 fn refuse(failure: AuthFailure) -> ApiError {
-    // The reason is logged, not returned: it would help an attacker more than a caller.
+    // Why a token did not verify is logged, not returned: it would help an
+    // attacker more than a caller. A verified token's missing claims are
+    // told: only its holder sees them, and they name what to configure.
     tracing::info!(reason = %failure, "token refused");
     ApiError::unauthenticated(match failure {
-        AuthFailure::Missing => "a bearer token is required",
-        AuthFailure::Invalid(_) => "the bearer token is invalid or expired",
+        AuthFailure::Missing => "a bearer token is required".to_string(),
+        AuthFailure::Invalid(_) => "the bearer token is invalid or expired".to_string(),
+        AuthFailure::Claims(detail) => detail,
     })
 }
 

@@ -242,7 +242,7 @@ mod tests {
     }
 
     async fn send(store: Arc<Flaky>, answer: StatusCode) -> StatusCode {
-        let auth = AuthConfig { issuer: "i".into(), audience: "a".into(), keys: KeySource::Hs256Secret("s".into()) };
+        let auth = AuthConfig { issuer: "i".into(), audience: "a".into(), keys: KeySource::Hs256Secret("s".into()), claims: Default::default() };
         let state = IdempotencyState { verifier: Arc::new(JwtVerifier::new(&auth).expect("a verifier")), api_keys: ApiKeys::refused(), store };
         let app = axum::Router::new().route("/things", post(move || async move { answer })).layer(axum::middleware::from_fn_with_state(state, middleware));
         let claims = claims_for("i", "a", "alice", Some(berth_domain::ids::TenantId::new().to_string()), &["admin"], std::time::Duration::from_secs(60));

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use berth_web::auth::{AuthConfig, AuthFailure, Claims, JwksCachePolicy, JwtVerifier, KeySource, claims_for};
+use berth_web::auth::{AuthConfig, AuthFailure, ClaimSettings, Claims, JwksCachePolicy, JwtVerifier, KeySource, claims_for};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -32,7 +32,8 @@ fn claims() -> Claims {
 }
 
 fn hs256_verifier() -> JwtVerifier {
-    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(SECRET.into()) }).expect("a verifier")
+    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(SECRET.into()), claims: Default::default() })
+        .expect("a verifier")
 }
 
 fn sign_json_hs256(claims: &Value) -> String {
@@ -101,8 +102,12 @@ async fn a_token_whose_aud_is_a_list_not_naming_this_api_is_refused() {
 #[tokio::test]
 async fn a_verifier_cannot_be_built_from_a_key_that_is_not_a_public_key_pem() {
     for pem in ["", "not a pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"] {
-        let config =
-            AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: pem.into() } };
+        let config = AuthConfig {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            keys: KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: pem.into() },
+            claims: Default::default(),
+        };
         assert!(JwtVerifier::new(&config).is_err(), "{pem:?} is refused at start-up");
     }
 }
@@ -183,7 +188,13 @@ fn jwks_verifier(url: &str) -> JwtVerifier {
 }
 
 fn jwks_verifier_with(url: &str, cache: JwksCachePolicy) -> JwtVerifier {
-    JwtVerifier::new(&AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Jwks { url: url.into(), cache } }).expect("a verifier")
+    JwtVerifier::new(&AuthConfig {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        keys: KeySource::Jwks { url: url.into(), cache },
+        claims: Default::default(),
+    })
+    .expect("a verifier")
 }
 
 fn cache(ttl: Duration, min_refetch_interval: Duration) -> JwksCachePolicy {
@@ -397,4 +408,167 @@ async fn with_a_jwks_a_slow_refetch_for_an_unknown_kid_does_not_hold_up_tokens_w
         task.await.unwrap().expect("the new kid verifies once the refetch answers");
     }
     assert_eq!(jwks.fetches(), 2, "the five tokens under the new kid shared one fetch");
+}
+
+// Identity providers' own token shapes: the tenant and roles are read where
+// the claim settings say, the provider's groups mapped to Berth roles.
+
+/// Claim settings as the `BERTH_JWT_*` variables `vars` give them.
+fn settings(vars: &[(&str, &str)]) -> ClaimSettings {
+    ClaimSettings::from_vars(|k| vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())).expect("valid claim settings")
+}
+
+/// Verifies RS256 tokens signed by tests/fixtures/rs256-private.pem, issued
+/// by `issuer`, with `claims` settings.
+fn provider_verifier(issuer: &str, audience: &str, claims: ClaimSettings) -> JwtVerifier {
+    let keys = KeySource::PublicKeyPem { algorithm: Algorithm::RS256, pem: fixture("rs256-public.pem") };
+    JwtVerifier::new(&AuthConfig { issuer: issuer.into(), audience: audience.into(), keys, claims }).expect("a verifier")
+}
+
+fn sign_provider(claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("provider-key-1".into());
+    jsonwebtoken::encode(&header, claims, &rsa_key("rs256-private.pem")).unwrap()
+}
+
+const COGNITO_ISSUER: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123";
+const COGNITO_CLIENT: &str = "4k1c2h3b5m6n7p8q9r0s1t2u3v";
+
+fn cognito_settings() -> ClaimSettings {
+    settings(&[
+        ("BERTH_JWT_CLIENT_ID", COGNITO_CLIENT),
+        ("BERTH_JWT_TENANT_CLAIM", "custom:tenant_id"),
+        ("BERTH_JWT_ROLES_CLAIM", "cognito:groups"),
+        ("BERTH_JWT_ROLE_MAP", "berth-admins=admin,berth-deployers=deployer"),
+    ])
+}
+
+/// A Cognito access token: `client_id`, no `aud`, no `nbf`; the tenant added
+/// by a pre-token-generation trigger (ID tokens carry `custom:tenant_id` as is).
+fn cognito_access_token(tenant: &str, groups: &[&str]) -> Value {
+    let now = jsonwebtoken::get_current_timestamp();
+    json!({
+        "sub": "8f1c2d3e-0000-4000-8000-00000000a11c", "cognito:groups": groups, "iss": COGNITO_ISSUER, "version": 2,
+        "client_id": COGNITO_CLIENT, "origin_jti": "5a6b", "event_id": "7c8d", "token_use": "access",
+        "scope": "aws.cognito.signin.user.admin", "auth_time": now, "exp": now + 3600, "iat": now, "jti": "9e0f", "username": "alice",
+        "custom:tenant_id": tenant,
+    })
+}
+
+#[tokio::test]
+async fn a_cognito_access_token_with_client_id_and_no_aud_verifies_to_its_tenant_and_mapped_groups() {
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let verifier = provider_verifier(COGNITO_ISSUER, "", cognito_settings());
+    let token = sign_provider(&cognito_access_token(&tenant, &["berth-admins", "berth-deployers", "everyone"]));
+    let verified = verifier.verify(&token).await.expect("a Cognito access token verifies");
+    assert_eq!(verified.tenant_id.as_deref(), Some(tenant.as_str()));
+    assert_eq!(verified.roles, ["admin", "deployer", "everyone"], "groups mapped; an unmapped non-role name is kept only to be ignored");
+}
+
+#[tokio::test]
+async fn a_cognito_id_token_names_the_client_in_aud_and_verifies_under_the_same_settings() {
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let now = jsonwebtoken::get_current_timestamp();
+    let id_token = json!({
+        "sub": "8f1c2d3e-0000-4000-8000-00000000a11c", "cognito:groups": ["berth-deployers"], "email_verified": true,
+        "iss": COGNITO_ISSUER, "cognito:username": "alice", "custom:tenant_id": tenant, "aud": COGNITO_CLIENT,
+        "token_use": "id", "auth_time": now, "exp": now + 3600, "iat": now, "email": "alice@example.com",
+    });
+    let verified = provider_verifier(COGNITO_ISSUER, "", cognito_settings()).verify(&sign_provider(&id_token)).await.expect("an ID token verifies");
+    assert_eq!((verified.tenant_id.as_deref(), verified.roles), (Some(tenant.as_str()), vec!["deployer".to_string()]));
+}
+
+#[tokio::test]
+async fn with_a_client_id_configured_a_token_for_another_client_is_refused() {
+    let verifier = provider_verifier(COGNITO_ISSUER, "", cognito_settings());
+    let mut other_client = cognito_access_token(&uuid::Uuid::new_v4().to_string(), &["berth-admins"]);
+    other_client["client_id"] = json!("another-app-client");
+    assert_refused(verifier.verify(&sign_provider(&other_client)).await, "another client's access token");
+    // Its `aud` naming this client does not make up for it.
+    other_client["aud"] = json!(COGNITO_CLIENT);
+    assert_refused(verifier.verify(&sign_provider(&other_client)).await, "another client's access token with our aud");
+
+    let mut other_audience = cognito_access_token(&uuid::Uuid::new_v4().to_string(), &["berth-admins"]);
+    other_audience.as_object_mut().unwrap().remove("client_id");
+    other_audience["aud"] = json!("another-app-client");
+    assert_refused(verifier.verify(&sign_provider(&other_audience)).await, "another client's ID token");
+}
+
+#[tokio::test]
+async fn without_a_client_id_configured_a_token_with_no_aud_is_refused_even_with_a_client_id_claim() {
+    let verifier = provider_verifier(COGNITO_ISSUER, COGNITO_CLIENT, ClaimSettings { client_id: None, ..cognito_settings() });
+    assert_refused(verifier.verify(&sign_provider(&cognito_access_token(&uuid::Uuid::new_v4().to_string(), &["berth-admins"]))).await, "no aud");
+}
+
+#[tokio::test]
+async fn an_auth0_token_with_namespaced_claims_verifies_to_its_tenant_and_roles() {
+    let (issuer, audience) = ("https://berth.eu.auth0.com/", "https://api.berth.example");
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = json!({
+        "https://berth.example/tenant_id": tenant, "https://berth.example/roles": ["admin", "approver"],
+        "iss": issuer, "sub": "auth0|64f1c2d3e4f5a6b7c8d9e0f1", "aud": [audience, "https://berth.eu.auth0.com/userinfo"],
+        "iat": now, "exp": now + 86400, "scope": "openid profile email", "azp": "Xy7Zq1Rw2Sv3Tu4",
+    });
+    let claims = settings(&[("BERTH_JWT_TENANT_CLAIM", "https://berth.example/tenant_id"), ("BERTH_JWT_ROLES_CLAIM", "https://berth.example/roles")]);
+    let verified = provider_verifier(issuer, audience, claims).verify(&sign_provider(&token)).await.expect("an Auth0 token verifies");
+    assert_eq!((verified.tenant_id.as_deref(), verified.roles), (Some(tenant.as_str()), vec!["admin".to_string(), "approver".to_string()]));
+}
+
+#[tokio::test]
+async fn a_keycloak_token_with_realm_roles_verifies_to_its_tenant_and_mapped_roles() {
+    let issuer = "https://keycloak.example/realms/berth";
+    let tenant = uuid::Uuid::new_v4().to_string();
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = json!({
+        "exp": now + 300, "iat": now, "jti": "onrtac:1b2c", "iss": issuer, "aud": ["berth-api", "account"],
+        "sub": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", "typ": "Bearer", "azp": "berth-portal", "sid": "2c3d", "acr": "1",
+        "realm_access": {"roles": ["default-roles-berth", "offline_access", "uma_authorization", "berth-admin"]},
+        "resource_access": {"account": {"roles": ["manage-account", "view-profile"]}},
+        "scope": "openid email profile", "email_verified": true, "tenant_id": tenant, "preferred_username": "alice",
+    });
+    let claims = settings(&[("BERTH_JWT_ROLES_CLAIM", "/realm_access/roles"), ("BERTH_JWT_ROLE_MAP", "berth-admin=admin")]);
+    let verified = provider_verifier(issuer, "berth-api", claims).verify(&sign_provider(&token)).await.expect("a Keycloak token verifies");
+    assert_eq!(verified.tenant_id.as_deref(), Some(tenant.as_str()));
+    assert!(verified.roles.contains(&"admin".to_string()) && !verified.roles.contains(&"viewer".to_string()), "{:?}", verified.roles);
+}
+
+#[tokio::test]
+async fn roles_given_as_one_string_separated_by_spaces_or_commas_are_read_as_a_list() {
+    for roles in ["admin deployer", "admin,deployer", " admin, deployer "] {
+        let mut c = serde_json::to_value(claims()).unwrap();
+        c["roles"] = json!(roles);
+        let verified = hs256_verifier().verify(&sign_json_hs256(&c)).await.expect("a valid token");
+        assert_eq!(verified.roles, ["admin", "deployer"], "{roles:?}");
+    }
+}
+
+/// The message a verified token is refused with, which the caller sees.
+fn claims_refusal(result: Result<Claims, AuthFailure>) -> String {
+    match result {
+        Err(AuthFailure::Claims(message)) => message,
+        other => panic!("expected a refusal naming the claim, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_token_without_the_configured_roles_claim_or_with_one_of_another_type_is_refused_naming_the_claim() {
+    let verifier = provider_verifier(COGNITO_ISSUER, "", cognito_settings());
+    let mut no_groups = cognito_access_token(&uuid::Uuid::new_v4().to_string(), &[]);
+    no_groups.as_object_mut().unwrap().remove("cognito:groups");
+    assert_eq!(claims_refusal(verifier.verify(&sign_provider(&no_groups)).await), "the token has no roles claim `cognito:groups` (BERTH_JWT_ROLES_CLAIM)");
+    for wrong in [json!(7), json!({"admin": true}), json!(["admin", 3])] {
+        no_groups["cognito:groups"] = wrong.clone();
+        assert_eq!(
+            claims_refusal(verifier.verify(&sign_provider(&no_groups)).await),
+            "the roles claim `cognito:groups` (BERTH_JWT_ROLES_CLAIM) is not a list of role names or a string of them",
+            "{wrong}"
+        );
+    }
+    let mut tenant_number = cognito_access_token("", &["berth-admins"]);
+    tenant_number["custom:tenant_id"] = json!(42);
+    assert_eq!(
+        claims_refusal(verifier.verify(&sign_provider(&tenant_number)).await),
+        "the tenant claim `custom:tenant_id` (BERTH_JWT_TENANT_CLAIM) is not a string"
+    );
 }
