@@ -10,6 +10,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     berth_telemetry::init_tracing();
     let cors = berth_web::CorsOrigins::from_env()?;
     let clients = AwsClients::from_env().await;
-    let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env());
+    let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env()).with_metrics(berth_telemetry::EmfMetrics::stdout("agent-gateway"));
     lambda_http::run(router(AgentState { berth: Arc::new(berth) }, &cors)).await
 }

@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let verifier = JwtVerifier::new(&AuthConfig::for_lambda_from_env()?)?;
     let cors = CorsOrigins::from_env()?;
     let clients = AwsClients::from_env().await;
-    let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env());
+    let berth = build_berth(&clients, &ResourceNames::from_env(), settings_from_env()).with_metrics(berth_telemetry::EmfMetrics::stdout("api"));
     let state = AppState { berth: Arc::new(berth), verifier: Arc::new(verifier) };
     lambda_http::run(router(state, &cors)).await
 }
