@@ -59,10 +59,24 @@ impl TestApp {
 
     /// [`TestApp::spawn_with_auth`], allowing `cors` origins.
     pub async fn spawn_with_edge(auth: AuthConfig, secret: String, settings: Settings, cors: CorsOrigins) -> TestApp {
+        Self::spawn_local(auth, secret, settings, |local| local.with_cors(cors)).await
+    }
+
+    /// An app whose functions write their EMF metrics into the returned capture (as they do to stdout in Lambda).
+    pub async fn spawn_with_metrics() -> (TestApp, CapturedLogs) {
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4());
+        let auth = AuthConfig { issuer: ISSUER.into(), audience: AUDIENCE.into(), keys: KeySource::Hs256Secret(secret.clone()), claims: Default::default() };
+        let metrics = CapturedLogs::default();
+        let sink = berth_telemetry::EmfSink::writer(metrics.clone());
+        (Self::spawn_local(auth, secret, Settings::default(), |local| local.with_metrics(sink)).await, metrics)
+    }
+
+    /// An app on a local Berth that `configure` finishes.
+    async fn spawn_local(auth: AuthConfig, secret: String, settings: Settings, configure: impl FnOnce(LocalBerth) -> LocalBerth) -> TestApp {
         berth_aws::testing::require_localstack();
         let clients = AwsClients::from_env().await;
         let names = ResourceNames::unique("bt");
-        let local = LocalBerth::start(&clients, &names, &auth, settings).await.expect("Berth starts against LocalStack").with_cors(cors);
+        let local = configure(LocalBerth::start(&clients, &names, &auth, settings).await.expect("Berth starts against LocalStack"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr, _server) = local
             .serve("127.0.0.1:0".parse().expect("a socket address"), async {

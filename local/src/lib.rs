@@ -6,6 +6,7 @@ use berth_aws::app::build_berth;
 use berth_aws::bootstrap::{Resources, ensure_resources};
 use berth_aws::{AwsClients, ResourceNames};
 use berth_domain::usecases::{Berth, Settings};
+use berth_telemetry::{EmfMetrics, EmfSink};
 use berth_web::{AuthConfig, CorsOrigins, JwtVerifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct LocalBerth {
     pub resources: Resources,
     /// Browser origins allowed to call (CORS); none unless set with [`LocalBerth::with_cors`].
     pub cors: CorsOrigins,
+    /// Where each function's EMF metrics go; none unless set with [`LocalBerth::with_metrics`].
+    pub metrics: Option<EmfSink>,
 }
 
 impl LocalBerth {
@@ -35,7 +38,7 @@ impl LocalBerth {
         let resources = with_retries("creating the table, bucket and queues", || ensure_resources(clients, names)).await?;
         let berth = Arc::new(build_berth(clients, names, settings));
         let verifier = Arc::new(JwtVerifier::new(auth)?);
-        Ok(Self { berth, verifier, resources, cors: CorsOrigins::none() })
+        Ok(Self { berth, verifier, resources, cors: CorsOrigins::none(), metrics: None })
     }
 
     /// Allows `cors` origins to call from a browser.
@@ -43,11 +46,26 @@ impl LocalBerth {
         Self { cors, ..self }
     }
 
+    /// Writes every function's metrics to `sink` as EMF lines, each with its
+    /// own `function` dimension, as the Lambdas write them to stdout.
+    pub fn with_metrics(self, sink: EmfSink) -> Self {
+        Self { metrics: Some(sink), ..self }
+    }
+
+    /// The app as the Lambda `function` runs it: the same ports and caches,
+    /// counting into its own metrics.
+    fn berth_of(&self, function: &str) -> Arc<Berth> {
+        match &self.metrics {
+            None => self.berth.clone(),
+            Some(sink) => Arc::new(Berth::clone(&self.berth).with_metrics(Arc::new(EmfMetrics::new(function, sink.clone())))),
+        }
+    }
+
     /// The portal, platform, agent and webhook APIs on one router.
     pub fn router(&self) -> axum::Router {
-        let api = berth_api::routes(berth_api::AppState { berth: self.berth.clone(), verifier: self.verifier.clone() });
-        let agent = berth_agent_gateway::routes(berth_agent_gateway::AgentState { berth: self.berth.clone() });
-        let hooks = berth_webhooks::routes(berth_webhooks::HooksState { berth: self.berth.clone() });
+        let api = berth_api::routes(berth_api::AppState { berth: self.berth_of("api"), verifier: self.verifier.clone() });
+        let agent = berth_agent_gateway::routes(berth_agent_gateway::AgentState { berth: self.berth_of("agent-gateway") });
+        let hooks = berth_webhooks::routes(berth_webhooks::HooksState { berth: self.berth_of("webhooks") });
         berth_web::finish_router(api.merge(agent).merge(hooks), &self.cors)
     }
 
@@ -126,7 +144,7 @@ impl LocalBerth {
     /// Starts the dispatcher poller (same handler as the Lambda) and the sweeper.
     pub fn spawn_workers(&self, sqs: aws_sdk_sqs::Client, sweep_every: std::time::Duration) -> Workers {
         let dispatcher = {
-            let berth = self.berth.clone();
+            let berth = self.berth_of("dispatcher");
             let queue_url = self.resources.deployments_queue_url.clone();
             tokio::spawn(async move {
                 loop {
@@ -138,7 +156,7 @@ impl LocalBerth {
             })
         };
         let sweeper = {
-            let berth = self.berth.clone();
+            let berth = self.berth_of("sweeper");
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(sweep_every);
                 loop {

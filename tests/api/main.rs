@@ -9,6 +9,7 @@ mod deployments;
 mod governance;
 mod late_attach;
 mod lifecycle;
+mod metrics;
 mod packaging;
 mod quarantine;
 mod robustness;

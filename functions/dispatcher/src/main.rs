@@ -11,7 +11,8 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     berth_telemetry::init_tracing();
     let clients = AwsClients::from_env().await;
-    let berth = Arc::new(build_berth(&clients, &ResourceNames::from_env(), settings_from_env()));
+    let berth =
+        Arc::new(build_berth(&clients, &ResourceNames::from_env(), settings_from_env()).with_metrics(berth_telemetry::EmfMetrics::stdout("dispatcher")));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let berth = berth.clone();
         async move {

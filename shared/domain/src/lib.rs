@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod environment;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod package;
 pub mod page;
 pub mod policy;

@@ -1,7 +1,10 @@
-//! Tracing set-up shared by every main. It lives apart from `berth-web` (which
+//! Tracing set-up and metrics (`emf`) shared by every main. It lives apart from `berth-web` (which
 //! keeps the per-request span) so the dispatcher and sweeper Lambdas, which
 //! serve no HTTP, do not link axum, jsonwebtoken and reqwest just to log.
 
+mod emf;
+
+pub use emf::{EmfMetrics, EmfSink, FUNCTION_DIMENSION, NAMESPACE, emf_document};
 use tracing_subscriber::EnvFilter;
 
 /// JSON logs in Lambda (or with `BERTH_LOG_FORMAT=json`), compact text otherwise.

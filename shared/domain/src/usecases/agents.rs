@@ -143,6 +143,7 @@ impl Berth {
     /// Records the heartbeat; returns the runtime's status as of it.
     pub async fn heartbeat(&self, ctx: &RuntimeCtx, heartbeat: Heartbeat) -> Result<RuntimeStatus> {
         self.ports.runtimes.record_heartbeat(ctx.tenant, ctx.runtime.id, &heartbeat).await?;
+        self.count(ctx.tenant, crate::metrics::MetricEvent::Heartbeat { runtime: ctx.runtime.id });
         let mut runtime = ctx.runtime.clone();
         runtime.last_seen_at = Some(heartbeat.at);
         Ok(self.runtime_status(&runtime))

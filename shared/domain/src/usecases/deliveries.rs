@@ -167,6 +167,8 @@ impl Berth {
             Ok(receipt) => {
                 record.outcome = receipt.outcome;
                 self.ports.webhooks.record_delivery(tenant, &record).await?;
+                let code = if receipt.outcome == crate::webhook::DeliveryOutcome::Ignored { "ignored" } else { "accepted" };
+                self.count(tenant, crate::metrics::MetricEvent::WebhookDelivery { accepted: true, code: code.into() });
                 Ok(receipt)
             }
             Err(e @ (DomainError::Unexpected(_) | DomainError::Unavailable(_))) => {
@@ -185,6 +187,7 @@ impl Berth {
         let e = e.worded();
         delivery.outcome = DeliveryOutcome::Refused;
         delivery.code = Some(e.code().to_string());
+        self.count(tenant, crate::metrics::MetricEvent::WebhookDelivery { accepted: false, code: e.code().to_string() });
         if let Err(store) = self.ports.webhooks.record_delivery(tenant, &delivery).await {
             tracing::error!(error = %store, code = e.code(), "could not record a refused delivery");
         }

@@ -230,6 +230,7 @@ impl Berth {
         let summary = if overrode_quarantine { summary.overriding_quarantine() } else { summary };
         let audit = AuditDraft::by(ctx, d.id, summary);
         self.ports.deployments.create_deployment(ctx.tenant, d, audit).await?;
+        self.count(ctx.tenant, crate::metrics::MetricEvent::DeploymentRequested { deployment: d.id, kind: d.kind });
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
             DeploymentKind::Rollback => format!("Rollback to version {}: {}", d.version, d.notes),

@@ -75,6 +75,7 @@ impl Berth {
         match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, None, audit).await {
             Ok(()) => {
                 self.event(tenant, d.id, None, "Failed: no runtime is attached to the environment".into()).await;
+                self.count(tenant, crate::metrics::MetricEvent::DeploymentSettled { deployment: d.id, kind: d.kind, status: after.status });
                 Ok(())
             }
             Err(DomainError::Refused(Refusal::Stale(_))) => Ok(()),
@@ -93,6 +94,7 @@ impl Berth {
         match self.ports.deployments.finish_deployment(tenant, &after, d.status, &Activation::Unchanged, None, audit).await {
             Ok(()) => {
                 self.event(tenant, id, None, format!("Failed: {reason}")).await;
+                self.count(tenant, crate::metrics::MetricEvent::DeploymentSettled { deployment: id, kind: d.kind, status: after.status });
                 Ok(())
             }
             Err(DomainError::Refused(Refusal::Stale(_))) => Ok(()),

@@ -222,6 +222,12 @@ impl Berth {
         }
         self.event(ctx.tenant, deployment_id, Some(ctx.runtime.id), format!("Runtime \"{}\": {}", ctx.runtime.name, phase_line(next, &message))).await;
         if next.settled() {
+            // Delivery set the deadline `job_deadline` ahead, and a redelivery keeps it: so it was delivered then.
+            if let Some(delivered) = reported.deadline.map(|deadline| deadline - self.settings.job_deadline) {
+                let latency = (Utc::now() - delivered).to_std().unwrap_or_default();
+                let succeeded = next == TargetState::Deployed;
+                self.count(ctx.tenant, crate::metrics::MetricEvent::JobFinished { deployment: deployment_id, runtime: ctx.runtime.id, succeeded, latency });
+            }
             if let Some(receipt) = self.ports.deployments.target_receipt(ctx.tenant, deployment_id, ctx.runtime.id).await? {
                 if let Err(e) = self.ports.jobs.delete_job(&ctx.runtime.queue_url, &receipt).await {
                     // The message reappears later and is dropped then.
@@ -308,6 +314,7 @@ impl Berth {
                     other => format!("Deployment {}", other.as_str().replace('_', " ")),
                 };
                 self.event(tenant, id, None, line).await;
+                self.count(tenant, crate::metrics::MetricEvent::DeploymentSettled { deployment: id, kind: d.kind, status });
                 if let Some(previous) = roll_back_to {
                     self.auto_rollback(tenant, &d, &previous).await?;
                 }

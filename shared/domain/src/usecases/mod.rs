@@ -98,11 +98,22 @@ pub struct Berth {
     settings: Settings,
     /// Tenant items this instance read lately (see `TENANT_CACHE_TTL`).
     tenant_cache: Arc<TenantCache>,
+    /// Where outcomes are counted (nowhere unless `with_metrics`).
+    metrics: Arc<dyn crate::metrics::Metrics>,
 }
 
 impl Berth {
     pub fn new(ports: Ports, settings: Settings) -> Self {
-        Self { ports, settings, tenant_cache: Default::default() }
+        Self { ports, settings, tenant_cache: Default::default(), metrics: Arc::new(crate::metrics::NoMetrics) }
+    }
+
+    /// This `Berth`, counting its outcomes in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<dyn crate::metrics::Metrics>) -> Self {
+        Self { metrics, ..self }
+    }
+
+    pub(crate) fn count(&self, tenant: crate::ids::TenantId, event: crate::metrics::MetricEvent) {
+        self.metrics.record(tenant, event);
     }
 
     pub fn settings(&self) -> &Settings {
