@@ -51,7 +51,7 @@ type Need = (String, String);
 async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_grants_only_what_its_function_calls() {
     berth_aws::calls::start_recording();
     // Long enough for every job but the one made to overrun it (on a busy machine too).
-    let app = TestApp::spawn_with(Settings { job_deadline: chrono::Duration::seconds(8), ..Settings::default() }).await;
+    let app = TestApp::spawn_with(Settings { job_deadline: chrono::Duration::seconds(15), ..Settings::default() }).await;
     let from = berth_aws::calls::recorded().len();
     scenario(&app).await;
     let calls = berth_aws::calls::recorded().split_off(from);
@@ -105,8 +105,15 @@ async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_gr
     assert!(unused.is_empty(), "grants no call of the scenario needs (remove them, or list them in NOT_EXERCISED with the reason):\n{}", unused.join("\n"));
 }
 
+/// The one condition the roles use: KMS only under a tenant's encryption
+/// context, which `Names::need` checks every KMS request carries.
+const TENANT_CONTEXT: &str = "Null kms:EncryptionContext:tenant_id false";
+
 /// Allowed by a statement of the role and denied by none.
 fn granted(statements: &[Statement], action: &str, resource: &str) -> bool {
+    for condition in statements.iter().flat_map(|s| &s.conditions) {
+        assert_eq!(condition, TENANT_CONTEXT, "a condition this test does not check");
+    }
     let matches = |s: &&Statement| s.actions.iter().any(|a| glob(&a.to_lowercase(), &action.to_lowercase())) && s.resources.iter().any(|r| glob(r, resource));
     statements.iter().filter(|s| s.allow).any(|s| matches(&s)) && !statements.iter().filter(|s| !s.allow).any(|s| matches(&s))
 }
@@ -161,7 +168,11 @@ impl Names {
 
     /// The IAM actions and resources `call` needs.
     fn needs(&self, call: &AwsCall) -> Result<Vec<Need>, String> {
-        call.targets.iter().map(|(part, resource)| self.need(call, part, resource)).collect()
+        if call.service == "KMS" && !call.targets.iter().any(|(part, _)| part == "EncryptionContext:tenant_id") {
+            return Err(format!("KMS {} without a tenant_id encryption context: the role's condition ({TENANT_CONTEXT}) refuses it", call.operation));
+        }
+        let parts = call.targets.iter().filter(|(part, _)| !part.starts_with("EncryptionContext:"));
+        parts.map(|(part, resource)| self.need(call, part, resource)).collect()
     }
 
     fn need(&self, call: &AwsCall, part: &str, resource: &str) -> Result<Need, String> {
@@ -254,7 +265,7 @@ async fn scenario(app: &TestApp) {
     let again = json!({"component_id": orders["id"], "version": "1.0.0"});
     expect_status(app.post("/v1/packages", &acme.admin, again).await, StatusCode::CONFLICT).await;
 
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339();
     let body = json!({"package_id": v1["id"], "environment_id": test["id"], "scheduled_at": soon});
     let scheduled = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
     assert_eq!(scheduled["status"], "scheduled", "{scheduled}");

@@ -21,8 +21,7 @@ fn every_environment_variable_the_code_reads_is_set_by_the_template_or_documente
     }
 
     let template = Template::load();
-    let set: BTreeSet<String> =
-        template.resources_of("AWS::Serverless::Function").iter().flat_map(|f| template.environment_of(f).into_keys()).collect();
+    let set: BTreeSet<String> = template.resources_of("AWS::Serverless::Function").iter().flat_map(|f| template.environment_of(f).into_keys()).collect();
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let configuration = section(&readme, "## Configuration");
 
@@ -43,7 +42,11 @@ fn every_environment_variable_the_code_reads_is_set_by_the_template_or_documente
         report.push(format!("  {variable:<36} {how}"));
     }
     eprintln!("environment variables the code reads:\n{}", report.join("\n"));
-    assert!(neither.is_empty(), "read, but neither set by infra/template.yaml nor documented with a default in README's Configuration:\n{}", neither.join("\n"));
+    assert!(
+        neither.is_empty(),
+        "read, but neither set by infra/template.yaml nor documented with a default in README's Configuration:\n{}",
+        neither.join("\n")
+    );
 }
 
 /// `## Configuration` up to the next `## ` heading.

@@ -15,6 +15,8 @@ pub struct Statement {
     pub allow: bool,
     pub actions: Vec<String>,
     pub resources: Vec<String>,
+    /// `Condition`, as `<operator> <key> <value>` lines.
+    pub conditions: Vec<String>,
 }
 
 impl Template {
@@ -64,6 +66,15 @@ impl Template {
                 allow: statement["Effect"].as_str() == Some("Allow"),
                 actions: one_or_many(&statement["Action"]),
                 resources: one_or_many(&statement["Resource"]),
+                conditions: statement["Condition"]
+                    .as_mapping()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|(operator, tests)| {
+                        let operator = expr(operator);
+                        tests.as_mapping().into_iter().flatten().map(move |(k, v)| format!("{operator} {} {}", expr(k), one_or_many(v).join(",")))
+                    })
+                    .collect(),
             })
             .collect()
     }

@@ -30,7 +30,9 @@ pub struct AwsCall {
     /// What the request acts on, as `(part, resource)`. `part` is empty for
     /// the operation itself, or names a piece IAM authorises on its own:
     /// each item of a DynamoDB transaction (`Put`, `Update`, `Delete`,
-    /// `ConditionCheck`, `Get`), `Tags` on an SQS `CreateQueue`. `resource` is
+    /// `ConditionCheck`, `Get`), `Tags` on an SQS `CreateQueue`, or is
+    /// `EncryptionContext:<key>` for each key of a KMS request's context (a
+    /// condition IAM can require). `resource` is
     /// a table (`<table>` or `<table>/index/<index>`), an S3 `<bucket>/<key>`,
     /// a queue name, a KMS key id or alias, or a role ARN.
     pub targets: Vec<(String, String)>,
@@ -90,12 +92,14 @@ impl Intercept for Recorder {
 }
 
 fn targets(service: &str, operation: &str, uri: &str, body: &[u8]) -> Vec<(String, String)> {
-    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    // DynamoDB, SQS and KMS speak JSON (an S3 body is the object itself: not parsed).
+    let json = || serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
     let whole = |resource: String| vec![(String::new(), resource)];
     match service {
-        "DynamoDB" => dynamo_targets(&json),
+        "DynamoDB" => dynamo_targets(&json()),
         "S3" => whole(s3_object(uri)),
         "SQS" => {
+            let json = json();
             // A queue URL's last segment is the queue's name.
             let name = match json["QueueName"].as_str() {
                 Some(name) => name.to_string(),
@@ -107,7 +111,13 @@ fn targets(service: &str, operation: &str, uri: &str, body: &[u8]) -> Vec<(Strin
             }
             targets
         }
-        "KMS" => whole(json["KeyId"].as_str().unwrap_or_default().to_string()),
+        // The encryption context's keys, which IAM conditions can require.
+        "KMS" => {
+            let json = json();
+            let key = json["KeyId"].as_str().unwrap_or_default().to_string();
+            let context = json["EncryptionContext"].as_object().into_iter().flatten().map(|(k, _)| (format!("EncryptionContext:{k}"), key.clone()));
+            whole(key.clone()).into_iter().chain(context).collect()
+        }
         // STS speaks the query protocol: a form body.
         "STS" => whole(form_urlencoded::parse(body).find(|(k, _)| k == "RoleArn").map(|(_, v)| v.into_owned()).unwrap_or_default()),
         _ => whole(String::new()),
@@ -167,5 +177,7 @@ mod tests {
         assert_eq!(s3_object("https://b.s3.us-east-1.amazonaws.com/tenants/x"), "b/tenants/x");
         let assume = b"Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fq&Version=2011-06-15";
         assert_eq!(targets("STS", "AssumeRole", "", assume), [(String::new(), "arn:aws:iam::1:role/q".into())]);
+        let encrypt = br#"{"KeyId":"alias/k","Plaintext":"c2VjcmV0","EncryptionContext":{"tenant_id":"t1"}}"#;
+        assert_eq!(targets("KMS", "Encrypt", "", encrypt), [(String::new(), "alias/k".into()), ("EncryptionContext:tenant_id".into(), "alias/k".into())]);
     }
 }
