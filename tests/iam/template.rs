@@ -101,8 +101,7 @@ fn one_or_many(value: &Value) -> Vec<String> {
 
 /// A template value as text with its intrinsic functions kept symbolic:
 /// `!Ref X` is `${X}`, `!GetAtt X.Arn` is `${X.Arn}`, `!Sub s` is `s`, the
-/// `${...}` in it left as they are. Any other function is not expected in a
-/// name or an ARN, and fails the test.
+/// `${...}` in it left as they are. Any other function is kept as written.
 pub fn expr(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -113,11 +112,14 @@ pub fn expr(value: &Value) -> String {
             match (tag.trim_start_matches('!'), &tagged.value) {
                 ("Ref", Value::String(name)) => format!("${{{name}}}"),
                 ("GetAtt", Value::String(attribute)) => format!("${{{attribute}}}"),
+                ("GetAtt", Value::Sequence(parts)) => format!("${{{}}}", parts.iter().map(expr).collect::<Vec<_>>().join(".")),
                 ("Sub", Value::String(text)) => text.clone(),
-                _ => panic!("an intrinsic function this test does not resolve: {tag} {:?}", tagged.value),
+                // Kept as written (`!If [...]`): matches no name or ARN, so a grant or a
+                // binding made of one fails the coverage test plainly, not here.
+                (name, value) => format!("!{name} {value:?}"),
             }
         }
-        other => panic!("not a name or an ARN: {other:?}"),
+        other => format!("{other:?}"),
     }
 }
 
