@@ -36,7 +36,9 @@ impl LocalBerth {
     /// transient failures) and wires the app.
     pub async fn start(clients: &AwsClients, names: &ResourceNames, auth: &AuthConfig, settings: Settings) -> Result<Self> {
         let resources = with_retries("creating the table, bucket and queues", || ensure_resources(clients, names)).await?;
-        let berth = Arc::new(build_berth(clients, names, settings));
+        // The deployments queue's URL is known now, as the template gives it to the Lambdas: no lookup by name.
+        let names = ResourceNames { deployments_queue_url: Some(resources.deployments_queue_url.clone()), ..names.clone() };
+        let berth = Arc::new(build_berth(clients, &names, settings));
         let verifier = Arc::new(JwtVerifier::new(auth)?);
         Ok(Self { berth, verifier, resources, cors: CorsOrigins::none(), metrics: None })
     }
@@ -66,6 +68,11 @@ impl LocalBerth {
         let api = berth_api::routes(berth_api::AppState { berth: self.berth_of("api"), verifier: self.verifier.clone() });
         let agent = berth_agent_gateway::routes(berth_agent_gateway::AgentState { berth: self.berth_of("agent-gateway") });
         let hooks = berth_webhooks::routes(berth_webhooks::HooksState { berth: self.berth_of("webhooks") });
+        let (api, agent, hooks) = if berth_aws::calls::recording() {
+            (serving("api", api), serving("agent-gateway", agent), serving("webhooks", hooks))
+        } else {
+            (api, agent, hooks)
+        };
         berth_web::finish_router(api.merge(agent).merge(hooks), &self.cors)
     }
 
@@ -81,6 +88,14 @@ impl LocalBerth {
         let handle = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
         Ok((addr, handle))
     }
+}
+
+/// `router` with each request's AWS calls recorded as `function`'s (tests/iam:
+/// every function shares this one process, and so one set of clients).
+fn serving(function: &'static str, router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+        berth_aws::calls::serving(function, next.run(request))
+    }))
 }
 
 /// How often a start-up step is tried before it gives up, and the first
@@ -148,7 +163,8 @@ impl LocalBerth {
             let queue_url = self.resources.deployments_queue_url.clone();
             tokio::spawn(async move {
                 loop {
-                    if let Err(e) = poll_deployments(&berth, &sqs, &queue_url).await {
+                    // The receive and delete stand for the Lambda event source mapping, which acts with the dispatcher's role.
+                    if let Err(e) = berth_aws::calls::serving("dispatcher", poll_deployments(&berth, &sqs, &queue_url)).await {
                         tracing::warn!(error = %causes(&e), "dispatcher poll failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
@@ -161,7 +177,7 @@ impl LocalBerth {
                 let mut tick = tokio::time::interval(sweep_every);
                 loop {
                     tick.tick().await;
-                    if let Err(e) = berth_sweeper::sweep_once(&berth).await {
+                    if let Err(e) = berth_aws::calls::serving("sweeper", berth_sweeper::sweep_once(&berth)).await {
                         tracing::warn!(error = %causes(&anyhow::Error::from(e)), "sweep failed");
                     }
                 }

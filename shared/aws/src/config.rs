@@ -80,13 +80,25 @@ impl AwsClients {
     }
 
     pub fn from_sdk_config(sdk: &SdkConfig, s3_path_style: bool) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(s3_path_style).build();
+        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(sdk);
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(s3_path_style);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+        let mut sts = aws_sdk_sts::config::Builder::from(sdk);
+        let mut kms = aws_sdk_kms::config::Builder::from(sdk);
+        // Only when a test records the calls (tests/iam): a Lambda adds nothing.
+        if crate::calls::recording() {
+            dynamo = dynamo.interceptor(crate::calls::Recorder);
+            s3 = s3.interceptor(crate::calls::Recorder);
+            sqs = sqs.interceptor(crate::calls::Recorder);
+            sts = sts.interceptor(crate::calls::Recorder);
+            kms = kms.interceptor(crate::calls::Recorder);
+        }
         Self {
-            dynamo: aws_sdk_dynamodb::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            sts: aws_sdk_sts::Client::new(sdk),
-            kms: aws_sdk_kms::Client::new(sdk),
+            dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            kms: aws_sdk_kms::Client::from_conf(kms.build()),
         }
     }
 }

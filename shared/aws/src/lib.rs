@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bootstrap;
+pub mod calls;
 pub mod config;
 pub mod dynamo;
 pub mod keys;
