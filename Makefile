@@ -67,10 +67,19 @@ test-schemathesis: localstack-up
 test-faults:
 	tests/faults/run.sh
 
-# cfn-lint comes with the frozen LocalStack requirements (installed once, cached).
+# cfn-lint comes with the frozen LocalStack requirements (installed once, cached);
+# aws-sam-cli with infra/requirements.txt, into infra/.venv (reinstalled when that
+# file changes). `sam validate --lint` transforms the template as SAM does, offline.
+SAM_VENV := infra/.venv
 lint-infra:
 	@$(LOCALSTACK) install >/dev/null
 	@localstack/.venv/bin/cfn-lint infra/template.yaml && echo "cfn-lint: infra/template.yaml ok"
+	@want="$$(sha256sum infra/requirements.txt | cut -d' ' -f1)"; \
+	if [ "$$(cat $(SAM_VENV)/.requirements.sha256 2>/dev/null)" != "$$want" ] || ! $(SAM_VENV)/bin/python -c '' 2>/dev/null; then \
+		echo "lint-infra: installing aws-sam-cli into $(SAM_VENV)..."; rm -rf $(SAM_VENV) && python3 -m venv $(SAM_VENV) && \
+		$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt && echo "$$want" > $(SAM_VENV)/.requirements.sha256; \
+	fi
+	@SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template infra/template.yaml --region us-east-1
 
 bench: localstack-up
 	cargo build --release -p berth-agent
