@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
         create_webhook, list_webhooks, get_webhook, patch_webhook, delete_webhook, rotate_secret, list_deliveries,
         create_api_key, list_api_keys, get_api_key, revoke_api_key,
     ),
-    components(schemas(MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime, IssueRegistrationToken,
+    components(schemas(crate::views::ProblemView, crate::views::FieldErrorView, MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime, IssueRegistrationToken,
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
         DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
         ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
@@ -59,7 +59,53 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(berth_agent_gateway::openapi());
     doc.merge(berth_webhooks::openapi());
     declare_path_parameters(&mut doc);
+    declare_problem_responses(&mut doc);
     doc
+}
+
+/// The error statuses any operation may answer (with a problem+json body),
+/// whatever its annotation lists: malformed input (400), no or a bad
+/// credential (401), not allowed (403), not found or another tenant's (404),
+/// a conflict (409), a stale `If-Match` (412), too large (413), not JSON (415),
+/// invalid fields (422), rate or quota (429), and our side (500, 503).
+const PROBLEM_STATUSES: [(&str, &str); 12] = [
+    ("400", "Malformed request"),
+    ("401", "No credential, or one that does not verify"),
+    ("403", "The caller may not do this"),
+    ("404", "Not found (or another tenant's)"),
+    ("409", "Conflicts with the current state; `code` says how"),
+    ("412", "If-Match does not name the current version"),
+    ("413", "The body is too large"),
+    ("415", "The body is not JSON"),
+    ("422", "Invalid fields, listed in `errors`"),
+    ("429", "Too many requests or a plan quota; see Retry-After"),
+    ("500", "Something went wrong on our side"),
+    ("503", "Storage is busy; retry after Retry-After"),
+];
+
+/// Documents every error status of every operation as problem+json with the
+/// `ProblemView` schema: where the annotation named a status without a body,
+/// the body is added; where it did not name it, the response is added.
+fn declare_problem_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = || ContentBuilder::new().schema(Some(Ref::from_schema_name("ProblemView"))).build();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head, &mut item.options, &mut item.trace];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in PROBLEM_STATUSES {
+                match operation.responses.responses.get_mut(status) {
+                    Some(RefOr::T(response)) if response.content.is_empty() => {
+                        response.content.insert("application/problem+json".to_string(), problem());
+                    }
+                    Some(_) => {}
+                    None => {
+                        let response = ResponseBuilder::new().description(description).content("application/problem+json", problem()).build();
+                        operation.responses.responses.insert(status.to_string(), RefOr::T(response));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Declares every `{name}` of every path as a required path parameter of its
@@ -122,6 +168,26 @@ mod tests {
         assert_eq!(schemes["runtime_credential"]["scheme"], "bearer");
         assert_eq!(schemes["bearer"]["bearerFormat"], "JWT", "the portal's scheme is kept");
         assert_eq!(op("/v1/me", "get")["security"], serde_json::json!([{"bearer": []}]));
+    }
+
+    #[test]
+    fn every_operation_documents_every_error_status_as_problem_json() {
+        let doc = doc();
+        assert!(doc["components"]["schemas"]["ProblemView"]["properties"]["code"].is_object(), "the problem schema is in the document");
+        let mut missing = vec![];
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                for (status, _) in PROBLEM_STATUSES {
+                    let schema = &op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"];
+                    if schema != "#/components/schemas/ProblemView" {
+                        missing.push(format!("{method} {path} {status}"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:?}");
+        // A documented success stays as it was.
+        assert!(doc["paths"]["/v1/me"]["get"]["responses"]["200"]["content"]["application/json"].is_object());
     }
 
     #[test]

@@ -18,3 +18,26 @@ impl<T> ListOf<T> {
         Self { items: page.items, next_cursor: page.next_cursor }
     }
 }
+
+/// RFC 9457 problem details: the body of every 4xx and 5xx answer, as
+/// `application/problem+json`. Clients branch on `code`, which is stable.
+#[derive(Serialize, ToSchema)]
+pub struct ProblemView {
+    #[serde(rename = "type")]
+    #[schema(example = "https://berth.dev/problems/not_found")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// The fields at fault (422), each with its JSON path.
+    pub errors: Vec<FieldErrorView>,
+}
+
+/// One invalid field of a 422.
+#[derive(Serialize, ToSchema)]
+pub struct FieldErrorView {
+    pub field: String,
+    pub message: String,
+}
