@@ -88,18 +88,20 @@ fn decode_sha256_hex(raw: &str) -> Option<Vec<u8>> {
     hex::decode(raw).ok().filter(|b| b.len() == 32)
 }
 
-fn verifies(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    // HMAC takes keys of any length.
-    let Ok(mut mac) = HmacSha256::new_from_slice(key) else { return false };
+/// The HMAC-SHA256 of `message` keyed by `key` (HMAC takes keys of any length, so it is always `Some`).
+fn mac_of(key: &[u8], message: &[u8]) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(key).ok()?;
     mac.update(message);
-    mac.verify_slice(signature).is_ok()
+    Some(mac)
+}
+
+fn verifies(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    mac_of(key, message).is_some_and(|mac| mac.verify_slice(signature).is_ok())
 }
 
 /// The hex HMAC-SHA256 of `message` keyed by `key`.
 pub fn hmac_hex(key: &[u8], message: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
+    mac_of(key, message).map(|mac| hex::encode(mac.finalize().into_bytes())).unwrap_or_default()
 }
 
 /// A `Berth-Signature` value for `payload` at `t`, as a sender computes it.
