@@ -56,9 +56,11 @@ async fn a_deploy_is_counted_in_valid_emf_lines_requested_once_succeeded_once_wi
 
     let d = app.deploy(&acme, &package, &env, "counted").await;
     app.wait_for_status(&acme, &d, "succeeded").await;
-    let documents = eventually("the agent's heartbeat is counted", || async {
+    // The status reads `succeeded` as soon as it is stored; the request that settled it writes its lines just after.
+    let documents = eventually("the heartbeat and the settled deployment are counted", || async {
         let documents = emf_documents(&metrics);
-        if named(&documents, "AgentHeartbeat").is_empty() { Err(metrics.text()) } else { Ok(documents) }
+        let written = ["AgentHeartbeat", "DeploymentSucceeded", "JobLatency"].iter().all(|name| !named(&documents, name).is_empty());
+        if written { Ok(documents) } else { Err(metrics.text()) }
     })
     .await;
 
