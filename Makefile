@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 LOCALSTACK := bash localstack/localstack.sh
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help bins run test test-schemathesis test-faults bench build localstack-up localstack-down localstack-status lint-infra fmt agent-dist
+.PHONY: help bins run test test-schemathesis test-faults bench build package localstack-up localstack-down localstack-status lint-infra fmt agent-dist
 
 help:
 	@echo "make run    - start LocalStack, create resources and a demo tenant, serve Berth on 127.0.0.1:8080"
@@ -21,6 +21,7 @@ help:
 	@echo "make test-schemathesis - fuzz the served OpenAPI document (part of make test)"
 	@echo "make test-faults - deploy storm under DynamoDB faults, on its own LocalStack (part of make test)"
 	@echo "make bench  - print performance figures"
+	@echo "make package - build the Lambda zips and target/package/template.yaml for sam deploy (release, slow)"
 	@echo "make agent-dist - build the release berth-agent for old and new Linux (target/dist, with SHA256SUMS)"
 	@echo "make localstack-down - stop LocalStack"
 
@@ -87,6 +88,13 @@ bench: localstack-up
 
 fmt:
 	cargo fmt --all
+
+# The five Lambda functions as release zips (cargo-lambda + zig from PyPI,
+# glibc pinned to Amazon Linux 2023's 2.34) and a template that deploys them:
+# see infra/package.sh. Not part of `make test` (a release build of five
+# functions takes many minutes on 2 cores).
+package:
+	infra/package.sh
 
 # The release agent for customers' machines: linked by zig against an old
 # glibc (2.17) so that one binary runs on old and new distributions. zig and
