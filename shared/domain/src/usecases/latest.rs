@@ -71,8 +71,10 @@ impl Berth {
     }
 
     /// The component's newest live package, if it holds the latest revision of
-    /// the component and of everything it bundles (what `/active` calls not outdated).
-    async fn up_to_date_package(&self, ctx: &TenantCtx, component: ComponentId) -> Result<Option<Package>> {
+    /// the component and of everything it bundles (what `/active` calls not
+    /// outdated): the one reuse rule of a latest-revision deploy and of a
+    /// `package_and_deploy` webhook.
+    pub(crate) async fn up_to_date_package(&self, ctx: &TenantCtx, component: ComponentId) -> Result<Option<Package>> {
         let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
         loop {
             let batch = self.ports.packages.list_packages(ctx.tenant, Some(component), &page).await?;
