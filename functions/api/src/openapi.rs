@@ -212,6 +212,24 @@ mod tests {
         assert!(undeclared.is_empty(), "{undeclared:?}");
     }
 
+    #[test]
+    fn a_deployment_request_requires_its_environment_and_names_a_package_or_the_latest_revision() {
+        let doc = doc();
+        let schema = &doc["components"]["schemas"]["CreateDeployment"];
+        let required = schema["required"].as_array().expect("required fields");
+        assert!(required.contains(&Value::from("environment_id")), "{schema}");
+        assert!(!required.contains(&Value::from("package_id")), "a latest-revision request has none: {schema}");
+        for field in ["latest_revision", "component_id"] {
+            assert!(schema["properties"][field].is_object(), "{field}: {schema}");
+        }
+        for path in ["/v1/usage", "/v1/approvals/pending"] {
+            assert!(doc["paths"][path]["get"]["responses"]["200"].is_object(), "{path}");
+        }
+        for step in ["validate", "scan"] {
+            assert!(doc["paths"][format!("/v1/change-requests/{{id}}/{step}")]["post"]["responses"]["200"].is_object(), "{step}");
+        }
+    }
+
     /// Resolves a `$ref` to `#/components/schemas/...`, or returns the schema itself.
     fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
         match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {

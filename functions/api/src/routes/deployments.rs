@@ -30,11 +30,10 @@ pub async fn validate_deployment(
     Ctx(ctx): Ctx,
     JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<Json<ValidationView>, ApiError> {
-    let package = match body.deploying()? {
-        Deploying::Package(p) => p,
-        Deploying::LatestRevision(_) => return Err(DomainError::invalid("latest_revision", "the dry run takes a package_id").into()),
+    let (package, env) = match body.deploying()? {
+        (Deploying::Package(p), env) => (p, env),
+        (Deploying::LatestRevision(_), _) => return Err(DomainError::invalid("latest_revision", "the dry run takes a package_id").into()),
     };
-    let env = EnvironmentId::from_uuid(body.environment_id);
     let report = state.berth.validate_deployment_overriding(&ctx, package, env, body.override_quarantine.unwrap_or(false)).await?;
     Ok(Json(report.into()))
 }
@@ -48,13 +47,13 @@ pub async fn validate_deployment(
         (status = 422, description = "both or neither of package_id and latest_revision: true")),
     security(("bearer" = [])))]
 pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreateDeployment>) -> Result<Response, ApiError> {
-    let package_id = match body.deploying()? {
-        Deploying::Package(p) => p,
-        Deploying::LatestRevision(component) => return deploy_latest_revision(&state, &ctx, component, body).await,
+    let (package_id, environment_id) = match body.deploying()? {
+        (Deploying::Package(p), env) => (p, env),
+        (Deploying::LatestRevision(component), env) => return deploy_latest_revision(&state, &ctx, component, env, body).await,
     };
     let input = NewDeployment {
         package_id,
-        environment_id: EnvironmentId::from_uuid(body.environment_id),
+        environment_id,
         notes: body.notes.unwrap_or_default(),
         scheduled_at: body.scheduled_at,
         hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
@@ -65,10 +64,16 @@ pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Jso
     Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))
 }
 
-async fn deploy_latest_revision(state: &AppState, ctx: &TenantCtx, component: ComponentId, body: CreateDeployment) -> Result<Response, ApiError> {
+async fn deploy_latest_revision(
+    state: &AppState,
+    ctx: &TenantCtx,
+    component: ComponentId,
+    environment_id: EnvironmentId,
+    body: CreateDeployment,
+) -> Result<Response, ApiError> {
     let input = NewLatestDeployment {
         component_id: component,
-        environment_id: EnvironmentId::from_uuid(body.environment_id),
+        environment_id,
         notes: body.notes.unwrap_or_default(),
         scheduled_at: body.scheduled_at,
         hold_if_frozen: body.hold_if_frozen.unwrap_or(false),

@@ -94,7 +94,9 @@ impl From<&Deployment> for DeploymentView {
 pub struct CreateDeployment {
     /// The package to deploy; leave out with `latest_revision`.
     pub package_id: Option<Uuid>,
-    pub environment_id: Uuid,
+    /// Required (absent, it is refused 422 with the other missing fields).
+    #[schema(required = true)]
+    pub environment_id: Option<Uuid>,
     pub notes: Option<String>,
     /// In the future: held as `scheduled` until then.
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -124,29 +126,41 @@ pub enum Deploying {
 }
 
 impl CreateDeployment {
-    /// Exactly one of `package_id` and `latest_revision: true` (with `component_id`); 422 naming the fields otherwise.
-    pub fn deploying(&self) -> Result<Deploying, berth_domain::DomainError> {
-        use berth_domain::DomainError;
+    /// What to deploy where: exactly one of `package_id` and `latest_revision:
+    /// true` (with `component_id`), and an `environment_id`; 422 naming every
+    /// field at fault otherwise.
+    pub fn deploying(&self) -> Result<(Deploying, berth_domain::ids::EnvironmentId), berth_domain::DomainError> {
+        use berth_domain::FieldError;
+        let mut errors = vec![];
         let latest = self.latest_revision.unwrap_or(false);
-        match (self.package_id, latest, self.component_id) {
-            (Some(p), false, None) => Ok(Deploying::Package(berth_domain::ids::PackageId::from_uuid(p))),
-            (None, true, Some(c)) => Ok(Deploying::LatestRevision(berth_domain::ids::ComponentId::from_uuid(c))),
-            (Some(_), true, _) => Err(DomainError::Validation {
-                code: "validation_failed",
-                errors: vec![
-                    berth_domain::FieldError::new("package_id", "give either package_id or latest_revision: true, not both"),
-                    berth_domain::FieldError::new("latest_revision", "give either package_id or latest_revision: true, not both"),
-                ],
-            }),
-            (Some(_), false, Some(_)) => Err(DomainError::invalid("component_id", "only with latest_revision: true (a package names its component)")),
-            (None, true, None) => Err(DomainError::invalid("component_id", "required with latest_revision: true")),
-            (None, false, _) => Err(DomainError::Validation {
-                code: "validation_failed",
-                errors: vec![
-                    berth_domain::FieldError::new("package_id", "required, unless latest_revision is true"),
-                    berth_domain::FieldError::new("latest_revision", "must be true when package_id is left out"),
-                ],
-            }),
+        let what = match (self.package_id, latest, self.component_id) {
+            (Some(p), false, None) => Some(Deploying::Package(berth_domain::ids::PackageId::from_uuid(p))),
+            (None, true, Some(c)) => Some(Deploying::LatestRevision(berth_domain::ids::ComponentId::from_uuid(c))),
+            (Some(_), true, _) => {
+                errors.push(FieldError::new("package_id", "give either package_id or latest_revision: true, not both"));
+                errors.push(FieldError::new("latest_revision", "give either package_id or latest_revision: true, not both"));
+                None
+            }
+            (Some(_), false, Some(_)) => {
+                errors.push(FieldError::new("component_id", "only with latest_revision: true (a package names its component)"));
+                None
+            }
+            (None, true, None) => {
+                errors.push(FieldError::new("component_id", "required with latest_revision: true"));
+                None
+            }
+            (None, false, _) => {
+                errors.push(FieldError::new("package_id", "required, unless latest_revision is true"));
+                errors.push(FieldError::new("latest_revision", "must be true when package_id is left out"));
+                None
+            }
+        };
+        if self.environment_id.is_none() {
+            errors.push(FieldError::new("environment_id", "required"));
+        }
+        match (what, self.environment_id) {
+            (Some(what), Some(env)) if errors.is_empty() => Ok((what, berth_domain::ids::EnvironmentId::from_uuid(env))),
+            _ => Err(berth_domain::DomainError::Validation { code: "validation_failed", errors }),
         }
     }
 }
