@@ -5,6 +5,7 @@ mod agent_sqs;
 mod api_keys;
 mod audit;
 mod change_requests;
+mod delivery;
 mod deployments;
 mod governance;
 mod late_attach;

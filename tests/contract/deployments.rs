@@ -244,6 +244,33 @@ pub async fn a_new_success_supersedes_the_one_it_replaces_and_moves_the_activity
     assert_eq!(s.read_deployment(acme, &second).await.status, DeploymentStatus::Superseded);
 }
 
+pub async fn a_package_s_successes_name_the_deployment_that_last_succeeded_in_each_environment(s: Stores) {
+    let (acme, test, orders) = setting(&s).await;
+    let staging = EnvironmentId::new();
+    let first = s.succeeded(acme, test, orders, "1", None).await;
+    assert_eq!(s.deployments.package_successes(acme, first.package_id).await.expect("read"), [(test, first.id)]);
+
+    // The same package succeeds again in Test (a redeploy) and in Staging.
+    let again = Deployment { package_id: first.package_id, ..deployment(test, &package(orders, "1", &[])) };
+    s.create_deployment(acme, &again).await.expect("created");
+    let again = s.transition(acme, &again, DeploymentStatus::InProgress).await;
+    s.finish(acme, &again, DeploymentStatus::Succeeded, &Activation::Activate { new: active(&again), previous: Some(active(&first)) })
+        .await
+        .expect("succeeded");
+    let there = Deployment { package_id: first.package_id, ..deployment(staging, &package(orders, "1", &[])) };
+    s.create_deployment(acme, &there).await.expect("created");
+    let there = s.transition(acme, &there, DeploymentStatus::InProgress).await;
+    s.finish(acme, &there, DeploymentStatus::Succeeded, &Activation::Activate { new: active(&there), previous: None }).await.expect("succeeded");
+
+    let mut successes = s.deployments.package_successes(acme, first.package_id).await.expect("read");
+    successes.sort();
+    let mut expected = vec![(test, again.id), (staging, there.id)];
+    expected.sort();
+    assert_eq!(successes, expected);
+    let globex = s.tenant(Plan::default()).await;
+    assert!(s.deployments.package_successes(globex, first.package_id).await.expect("read").is_empty(), "per tenant");
+}
+
 pub async fn an_activation_that_does_not_replace_what_is_active_is_refused_and_changes_nothing(s: Stores) {
     let (acme, env, orders) = setting(&s).await;
     let first = s.succeeded(acme, env, orders, "1", None).await;

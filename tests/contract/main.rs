@@ -20,6 +20,7 @@ mod credentials;
 mod deployments;
 mod environments;
 mod idempotency;
+mod inbox;
 mod packages;
 mod policies;
 mod quarantine;
@@ -116,6 +117,8 @@ contract! {
     change_requests::change_requests_are_listed_newest_first,
     change_requests::a_change_request_takes_one_decision_per_approver_and_set_of_digests_while_submitted,
 
+    inbox::what_awaits_a_decision_is_listed_oldest_first_across_deployments_and_change_requests_until_it_moves_on,
+
     deployments::a_second_deployment_of_a_component_in_flight_is_refused_naming_the_holder,
     deployments::a_deployment_for_one_detached_runtime_takes_no_lock,
     deployments::a_deployment_is_created_once_per_id,
@@ -125,6 +128,7 @@ contract! {
     deployments::leaving_approval_is_refused_when_a_decision_arrived_since_they_were_counted,
     deployments::a_success_activates_the_version_marks_the_package_active_and_records_where_it_succeeded,
     deployments::a_new_success_supersedes_the_one_it_replaces_and_moves_the_activity_marker,
+    deployments::a_package_s_successes_name_the_deployment_that_last_succeeded_in_each_environment,
     deployments::an_activation_that_does_not_replace_what_is_active_is_refused_and_changes_nothing,
     deployments::an_undeploy_deactivates_the_component_and_supersedes_what_it_removed,
     deployments::reopening_a_failed_deployment_takes_the_lock_again_and_resets_its_targets,

@@ -6,8 +6,8 @@ use berth_aws::bootstrap::ensure_resources;
 use berth_aws::{AwsClients, DynamoStore, KmsSealer, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
 use berth_domain::ids::{DeploymentId, TenantId};
 use berth_domain::ports::{
-    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
-    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
+    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DecisionInbox, DeploymentStore, EnvironmentStore,
+    IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
 };
 use berth_memory::MemoryStore;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ pub struct Stores {
     pub webhooks: Arc<dyn WebhookStore>,
     pub sealer: Arc<dyn SecretSealer>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub inbox: Arc<dyn DecisionInbox>,
     backend: Backend,
 }
 
@@ -63,6 +64,7 @@ impl Stores {
             webhooks: store.clone(),
             sealer: store.clone(),
             api_keys: store.clone(),
+            inbox: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -96,6 +98,7 @@ impl Stores {
             policies: store.clone(),
             change_requests: store.clone(),
             webhooks: store.clone(),
+            inbox: store.clone(),
             api_keys: store,
             credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
             sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),

@@ -2,8 +2,8 @@
 
 use crate::routes::*;
 use crate::routes::{
-    api_keys::views::*, change_requests::views::*, components::views::*, deployments::views::*, environments::views::*, governance::views::*, me::views::*,
-    packages::views::*, runtimes::views::*, tenants::views::*, webhooks::views::*,
+    api_keys::views::*, approvals::views::*, change_requests::views::*, components::views::*, deployments::views::*, environments::views::*,
+    governance::views::*, me::views::*, packages::views::*, runtimes::views::*, tenants::views::*, usage::views::*, webhooks::views::*,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -22,7 +22,8 @@ use utoipa::{Modify, OpenApi};
         validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment,
         active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy,
         change_requests::create, change_requests::list, change_requests::get, change_requests::patch, change_requests::submit,
-        change_requests::decide, change_requests::deploy, change_requests::complete,
+        change_requests::decide, change_requests::deploy, change_requests::complete, change_requests::validate, change_requests::scan,
+        approvals::pending, usage::usage,
         list_audit, verify_audit,
         create_webhook, list_webhooks, get_webhook, patch_webhook, delete_webhook, rotate_secret, list_deliveries,
         create_api_key, list_api_keys, get_api_key, revoke_api_key,
@@ -33,6 +34,8 @@ use utoipa::{Modify, OpenApi};
         ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
         WebhookView, WebhookWithSecretView, CreateWebhook, PatchWebhook, RotateSecret, DeliveryView,
         ActiveVersionsView, QuarantinedVersionView,
+        ChangeValidationView, ItemValidationView, ChangeScanView, ItemScanView, RevisedComponentView,
+        PendingDecisionView, UsageView, AllowanceView, LicenceUseView, LicensedConnectionView,
         ApiKeyView, CreateApiKey)),
     modifiers(&BearerAuth)
 )]
@@ -207,6 +210,24 @@ mod tests {
             }
         }
         assert!(undeclared.is_empty(), "{undeclared:?}");
+    }
+
+    #[test]
+    fn a_deployment_request_requires_its_environment_and_names_a_package_or_the_latest_revision() {
+        let doc = doc();
+        let schema = &doc["components"]["schemas"]["CreateDeployment"];
+        let required = schema["required"].as_array().expect("required fields");
+        assert!(required.contains(&Value::from("environment_id")), "{schema}");
+        assert!(!required.contains(&Value::from("package_id")), "a latest-revision request has none: {schema}");
+        for field in ["latest_revision", "component_id"] {
+            assert!(schema["properties"][field].is_object(), "{field}: {schema}");
+        }
+        for path in ["/v1/usage", "/v1/approvals/pending"] {
+            assert!(doc["paths"][path]["get"]["responses"]["200"].is_object(), "{path}");
+        }
+        for step in ["validate", "scan"] {
+            assert!(doc["paths"][format!("/v1/change-requests/{{id}}/{step}")]["post"]["responses"]["200"].is_object(), "{step}");
+        }
     }
 
     /// Resolves a `$ref` to `#/components/schemas/...`, or returns the schema itself.

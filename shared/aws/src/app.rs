@@ -21,6 +21,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         change_requests: store.clone(),
         webhooks: store.clone(),
         api_keys: store.clone(),
+        inbox: store.clone(),
         deployments: store,
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),

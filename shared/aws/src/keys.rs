@@ -18,7 +18,7 @@
 //! | package | `T#<t>#PKG` | `P#<package>` (GSI1: `T#<t>#CMP#<component>#PKG` / `P#<package>`) |
 //! | package version (uniqueness) | `T#<t>#CMP#<component>#PKGVER` | `<version label>` |
 //! | package activity (written by deployments) | `T#<t>#PKGACTIVE#<package>` | `<environment>` |
-//! | deployment | `T#<t>#DEP` | `D#<deployment>` (GSI1 while scheduled/queued: `SWEEP#SCHEDULED`/`SWEEP#QUEUED` / `<time>#<t>#<deployment>`) |
+//! | deployment | `T#<t>#DEP` | `D#<deployment>` (GSI1 while scheduled/queued: `SWEEP#SCHEDULED`/`SWEEP#QUEUED` / `<time>#<t>#<deployment>`; while pending approval: `T#<t>#AWAITING` / `<created_at>#D#<deployment>`) |
 //! | in-flight lock | `T#<t>#ENV#<env>#INFLIGHT` | `<component>` |
 //! | active version | `T#<t>#ENV#<env>#ACTIVE` | `<component>` |
 //! | quarantined version | `T#<t>#ENV#<env>#QUARANTINE` | `<package>` |
@@ -27,7 +27,7 @@
 //! | deployment event | `T#<t>#DEP#<deployment>#EV` | `<time>#<uuid>` |
 //! | approval | `T#<t>#DEP#<deployment>#APPROVAL` | `<approver>` |
 //! | package success (promotion) | `T#<t>#PKGSUCCESS#<package>` | `<environment>` |
-//! | change request | `T#<t>#CR` | `C#<change request>` |
+//! | change request | `T#<t>#CR` | `C#<change request>` (GSI1 while submitted: `T#<t>#AWAITING` / `<created_at>#C#<change request>`) |
 //! | change request approval | `T#<t>#CR#<change request>#APPROVAL` | `<approver>#<digests hash>` |
 //! | policy | `T#<t>#POLICY` | `<environment>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
@@ -170,6 +170,19 @@ pub fn change_approval(t: TenantId, c: ChangeRequestId, approver: &str, digests:
         h.update(d.as_str());
     }
     (change_approvals(t, c), format!("{approver}#{}", &hex::encode(h.finalize())[..16]))
+}
+/// GSI1 partition of what waits on approvers' decisions (sparse: deployments
+/// pending approval and change requests submitted), oldest first.
+pub fn awaiting_decision(t: TenantId) -> String {
+    format!("T#{t}#AWAITING")
+}
+/// GSI1 key of a deployment pending approval.
+pub fn awaiting_deployment(t: TenantId, d: DeploymentId, created_at: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    (awaiting_decision(t), format!("{}#D#{d}", time(created_at)))
+}
+/// GSI1 key of a change request submitted.
+pub fn awaiting_change_request(t: TenantId, c: ChangeRequestId, created_at: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    (awaiting_decision(t), format!("{}#C#{c}", time(created_at)))
 }
 pub fn approvals(t: TenantId, d: DeploymentId) -> String {
     format!("T#{t}#DEP#{d}#APPROVAL")

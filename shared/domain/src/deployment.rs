@@ -116,6 +116,15 @@ pub struct Deployment {
     /// The source commit it deploys, as CI reported it (by default the package's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The environment its package was promoted from (a change request's
+    /// deployment: where the package last succeeded among the policy's
+    /// `require_success_in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_environment_id: Option<EnvironmentId>,
+    /// Deployed although its package was outdated (a component revised since
+    /// packaging), because the change request's deploy said `accept_outdated`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted_outdated: bool,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -181,6 +190,8 @@ impl Deployment {
             change_request_id: None,
             connections: vec![],
             commit: None,
+            source_environment_id: None,
+            accepted_outdated: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -214,6 +225,8 @@ impl Deployment {
             // The active version holds its licences already.
             connections: vec![],
             commit: None,
+            source_environment_id: None,
+            accepted_outdated: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -250,6 +263,8 @@ impl Deployment {
             change_request_id: None,
             connections: package.manifest.components.iter().filter(|c| c.kind == crate::component::ComponentType::Connection).map(|c| c.id).collect(),
             commit: package.commit.clone(),
+            source_environment_id: None,
+            accepted_outdated: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,

@@ -301,6 +301,8 @@ pub trait DeploymentStore: Send + Sync {
     async fn approvals(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Approval>>;
     /// The environments in which this exact package has been deployed successfully.
     async fn succeeded_in(&self, tenant: TenantId, package: PackageId) -> Result<Vec<EnvironmentId>>;
+    /// `succeeded_in`, each environment with the deployment that last succeeded there with the package.
+    async fn package_successes(&self, tenant: TenantId, package: PackageId) -> Result<Vec<(EnvironmentId, DeploymentId)>>;
 
     async fn active_versions(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<ActiveVersion>>;
     async fn active_version(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ActiveVersion>>;
@@ -361,6 +363,24 @@ pub trait ChangeRequestStore: Send + Sync {
     /// refused `AlreadyDecided` / `NotAwaitingApproval`.
     async fn add_change_approval(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId, approval: &Approval, audit: AuditDraft) -> Result<()>;
     async fn change_approvals(&self, tenant: TenantId, cr: crate::ids::ChangeRequestId) -> Result<Vec<Approval>>;
+}
+
+/// Something waiting on an approver's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwaitingDecision {
+    /// A deployment `pending_approval`.
+    Deployment(DeploymentId),
+    /// A change request `submitted`.
+    ChangeRequest(crate::ids::ChangeRequestId),
+}
+
+/// What waits on approvers' decisions, across deployments and change requests.
+#[async_trait]
+pub trait DecisionInbox: Send + Sync {
+    /// The tenant's deployments pending approval and change requests submitted,
+    /// oldest (by creation) first. Listed from an index that may lag a write a
+    /// little: callers read each item and check its status.
+    async fn awaiting_decision(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<AwaitingDecision>>;
 }
 
 /// Short-lived AWS credentials for one assumed-role session. A secret: its

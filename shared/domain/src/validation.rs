@@ -32,6 +32,15 @@ impl ValidationReport {
     }
 }
 
+/// A connection component holding a licence: its name and the environments
+/// (by name) where it does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInUse {
+    pub id: ComponentId,
+    pub name: String,
+    pub environments: Vec<String>,
+}
+
 /// Everything validation looks at.
 pub struct Facts<'a> {
     pub environment: &'a Environment,
@@ -47,9 +56,9 @@ pub struct Facts<'a> {
     pub active_here: &'a [ActiveVersion],
     /// The tenant's licence allowance for this environment's classification.
     pub connection_licenses: u32,
-    /// Distinct connection components active in environments of the same
-    /// classification, except in the slot this deployment replaces.
-    pub connections_elsewhere: HashSet<ComponentId>,
+    /// Distinct connection components active (or in flight) in environments
+    /// of the same classification, except in the slot this deployment replaces.
+    pub connections_elsewhere: Vec<ConnectionInUse>,
     /// Environments (by name) the policy requires success in, where this package has not succeeded.
     pub promotion_missing: Vec<String>,
     /// The package's quarantine in the environment, if it is quarantined there.
@@ -113,18 +122,30 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
             r.error("requirement_missing", format!("{} \"{}\" must be deployed to this environment first (it is never bundled)", req.kind.as_str(), req.name));
         }
     }
-    let mut connections = f.connections_elsewhere.clone();
-    connections.extend(f.package.manifest.components.iter().filter(|e| e.kind == ComponentType::Connection).map(|e| e.id));
+    let bundled: HashSet<ComponentId> = f.package.manifest.components.iter().filter(|e| e.kind == ComponentType::Connection).map(|e| e.id).collect();
+    let mut connections: HashSet<ComponentId> = f.connections_elsewhere.iter().map(|c| c.id).collect();
+    connections.extend(bundled.iter().copied());
     if connections.len() as u64 > u64::from(f.connection_licenses) {
+        // What would need to be freed: the connections in use that this package does not bundle.
+        let excess = connections.len() as u64 - u64::from(f.connection_licenses);
+        let freeable: Vec<String> = f
+            .connections_elsewhere
+            .iter()
+            .filter(|c| !bundled.contains(&c.id))
+            .map(|c| format!("\"{}\" ({}) in {}", c.name, c.id, c.environments.join(", ")))
+            .collect();
+        let classification = format!("{:?}", f.environment.classification).to_lowercase();
         r.error(
             "connection_licenses_exceeded",
             format!(
-                "{} connections would be deployed in {:?} environments; the plan allows {}",
+                "{} connections would be deployed in {classification} environments ({} in use there, {} bundled by this package); the plan allows {}. \
+                 Free {excess} licence(s) by undeploying one of the connections in use: {}",
                 connections.len(),
-                f.environment.classification,
-                f.connection_licenses
-            )
-            .to_lowercase(),
+                f.connections_elsewhere.len(),
+                bundled.len(),
+                f.connection_licenses,
+                if freeable.is_empty() { "none (this package alone needs more licences than the plan allows)".to_string() } else { freeable.join("; ") },
+            ),
         );
     }
     r
@@ -192,7 +213,7 @@ mod tests {
             runtimes: vec![("atom".into(), RuntimeStatus::Online)],
             active_here: active,
             connection_licenses: 10,
-            connections_elsewhere: HashSet::new(),
+            connections_elsewhere: vec![],
             promotion_missing: vec![],
             quarantine: None,
             override_quarantine: false,
@@ -267,8 +288,13 @@ mod tests {
         let mut f = facts(&env, &pkg, &[]);
         f.connection_licenses = 2;
         assert!(validate(&f).errors.is_empty(), "two connections fit two licences");
-        f.connections_elsewhere = HashSet::from([ComponentId::new()]);
-        assert_eq!(validate(&f).errors[0].code, "connection_licenses_exceeded");
+        let sftp = ComponentId::new();
+        f.connections_elsewhere = vec![ConnectionInUse { id: sftp, name: "SFTP".into(), environments: vec!["Test".into(), "Staging".into()] }];
+        let refused = &validate(&f).errors[0];
+        assert_eq!(refused.code, "connection_licenses_exceeded");
+        for part in ["3 connections", "test environments", "allows 2", "Free 1 licence(s)", &format!("\"SFTP\" ({sftp}) in Test, Staging")] {
+            assert!(refused.message.contains(part), "{} names {part}", refused.message);
+        }
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl Deployments {
         self.locks.insert((d.environment_id, d.component_id), Lock { deployment: d.id, connections: d.connections.clone() });
     }
 
+    /// The deployments pending approval (the adapter's sparse inbox index).
+    pub(crate) fn pending_approval(&self) -> impl Iterator<Item = &Deployment> {
+        self.records.values().map(|s| &s.deployment).filter(|d| d.status == DeploymentStatus::PendingApproval)
+    }
+
     fn is_succeeded(&self, id: DeploymentId) -> bool {
         self.records.get(&id).is_some_and(|stored| stored.deployment.status == DeploymentStatus::Succeeded)
     }
@@ -375,6 +380,10 @@ impl DeploymentStore for MemoryStore {
 
     async fn succeeded_in(&self, tenant: TenantId, package: PackageId) -> Result<Vec<EnvironmentId>> {
         Ok(self.lock().t(tenant).deployments.successes.keys().filter(|(p, _)| *p == package).map(|(_, e)| *e).collect())
+    }
+
+    async fn package_successes(&self, tenant: TenantId, package: PackageId) -> Result<Vec<(EnvironmentId, DeploymentId)>> {
+        Ok(self.lock().t(tenant).deployments.successes.iter().filter(|((p, _), _)| *p == package).map(|((_, e), d)| (*e, *d)).collect())
     }
 
     /// In the order of the components' ids.

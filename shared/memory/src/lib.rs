@@ -20,6 +20,7 @@ mod credentials;
 mod deployments;
 mod environments;
 mod idempotency;
+mod inbox;
 mod memory;
 mod packages;
 mod page;

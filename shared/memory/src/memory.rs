@@ -55,6 +55,7 @@ impl Memory {
             webhooks: store.clone(),
             sealer: store.clone(),
             api_keys: store.clone(),
+            inbox: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

@@ -15,7 +15,7 @@ use berth_domain::ids::{ChangeRequestId, EnvironmentId};
 use berth_domain::usecases::{ChangeRequestInput, ChangeRequestPatch};
 use berth_web::extract::path_id;
 use berth_web::{ApiError, IfMatch, JsonBody, OptionalJsonBody, PageQuery};
-use views::{ChangeRequestView, CreateChangeRequest, DeployChangeRequest, PatchChangeRequest, package_ids};
+use views::{ChangeRequestView, ChangeScanView, ChangeValidationView, CreateChangeRequest, DeployChangeRequest, PatchChangeRequest, package_ids};
 
 async fn view(state: &AppState, ctx: &TenantCtx, cr: &ChangeRequest) -> Result<ChangeRequestView, ApiError> {
     Ok(ChangeRequestView::new(cr, &state.berth.change_request_approvals(ctx, cr.id).await?))
@@ -91,9 +91,10 @@ pub async fn decide(
     Ok((StatusCode::CREATED, Json(view(&state, &ctx, &cr).await?)).into_response())
 }
 
-/// Creates the deployments of an approved change request.
+/// Creates the deployments of an approved change request (refused 409 `outdated_items`,
+/// listing them, while an item is outdated, unless `accept_outdated`).
 #[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", tag = "change requests", request_body = DeployChangeRequest,
-    responses((status = 200, body = ChangeRequestView), (status = 403, description = "forbidden"), (status = 409, description = "not_approved, freeze_window, ...")),
+    responses((status = 200, body = ChangeRequestView), (status = 403, description = "forbidden"), (status = 409, description = "not_approved, outdated_items, freeze_window, ...")),
     security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,
@@ -101,8 +102,26 @@ pub async fn deploy(
     Path(id): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<DeployChangeRequest>,
 ) -> Result<Json<ChangeRequestView>, ApiError> {
-    let cr = state.berth.deploy_change_request(&ctx, id_of(&id)?, body.hold_if_frozen.unwrap_or(false)).await?;
+    let cr =
+        state.berth.deploy_change_request_accepting(&ctx, id_of(&id)?, body.hold_if_frozen.unwrap_or(false), body.accept_outdated.unwrap_or(false)).await?;
     Ok(Json(view(&state, &ctx, &cr).await?))
+}
+
+/// The dry run of every item against the target environment (as `POST /v1/deployments/validate`,
+/// judged as the change request's deploy), with an `outdated` warning for an outdated item.
+#[utoipa::path(post, path = "/v1/change-requests/{id}/validate", tag = "change requests",
+    responses((status = 200, body = ChangeValidationView), (status = 404)), security(("bearer" = [])))]
+pub async fn validate(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeValidationView>, ApiError> {
+    let reports = state.berth.validate_change_request(&ctx, id_of(&id)?).await?;
+    Ok(Json(ChangeValidationView::from(reports.as_slice())))
+}
+
+/// Which items' components (or bundled children) were revised after packaging (`outdated`).
+#[utoipa::path(post, path = "/v1/change-requests/{id}/scan", tag = "change requests",
+    responses((status = 200, body = ChangeScanView), (status = 404)), security(("bearer" = [])))]
+pub async fn scan(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeScanView>, ApiError> {
+    let scan = state.berth.scan_change_request(&ctx, id_of(&id)?).await?;
+    Ok(Json(ChangeScanView::from(scan.as_slice())))
 }
 
 /// Closes it once its deployments succeeded (409 `deployments_not_finished` before).

@@ -10,14 +10,16 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use berth_domain::DomainError;
+use berth_domain::context::TenantCtx;
 use berth_domain::deployment::DeploymentStatus;
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId};
 use berth_domain::ports::DeploymentFilter;
-use berth_domain::usecases::NewDeployment;
+use berth_domain::usecases::{NewDeployment, NewLatestDeployment};
 use berth_web::extract::{hold_if_frozen_of, path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, OptionalJsonBody, PageQuery};
 use views::{
-    ActiveVersionView, ActiveVersionsView, CreateDeployment, DeploymentView, EventView, QuarantinedVersionView, RollbackRequest, TargetView, ValidationView,
+    ActiveVersionView, ActiveVersionsView, CreateDeployment, Deploying, DeploymentView, EventView, QuarantinedVersionView, RollbackRequest, TargetView,
+    ValidationView,
 };
 
 /// The dry run: blocking `errors` and `warnings`, without deploying.
@@ -28,20 +30,30 @@ pub async fn validate_deployment(
     Ctx(ctx): Ctx,
     JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<Json<ValidationView>, ApiError> {
-    let (package, env) = (PackageId::from_uuid(body.package_id), EnvironmentId::from_uuid(body.environment_id));
+    let (package, env) = match body.deploying()? {
+        (Deploying::Package(p), env) => (p, env),
+        (Deploying::LatestRevision(_), _) => return Err(DomainError::invalid("latest_revision", "the dry run takes a package_id").into()),
+    };
     let report = state.berth.validate_deployment_overriding(&ctx, package, env, body.override_quarantine.unwrap_or(false)).await?;
     Ok(Json(report.into()))
 }
 
-/// Deploys a package version to an environment (refused with the first blocking error's code).
+/// Deploys a package version to an environment (refused with the first blocking error's code),
+/// or, with `latest_revision: true`, the component's latest revision (`package_created` says
+/// whether it was packaged for this).
 #[utoipa::path(post, path = "/v1/deployments", tag = "deployments", request_body = CreateDeployment,
     responses((status = 201, body = DeploymentView),
-        (status = 409, description = "environment_not_enabled, quarantined, deployment_in_progress, no_runtimes, requirement_missing, ...")),
+        (status = 409, description = "environment_not_enabled, quarantined, deployment_in_progress, no_runtimes, requirement_missing, connection_licenses_exceeded, ..."),
+        (status = 422, description = "both or neither of package_id and latest_revision: true")),
     security(("bearer" = [])))]
 pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreateDeployment>) -> Result<Response, ApiError> {
+    let (package_id, environment_id) = match body.deploying()? {
+        (Deploying::Package(p), env) => (p, env),
+        (Deploying::LatestRevision(component), env) => return deploy_latest_revision(&state, &ctx, component, env, body).await,
+    };
     let input = NewDeployment {
-        package_id: PackageId::from_uuid(body.package_id),
-        environment_id: EnvironmentId::from_uuid(body.environment_id),
+        package_id,
+        environment_id,
         notes: body.notes.unwrap_or_default(),
         scheduled_at: body.scheduled_at,
         hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
@@ -50,6 +62,27 @@ pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Jso
     };
     let d = state.berth.create_deployment(&ctx, input).await?;
     Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))
+}
+
+async fn deploy_latest_revision(
+    state: &AppState,
+    ctx: &TenantCtx,
+    component: ComponentId,
+    environment_id: EnvironmentId,
+    body: CreateDeployment,
+) -> Result<Response, ApiError> {
+    let input = NewLatestDeployment {
+        component_id: component,
+        environment_id,
+        notes: body.notes.unwrap_or_default(),
+        scheduled_at: body.scheduled_at,
+        hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
+        commit: body.commit,
+        override_quarantine: body.override_quarantine.unwrap_or(false),
+    };
+    let latest = state.berth.deploy_latest_revision(ctx, input).await?;
+    let view = DeploymentView { package_created: Some(latest.package_created), ..DeploymentView::from(&latest.deployment) };
+    Ok(created(format!("/v1/deployments/{}", latest.deployment.id), None, view))
 }
 
 #[derive(serde::Deserialize)]

@@ -1,4 +1,5 @@
 pub(crate) mod api_keys;
+pub(crate) mod approvals;
 mod audit;
 pub(crate) mod change_requests;
 pub(crate) mod components;
@@ -9,6 +10,7 @@ pub(crate) mod me;
 pub(crate) mod packages;
 pub(crate) mod runtimes;
 pub(crate) mod tenants;
+pub(crate) mod usage;
 pub(crate) mod webhooks;
 
 use crate::state::AppState;
@@ -87,6 +89,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/change-requests/{id}/approvals", axum::routing::post(change_requests::decide))
         .route("/v1/change-requests/{id}/deploy", axum::routing::post(change_requests::deploy))
         .route("/v1/change-requests/{id}/complete", axum::routing::post(change_requests::complete))
+        .route("/v1/change-requests/{id}/validate", axum::routing::post(change_requests::validate))
+        .route("/v1/change-requests/{id}/scan", axum::routing::post(change_requests::scan))
+        .route("/v1/approvals/pending", get(approvals::pending))
+        .route("/v1/usage", get(usage::usage))
         .route("/v1/webhooks", get(webhooks::list_webhooks).post(webhooks::create_webhook))
         .route("/v1/webhooks/{id}", get(webhooks::get_webhook).patch(webhooks::patch_webhook).delete(webhooks::delete_webhook))
         .route("/v1/webhooks/{id}/rotate-secret", axum::routing::post(webhooks::rotate_secret))

@@ -18,8 +18,27 @@ use serde::{Deserialize, Serialize};
 struct ChangeRequestRecord {
     pk: String,
     sk: String,
+    /// Sparse approvers' inbox: only while submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
     #[serde(flatten)]
     cr: ChangeRequest,
+}
+
+impl ChangeRequestRecord {
+    fn new(tenant: TenantId, cr: &ChangeRequest) -> Self {
+        let (pk, sk) = keys::change_request(tenant, cr.id);
+        let (gsi1pk, gsi1sk) = match cr.status {
+            ChangeStatus::Submitted => {
+                let (p, s) = keys::awaiting_change_request(tenant, cr.id, cr.created_at);
+                (Some(p), Some(s))
+            }
+            _ => (None, None),
+        };
+        Self { pk, sk, gsi1pk, gsi1sk, cr: cr.clone() }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -33,8 +52,7 @@ struct ApprovalRecord {
 #[async_trait]
 impl ChangeRequestStore for DynamoStore {
     async fn create_change_request(&self, tenant: TenantId, cr: &ChangeRequest, audit: AuditDraft) -> Result<()> {
-        let (pk, sk) = keys::change_request(tenant, cr.id);
-        let put = self.put(to_item(&ChangeRequestRecord { pk, sk, cr: cr.clone() })?, "attribute_not_exists(pk)")?;
+        let put = self.put(to_item(&ChangeRequestRecord::new(tenant, cr))?, "attribute_not_exists(pk)")?;
         map_tx(self.write_with_audit(tenant, vec![put], audit).await, |_| Refusal::Exists(Entity::ChangeRequest).into())
     }
 
@@ -48,10 +66,9 @@ impl ChangeRequestStore for DynamoStore {
     }
 
     async fn update_change_request(&self, tenant: TenantId, cr: &ChangeRequest, expected: Version, audit: AuditDraft) -> Result<()> {
-        let (pk, sk) = keys::change_request(tenant, cr.id);
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(to_item(&ChangeRequestRecord { pk, sk, cr: cr.clone() })?))
+            .set_item(Some(to_item(&ChangeRequestRecord::new(tenant, cr))?))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n(expected.0))

@@ -35,6 +35,8 @@ impl DeploymentRecord {
         let (gsi1pk, gsi1sk) = match d.sweeper_watch(Utc::now()) {
             Some(SweeperWatch::DueAt(at)) => some_pair(keys::sweep_deployment(keys::SWEEP_SCHEDULED, at, tenant, d.id)),
             Some(SweeperWatch::QueuedSince(at)) => some_pair(keys::sweep_deployment(keys::SWEEP_QUEUED, at, tenant, d.id)),
+            // Sparse approvers' inbox (never watched by the sweeper meanwhile).
+            None if d.status == DeploymentStatus::PendingApproval => some_pair(keys::awaiting_deployment(tenant, d.id, d.created_at)),
             None => (None, None),
         };
         Self { pk, sk, gsi1pk, gsi1sk, tenant_id: tenant, deployment: d.clone() }
@@ -531,6 +533,14 @@ impl DeploymentStore for DynamoStore {
             .await?
             .into_iter()
             .map(|m| m.sk.parse::<EnvironmentId>().map_err(|e| DomainError::unexpected(e.to_string())))
+            .collect()
+    }
+
+    async fn package_successes(&self, tenant: TenantId, package: PackageId) -> Result<Vec<(EnvironmentId, DeploymentId)>> {
+        self.query_all::<MarkerRecord>(&keys::package_successes(tenant, package))
+            .await?
+            .into_iter()
+            .map(|m| m.sk.parse::<EnvironmentId>().map(|e| (e, m.deployment_id)).map_err(|e| DomainError::unexpected(e.to_string())))
             .collect()
     }
 

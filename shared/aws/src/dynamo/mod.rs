@@ -10,6 +10,7 @@ mod components;
 mod deployments;
 mod environments;
 mod idempotency;
+mod inbox;
 mod packages;
 mod policies;
 mod runtimes;

@@ -383,6 +383,12 @@ pub struct DeploymentCreated {
     /// in the environment (recorded only then: `true`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub quarantine_overridden: bool,
+    /// The environment its package was promoted from (a change request's deployment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_environment_id: Option<EnvironmentId>,
+    /// Its package was outdated and the change request's deploy said `accept_outdated` (recorded only then: `true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accepted_outdated: bool,
 }
 
 impl DeploymentCreated {
@@ -401,6 +407,8 @@ impl DeploymentCreated {
             notes: d.notes.clone(),
             only_runtime: d.only_runtime,
             quarantine_overridden: false,
+            source_environment_id: d.source_environment_id,
+            accepted_outdated: d.accepted_outdated,
         }
     }
 
@@ -601,11 +609,20 @@ pub struct ChangeRequestChanged {
     pub step: ChangeRequestStep,
     pub before: ChangeRequestState,
     pub after: ChangeRequestState,
+    /// The outdated items deployed anyway, because the deploy said
+    /// `accept_outdated` (recorded only on such a deploy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accepted_outdated: Vec<PackageId>,
 }
 
 impl ChangeRequestChanged {
     pub fn of(step: ChangeRequestStep, before: &ChangeRequest, after: &ChangeRequest) -> Self {
-        Self { step, before: ChangeRequestState::of(before), after: ChangeRequestState::of(after) }
+        Self { step, before: ChangeRequestState::of(before), after: ChangeRequestState::of(after), accepted_outdated: vec![] }
+    }
+
+    /// Records the outdated `items` the deploy accepted.
+    pub fn accepting_outdated(self, items: Vec<PackageId>) -> Self {
+        Self { accepted_outdated: items, ..self }
     }
 }
 

@@ -4,15 +4,60 @@ use crate::audit::{AuditDraft, RequestOrigin};
 use crate::change_request::{ChangeRefused, ChangeRequest, ChangeStatus, ChangeStep, ChangeType, check_parts};
 use crate::context::{Actor, Permission, TenantCtx};
 use crate::deployment::{Deployment, DeploymentStatus};
-use crate::ids::{ChangeRequestId, EnvironmentId, PackageId, TenantId};
+use crate::ids::{ChangeRequestId, ComponentId, EnvironmentId, PackageId, TenantId};
+use crate::package::OutdatedComponent;
 use crate::page::{Page, PageRequest};
 use crate::policy::Change;
 use crate::policy::{Approval, Decision, approvals_for};
 use crate::refusal::Refusal;
 use crate::runtime::Digest;
+use crate::validation::ValidationReport;
 use crate::values::{Name, Version};
 use crate::{DomainError, FieldError, Result};
 use chrono::Utc;
+
+/// One item's dry run (`POST /v1/change-requests/{id}/validate`).
+#[derive(Clone, Debug)]
+pub struct ItemReport {
+    pub component_id: ComponentId,
+    pub package_id: PackageId,
+    pub report: ValidationReport,
+}
+
+/// One item's scan (`POST /v1/change-requests/{id}/scan`): what was revised since packaging.
+#[derive(Clone, Debug)]
+pub struct ItemScan {
+    pub component_id: ComponentId,
+    pub package_id: PackageId,
+    pub version: String,
+    /// Its component and bundled children revised since packaging (empty: up to date).
+    pub changes: Vec<OutdatedComponent>,
+}
+
+impl ItemScan {
+    pub fn outdated(&self) -> bool {
+        !self.changes.is_empty()
+    }
+}
+
+/// 409 `outdated_items`, naming each outdated item and what changed.
+fn outdated_items(outdated: &[&ItemScan]) -> DomainError {
+    let listed: Vec<String> = outdated
+        .iter()
+        .map(|i| {
+            let changes: Vec<String> = i.changes.iter().map(|c| format!("\"{}\" revision {} -> {}", c.name, c.packaged_revision, c.current_revision)).collect();
+            format!("package {} (version {}, component {}): {}", i.package_id, i.version, i.component_id, changes.join(", "))
+        })
+        .collect();
+    DomainError::conflict(
+        "outdated_items",
+        format!(
+            "{} item(s) are outdated (revised since packaging): {}. Deploy with \"accept_outdated\": true to deploy them as packaged",
+            outdated.len(),
+            listed.join("; ")
+        ),
+    )
+}
 
 #[derive(Clone, Debug)]
 pub struct ChangeRequestInput {
@@ -49,10 +94,17 @@ impl Berth {
         if errors.is_empty() { Ok(digests) } else { Err(DomainError::Validation { code: "validation_failed", errors }) }
     }
 
-    async fn save_change(&self, ctx: &TenantCtx, before: &ChangeRequest, mut after: ChangeRequest, step: ChangeRequestStep) -> Result<ChangeRequest> {
+    async fn save_change(&self, ctx: &TenantCtx, before: &ChangeRequest, after: ChangeRequest, step: ChangeRequestStep) -> Result<ChangeRequest> {
+        let summary = ChangeRequestChanged::of(step, before, &after);
+        self.save_change_as(ctx, before, after, summary).await
+    }
+
+    /// `save_change`, its audit recording `summary` (of `before` and `after`;
+    /// the version and time it records none of).
+    async fn save_change_as(&self, ctx: &TenantCtx, before: &ChangeRequest, mut after: ChangeRequest, summary: ChangeRequestChanged) -> Result<ChangeRequest> {
         after.version = before.version.next();
         after.updated_at = Utc::now();
-        let audit = AuditDraft::by(ctx, after.id, ChangeRequestChanged::of(step, before, &after));
+        let audit = AuditDraft::by(ctx, after.id, summary);
         self.ports.change_requests.update_change_request(ctx.tenant, &after, before.version, audit).await?;
         Ok(after)
     }
@@ -207,8 +259,23 @@ impl Berth {
     /// Creates the deployments of an approved change request (its approvals
     /// stand for theirs). Every item is validated first: nothing is created
     /// unless all of them can go.
-    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    /// Items whose packages are outdated are refused 409 `outdated_items`
+    /// (listing them): see `deploy_change_request_accepting`.
     pub async fn deploy_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId, hold_if_frozen: bool) -> Result<ChangeRequest> {
+        self.deploy_change_request_accepting(ctx, id, hold_if_frozen, false).await
+    }
+
+    /// `deploy_change_request`; with `accept_outdated`, outdated items are
+    /// deployed as packaged, which the change request's audit event and each
+    /// such deployment record.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn deploy_change_request_accepting(
+        &self,
+        ctx: &TenantCtx,
+        id: ChangeRequestId,
+        hold_if_frozen: bool,
+        accept_outdated: bool,
+    ) -> Result<ChangeRequest> {
         let cr = self.get_change_request(ctx, id).await?;
         ctx.require(Permission::Deploy)?;
         let env = self.get_environment(ctx, cr.target_environment_id).await?;
@@ -230,13 +297,22 @@ impl Berth {
             }
             packages.push(package);
         }
-        let mut after = self.save_change(ctx, &cr, deploying, ChangeRequestStep::Deploying).await?;
+        let scan = self.scan_items(ctx, &cr).await?;
+        let outdated: Vec<&ItemScan> = scan.iter().filter(|i| i.outdated()).collect();
+        if !outdated.is_empty() && !accept_outdated {
+            return Err(outdated_items(&outdated));
+        }
+        let accepted: Vec<PackageId> = outdated.iter().map(|i| i.package_id).collect();
+        let step = ChangeRequestChanged::of(ChangeRequestStep::Deploying, &cr, &deploying).accepting_outdated(accepted.clone());
+        let mut after = self.save_change_as(ctx, &cr, deploying, step).await?;
         let mut created = vec![];
         for package in &packages {
             let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
             let mut d =
                 Deployment::for_package(env.id, package, &ctx.actor.id, format!("change request \"{}\"", cr.name), active.as_ref()).cleared(clearance, None);
             d.change_request_id = Some(cr.id);
+            d.source_environment_id = self.promoted_from(ctx.tenant, &policy, package.id).await?;
+            d.accepted_outdated = accepted.contains(&package.id);
             if let Err(e) = self.record_and_queue(ctx, &d).await {
                 // A deployment raced in: what was created goes on; the request is failed.
                 let mut failed = after.step(ChangeStep::Fail)?;
@@ -249,6 +325,65 @@ impl Berth {
         let before = after.clone();
         after.deployments = created;
         self.save_change(ctx, &before, after, ChangeRequestStep::DeploymentsCreated).await
+    }
+
+    /// The dry run of every item against the change request's target
+    /// environment: the deployment dry run (`report_for`) as the change
+    /// request's deploy will judge it (its approvals standing for the
+    /// deployments'), plus an `outdated` warning for an outdated item.
+    pub async fn validate_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<Vec<ItemReport>> {
+        let cr = self.get_change_request(ctx, id).await?;
+        let env = self.get_environment(ctx, cr.target_environment_id).await?;
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        let verdict = policy.judge(Change::ChangeRequestDeploy, &ctx.roles, Utc::now(), false);
+        let mut reports = vec![];
+        for item in &cr.items {
+            let details = self.get_package(ctx, *item).await?;
+            let mut report = self.report_for(ctx, &env, &details.package, &policy, &verdict).await?;
+            if !details.outdated_components.is_empty() {
+                let names: Vec<&str> = details.outdated_components.iter().map(|c| c.name.as_str()).collect();
+                report.warnings.push(crate::validation::Issue {
+                    code: "outdated",
+                    message: format!(
+                        "revised since packaging: {}; deploying it needs \"accept_outdated\": true, or package the latest revision and change the item",
+                        names.join(", ")
+                    ),
+                });
+            }
+            reports.push(ItemReport { component_id: details.package.component_id, package_id: details.package.id, report });
+        }
+        Ok(reports)
+    }
+
+    /// Which items' components (or bundled children) were revised after packaging.
+    pub async fn scan_change_request(&self, ctx: &TenantCtx, id: ChangeRequestId) -> Result<Vec<ItemScan>> {
+        let cr = self.get_change_request(ctx, id).await?;
+        self.scan_items(ctx, &cr).await
+    }
+
+    async fn scan_items(&self, ctx: &TenantCtx, cr: &ChangeRequest) -> Result<Vec<ItemScan>> {
+        let mut scan = vec![];
+        for item in &cr.items {
+            let details = self.get_package(ctx, *item).await?;
+            scan.push(ItemScan {
+                component_id: details.package.component_id,
+                package_id: details.package.id,
+                version: details.package.version.to_string(),
+                changes: details.outdated_components,
+            });
+        }
+        Ok(scan)
+    }
+
+    /// Where `package` was promoted from: of the environments the policy
+    /// requires success in, the one where it last succeeded (deployment ids
+    /// are UUIDv7: the greatest is the latest).
+    async fn promoted_from(&self, tenant: TenantId, policy: &crate::policy::Policy, package: PackageId) -> Result<Option<EnvironmentId>> {
+        if policy.require_success_in.is_empty() {
+            return Ok(None);
+        }
+        let successes = self.ports.deployments.package_successes(tenant, package).await?;
+        Ok(successes.into_iter().filter(|(env, _)| policy.require_success_in.contains(env)).max_by_key(|(_, d)| *d).map(|(env, _)| env))
     }
 
     /// Closes a deploying change request once all its deployments succeeded

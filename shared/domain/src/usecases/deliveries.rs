@@ -268,12 +268,8 @@ impl Berth {
         notes: &str,
         commit: Option<String>,
     ) -> Result<PackageId> {
-        let newest = self.list_packages(ctx, Some(webhook.component_id), &PageRequest::first(1)).await?.items.into_iter().next();
-        if let Some(newest) = newest.filter(|p| !p.deleted) {
-            let details = self.get_package(ctx, newest.id).await?;
-            if details.outdated_components.is_empty() {
-                return Ok(newest.id);
-            }
+        if let Some(newest) = self.up_to_date_package(ctx, webhook.component_id).await? {
+            return Ok(newest.id);
         }
         let input = NewPackage { component_id: webhook.component_id, version, notes: notes.to_string(), shareable: false, commit };
         Ok(self.create_package(ctx, input).await?.id)

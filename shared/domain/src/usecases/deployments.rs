@@ -1,7 +1,6 @@
 use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentCancelled, DeploymentCreated, DeploymentRetried};
-use crate::component::ComponentType;
 use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, DeploymentStep, Target, TargetState, TargetStep};
 use crate::environment::Environment;
@@ -12,10 +11,10 @@ use crate::policy::{Change, Policy, Verdict};
 use crate::ports::DeploymentFilter;
 use crate::refusal::Refusal;
 use crate::runtime::Runtime;
-use crate::validation::{Facts, ValidationReport, validate};
+use crate::validation::{ConnectionInUse, Facts, ValidationReport, validate};
 use crate::{DomainError, Result};
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug)]
 pub struct NewDeployment {
@@ -56,33 +55,24 @@ impl Berth {
         }
     }
 
-    /// Distinct connections active in environments of `env`'s classification,
-    /// leaving out the (env, component) slot a deployment would replace.
-    async fn connections_elsewhere(&self, ctx: &TenantCtx, env: &Environment, component: ComponentId) -> Result<HashSet<ComponentId>> {
-        let mut connections = HashSet::new();
-        let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
-        loop {
-            let envs = self.ports.environments.list_environments(ctx.tenant, &page).await?;
-            for e in envs.items.iter().filter(|e| e.classification == env.classification) {
-                for a in self.ports.deployments.active_versions(ctx.tenant, e.id).await? {
-                    if e.id == env.id && a.component_id == component {
-                        continue;
-                    }
-                    connections.extend(a.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id));
-                }
-                // Requested but not yet active: their connections are spoken for too.
-                for (slot, bundled) in self.ports.deployments.in_flight_connections(ctx.tenant, e.id).await? {
-                    if e.id == env.id && slot == component {
-                        continue;
-                    }
-                    connections.extend(bundled);
-                }
-            }
-            match envs.next_cursor {
-                Some(c) => page.cursor = Some(c),
-                None => return Ok(connections),
-            }
-        }
+    /// The connections holding licences in `env`'s classification (see
+    /// `connections_in_use`), leaving out the (env, component) slot a
+    /// deployment would replace, named so a refusal can say what to free.
+    async fn connections_elsewhere(&self, ctx: &TenantCtx, env: &Environment, component: ComponentId) -> Result<Vec<ConnectionInUse>> {
+        let used = self.connections_in_use(ctx.tenant, env.classification, Some((env.id, component))).await?;
+        let ids: Vec<ComponentId> = used.connections.keys().copied().collect();
+        let names: HashMap<ComponentId, String> =
+            self.ports.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c.name.to_string())).collect();
+        let env_name = |e: &EnvironmentId| used.environment_names.get(e).cloned().unwrap_or_else(|| e.to_string());
+        Ok(used
+            .connections
+            .iter()
+            .map(|(id, envs)| ConnectionInUse {
+                id: *id,
+                name: names.get(id).cloned().unwrap_or_else(|| id.to_string()),
+                environments: envs.iter().map(env_name).collect(),
+            })
+            .collect())
     }
 
     /// The full report for putting `package` in `env` by a change the policy

@@ -12,7 +12,9 @@ mod deployments;
 mod dispatch;
 mod environments;
 mod governance;
+mod inbox;
 mod jobs;
+mod latest;
 mod packages;
 mod quarantine;
 mod queue_access;
@@ -20,27 +22,31 @@ mod runtimes;
 mod sweeper;
 mod syncs;
 mod tenants;
+mod usage;
 mod webhooks;
 
 pub use agents::{AgentRequest, Registration, RuntimeCtx};
 pub use api_keys::{ApiKeyPrincipal, CreatedApiKey};
 pub use audit::{AuditFilter, VerifyCursor, VerifyReport, VerifyScope};
-pub use change_requests::{ChangeRequestInput, ChangeRequestPatch};
+pub use change_requests::{ChangeRequestInput, ChangeRequestPatch, ItemReport, ItemScan};
 pub use components::{NewComponent, RevisionInput};
 pub use credentials::IssuedRegistration;
 pub use deliveries::{DeliveryReceipt, DeliveryStatus, IncomingDelivery};
 pub use deployments::{ActiveView, NewDeployment};
+pub use inbox::Awaiting;
 pub use jobs::{JobEventOutcome, JobOffer, MAX_WAIT};
+pub use latest::{LatestDeployment, NewLatestDeployment};
 pub use packages::{NewPackage, PackageDetails};
 pub use queue_access::{QUEUE_SESSION, QueueCredentials};
 pub use runtimes::CreatedRuntime;
 pub use sweeper::SweepReport;
 pub use tenants::{TENANT_CACHE_TTL, TenantCache};
+pub use usage::{Allowance, ConnectionsInUse, LicenceUse, Usage};
 pub use webhooks::WebhookWithSecret;
 
 use crate::ports::{
-    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DeploymentStore, EnvironmentStore, IdempotencyStore, JobQueues,
-    PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
+    ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DecisionInbox, DeploymentStore, EnvironmentStore,
+    IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
 };
 use std::sync::Arc;
 
@@ -87,6 +93,8 @@ pub struct Ports {
     /// Seals webhook signing secrets (KMS in AWS).
     pub sealer: Arc<dyn SecretSealer>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// What waits on approvers (deployments and change requests).
+    pub inbox: Arc<dyn DecisionInbox>,
 }
 
 /// The application: every use case, over the ports it was built with. Only

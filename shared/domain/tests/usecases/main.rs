@@ -8,6 +8,7 @@ mod api_keys;
 mod approvals;
 mod change_requests;
 mod credentials;
+mod delivery;
 mod freeze;
 mod locks;
 mod policy;

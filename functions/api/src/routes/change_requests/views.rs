@@ -1,8 +1,10 @@
 //! Request and response bodies of the change-request routes.
 
+use crate::routes::deployments::views::{IssueView, ValidationView};
 use crate::routes::governance::views::ApprovalView;
 use berth_domain::change_request::{ChangeRequest, ChangeStatus, ChangeType};
 use berth_domain::policy::Approval;
+use berth_domain::usecases::{ItemReport, ItemScan};
 use berth_domain::values::Name;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,10 +14,91 @@ use uuid::Uuid;
 /// `POST /v1/change-requests/{id}/deploy` (the body may be left out).
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"hold_if_frozen": false}))]
+#[schema(example = json!({"hold_if_frozen": false, "accept_outdated": false}))]
 pub struct DeployChangeRequest {
     /// Inside a freeze window: hold its deployments until the window ends instead of refusing.
     pub hold_if_frozen: Option<bool>,
+    /// Deploy items whose components were revised since packaging (see `/scan`) as
+    /// packaged; without it they are refused 409 `outdated_items`. Recorded in the
+    /// change request's audit event and on each such deployment.
+    pub accept_outdated: Option<bool>,
+}
+
+/// `POST /v1/change-requests/{id}/validate`: the dry run of each item.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeValidationView {
+    pub items: Vec<ItemValidationView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ItemValidationView {
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    pub errors: Vec<IssueView>,
+    pub warnings: Vec<IssueView>,
+}
+
+impl From<&[ItemReport]> for ChangeValidationView {
+    fn from(reports: &[ItemReport]) -> Self {
+        let items = reports
+            .iter()
+            .map(|r| {
+                let v = ValidationView::from(r.report.clone());
+                ItemValidationView { component_id: r.component_id.as_uuid(), package_id: r.package_id.as_uuid(), errors: v.errors, warnings: v.warnings }
+            })
+            .collect();
+        Self { items }
+    }
+}
+
+/// `POST /v1/change-requests/{id}/scan`: which items are outdated, and what changed.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeScanView {
+    pub items: Vec<ItemScanView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ItemScanView {
+    pub component_id: Uuid,
+    pub package_id: Uuid,
+    pub version: String,
+    /// The component or a bundled child was revised since packaging.
+    pub outdated: bool,
+    /// Each component revised since packaging (the item's own and its bundled children).
+    pub changes: Vec<RevisedComponentView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RevisedComponentView {
+    pub component_id: Uuid,
+    pub name: String,
+    pub packaged_revision: u32,
+    pub current_revision: u32,
+}
+
+impl From<&[ItemScan]> for ChangeScanView {
+    fn from(scan: &[ItemScan]) -> Self {
+        let items = scan
+            .iter()
+            .map(|i| ItemScanView {
+                component_id: i.component_id.as_uuid(),
+                package_id: i.package_id.as_uuid(),
+                version: i.version.clone(),
+                outdated: i.outdated(),
+                changes: i
+                    .changes
+                    .iter()
+                    .map(|c| RevisedComponentView {
+                        component_id: c.id.as_uuid(),
+                        name: c.name.clone(),
+                        packaged_revision: c.packaged_revision,
+                        current_revision: c.current_revision,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self { items }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -37,6 +37,14 @@ pub struct DeploymentView {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A change request's deployment of a promoted package: the environment it
+    /// was promoted from (where it last succeeded among the policy's `require_success_in`).
+    pub source_environment_id: Option<Uuid>,
+    /// Deployed although its package was outdated: the change request's deploy said `accept_outdated`.
+    pub accepted_outdated: bool,
+    /// Only on `POST /v1/deployments` with `latest_revision`: whether the package was created for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_created: Option<bool>,
 }
 
 impl DeploymentView {
@@ -69,18 +77,26 @@ impl From<&Deployment> for DeploymentView {
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,
+            source_environment_id: d.source_environment_id.map(|e| e.as_uuid()),
+            accepted_outdated: d.accepted_outdated,
+            package_created: None,
         }
     }
 }
 
 /// A deployment request; `POST /v1/deployments/validate` takes the same body
-/// (a portal dry-runs exactly what it will send).
+/// (a portal dry-runs exactly what it will send). Names the package
+/// (`package_id`), or the component whose latest revision to deploy
+/// (`component_id` with `latest_revision: true`; not for `/validate`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"package_id": "8f3b2a10-6c4d-4e8f-b1a2-3c4d5e6f7a8b", "environment_id": "0e7c2f4a-8b1d-4c6e-9f3a-2d5b7c9e1f40", "notes": "Release 1.4.0"}))]
 pub struct CreateDeployment {
-    pub package_id: Uuid,
-    pub environment_id: Uuid,
+    /// The package to deploy; leave out with `latest_revision`.
+    pub package_id: Option<Uuid>,
+    /// Required (absent, it is refused 422 with the other missing fields).
+    #[schema(required = true)]
+    pub environment_id: Option<Uuid>,
     pub notes: Option<String>,
     /// In the future: held as `scheduled` until then.
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -96,6 +112,57 @@ pub struct CreateDeployment {
     /// was rolled back there); recorded in the deployment's audit event as
     /// `"quarantine_overridden": true`. Without it, a quarantined version is refused 409 `quarantined`.
     pub override_quarantine: Option<bool>,
+    /// With `latest_revision`: the component whose latest revision to deploy.
+    pub component_id: Option<Uuid>,
+    /// `true`: deploy the component's latest revision, reusing its newest package
+    /// when that is up to date, else packaging it first (as `POST /v1/packages`).
+    pub latest_revision: Option<bool>,
+}
+
+/// What a deployment request names to deploy.
+pub enum Deploying {
+    Package(berth_domain::ids::PackageId),
+    LatestRevision(berth_domain::ids::ComponentId),
+}
+
+impl CreateDeployment {
+    /// What to deploy where: exactly one of `package_id` and `latest_revision:
+    /// true` (with `component_id`), and an `environment_id`; 422 naming every
+    /// field at fault otherwise.
+    pub fn deploying(&self) -> Result<(Deploying, berth_domain::ids::EnvironmentId), berth_domain::DomainError> {
+        use berth_domain::FieldError;
+        let mut errors = vec![];
+        let latest = self.latest_revision.unwrap_or(false);
+        let what = match (self.package_id, latest, self.component_id) {
+            (Some(p), false, None) => Some(Deploying::Package(berth_domain::ids::PackageId::from_uuid(p))),
+            (None, true, Some(c)) => Some(Deploying::LatestRevision(berth_domain::ids::ComponentId::from_uuid(c))),
+            (Some(_), true, _) => {
+                errors.push(FieldError::new("package_id", "give either package_id or latest_revision: true, not both"));
+                errors.push(FieldError::new("latest_revision", "give either package_id or latest_revision: true, not both"));
+                None
+            }
+            (Some(_), false, Some(_)) => {
+                errors.push(FieldError::new("component_id", "only with latest_revision: true (a package names its component)"));
+                None
+            }
+            (None, true, None) => {
+                errors.push(FieldError::new("component_id", "required with latest_revision: true"));
+                None
+            }
+            (None, false, _) => {
+                errors.push(FieldError::new("package_id", "required, unless latest_revision is true"));
+                errors.push(FieldError::new("latest_revision", "must be true when package_id is left out"));
+                None
+            }
+        };
+        if self.environment_id.is_none() {
+            errors.push(FieldError::new("environment_id", "required"));
+        }
+        match (what, self.environment_id) {
+            (Some(what), Some(env)) if errors.is_empty() => Ok((what, berth_domain::ids::EnvironmentId::from_uuid(env))),
+            _ => Err(berth_domain::DomainError::Validation { code: "validation_failed", errors }),
+        }
+    }
 }
 
 /// `POST /v1/environments/{id}/active/{component_id}/rollback` (the body may be left out).
