@@ -8,6 +8,7 @@ mod change_requests;
 mod delivery;
 mod deployments;
 mod governance;
+mod in_flight;
 mod late_attach;
 mod lifecycle;
 mod metrics;
