@@ -16,6 +16,7 @@ mod jobs;
 mod packages;
 mod quarantine;
 mod queue_access;
+mod rollouts;
 mod runtimes;
 mod sweeper;
 mod syncs;
