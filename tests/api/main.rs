@@ -13,5 +13,6 @@ mod metrics;
 mod packaging;
 mod quarantine;
 mod robustness;
+mod rollout;
 mod sqs_jobs;
 mod webhooks;

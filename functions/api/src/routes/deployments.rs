@@ -30,6 +30,9 @@ pub async fn validate_deployment(
     JsonBody(body): JsonBody<CreateDeployment>,
 ) -> Result<Json<ValidationView>, ApiError> {
     let (package, env) = (PackageId::from_uuid(body.package_id), EnvironmentId::from_uuid(body.environment_id));
+    if let Some(rollout) = &body.rollout {
+        state.berth.check_rollout(&ctx, env, &rollout.into()).await?;
+    }
     let report = state.berth.validate_deployment_overriding(&ctx, package, env, body.override_quarantine.unwrap_or(false)).await?;
     Ok(Json(report.into()))
 }

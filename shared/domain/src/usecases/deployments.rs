@@ -206,10 +206,7 @@ impl Berth {
         let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
         let mut clearance = verdict.enforce()?;
         if let Some(request) = rollout.filter(|_| matches!(deployment.kind, DeploymentKind::Deploy | DeploymentKind::Redeploy)) {
-            let merged = policy.rollout.merged(&request, "rollout")?;
-            let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?.len();
-            policy.rollout.check_more_careful(&merged, runtimes, "rollout")?;
-            clearance.rollout = merged;
+            clearance.rollout = self.rollout_over(ctx, &policy, env.id, &request).await?;
         }
         let report = self.report_with(ctx, env, package, &policy, &verdict, override_quarantine).await?;
         if let Some(first) = report.errors.first() {

@@ -8,10 +8,10 @@ use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentHalted, DeploymentResumed, HaltReason};
 use crate::context::{Actor, Permission, TenantCtx};
 use crate::deployment::{Deployment, DeploymentRefused, DeploymentStatus, DeploymentStep, Target, TargetState, TargetStep};
-use crate::ids::{DeploymentId, RuntimeId, TenantId};
-use crate::policy::Change;
+use crate::ids::{DeploymentId, EnvironmentId, RuntimeId, TenantId};
+use crate::policy::{Change, Policy};
 use crate::refusal::Refusal;
-use crate::rollout::Progress;
+use crate::rollout::{Progress, Rollout, RolloutRequest};
 use crate::{DomainError, Result};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
@@ -47,6 +47,22 @@ impl Deployment {
 }
 
 impl Berth {
+    /// The rollout a request asks for in `env`: `request` over the policy's,
+    /// refused (422, naming the fields) unless possible and at least as careful.
+    pub(crate) async fn rollout_over(&self, ctx: &TenantCtx, policy: &Policy, env: EnvironmentId, request: &RolloutRequest) -> Result<Rollout> {
+        let merged = policy.rollout.merged(request, "rollout")?;
+        let runtimes = self.all_environment_runtimes(ctx.tenant, env).await?.len();
+        policy.rollout.check_more_careful(&merged, runtimes, "rollout")?;
+        Ok(merged)
+    }
+
+    /// The dry run of a request's `rollout` in `env` (what `create_deployment` would refuse).
+    pub async fn check_rollout(&self, ctx: &TenantCtx, env: EnvironmentId, request: &RolloutRequest) -> Result<Rollout> {
+        let env = self.get_environment(ctx, env).await?;
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        self.rollout_over(ctx, &policy, env.id, request).await
+    }
+
     /// Moves a rollout in batches on as far as its targets allow at `now`:
     /// halts it when too many targets failed, lets a batch whose targets all
     /// settled bake, and starts the next batch once baked. Called whenever a
