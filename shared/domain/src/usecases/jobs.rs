@@ -136,7 +136,9 @@ impl Berth {
         let (Some(target), Some(d)) = (target, deployment) else {
             return Ok(Handout::Withdrawn);
         };
-        if target.job_id != job.job_id || target.state.settled() || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
+        // A target waiting for its batch is sent its job when the batch starts: an older message is dropped.
+        let waiting = target.state == TargetState::Waiting;
+        if target.job_id != job.job_id || target.state.settled() || waiting || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
             return Ok(Handout::Withdrawn);
         }
         // The receipt first (a claim names it): one that SQS does not know is
