@@ -9,6 +9,6 @@ curl -sS --fail-with-body -X POST "$URL" -H "Berth-Delivery: $ID" -H "Berth-Sign
 while :; do
   S=$(curl -fsS "$URL/deliveries/$ID" -H "Berth-Signature: $(sign "$ID")" | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p')
   echo "deployment: ${S:-none}"
-  case "$S" in succeeded) exit 0 ;; failed | rolled_back | partially_failed | cancelled | rejected | "") exit 1 ;; esac
+  case "$S" in succeeded) exit 0 ;; failed | rolled_back | partially_failed | cancelled | rejected | halted | "") exit 1 ;; esac
   sleep "${BERTH_POLL_SECONDS:-5}"
 done

@@ -19,9 +19,8 @@ impl Execution {
         let dir = tempfile::tempdir().expect("a scratch dir");
         let content = format!("components/{}/content", component["id"].as_str().expect("a component id"));
         let out = dir.path().display().to_string();
-        let script = format!(
-            "cat {content} > {out}/at-start; touch {out}/started; while [ ! -f {out}/release ]; do sleep 0.05; done; cat {content} > {out}/at-end"
-        );
+        let script =
+            format!("cat {content} > {out}/at-start; touch {out}/started; while [ ! -f {out}/release ]; do sleep 0.05; done; cat {content} > {out}/at-end");
         let child = tokio::process::Command::new(agent_binary())
             .args(["exec", env["id"].as_str().expect("an environment id"), component["id"].as_str().expect("a component id"), "--", "sh", "-c", &script])
             .env("BERTH_AGENT_STATE_DIR", agent.state.path())
@@ -60,7 +59,11 @@ impl Execution {
 /// agent then waits for the component's lock).
 fn swapping(state: &Path) -> bool {
     std::fs::read_dir(state.join("jobs"))
-        .map(|entries| entries.flatten().any(|e| std::fs::read(e.path()).ok().and_then(|j| serde_json::from_slice::<Value>(&j).ok()).is_some_and(|j| j["step"] == "swapping")))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| std::fs::read(e.path()).ok().and_then(|j| serde_json::from_slice::<Value>(&j).ok()).is_some_and(|j| j["step"] == "swapping"))
+        })
         .unwrap_or(false)
 }
 

@@ -15,5 +15,6 @@ mod metrics;
 mod packaging;
 mod quarantine;
 mod robustness;
+mod rollout;
 mod sqs_jobs;
 mod webhooks;

@@ -121,6 +121,9 @@ pub fn target(d: &Deployment, runtime: RuntimeId) -> Target {
         message: String::new(),
         deadline: None,
         updated_at: Utc::now(),
+        batch: 1,
+        attempt: 1,
+        retry_at: None,
     }
 }
 

@@ -26,6 +26,7 @@ mod policies;
 mod quarantine;
 mod queue_credentials;
 mod queues;
+mod rollouts;
 mod runtimes;
 mod tenants;
 mod webhooks;
@@ -138,6 +139,9 @@ contract! {
     deployments::deployments_are_listed_newest_first_and_filters_keep_only_what_matches,
     deployments::the_sweeper_sees_delivered_jobs_past_their_deadline_across_tenants,
     deployments::the_sweeper_sees_scheduled_deployments_once_due_and_queued_ones_left_waiting,
+    rollouts::a_rollout_moves_on_only_from_the_step_it_read_and_a_halt_and_a_resume_give_up_and_take_the_lock,
+    rollouts::a_failed_target_is_reset_to_its_next_try_only_from_the_state_and_job_read_and_its_new_job_leads_back,
+    rollouts::the_sweeper_sees_a_rollout_once_its_bake_ends_and_a_failed_target_once_its_retry_is_due,
 
     webhooks::a_webhook_is_stored_once_per_id_and_its_tenant_is_found_from_its_id_alone,
     webhooks::a_webhook_is_replaced_only_from_the_version_read_and_deleted_with_its_global_entry,

@@ -82,7 +82,8 @@ pub fn phase(p: wire::Phase) -> TargetState {
 
 pub fn job_status(s: TargetState) -> wire::JobStatus {
     match s {
-        TargetState::Pending => wire::JobStatus::Pending,
+        // A job waiting for its batch was never sent: to an agent, it is pending.
+        TargetState::Waiting | TargetState::Pending => wire::JobStatus::Pending,
         TargetState::Delivered => wire::JobStatus::Delivered,
         TargetState::Downloading => wire::JobStatus::Downloading,
         TargetState::BackingUp => wire::JobStatus::BackingUp,

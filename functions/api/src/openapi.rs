@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
         create_runtime, list_runtimes, get_runtime, delete_runtime, issue_registration_token, revoke_runtime,
         create_component, list_components, get_component, create_revision, list_revisions, get_revision,
         create_package, list_packages, get_package, download_package, delete_package,
-        validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment,
+        validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment, halt_deployment, resume_deployment,
         active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy,
         change_requests::create, change_requests::list, change_requests::get, change_requests::patch, change_requests::submit,
         change_requests::decide, change_requests::deploy, change_requests::complete, change_requests::validate, change_requests::scan,
@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         ActiveVersionsView, QuarantinedVersionView,
         ChangeValidationView, ItemValidationView, ChangeScanView, ItemScanView, RevisedComponentView,
         PendingDecisionView, UsageView, AllowanceView, LicenceUseView, LicensedConnectionView,
+        ActiveVersionsView, QuarantinedVersionView, crate::routes::deployments::rollout::RolloutBody, crate::routes::deployments::rollout::AutoRetryBody,
         ApiKeyView, CreateApiKey)),
     modifiers(&BearerAuth)
 )]

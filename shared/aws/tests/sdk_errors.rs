@@ -218,6 +218,9 @@ async fn a_throttled_transaction_without_an_audit_event_is_unavailable() {
         message: String::new(),
         deadline: None,
         updated_at: chrono::Utc::now(),
+        batch: 1,
+        attempt: 1,
+        retry_at: None,
     };
 
     let err = store.put_target_if_absent(TenantId::new(), &target).await.expect_err("the table is throttled");

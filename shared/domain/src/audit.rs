@@ -140,6 +140,10 @@ audit_actions! {
     DeploymentRolledBack = "deployment.rolled_back" on Deployment,
     /// Its failed targets were sent their job again.
     DeploymentRetried = "deployment.retried" on Deployment,
+    /// Its rollout stopped before the next batch: too many failed targets, or a person halted it.
+    DeploymentHalted = "deployment.halted" on Deployment,
+    /// A person resumed its halted rollout.
+    DeploymentResumed = "deployment.resumed" on Deployment,
 
     ChangeRequestCreated = "change_request.created" on ChangeRequest,
     ChangeRequestUpdated = "change_request.updated" on ChangeRequest,
@@ -528,6 +532,8 @@ mod tests {
         "deployment.failed",
         "deployment.rolled_back",
         "deployment.retried",
+        "deployment.halted",
+        "deployment.resumed",
         "change_request.created",
         "change_request.updated",
         "change_request.submitted",

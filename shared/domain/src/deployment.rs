@@ -4,6 +4,7 @@
 
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId};
 use crate::package::{ManifestEntry, Package, VersionLabel};
+use crate::rollout::{Progress, Rollout};
 use crate::runtime::Digest;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,10 +38,13 @@ pub enum DeploymentStatus {
     Superseded,
     Cancelled,
     Rejected,
+    /// A rollout in batches stopped before its next batch (too many failed
+    /// targets, or a person halted it): it may be resumed.
+    Halted,
 }
 
 impl DeploymentStatus {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::PendingApproval,
         Self::Approved,
         Self::Scheduled,
@@ -53,6 +57,7 @@ impl DeploymentStatus {
         Self::Superseded,
         Self::Cancelled,
         Self::Rejected,
+        Self::Halted,
     ];
     /// What a run can end as, by its targets (see `aggregate`).
     pub fn is_outcome(self) -> bool {
@@ -125,6 +130,12 @@ pub struct Deployment {
     /// packaging), because the change request's deploy said `accept_outdated`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accepted_outdated: bool,
+    /// How it goes out to the runtimes, resolved when it was requested.
+    #[serde(default, skip_serializing_if = "Rollout::is_default")]
+    pub rollout: Rollout,
+    /// Its way through the batches, from its start (a rollout in batches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -192,6 +203,8 @@ impl Deployment {
             commit: None,
             source_environment_id: None,
             accepted_outdated: false,
+            rollout: Rollout::default(),
+            progress: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -227,6 +240,8 @@ impl Deployment {
             commit: None,
             source_environment_id: None,
             accepted_outdated: false,
+            rollout: Rollout::default(),
+            progress: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -265,6 +280,8 @@ impl Deployment {
             commit: package.commit.clone(),
             source_environment_id: None,
             accepted_outdated: false,
+            rollout: Rollout::default(),
+            progress: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -276,6 +293,9 @@ impl Deployment {
     pub fn cleared(mut self, clearance: crate::policy::Clearance, scheduled_at: Option<DateTime<Utc>>) -> Self {
         let now = Utc::now();
         self.required_approvals = clearance.required_approvals;
+        if matches!(self.kind, DeploymentKind::Deploy | DeploymentKind::Redeploy) {
+            self.rollout = clearance.rollout;
+        }
         self.scheduled_at = scheduled_at.max(clearance.hold_until).filter(|at| *at > now);
         self.status = if clearance.required_approvals > 0 {
             DeploymentStatus::PendingApproval
@@ -335,6 +355,13 @@ impl Deployment {
                 next.finished_at = None;
             }
             (from, E::Retry) => return Err(DeploymentRefused::NotRetryable(from)),
+            (S::InProgress, E::Halt) => next.status = S::Halted,
+            (from, E::Halt) => return Err(DeploymentRefused::NotHaltable(from)),
+            (S::Halted, E::Resume) => {
+                next.status = S::InProgress;
+                next.finished_at = None;
+            }
+            (from, E::Resume) => return Err(DeploymentRefused::NotHalted(from)),
             (S::Succeeded, E::Supersede) => next.status = S::Superseded,
             (from, step) => return Err(DeploymentRefused::NotAllowed { from, step }),
         }
@@ -364,6 +391,10 @@ pub enum DeploymentStep {
     Settle(DeploymentStatus),
     /// Its failed targets are sent their jobs again.
     Retry,
+    /// Its rollout stops before the next batch (jobs sent finish).
+    Halt,
+    /// Its halted rollout goes on with the next batch.
+    Resume,
     /// A later deployment's version became active. The DynamoDB adapter applies
     /// this one inside the activation transaction (a conditional update).
     Supersede,
@@ -381,6 +412,10 @@ pub enum DeploymentRefused {
     NotRetryable(DeploymentStatus),
     #[error("the deployment is held until {}", .0.to_rfc3339())]
     NotDue(DateTime<Utc>),
+    #[error("only a rollout in batches that is in progress, with targets waiting for their batch, can be halted; this one is {}", .0.as_str())]
+    NotHaltable(DeploymentStatus),
+    #[error("only a halted deployment can be resumed; this one is {}", .0.as_str())]
+    NotHalted(DeploymentStatus),
     /// A move no use case makes from that status; callers that race others
     /// (dispatcher, sweeper, settling) take it as "someone got there first".
     #[error("a deployment that is {} cannot take the step {step:?}", .from.as_str())]
@@ -394,6 +429,8 @@ impl DeploymentRefused {
             Self::NotPendingApproval(_) => "not_pending_approval",
             Self::NotRetryable(_) => "not_retryable",
             Self::NotDue(_) => "not_due",
+            Self::NotHaltable(_) => "not_haltable",
+            Self::NotHalted(_) => "not_halted",
             Self::NotAllowed { .. } => "invalid_transition",
         }
     }
@@ -409,6 +446,8 @@ impl From<DeploymentRefused> for crate::DomainError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetState {
+    /// Not sent yet: its batch has not started.
+    Waiting,
     Pending,
     Delivered,
     Downloading,
@@ -423,12 +462,22 @@ pub enum TargetState {
 }
 
 impl TargetState {
-    pub const ALL: [Self; 9] =
-        [Self::Pending, Self::Delivered, Self::Downloading, Self::BackingUp, Self::Applying, Self::Deployed, Self::Failed, Self::Restored, Self::Skipped];
+    pub const ALL: [Self; 10] = [
+        Self::Waiting,
+        Self::Pending,
+        Self::Delivered,
+        Self::Downloading,
+        Self::BackingUp,
+        Self::Applying,
+        Self::Deployed,
+        Self::Failed,
+        Self::Restored,
+        Self::Skipped,
+    ];
 
     fn rank(self) -> u8 {
         match self {
-            Self::Pending => 0,
+            Self::Waiting | Self::Pending => 0,
             Self::Delivered => 1,
             Self::Downloading => 2,
             Self::BackingUp => 3,
@@ -446,6 +495,12 @@ impl TargetState {
     /// The state after the agent reports `phase`: `Ok(None)` when it changes
     /// nothing (a repeated or late report), an error for an impossible one.
     pub fn advance(self, phase: TargetState) -> Result<Option<TargetState>, String> {
+        if phase == Self::Waiting {
+            return Err("waiting is not a phase an agent reports".into());
+        }
+        if self == Self::Waiting {
+            return Err("the job was not sent yet: its batch has not started".into());
+        }
         if phase == self || (phase.rank() < self.rank() && !matches!(phase, Self::Failed | Self::Deployed)) {
             return Ok(None);
         }
@@ -481,6 +536,12 @@ pub struct Target {
     /// Set on delivery: a job not finished by then is failed by the sweeper.
     pub deadline: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The rollout batch it belongs to (1 when all go at once).
+    pub batch: u32,
+    /// Its try: 1, then one more for each retry (automatic or asked for).
+    pub attempt: u32,
+    /// Failed with a try left: it is sent a new job then (`auto_retry`).
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 impl Target {
@@ -494,7 +555,26 @@ impl Target {
             message: String::new(),
             deadline: None,
             updated_at: now,
+            batch: 1,
+            attempt: 1,
+            retry_at: None,
         }
+    }
+
+    /// The same target in `batch`: pending in batch 1, else waiting for its batch.
+    pub fn in_batch(self, batch: u32) -> Self {
+        let state = if batch > 1 { TargetState::Waiting } else { self.state };
+        Self { batch, state, ..self }
+    }
+
+    /// Nothing more will happen to it: its state is settled and no retry is due.
+    pub fn settled(&self) -> bool {
+        self.state.settled() && self.retry_at.is_none()
+    }
+
+    /// Failed after its last attempt (it counts against a rollout's `max_failed_targets`).
+    pub fn failed_for_good(&self) -> bool {
+        matches!(self.state, TargetState::Failed | TargetState::Restored) && self.retry_at.is_none()
     }
 
     /// Every move a target makes: the target after `step` at `now`, or why
@@ -505,6 +585,7 @@ impl Target {
         next.updated_at = now;
         match step {
             TargetStep::Deliver { deadline } => match self.state {
+                S::Waiting => return Err(TargetRefused::NotAllowed { from: S::Waiting, step: "deliver" }),
                 S::Pending => {
                     next.state = S::Delivered;
                     next.deadline = Some(deadline);
@@ -522,7 +603,7 @@ impl Target {
                 Err(why) => return Err(TargetRefused::InvalidPhase(why)),
             },
             TargetStep::Expire => match self.deadline {
-                _ if self.state.settled() => return Err(TargetRefused::NotAllowed { from: self.state, step: "expire" }),
+                _ if self.state.settled() || self.state == S::Waiting => return Err(TargetRefused::NotAllowed { from: self.state, step: "expire" }),
                 Some(deadline) if deadline <= now => {
                     next.state = S::Failed;
                     next.message = "the job did not finish before its deadline".into();
@@ -534,6 +615,7 @@ impl Target {
                 _ => {
                     next.state = S::Skipped;
                     next.message = reason;
+                    next.retry_at = None;
                 }
             },
             TargetStep::Reset => match self.state {
@@ -542,8 +624,28 @@ impl Target {
                     next.state = S::Pending;
                     next.message = "retry".into();
                     next.deadline = None;
+                    next.attempt = self.attempt + 1;
+                    next.retry_at = None;
                 }
                 from => return Err(TargetRefused::NotAllowed { from, step: "reset" }),
+            },
+            TargetStep::Release => match self.state {
+                S::Waiting => {
+                    next.state = S::Pending;
+                    next.message = String::new();
+                }
+                from => return Err(TargetRefused::NotAllowed { from, step: "release" }),
+            },
+            TargetStep::Requeue => match self.state {
+                S::Skipped => {
+                    next.state = S::Waiting;
+                    next.message = "waiting for its batch again: the rollout was resumed".into();
+                }
+                from => return Err(TargetRefused::NotAllowed { from, step: "requeue" }),
+            },
+            TargetStep::Backoff { until } => match self.state {
+                S::Failed | S::Restored if self.retry_at.is_none() => next.retry_at = Some(until),
+                from => return Err(TargetRefused::NotAllowed { from, step: "back off" }),
             },
         }
         Ok(next)
@@ -562,8 +664,14 @@ pub enum TargetStep {
     Expire,
     /// Withdrawn, unsettled (its runtime was detached) or failed (a retry left it out).
     Skip { reason: String },
-    /// Retried: a new job, pending again.
+    /// Retried: a new job, pending again, its attempt counted.
     Reset,
+    /// Its batch started: pending, its job sent.
+    Release,
+    /// A halted rollout was resumed: a target it skipped waits for its batch again.
+    Requeue,
+    /// Failed with a try left: retried (`Reset`) at `until`.
+    Backoff { until: DateTime<Utc> },
 }
 
 /// Why a target does not take a step.
@@ -598,7 +706,7 @@ impl From<TargetRefused> for crate::DomainError {
 /// Skipped targets count for nothing; if every target was skipped, nothing
 /// ran anywhere and the deployment failed.
 pub fn aggregate(targets: &[Target]) -> Option<DeploymentStatus> {
-    if targets.is_empty() || !targets.iter().all(|t| t.state.settled()) {
+    if targets.is_empty() || !targets.iter().all(Target::settled) {
         return None;
     }
     let ran: Vec<&Target> = targets.iter().filter(|t| t.state != TargetState::Skipped).collect();
@@ -651,7 +759,8 @@ pub struct JobMessage {
 /// What the sweeper watches a deployment for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SweeperWatch {
-    /// Scheduled: queued by the sweeper once this time has come.
+    /// Scheduled: queued by the sweeper once this time has come. In progress
+    /// in batches: its next batch is started by the sweeper then.
     DueAt(DateTime<Utc>),
     /// Queued: queued again by the sweeper if no dispatcher picked it up since then.
     QueuedSince(DateTime<Utc>),
@@ -678,8 +787,11 @@ impl Deployment {
 
     /// What the sweeper must watch this deployment for, written `now`.
     pub fn sweeper_watch(&self, now: DateTime<Utc>) -> Option<SweeperWatch> {
+        let next_batch_at = self.progress.and_then(|p| p.next_batch_at);
         match (self.status, self.scheduled_at) {
             (DeploymentStatus::Scheduled, Some(at)) => Some(SweeperWatch::DueAt(at)),
+            // Its next batch starts then (the one before baked).
+            (DeploymentStatus::InProgress, _) if next_batch_at.is_some() => next_batch_at.map(SweeperWatch::DueAt),
             (DeploymentStatus::Queued, _) => Some(SweeperWatch::QueuedSince(now)),
             _ => None,
         }
@@ -704,9 +816,13 @@ impl Deployment {
 }
 
 impl Target {
-    /// The deadline the sweeper holds a delivered, unsettled job to.
+    /// When the sweeper must look at it: the deadline of a delivered,
+    /// unsettled job, or when a failed one is due to be retried.
     pub fn watched_deadline(&self) -> Option<DateTime<Utc>> {
-        self.deadline.filter(|_| !self.state.settled() && self.state != TargetState::Pending)
+        if self.retry_at.is_some() && matches!(self.state, TargetState::Failed | TargetState::Restored) {
+            return self.retry_at;
+        }
+        self.deadline.filter(|_| !self.state.settled() && !matches!(self.state, TargetState::Pending | TargetState::Waiting))
     }
 }
 
@@ -726,6 +842,9 @@ mod tests {
             message: String::new(),
             deadline: None,
             updated_at: Utc::now(),
+            batch: 1,
+            attempt: 1,
+            retry_at: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod quarantine;
 pub mod queue_access;
 pub mod redact;
 pub mod refusal;
+pub mod rollout;
 pub mod runtime;
 pub mod secret;
 pub mod tenant;

@@ -4,6 +4,7 @@
 
 use crate::error::Validator;
 use crate::ids::EnvironmentId;
+use crate::rollout::{AutoRetry, Rollout};
 use crate::runtime::Digest;
 use crate::values::{Role, Version};
 use chrono::{DateTime, Duration, Utc};
@@ -44,6 +45,12 @@ pub struct Policy {
     pub require_success_in: Vec<EnvironmentId>,
     pub freeze_windows: Vec<FreezeWindow>,
     pub auto_rollback: bool,
+    /// How deployments go out by default (a request may only be more careful).
+    #[serde(default, skip_serializing_if = "Rollout::is_default")]
+    pub rollout: Rollout,
+    /// Failed targets are tried again by themselves (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_retry: Option<AutoRetry>,
     /// 0 until a policy is first stored.
     pub version: Version,
 }
@@ -59,6 +66,8 @@ impl Default for Policy {
             require_success_in: vec![],
             freeze_windows: vec![],
             auto_rollback: false,
+            rollout: Rollout::default(),
+            auto_retry: None,
             version: Version(0),
         }
     }
@@ -104,6 +113,14 @@ impl Policy {
                 v.push(&format!("freeze_windows[{i}].end"), "a weekly window must last less than a week");
             }
         }
+        if let Err(crate::DomainError::Validation { errors, .. }) = self.rollout.check("rollout") {
+            for e in errors {
+                v.push(&e.field, e.message);
+            }
+        }
+        if let Some(retry) = &self.auto_retry {
+            retry.check(&mut v);
+        }
         v.finish()
     }
 
@@ -121,6 +138,7 @@ impl Policy {
             frozen_until: if change.frozen() { self.frozen_until(at) } else { None },
             hold: hold_if_frozen && change.may_hold(),
             required_approvals: if change.needs_approvals() { self.required_approvals } else { 0 },
+            rollout: if change.rolls_out() { self.rollout } else { Rollout::default() },
             deployer_roles: self.deployer_roles.clone(),
         }
     }
@@ -197,6 +215,10 @@ pub enum Change {
     AttachRuntime,
     /// A runtime stops running what the environment runs (detached, or deleted).
     DetachRuntime,
+    /// A rollout in batches stopped before its next batch.
+    Halt,
+    /// A halted rollout goes on with its next batch.
+    Resume,
 }
 
 impl Change {
@@ -210,12 +232,17 @@ impl Change {
     /// that runs, and an automatic rollback restores what ran before the
     /// failure: a freeze must not keep an environment broken.
     fn frozen(self) -> bool {
-        !matches!(self, Change::Cancel | Change::AutomaticRollback)
+        !matches!(self, Change::Cancel | Change::AutomaticRollback | Change::Halt)
     }
     /// May wait for the window's end instead of being refused (`hold_if_frozen`).
     /// A held attach is made at once; the syncs it sends wait for the window's end.
     fn may_hold(self) -> bool {
         matches!(self, Change::Deploy | Change::Undeploy | Change::Rollback | Change::ChangeRequestDeploy | Change::AttachRuntime)
+    }
+    /// Goes out as the policy's `rollout` says (restoring or removing a
+    /// version goes out at once: holding it back keeps a runtime broken longer).
+    fn rolls_out(self) -> bool {
+        matches!(self, Change::Deploy | Change::ChangeRequestDeploy)
     }
     /// Made by the system, not by a caller with roles.
     fn by_system(self) -> bool {
@@ -230,6 +257,8 @@ impl Change {
             Change::Cancel => "cancel",
             Change::AttachRuntime => "attach runtimes",
             Change::DetachRuntime => "detach runtimes",
+            Change::Halt => "halt a rollout",
+            Change::Resume => "resume a rollout",
         }
     }
 }
@@ -246,6 +275,8 @@ pub struct Verdict {
     pub hold: bool,
     /// Approvals the change waits for.
     pub required_approvals: u32,
+    /// How it goes out (the policy's rollout for a deploy, else all at once).
+    pub rollout: Rollout,
     deployer_roles: Vec<Role>,
 }
 
@@ -255,6 +286,8 @@ pub struct Verdict {
 pub struct Clearance {
     pub required_approvals: u32,
     pub hold_until: Option<DateTime<Utc>>,
+    /// The policy's rollout for the change (see `Verdict::rollout`).
+    pub rollout: Rollout,
 }
 
 impl Verdict {
@@ -267,7 +300,7 @@ impl Verdict {
                 code => crate::DomainError::conflict(code, issue.1),
             });
         }
-        Ok(Clearance { required_approvals: self.required_approvals, hold_until: self.frozen_until.filter(|_| self.hold) })
+        Ok(Clearance { required_approvals: self.required_approvals, hold_until: self.frozen_until.filter(|_| self.hold), rollout: self.rollout })
     }
 
     /// What blocks the change, as (code, message).
@@ -417,6 +450,8 @@ mod tests {
             (Change::ChangeRequestDeploy, true, true, true, 0),
             (Change::AttachRuntime, true, true, true, 0),
             (Change::DetachRuntime, true, true, false, 0),
+            (Change::Halt, true, false, false, 0),
+            (Change::Resume, true, true, false, 0),
         ];
         for (change, needs_role, frozen, holdable, approvals) in table {
             let admin = policy.judge(change, &[Role::Admin], now, false);
@@ -446,7 +481,7 @@ mod tests {
     fn outside_a_freeze_window_nothing_is_held() {
         let p = Policy::default();
         let c = p.judge(Change::Undeploy, &[Role::Deployer], Utc::now(), true).enforce().unwrap();
-        assert_eq!(c, Clearance { required_approvals: 0, hold_until: None });
+        assert_eq!(c, Clearance { required_approvals: 0, hold_until: None, rollout: Rollout::default() });
     }
 
     #[test]

@@ -278,6 +278,13 @@ pub trait DeploymentStore: Send + Sync {
     /// in progress and resets `targets` (with their new job ids): refused
     /// `InFlight` if another deployment took the lock, `Stale(Deployment)` if it moved on.
     async fn reopen_deployment(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, targets: &[Target], audit: AuditDraft) -> Result<()>;
+    /// Moves a rollout in batches on (a batch baked or started, a halt, a resume):
+    /// writes `after` only if the stored deployment is still `from` and at the
+    /// rollout step before `after`'s (`progress.step - 1`), so that no move is
+    /// made twice; releases or takes the lock as `after` moves from `from`.
+    /// Refused `Stale(Deployment)` otherwise, `InFlight` naming the holder when
+    /// another deployment took the lock.
+    async fn step_rollout(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()>;
 
     /// False when a target for that runtime exists already.
     async fn put_target_if_absent(&self, tenant: TenantId, target: &Target) -> Result<bool>;
@@ -286,6 +293,10 @@ pub trait DeploymentStore: Send + Sync {
     /// Replaces a target still in state `from` (refused `Stale(Target)` otherwise);
     /// `receipt` is the queue receipt of the job message it was last delivered with.
     async fn update_target(&self, tenant: TenantId, target: &Target, from: TargetState, receipt: Option<&str>) -> Result<()>;
+    /// Replaces `from` (still in its state, with its job) by `target`, its next
+    /// try with a new job, recording that job so it leads back to the
+    /// deployment: refused `Stale(Target)` otherwise.
+    async fn reset_target(&self, tenant: TenantId, target: &Target, from: &Target) -> Result<()>;
     /// The queue receipt stored with the target.
     async fn target_receipt(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<String>>;
     /// The deployment a runtime's job belongs to.

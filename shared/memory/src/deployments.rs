@@ -301,6 +301,35 @@ impl DeploymentStore for MemoryStore {
         Ok(())
     }
 
+    async fn step_rollout(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {
+        let mut s = self.lock();
+        let t = s.t(tenant);
+        let previous = after.progress.and_then(|p| p.step.checked_sub(1));
+        let at_step = t.deployments.records.get(&after.id).is_some_and(|stored| stored.deployment.progress.map(|p| p.step) == previous);
+        if previous.is_none() || !at_step || !t.deployments.still(after, from) {
+            return Err(stale());
+        }
+        let (take, release) = (after.takes_lock_from(from), after.releases_lock_from(from));
+        if take && t.deployments.holder(after).is_some() {
+            return Err(t.in_flight_refusal(after));
+        }
+        if release && !t.deployments.holds(after) {
+            return Err(stale());
+        }
+        let ds = &mut t.deployments;
+        ds.records.insert(after.id, Stored::new(after));
+        if take {
+            ds.take_lock(after);
+        }
+        if release {
+            ds.locks.remove(&(after.environment_id, after.component_id));
+        }
+        if let Some(audit) = audit {
+            s.record(tenant, audit);
+        }
+        Ok(())
+    }
+
     async fn put_target_if_absent(&self, tenant: TenantId, target: &Target) -> Result<bool> {
         let mut s = self.lock();
         let ds = &mut s.t(tenant).deployments;
@@ -331,6 +360,18 @@ impl DeploymentStore for MemoryStore {
         };
         let receipt = receipt.map(str::to_string).or_else(|| stored.receipt.clone());
         ds.put_target(target, receipt);
+        Ok(())
+    }
+
+    async fn reset_target(&self, tenant: TenantId, target: &Target, from: &Target) -> Result<()> {
+        let mut s = self.lock();
+        let ds = &mut s.t(tenant).deployments;
+        let still = ds.targets.get(&(from.deployment_id, from.runtime_id)).is_some_and(|t| t.target.state == from.state && t.target.job_id == from.job_id);
+        if !still || ds.jobs.contains_key(&(target.runtime_id, target.job_id)) {
+            return Err(Refusal::Stale(Entity::Target).into());
+        }
+        ds.put_target(target, None);
+        ds.jobs.insert((target.runtime_id, target.job_id), target.deployment_id);
         Ok(())
     }
 

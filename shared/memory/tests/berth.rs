@@ -57,6 +57,7 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
                 hold_if_frozen: false,
                 override_quarantine: false,
                 commit: None,
+                rollout: None,
             },
         )
         .await

@@ -1,3 +1,4 @@
+pub(crate) mod rollout;
 pub(crate) mod views;
 
 use super::created;
@@ -34,6 +35,9 @@ pub async fn validate_deployment(
         (Deploying::Package(p), env) => (p, env),
         (Deploying::LatestRevision(_), _) => return Err(DomainError::invalid("latest_revision", "the dry run takes a package_id").into()),
     };
+    if let Some(rollout) = &body.rollout {
+        state.berth.check_rollout(&ctx, env, &rollout.into()).await?;
+    }
     let report = state.berth.validate_deployment_overriding(&ctx, package, env, body.override_quarantine.unwrap_or(false)).await?;
     Ok(Json(report.into()))
 }
@@ -59,6 +63,7 @@ pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Jso
         hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
         commit: body.commit,
         override_quarantine: body.override_quarantine.unwrap_or(false),
+        rollout: body.rollout.as_ref().map(Into::into),
     };
     let d = state.berth.create_deployment(&ctx, input).await?;
     Ok(created(format!("/v1/deployments/{}", d.id), None, DeploymentView::from(&d)))
@@ -79,6 +84,7 @@ async fn deploy_latest_revision(
         hold_if_frozen: body.hold_if_frozen.unwrap_or(false),
         commit: body.commit,
         override_quarantine: body.override_quarantine.unwrap_or(false),
+        rollout: body.rollout.as_ref().map(Into::into),
     };
     let latest = state.berth.deploy_latest_revision(ctx, input).await?;
     let view = DeploymentView { package_created: Some(latest.package_created), ..DeploymentView::from(&latest.deployment) };
@@ -158,6 +164,26 @@ pub async fn cancel_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Pat
 #[utoipa::path(post, path = "/v1/deployments/{id}/retry", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 409, description = "not_retryable")), security(("bearer" = [])))]
 pub async fn retry_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
     Ok(Json(DeploymentView::from(&state.berth.retry_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
+}
+
+/// Stops a rollout in batches before its next batch (audited `deployment.halted`): the targets
+/// waiting for theirs are `skipped`, the jobs already sent finish.
+#[utoipa::path(post, path = "/v1/deployments/{id}/halt", tag = "deployments",
+    responses((status = 200, body = DeploymentView), (status = 403, description = "forbidden: not one of the policy's deployer roles"),
+        (status = 409, description = "not_haltable: not in progress in batches, or no target waits for its batch")),
+    security(("bearer" = [])))]
+pub async fn halt_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
+    Ok(Json(DeploymentView::from(&state.berth.halt_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
+}
+
+/// Resumes a halted rollout (audited `deployment.resumed`): the targets the halt skipped wait for
+/// their batch again and the next batch starts; the failures so far are accepted.
+#[utoipa::path(post, path = "/v1/deployments/{id}/resume", tag = "deployments",
+    responses((status = 200, body = DeploymentView), (status = 403, description = "forbidden: not one of the policy's deployer roles"),
+        (status = 409, description = "not_halted, deployment_in_progress (another deployment of the component took over), freeze_window, environment_not_enabled")),
+    security(("bearer" = [])))]
+pub async fn resume_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DeploymentView>, ApiError> {
+    Ok(Json(DeploymentView::from(&state.berth.resume_deployment(&ctx, path_id::<DeploymentId>(&id, "deployment")?).await?)))
 }
 
 /// What the environment runs, with `outdated` and `out_of_sync`, and the versions quarantined there.

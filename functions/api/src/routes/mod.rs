@@ -31,6 +31,7 @@ pub(crate) use deployments::{
     __path_active_versions, __path_cancel_deployment, __path_create_deployment, __path_get_deployment, __path_list_deployments, __path_list_events,
     __path_list_targets, __path_retry_deployment, __path_roll_back, __path_undeploy, __path_validate_deployment,
 };
+pub(crate) use deployments::{__path_halt_deployment, __path_resume_deployment};
 pub(crate) use environments::{
     __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
     __path_list_environment_runtimes, __path_list_environments, __path_patch_environment,
@@ -77,6 +78,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/deployments/{id}/events", get(deployments::list_events))
         .route("/v1/deployments/{id}/cancel", axum::routing::post(deployments::cancel_deployment))
         .route("/v1/deployments/{id}/retry", axum::routing::post(deployments::retry_deployment))
+        .route("/v1/deployments/{id}/halt", axum::routing::post(deployments::halt_deployment))
+        .route("/v1/deployments/{id}/resume", axum::routing::post(deployments::resume_deployment))
         .route("/v1/deployments/{id}/approvals", axum::routing::post(governance::decide))
         .route("/v1/environments/{id}/policy", get(governance::get_policy).put(governance::put_policy))
         .route("/v1/environments/{id}/active", get(deployments::active_versions))

@@ -66,6 +66,17 @@ struct TargetRecord {
     updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     receipt: Option<String>,
+    /// Items written before rollouts existed are batch 1, attempt 1.
+    #[serde(default = "one")]
+    batch: u32,
+    #[serde(default = "one")]
+    attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_at: Option<DateTime<Utc>>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl TargetRecord {
@@ -89,6 +100,9 @@ impl TargetRecord {
             deadline: t.deadline,
             updated_at: t.updated_at,
             receipt,
+            batch: t.batch,
+            attempt: t.attempt,
+            retry_at: t.retry_at,
         }
     }
 
@@ -101,6 +115,9 @@ impl TargetRecord {
             message: self.message,
             deadline: self.deadline,
             updated_at: self.updated_at,
+            batch: self.batch,
+            attempt: self.attempt,
+            retry_at: self.retry_at,
         }
     }
 }
@@ -433,6 +450,32 @@ impl DeploymentStore for DynamoStore {
         Ok(())
     }
 
+    async fn step_rollout(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {
+        let Some(previous) = after.progress.and_then(|p| p.step.checked_sub(1)) else { return Err(status_changed()) };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&DeploymentRecord::new(tenant, after))?))
+            .condition_expression("#status = :from AND #progress.#step = :previous")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#progress", "progress")
+            .expression_attribute_names("#step", "step")
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":previous", super::n(previous))
+            .build()
+            .map_err(unexpected)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let take = after.takes_lock_from(from);
+        if take {
+            items.push(self.lock_put(tenant, after)?);
+        } else if after.releases_lock_from(from) {
+            items.push(self.lock_delete(tenant, after)?);
+        }
+        match self.commit(tenant, items, audit).await {
+            Err(TxError::Condition(1)) if take => Err(self.lock_holder(tenant, after).await),
+            other => map_tx(other, |_| status_changed()),
+        }
+    }
+
     async fn put_target_if_absent(&self, tenant: TenantId, t: &Target) -> Result<bool> {
         let (pk, sk) = keys::job(tenant, t.runtime_id, t.job_id);
         let items = vec![
@@ -478,6 +521,24 @@ impl DeploymentStore for DynamoStore {
                 if e.is_conditional_check_failed_exception() { Err(Refusal::Stale(Entity::Target).into()) } else { Err(service_error(e)) }
             }
         }
+    }
+
+    async fn reset_target(&self, tenant: TenantId, t: &Target, from: &Target) -> Result<()> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&TargetRecord::new(tenant, t, None))?))
+            .condition_expression("#state = :from AND job_id = :job")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":from", serde_dynamo::to_attribute_value(from.state).map_err(unexpected)?)
+            .expression_attribute_values(":job", s(from.job_id.to_string()))
+            .build()
+            .map_err(unexpected)?;
+        let (pk, sk) = keys::job(tenant, t.runtime_id, t.job_id);
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.put(to_item(&JobRecord { pk, sk, deployment_id: t.deployment_id })?, "attribute_not_exists(pk)")?,
+        ];
+        map_tx(self.commit(tenant, items, None).await, |_| Refusal::Stale(Entity::Target).into())
     }
 
     async fn target_receipt(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<String>> {

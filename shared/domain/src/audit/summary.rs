@@ -60,6 +60,8 @@ one_action! {
     DeploymentStarted => DeploymentStarted on DeploymentId,
     DispatchFailed => DeploymentFailed on DeploymentId,
     DeploymentRetried => DeploymentRetried on DeploymentId,
+    DeploymentHalted => DeploymentHalted on DeploymentId,
+    DeploymentResumed => DeploymentResumed on DeploymentId,
     ChangeRequestCreated => ChangeRequestCreated on ChangeRequestId,
     WebhookCreated => WebhookCreated on WebhookId,
     WebhookUpdated => WebhookUpdated on WebhookId,
@@ -546,6 +548,45 @@ pub struct DeploymentRetried {
     pub targets: usize,
 }
 
+/// Why a rollout halted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaltReason {
+    /// A person asked (`POST /v1/deployments/{id}/halt`).
+    Requested,
+    /// More targets failed (after their last attempt) than `max_failed_targets`.
+    TooManyFailures,
+}
+
+/// `deployment.halted`.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeploymentHalted {
+    pub before: DeploymentStatus,
+    pub after: DeploymentStatus,
+    pub reason: HaltReason,
+    /// The batch under way, of how many.
+    pub batch: u32,
+    pub batches: u32,
+    /// Targets failed after their last attempt.
+    pub failed_targets: usize,
+    /// Targets still waiting for their batch, now skipped.
+    pub skipped_targets: usize,
+}
+
+/// `deployment.resumed`.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeploymentResumed {
+    pub before: DeploymentStatus,
+    pub after: DeploymentStatus,
+    /// The batch it resumed after, of how many.
+    pub batch: u32,
+    pub batches: u32,
+    /// Targets the halt skipped, waiting for their batch again.
+    pub waiting_targets: usize,
+    /// Failed targets accepted: only failures beyond them halt it again.
+    pub accepted_failures: u32,
+}
+
 // Change requests.
 
 /// A change request, as its events record it.
@@ -1029,6 +1070,23 @@ mod tests {
         let reason = "no runtime attached";
         assert_eq!(json_of(&DispatchFailed { reason: reason.into() }), json!({"reason": reason}));
         assert_eq!(json_of(&DeploymentRetried { targets: 2 }), json!({"targets": 2}));
+        let halted = DeploymentHalted {
+            before: InProgress,
+            after: Halted,
+            reason: HaltReason::TooManyFailures,
+            batch: 2,
+            batches: 3,
+            failed_targets: 1,
+            skipped_targets: 2,
+        };
+        assert_eq!(
+            json_of(&halted),
+            json!({"before": InProgress, "after": Halted, "reason": "too_many_failures", "batch": 2, "batches": 3, "failed_targets": 1, "skipped_targets": 2})
+        );
+        assert_eq!(halted.action(), AuditAction::DeploymentHalted);
+        let resumed = DeploymentResumed { before: Halted, after: InProgress, batch: 2, batches: 3, waiting_targets: 2, accepted_failures: 1 };
+        assert_eq!(json_of(&resumed), json!({"before": Halted, "after": InProgress, "batch": 2, "batches": 3, "waiting_targets": 2, "accepted_failures": 1}));
+        assert_eq!(resumed.action(), AuditAction::DeploymentResumed);
 
         let targets = BTreeMap::from([(TargetState::Deployed, 2), (TargetState::Failed, 1), (TargetState::Skipped, 1)]);
         let settled = DeploymentSettled { before: InProgress, after: PartiallyFailed, targets: targets.clone() };

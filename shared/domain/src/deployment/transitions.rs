@@ -88,11 +88,13 @@ mod deployments {
             Settle(Queued),
             Retry,
             Supersede,
+            Halt,
+            Resume,
         ];
         for step in &steps {
             // A new step fails to compile here: list it above and give it its rows.
             match step {
-                Approve { .. } | Reject | Cancel | Due | Hold { .. } | Start | FailToStart | Settle(_) | Retry | Supersede => {}
+                Approve { .. } | Reject | Cancel | Due | Hold { .. } | Start | FailToStart | Settle(_) | Retry | Supersede | Halt | Resume => {}
             }
         }
         steps
@@ -107,6 +109,10 @@ mod deployments {
         NotPending,
         /// 409 `not_retryable`.
         NotRetryable,
+        /// 409 `not_haltable`.
+        NotHaltable,
+        /// 409 `not_halted`.
+        NotHalted,
         /// No use case makes this move.
         Invalid,
     }
@@ -283,6 +289,47 @@ mod deployments {
         (Rejected, Settle(Queued), Invalid),
         (Rejected, Retry, NotRetryable),
         (Rejected, Supersede, Invalid),
+        // A rollout halted and resumed.
+        (PendingApproval, Halt, NotHaltable),
+        (PendingApproval, Resume, NotHalted),
+        (Approved, Halt, NotHaltable),
+        (Approved, Resume, NotHalted),
+        (Scheduled, Halt, NotHaltable),
+        (Scheduled, Resume, NotHalted),
+        (Queued, Halt, NotHaltable),
+        (Queued, Resume, NotHalted),
+        (InProgress, Halt, To(Halted)),
+        (InProgress, Resume, NotHalted),
+        (Succeeded, Halt, NotHaltable),
+        (Succeeded, Resume, NotHalted),
+        (Failed, Halt, NotHaltable),
+        (Failed, Resume, NotHalted),
+        (PartiallyFailed, Halt, NotHaltable),
+        (PartiallyFailed, Resume, NotHalted),
+        (RolledBack, Halt, NotHaltable),
+        (RolledBack, Resume, NotHalted),
+        (Superseded, Halt, NotHaltable),
+        (Superseded, Resume, NotHalted),
+        (Cancelled, Halt, NotHaltable),
+        (Cancelled, Resume, NotHalted),
+        (Rejected, Halt, NotHaltable),
+        (Rejected, Resume, NotHalted),
+        (Halted, Halt, NotHaltable),
+        (Halted, Resume, To(InProgress)),
+        (Halted, approve(), NotPending),
+        (Halted, Reject, NotPending),
+        (Halted, Cancel, Started),
+        (Halted, Due, Invalid),
+        (Halted, hold(), Invalid),
+        (Halted, Start, Invalid),
+        (Halted, FailToStart, Invalid),
+        (Halted, Settle(Succeeded), Invalid),
+        (Halted, Settle(Failed), Invalid),
+        (Halted, Settle(PartiallyFailed), Invalid),
+        (Halted, Settle(RolledBack), Invalid),
+        (Halted, Settle(Queued), Invalid),
+        (Halted, Retry, NotRetryable),
+        (Halted, Supersede, Invalid),
         ]
     }
 
@@ -302,6 +349,8 @@ mod deployments {
                 Started => Err(DeploymentRefused::AlreadyStarted(from)),
                 NotPending => Err(DeploymentRefused::NotPendingApproval(from)),
                 NotRetryable => Err(DeploymentRefused::NotRetryable(from)),
+                NotHaltable => Err(DeploymentRefused::NotHaltable(from)),
+                NotHalted => Err(DeploymentRefused::NotHalted(from)),
                 Invalid => Err(DeploymentRefused::NotAllowed { from, step }),
             };
             assert_eq!(deployment(from).step(step, now()).map(|d| d.status), want, "{from:?} + {step:?}");
@@ -325,6 +374,8 @@ mod deployments {
                 Started => Err(DeploymentRefused::AlreadyStarted(from)),
                 NotPending => Err(DeploymentRefused::NotPendingApproval(from)),
                 NotRetryable => Err(DeploymentRefused::NotRetryable(from)),
+                NotHaltable => Err(DeploymentRefused::NotHaltable(from)),
+                NotHalted => Err(DeploymentRefused::NotHalted(from)),
                 Invalid => Err(DeploymentRefused::NotAllowed { from, step }),
             };
             assert_eq!(got, want, "sync {from:?} + {step:?}");
@@ -521,6 +572,10 @@ mod targets {
         Report { phase, message: String::new() }
     }
 
+    fn backoff() -> TargetStep {
+        Backoff { until: now() + TimeDelta::seconds(30) }
+    }
+
     fn skip() -> TargetStep {
         Skip { reason: "the runtime was detached from the environment".into() }
     }
@@ -529,11 +584,11 @@ mod targets {
     fn steps() -> Vec<TargetStep> {
         let mut steps = vec![deliver()];
         steps.extend(TargetState::ALL.map(report));
-        steps.extend([Expire, skip(), Reset]);
+        steps.extend([Expire, skip(), Reset, Release, Requeue, backoff()]);
         for step in &steps {
             // A new step fails to compile here: list it above and give it its rows.
             match step {
-                Deliver { .. } | Report { .. } | Expire | Skip { .. } | Reset => {}
+                Deliver { .. } | Report { .. } | Expire | Skip { .. } | Reset | Release | Requeue | Backoff { .. } => {}
             }
         }
         steps
@@ -683,6 +738,60 @@ mod targets {
         (Skipped, Expire, Invalid),
         (Skipped, skip(), Invalid),
         (Skipped, Reset, Invalid),
+        // Batches (waiting, released, requeued by a resume) and automatic retries (back off).
+        (Pending, report(Waiting), InvalidPhase),
+        (Pending, Release, Invalid),
+        (Pending, Requeue, Invalid),
+        (Pending, backoff(), Invalid),
+        (Delivered, report(Waiting), InvalidPhase),
+        (Delivered, Release, Invalid),
+        (Delivered, Requeue, Invalid),
+        (Delivered, backoff(), Invalid),
+        (Downloading, report(Waiting), InvalidPhase),
+        (Downloading, Release, Invalid),
+        (Downloading, Requeue, Invalid),
+        (Downloading, backoff(), Invalid),
+        (BackingUp, report(Waiting), InvalidPhase),
+        (BackingUp, Release, Invalid),
+        (BackingUp, Requeue, Invalid),
+        (BackingUp, backoff(), Invalid),
+        (Applying, report(Waiting), InvalidPhase),
+        (Applying, Release, Invalid),
+        (Applying, Requeue, Invalid),
+        (Applying, backoff(), Invalid),
+        (Deployed, report(Waiting), InvalidPhase),
+        (Deployed, Release, Invalid),
+        (Deployed, Requeue, Invalid),
+        (Deployed, backoff(), Invalid),
+        (Failed, report(Waiting), InvalidPhase),
+        (Failed, Release, Invalid),
+        (Failed, Requeue, Invalid),
+        (Failed, backoff(), To(Failed)),
+        (Restored, report(Waiting), InvalidPhase),
+        (Restored, Release, Invalid),
+        (Restored, Requeue, Invalid),
+        (Restored, backoff(), To(Restored)),
+        (Skipped, report(Waiting), InvalidPhase),
+        (Skipped, Release, Invalid),
+        (Skipped, Requeue, To(Waiting)),
+        (Skipped, backoff(), Invalid),
+        (Waiting, deliver(), Invalid),
+        (Waiting, report(Waiting), InvalidPhase),
+        (Waiting, report(Pending), InvalidPhase),
+        (Waiting, report(Delivered), InvalidPhase),
+        (Waiting, report(Downloading), InvalidPhase),
+        (Waiting, report(BackingUp), InvalidPhase),
+        (Waiting, report(Applying), InvalidPhase),
+        (Waiting, report(Deployed), InvalidPhase),
+        (Waiting, report(Failed), InvalidPhase),
+        (Waiting, report(Restored), InvalidPhase),
+        (Waiting, report(Skipped), InvalidPhase),
+        (Waiting, Expire, Invalid),
+        (Waiting, skip(), To(Skipped)),
+        (Waiting, Reset, Invalid),
+        (Waiting, Release, To(Pending)),
+        (Waiting, Requeue, Invalid),
+        (Waiting, backoff(), Invalid),
         ]
     }
 
@@ -736,6 +845,34 @@ mod targets {
         let reset = failed.step(Reset, now()).unwrap();
         assert_ne!(reset.job_id, failed.job_id);
         assert_eq!((reset.state, reset.message.as_str(), reset.deadline), (Pending, "retry", None));
+        assert_eq!(reset.attempt, 2, "its attempt is counted");
+    }
+
+    #[test]
+    fn a_failed_target_with_a_try_left_is_unsettled_until_its_retry_and_the_sweeper_watches_that_time() {
+        let failed = target(Failed);
+        assert!(failed.settled() && failed.failed_for_good());
+        let backing_off = failed.step(backoff(), now()).unwrap();
+        assert_eq!((backing_off.state, backing_off.retry_at), (Failed, Some(now() + TimeDelta::seconds(30))));
+        assert!(!backing_off.settled() && !backing_off.failed_for_good(), "it does not count as failed yet");
+        assert_eq!(backing_off.watched_deadline(), backing_off.retry_at);
+        let restored = backing_off.step(report(Restored), now()).unwrap();
+        assert_eq!(restored.retry_at, backing_off.retry_at, "the agent's restore keeps the retry");
+        assert_eq!(backing_off.step(backoff(), now()), Err(TargetRefused::NotAllowed { from: Failed, step: "back off" }), "one retry at a time");
+        let retried = restored.step(Reset, now()).unwrap();
+        assert_eq!((retried.state, retried.attempt, retried.retry_at), (Pending, 2, None));
+    }
+
+    #[test]
+    fn a_target_in_a_later_batch_waits_and_gets_no_job_until_its_batch_starts() {
+        let waiting = Target::pending(DeploymentId::new(), RuntimeId::new(), now()).in_batch(2);
+        assert_eq!((waiting.state, waiting.batch, waiting.attempt), (Waiting, 2, 1));
+        assert!(!waiting.settled());
+        assert_eq!(waiting.watched_deadline(), None);
+        let first = Target::pending(DeploymentId::new(), RuntimeId::new(), now()).in_batch(1);
+        assert_eq!(first.state, Pending);
+        let released = waiting.step(Release, now()).unwrap();
+        assert_eq!((released.state, released.job_id), (Pending, waiting.job_id));
     }
 
     #[test]

@@ -245,6 +245,7 @@ impl Berth {
                     // A webhook requests, never bypasses: only a person may override a quarantine.
                     override_quarantine: false,
                     commit: request.commit,
+                    rollout: None,
                 },
             )
             .await?;

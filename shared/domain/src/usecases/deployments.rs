@@ -10,6 +10,7 @@ use crate::page::{Page, PageRequest};
 use crate::policy::{Change, Policy, Verdict};
 use crate::ports::DeploymentFilter;
 use crate::refusal::Refusal;
+use crate::rollout::RolloutRequest;
 use crate::runtime::Runtime;
 use crate::validation::{ConnectionInUse, Facts, ValidationReport, validate};
 use crate::{DomainError, Result};
@@ -29,6 +30,17 @@ pub struct NewDeployment {
     /// Deploy the version even though it is quarantined in the environment
     /// (audited); without it a quarantined version is refused `quarantined`.
     pub override_quarantine: bool,
+    /// How it goes out, over the policy's rollout (only more carefully).
+    pub rollout: Option<RolloutRequest>,
+}
+
+/// What a request asks of a change beside the change itself.
+#[derive(Clone, Debug, Default)]
+struct Requested {
+    scheduled_at: Option<DateTime<Utc>>,
+    hold_if_frozen: bool,
+    override_quarantine: bool,
+    rollout: Option<RolloutRequest>,
 }
 
 /// An active version with its drift.
@@ -159,12 +171,17 @@ impl Berth {
         }
         let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
         let d = Deployment::for_package(env.id, &package, &ctx.actor.id, input.notes, active.as_ref()).with_commit(input.commit);
-        self.request_change(ctx, &env, &package, Change::Deploy, d, input.scheduled_at, input.hold_if_frozen, input.override_quarantine).await
+        let requested = Requested {
+            scheduled_at: input.scheduled_at,
+            hold_if_frozen: input.hold_if_frozen,
+            override_quarantine: input.override_quarantine,
+            rollout: input.rollout,
+        };
+        self.request_change(ctx, &env, &package, Change::Deploy, d, requested).await
     }
 
     /// Puts a deployment of `package` through the environment's policy and
     /// validation, then records it: waiting for approvals, held, or queued.
-    #[allow(clippy::too_many_arguments)]
     async fn request_change(
         &self,
         ctx: &TenantCtx,
@@ -172,13 +189,15 @@ impl Berth {
         package: &Package,
         change: Change,
         deployment: Deployment,
-        scheduled_at: Option<DateTime<Utc>>,
-        hold_if_frozen: bool,
-        override_quarantine: bool,
+        requested: Requested,
     ) -> Result<Deployment> {
+        let Requested { scheduled_at, hold_if_frozen, override_quarantine, rollout } = requested;
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
-        let clearance = verdict.enforce()?;
+        let mut clearance = verdict.enforce()?;
+        if let Some(request) = rollout.filter(|_| matches!(deployment.kind, DeploymentKind::Deploy | DeploymentKind::Redeploy)) {
+            clearance.rollout = self.rollout_over(ctx, &policy, env.id, &request).await?;
+        }
         let report = self.report_with(ctx, env, package, &policy, &verdict, override_quarantine).await?;
         if let Some(first) = report.errors.first() {
             return Err(DomainError::conflict(first.code, first.message.clone()));
@@ -205,7 +224,8 @@ impl Berth {
         let package = self.ports.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
         let notes = if notes.is_empty() { format!("rollback from version {} requested by {}", active.version, ctx.actor.id) } else { notes };
         let d = Deployment::new_rollback(&package, &ctx.actor.id, notes, &active);
-        self.request_change(ctx, &environment, &package, Change::Rollback, d, None, hold_if_frozen, false).await
+        let requested = Requested { hold_if_frozen, ..Requested::default() };
+        self.request_change(ctx, &environment, &package, Change::Rollback, d, requested).await
     }
 
     /// Records `d` (its action follows from its kind: `deployment.requested`,

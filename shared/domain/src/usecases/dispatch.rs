@@ -6,6 +6,7 @@ use crate::deployment::{Deployment, DeploymentStatus, DeploymentStep, JobMessage
 use crate::ids::{DeploymentId, TenantId};
 use crate::ports::Activation;
 use crate::refusal::Refusal;
+use crate::rollout::Progress;
 use crate::{DomainError, Result};
 use chrono::Utc;
 
@@ -23,15 +24,17 @@ impl Berth {
         if !matches!(d.status, DeploymentStatus::Queued | DeploymentStatus::InProgress) {
             return Ok(());
         }
-        let runtimes = match d.only_runtime {
+        let mut runtimes: Vec<_> = match d.only_runtime {
             Some(r) => self.ports.runtimes.get_runtime(tenant, r).await?.into_iter().collect(),
             None => self.all_environment_runtimes(tenant, d.environment_id).await?,
         };
+        // Batches are numbered in runtime-id order, the same on every delivery of the message.
+        runtimes.sort_by_key(|r| r.id);
         if runtimes.is_empty() {
             return self.end_without_targets(tenant, &d).await;
         }
-        for runtime in &runtimes {
-            let fresh = Target::pending(id, runtime.id, Utc::now());
+        for (i, runtime) in runtimes.iter().enumerate() {
+            let fresh = Target::pending(id, runtime.id, Utc::now()).in_batch(d.rollout.batch_of(i, runtimes.len()));
             let target = if self.ports.deployments.put_target_if_absent(tenant, &fresh).await? {
                 fresh
             } else {
@@ -45,10 +48,19 @@ impl Berth {
             }
         }
         // Only a queued deployment starts: a duplicate delivery finds it in progress.
-        if let Ok(after) = d.step(DeploymentStep::Start, Utc::now()) {
+        if let Ok(mut after) = d.step(DeploymentStep::Start, Utc::now()) {
+            if d.rollout.in_batches() {
+                after.progress = Some(Progress::start(d.rollout.batches(runtimes.len())));
+            }
             let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() });
             match self.ports.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
-                Ok(()) => self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await,
+                Ok(()) => {
+                    self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await;
+                    if let Some(p) = after.progress {
+                        let first = d.rollout.per_batch(runtimes.len()).min(runtimes.len());
+                        self.event(tenant, id, None, format!("Batch 1 of {} started on {first} runtime(s)", p.batches)).await;
+                    }
+                }
                 // A duplicate delivery moved it first.
                 Err(DomainError::Refused(Refusal::Stale(_))) => {}
                 Err(e) => return Err(e),

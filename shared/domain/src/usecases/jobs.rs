@@ -58,6 +58,7 @@ enum Handout {
 
 fn phase_line(phase: TargetState, message: &str) -> String {
     let base = match phase {
+        TargetState::Waiting => "Waiting for its batch",
         TargetState::Pending => "Pending",
         TargetState::Delivered => "Delivered",
         TargetState::Downloading => "Downloading package",
@@ -135,7 +136,9 @@ impl Berth {
         let (Some(target), Some(d)) = (target, deployment) else {
             return Ok(Handout::Withdrawn);
         };
-        if target.job_id != job.job_id || target.state.settled() || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
+        // A target waiting for its batch is sent its job when the batch starts: an older message is dropped.
+        let waiting = target.state == TargetState::Waiting;
+        if target.job_id != job.job_id || target.state.settled() || waiting || matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
             return Ok(Handout::Withdrawn);
         }
         // The receipt first (a claim names it): one that SQS does not know is
@@ -234,6 +237,9 @@ impl Berth {
                     tracing::info!(error = %e, "could not delete a finished job's message now");
                 }
             }
+            if next == TargetState::Failed {
+                self.retry_later(ctx.tenant, &d, &reported).await?;
+            }
             self.settle_deployment(ctx.tenant, deployment_id).await?;
         }
         Ok(JobEventOutcome { job_status: next, proceed: !next.settled() })
@@ -265,6 +271,8 @@ impl Berth {
     /// package becomes the environment's active version (the one before it
     /// superseded), all in one transaction.
     pub(crate) async fn settle_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<()> {
+        // A rollout in batches moves on first (it may halt, or skip what waits).
+        self.roll_on(tenant, id, Utc::now()).await?;
         let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else {
             return Ok(());
         };
@@ -294,6 +302,7 @@ impl Berth {
             && matches!(d.kind, DeploymentKind::Deploy | DeploymentKind::Redeploy)
             && d.only_runtime.is_none()
             && d.status == DeploymentStatus::InProgress
+            && !d.tolerated(&targets)
         {
             match self.policy_of(tenant, d.environment_id).await?.auto_rollback {
                 true => self.ports.deployments.active_version(tenant, d.environment_id, d.component_id).await?,

@@ -10,6 +10,7 @@ use crate::ids::{ComponentId, EnvironmentId};
 use crate::package::Package;
 use crate::page::PageRequest;
 use crate::policy::Change;
+use crate::rollout::RolloutRequest;
 use chrono::{DateTime, Utc};
 
 /// `POST /v1/deployments` with `latest_revision: true`.
@@ -22,6 +23,8 @@ pub struct NewLatestDeployment {
     pub hold_if_frozen: bool,
     pub commit: Option<String>,
     pub override_quarantine: bool,
+    /// How it goes out, if not as the policy says (only more carefully).
+    pub rollout: Option<RolloutRequest>,
 }
 
 /// The deployment, the package it deploys, and whether that package was made for it.
@@ -44,7 +47,11 @@ impl Berth {
         self.get_component(ctx, input.component_id).await?;
         ctx.require(Permission::Deploy)?;
         // Refuse what the policy forbids before packaging anything for it.
-        self.policy_of(ctx.tenant, env.id).await?.judge(Change::Deploy, &ctx.roles, Utc::now(), input.hold_if_frozen).enforce()?;
+        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        policy.judge(Change::Deploy, &ctx.roles, Utc::now(), input.hold_if_frozen).enforce()?;
+        if let Some(rollout) = &input.rollout {
+            self.rollout_over(ctx, &policy, env.id, rollout).await?;
+        }
         let (package, package_created) = match self.up_to_date_package(ctx, input.component_id).await? {
             Some(package) => (package, false),
             None => {
@@ -64,6 +71,7 @@ impl Berth {
                     hold_if_frozen: input.hold_if_frozen,
                     commit: input.commit,
                     override_quarantine: input.override_quarantine,
+                    rollout: input.rollout,
                 },
             )
             .await?;

@@ -18,6 +18,7 @@ mod latest;
 mod packages;
 mod quarantine;
 mod queue_access;
+mod rollouts;
 mod runtimes;
 mod sweeper;
 mod syncs;

@@ -16,6 +16,10 @@ pub struct SweepReport {
     pub released: usize,
     /// Queued deployments sent to the dispatcher again.
     pub requeued: usize,
+    /// Rollouts whose bake ended, moved on to their next batch.
+    pub batches: usize,
+    /// Failed targets sent their next try (`auto_retry`).
+    pub retried: usize,
 }
 
 /// Sweeps look at this many items of each kind at most.
@@ -32,6 +36,13 @@ impl Berth {
         for item in self.ports.deployments.overdue_targets(now, SWEEP_BATCH).await? {
             let Some(runtime) = item.runtime else { continue };
             let Some(target) = self.ports.deployments.get_target(item.tenant, item.deployment, runtime).await? else { continue };
+            if target.retry_at.is_some_and(|at| at <= now) {
+                let Some(d) = self.ports.deployments.get_deployment(item.tenant, item.deployment).await? else { continue };
+                if self.retry_target(item.tenant, &d, &target).await? {
+                    report.retried += 1;
+                }
+                continue;
+            }
             // Settled meanwhile, or not overdue after all.
             let Ok(expired) = target.step(TargetStep::Expire, now) else { continue };
             match self.ports.deployments.update_target(item.tenant, &expired, target.state, None).await {
@@ -40,11 +51,21 @@ impl Berth {
                 Err(e) => return Err(e),
             }
             self.event(item.tenant, item.deployment, Some(runtime), "Failed: the job did not finish before its deadline".into()).await;
+            if let Some(d) = self.ports.deployments.get_deployment(item.tenant, item.deployment).await? {
+                self.retry_later(item.tenant, &d, &expired).await?;
+            }
             self.settle_deployment(item.tenant, item.deployment).await?;
             report.timed_out += 1;
         }
         for item in self.ports.deployments.due_scheduled(now, SWEEP_BATCH).await? {
             let Some(d) = self.ports.deployments.get_deployment(item.tenant, item.deployment).await? else { continue };
+            if d.status == DeploymentStatus::InProgress {
+                // A rollout whose bake ended: its next batch starts.
+                self.roll_on(item.tenant, d.id, now).await?;
+                self.settle_deployment(item.tenant, d.id).await?;
+                report.batches += 1;
+                continue;
+            }
             let Ok(after) = d.step(DeploymentStep::Due, now) else { continue };
             let sweeper = Actor::system("sweeper");
             // A freeze window that began meanwhile holds it until the window ends.

@@ -68,7 +68,8 @@ impl Berth {
             TenantCtx { tenant, actor: Actor::system("sync"), roles: vec![], request_id: String::new(), client_request_id: None, tenant_suspended: false };
         let package = self.ports.packages.get_package(tenant, active.package_id).await?.ok_or(DomainError::not_found("package"))?;
         let hold_until = self.policy_of(tenant, active.environment_id).await?.frozen_until(Utc::now());
-        let sync = Deployment::new_sync(active, &package, "system:sync", runtime).cleared(Clearance { required_approvals: 0, hold_until }, None);
+        let sync = Deployment::new_sync(active, &package, "system:sync", runtime)
+            .cleared(Clearance { rollout: Default::default(), required_approvals: 0, hold_until }, None);
         self.record_and_queue(&ctx, &sync).await
     }
 

@@ -22,6 +22,7 @@ fn latest(component: ComponentId, env: berth_domain::ids::EnvironmentId) -> NewL
         hold_if_frozen: false,
         commit: None,
         override_quarantine: false,
+        rollout: None,
     }
 }
 

@@ -288,6 +288,7 @@ pub fn deploy_input(package: &Package, env: EnvironmentId) -> NewDeployment {
         hold_if_frozen: false,
         override_quarantine: false,
         commit: None,
+        rollout: None,
     }
 }
 

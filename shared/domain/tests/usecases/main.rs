@@ -16,6 +16,7 @@ mod promotion;
 mod quarantine;
 mod quotas;
 mod rollback;
+mod rollout;
 mod sqs_jobs;
 mod sync;
 mod webhooks;

@@ -1,5 +1,6 @@
 //! Request and response bodies of the deployment routes.
 
+use super::rollout::RolloutBody;
 use crate::routes::governance::views::ApprovalView;
 use berth_domain::deployment::{Deployment, DeploymentKind, DeploymentStatus, Target, TargetState};
 use berth_domain::package::OutdatedComponent;
@@ -34,6 +35,12 @@ pub struct DeploymentView {
     /// Set on undeploys sent to a single runtime that was detached.
     pub runtime_id: Option<Uuid>,
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// How it goes out, as resolved when it was requested.
+    pub rollout: RolloutBody,
+    /// In batches, once started: the batch under way, of how many, and when the next starts (it bakes until then).
+    pub batch: Option<u32>,
+    pub batches: Option<u32>,
+    pub next_batch_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -74,6 +81,10 @@ impl From<&Deployment> for DeploymentView {
             previous_package_id: d.previous_package_id.map(|p| p.as_uuid()),
             runtime_id: d.only_runtime.map(|r| r.as_uuid()),
             scheduled_at: d.scheduled_at,
+            rollout: RolloutBody::from(&d.rollout),
+            batch: d.progress.map(|p| p.batch),
+            batches: d.progress.map(|p| p.batches),
+            next_batch_at: d.progress.and_then(|p| p.next_batch_at),
             created_at: d.created_at,
             started_at: d.started_at,
             finished_at: d.finished_at,
@@ -100,10 +111,8 @@ pub struct CreateDeployment {
     pub notes: Option<String>,
     /// In the future: held as `scheduled` until then.
     pub scheduled_at: Option<DateTime<Utc>>,
-    /// Accepted for forward compatibility; every runtime is deployed at once.
-    #[allow(dead_code, reason = "parsed so that clients may send it; no handler reads it yet")]
-    #[schema(value_type = Option<Object>)]
-    pub rollout: Option<serde_json::Value>,
+    /// How it goes out: fields left out take the environment policy's; it may only be more careful.
+    pub rollout: Option<RolloutBody>,
     /// Inside a freeze window: hold the deployment until the window ends instead of refusing it.
     pub hold_if_frozen: Option<bool>,
     /// The source commit it deploys (absent: the package's).
@@ -204,6 +213,12 @@ pub struct TargetView {
     pub message: String,
     pub deadline: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Its rollout batch (1 when all go at once).
+    pub batch: u32,
+    /// Its try: 1, one more for each retry.
+    pub attempt: u32,
+    /// Failed with a try left (`auto_retry`): sent a new job then.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Target> for TargetView {
@@ -215,6 +230,9 @@ impl From<&Target> for TargetView {
             message: t.message.clone(),
             deadline: t.deadline,
             updated_at: t.updated_at,
+            batch: t.batch,
+            attempt: t.attempt,
+            retry_at: t.retry_at,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Request and response bodies of policies and approvals.
 
+use crate::routes::deployments::rollout::{AutoRetryBody, RolloutBody};
 use berth_domain::policy::{Approval, Decision, FreezeWindow, Policy};
 use berth_domain::values::{Role, Version};
 use chrono::{DateTime, Utc};
@@ -60,6 +61,12 @@ pub struct PolicyBody {
     pub freeze_windows: Vec<FreezeWindow>,
     #[serde(default)]
     pub auto_rollback: bool,
+    /// How its deployments go out by default (absent: all at once).
+    #[serde(default)]
+    pub rollout: Option<RolloutBody>,
+    /// Failed targets are tried again by themselves (absent or null: off).
+    #[serde(default)]
+    pub auto_retry: Option<AutoRetryBody>,
     /// Ignored on input (send `If-Match`), so a policy read can be sent back as it is; the current etag on output.
     #[serde(default)]
     pub etag: String,
@@ -82,6 +89,8 @@ impl From<&Policy> for PolicyBody {
             require_success_in: p.require_success_in.iter().map(|e| e.as_uuid()).collect(),
             freeze_windows: p.freeze_windows.clone(),
             auto_rollback: p.auto_rollback,
+            rollout: Some(RolloutBody::from(&p.rollout)),
+            auto_retry: p.auto_retry.as_ref().map(AutoRetryBody::from),
             etag: p.version.etag(),
         }
     }
@@ -97,6 +106,8 @@ impl From<PolicyBody> for Policy {
             require_success_in: b.require_success_in.into_iter().map(berth_domain::ids::EnvironmentId::from_uuid).collect(),
             freeze_windows: b.freeze_windows,
             auto_rollback: b.auto_rollback,
+            rollout: b.rollout.map(RolloutBody::into_rollout).unwrap_or_default(),
+            auto_retry: b.auto_retry.map(Into::into),
             version: Version(0),
         }
     }
