@@ -59,8 +59,44 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(berth_agent_gateway::openapi());
     doc.merge(berth_webhooks::openapi());
     declare_path_parameters(&mut doc);
+    constrain_parameters(&mut doc);
     declare_problem_responses(&mut doc);
     doc
+}
+
+/// States in each parameter's schema what the server checks, for the
+/// parameters every list (or several routes) share: `limit` is 1 to 100
+/// (`PageRequest`), an id is a UUID, `revision` a `u32` from 1, a time RFC 3339,
+/// `status` a deployment status.
+fn constrain_parameters(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::openapi::path::ParameterIn;
+    const DEPLOYMENT_STATUSES: [&str; 12] = [
+        "pending_approval", "approved", "scheduled", "queued", "in_progress", "succeeded", "failed", "partially_failed", "rolled_back", "superseded",
+        "cancelled", "rejected",
+    ];
+    let format = |known| Some(SchemaFormat::KnownFormat(known));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head, &mut item.options, &mut item.trace];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
+                    (ParameterIn::Query, "limit") => {
+                        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(berth_domain::page::PageRequest::MAX_LIMIT))
+                    }
+                    (ParameterIn::Path, "revision") => ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(u32::MAX)),
+                    (ParameterIn::Query, "from" | "to") => ObjectBuilder::new().schema_type(Type::String).format(format(KnownFormat::DateTime)),
+                    (ParameterIn::Query, "status") => ObjectBuilder::new().schema_type(Type::String).enum_values(Some(DEPLOYMENT_STATUSES)),
+                    (ParameterIn::Path | ParameterIn::Query, name) if name == "id" || name.ends_with("_id") && !matches!(name, "entity_id" | "delivery_id") => {
+                        ObjectBuilder::new().schema_type(Type::String).format(format(KnownFormat::Uuid))
+                    }
+                    _ => continue,
+                };
+                parameter.schema = Some(RefOr::T(Schema::Object(schema.build())));
+            }
+        }
+    }
 }
 
 /// The error statuses any operation may answer (with a problem+json body),

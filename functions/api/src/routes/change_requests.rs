@@ -92,7 +92,7 @@ pub async fn decide(
 }
 
 /// Creates the deployments of an approved change request.
-#[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", tag = "change requests", request_body = DeployChangeRequest,
+#[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", tag = "change requests", request_body = Option<DeployChangeRequest>,
     responses((status = 200, body = ChangeRequestView), (status = 403, description = "forbidden"), (status = 409, description = "not_approved, freeze_window, ...")),
     security(("bearer" = [])))]
 pub async fn deploy(

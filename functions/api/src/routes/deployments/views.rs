@@ -81,6 +81,7 @@ impl From<&Deployment> for DeploymentView {
 pub struct CreateDeployment {
     pub package_id: Uuid,
     pub environment_id: Uuid,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// In the future: held as `scheduled` until then.
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -91,6 +92,7 @@ pub struct CreateDeployment {
     /// Inside a freeze window: hold the deployment until the window ends instead of refusing it.
     pub hold_if_frozen: Option<bool>,
     /// The source commit it deploys (absent: the package's).
+    #[schema(schema_with = crate::routes::packages::views::commit)]
     pub commit: Option<String>,
     /// Deploy the version even though it is quarantined in the environment (it
     /// was rolled back there); recorded in the deployment's audit event as
@@ -103,6 +105,7 @@ pub struct CreateDeployment {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"notes": "back to the last good version", "hold_if_frozen": false}))]
 pub struct RollbackRequest {
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// Inside a freeze window: hold the rollback until the window ends instead of refusing it.
     pub hold_if_frozen: Option<bool>,
