@@ -60,8 +60,31 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(berth_webhooks::openapi());
     declare_path_parameters(&mut doc);
     constrain_parameters(&mut doc);
+    optional_bodies_are_left_out_not_null(&mut doc);
     declare_problem_responses(&mut doc);
     doc
+}
+
+/// utoipa spells an `Option<T>` request body as "null or T"; the server reads
+/// a body that may be left out (`OptionalJsonBody`) as absent or T, never
+/// `null`: so such a body is T, not required.
+fn optional_bodies_are_left_out_not_null(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{Schema, Type};
+    use utoipa::openapi::{RefOr, Required};
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head, &mut item.options, &mut item.trace];
+        for body in operations.into_iter().flatten().filter_map(|op| op.request_body.as_mut()) {
+            for content in body.content.values_mut() {
+                let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else { continue };
+                let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == Type::Null.into());
+                let mut rest = one_of.items.iter().filter(|s| !is_null(s));
+                if let (Some(only), None, true) = (rest.next(), rest.next(), one_of.items.iter().any(is_null)) {
+                    content.schema = Some(only.clone());
+                    body.required = Some(Required::False);
+                }
+            }
+        }
+    }
 }
 
 /// States in each parameter's schema what the server checks, for the
@@ -251,6 +274,69 @@ mod tests {
             Some(name) => &doc["components"]["schemas"][name],
             None => schema,
         }
+    }
+
+    /// Every JSON request body refuses unknown fields (`#[serde(deny_unknown_fields)]`,
+    /// which utoipa states as `additionalProperties: false`), and every id in a
+    /// path is a UUID: so a new route cannot leave either out of the document.
+    #[test]
+    fn every_request_body_refuses_unknown_fields_and_every_path_id_is_a_uuid() {
+        let doc = doc();
+        let mut loose = vec![];
+        let mut bodies = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                if let Some(media) = op["requestBody"]["content"]["application/json"].as_object() {
+                    bodies += 1;
+                    let schema = resolve(&doc, &media["schema"]);
+                    if schema["additionalProperties"] != Value::Bool(false) {
+                        loose.push(format!("{method} {path}: body {schema}"));
+                    }
+                }
+                for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path") {
+                    let name = p["name"].as_str().unwrap_or_default();
+                    let expected = match name {
+                        "revision" => (p["schema"]["type"] == "integer" && p["schema"]["minimum"] == 1, "an integer from 1"),
+                        // A delivery id is the sender's (`Berth-Delivery`), not Berth's.
+                        "delivery_id" => (p["schema"]["type"] == "string", "a string"),
+                        _ => (p["schema"]["format"] == "uuid", "a UUID"),
+                    };
+                    if !expected.0 {
+                        loose.push(format!("{method} {path}: {name} is not {}: {}", expected.1, p["schema"]));
+                    }
+                }
+            }
+        }
+        assert!(bodies > 30, "the document has its request bodies ({bodies})");
+        assert!(loose.is_empty(), "{loose:#?}");
+    }
+
+    #[test]
+    fn a_list_limit_is_documented_as_the_server_checks_it() {
+        let doc = doc();
+        let limit = doc["paths"]["/v1/environments"]["get"]["parameters"].as_array().expect("parameters").iter().find(|p| p["name"] == "limit").cloned();
+        let limit = limit.expect("limit is declared");
+        assert_eq!((limit["schema"]["minimum"].clone(), limit["schema"]["maximum"].clone()), (serde_json::json!(1), serde_json::json!(100)));
+        assert!(berth_domain::page::PageRequest::new(Some(100), None).is_ok() && berth_domain::page::PageRequest::new(Some(101), None).is_err());
+    }
+
+    #[test]
+    fn the_deployment_statuses_of_the_list_filter_are_the_domain_s() {
+        let doc = doc();
+        let status = doc["paths"]["/v1/deployments"]["get"]["parameters"].as_array().expect("parameters").iter().find(|p| p["name"] == "status").cloned();
+        let values = status.expect("status is declared")["schema"]["enum"].as_array().cloned().expect("an enum");
+        assert_eq!(values.len(), 12);
+        for v in values {
+            assert!(berth_domain::deployment::DeploymentStatus::parse(v.as_str().unwrap_or_default()).is_some(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_body_that_may_be_left_out_is_not_required_and_not_null() {
+        let doc = doc();
+        let body = &doc["paths"]["/v1/runtimes/{id}/registration-token"]["post"]["requestBody"];
+        assert_eq!(body["required"], Value::Bool(false), "{body}");
+        assert_eq!(body["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/IssueRegistrationToken");
     }
 
     /// The attack matrix (tests/attack) sends these examples; without one it cannot call the route.

@@ -281,3 +281,58 @@ pub fn hold_if_frozen_of(parts: &Parts) -> Result<bool, ApiError> {
 pub fn path_id<T: std::str::FromStr>(raw: &str, entity: &'static str) -> Result<T, ApiError> {
     raw.parse::<T>().map_err(|_| ApiError::bad_request("invalid_id", format!("{entity} id must be a UUID")))
 }
+
+/// Whole numbers of request bodies, for `#[serde(deserialize_with = ...)]`:
+/// JSON does not tell `3` from `3.0`, and JSON Schema's `integer` (what the
+/// OpenAPI document says) admits both, so a whole `3.0` reads as 3. A
+/// fraction, or a number out of the type's range, is refused as before.
+pub mod whole {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn read<E: Error, T: TryFrom<i64>>(n: serde_json::Number) -> Result<T, E> {
+        let whole = match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Some(i),
+            (None, Some(f)) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Some(f as i64),
+            _ => None,
+        };
+        whole.and_then(|i| T::try_from(i).ok()).ok_or_else(|| E::custom(format!("invalid value: {n}, expected a whole number in range")))
+    }
+
+    /// A whole number.
+    pub fn number<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+        read(serde_json::Number::deserialize(d)?)
+    }
+
+    /// A whole number or null; with `#[serde(default)]`, it may be left out.
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?.map(read).transpose()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            #[serde(default, deserialize_with = "super::optional")]
+            n: Option<u32>,
+        }
+
+        fn read(json: &str) -> Result<Option<u32>, String> {
+            serde_json::from_str::<Body>(json).map(|b| b.n).map_err(|e| e.to_string())
+        }
+
+        #[test]
+        fn a_whole_number_reads_whether_or_not_it_is_written_with_a_fraction() {
+            assert_eq!(read(r#"{"n": 3}"#), Ok(Some(3)));
+            assert_eq!(read(r#"{"n": 3.0}"#), Ok(Some(3)));
+            assert_eq!(read(r#"{"n": null}"#), Ok(None));
+            assert_eq!(read("{}"), Ok(None));
+        }
+
+        #[test]
+        fn a_fraction_a_negative_or_an_overflow_is_refused() {
+            for json in [r#"{"n": 3.5}"#, r#"{"n": -1}"#, r#"{"n": 4294967296}"#, r#"{"n": 1e300}"#, r#"{"n": "3"}"#] {
+                assert!(read(json).is_err(), "{json}");
+            }
+        }
+    }
+}

@@ -59,7 +59,7 @@ fn some_roles() -> utoipa::openapi::schema::Array {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"required_approvals": 1, "approver_roles": ["approver"], "allow_self_approval": false, "deployer_roles": ["deployer", "admin"], "require_success_in": ["6a2d9c14-3e5f-4b7a-8c1d-0f2e4a6b8c9d"], "freeze_windows": [], "auto_rollback": true}))]
 pub struct PolicyBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "berth_web::extract::whole::number")]
     #[schema(maximum = 10)]
     pub required_approvals: u32,
     /// At least one when `required_approvals` is above 0.

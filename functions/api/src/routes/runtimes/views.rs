@@ -94,6 +94,7 @@ pub struct CreateRuntime {
     #[schema(schema_with = runtime_kind)]
     pub kind: Option<RuntimeKind>,
     /// How long the registration token is accepted: 60 to 2592000 (30 days); default 86400 (24 h).
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
     #[schema(minimum = 60, maximum = 2_592_000)]
     pub registration_token_ttl_seconds: Option<i64>,
 }
@@ -108,6 +109,7 @@ fn runtime_kind() -> utoipa::openapi::Object {
 #[schema(example = json!({"registration_token_ttl_seconds": 3600}))]
 pub struct IssueRegistrationToken {
     /// How long the new token is accepted: 60 to 2592000 (30 days); default 86400 (24 h).
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
     #[schema(minimum = 60, maximum = 2_592_000)]
     pub registration_token_ttl_seconds: Option<i64>,
 }

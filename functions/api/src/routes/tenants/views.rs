@@ -58,10 +58,13 @@ pub struct CreateTenant {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PlanInput {
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
     #[schema(maximum = 100_000)]
     pub connection_licenses: Option<u32>,
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
     #[schema(maximum = 100_000)]
     pub max_runtimes: Option<u32>,
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
     #[schema(maximum = 100_000)]
     pub max_environments: Option<u32>,
 }

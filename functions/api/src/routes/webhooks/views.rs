@@ -128,6 +128,7 @@ impl From<PatchWebhook> for WebhookPatch {
 #[schema(example = json!({"overlap_seconds": 3600}))]
 pub struct RotateSecret {
     /// How long the current secret keeps verifying: 0 to 604800 seconds (default 86400).
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
     #[schema(minimum = 0, maximum = 604_800)]
     pub overlap_seconds: Option<i64>,
 }
