@@ -24,8 +24,14 @@ pub struct RegisterBody {
     pub registration_token: String,
     /// Renames the runtime: 1 to 100 characters, no control characters, not only white space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// Semantic version of the agent: 1 to 64 printable ASCII characters.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, pattern = "^[ -~]*[!-~][ -~]*$"))]

@@ -46,7 +46,12 @@ pub fn optional_name() -> Object {
 /// Free text of 1 to `max` characters with no control character (a commit,
 /// an agent version).
 pub fn printable(max: usize, optional: bool) -> Object {
-    ObjectBuilder::new().schema_type(nullable(Type::String, optional)).min_length(Some(1)).max_length(Some(max)).pattern(Some(format!("^[^{CONTROL}]*$"))).build()
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String, optional))
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(format!("^[^{CONTROL}]*$")))
+        .build()
 }
 
 /// Standard base64 with its padding (and zero trailing bits, as the decoder
@@ -73,10 +78,7 @@ pub fn optional_base64() -> Object {
 /// A package's version label (`VersionLabel::parse`): 1 to 64 of letters,
 /// digits, `.`, `_`, `-`, `+`, with white space around it allowed (it is trimmed).
 pub fn optional_version_label() -> Object {
-    ObjectBuilder::new()
-        .schema_type(nullable(Type::String, true))
-        .pattern(Some(format!("^[{TRIMMED}]*[A-Za-z0-9._+-]{{1,64}}[{TRIMMED}]*$")))
-        .build()
+    ObjectBuilder::new().schema_type(nullable(Type::String, true)).pattern(Some(format!("^[{TRIMMED}]*[A-Za-z0-9._+-]{{1,64}}[{TRIMMED}]*$"))).build()
 }
 
 /// A string that is one of `values` (a serde enum's snake_case names).
