@@ -197,6 +197,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // First JSON itself (400 when it is not), then its shape (422 naming the field).
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    // Every body is an object; serde would read a struct from an array of its
+    // fields in order too (`[null, null]`), which no client means.
+    if !value.is_object() {
+        return Err(ApiError::Domain(DomainError::Validation { code: "validation_failed", errors: vec![FieldError::new("body", "must be a JSON object")] }));
+    }
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." { "body".to_string() } else { path };
@@ -333,6 +338,28 @@ pub mod whole {
             for json in [r#"{"n": 3.5}"#, r#"{"n": -1}"#, r#"{"n": 4294967296}"#, r#"{"n": 1e300}"#, r#"{"n": "3"}"#] {
                 assert!(read(json).is_err(), "{json}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "only parsed")]
+    struct Body {
+        content: Option<String>,
+        references: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_refused_even_when_serde_would_read_it() {
+        assert!(parse_json::<Body>(br#"{"content": null}"#).is_ok());
+        for raw in [&br#"[null, null]"#[..], br#"[]"#, br#""x""#, b"3", b"null"] {
+            let err = parse_json::<Body>(raw).expect_err("not an object");
+            assert!(matches!(err, ApiError::Domain(DomainError::Validation { .. })), "{}: {err:?}", String::from_utf8_lossy(raw));
         }
     }
 }
