@@ -63,10 +63,15 @@ tenant="$(curl -sf -X POST "$base/platform/v1/tenants" -H "Authorization: Bearer
 token="$(./target/debug/berth-local token --tenant "$tenant" --roles admin,developer,deployer,approver --sub schemathesis@berth.example)"
 
 log "fuzzing $base/v1/openapi.json for ${SECONDS_BUDGET}s (tenant $tenant; server log $server_log)"
+# Every check but `use_after_free`, which expects a deleted resource to answer
+# 404: two DELETEs keep it readable by design (a revoked API key stays, with
+# `revoked_at`, for the audit trail; a deleted package stays, marked `deleted`,
+# as deployments name it), and 4.32.5's stateful phase does not honour a
+# per-operation `enabled = false` for it.
 # One worker: hypothesis's lambda descriptions call ast.parse, which CPython
 # 3.11 does not make thread-safe ("AST constructor recursion depth mismatch").
 SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$HERE" "$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run "$base/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
-    --checks "${BERTH_SCHEMATHESIS_CHECKS:-all}" \
+    --checks all --exclude-checks use_after_free \
     --max-time "$SECONDS_BUDGET" --workers 1 --request-timeout 30 \
     --suppress-health-check all --no-color
