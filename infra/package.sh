@@ -57,6 +57,22 @@ if sys.argv[1].startswith("aarch64"):
 open("target/package/template.yaml", "w").writelines(out)
 PY
 
+# No binary may need a newer glibc than the target's (what zig was asked for).
+want_glibc="${TARGET##*-gnu.}"
+if [ "$want_glibc" != "$TARGET" ]; then
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+    for f in "${FUNCTIONS[@]}"; do
+        unzip -p "target/lambda/$f/bootstrap.zip" bootstrap >"$scratch/bootstrap"
+        needs="$(objdump -T "$scratch/bootstrap" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+        if [ "$(printf '%s\n%s\n' "$needs" "$want_glibc" | sort -V | tail -1)" != "$want_glibc" ]; then
+            echo "package: $f needs glibc $needs, newer than the target's $want_glibc" >&2
+            exit 1
+        fi
+        echo "package: $f needs glibc $needs at most (target $want_glibc)"
+    done
+fi
+
 echo "package: target/package/template.yaml"
 for f in "${FUNCTIONS[@]}"; do
     zip="target/lambda/$f/bootstrap.zip"

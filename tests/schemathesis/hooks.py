@@ -1,5 +1,7 @@
 """Berth's own schemathesis check, loaded through SCHEMATHESIS_HOOKS by run.sh."""
 
+import re
+
 import schemathesis
 
 
@@ -19,4 +21,41 @@ def errors_are_problems_with_a_code(ctx, response, case):
         raise AssertionError(f"{response.status_code} problem without a string code: {problem!r}")
     if problem.get("status") != response.status_code:
         raise AssertionError(f"{response.status_code} problem says status {problem.get('status')!r}")
+    return None
+
+
+# The fields whose refusal of schema-valid data depends on data, not shape
+# (see schemathesis.toml): by operation, the field paths (as the 422 names
+# them, indices stripped) a positive request may be refused on.
+CURSOR = {"cursor"}
+PositiveRefusals = {
+    "POST /v1/components": {"references[]"},
+    "POST /v1/components/{id}/revisions": {"references[]", "references"},
+    "PUT /v1/environments/{id}/policy": {"require_success_in[]", "require_success_in", "approver_roles", "freeze_windows[].end"},
+    "POST /v1/api-keys": {"expires_at"},
+    "POST /v1/deployments": {"scheduled_at"},
+    "GET /v1/audit/verify": CURSOR,
+}
+
+
+def _field_pattern(field):
+    return re.sub(r"\[\d+\]", "[]", field)
+
+
+@schemathesis.check
+def positive_data_refused_only_for_state(ctx, response, case):
+    """Schema-valid data answered 422 only on a field whose validity depends on stored data or the clock."""
+    meta = case.meta
+    if response.status_code != 422 or meta is None or not meta.generation.mode.is_positive:
+        return None
+    try:
+        problem = response.json()
+    except Exception:  # noqa: BLE001 - errors_are_problems_with_a_code reports it
+        return None
+    fields = {_field_pattern(e.get("field", "")) for e in problem.get("errors") or [] if isinstance(e, dict)}
+    allowed = PositiveRefusals.get(f"{case.operation.method.upper()} {case.operation.path}", set())
+    if case.method.upper() == "GET":
+        allowed = allowed | CURSOR
+    if not fields or not fields <= allowed:
+        raise AssertionError(f"schema-valid data refused 422 on {sorted(fields - allowed) or problem.get('code')!r}: {problem.get('errors')!r}")
     return None

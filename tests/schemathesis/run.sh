@@ -2,8 +2,12 @@
 # Fuzzes the served OpenAPI document with schemathesis: a berth-local on a
 # free port, on resources of its own in the running LocalStack, with a tenant
 # created through the platform API and a token holding every tenant role.
-# Checks: no 5xx (not_a_server_error), and every 4xx/5xx is
-# application/problem+json with a string `code` (hooks.py).
+# Checks: all of schemathesis's (`--checks all`: no 5xx, every status,
+# content type, header and response body as documented, schema-valid requests
+# accepted and schema-invalid ones refused, ...), tuned in schemathesis.toml
+# beside this script; and two of Berth's (hooks.py): every 4xx/5xx is
+# application/problem+json with a string `code`, and schema-valid data is
+# refused 422 only on fields whose validity depends on stored data or the clock.
 #
 #   tests/schemathesis/run.sh          # what `make test` runs (LocalStack up, AWS_* set)
 #   BERTH_SCHEMATHESIS_SECONDS=300 tests/schemathesis/run.sh
@@ -59,10 +63,15 @@ tenant="$(curl -sf -X POST "$base/platform/v1/tenants" -H "Authorization: Bearer
 token="$(./target/debug/berth-local token --tenant "$tenant" --roles admin,developer,deployer,approver --sub schemathesis@berth.example)"
 
 log "fuzzing $base/v1/openapi.json for ${SECONDS_BUDGET}s (tenant $tenant; server log $server_log)"
+# Every check but `use_after_free`, which expects a deleted resource to answer
+# 404: two DELETEs keep it readable by design (a revoked API key stays, with
+# `revoked_at`, for the audit trail; a deleted package stays, marked `deleted`,
+# as deployments name it), and 4.32.5's stateful phase does not honour a
+# per-operation `enabled = false` for it.
 # One worker: hypothesis's lambda descriptions call ast.parse, which CPython
 # 3.11 does not make thread-safe ("AST constructor recursion depth mismatch").
-SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$HERE" "$VENV/bin/schemathesis" run "$base/v1/openapi.json" \
+SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$HERE" "$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run "$base/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
-    --checks not_a_server_error,errors_are_problems_with_a_code \
+    --checks all --exclude-checks use_after_free \
     --max-time "$SECONDS_BUDGET" --workers 1 --request-timeout 30 \
     --suppress-health-check all --no-color

@@ -175,8 +175,9 @@ pub fn check_parts(overview: &str, items: &[PackageId], links: &[String]) -> cra
         v.push("links", format!("at most {MAX_LINKS} links"));
     }
     for (i, link) in links.iter().enumerate() {
-        if !(link.starts_with("https://") || link.starts_with("http://")) || link.len() > 2000 || link.chars().any(char::is_whitespace) {
-            v.push(&format!("links[{i}]"), "must be an http(s) URL of at most 2000 characters");
+        // A URL is printable ASCII (RFC 3986): other characters are percent-encoded.
+        if !(link.starts_with("https://") || link.starts_with("http://")) || link.len() > 2000 || !link.bytes().all(|b| b.is_ascii_graphic()) {
+            v.push(&format!("links[{i}]"), "must be an http(s) URL of at most 2000 printable ASCII characters");
         }
     }
     v.finish()

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// A period (UTC) in which deployments are refused or held; `weekly` repeats it every 7 days.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FreezeWindow {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

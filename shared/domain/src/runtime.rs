@@ -249,10 +249,13 @@ pub struct Heartbeat {
     pub at: DateTime<Utc>,
 }
 
-/// Agent-reported versions are free text but bounded.
+/// Agent-reported versions are free text but bounded: 1 to 64 printable
+/// ASCII characters (spaces allowed, not only spaces) as sent, stored trimmed.
+/// Measured as sent and kept to ASCII so that the OpenAPI document can state
+/// the rule as a length and a pattern.
 pub fn parse_agent_version(raw: &str) -> Result<String, String> {
     let v = raw.trim();
-    if v.is_empty() || v.len() > 64 || v.chars().any(char::is_control) {
+    if v.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| (b' '..=b'~').contains(&b)) {
         return Err("must be 1 to 64 printable characters".into());
     }
     Ok(v.to_string())

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A display name: trimmed, 1 to 100 characters, no control characters.
+/// A display name: 1 to 100 characters as sent, no control characters, not
+/// only white space; stored trimmed. (Checked as sent, not once trimmed, so
+/// that the OpenAPI document can state the rule as a length and a pattern.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Name(String);
@@ -16,10 +18,10 @@ impl Name {
         if trimmed.is_empty() {
             return Err("must not be empty".into());
         }
-        if trimmed.chars().count() > Self::MAX_CHARS {
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
-        if trimmed.chars().any(char::is_control) {
+        if raw.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
         Ok(Self(trimmed.to_string()))
@@ -204,6 +206,13 @@ mod tests {
     fn a_name_with_control_characters_is_refused() {
         assert!(Name::parse("Prod\u{0}").is_err());
         assert!(Name::parse("Pr\nod").is_err());
+        assert!(Name::parse("\tProd\n").is_err(), "even where trimming would remove them");
+    }
+
+    #[test]
+    fn a_name_is_measured_as_sent() {
+        assert!(Name::parse(&format!(" {} ", "a".repeat(98))).is_ok());
+        assert!(Name::parse(&format!(" {}", "a".repeat(100))).is_err());
     }
 
     #[test]

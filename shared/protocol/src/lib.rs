@@ -22,10 +22,19 @@ use utoipa::ToSchema;
 pub struct RegisterBody {
     /// The one-time `registration_token` of `POST /v1/runtimes`.
     pub registration_token: String,
-    /// Renames the runtime.
+    /// Renames the runtime: 1 to 100 characters, no control characters, not only white space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: Option<String>,
-    /// Semantic version of the agent.
+    /// Semantic version of the agent: 1 to 64 printable ASCII characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, pattern = "^[ -~]*[!-~][ -~]*$"))]
     pub agent_version: String,
 }
 
@@ -76,6 +85,8 @@ pub struct RunningPackage {
     "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]})))]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatBody {
+    /// 1 to 64 printable ASCII characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, pattern = "^[ -~]*[!-~][ -~]*$"))]
     pub agent_version: String,
     pub status: AgentHealth,
     /// What the runtime runs (at most 1000 entries).

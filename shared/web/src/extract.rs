@@ -197,6 +197,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // First JSON itself (400 when it is not), then its shape (422 naming the field).
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    // Every body is an object; serde would read a struct from an array of its
+    // fields in order too (`[null, null]`), which no client means.
+    if !value.is_object() {
+        return Err(ApiError::Domain(DomainError::Validation { code: "validation_failed", errors: vec![FieldError::new("body", "must be a JSON object")] }));
+    }
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
         let field = if path == "." { "body".to_string() } else { path };
@@ -280,4 +285,81 @@ pub fn hold_if_frozen_of(parts: &Parts) -> Result<bool, ApiError> {
 /// Parses a path id into its typed id: 400 `invalid_id` when it is not a UUID.
 pub fn path_id<T: std::str::FromStr>(raw: &str, entity: &'static str) -> Result<T, ApiError> {
     raw.parse::<T>().map_err(|_| ApiError::bad_request("invalid_id", format!("{entity} id must be a UUID")))
+}
+
+/// Whole numbers of request bodies, for `#[serde(deserialize_with = ...)]`:
+/// JSON does not tell `3` from `3.0`, and JSON Schema's `integer` (what the
+/// OpenAPI document says) admits both, so a whole `3.0` reads as 3. A
+/// fraction, or a number out of the type's range, is refused as before.
+pub mod whole {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn read<E: Error, T: TryFrom<i64>>(n: serde_json::Number) -> Result<T, E> {
+        let whole = match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Some(i),
+            (None, Some(f)) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Some(f as i64),
+            _ => None,
+        };
+        whole.and_then(|i| T::try_from(i).ok()).ok_or_else(|| E::custom(format!("invalid value: {n}, expected a whole number in range")))
+    }
+
+    /// A whole number.
+    pub fn number<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+        read(serde_json::Number::deserialize(d)?)
+    }
+
+    /// A whole number or null; with `#[serde(default)]`, it may be left out.
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?.map(read).transpose()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            #[serde(default, deserialize_with = "super::optional")]
+            n: Option<u32>,
+        }
+
+        fn read(json: &str) -> Result<Option<u32>, String> {
+            serde_json::from_str::<Body>(json).map(|b| b.n).map_err(|e| e.to_string())
+        }
+
+        #[test]
+        fn a_whole_number_reads_whether_or_not_it_is_written_with_a_fraction() {
+            assert_eq!(read(r#"{"n": 3}"#), Ok(Some(3)));
+            assert_eq!(read(r#"{"n": 3.0}"#), Ok(Some(3)));
+            assert_eq!(read(r#"{"n": null}"#), Ok(None));
+            assert_eq!(read("{}"), Ok(None));
+        }
+
+        #[test]
+        fn a_fraction_a_negative_or_an_overflow_is_refused() {
+            for json in [r#"{"n": 3.5}"#, r#"{"n": -1}"#, r#"{"n": 4294967296}"#, r#"{"n": 1e300}"#, r#"{"n": "3"}"#] {
+                assert!(read(json).is_err(), "{json}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "only parsed")]
+    struct Body {
+        content: Option<String>,
+        references: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_refused_even_when_serde_would_read_it() {
+        assert!(parse_json::<Body>(br#"{"content": null}"#).is_ok());
+        for raw in [&br#"[null, null]"#[..], br#"[]"#, br#""x""#, b"3", b"null"] {
+            let err = parse_json::<Body>(raw).expect_err("not an object");
+            assert!(matches!(err, ApiError::Domain(DomainError::Validation { .. })), "{}: {err:?}", String::from_utf8_lossy(raw));
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod extract;
 pub mod idempotency;
 pub mod problem;
+pub mod schema;
 pub mod telemetry;
 
 pub use api_key::ApiKeys;

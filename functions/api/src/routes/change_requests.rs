@@ -25,7 +25,7 @@ fn id_of(raw: &str) -> Result<ChangeRequestId, ApiError> {
     path_id::<ChangeRequestId>(raw, "change request")
 }
 
-#[utoipa::path(post, path = "/v1/change-requests", tag = "change requests", request_body = CreateChangeRequest,
+#[utoipa::path(post, path = "/v1/change-requests", operation_id = "create_change_request", tag = "change requests", request_body = CreateChangeRequest,
     responses((status = 201, body = ChangeRequestView)), security(("bearer" = [])))]
 pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreateChangeRequest>) -> Result<Response, ApiError> {
     let input = ChangeRequestInput {
@@ -40,7 +40,7 @@ pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body)
     Ok(created(format!("/v1/change-requests/{}", cr.id), Some(cr.version.etag()), view(&state, &ctx, &cr).await?))
 }
 
-#[utoipa::path(get, path = "/v1/change-requests", tag = "change requests", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/change-requests", operation_id = "list_change_requests", tag = "change requests", params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListOf<ChangeRequestView>)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page): PageQuery) -> Result<Json<ListOf<ChangeRequestView>>, ApiError> {
     let page = state.berth.list_change_requests(&ctx, &page).await?;
@@ -51,14 +51,14 @@ pub async fn list(State(state): State<AppState>, Ctx(ctx): Ctx, PageQuery(page):
     Ok(Json(ListOf { items, next_cursor: page.next_cursor }))
 }
 
-#[utoipa::path(get, path = "/v1/change-requests/{id}", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/change-requests/{id}", operation_id = "get_change_request", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let cr = state.berth.get_change_request(&ctx, id_of(&id)?).await?;
     Ok(with_etag(cr.version.etag(), view(&state, &ctx, &cr).await?))
 }
 
 /// Edits it; new items void the approvals given so far.
-#[utoipa::path(patch, path = "/v1/change-requests/{id}", tag = "change requests", request_body = PatchChangeRequest,
+#[utoipa::path(patch, path = "/v1/change-requests/{id}", operation_id = "patch_change_request", tag = "change requests", request_body = PatchChangeRequest,
     responses((status = 200, body = ChangeRequestView), (status = 412)), security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -73,13 +73,13 @@ pub async fn patch(
     Ok(with_etag(cr.version.etag(), view(&state, &ctx, &cr).await?))
 }
 
-#[utoipa::path(post, path = "/v1/change-requests/{id}/submit", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/change-requests/{id}/submit", operation_id = "submit_change_request", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
 pub async fn submit(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeRequestView>, ApiError> {
     let cr = state.berth.submit_change_request(&ctx, id_of(&id)?).await?;
     Ok(Json(view(&state, &ctx, &cr).await?))
 }
 
-#[utoipa::path(post, path = "/v1/change-requests/{id}/approvals", tag = "change requests", request_body = CreateApproval,
+#[utoipa::path(post, path = "/v1/change-requests/{id}/approvals", operation_id = "decide_change_request", tag = "change requests", request_body = CreateApproval,
     responses((status = 201, body = ChangeRequestView)), security(("bearer" = [])))]
 pub async fn decide(
     State(state): State<AppState>,
@@ -93,7 +93,7 @@ pub async fn decide(
 
 /// Creates the deployments of an approved change request (refused 409 `outdated_items`,
 /// listing them, while an item is outdated, unless `accept_outdated`).
-#[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", tag = "change requests", request_body = DeployChangeRequest,
+#[utoipa::path(post, path = "/v1/change-requests/{id}/deploy", operation_id = "deploy_change_request", tag = "change requests", request_body = Option<DeployChangeRequest>,
     responses((status = 200, body = ChangeRequestView), (status = 403, description = "forbidden"), (status = 409, description = "not_approved, outdated_items, freeze_window, ...")),
     security(("bearer" = [])))]
 pub async fn deploy(
@@ -109,7 +109,7 @@ pub async fn deploy(
 
 /// The dry run of every item against the target environment (as `POST /v1/deployments/validate`,
 /// judged as the change request's deploy), with an `outdated` warning for an outdated item.
-#[utoipa::path(post, path = "/v1/change-requests/{id}/validate", tag = "change requests",
+#[utoipa::path(post, path = "/v1/change-requests/{id}/validate", operation_id = "validate_change_request", tag = "change requests",
     responses((status = 200, body = ChangeValidationView), (status = 404)), security(("bearer" = [])))]
 pub async fn validate(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeValidationView>, ApiError> {
     let reports = state.berth.validate_change_request(&ctx, id_of(&id)?).await?;
@@ -117,7 +117,7 @@ pub async fn validate(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Pa
 }
 
 /// Which items' components (or bundled children) were revised after packaging (`outdated`).
-#[utoipa::path(post, path = "/v1/change-requests/{id}/scan", tag = "change requests",
+#[utoipa::path(post, path = "/v1/change-requests/{id}/scan", operation_id = "scan_change_request", tag = "change requests",
     responses((status = 200, body = ChangeScanView), (status = 404)), security(("bearer" = [])))]
 pub async fn scan(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeScanView>, ApiError> {
     let scan = state.berth.scan_change_request(&ctx, id_of(&id)?).await?;
@@ -125,7 +125,7 @@ pub async fn scan(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<S
 }
 
 /// Closes it once its deployments succeeded (409 `deployments_not_finished` before).
-#[utoipa::path(post, path = "/v1/change-requests/{id}/complete", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/change-requests/{id}/complete", operation_id = "complete_change_request", tag = "change requests", responses((status = 200, body = ChangeRequestView)), security(("bearer" = [])))]
 pub async fn complete(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<ChangeRequestView>, ApiError> {
     let cr = state.berth.complete_change_request(&ctx, id_of(&id)?).await?;
     Ok(Json(view(&state, &ctx, &cr).await?))

@@ -227,7 +227,7 @@ pub async fn undeploy(State(state): State<AppState>, Ctx(ctx): Ctx, Path((id, co
 
 /// Rolls the component back to the version active before the current one, through the
 /// environment's policy as a deploy (roles, freeze windows, approvals).
-#[utoipa::path(post, path = "/v1/environments/{id}/active/{component_id}/rollback", tag = "deployments", request_body = RollbackRequest,
+#[utoipa::path(post, path = "/v1/environments/{id}/active/{component_id}/rollback", tag = "deployments", request_body = Option<RollbackRequest>,
     responses((status = 201, body = DeploymentView), (status = 403, description = "forbidden"), (status = 404, description = "not active there"),
         (status = 409, description = "no_previous_version, freeze_window, deployment_in_progress, ...")),
     security(("bearer" = [])))]

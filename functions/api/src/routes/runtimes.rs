@@ -52,7 +52,7 @@ pub async fn delete_runtime(State(state): State<AppState>, Ctx(ctx): Ctx, Path(i
 
 /// Issues a new registration token (shown once), voiding any earlier one. For a registered runtime this is how its machine
 /// is replaced: its current credential keeps working until the new token is used, then the new registration replaces it.
-#[utoipa::path(post, path = "/v1/runtimes/{id}/registration-token", tag = "runtimes", request_body = IssueRegistrationToken,
+#[utoipa::path(post, path = "/v1/runtimes/{id}/registration-token", tag = "runtimes", request_body = Option<IssueRegistrationToken>,
     responses((status = 200, body = RuntimeView), (status = 404), (status = 409, description = "runtime_changed"), (status = 422, description = "validation_failed")),
     security(("bearer" = [])))]
 pub async fn issue_registration_token(

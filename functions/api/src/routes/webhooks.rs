@@ -65,7 +65,7 @@ pub async fn delete_webhook(State(state): State<AppState>, Ctx(ctx): Ctx, Path(i
 }
 
 /// A new signing secret, shown once; the current one keeps verifying for `overlap_seconds` (default a day).
-#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", request_body = RotateSecret,
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", request_body = Option<RotateSecret>,
     responses((status = 200, body = WebhookWithSecretView), (status = 404), (status = 422, description = "overlap_seconds out of range")), security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,

@@ -45,13 +45,18 @@ impl From<&ApiKey> for ApiKeyView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "ci-main", "roles": ["developer", "deployer"], "expires_at": "2027-03-01T00:00:00Z"}))]
 pub struct CreateApiKey {
-    #[schema(value_type = String)]
+    #[schema(schema_with = berth_web::schema::name)]
     pub name: Name,
     /// At least one; each must be a role your own token carries (403 `roles_exceed_creator` otherwise).
-    #[schema(value_type = Vec<String>, example = json!(["deployer"]))]
+    #[schema(schema_with = roles)]
     pub roles: Vec<Role>,
     /// Default: 90 days from now; at most 365 days ahead.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One tenant role or more.
+fn roles() -> utoipa::openapi::schema::Array {
+    berth_web::schema::array_of(&berth_web::schema::TENANT_ROLES, 1, false)
 }
 
 impl From<CreateApiKey> for NewApiKey {

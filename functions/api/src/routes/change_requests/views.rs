@@ -160,28 +160,77 @@ pub struct ChangeItemInput {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Release 1.4", "overview": "ERP retry", "change_type": "normal", "target_environment_id": "0e7c2f4a-8b1d-4c6e-9f3a-2d5b7c9e1f40", "items": [{"package_id": "8f3b2a10-6c4d-4e8f-b1a2-3c4d5e6f7a8b"}], "links": ["https://tickets.example/CHG-1042"]}))]
 pub struct CreateChangeRequest {
-    #[schema(value_type = String)]
+    #[schema(schema_with = berth_web::schema::name)]
     pub name: Name,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub overview: String,
-    #[schema(value_type = String, example = "normal")]
+    #[schema(schema_with = change_type)]
     pub change_type: ChangeType,
     pub target_environment_id: Uuid,
+    /// 1 to 50 packages, each once.
+    #[schema(schema_with = items)]
     pub items: Vec<ChangeItemInput>,
+    /// At most 20 http(s) URLs (printable ASCII), each at most 2000 characters.
     #[serde(default)]
+    #[schema(schema_with = links)]
     pub links: Vec<String>,
+}
+
+/// At most 20 http(s) URLs of at most 2000 printable ASCII characters (`check_parts`).
+fn links_of(optional: bool) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let link = ObjectBuilder::new().schema_type(Type::String).max_length(Some(2000)).pattern(Some("^https?://[!-~]*$"));
+    let array = ArrayBuilder::new().items(link).max_items(Some(20));
+    if optional { array.schema_type(SchemaType::from_iter([Type::Array, Type::Null])).build() } else { array.build() }
+}
+
+/// 1 to 50 packages, each once (`check_parts`).
+fn items_of(optional: bool) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    let array = ArrayBuilder::new().items(utoipa::openapi::Ref::from_schema_name("ChangeItemInput")).min_items(Some(1)).max_items(Some(50)).unique_items(true);
+    if optional { array.schema_type(SchemaType::from_iter([Type::Array, Type::Null])).build() } else { array.build() }
+}
+
+fn items() -> utoipa::openapi::schema::Array {
+    items_of(false)
+}
+
+fn optional_items() -> utoipa::openapi::schema::Array {
+    items_of(true)
+}
+
+fn links() -> utoipa::openapi::schema::Array {
+    links_of(false)
+}
+
+fn optional_links() -> utoipa::openapi::schema::Array {
+    links_of(true)
+}
+
+/// `ChangeType`'s names.
+fn change_type() -> utoipa::openapi::Object {
+    berth_web::schema::one_of(&["standard", "normal", "emergency"])
+}
+
+/// `ChangeType`'s names, or null.
+fn optional_change_type() -> utoipa::openapi::Object {
+    berth_web::schema::optional_one_of(&["standard", "normal", "emergency"])
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"overview": "ERP retry, with the new timeout"}))]
 pub struct PatchChangeRequest {
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = berth_web::schema::optional_name)]
     pub name: Option<Name>,
+    #[schema(max_length = 4000)]
     pub overview: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = optional_change_type)]
     pub change_type: Option<ChangeType>,
+    #[schema(schema_with = optional_items)]
     pub items: Option<Vec<ChangeItemInput>>,
+    #[schema(schema_with = optional_links)]
     pub links: Option<Vec<String>>,
 }
 

@@ -72,15 +72,36 @@ impl From<&Revision> for RevisionView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Orders to ERP", "type": "process", "content": "PHByb2Nlc3MgbmFtZT0ib3JkZXJzIi8+", "references": ["5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31"]}))]
 pub struct CreateComponent {
-    #[schema(value_type = String)]
+    #[schema(schema_with = berth_web::schema::name)]
     pub name: Name,
     #[serde(rename = "type")]
-    #[schema(value_type = String, example = "process")]
+    #[schema(schema_with = component_type)]
     pub kind: ComponentType,
     /// Base64 (standard alphabet); at most 4 MiB once decoded.
+    #[schema(schema_with = berth_web::schema::base64)]
     pub content: String,
     #[serde(default)]
+    #[schema(max_items = 200)]
     pub references: Vec<Uuid>,
+}
+
+/// `ComponentType`'s names.
+fn component_type() -> utoipa::openapi::Object {
+    berth_web::schema::one_of(&[
+        "process",
+        "map",
+        "profile",
+        "connection",
+        "lookup_table",
+        "script",
+        "api_service",
+        "api_proxy",
+        "certificate",
+        "custom_library",
+        "flow_service",
+        "process_route",
+        "processing_group",
+    ])
 }
 
 /// A new revision; absent fields keep the current revision's value.
@@ -88,6 +109,9 @@ pub struct CreateComponent {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"content": "PHByb2Nlc3MgbmFtZT0ib3JkZXJzIiB2ZXJzaW9uPSIyIi8+"}))]
 pub struct CreateRevision {
+    /// Base64, as in `CreateComponent`.
+    #[schema(schema_with = berth_web::schema::optional_base64)]
     pub content: Option<String>,
+    #[schema(max_items = 200)]
     pub references: Option<Vec<Uuid>>,
 }

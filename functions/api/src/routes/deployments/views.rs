@@ -108,6 +108,7 @@ pub struct CreateDeployment {
     /// Required (absent, it is refused 422 with the other missing fields).
     #[schema(required = true)]
     pub environment_id: Option<Uuid>,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// In the future: held as `scheduled` until then.
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -116,6 +117,7 @@ pub struct CreateDeployment {
     /// Inside a freeze window: hold the deployment until the window ends instead of refusing it.
     pub hold_if_frozen: Option<bool>,
     /// The source commit it deploys (absent: the package's).
+    #[schema(schema_with = crate::routes::packages::views::commit)]
     pub commit: Option<String>,
     /// Deploy the version even though it is quarantined in the environment (it
     /// was rolled back there); recorded in the deployment's audit event as
@@ -179,6 +181,7 @@ impl CreateDeployment {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"notes": "back to the last good version", "hold_if_frozen": false}))]
 pub struct RollbackRequest {
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// Inside a freeze window: hold the rollback until the window ends instead of refusing it.
     pub hold_if_frozen: Option<bool>,

@@ -39,14 +39,14 @@ impl From<&Environment> for EnvironmentView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Production", "classification": "production", "enabled": true, "description": "Customer-facing integrations"}))]
 pub struct CreateEnvironment {
-    #[schema(value_type = String)]
+    #[schema(schema_with = berth_web::schema::name)]
     pub name: Name,
     /// `test` or `production`; fixed for the environment's life.
-    #[schema(value_type = String, example = "test")]
+    #[schema(schema_with = classification)]
     pub classification: Classification,
     /// Defaults to true.
     pub enabled: Option<bool>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     pub description: Option<Description>,
 }
 
@@ -61,11 +61,16 @@ impl From<CreateEnvironment> for NewEnvironment {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"description": "Customer-facing integrations (EU)"}))]
 pub struct PatchEnvironment {
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = berth_web::schema::optional_name)]
     pub name: Option<Name>,
     pub enabled: Option<bool>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     pub description: Option<Description>,
+}
+
+/// `Classification`'s names.
+fn classification() -> utoipa::openapi::Object {
+    berth_web::schema::one_of(&["test", "production"])
 }
 
 impl From<PatchEnvironment> for EnvironmentPatch {

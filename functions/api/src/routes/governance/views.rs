@@ -34,9 +34,25 @@ impl From<&Approval> for ApprovalView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"decision": "approve", "comment": "Tested in staging"}))]
 pub struct CreateApproval {
-    #[schema(value_type = String, example = "approve")]
+    #[schema(schema_with = decision)]
     pub decision: Decision,
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
+}
+
+/// `Decision`'s names.
+fn decision() -> utoipa::openapi::Object {
+    berth_web::schema::one_of(&["approve", "reject"])
+}
+
+/// Tenant roles (`platform_admin` is not one).
+fn roles() -> utoipa::openapi::schema::Array {
+    berth_web::schema::array_of(&berth_web::schema::TENANT_ROLES, 0, false)
+}
+
+/// Tenant roles, at least one.
+fn some_roles() -> utoipa::openapi::schema::Array {
+    berth_web::schema::array_of(&berth_web::schema::TENANT_ROLES, 1, false)
 }
 
 /// An environment's policy. Absent fields take their defaults.
@@ -44,20 +60,24 @@ pub struct CreateApproval {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"required_approvals": 1, "approver_roles": ["approver"], "allow_self_approval": false, "deployer_roles": ["deployer", "admin"], "require_success_in": ["6a2d9c14-3e5f-4b7a-8c1d-0f2e4a6b8c9d"], "freeze_windows": [], "auto_rollback": true}))]
 pub struct PolicyBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "berth_web::extract::whole::number")]
+    #[schema(maximum = 10)]
     pub required_approvals: u32,
+    /// At least one when `required_approvals` is above 0.
     #[serde(default = "default_approver_roles")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(schema_with = roles)]
     pub approver_roles: Vec<Role>,
     #[serde(default)]
     pub allow_self_approval: bool,
     #[serde(default = "default_deployer_roles")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(schema_with = some_roles)]
     pub deployer_roles: Vec<Role>,
+    /// Environments of the tenant, other than this one.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub require_success_in: Vec<Uuid>,
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<FreezeWindowView>, max_items = 50)]
     pub freeze_windows: Vec<FreezeWindow>,
     #[serde(default)]
     pub auto_rollback: bool,
@@ -70,6 +90,19 @@ pub struct PolicyBody {
     /// Ignored on input (send `If-Match`), so a policy read can be sent back as it is; the current etag on output.
     #[serde(default)]
     pub etag: String,
+}
+
+/// A period (UTC) in which deployments are refused or held; `weekly` repeats
+/// it every 7 days (then it must last less than a week). `end` after `start`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = FreezeWindow)]
+#[allow(dead_code, reason = "only the schema of berth_domain::policy::FreezeWindow, which the body reads")]
+pub struct FreezeWindowView {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    #[serde(default)]
+    pub weekly: bool,
 }
 
 fn default_approver_roles() -> Vec<Role> {

@@ -12,12 +12,19 @@ use uuid::Uuid;
 pub struct CreatePackage {
     pub component_id: Uuid,
     /// Absent: the next whole number for the component ("1", "2", ...).
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = berth_web::schema::optional_version_label)]
     pub version: Option<VersionLabel>,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     pub shareable: Option<bool>,
     /// The source commit it is built from (recorded, shown on the package and its deployments).
+    #[schema(schema_with = commit)]
     pub commit: Option<String>,
+}
+
+/// A commit: 1 to 200 characters, no control character (`check_commit`).
+pub(crate) fn commit() -> utoipa::openapi::Object {
+    berth_web::schema::printable(200, true)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -88,13 +88,20 @@ impl RuntimeView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "atom-prod-1", "kind": "on_premise", "registration_token_ttl_seconds": 86400}))]
 pub struct CreateRuntime {
-    #[schema(value_type = String)]
+    #[schema(schema_with = berth_web::schema::name)]
     pub name: Name,
     /// `on_premise` (default) or `cloud`.
-    #[schema(value_type = Option<String>, example = "on_premise")]
+    #[schema(schema_with = runtime_kind)]
     pub kind: Option<RuntimeKind>,
     /// How long the registration token is accepted: 60 to 2592000 (30 days); default 86400 (24 h).
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
+    #[schema(minimum = 60, maximum = 2_592_000)]
     pub registration_token_ttl_seconds: Option<i64>,
+}
+
+/// `RuntimeKind`'s names.
+fn runtime_kind() -> utoipa::openapi::Object {
+    berth_web::schema::optional_one_of(&["on_premise", "cloud"])
 }
 
 #[derive(Default, Deserialize, ToSchema)]
@@ -102,6 +109,8 @@ pub struct CreateRuntime {
 #[schema(example = json!({"registration_token_ttl_seconds": 3600}))]
 pub struct IssueRegistrationToken {
     /// How long the new token is accepted: 60 to 2592000 (30 days); default 86400 (24 h).
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
+    #[schema(minimum = 60, maximum = 2_592_000)]
     pub registration_token_ttl_seconds: Option<i64>,
 }
 

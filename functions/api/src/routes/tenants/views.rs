@@ -49,7 +49,7 @@ impl From<&Tenant> for TenantView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Acme", "plan": {"connection_licenses": 10, "max_runtimes": 5, "max_environments": 4}}))]
 pub struct CreateTenant {
-    #[schema(value_type = String)]
+    #[schema(schema_with = berth_web::schema::name)]
     pub name: Name,
     pub plan: Option<PlanInput>,
 }
@@ -58,8 +58,14 @@ pub struct CreateTenant {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PlanInput {
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
+    #[schema(maximum = 100_000)]
     pub connection_licenses: Option<u32>,
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
+    #[schema(maximum = 100_000)]
     pub max_runtimes: Option<u32>,
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
+    #[schema(maximum = 100_000)]
     pub max_environments: Option<u32>,
 }
 
@@ -73,7 +79,7 @@ impl From<PlanInput> for PlanPatch {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"plan": {"max_runtimes": 10}}))]
 pub struct PatchTenant {
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = berth_web::schema::optional_name)]
     pub name: Option<Name>,
     pub plan: Option<PlanInput>,
     pub suspended: Option<bool>,

@@ -14,7 +14,7 @@ pub struct WebhookView {
     pub id: WebhookId,
     pub name: String,
     /// `package_and_deploy` or `deploy_version`.
-    #[schema(value_type = String, example = "package_and_deploy")]
+    #[schema(schema_with = action)]
     pub action: WebhookAction,
     #[schema(value_type = String, format = Uuid)]
     pub environment_id: EnvironmentId,
@@ -69,9 +69,9 @@ pub struct WebhookWithSecretView {
 #[schema(example = json!({"name": "main branch to Test", "action": "package_and_deploy",
     "environment_id": "0190a7b4-0000-7000-8000-000000000001", "component_id": "0190a7b4-0000-7000-8000-000000000002", "hold_if_frozen": false}))]
 pub struct CreateWebhook {
-    #[schema(value_type = String)]
+    #[schema(schema_with = berth_web::schema::name)]
     pub name: Name,
-    #[schema(value_type = String, example = "package_and_deploy")]
+    #[schema(schema_with = action)]
     pub action: WebhookAction,
     #[schema(value_type = String, format = Uuid)]
     pub environment_id: EnvironmentId,
@@ -97,9 +97,9 @@ impl From<CreateWebhook> for NewWebhook {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"hold_if_frozen": true, "active": true}))]
 pub struct PatchWebhook {
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = berth_web::schema::optional_name)]
     pub name: Option<Name>,
-    #[schema(value_type = Option<String>, example = "deploy_version")]
+    #[schema(schema_with = optional_action)]
     pub action: Option<WebhookAction>,
     #[schema(value_type = Option<String>, format = Uuid)]
     pub environment_id: Option<EnvironmentId>,
@@ -128,7 +128,19 @@ impl From<PatchWebhook> for WebhookPatch {
 #[schema(example = json!({"overlap_seconds": 3600}))]
 pub struct RotateSecret {
     /// How long the current secret keeps verifying: 0 to 604800 seconds (default 86400).
+    #[serde(default, deserialize_with = "berth_web::extract::whole::optional")]
+    #[schema(minimum = 0, maximum = 604_800)]
     pub overlap_seconds: Option<i64>,
+}
+
+/// `WebhookAction`'s names.
+fn action() -> utoipa::openapi::Object {
+    berth_web::schema::one_of(&["package_and_deploy", "deploy_version"])
+}
+
+/// `WebhookAction`'s names, or null.
+fn optional_action() -> utoipa::openapi::Object {
+    berth_web::schema::optional_one_of(&["package_and_deploy", "deploy_version"])
 }
 
 /// One delivery: never its body or headers.
