@@ -33,8 +33,8 @@ export function describeProblem(problem: Problem): string {
   return [`${problem.code}: ${problem.detail}`, ...fields].join("\n  ");
 }
 
-export function berth(baseUrl: string, token: string, fetchImpl?: (input: Request) => Promise<Response>): Berth {
-  return createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${token}` }, ...(fetchImpl ? { fetch: fetchImpl } : {}) });
+export function berth(baseUrl: string, token: string): Berth {
+  return createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${token}` } });
 }
 
 export async function listEnvironments(api: Berth, cursor?: string): Promise<{ items: Environment[]; next_cursor?: string | null }> {
