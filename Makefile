@@ -13,12 +13,13 @@ export CARGO_TERM_COLOR ?= never
 LOCALSTACK := bash localstack/localstack.sh
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help bins run test test-schemathesis test-faults bench build package localstack-up localstack-down localstack-status lint-infra fmt agent-dist
+.PHONY: help bins run test test-schemathesis test-portal test-faults bench build package localstack-up localstack-down localstack-status lint-infra fmt agent-dist
 
 help:
 	@echo "make run    - start LocalStack, create resources and a demo tenant, serve Berth on 127.0.0.1:8080"
 	@echo "make test   - install what is needed, start LocalStack, run every test"
 	@echo "make test-schemathesis - fuzz the served OpenAPI document (part of make test)"
+	@echo "make test-portal - type-check a TypeScript client generated from the served OpenAPI document (part of make test)"
 	@echo "make test-faults - deploy storm under DynamoDB faults, on its own LocalStack (part of make test)"
 	@echo "make bench  - print performance figures"
 	@echo "make package - build the Lambda zips and target/package/template.yaml for sam deploy (release, slow)"
@@ -60,10 +61,14 @@ else
 endif
 	@$(MAKE) --no-print-directory lint-infra
 	@$(MAKE) --no-print-directory test-schemathesis
+	@$(MAKE) --no-print-directory test-portal
 	@$(MAKE) --no-print-directory test-faults
 
 test-schemathesis: localstack-up
 	tests/schemathesis/run.sh
+
+test-portal: localstack-up
+	tests/portal/run.sh
 
 test-faults:
 	tests/faults/run.sh
