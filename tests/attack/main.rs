@@ -139,7 +139,8 @@ const NO_PERMISSION_NEEDED: &[(&str, &str, &str)] = &[("GET", "/v1/me", "a calle
 
 /// `POST`s that change nothing: the read permission is what they need, so
 /// their role cell uses a token with no roles (as for a `GET`).
-const READING_POSTS: &[(&str, &str)] = &[("POST", "/v1/deployments/validate")];
+const READING_POSTS: &[(&str, &str)] =
+    &[("POST", "/v1/deployments/validate"), ("POST", "/v1/change-requests/{id}/validate"), ("POST", "/v1/change-requests/{id}/scan")];
 
 fn reads(op: &Operation) -> bool {
     op.method == Method::GET || READING_POSTS.contains(&(op.method.as_str(), op.path.as_str()))

@@ -167,7 +167,7 @@ async fn attaching_detaching_or_deleting_a_runtime_passes_the_policy() {
 #[tokio::test]
 async fn a_change_request_deploy_inside_a_freeze_window_is_refused_or_held_when_asked() {
     let w = world().await;
-    let body = json!({"name": "Orders v1", "change_type": "normal", "target_environment_id": w.prod["id"], "items": [{"package_id": w.v1["id"]}]});
+    let body = json!({"name": "Orders v2", "change_type": "normal", "target_environment_id": w.prod["id"], "items": [{"package_id": w.v2["id"]}]});
     let cr = expect_status(w.app.post("/v1/change-requests", &w.ann, body).await, StatusCode::CREATED).await;
     let cr_path = format!("/v1/change-requests/{}", id_of(&cr));
     let submitted = expect_status(w.app.post(&format!("{cr_path}/submit"), &w.ann, json!({})).await, StatusCode::OK).await;
