@@ -125,6 +125,14 @@ pub struct Deployment {
     /// packaging), because the change request's deploy said `accept_outdated`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accepted_outdated: bool,
+    /// The target environment's extensions version it was validated with
+    /// (absent on deployments older than extensions, undeploys and syncs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions_version: Option<u64>,
+    /// Whether the extension values of what it bundles changed since the
+    /// deployment it replaces was requested (absent: it replaces none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions_changed: Option<bool>,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -141,6 +149,12 @@ impl Deployment {
             Some(a) if package.id < a.package_id => Self::new_redeploy(package, requested_by, notes, a),
             _ => Self::new_deploy(environment, package, requested_by, notes, active),
         }
+    }
+
+    /// The same deployment, recording the extensions version it was validated
+    /// with and whether values changed since the deployment it replaces.
+    pub fn with_extensions(self, version: u64, changed: Option<bool>) -> Self {
+        Self { extensions_version: Some(version), extensions_changed: changed, ..self }
     }
 
     /// The same deployment, recording `commit` (when given) as the one it deploys.
@@ -192,6 +206,8 @@ impl Deployment {
             commit: None,
             source_environment_id: None,
             accepted_outdated: false,
+            extensions_version: None,
+            extensions_changed: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -227,6 +243,8 @@ impl Deployment {
             commit: None,
             source_environment_id: None,
             accepted_outdated: false,
+            extensions_version: None,
+            extensions_changed: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -265,6 +283,8 @@ impl Deployment {
             commit: package.commit.clone(),
             source_environment_id: None,
             accepted_outdated: false,
+            extensions_version: None,
+            extensions_changed: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,

@@ -23,6 +23,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// An update that must name the version it replaces came without `If-Match` (428).
+    #[error("If-Match required")]
+    PreconditionRequired,
 }
 
 impl ApiError {
@@ -92,6 +95,13 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", "this path does not serve that method".into(), &[])
             }
+            ApiError::PreconditionRequired => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                "Precondition required",
+                "send If-Match with the etag of your last read of this resource".to_string(),
+                &[],
+            ),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "send application/json".into(), &[])
             }
