@@ -7,6 +7,7 @@ mod audit;
 mod change_requests;
 mod delivery;
 mod deployments;
+mod extensions;
 mod governance;
 mod late_attach;
 mod lifecycle;

@@ -23,9 +23,6 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// An update that must name the version it replaces came without `If-Match` (428).
-    #[error("If-Match required")]
-    PreconditionRequired,
 }
 
 impl ApiError {
@@ -66,6 +63,13 @@ impl IntoResponse for ApiError {
                 DomainError::PreconditionFailed => {
                     (StatusCode::PRECONDITION_FAILED, e.code(), "Precondition failed", "the resource changed since you read it (If-Match)".into(), &[])
                 }
+                DomainError::PreconditionRequired => (
+                    StatusCode::PRECONDITION_REQUIRED,
+                    e.code(),
+                    "Precondition required",
+                    "send If-Match with the etag of your last read of this resource".into(),
+                    &[],
+                ),
                 DomainError::Unavailable(source) => {
                     tracing::warn!(error = %source, chain = ?error_chain(source.as_ref()), "storage unavailable; the client may retry");
                     (
@@ -95,13 +99,6 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", "this path does not serve that method".into(), &[])
             }
-            ApiError::PreconditionRequired => (
-                StatusCode::PRECONDITION_REQUIRED,
-                "precondition_required",
-                "Precondition required",
-                "send If-Match with the etag of your last read of this resource".to_string(),
-                &[],
-            ),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "send application/json".into(), &[])
             }

@@ -36,7 +36,6 @@ pub async fn put_extensions(
     JsonBody(body): JsonBody<PutExtensions>,
 ) -> Result<Response, ApiError> {
     let env = path_id::<EnvironmentId>(&id, "environment")?;
-    let expected = if_match.ok_or(ApiError::PreconditionRequired)?;
-    let view = state.berth.put_extensions(&ctx, env, body.into_input()?, expected).await?;
+    let view = state.berth.put_extensions(&ctx, env, body.into_input()?, if_match).await?;
     Ok(with_etag(view.version.etag(), ExtensionsBody::from(&view)))
 }

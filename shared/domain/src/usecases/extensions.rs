@@ -82,13 +82,15 @@ impl Berth {
     }
 
     /// Writes the environment's values (admins only; `expected` is the
-    /// version read, from `If-Match`). Each value must fit what the
+    /// version read, from `If-Match`, which is required: secrets are
+    /// write-only, so a blind overwrite could not even be seen). Each value must fit what the
     /// component's latest revision declares; secrets are sealed one by one
     /// before anything is stored, bound to (tenant, environment, component, field).
     #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
-    pub async fn put_extensions(&self, ctx: &TenantCtx, env: EnvironmentId, input: ExtensionsInput, expected: Version) -> Result<ExtensionsView> {
+    pub async fn put_extensions(&self, ctx: &TenantCtx, env: EnvironmentId, input: ExtensionsInput, expected: Option<Version>) -> Result<ExtensionsView> {
         let environment = self.get_environment(ctx, env).await?;
         ctx.require(Permission::ManageEnvironments)?;
+        let expected = expected.ok_or(DomainError::PreconditionRequired)?;
         let before = self.ports.extensions.get_extensions(ctx.tenant, env).await?;
         if before.version != expected.0 {
             return Err(DomainError::PreconditionFailed);

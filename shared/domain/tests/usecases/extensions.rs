@@ -67,10 +67,15 @@ async fn a_declaration_with_a_default_of_the_wrong_type_is_refused() {
 async fn each_environment_keeps_its_own_values_and_a_secret_reads_back_only_as_set() {
     let w = World::new().await;
     let (crm, _) = crm_package(&w).await;
-    let test =
-        w.berth.put_extensions(&w.admin, w.test.id, values(crm.id, &[("url", Some("https://crm.test")), ("password", Some("test-pw"))], &[]), Version(0)).await;
+    let test = w
+        .berth
+        .put_extensions(&w.admin, w.test.id, values(crm.id, &[("url", Some("https://crm.test")), ("password", Some("test-pw"))], &[]), Some(Version(0)))
+        .await;
     let test = test.expect("Test's values are stored");
-    w.berth.put_extensions(&w.admin, w.prod.id, values(crm.id, &[("url", Some("https://crm.prod"))], &[]), Version(0)).await.expect("Production's values");
+    w.berth
+        .put_extensions(&w.admin, w.prod.id, values(crm.id, &[("url", Some("https://crm.prod"))], &[]), Some(Version(0)))
+        .await
+        .expect("Production's values");
     let read = w.berth.get_extensions(&w.admin, w.test.id).await.expect("Test's values");
     assert_eq!(read, test);
     assert_eq!(read.version, Version(1));
@@ -92,20 +97,21 @@ async fn a_write_needs_the_version_read_an_admin_and_components_that_exist_and_d
     let w = World::new().await;
     let (crm, _) = crm_package(&w).await;
     let write = || values(crm.id, &[("url", Some("https://crm.test"))], &[]);
-    w.berth.put_extensions(&w.admin, w.test.id, write(), Version(0)).await.expect("the first write");
-    assert!(matches!(refused(w.berth.put_extensions(&w.admin, w.test.id, write(), Version(0)).await), DomainError::PreconditionFailed));
+    w.berth.put_extensions(&w.admin, w.test.id, write(), Some(Version(0))).await.expect("the first write");
+    assert!(matches!(refused(w.berth.put_extensions(&w.admin, w.test.id, write(), Some(Version(0))).await), DomainError::PreconditionFailed));
     let ann = w.user(ANN, &[Role::Deployer]);
-    assert_eq!(refused(w.berth.put_extensions(&ann, w.test.id, write(), Version(1)).await).code(), "forbidden");
+    assert_eq!(refused(w.berth.put_extensions(&ann, w.test.id, write(), Some(Version(1))).await).code(), "forbidden");
+    assert_eq!(refused(w.berth.put_extensions(&w.admin, w.test.id, write(), None).await).code(), "precondition_required");
     assert_eq!(refused(w.berth.get_extensions(&ann, w.test.id).await).code(), "forbidden");
     let unknown = values(crm.id, &[("username", Some("bob"))], &[]);
-    assert_eq!(refused(w.berth.put_extensions(&w.admin, w.test.id, unknown, Version(1)).await).code(), "extension_unknown");
+    assert_eq!(refused(w.berth.put_extensions(&w.admin, w.test.id, unknown, Some(Version(1))).await).code(), "extension_unknown");
     let nowhere = values(ComponentId::new(), &[], &[]);
-    let DomainError::Validation { code, errors } = refused(w.berth.put_extensions(&w.admin, w.test.id, nowhere.clone(), Version(1)).await) else {
+    let DomainError::Validation { code, errors } = refused(w.berth.put_extensions(&w.admin, w.test.id, nowhere.clone(), Some(Version(1))).await) else {
         panic!("a validation error")
     };
     assert_eq!((code, errors[0].field.starts_with("components.")), ("component_not_found", true));
     let undeclared = values(w.orders.id, &[("url", Some("x"))], &[]);
-    assert_eq!(refused(w.berth.put_extensions(&w.admin, w.test.id, undeclared, Version(1)).await).code(), "extension_unknown");
+    assert_eq!(refused(w.berth.put_extensions(&w.admin, w.test.id, undeclared, Some(Version(1))).await).code(), "extension_unknown");
     assert_eq!(w.berth.get_extensions(&w.admin, w.test.id).await.expect("read").version, Version(1), "nothing refused was stored");
 }
 
@@ -113,7 +119,7 @@ async fn a_write_needs_the_version_read_an_admin_and_components_that_exist_and_d
 async fn the_audit_records_which_fields_changed_never_a_value() {
     let w = World::new().await;
     let (crm, _) = crm_package(&w).await;
-    w.berth.put_extensions(&w.admin, w.test.id, values(crm.id, &[("password", Some("audit-pw-123"))], &[]), Version(0)).await.expect("stored");
+    w.berth.put_extensions(&w.admin, w.test.id, values(crm.id, &[("password", Some("audit-pw-123"))], &[]), Some(Version(0))).await.expect("stored");
     assert_eq!(w.audit_actions(w.test.id).await.last().map(String::as_str), Some("environment.extensions_updated"));
     let page = w.berth.list_audit(&w.admin, &Default::default(), &berth_domain::page::PageRequest::first(100)).await.expect("audit");
     let event = page.items.iter().find(|e| e.action == "environment.extensions_updated").expect("the event");
@@ -125,7 +131,10 @@ async fn the_audit_records_which_fields_changed_never_a_value() {
 async fn a_missing_secret_refuses_the_deploy_an_unresolved_lookup_only_warns_and_the_deployment_records_the_version() {
     let w = World::new().await;
     let (crm, v1) = crm_package(&w).await;
-    w.berth.put_extensions(&w.admin, w.test.id, values(crm.id, &[("url", Some("https://crm.test"))], &[("DE", "Germany")]), Version(0)).await.expect("stored");
+    w.berth
+        .put_extensions(&w.admin, w.test.id, values(crm.id, &[("url", Some("https://crm.test"))], &[("DE", "Germany")]), Some(Version(0)))
+        .await
+        .expect("stored");
     let report = w.berth.validate_deployment(&w.admin, v1.id, w.test.id).await.expect("validated");
     assert_eq!(report.errors.iter().map(|e| e.code).collect::<Vec<_>>(), ["extension_missing"]);
     assert!(report.errors[0].message.contains("\"password\"") && report.errors[0].message.contains("\"CRM\""), "{:?}", report.errors);
@@ -136,14 +145,14 @@ async fn a_missing_secret_refuses_the_deploy_an_unresolved_lookup_only_warns_and
     assert_eq!(refused(w.request(&w.admin, &v1, w.test.id).await).code(), "extension_missing");
 
     let set = values(crm.id, &[("url", Some("https://crm.test")), ("password", Some("pw"))], &[("DE", "Germany")]);
-    w.berth.put_extensions(&w.admin, w.test.id, set, Version(1)).await.expect("the secret is set");
+    w.berth.put_extensions(&w.admin, w.test.id, set, Some(Version(1))).await.expect("the secret is set");
     let d = w.deploy_active(&v1, w.test.id).await;
     assert_eq!((d.extensions_version, d.extensions_changed), (Some(2), None));
 
     let report = w.berth.validate_deployment(&w.admin, v1.id, w.test.id).await.expect("validated");
     assert_eq!(report.extensions_changed, Some(false), "nothing changed since the active deployment");
     let kept = values(crm.id, &[("url", Some("https://crm2.test"))], &[("DE", "Germany"), ("FR", "France")]);
-    w.berth.put_extensions(&w.admin, w.test.id, kept, Version(2)).await.expect("changed");
+    w.berth.put_extensions(&w.admin, w.test.id, kept, Some(Version(2))).await.expect("changed");
     let report = w.berth.validate_deployment(&w.admin, v1.id, w.test.id).await.expect("validated");
     let gaps = |codes: &[&str]| codes.iter().any(|c| *c == "extension_missing" || *c == "lookup_unresolved");
     let codes: Vec<&str> = report.errors.iter().chain(&report.warnings).map(|i| i.code).collect();
