@@ -7,6 +7,7 @@ mod audit;
 mod change_requests;
 mod delivery;
 mod deployments;
+mod extensions;
 mod governance;
 mod in_flight;
 mod late_attach;

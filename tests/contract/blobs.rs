@@ -24,6 +24,7 @@ fn manifest(entries: &[(&Digest, u64)]) -> Manifest {
             revision: 1,
             sha256: (*sha256).clone(),
             size: *size,
+            extensions: Default::default(),
         })
         .collect();
     Manifest { root: components[0].id, components }

@@ -72,7 +72,15 @@ pub fn runtime(runtime_name: &str, tenant: TenantId) -> Runtime {
 
 /// A package of `component` (not stored: deployments do not read it), bundling `connections`.
 pub fn package(component: ComponentId, version: &str, connections: &[ComponentId]) -> Package {
-    let entry = |id: ComponentId, kind: ComponentType| ManifestEntry { id, name: format!("c-{id}"), kind, revision: 1, sha256: digest('a'), size: 1 };
+    let entry = |id: ComponentId, kind: ComponentType| ManifestEntry {
+        id,
+        name: format!("c-{id}"),
+        kind,
+        revision: 1,
+        sha256: digest('a'),
+        size: 1,
+        extensions: Default::default(),
+    };
     let mut components = vec![entry(component, ComponentType::Process)];
     components.extend(connections.iter().map(|c| entry(*c, ComponentType::Connection)));
     Package {

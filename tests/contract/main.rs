@@ -19,6 +19,7 @@ mod components;
 mod credentials;
 mod deployments;
 mod environments;
+mod extensions;
 mod idempotency;
 mod inbox;
 mod packages;
@@ -113,6 +114,9 @@ contract! {
     queue_credentials::a_runtime_queue_has_an_arn_in_the_vendors_region,
 
     policies::a_policy_is_stored_once_and_then_replaced_only_from_the_version_read,
+
+    extensions::an_environments_values_are_stored_once_per_version_read_and_each_environment_has_its_own,
+    extensions::a_sealed_value_opens_only_for_the_tenant_environment_component_and_field_it_was_sealed_for,
 
     change_requests::a_change_request_is_created_once_and_updated_only_from_the_version_read,
     change_requests::change_requests_are_listed_newest_first,

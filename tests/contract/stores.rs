@@ -7,7 +7,8 @@ use berth_aws::{AwsClients, DynamoStore, KmsSealer, ResourceNames, S3BlobStore, 
 use berth_domain::ids::{DeploymentId, TenantId};
 use berth_domain::ports::{
     ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DecisionInbox, DeploymentStore, EnvironmentStore,
-    IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
+    ExtensionSealer, ExtensionStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer,
+    TenantStore, WebhookStore,
 };
 use berth_memory::MemoryStore;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct Stores {
     pub sealer: Arc<dyn SecretSealer>,
     pub api_keys: Arc<dyn ApiKeyStore>,
     pub inbox: Arc<dyn DecisionInbox>,
+    pub extensions: Arc<dyn ExtensionStore>,
+    pub extension_sealer: Arc<dyn ExtensionSealer>,
     backend: Backend,
 }
 
@@ -65,6 +68,8 @@ impl Stores {
             sealer: store.clone(),
             api_keys: store.clone(),
             inbox: store.clone(),
+            extensions: store.clone(),
+            extension_sealer: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -99,9 +104,11 @@ impl Stores {
             change_requests: store.clone(),
             webhooks: store.clone(),
             inbox: store.clone(),
+            extensions: store.clone(),
             api_keys: store,
             credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
             sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
+            extension_sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
             backend: Backend::Aws { sqs: clients.sqs.clone(), deployments_queue_url: resources.deployments_queue_url },
         }
     }

@@ -436,7 +436,7 @@ async fn a_developer_cannot_deploy_and_validate_says_so() {
     // A deployer may.
     let deployer = w.app.token(&w.acme.id, &["deployer"]);
     let report = expect_status(w.app.post("/v1/deployments/validate", &deployer, w.body(&w.package, &w.env)).await, StatusCode::OK).await;
-    assert_eq!(report, json!({"errors": [], "warnings": []}));
+    assert_eq!(report, json!({"errors": [], "warnings": [], "extensions_version": 0, "extensions_changed": null}));
     expect_status(w.app.post("/v1/deployments", &deployer, w.body(&w.package, &w.env)).await, StatusCode::CREATED).await;
 }
 
@@ -652,7 +652,7 @@ async fn a_runtime_that_never_heartbeated_is_a_warning_not_an_error() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(report, json!({"errors": [], "warnings": []}));
+    assert_eq!(report, json!({"errors": [], "warnings": [], "extensions_version": 0, "extensions_changed": null}));
 }
 
 #[tokio::test]

@@ -305,6 +305,15 @@ async fn scenario(app: &TestApp) {
     let status = expect_status(app.delivery_status(&hook, &secret, "build-1").await, StatusCode::OK).await;
     assert_eq!(status["status"], "succeeded", "{status}");
 
+    // An environment's secret extension value: the api seals it (kms:Encrypt, under the tenant's context and more).
+    let points = json!({"connection_fields": [{"name": "password", "secret": true, "required": true}]});
+    let body = json!({"name": "CRM", "type": "connection", "content": berth_tests::b64(b"crm"), "extensions": points});
+    let crm = expect_status(app.post("/v1/components", &acme.admin, body).await, StatusCode::CREATED).await;
+    let values = json!({"components": {id_of(&crm): {"connection": {"password": "iam-scenario-password"}}}});
+    let path = format!("/v1/environments/{}/extensions", id_of(&test));
+    let put = app.request(reqwest::Method::PUT, &path, Some(&acme.admin)).header("If-Match", "\"0\"").json(&values).send().await.expect("sent");
+    expect_status(put, StatusCode::OK).await;
+
     let tenants = expect_status(app.get("/platform/v1/tenants", &app.platform_token()).await, StatusCode::OK).await;
     assert!(tenants["items"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == acme.id)), "{tenants}");
 

@@ -202,7 +202,7 @@ async fn tenant_b_cannot_deploy_or_validate_with_tenant_a_s_package_or_environme
 
     // B's own package to B's own environment is fine: only A's ids were refused.
     let report = expect_status(w.app.post("/v1/deployments/validate", &w.b.admin, body(&w.b_package, &w.b_env)).await, StatusCode::OK).await;
-    assert_eq!(report, json!({"errors": [], "warnings": []}));
+    assert_eq!(report, json!({"errors": [], "warnings": [], "extensions_version": 0, "extensions_changed": null}));
 }
 
 #[tokio::test]

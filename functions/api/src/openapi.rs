@@ -3,7 +3,7 @@
 use crate::routes::*;
 use crate::routes::{
     api_keys::views::*, approvals::views::*, change_requests::views::*, components::views::*, deployments::views::*, environments::views::*,
-    governance::views::*, me::views::*, packages::views::*, runtimes::views::*, tenants::views::*, usage::views::*, webhooks::views::*,
+    extensions::views::*, governance::views::*, me::views::*, packages::views::*, runtimes::views::*, tenants::views::*, usage::views::*, webhooks::views::*,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         create_component, list_components, get_component, create_revision, list_revisions, get_revision,
         create_package, list_packages, get_package, download_package, delete_package,
         validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment, halt_deployment, resume_deployment,
-        active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy,
+        active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy, get_extensions, put_extensions,
         change_requests::create, change_requests::list, change_requests::get, change_requests::patch, change_requests::submit,
         change_requests::decide, change_requests::deploy, change_requests::complete, change_requests::validate, change_requests::scan,
         approvals::pending, usage::usage,
@@ -31,7 +31,7 @@ use utoipa::{Modify, OpenApi};
     components(schemas(crate::views::ProblemView, crate::views::FieldErrorView, MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime, IssueRegistrationToken,
         ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
         DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
-        ApprovalView, CreateApproval, PolicyBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
+        ApprovalView, CreateApproval, PolicyBody, ExtensionPointsBody, ConnectionFieldBody, PropertyBody, LookupBody, PutExtensions, ExtensionsBody, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
         WebhookView, WebhookWithSecretView, CreateWebhook, PatchWebhook, RotateSecret, DeliveryView,
         ActiveVersionsView, QuarantinedVersionView,
         ChangeValidationView, ItemValidationView, ChangeScanView, ItemScanView, RevisedComponentView,
@@ -185,10 +185,11 @@ fn declare_problem_responses(doc: &mut utoipa::openapi::OpenApi) {
 /// The operations that take `If-Match` (optimistic concurrency): an update
 /// names the version it read, from the `ETag` of the `GET` at the same path
 /// (for a revision, the component's).
-const IF_MATCH_OPERATIONS: [(&str, &str, &str); 6] = [
+const IF_MATCH_OPERATIONS: [(&str, &str, &str); 7] = [
     ("patch", "/platform/v1/tenants/{id}", "/platform/v1/tenants/{id}"),
     ("patch", "/v1/environments/{id}", "/v1/environments/{id}"),
     ("put", "/v1/environments/{id}/policy", "/v1/environments/{id}/policy"),
+    ("put", "/v1/environments/{id}/extensions", "/v1/environments/{id}/extensions"),
     ("post", "/v1/components/{id}/revisions", "/v1/components/{id}"),
     ("patch", "/v1/change-requests/{id}", "/v1/change-requests/{id}"),
     ("patch", "/v1/webhooks/{id}", "/v1/webhooks/{id}"),

@@ -8,6 +8,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
     let store = Arc::new(DynamoStore::new(clients.dynamo.clone(), names.table.clone()));
     let queues =
         Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone(), names.deployments_queue_url.clone()));
+    let sealer = Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone()));
     let ports = Ports {
         tenants: store.clone(),
         environments: store.clone(),
@@ -22,12 +23,14 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         webhooks: store.clone(),
         api_keys: store.clone(),
         inbox: store.clone(),
+        extensions: store.clone(),
         deployments: store,
         blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
         queues: queues.clone(),
         jobs: queues,
         credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
-        sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
+        sealer: sealer.clone(),
+        extension_sealer: sealer,
     };
     Berth::new(ports, settings)
 }

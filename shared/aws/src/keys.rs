@@ -30,6 +30,7 @@
 //! | change request | `T#<t>#CR` | `C#<change request>` (GSI1 while submitted: `T#<t>#AWAITING` / `<created_at>#C#<change request>`) |
 //! | change request approval | `T#<t>#CR#<change request>#APPROVAL` | `<approver>#<digests hash>` |
 //! | policy | `T#<t>#POLICY` | `<environment>` |
+//! | an environment's extension values (secrets sealed) | `T#<t>#EXT` | `<environment>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
 //! | webhook | `T#<t>#WEBHOOK` | `W#<webhook>` |
 //! | webhook → tenant (global: deliveries carry no token) | `WEBHOOK#<webhook>` | `TENANT` |
@@ -193,6 +194,9 @@ pub fn package_successes(t: TenantId, p: PackageId) -> String {
 }
 pub fn policy(t: TenantId, e: EnvironmentId) -> (String, String) {
     (format!("T#{t}#POLICY"), e.to_string())
+}
+pub fn extensions(t: TenantId, e: EnvironmentId) -> (String, String) {
+    (format!("T#{t}#EXT"), e.to_string())
 }
 pub fn targets(t: TenantId, d: DeploymentId) -> String {
     format!("T#{t}#DEP#{d}#TGT")

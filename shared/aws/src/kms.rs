@@ -3,13 +3,21 @@
 //! only for its own tenant (KMS refuses `Decrypt` under any other context).
 //! Opened secrets are cached in the process for a few minutes, so a burst of
 //! deliveries to one webhook costs one `Decrypt`, not one each.
+//!
+//! Environments' secret extension values are sealed the same way, one
+//! `Encrypt` per value (KMS takes up to 4096 bytes; the domain refuses
+//! longer values), under the context `{tenant_id, environment_id,
+//! component_id, field}`: a sealed value copied to another field, component,
+//! environment or tenant does not open. They are not cached when opened.
 
 use crate::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
+use berth_domain::extension::SecretScope;
 use berth_domain::ids::TenantId;
-use berth_domain::ports::SecretSealer;
+use berth_domain::ports::{ExtensionSealer, SecretSealer};
+use berth_domain::secret::Sensitive;
 use berth_domain::webhook::SealedSecret;
 use berth_domain::{DomainError, Result};
 use std::collections::HashMap;
@@ -18,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// The encryption context's key: the tenant the secret belongs to.
 pub const TENANT_CONTEXT_KEY: &str = "tenant_id";
+/// The keys an extension value's context adds: where in the tenant it belongs.
+pub const EXTENSION_CONTEXT_KEYS: [&str; 3] = ["environment_id", "component_id", "field"];
 /// How long an opened secret is reused without asking KMS again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 /// How many opened secrets the cache holds at most.
@@ -37,6 +47,15 @@ impl KmsSealer {
 
     fn context(tenant: TenantId) -> HashMap<String, String> {
         HashMap::from([(TENANT_CONTEXT_KEY.to_string(), tenant.to_string())])
+    }
+
+    fn extension_context(scope: &SecretScope) -> HashMap<String, String> {
+        let mut context = Self::context(scope.tenant);
+        let [environment, component, field] = EXTENSION_CONTEXT_KEYS;
+        context.insert(environment.to_string(), scope.environment.to_string());
+        context.insert(component.to_string(), scope.component.to_string());
+        context.insert(field.to_string(), scope.field.clone());
+        context
     }
 }
 
@@ -81,6 +100,40 @@ impl SecretSealer for KmsSealer {
         let opened = out.plaintext.ok_or_else(|| DomainError::unexpected("KMS Decrypt answered no plaintext"))?.into_inner();
         self.cache.put(tenant, &sealed.0, opened.clone());
         Ok(opened)
+    }
+}
+
+#[async_trait]
+impl ExtensionSealer for KmsSealer {
+    #[tracing::instrument(skip(self, value), fields(key_id = %self.key_id))]
+    async fn seal_extension(&self, scope: &SecretScope, value: &Sensitive) -> Result<SealedSecret> {
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(value.reveal().as_bytes()))
+            .set_encryption_context(Some(Self::extension_context(scope)))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let blob = out.ciphertext_blob.ok_or_else(|| DomainError::unexpected("KMS Encrypt answered no ciphertext"))?;
+        Ok(SealedSecret(base64::engine::general_purpose::STANDARD.encode(blob.as_ref())))
+    }
+
+    #[tracing::instrument(skip(self, sealed), fields(key_id = %self.key_id))]
+    async fn open_extension(&self, scope: &SecretScope, sealed: &SealedSecret) -> Result<Sensitive> {
+        let ciphertext = base64::engine::general_purpose::STANDARD.decode(&sealed.0).map_err(|_| DomainError::unexpected("a sealed value is not base64"))?;
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(ciphertext))
+            .set_encryption_context(Some(Self::extension_context(scope)))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let opened = out.plaintext.ok_or_else(|| DomainError::unexpected("KMS Decrypt answered no plaintext"))?.into_inner();
+        String::from_utf8(opened).map(Sensitive::new).map_err(|_| DomainError::unexpected("an opened extension value is not UTF-8"))
     }
 }
 

@@ -87,6 +87,8 @@ audit_actions! {
     EnvironmentCreated = "environment.created" on Environment,
     EnvironmentUpdated = "environment.updated" on Environment,
     EnvironmentDeleted = "environment.deleted" on Environment,
+    /// Its extension values were written (which fields changed, never values).
+    EnvironmentExtensionsUpdated = "environment.extensions_updated" on Environment,
     /// The environment's policy was replaced; recorded on the environment.
     PolicyUpdated = "policy.updated" on Environment,
     /// A runtime was attached to the environment; recorded on the environment.
@@ -502,6 +504,7 @@ mod tests {
         "environment.created",
         "environment.updated",
         "environment.deleted",
+        "environment.extensions_updated",
         "policy.updated",
         "runtime.attached",
         "runtime.detached",

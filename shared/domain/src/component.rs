@@ -1,5 +1,6 @@
 //! Components and their linear history of revisions.
 
+use crate::extension::ExtensionPoints;
 use crate::ids::ComponentId;
 use crate::runtime::Digest;
 use crate::values::Name;
@@ -74,6 +75,8 @@ pub struct Component {
     pub revision: u32,
     pub references: Vec<ComponentId>,
     pub content: ContentRef,
+    /// What its current revision lets each environment set.
+    pub extensions: ExtensionPoints,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -85,6 +88,8 @@ pub struct Revision {
     pub revision: u32,
     pub references: Vec<ComponentId>,
     pub content: ContentRef,
+    #[serde(default, skip_serializing_if = "ExtensionPoints::is_empty")]
+    pub extensions: ExtensionPoints,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }
@@ -92,12 +97,30 @@ pub struct Revision {
 impl Component {
     /// The component's first revision.
     pub fn new(name: Name, kind: ComponentType, references: Vec<ComponentId>, content: ContentRef, by: &str, now: DateTime<Utc>) -> (Component, Revision) {
-        let component = Component { id: ComponentId::new(), name, kind, revision: 1, references, content, created_at: now, updated_at: now };
+        let component = Component {
+            id: ComponentId::new(),
+            name,
+            kind,
+            revision: 1,
+            references,
+            content,
+            extensions: ExtensionPoints::default(),
+            created_at: now,
+            updated_at: now,
+        };
         let revision = component.current_revision(by);
         (component, revision)
     }
 
-    /// The next revision with `references` and `content`.
+    /// The same first (or next) revision, declaring `extensions` (see `new`, `revised`).
+    pub fn declaring((mut component, mut revision): (Component, Revision), extensions: ExtensionPoints) -> (Component, Revision) {
+        revision.extensions = extensions.clone();
+        component.extensions = extensions;
+        (component, revision)
+    }
+
+    /// The next revision with `references` and `content`; it declares the
+    /// extension points of the revision before it unless `declaring` says otherwise.
     pub fn revised(&self, references: Vec<ComponentId>, content: ContentRef, by: &str, now: DateTime<Utc>) -> (Component, Revision) {
         let mut next = self.clone();
         next.revision = self.revision + 1;
@@ -114,6 +137,7 @@ impl Component {
             revision: self.revision,
             references: self.references.clone(),
             content: self.content.clone(),
+            extensions: self.extensions.clone(),
             created_by: by.to_string(),
             created_at: self.updated_at,
         }

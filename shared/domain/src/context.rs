@@ -62,6 +62,8 @@ pub enum Permission {
     ManageWebhooks,
     /// Create, read and revoke the tenant's API keys.
     ManageApiKeys,
+    /// Read an environment's extension values (secrets only as set or not).
+    ReadExtensions,
 }
 
 impl Permission {
@@ -69,13 +71,14 @@ impl Permission {
         match self {
             Permission::Read => &[Role::Viewer, Role::Developer, Role::Deployer, Role::Approver, Role::Admin],
             Permission::ManageEnvironments | Permission::ManageRuntimes | Permission::ManageWebhooks | Permission::ManageApiKeys => &[Role::Admin],
+            Permission::ReadExtensions => &[Role::Admin],
             Permission::BuildComponents => &[Role::Developer, Role::Admin],
             Permission::ManagePackages => &[Role::Developer, Role::Deployer, Role::Admin],
             Permission::Deploy => &[Role::Deployer, Role::Admin],
         }
     }
     fn is_write(self) -> bool {
-        !matches!(self, Permission::Read)
+        !matches!(self, Permission::Read | Permission::ReadExtensions)
     }
 }
 

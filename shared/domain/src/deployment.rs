@@ -136,6 +136,14 @@ pub struct Deployment {
     /// Its way through the batches, from its start (a rollout in batches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// The target environment's extensions version it was validated with
+    /// (absent on deployments older than extensions, undeploys and syncs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions_version: Option<u64>,
+    /// Whether the extension values of what it bundles changed since the
+    /// deployment it replaces was requested (absent: it replaces none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions_changed: Option<bool>,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -152,6 +160,12 @@ impl Deployment {
             Some(a) if package.id < a.package_id => Self::new_redeploy(package, requested_by, notes, a),
             _ => Self::new_deploy(environment, package, requested_by, notes, active),
         }
+    }
+
+    /// The same deployment, recording the extensions version it was validated
+    /// with and whether values changed since the deployment it replaces.
+    pub fn with_extensions(self, version: u64, changed: Option<bool>) -> Self {
+        Self { extensions_version: Some(version), extensions_changed: changed, ..self }
     }
 
     /// The same deployment, recording `commit` (when given) as the one it deploys.
@@ -205,6 +219,8 @@ impl Deployment {
             accepted_outdated: false,
             rollout: Rollout::default(),
             progress: None,
+            extensions_version: None,
+            extensions_changed: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -242,6 +258,8 @@ impl Deployment {
             accepted_outdated: false,
             rollout: Rollout::default(),
             progress: None,
+            extensions_version: None,
+            extensions_changed: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -282,6 +300,8 @@ impl Deployment {
             accepted_outdated: false,
             rollout: Rollout::default(),
             progress: None,
+            extensions_version: None,
+            extensions_changed: None,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,

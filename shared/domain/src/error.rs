@@ -55,6 +55,10 @@ pub enum DomainError {
     #[error("the resource was modified since it was read")]
     PreconditionFailed,
 
+    /// An update that must name the version it replaces came without `If-Match` (428).
+    #[error("If-Match is required")]
+    PreconditionRequired,
+
     /// Storage throttled or briefly unreachable, after the SDK's own retries:
     /// the same request may succeed later (503 with `Retry-After`).
     #[error("temporarily unavailable")]
@@ -111,6 +115,7 @@ impl DomainError {
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::RateLimited { .. } => "rate_limited",
             Self::PreconditionFailed => "precondition_failed",
+            Self::PreconditionRequired => "precondition_required",
             Self::Unavailable(_) => "service_unavailable",
             Self::Unexpected(_) => "internal_error",
             Self::Refused(refusal) => refusal.clone().into_error().code(),

@@ -13,6 +13,7 @@ pub mod context;
 pub mod deployment;
 pub mod environment;
 pub mod error;
+pub mod extension;
 pub mod ids;
 pub mod metrics;
 pub mod package;

@@ -4,6 +4,7 @@
 
 use crate::DomainError;
 use crate::component::{Component, ComponentType};
+use crate::extension::ExtensionPoints;
 use crate::ids::{ComponentId, PackageId};
 use crate::runtime::Digest;
 use chrono::{DateTime, Utc};
@@ -61,6 +62,9 @@ pub struct ManifestEntry {
     pub revision: u32,
     pub sha256: Digest,
     pub size: u64,
+    /// The extension points it declared when packaged.
+    #[serde(default, skip_serializing_if = "ExtensionPoints::is_empty")]
+    pub extensions: ExtensionPoints,
 }
 
 /// What a package holds: the root first, then everything it bundles.
@@ -122,6 +126,7 @@ pub fn snapshot(root: &Component, components: &HashMap<ComponentId, Component>) 
         revision: c.revision,
         sha256: c.content.sha256.clone(),
         size: c.content.size,
+        extensions: c.extensions.clone(),
     };
     let mut bundled = vec![entry(root)];
     let mut requirements = vec![];

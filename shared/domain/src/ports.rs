@@ -11,6 +11,7 @@ use crate::audit::{AuditCheckpoint, AuditDraft, AuditEvent, AuditHead};
 use crate::component::{Component, ContentRef, Revision};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, JobMessage, Target, TargetState};
 use crate::environment::Environment;
+use crate::extension::{EnvironmentExtensions, SecretScope};
 use crate::ids::WebhookId;
 use crate::ids::{ComponentId, PackageId};
 use crate::ids::{DeploymentId, JobId};
@@ -21,7 +22,7 @@ use crate::policy::{Approval, Policy};
 use crate::quarantine::Quarantine;
 use crate::runtime::Digest;
 use crate::runtime::{Credentials, Heartbeat, Runtime};
-use crate::secret::SecretHash;
+use crate::secret::{SecretHash, Sensitive};
 use crate::tenant::Tenant;
 use crate::values::{Name, Version};
 use crate::webhook::{Delivery, DeliveryId, SealedSecret, Webhook};
@@ -456,6 +457,26 @@ pub trait WebhookStore: Send + Sync {
 pub trait SecretSealer: Send + Sync {
     async fn seal(&self, tenant: TenantId, plaintext: &[u8]) -> Result<SealedSecret>;
     async fn open(&self, tenant: TenantId, sealed: &SealedSecret) -> Result<Vec<u8>>;
+}
+
+/// Each environment's extension values, with one version per environment
+/// that every write bumps.
+#[async_trait]
+pub trait ExtensionStore: Send + Sync {
+    /// The environment's values (version 0 and none when never written).
+    async fn get_extensions(&self, tenant: TenantId, env: EnvironmentId) -> Result<EnvironmentExtensions>;
+    /// Stores `after` (its version is `expected` + 1): refused `Stale(Extensions)`
+    /// unless the stored version is `expected` (0: none stored yet).
+    async fn put_extensions(&self, tenant: TenantId, env: EnvironmentId, after: &EnvironmentExtensions, expected: u64, audit: AuditDraft) -> Result<()>;
+}
+
+/// Seals environments' secret extension values: KMS in AWS. The whole
+/// `SecretScope` (tenant, environment, component, field) is bound to the
+/// sealed form: it opens only for the same scope.
+#[async_trait]
+pub trait ExtensionSealer: Send + Sync {
+    async fn seal_extension(&self, scope: &SecretScope, value: &Sensitive) -> Result<SealedSecret>;
+    async fn open_extension(&self, scope: &SecretScope, sealed: &SealedSecret) -> Result<Sensitive>;
 }
 
 /// A tenant's API keys. A key is never deleted: a revoked one stays, for history.

@@ -27,6 +27,8 @@ pub enum Entity {
     /// A version's quarantine in an environment.
     Quarantine,
     ApiKey,
+    /// An environment's extension values.
+    Extensions,
 }
 
 /// A unique name or label another item holds already.
@@ -97,6 +99,7 @@ impl Entity {
             Self::Webhook => "webhook",
             Self::Quarantine => "quarantine",
             Self::ApiKey => "API key",
+            Self::Extensions => "extensions",
         }
     }
 
@@ -115,6 +118,7 @@ impl Entity {
             Self::Webhook => "webhook_exists",
             Self::Quarantine => "quarantine_exists",
             Self::ApiKey => "api_key_exists",
+            Self::Extensions => "extensions_exist",
         }
     }
 }
@@ -125,7 +129,14 @@ impl Refusal {
         match self {
             // Versioned resources are updated with `If-Match`: a stale one is 412.
             Self::Stale(
-                Entity::Tenant | Entity::Environment | Entity::Component | Entity::Policy | Entity::ChangeRequest | Entity::Package | Entity::Webhook,
+                Entity::Tenant
+                | Entity::Environment
+                | Entity::Component
+                | Entity::Policy
+                | Entity::ChangeRequest
+                | Entity::Package
+                | Entity::Webhook
+                | Entity::Extensions,
             ) => DomainError::PreconditionFailed,
             Self::Stale(Entity::Deployment) => DomainError::conflict("status_changed", "the deployment changed meanwhile"),
             Self::Stale(Entity::Target) => DomainError::conflict("target_changed", "the job changed meanwhile"),

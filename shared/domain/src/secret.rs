@@ -159,6 +159,29 @@ impl SecretHash {
     }
 }
 
+/// A value given in clear that may be secret (an environment's connection
+/// field): its `Debug` never prints it, and only `reveal` hands it out.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The clear value: to seal, to compare, or to deliver where it is used.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sensitive(<redacted>)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +240,13 @@ mod tests {
         let last = if clear.ends_with('0') { "1" } else { "0" };
         clear.replace_range(clear.len() - 1.., last);
         assert!(!ApiKeyToken::parse(&clear).unwrap().hash().matches(&key.hash()));
+    }
+
+    #[test]
+    fn a_sensitive_value_never_shows_in_debug_output() {
+        let value = Sensitive::new("hunter2-password");
+        assert!(!format!("{value:?}").contains("hunter2"));
+        assert_eq!(value.reveal(), "hunter2-password");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::component::ComponentType;
 use crate::deployment::ActiveVersion;
 use crate::environment::Environment;
+use crate::extension::ExtensionGap;
 use crate::ids::{ComponentId, DeploymentId};
 use crate::package::Package;
 use crate::quarantine::Quarantine;
@@ -21,6 +22,11 @@ pub struct Issue {
 pub struct ValidationReport {
     pub errors: Vec<Issue>,
     pub warnings: Vec<Issue>,
+    /// The target environment's extensions version the report was made at.
+    pub extensions_version: u64,
+    /// Whether the extension values of what the package bundles changed since
+    /// the component's active deployment there was requested (`None`: none is active).
+    pub extensions_changed: Option<bool>,
 }
 
 impl ValidationReport {
@@ -39,6 +45,15 @@ pub struct ConnectionInUse {
     pub id: ComponentId,
     pub name: String,
     pub environments: Vec<String>,
+}
+
+/// What validation knows of the target environment's extension values.
+#[derive(Clone, Debug, Default)]
+pub struct ExtensionFacts {
+    pub version: u64,
+    pub changed: Option<bool>,
+    /// Missing required values and unresolved lookups of what the package bundles.
+    pub gaps: Vec<ExtensionGap>,
 }
 
 /// Everything validation looks at.
@@ -65,6 +80,7 @@ pub struct Facts<'a> {
     pub quarantine: Option<&'a Quarantine>,
     /// The request deploys it despite a quarantine.
     pub override_quarantine: bool,
+    pub extensions: ExtensionFacts,
 }
 
 pub fn validate(f: &Facts<'_>) -> ValidationReport {
@@ -120,6 +136,24 @@ pub fn validate(f: &Facts<'_>) -> ValidationReport {
     for req in &f.package.requirements {
         if !f.active_here.iter().any(|a| a.component_id == req.id) {
             r.error("requirement_missing", format!("{} \"{}\" must be deployed to this environment first (it is never bundled)", req.kind.as_str(), req.name));
+        }
+    }
+    r.extensions_version = f.extensions.version;
+    r.extensions_changed = f.extensions.changed;
+    let env = &f.environment.name;
+    for gap in &f.extensions.gaps {
+        match gap {
+            ExtensionGap::Missing { component_id, component, field } => r.error(
+                "extension_missing",
+                format!(
+                    "component \"{component}\" ({component_id}) needs connection field \"{field}\" set in environment \"{env}\": PUT /v1/environments/{}/extensions",
+                    f.environment.id
+                ),
+            ),
+            ExtensionGap::Unresolved { component_id, component, table, key } => r.warning(
+                "lookup_unresolved",
+                format!("component \"{component}\" ({component_id}): lookup table \"{table}\" has no mapping for source key \"{key}\" in environment \"{env}\""),
+            ),
         }
     }
     let bundled: HashSet<ComponentId> = f.package.manifest.components.iter().filter(|e| e.kind == ComponentType::Connection).map(|e| e.id).collect();
@@ -217,7 +251,32 @@ mod tests {
             promotion_missing: vec![],
             quarantine: None,
             override_quarantine: false,
+            extensions: ExtensionFacts::default(),
         }
+    }
+
+    #[test]
+    fn a_missing_required_value_is_an_error_and_an_unresolved_lookup_a_warning_each_naming_what_is_missing() {
+        let (env, pkg) = (environment(true), package(&[], vec![]));
+        let mut f = facts(&env, &pkg, &[]);
+        let crm = ComponentId::new();
+        f.extensions = ExtensionFacts {
+            version: 4,
+            changed: Some(true),
+            gaps: vec![
+                ExtensionGap::Missing { component_id: crm, component: "CRM".into(), field: "password".into() },
+                ExtensionGap::Unresolved { component_id: crm, component: "CRM".into(), table: "countries".into(), key: "DE".into() },
+            ],
+        };
+        let report = validate(&f);
+        assert_eq!((report.errors[0].code, report.warnings[0].code), ("extension_missing", "lookup_unresolved"));
+        for part in ["\"CRM\"", &crm.to_string(), "\"password\"", "\"Test\""] {
+            assert!(report.errors[0].message.contains(part), "{} names {part}", report.errors[0].message);
+        }
+        for part in ["\"CRM\"", "\"countries\"", "\"DE\""] {
+            assert!(report.warnings[0].message.contains(part), "{} names {part}", report.warnings[0].message);
+        }
+        assert_eq!((report.extensions_version, report.extensions_changed), (4, Some(true)));
     }
 
     #[test]

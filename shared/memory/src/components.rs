@@ -62,6 +62,7 @@ impl ComponentStore for MemoryStore {
             stored.revision = after.revision;
             stored.references = after.references.clone();
             stored.content = after.content.clone();
+            stored.extensions = after.extensions.clone();
             stored.updated_at = after.updated_at;
         }
         t.revisions.insert((revision.component_id, revision.revision), revision.clone());

@@ -19,6 +19,7 @@ mod components;
 mod credentials;
 mod deployments;
 mod environments;
+mod extensions;
 mod idempotency;
 mod inbox;
 mod memory;
@@ -84,6 +85,8 @@ pub(crate) struct Tenancy {
     pub package_versions: HashMap<(ComponentId, String), PackageId>,
     pub deployments: deployments::Deployments,
     pub policies: HashMap<EnvironmentId, Policy>,
+    /// Each environment's extension values.
+    pub extensions: HashMap<EnvironmentId, berth_domain::extension::EnvironmentExtensions>,
     pub change_requests: BTreeMap<ChangeRequestId, ChangeRequest>,
     /// (change request, `<approver>#<digests hash>`) -> decision.
     pub change_approvals: BTreeMap<(ChangeRequestId, String), Approval>,

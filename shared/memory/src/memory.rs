@@ -56,6 +56,8 @@ impl Memory {
             sealer: store.clone(),
             api_keys: store.clone(),
             inbox: store.clone(),
+            extensions: store.clone(),
+            extension_sealer: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

@@ -36,7 +36,16 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
     assert_eq!(registration.tenant, tenant.id);
 
     let component = berth
-        .create_component(&admin, NewComponent { name: name("Orders"), kind: ComponentType::Process, content: b"<process/>".to_vec(), references: vec![] })
+        .create_component(
+            &admin,
+            NewComponent {
+                name: name("Orders"),
+                kind: ComponentType::Process,
+                content: b"<process/>".to_vec(),
+                references: vec![],
+                extensions: Default::default(),
+            },
+        )
         .await
         .expect("the component is created");
     let package = berth

@@ -63,6 +63,13 @@ impl IntoResponse for ApiError {
                 DomainError::PreconditionFailed => {
                     (StatusCode::PRECONDITION_FAILED, e.code(), "Precondition failed", "the resource changed since you read it (If-Match)".into(), &[])
                 }
+                DomainError::PreconditionRequired => (
+                    StatusCode::PRECONDITION_REQUIRED,
+                    e.code(),
+                    "Precondition required",
+                    "send If-Match with the etag of your last read of this resource".into(),
+                    &[],
+                ),
                 DomainError::Unavailable(source) => {
                     tracing::warn!(error = %source, chain = ?error_chain(source.as_ref()), "storage unavailable; the client may retry");
                     (

@@ -32,7 +32,13 @@ pub async fn create_component(
     Ctx(ctx): Ctx,
     JsonBody(body): JsonBody<CreateComponent, MAX_UPLOAD_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
-    let input = NewComponent { name: body.name, kind: body.kind, content: decode_content(&body.content)?, references: ids(body.references) };
+    let input = NewComponent {
+        name: body.name,
+        kind: body.kind,
+        content: decode_content(&body.content)?,
+        references: ids(body.references),
+        extensions: body.extensions.map(Into::into).unwrap_or_default(),
+    };
     let component = state.berth.create_component(&ctx, input).await?;
     let view = ComponentView::from(&component);
     Ok(created(format!("/v1/components/{}", component.id), Some(view.etag.clone()), view))
@@ -63,7 +69,11 @@ pub async fn create_revision(
     JsonBody(body): JsonBody<CreateRevision, MAX_UPLOAD_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
     let id = path_id::<ComponentId>(&id, "component")?;
-    let input = RevisionInput { content: body.content.as_deref().map(decode_content).transpose()?, references: body.references.map(ids) };
+    let input = RevisionInput {
+        content: body.content.as_deref().map(decode_content).transpose()?,
+        references: body.references.map(ids),
+        extensions: body.extensions.map(Into::into),
+    };
     let (component, revision) = state.berth.revise_component(&ctx, id, input, if_match).await?;
     let etag = ComponentView::from(&component).etag;
     Ok(created(format!("/v1/components/{id}/revisions/{}", revision.revision), Some(etag), RevisionView::from(&revision)))

@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::component::{Component, ComponentType, ContentRef, Revision};
+use berth_domain::extension::ExtensionPoints;
 use berth_domain::ids::{ComponentId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::ComponentStore;
@@ -25,6 +26,8 @@ struct ComponentRecord {
     revision: u32,
     references: Vec<ComponentId>,
     content: ContentRef,
+    #[serde(default, skip_serializing_if = "ExtensionPoints::is_empty")]
+    extensions: ExtensionPoints,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -41,6 +44,7 @@ impl ComponentRecord {
             revision: c.revision,
             references: c.references.clone(),
             content: c.content.clone(),
+            extensions: c.extensions.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -54,6 +58,7 @@ impl ComponentRecord {
             revision: self.revision,
             references: self.references,
             content: self.content,
+            extensions: self.extensions,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -117,16 +122,18 @@ impl ComponentStore for DynamoStore {
     async fn add_revision(&self, tenant: TenantId, after: &Component, revision: &Revision, audit: AuditDraft) -> Result<()> {
         let content = serde_dynamo::to_attribute_value(&after.content).map_err(unexpected)?;
         let references = serde_dynamo::to_attribute_value(&after.references).map_err(unexpected)?;
+        let extensions = serde_dynamo::to_attribute_value(&after.extensions).map_err(unexpected)?;
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_of(keys::component(tenant, after.id))))
-            .update_expression("SET revision = :next, #references = :refs, content = :content, updated_at = :at")
+            .update_expression("SET revision = :next, #references = :refs, content = :content, extensions = :extensions, updated_at = :at")
             .condition_expression("attribute_exists(pk) AND revision = :prev")
             .expression_attribute_names("#references", "references")
             .expression_attribute_values(":next", n(after.revision))
             .expression_attribute_values(":prev", n(after.revision - 1))
             .expression_attribute_values(":refs", references)
             .expression_attribute_values(":content", content)
+            .expression_attribute_values(":extensions", extensions)
             .expression_attribute_values(":at", s(after.updated_at.to_rfc3339()))
             .build()
             .map_err(unexpected)?;

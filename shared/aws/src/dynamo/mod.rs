@@ -9,6 +9,7 @@ mod change_requests;
 mod components;
 mod deployments;
 mod environments;
+mod extensions;
 mod idempotency;
 mod inbox;
 mod packages;

@@ -41,6 +41,7 @@ one_action! {
     EnvironmentCreated => EnvironmentCreated on EnvironmentId,
     EnvironmentUpdated => EnvironmentUpdated on EnvironmentId,
     EnvironmentDeleted => EnvironmentDeleted on EnvironmentId,
+    ExtensionsUpdated => EnvironmentExtensionsUpdated on EnvironmentId,
     PolicyUpdated => PolicyUpdated on EnvironmentId,
     RuntimeAttached => RuntimeAttached on EnvironmentId,
     RuntimeDetached => RuntimeDetached on EnvironmentId,
@@ -165,6 +166,18 @@ pub struct EnvironmentUpdated {
 #[derive(Clone, Debug, Serialize)]
 pub struct EnvironmentDeleted {
     pub before: EnvironmentState,
+}
+
+/// `environment.extensions_updated`: the names of the values each component
+/// had changed (`connection.<field>`, `properties.<name>`, `lookups.<table>`),
+/// never a value.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExtensionsUpdated {
+    /// The environment's name.
+    pub environment: Name,
+    /// The extensions version the write made.
+    pub version: u64,
+    pub components: Vec<crate::extension::ComponentChange>,
 }
 
 /// `policy.updated`, on the environment.
@@ -847,7 +860,15 @@ mod tests {
     }
 
     fn package() -> Package {
-        let entry = |n: &str| ManifestEntry { id: ComponentId::new(), name: n.into(), kind: ComponentType::Process, revision: 1, sha256: digest('e'), size: 1 };
+        let entry = |n: &str| ManifestEntry {
+            id: ComponentId::new(),
+            name: n.into(),
+            kind: ComponentType::Process,
+            revision: 1,
+            sha256: digest('e'),
+            size: 1,
+            extensions: Default::default(),
+        };
         Package {
             id: PackageId::new(),
             component_id: ComponentId::new(),

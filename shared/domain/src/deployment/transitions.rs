@@ -30,7 +30,15 @@ fn package(component: ComponentId) -> Package {
         size: 2048,
         manifest: Manifest {
             root: component,
-            components: vec![ManifestEntry { id: connection, name: "crm".into(), kind: ComponentType::Connection, revision: 1, sha256: digest('c'), size: 10 }],
+            components: vec![ManifestEntry {
+                id: connection,
+                name: "crm".into(),
+                kind: ComponentType::Connection,
+                revision: 1,
+                sha256: digest('c'),
+                size: 10,
+                extensions: Default::default(),
+            }],
         },
         requirements: vec![],
         commit: None,

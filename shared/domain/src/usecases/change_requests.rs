@@ -285,7 +285,7 @@ impl Berth {
         let verdict = policy.judge(Change::ChangeRequestDeploy, &ctx.roles, Utc::now(), hold_if_frozen);
         let clearance = verdict.enforce()?;
         let deploying = cr.step(ChangeStep::StartDeploying)?;
-        let mut packages = vec![];
+        let (mut packages, mut extensions) = (vec![], vec![]);
         for item in &cr.items {
             let package = self.get_package(ctx, *item).await?.package;
             if self.item_digests(ctx, std::slice::from_ref(item)).await? != [package.digest.clone()] {
@@ -295,6 +295,7 @@ impl Berth {
             if let Some(first) = report.errors.first() {
                 return Err(DomainError::conflict(first.code, format!("package {}: {}", package.id, first.message)));
             }
+            extensions.push((report.extensions_version, report.extensions_changed));
             packages.push(package);
         }
         let scan = self.scan_items(ctx, &cr).await?;
@@ -306,13 +307,14 @@ impl Berth {
         let step = ChangeRequestChanged::of(ChangeRequestStep::Deploying, &cr, &deploying).accepting_outdated(accepted.clone());
         let mut after = self.save_change_as(ctx, &cr, deploying, step).await?;
         let mut created = vec![];
-        for package in &packages {
+        for (package, (extensions_version, extensions_changed)) in packages.iter().zip(extensions) {
             let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
             let mut d =
                 Deployment::for_package(env.id, package, &ctx.actor.id, format!("change request \"{}\"", cr.name), active.as_ref()).cleared(clearance, None);
             d.change_request_id = Some(cr.id);
             d.source_environment_id = self.promoted_from(ctx.tenant, &policy, package.id).await?;
             d.accepted_outdated = accepted.contains(&package.id);
+            let d = d.with_extensions(extensions_version, extensions_changed);
             if let Err(e) = self.record_and_queue(ctx, &d).await {
                 // A deployment raced in: what was created goes on; the request is failed.
                 let mut failed = after.step(ChangeStep::Fail)?;

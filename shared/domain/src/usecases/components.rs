@@ -4,6 +4,7 @@ use crate::audit::summary::{ComponentCreated, ComponentRevised};
 use crate::component::{Component, ComponentType, MAX_CONTENT_BYTES, MAX_REFERENCES, Revision, dedup_references};
 use crate::context::{Permission, TenantCtx};
 use crate::error::FieldError;
+use crate::extension::ExtensionPoints;
 use crate::ids::ComponentId;
 use crate::package::closes_cycle;
 use crate::page::{Page, PageRequest};
@@ -18,6 +19,8 @@ pub struct NewComponent {
     pub kind: ComponentType,
     pub content: Vec<u8>,
     pub references: Vec<ComponentId>,
+    /// What the first revision lets each environment set.
+    pub extensions: ExtensionPoints,
 }
 
 /// A new revision: what is absent stays as it was.
@@ -25,6 +28,8 @@ pub struct NewComponent {
 pub struct RevisionInput {
     pub content: Option<Vec<u8>>,
     pub references: Option<Vec<ComponentId>>,
+    /// The extension points it declares (absent: those of the revision before).
+    pub extensions: Option<ExtensionPoints>,
 }
 
 fn check_content(content: &[u8]) -> Result<()> {
@@ -71,10 +76,11 @@ impl Berth {
     pub async fn create_component(&self, ctx: &TenantCtx, input: NewComponent) -> Result<Component> {
         ctx.require(Permission::BuildComponents)?;
         check_content(&input.content)?;
+        input.extensions.check()?;
         let references = dedup_references(input.references);
         self.check_references(ctx, &references).await?;
         let content = self.ports.blobs.put_content(ctx.tenant, input.content).await?;
-        let (component, first) = Component::new(input.name, input.kind, references, content, &ctx.actor.id, Utc::now());
+        let (component, first) = Component::declaring(Component::new(input.name, input.kind, references, content, &ctx.actor.id, Utc::now()), input.extensions);
         let audit = AuditDraft::by(ctx, component.id, ComponentCreated::of(&component));
         self.ports.components.create_component(ctx.tenant, &component, &first, audit).await?;
         Ok(component)
@@ -101,6 +107,9 @@ impl Berth {
         if let Some(c) = &input.content {
             check_content(c)?;
         }
+        if let Some(points) = &input.extensions {
+            points.check()?;
+        }
         let references = dedup_references(input.references.unwrap_or_else(|| before.references.clone()));
         self.check_references(ctx, &references).await?;
         let graph: HashMap<ComponentId, Vec<ComponentId>> = self.reference_graph(ctx, &references).await?.into_iter().map(|(k, c)| (k, c.references)).collect();
@@ -114,7 +123,11 @@ impl Berth {
             Some(bytes) => self.ports.blobs.put_content(ctx.tenant, bytes).await?,
             None => before.content.clone(),
         };
-        let (after, revision) = before.revised(references, content, &ctx.actor.id, Utc::now());
+        let revised = before.revised(references, content, &ctx.actor.id, Utc::now());
+        let (after, revision) = match input.extensions {
+            Some(points) => Component::declaring(revised, points),
+            None => revised,
+        };
         let audit = AuditDraft::by(ctx, id, ComponentRevised::of(&before, &after));
         self.ports.components.add_revision(ctx.tenant, &after, &revision, audit).await?;
         Ok((after, revision))

@@ -121,6 +121,8 @@ impl Berth {
                 self.ports.environments.get_environment(ctx.tenant, *required).await?.map(|e| e.name.to_string()).unwrap_or_else(|| required.to_string());
             promotion_missing.push(name);
         }
+        let active = active_here.iter().find(|a| a.component_id == package.component_id);
+        let extensions = self.extension_facts(ctx.tenant, env.id, package, active).await?;
         let facts = Facts {
             environment: env,
             package,
@@ -134,6 +136,7 @@ impl Berth {
             connections_elsewhere: self.connections_elsewhere(ctx, env, package.component_id).await?,
             quarantine: quarantine.as_ref(),
             override_quarantine,
+            extensions,
         };
         Ok(validate(&facts))
     }
@@ -202,7 +205,7 @@ impl Berth {
         if let Some(first) = report.errors.first() {
             return Err(DomainError::conflict(first.code, first.message.clone()));
         }
-        let deployment = deployment.cleared(clearance, scheduled_at);
+        let deployment = deployment.cleared(clearance, scheduled_at).with_extensions(report.extensions_version, report.extensions_changed);
         // What the dry run warned of is what the audit records: an override only where there was a quarantine.
         let overridden = report.warnings.iter().any(|w| w.code == "quarantine_overridden");
         self.record_and_queue_as(ctx, &deployment, overridden).await?;

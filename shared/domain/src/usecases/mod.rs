@@ -11,6 +11,7 @@ mod deliveries;
 mod deployments;
 mod dispatch;
 mod environments;
+mod extensions;
 mod governance;
 mod inbox;
 mod jobs;
@@ -34,6 +35,7 @@ pub use components::{NewComponent, RevisionInput};
 pub use credentials::IssuedRegistration;
 pub use deliveries::{DeliveryReceipt, DeliveryStatus, IncomingDelivery};
 pub use deployments::{ActiveView, NewDeployment};
+pub use extensions::{ComponentValuesView, ExtensionsView, ShownValue};
 pub use inbox::Awaiting;
 pub use jobs::{JobEventOutcome, JobOffer, MAX_WAIT};
 pub use latest::{LatestDeployment, NewLatestDeployment};
@@ -47,7 +49,8 @@ pub use webhooks::WebhookWithSecret;
 
 use crate::ports::{
     ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DecisionInbox, DeploymentStore, EnvironmentStore,
-    IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer, TenantStore, WebhookStore,
+    ExtensionSealer, ExtensionStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer,
+    TenantStore, WebhookStore,
 };
 use std::sync::Arc;
 
@@ -96,6 +99,10 @@ pub struct Ports {
     pub api_keys: Arc<dyn ApiKeyStore>,
     /// What waits on approvers (deployments and change requests).
     pub inbox: Arc<dyn DecisionInbox>,
+    /// Environments' extension values.
+    pub extensions: Arc<dyn ExtensionStore>,
+    /// Seals secret extension values (KMS in AWS).
+    pub extension_sealer: Arc<dyn ExtensionSealer>,
 }
 
 /// The application: every use case, over the ports it was built with. Only

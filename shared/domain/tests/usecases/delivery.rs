@@ -34,7 +34,7 @@ async fn deploy_latest(w: &World, component: ComponentId) -> LatestDeployment {
 }
 
 async fn revise(w: &World, component: ComponentId, content: &str) {
-    let input = RevisionInput { content: Some(content.as_bytes().to_vec()), references: None };
+    let input = RevisionInput { content: Some(content.as_bytes().to_vec()), references: None, extensions: None };
     w.berth.revise_component(&w.admin, component, input, None).await.expect("the component is revised");
 }
 

@@ -159,7 +159,7 @@ impl World {
 
     /// Orders revised and packaged as `version`.
     pub async fn next_orders(&self, version: &str) -> Package {
-        let input = RevisionInput { content: Some(format!("orders {version}").into_bytes()), references: None };
+        let input = RevisionInput { content: Some(format!("orders {version}").into_bytes()), references: None, extensions: None };
         self.berth.revise_component(&self.admin, self.orders.id, input, None).await.expect("Orders is revised");
         self.package(self.orders.id, version).await
     }
@@ -307,7 +307,7 @@ async fn runtime(berth: &Berth, admin: &TenantCtx, name: &str, envs: &[Environme
 }
 
 async fn component(berth: &Berth, admin: &TenantCtx, name: &str, kind: ComponentType, content: &[u8], references: &[ComponentId]) -> Component {
-    let input = NewComponent { name: self::name(name), kind, content: content.to_vec(), references: references.to_vec() };
+    let input = NewComponent { name: self::name(name), kind, content: content.to_vec(), references: references.to_vec(), extensions: Default::default() };
     berth.create_component(admin, input).await.expect("the component is created")
 }
 

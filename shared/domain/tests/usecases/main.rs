@@ -9,6 +9,7 @@ mod approvals;
 mod change_requests;
 mod credentials;
 mod delivery;
+mod extensions;
 mod freeze;
 mod locks;
 mod policy;

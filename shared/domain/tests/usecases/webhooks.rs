@@ -35,7 +35,7 @@ fn signed_at(hook: WebhookId, secret: &str, id: &str, body: &str, t: i64) -> Inc
 }
 
 async fn revise_orders(w: &World, content: &str) {
-    let input = RevisionInput { content: Some(content.as_bytes().to_vec()), references: None };
+    let input = RevisionInput { content: Some(content.as_bytes().to_vec()), references: None, extensions: None };
     w.berth.revise_component(&w.admin, w.orders.id, input, None).await.expect("Orders is revised");
 }
 

@@ -1,5 +1,6 @@
 //! Request and response bodies of the component routes.
 
+use crate::routes::extensions::views::ExtensionPointsBody;
 use berth_domain::component::{Component, ComponentType, Revision};
 use berth_domain::values::{Name, Version};
 use chrono::{DateTime, Utc};
@@ -20,6 +21,8 @@ pub struct ComponentView {
     pub references: Vec<Uuid>,
     pub content_sha256: String,
     pub size: u64,
+    /// What its current revision lets each environment set.
+    pub extensions: ExtensionPointsBody,
     pub etag: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -36,6 +39,7 @@ impl From<&Component> for ComponentView {
             references: c.references.iter().map(|r| r.as_uuid()).collect(),
             content_sha256: c.content.sha256.as_str().to_string(),
             size: c.content.size,
+            extensions: ExtensionPointsBody::from(&c.extensions),
             etag: Version(u64::from(c.revision)).etag(),
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -50,6 +54,7 @@ pub struct RevisionView {
     pub references: Vec<Uuid>,
     pub content_sha256: String,
     pub size: u64,
+    pub extensions: ExtensionPointsBody,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
 }
@@ -62,6 +67,7 @@ impl From<&Revision> for RevisionView {
             references: r.references.iter().map(|r| r.as_uuid()).collect(),
             content_sha256: r.content.sha256.as_str().to_string(),
             size: r.content.size,
+            extensions: ExtensionPointsBody::from(&r.extensions),
             created_by: r.created_by.clone(),
             created_at: r.created_at,
         }
@@ -83,6 +89,8 @@ pub struct CreateComponent {
     #[serde(default)]
     #[schema(max_items = 200)]
     pub references: Vec<Uuid>,
+    /// What the revision lets each environment set (connection fields, properties, lookup tables).
+    pub extensions: Option<ExtensionPointsBody>,
 }
 
 /// `ComponentType`'s names.
@@ -114,4 +122,6 @@ pub struct CreateRevision {
     pub content: Option<String>,
     #[schema(max_items = 200)]
     pub references: Option<Vec<Uuid>>,
+    /// The extension points it declares (absent: those of the revision before).
+    pub extensions: Option<ExtensionPointsBody>,
 }

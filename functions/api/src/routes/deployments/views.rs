@@ -49,6 +49,11 @@ pub struct DeploymentView {
     pub source_environment_id: Option<Uuid>,
     /// Deployed although its package was outdated: the change request's deploy said `accept_outdated`.
     pub accepted_outdated: bool,
+    /// The target environment's extensions version it was validated with.
+    pub extensions_version: Option<u64>,
+    /// Whether the extension values of what it bundles changed since the
+    /// deployment it replaces was requested (null: it replaces none).
+    pub extensions_changed: Option<bool>,
     /// Only on `POST /v1/deployments` with `latest_revision`: whether the package was created for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package_created: Option<bool>,
@@ -90,6 +95,8 @@ impl From<&Deployment> for DeploymentView {
             finished_at: d.finished_at,
             source_environment_id: d.source_environment_id.map(|e| e.as_uuid()),
             accepted_outdated: d.accepted_outdated,
+            extensions_version: d.extensions_version,
+            extensions_changed: d.extensions_changed,
             package_created: None,
         }
     }
@@ -197,13 +204,18 @@ pub struct IssueView {
 pub struct ValidationView {
     pub errors: Vec<IssueView>,
     pub warnings: Vec<IssueView>,
+    /// The target environment's extensions version the report was made at (a deployment records it).
+    pub extensions_version: u64,
+    /// Whether the extension values of what the package bundles changed since the
+    /// component's active deployment there was requested (null: none is active).
+    pub extensions_changed: Option<bool>,
 }
 
 impl From<ValidationReport> for ValidationView {
     fn from(r: ValidationReport) -> Self {
         let map =
             |issues: Vec<berth_domain::validation::Issue>| issues.into_iter().map(|i| IssueView { code: i.code.to_string(), message: i.message }).collect();
-        Self { errors: map(r.errors), warnings: map(r.warnings) }
+        Self { errors: map(r.errors), warnings: map(r.warnings), extensions_version: r.extensions_version, extensions_changed: r.extensions_changed }
     }
 }
 

@@ -1,0 +1,41 @@
+//! Environment extensions: an environment's values for the extension points
+//! its components declare (secrets write-only).
+
+pub(crate) mod views;
+
+use super::with_etag;
+use crate::ctx::Ctx;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use berth_domain::ids::EnvironmentId;
+use berth_web::extract::path_id;
+use berth_web::{ApiError, IfMatch, JsonBody};
+use views::{ExtensionsBody, PutExtensions};
+
+/// The environment's extension values (admins). A secret shows only as set, when and by whom.
+#[utoipa::path(get, path = "/v1/environments/{id}/extensions", tag = "environments",
+    responses((status = 200, body = ExtensionsBody), (status = 403, description = "forbidden (admins only)"), (status = 404)), security(("bearer" = [])))]
+pub async fn get_extensions(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let view = state.berth.get_extensions(&ctx, path_id::<EnvironmentId>(&id, "environment")?).await?;
+    Ok(with_etag(view.version.etag(), ExtensionsBody::from(&view)))
+}
+
+/// Writes the environment's extension values (admins; `If-Match` with the etag of the last read is required).
+#[utoipa::path(put, path = "/v1/environments/{id}/extensions", tag = "environments", request_body = PutExtensions,
+    responses((status = 200, body = ExtensionsBody), (status = 412, description = "If-Match mismatch"),
+        (status = 428, description = "precondition_required: no If-Match", body = crate::views::ProblemView, content_type = "application/problem+json"),
+        (status = 413, description = "the environment's values would exceed 300 KiB"),
+        (status = 422, description = "component_not_found, extension_unknown, validation_failed")),
+    security(("bearer" = [])))]
+pub async fn put_extensions(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    JsonBody(body): JsonBody<PutExtensions>,
+) -> Result<Response, ApiError> {
+    let env = path_id::<EnvironmentId>(&id, "environment")?;
+    let view = state.berth.put_extensions(&ctx, env, body.into_input()?, if_match).await?;
+    Ok(with_etag(view.version.etag(), ExtensionsBody::from(&view)))
+}

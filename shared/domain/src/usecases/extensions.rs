@@ -1,0 +1,179 @@
+//! Environment extensions: reading and writing an environment's values,
+//! what a deployment checks of them, and their resolution for a job.
+
+use super::Berth;
+use crate::audit::AuditDraft;
+use crate::audit::summary::ExtensionsUpdated;
+use crate::context::{Permission, TenantCtx};
+use crate::deployment::ActiveVersion;
+use crate::extension::{
+    ConnectionValue, EnvironmentExtensions, ExtensionPoints, ExtensionsInput, PropertyValue, ResolvedExtensions, SecretScope, check_input, check_size, gaps,
+    merged, resolve, secrets_to_seal,
+};
+use crate::ids::{ComponentId, EnvironmentId, TenantId};
+use crate::package::Package;
+use crate::validation::ExtensionFacts;
+use crate::values::Version;
+use crate::webhook::SealedSecret;
+use crate::{DomainError, Result};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// An environment's values as a reader sees them: a secret only as set, when and by whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionsView {
+    pub version: Version,
+    pub components: BTreeMap<ComponentId, ComponentValuesView>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_by: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ComponentValuesView {
+    pub connection: BTreeMap<String, ShownValue>,
+    pub properties: BTreeMap<String, PropertyValue>,
+    pub lookups: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// A connection field's value as shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShownValue {
+    Plain(String),
+    /// A secret: never shown, only that it is set.
+    SecretSet {
+        updated_at: DateTime<Utc>,
+        updated_by: String,
+    },
+}
+
+impl ExtensionsView {
+    fn of(values: &EnvironmentExtensions) -> Self {
+        let components = values
+            .components
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(id, c)| {
+                let connection = c
+                    .connection
+                    .iter()
+                    .map(|(k, v)| {
+                        let shown = match v {
+                            ConnectionValue::Plain { value } => ShownValue::Plain(value.clone()),
+                            ConnectionValue::Secret { updated_at, updated_by, .. } => {
+                                ShownValue::SecretSet { updated_at: *updated_at, updated_by: updated_by.clone() }
+                            }
+                        };
+                        (k.clone(), shown)
+                    })
+                    .collect();
+                (*id, ComponentValuesView { connection, properties: c.properties.clone(), lookups: c.lookups.clone() })
+            })
+            .collect();
+        Self { version: Version(values.version), components, updated_at: values.updated_at, updated_by: values.updated_by.clone() }
+    }
+}
+
+impl Berth {
+    /// The environment's values (admins only); secrets show only as set.
+    pub async fn get_extensions(&self, ctx: &TenantCtx, env: EnvironmentId) -> Result<ExtensionsView> {
+        self.get_environment(ctx, env).await?;
+        ctx.require(Permission::ReadExtensions)?;
+        Ok(ExtensionsView::of(&self.ports.extensions.get_extensions(ctx.tenant, env).await?))
+    }
+
+    /// Writes the environment's values (admins only; `expected` is the
+    /// version read, from `If-Match`, which is required: secrets are
+    /// write-only, so a blind overwrite could not even be seen). Each value must fit what the
+    /// component's latest revision declares; secrets are sealed one by one
+    /// before anything is stored, bound to (tenant, environment, component, field).
+    #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn put_extensions(&self, ctx: &TenantCtx, env: EnvironmentId, input: ExtensionsInput, expected: Option<Version>) -> Result<ExtensionsView> {
+        let environment = self.get_environment(ctx, env).await?;
+        ctx.require(Permission::ManageEnvironments)?;
+        let expected = expected.ok_or(DomainError::PreconditionRequired)?;
+        let before = self.ports.extensions.get_extensions(ctx.tenant, env).await?;
+        if before.version != expected.0 {
+            return Err(DomainError::PreconditionFailed);
+        }
+        let ids: Vec<ComponentId> = input.components.keys().copied().collect();
+        let declared: BTreeMap<ComponentId, (String, ExtensionPoints)> =
+            self.ports.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, (c.name.to_string(), c.extensions))).collect();
+        check_input(&input, &declared)?;
+        let mut sealed: BTreeMap<(ComponentId, String), SealedSecret> = BTreeMap::new();
+        for (component, field, value) in secrets_to_seal(&input, &declared) {
+            let scope = SecretScope { tenant: ctx.tenant, environment: env, component, field: field.to_string() };
+            sealed.insert((component, field.to_string()), self.ports.extension_sealer.seal_extension(&scope, value).await?);
+        }
+        let (after, changes) = merged(&before, &input, &declared, &sealed, &ctx.actor.id, Utc::now());
+        check_size(&after)?;
+        let audit = AuditDraft::by(ctx, env, ExtensionsUpdated { environment: environment.name.clone(), version: after.version, components: changes });
+        self.ports.extensions.put_extensions(ctx.tenant, env, &after, before.version, audit).await?;
+        Ok(ExtensionsView::of(&after))
+    }
+
+    /// What validation needs of the environment's values for `package`:
+    /// the gaps of what it bundles (by the extension points it was packaged
+    /// with), the version read and whether the values changed since the
+    /// component's `active` deployment there was requested.
+    pub(crate) async fn extension_facts(
+        &self,
+        tenant: TenantId,
+        env: EnvironmentId,
+        package: &Package,
+        active: Option<&ActiveVersion>,
+    ) -> Result<ExtensionFacts> {
+        let values = self.ports.extensions.get_extensions(tenant, env).await?;
+        let bundled = package.manifest.components.iter().map(|e| (e.id, e.name.as_str(), &e.extensions));
+        let gaps = gaps(bundled, &values);
+        let changed = match active {
+            None => None,
+            Some(a) => {
+                let since = self.ports.deployments.get_deployment(tenant, a.deployment_id).await?.and_then(|d| d.extensions_version).unwrap_or(0);
+                Some(package.manifest.components.iter().any(|e| values.components.get(&e.id).is_some_and(|c| c.changed_in > since)))
+            }
+        };
+        Ok(ExtensionFacts { version: values.version, changed, gaps })
+    }
+
+    /// The values one component uses in one environment, secrets opened:
+    /// for the server side of a job (never for a portal read). The
+    /// component's latest revision says what is declared (and the defaults).
+    #[tracing::instrument(skip(self))]
+    pub async fn resolved_extensions(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<ResolvedExtensions> {
+        let points = self.ports.components.get_component(tenant, component).await?.ok_or(DomainError::not_found("component"))?.extensions;
+        let values = self.ports.extensions.get_extensions(tenant, env).await?;
+        self.resolve_one(tenant, env, component, &points, &values).await
+    }
+
+    /// The values of every component `package` bundles, in its manifest's
+    /// order, by the extension points each was packaged with (components
+    /// that declare none are left out): what one job of the package uses.
+    #[tracing::instrument(skip(self, package), fields(package_id = %package.id))]
+    pub async fn resolved_package_extensions(&self, tenant: TenantId, env: EnvironmentId, package: &Package) -> Result<Vec<ResolvedExtensions>> {
+        let values = self.ports.extensions.get_extensions(tenant, env).await?;
+        let mut out = vec![];
+        for entry in package.manifest.components.iter().filter(|e| !e.extensions.is_empty()) {
+            out.push(self.resolve_one(tenant, env, entry.id, &entry.extensions, &values).await?);
+        }
+        Ok(out)
+    }
+
+    async fn resolve_one(
+        &self,
+        tenant: TenantId,
+        env: EnvironmentId,
+        component: ComponentId,
+        points: &ExtensionPoints,
+        values: &EnvironmentExtensions,
+    ) -> Result<ResolvedExtensions> {
+        let stored = values.components.get(&component);
+        let mut opened = BTreeMap::new();
+        for field in points.connection_fields.iter() {
+            if let Some(ConnectionValue::Secret { sealed, .. }) = stored.and_then(|s| s.connection.get(&field.name)) {
+                let scope = SecretScope { tenant, environment: env, component, field: field.name.clone() };
+                opened.insert(field.name.clone(), self.ports.extension_sealer.open_extension(&scope, sealed).await?);
+            }
+        }
+        Ok(resolve(component, values.version, stored, points, opened))
+    }
+}

@@ -1,0 +1,74 @@
+use crate::fixtures::*;
+use crate::stores::Stores;
+use berth_domain::extension::{ComponentValues, ConnectionValue, EnvironmentExtensions, PropertyValue, SecretScope};
+use berth_domain::ids::{ComponentId, EnvironmentId};
+use berth_domain::refusal::{Entity, Refusal};
+use berth_domain::secret::Sensitive;
+use berth_domain::values::Plan;
+use chrono::{SubsecRound, Utc};
+use std::collections::BTreeMap;
+
+pub async fn an_environments_values_are_stored_once_per_version_read_and_each_environment_has_its_own(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let globex = s.tenant(Plan::default()).await;
+    let (env, other, crm) = (EnvironmentId::new(), EnvironmentId::new(), ComponentId::new());
+    assert_eq!(s.extensions.get_extensions(acme, env).await.expect("read"), EnvironmentExtensions::default(), "nothing yet: version 0");
+
+    let values = |version: u64, url: &str| {
+        let component = ComponentValues {
+            changed_in: version,
+            connection: BTreeMap::from([
+                ("url".to_string(), ConnectionValue::Plain { value: url.to_string() }),
+                (
+                    "password".to_string(),
+                    ConnectionValue::Secret {
+                        sealed: berth_domain::webhook::SealedSecret("sealed".into()),
+                        updated_at: Utc::now().trunc_subsecs(3),
+                        updated_by: "alice".into(),
+                    },
+                ),
+            ]),
+            properties: BTreeMap::from([("batch_size".to_string(), PropertyValue::Number(50.into())), ("dry_run".to_string(), PropertyValue::Boolean(true))]),
+            lookups: BTreeMap::from([("countries".to_string(), BTreeMap::from([("DE".to_string(), "Germany".to_string())]))]),
+        };
+        EnvironmentExtensions {
+            version,
+            components: BTreeMap::from([(crm, component)]),
+            updated_at: Some(Utc::now().trunc_subsecs(3)),
+            updated_by: Some("alice".into()),
+        }
+    };
+    let put = async |after: &EnvironmentExtensions, expected: u64| {
+        s.extensions.put_extensions(acme, env, after, expected, draft("environment.extensions_updated", "environment", env)).await
+    };
+    let v1 = values(1, "https://crm.test");
+    put(&v1, 0).await.expect("the first values are stored");
+    assert_eq!(s.extensions.get_extensions(acme, env).await.expect("read"), v1);
+    assert_eq!(refused(put(&values(1, "https://rival"), 0).await), Refusal::Stale(Entity::Extensions), "a second first write");
+
+    let v2 = values(2, "https://crm2.test");
+    put(&v2, 1).await.expect("replaced from the version read");
+    assert_eq!(refused(put(&values(2, "https://rival"), 1).await), Refusal::Stale(Entity::Extensions), "from a stale version");
+    assert_eq!(s.extensions.get_extensions(acme, env).await.expect("read"), v2);
+    assert_eq!(s.extensions.get_extensions(acme, other).await.expect("read"), EnvironmentExtensions::default(), "values are per environment");
+    assert_eq!(s.extensions.get_extensions(globex, env).await.expect("read"), EnvironmentExtensions::default(), "and per tenant");
+    assert_eq!(s.actions(acme).await.iter().filter(|a| *a == "environment.extensions_updated").count(), 2, "each write is audited, refusals are not");
+}
+
+pub async fn a_sealed_value_opens_only_for_the_tenant_environment_component_and_field_it_was_sealed_for(s: Stores) {
+    let (acme, globex) = (s.tenant(Plan::default()).await, s.tenant(Plan::default()).await);
+    let scope = SecretScope { tenant: acme, environment: EnvironmentId::new(), component: ComponentId::new(), field: "password".into() };
+    let clear = Sensitive::new("correct horse battery staple");
+    let sealed = s.extension_sealer.seal_extension(&scope, &clear).await.expect("sealed");
+    assert!(!sealed.0.contains("horse"), "the sealed form is not the clear value");
+    assert_eq!(s.extension_sealer.open_extension(&scope, &sealed).await.expect("opened"), clear);
+    let elsewhere = [
+        SecretScope { tenant: globex, ..scope.clone() },
+        SecretScope { environment: EnvironmentId::new(), ..scope.clone() },
+        SecretScope { component: ComponentId::new(), ..scope.clone() },
+        SecretScope { field: "url".into(), ..scope.clone() },
+    ];
+    for other in elsewhere {
+        assert!(s.extension_sealer.open_extension(&other, &sealed).await.is_err(), "opened for {other:?}");
+    }
+}
