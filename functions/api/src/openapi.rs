@@ -195,6 +195,10 @@ const IF_MATCH_OPERATIONS: [(&str, &str, &str); 7] = [
     ("patch", "/v1/webhooks/{id}", "/v1/webhooks/{id}"),
 ];
 
+/// The updates refused 428 without `If-Match` (blind writes would lose
+/// another admin's values).
+const IF_MATCH_REQUIRED: [&str; 1] = ["/v1/environments/{id}/extensions"];
+
 /// Declares the headers the routers read and write around the handlers, so a
 /// generated client knows them: `Idempotency-Key` on every portal and
 /// platform `POST` (the idempotency layer) with `Idempotent-Replayed` on its
@@ -206,11 +210,11 @@ fn declare_headers(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     use utoipa::openapi::{RefOr, Required};
     let string = |pattern: Option<&str>| ObjectBuilder::new().schema_type(Type::String).pattern(pattern).build();
-    let header = |operation: &mut Operation, name: &str, description: &str, pattern: Option<&str>| {
+    let header = |operation: &mut Operation, name: &str, description: &str, pattern: Option<&str>, required: bool| {
         let parameter = ParameterBuilder::new()
             .name(name)
             .parameter_in(ParameterIn::Header)
-            .required(Required::False)
+            .required(if required { Required::True } else { Required::False })
             .description(Some(description))
             .schema(Some(string(pattern)))
             .build();
@@ -231,6 +235,7 @@ fn declare_headers(doc: &mut utoipa::openapi::OpenApi) {
                 "Idempotency-Key",
                 "Makes the request safe to retry: the same key with the same body gets the first response again.",
                 Some("^[!-~]{1,200}$"),
+                false,
             );
             on_success(post, "Idempotent-Replayed", "`true` when this is the stored response to an earlier request with the same Idempotency-Key.");
         }
@@ -243,7 +248,13 @@ fn declare_headers(doc: &mut utoipa::openapi::OpenApi) {
                 _ => item.post.as_mut(),
             };
             if let Some(operation) = operation {
-                header(operation, "If-Match", "The ETag of the version this change is based on; a stale one gets 412.", Some(r#"^(W/)?"[0-9]{1,18}"$"#));
+                let required = IF_MATCH_REQUIRED.contains(&path);
+                let description = if required {
+                    "The ETag of the version this change is based on: required (428 without it); a stale one gets 412."
+                } else {
+                    "The ETag of the version this change is based on; a stale one gets 412."
+                };
+                header(operation, "If-Match", description, Some(r#"^(W/)?"[0-9]{1,18}"$"#), required);
                 on_success(operation, "ETag", "The new version, for the next If-Match.");
             }
         }

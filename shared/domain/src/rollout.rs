@@ -77,6 +77,14 @@ impl<'de> Deserialize<'de> for BatchSize {
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<BatchSize, E> {
                 u64::try_from(v).map_err(|_| E::custom(format!("must be between 1 and {MAX_TARGETS} targets"))).and_then(|v| self.visit_u64(v))
             }
+            /// A whole number written `3.0` is a whole number (JSON Schema's `integer` allows it).
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<BatchSize, E> {
+                if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                    self.visit_u64(v as u64)
+                } else {
+                    Err(E::custom(format!("must be {EXPECTED}")))
+                }
+            }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BatchSize, E> {
                 v.strip_suffix('%')
                     .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -295,6 +303,8 @@ mod tests {
         assert!(serde_json::from_str::<BatchSize>("\"25\"").is_err());
         assert!(serde_json::from_str::<BatchSize>("-1").is_err());
         assert!(serde_json::from_str::<BatchSize>("\"%\"").is_err());
+        assert_eq!(serde_json::from_str::<BatchSize>("3.0").unwrap(), BatchSize::Count(3), "a whole number written 3.0");
+        assert!(serde_json::from_str::<BatchSize>("2.5").is_err());
         assert_eq!(BatchSize::Percent(25).of(6), 2, "1.5 rounds up");
         assert_eq!(BatchSize::Percent(1).of(6), 1, "at least one");
         assert_eq!(serde_json::to_value(BatchSize::Percent(25)).unwrap(), serde_json::json!("25%"));

@@ -17,17 +17,21 @@ use utoipa::ToSchema;
 pub struct RolloutBody {
     /// `all_at_once` (default) or `batches`.
     #[schema(value_type = Option<StrategyName>, inline)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Strategy>,
     /// Runtimes per batch, in runtime-id order: a number, or a percentage of
     /// the targets such as `"25%"` (rounded up, at least 1). Required with `batches`.
     #[schema(schema_with = batch_size_schema)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<BatchSize>,
     /// How long a batch that succeeded runs before the next starts.
     #[schema(minimum = 0, maximum = 86400)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_seconds: Option<u32>,
     /// More failed targets than this (each after its last attempt) halt the
     /// rollout: `halted`, or `rolled_back` with the policy's `auto_rollback`.
     #[schema(minimum = 0, maximum = 10000)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failed_targets: Option<u32>,
 }
 

@@ -113,7 +113,7 @@ pub struct CreateDeployment {
     /// The package to deploy; leave out with `latest_revision`.
     pub package_id: Option<Uuid>,
     /// Required (absent, it is refused 422 with the other missing fields).
-    #[schema(required = true)]
+    #[schema(required = true, value_type = Uuid)]
     pub environment_id: Option<Uuid>,
     #[schema(max_length = 2000)]
     pub notes: Option<String>,

@@ -35,7 +35,7 @@ pub struct ExtensionPointsBody {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionFieldBody {
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(schema_with = point_name)]
     pub name: String,
     /// Write-only in every environment: sealed when set, never returned.
     #[serde(default)]
@@ -48,25 +48,25 @@ pub struct ConnectionFieldBody {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PropertyBody {
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(schema_with = point_name)]
     pub name: String,
     #[serde(rename = "type")]
     #[schema(value_type = String, pattern = "^(string|number|boolean)$", example = "number")]
     pub kind: PropertyType,
     /// A string, number or boolean, of the property's type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = property_value_schema)]
     pub default: Option<PropertyValue>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupBody {
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(schema_with = point_name)]
     pub table: String,
     /// The source keys the component looks up: an environment without a
     /// mapping for one is warned of (`lookup_unresolved`).
-    #[schema(max_items = 1000)]
+    #[schema(schema_with = lookup_keys)]
     pub keys: Vec<String>,
 }
 
@@ -234,4 +234,30 @@ impl From<&ExtensionsView> for ExtensionsBody {
             .collect();
         Self { components, version: v.version.0, etag: v.version.etag(), updated_at: v.updated_at, updated_by: v.updated_by.clone() }
     }
+}
+
+/// A property's value as `PropertyValue` reads it: a string, a number or a boolean.
+fn property_value_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .description(Some("a string, number or boolean, of the property's type"))
+            .build(),
+    )
+}
+
+/// An extension point's name (`check_name`): 1 to 128 characters, no control character.
+fn point_name() -> utoipa::openapi::schema::Object {
+    berth_web::schema::printable(berth_domain::extension::MAX_NAME_CHARS, false)
+}
+
+/// A lookup table's source keys: at most 1000, each 1 to 256 characters.
+fn lookup_keys() -> utoipa::openapi::schema::Array {
+    use berth_domain::extension::{MAX_KEY_CHARS, MAX_LOOKUP_KEYS};
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let key = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_KEY_CHARS));
+    ArrayBuilder::new().items(key).max_items(Some(MAX_LOOKUP_KEYS)).build()
 }
