@@ -191,6 +191,16 @@ impl Api {
         }
     }
 
+    /// The job's extension values as the server sent them (JSON, secrets in
+    /// clear): kept as bytes, never parsed into an error message or logged.
+    pub async fn job_extensions(&self, job: &uuid::Uuid) -> Result<Vec<u8>> {
+        let response = self.send(|| self.authed(self.http.get(format!("{}/agent/v1/jobs/{job}/extensions", self.base)))).await?;
+        match response.status() {
+            s if s.is_success() => Ok(response.bytes().await?.to_vec()),
+            s => bail!("the job's extension values were refused ({s})"),
+        }
+    }
+
     /// Reports a phase, retrying a few times on network errors.
     /// URLs in `message` lose their query strings first: a presigned URL's
     /// signature must not end up in the server's timeline.

@@ -196,6 +196,9 @@ impl Runner<'_> {
     }
 
     async fn run_apply(&self, cmd: &str, job: &Job, staging: &Path) -> Result<()> {
+        // The values are fetched now, not carried with the job: secrets never travel through SQS.
+        let values = self.api.job_extensions(&job.job_id).await.context("fetching the job's extension values")?;
+        let file = SecretFile::create(self.state.extensions_file(&job.job_id), &values)?;
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
@@ -210,6 +213,7 @@ impl Runner<'_> {
             .env("BERTH_ENVIRONMENT_ID", job.environment_id.to_string())
             .env("BERTH_ACTIVE_DIR", self.state.active(&slot(job)))
             .env("BERTH_BACKUP_DIR", self.state.backup(&slot(job)))
+            .env("BERTH_EXTENSIONS_FILE", &file.path)
             // A group of its own, so that abandoning the job stops whatever it started too.
             .process_group(0)
             .kill_on_drop(true)
@@ -226,6 +230,7 @@ impl Runner<'_> {
                 return Err(Abandoned.into());
             }
         };
+        drop(file);
         if !status.success() {
             bail!("the apply command failed ({status})");
         }
@@ -270,6 +275,7 @@ impl Runner<'_> {
 
     /// Finishes or undoes the jobs a previous run of the agent left unfinished.
     pub async fn recover(&self) -> Result<()> {
+        remove_stale_secrets(self.state);
         for entry in fs::read_dir(self.state.root().join("jobs"))? {
             let path: PathBuf = entry?.path();
             let Ok(journal) = fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice::<Journal>(&b)?)) else {
@@ -320,6 +326,48 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A file holding secrets in clear, readable by the agent's user only
+/// (created so, never widened), removed when dropped: when the apply command
+/// ends, fails, or the job is abandoned.
+struct SecretFile {
+    path: PathBuf,
+}
+
+impl SecretFile {
+    fn create(path: PathBuf, bytes: &[u8]) -> Result<Self> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent() {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        // A file left by an agent that died mid-apply is replaced, not reused.
+        let _ = fs::remove_file(&path);
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).with_context(|| format!("creating {}", path.display()))?;
+        let this = Self { path };
+        file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", this.path.display()))?;
+        Ok(this)
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove the extension values file");
+        }
+    }
+}
+
+/// Removes extension values files an agent that stopped mid-apply left behind.
+pub fn remove_stale_secrets(state: &StateDir) {
+    let dir = state.root().join("secrets");
+    let Ok(entries) = fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let _ = fs::remove_file(entry.path());
     }
 }
 

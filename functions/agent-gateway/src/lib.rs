@@ -42,6 +42,7 @@ pub fn routes(state: AgentState) -> Router {
         .route("/agent/v1/jobs/next", axum::routing::get(next_job))
         .route("/agent/v1/jobs/{id}/events", post(job_event))
         .route("/agent/v1/jobs/{id}/claim", post(claim_job))
+        .route("/agent/v1/jobs/{id}/extensions", axum::routing::get(job_extensions))
         .route("/agent/v1/credentials/aws", post(aws_credentials))
         .with_state(state)
 }
@@ -56,10 +57,10 @@ pub const RUNTIME_CREDENTIAL: &str = "runtime_credential";
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, heartbeat, rotate_credential, next_job, job_event, claim_job, aws_credentials),
+    paths(register, heartbeat, rotate_credential, next_job, job_event, claim_job, job_extensions, aws_credentials),
     components(schemas(RegisterBody, RegisterResponse, RotateResponse, HeartbeatBody, HeartbeatResponse, berth_protocol::RunningPackage, berth_protocol::AgentHealth,
         berth_protocol::RuntimeStatus, Job, berth_protocol::JobKind, berth_protocol::Phase, berth_protocol::JobStatus, JobEventBody, JobEventResponse,
-        berth_protocol::ClaimBody, berth_protocol::JobMessage, AwsCredentialsResponse)),
+        berth_protocol::ClaimBody, berth_protocol::JobMessage, AwsCredentialsResponse, berth_protocol::JobExtensions, berth_protocol::ComponentExtensions)),
     tags((name = "agent", description = "The runtime agent API: register once, then heartbeat, poll for jobs and report their progress.")),
     modifiers(&RuntimeCredentialAuth)
 )]
@@ -176,6 +177,21 @@ async fn claim_job(
     let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
     let offer = state.berth.claim_job(&ctx, job, &body.receipt_handle).await?;
     Ok(Json(wire::job(offer)))
+}
+
+/// The environment's extension values for a job under way (handed out, not
+/// ended), secrets in clear: fetched by the agent at the job's apply, never
+/// sent through SQS nor stored with the job.
+#[utoipa::path(get, path = "/agent/v1/jobs/{id}/extensions", tag = "agent", params(("id" = String, Path, description = "The job id.")),
+    responses((status = 200, body = berth_protocol::JobExtensions, description = "Secret (`Cache-Control: no-store`): the values of what the job's package bundles, read now."),
+        (status = 401, description = "unauthenticated"), (status = 403, description = "tenant_suspended"),
+        (status = 404, description = "no such job under way for this runtime (not handed out yet, ended, or of another runtime)")),
+    security(("runtime_credential" = [])))]
+async fn job_extensions(State(state): State<AgentState>, Agent(ctx): Agent, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
+    let (version, resolved) = state.berth.job_extensions(&ctx, job).await?;
+    // Secrets in clear: no cache may keep it, and nothing here logs it.
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(wire::extensions(version, resolved))).into_response())
 }
 
 /// Vends short-lived AWS credentials for the runtime's own queue only (1 hour).

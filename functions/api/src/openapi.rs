@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         create_component, list_components, get_component, create_revision, list_revisions, get_revision,
         create_package, list_packages, get_package, download_package, delete_package,
         validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment, halt_deployment, resume_deployment,
-        active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy, get_extensions, put_extensions,
+        active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy, get_extensions, put_extensions, deploy_extensions,
         change_requests::create, change_requests::list, change_requests::get, change_requests::patch, change_requests::submit,
         change_requests::decide, change_requests::deploy, change_requests::complete, change_requests::validate, change_requests::scan,
         approvals::pending, usage::usage,

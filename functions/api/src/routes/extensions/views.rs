@@ -235,3 +235,11 @@ impl From<&ExtensionsView> for ExtensionsBody {
         Self { components, version: v.version.0, etag: v.version.etag(), updated_at: v.updated_at, updated_by: v.updated_by.clone() }
     }
 }
+
+/// The component whose active package to deploy again with the environment's current values.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"component_id": "5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31"}))]
+pub struct DeployExtensions {
+    pub component_id: Uuid,
+}
