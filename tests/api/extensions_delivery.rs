@@ -3,7 +3,7 @@
 //! (never in SQS), and changed values alone can be deployed: over HTTP, with a
 //! real agent.
 
-use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status, id_of};
+use berth_tests::{Agent, TestApp, TestTenant, eventually, expect_problem, expect_status, id_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -105,4 +105,61 @@ async fn each_environments_values_reach_the_apply_command_in_a_private_file_and_
         let events = app.get(&format!("/v1/deployments/{}/events?limit=100", id_of(d)), &acme.admin).await.text().await.expect("events");
         assert!(![&test_secret, &prod_secret, &new_secret].iter().any(|s| events.contains(s.as_str())), "{events}");
     }
+}
+
+#[tokio::test]
+async fn a_connection_test_runs_on_an_attached_runtime_with_the_environments_values_and_shows_success_or_failure() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let test = app.environment(&acme, "Test", "test").await;
+    let body = json!({"name": "CRM", "type": "connection", "content": berth_tests::b64(b"crm"), "extensions": crm_points()});
+    let crm = expect_status(app.post("/v1/components", &acme.admin, body).await, StatusCode::CREATED).await;
+    let connection = format!("/v1/environments/{}/connections/{}", id_of(&test), id_of(&crm));
+    let test_path = format!("{connection}/test");
+    let run_test = || app.post(&test_path, &acme.admin, json!({}));
+    expect_problem(run_test().await, StatusCode::CONFLICT, "no_runtime_online").await;
+    let never = expect_status(app.get(&connection, &acme.admin).await, StatusCode::OK).await;
+    assert_eq!(never["last_test"], Value::Null);
+
+    // The command succeeds when the password it reads is the right one, and says so; otherwise it fails, echoing
+    // what it read (the agent replaces every connection value in what it reports: it cannot tell secrets apart).
+    let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let command = format!(
+        r#"f="$BERTH_EXTENSIONS_FILE"; p=$(sed -E 's/.*"password":"([^"]*)".*/\1/' "$f"); if [ "$p" = "{secret}" ]; then echo "logged in, batches of $(sed -E 's/.*"batch_size":([0-9]+).*/\1/' "$f")"; else echo "login refused for password $p" >&2; exit 3; fi"#
+    );
+    let atom = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &test, &atom).await;
+    let agent = Agent::start_with_env(&app, &atom, None, &[("BERTH_TEST_CONNECTION_COMMAND", &command)]);
+    put_values(&app, &acme, &test, &crm, "https://crm.test.example", &secret, "Deutschland").await;
+
+    let ended = async |expected: &str| {
+        let started = eventually("the runtime is online", || async {
+            let r = run_test().await;
+            if r.status() == StatusCode::CREATED { Ok(r.json::<Value>().await.expect("JSON")) } else { Err(r.text().await.unwrap_or_default()) }
+        })
+        .await;
+        assert_eq!((started["last_test"]["status"].as_str(), started["last_test"]["runtime_id"].as_str()), (Some("pending"), atom["id"].as_str()));
+        eventually("the test ends", || async {
+            let now = expect_status(app.get(&connection, &acme.admin).await, StatusCode::OK).await;
+            if now["last_test"]["id"] == started["last_test"]["id"] && now["last_test"]["status"] == expected { Ok(now) } else { Err(now.to_string()) }
+        })
+        .await
+    };
+    let succeeded = ended("succeeded").await;
+    let last = &succeeded["last_test"];
+    assert_eq!(last["message"], "logged in, batches of 100", "{succeeded}");
+    assert!(last["at"].is_string() && last["runtime_id"] == atom["id"], "{succeeded}");
+
+    put_values(&app, &acme, &test, &crm, "https://crm.test.example", "wrong-password-123", "Deutschland").await;
+    let failed = ended("failed").await;
+    assert_eq!(failed["last_test"]["message"], "login refused for password [redacted]", "the agent never reports a value: {failed}");
+    assert!(!agent.log().contains(&secret) && !agent.log().contains("wrong-password-123"), "{}", agent.log());
+
+    // Another tenant sees nothing; a viewer may read the result but not run a test.
+    let globex = app.tenant("Globex").await;
+    expect_problem(app.get(&connection, &globex.admin).await, StatusCode::NOT_FOUND, "not_found").await;
+    expect_problem(app.post(&format!("{connection}/test"), &globex.admin, json!({})).await, StatusCode::NOT_FOUND, "not_found").await;
+    let viewer = app.token(&acme.id, &["viewer"]);
+    expect_status(app.get(&connection, &viewer).await, StatusCode::OK).await;
+    expect_problem(app.post(&format!("{connection}/test"), &viewer, json!({})).await, StatusCode::FORBIDDEN, "forbidden").await;
 }

@@ -5,7 +5,7 @@
 
 use berth_domain::DomainError;
 use berth_domain::deployment::{DeploymentKind, TargetState};
-use berth_domain::extension::{PropertyValue, ResolvedExtensions};
+use berth_domain::extension::{ConnectionTest, PropertyValue, ResolvedExtensions};
 use berth_domain::runtime::{AgentHealth, Digest, RunningPackage, RuntimeStatus};
 use berth_domain::usecases::JobOffer;
 use berth_domain::values::Name;
@@ -80,6 +80,10 @@ pub fn extensions(version: u64, resolved: Vec<ResolvedExtensions>) -> wire::JobE
         })
         .collect();
     wire::JobExtensions { version, components }
+}
+
+pub fn connection_test(t: &ConnectionTest) -> wire::ConnectionTestJob {
+    wire::ConnectionTestJob { test_id: t.id.as_uuid(), environment_id: t.environment_id.as_uuid(), component_id: t.component_id.as_uuid() }
 }
 
 fn property(v: PropertyValue) -> serde_json::Value {

@@ -110,6 +110,32 @@ pub enum RuntimeStatus {
 pub struct HeartbeatResponse {
     pub runtime_id: Uuid,
     pub status: RuntimeStatus,
+    /// Connection tests waiting for this runtime (left out when none): run
+    /// each, then report it with `POST /agent/v1/connection-tests/{id}/result`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connection_tests: Vec<ConnectionTestJob>,
+}
+
+/// A connection test for the runtime: test the component's connection in the
+/// environment with the values of `GET /agent/v1/connection-tests/{id}/extensions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConnectionTestJob {
+    pub test_id: Uuid,
+    pub environment_id: Uuid,
+    pub component_id: Uuid,
+}
+
+/// `POST /agent/v1/connection-tests/{id}/result`: how the test went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"succeeded": false, "message": "connection refused"})))]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionTestResultBody {
+    pub succeeded: bool,
+    /// Shown to the tenant's users: never a secret (it is redacted as a job message is). At most 2000 characters are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What a job does to the component.
@@ -358,7 +384,7 @@ mod tests {
     #[test]
     fn a_heartbeat_answer_carries_the_runtime_status() {
         for (status, spelled) in [(RuntimeStatus::Online, "online"), (RuntimeStatus::Offline, "offline"), (RuntimeStatus::Unknown, "unknown")] {
-            round_trips(json!({"runtime_id": ID, "status": spelled}), HeartbeatResponse { runtime_id: id(), status });
+            round_trips(json!({"runtime_id": ID, "status": spelled}), HeartbeatResponse { runtime_id: id(), status, connection_tests: vec![] });
         }
     }
 

@@ -8,8 +8,8 @@ use crate::audit::summary::ExtensionsUpdated;
 use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentStatus, TargetState};
 use crate::extension::{
-    ConnectionValue, EnvironmentExtensions, ExtensionPoints, ExtensionsInput, PropertyValue, ResolvedExtensions, SecretScope, check_input, check_size, gaps,
-    merged, resolve, secrets_to_seal,
+    ConnectionTest, ConnectionTestStatus, ConnectionValue, EnvironmentExtensions, ExtensionPoints, ExtensionsInput, PropertyValue, ResolvedExtensions,
+    SecretScope, check_input, check_size, gaps, merged, resolve, secrets_to_seal,
 };
 use crate::ids::{ComponentId, EnvironmentId, JobId, TenantId};
 use crate::package::Package;
@@ -206,6 +206,75 @@ impl Berth {
             rollout: None,
         };
         self.create_deployment(ctx, input).await
+    }
+
+    /// Tests the component's connection in the environment: a test for one
+    /// attached runtime that is online, which runs it with the environment's
+    /// values (it learns of it at its next heartbeat). It replaces the
+    /// previous test. Deployers, as it runs on the environment's runtimes.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn test_connection(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId) -> Result<ConnectionTest> {
+        let environment = self.get_environment(ctx, env).await?;
+        ctx.require(Permission::Deploy)?;
+        let declared = self.ports.components.get_component(ctx.tenant, component).await?.ok_or(DomainError::not_found("component"))?;
+        if declared.extensions.connection_fields.is_empty() {
+            return Err(DomainError::conflict("no_connection", format!("\"{}\" declares no connection fields to test", declared.name)));
+        }
+        let runtimes = self.all_environment_runtimes(ctx.tenant, env).await?;
+        let Some(runtime) = runtimes.iter().find(|r| self.runtime_status(r) == crate::runtime::RuntimeStatus::Online) else {
+            return Err(DomainError::conflict("no_runtime_online", format!("no runtime attached to \"{}\" is online to run the test", environment.name)));
+        };
+        let test = ConnectionTest {
+            id: JobId::new(),
+            environment_id: env,
+            component_id: component,
+            runtime_id: runtime.id,
+            status: ConnectionTestStatus::Pending,
+            message: String::new(),
+            requested_at: Utc::now(),
+            requested_by: ctx.actor.id.clone(),
+            at: None,
+        };
+        self.ports.extensions.put_connection_test(ctx.tenant, &test).await?;
+        Ok(test)
+    }
+
+    /// The latest test of the component's connection in the environment, if any.
+    pub async fn get_connection_test(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId) -> Result<Option<ConnectionTest>> {
+        self.get_environment(ctx, env).await?;
+        ctx.require(Permission::Read)?;
+        self.ports.components.get_component(ctx.tenant, component).await?.ok_or(DomainError::not_found("component"))?;
+        self.ports.extensions.get_connection_test(ctx.tenant, env, component).await
+    }
+
+    /// The connection tests waiting for this runtime.
+    pub async fn pending_connection_tests(&self, ctx: &RuntimeCtx) -> Result<Vec<ConnectionTest>> {
+        self.ports.extensions.pending_connection_tests(ctx.tenant, ctx.runtime.id).await
+    }
+
+    async fn pending_connection_test(&self, ctx: &RuntimeCtx, id: JobId) -> Result<ConnectionTest> {
+        let pending = self.pending_connection_tests(ctx).await?;
+        pending.into_iter().find(|t| t.id == id).ok_or(DomainError::not_found("connection test"))
+    }
+
+    /// The values a pending connection test of this runtime runs with, secrets opened.
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, test_id = %id))]
+    pub async fn connection_test_extensions(&self, ctx: &RuntimeCtx, id: JobId) -> Result<ResolvedExtensions> {
+        let test = self.pending_connection_test(ctx, id).await?;
+        self.resolved_extensions(ctx.tenant, test.environment_id, test.component_id).await
+    }
+
+    /// How a pending connection test of this runtime went; its message is
+    /// redacted as any job message. 404 once it ended or a newer test replaced it.
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, test_id = %id))]
+    pub async fn report_connection_test(&self, ctx: &RuntimeCtx, id: JobId, succeeded: bool, message: &str) -> Result<ConnectionTest> {
+        let test = self.pending_connection_test(ctx, id).await?;
+        let status = if succeeded { ConnectionTestStatus::Succeeded } else { ConnectionTestStatus::Failed };
+        let ended = ConnectionTest { status, message: crate::redact::redact(message), at: Some(Utc::now()), ..test };
+        match self.ports.extensions.finish_connection_test(ctx.tenant, &ended).await {
+            Err(DomainError::Refused(crate::refusal::Refusal::Stale(_))) => Err(DomainError::not_found("connection test")),
+            other => other.map(|()| ended),
+        }
     }
 
     async fn resolve_one(
