@@ -352,6 +352,14 @@ async fn scenario(app: &TestApp) {
     let with_values = app.package(&acme, &sync, Some("1.0.0")).await;
     let d = app.deploy(&acme, &with_values, &test, "applies with the environment's values").await;
     app.wait_for_status(&acme, &d, "succeeded").await;
+    // A connection test: the api records it, the gateway hands it out with a heartbeat and records its result.
+    let connection = format!("/v1/environments/{}/connections/{}", id_of(&test), id_of(&crm));
+    expect_status(app.post(&format!("{connection}/test"), &acme.admin, json!({})).await, StatusCode::CREATED).await;
+    eventually("the connection test ends", || async {
+        let now = expect_status(app.get(&connection, &acme.admin).await, StatusCode::OK).await;
+        if now["last_test"]["status"] == "failed" { Ok(()) } else { Err(now.to_string()) }
+    })
+    .await;
 
     let tenants = expect_status(app.get("/platform/v1/tenants", &app.platform_token()).await, StatusCode::OK).await;
     assert!(tenants["items"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == acme.id)), "{tenants}");
