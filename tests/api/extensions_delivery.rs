@@ -163,3 +163,52 @@ async fn a_connection_test_runs_on_an_attached_runtime_with_the_environments_val
     expect_status(app.get(&connection, &viewer).await, StatusCode::OK).await;
     expect_problem(app.post(&format!("{connection}/test"), &viewer, json!({})).await, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+#[tokio::test]
+async fn a_jobs_values_are_handed_only_to_its_runtime_while_the_job_is_under_way_and_never_kept_by_a_cache() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let globex = app.tenant("Globex").await;
+    let test = app.environment(&acme, "Test", "test").await;
+    let atom = app.runtime(&acme, "atom").await;
+    let spare = app.runtime(&acme, "spare").await;
+    let stranger = app.runtime(&globex, "stranger").await;
+    app.attach(&acme, &test, &atom).await;
+    let (credential, spare_credential, stranger_credential) =
+        (app.register_agent(&atom).await, app.register_agent(&spare).await, app.register_agent(&stranger).await);
+    expect_status(app.heartbeat(&credential).await, StatusCode::OK).await;
+    let body = json!({"name": "CRM", "type": "connection", "content": berth_tests::b64(b"crm"), "extensions": crm_points()});
+    let crm = expect_status(app.post("/v1/components", &acme.admin, body).await, StatusCode::CREATED).await;
+    let sync = app.component(&acme, "Sync", "process", b"sync", &[&crm]).await;
+    let v1 = app.package(&acme, &sync, Some("v1")).await;
+    let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    put_values(&app, &acme, &test, &crm, "https://crm.test.example", &secret, "Deutschland").await;
+    let d = app.deploy(&acme, &v1, &test, "by hand").await;
+
+    let job = eventually("the job is handed out", || async {
+        let r = app.request(Method::GET, "/agent/v1/jobs/next?wait=1", Some(&credential)).send().await.expect("sent");
+        if r.status() == StatusCode::OK { Ok(r.text().await.expect("the job")) } else { Err(r.status().to_string()) }
+    })
+    .await;
+    assert!(!job.contains(&secret) && !job.contains("crm.test.example"), "the job carries no value: {job}");
+    let job: Value = serde_json::from_str(&job).expect("JSON");
+    let path = format!("/agent/v1/jobs/{}/extensions", job["job_id"].as_str().expect("a job id"));
+    let fetch = async |credential: &str| app.request(Method::GET, &path, Some(credential)).send().await.expect("sent");
+
+    let answer = fetch(&credential).await;
+    assert_eq!(answer.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    let values = expect_status(answer, StatusCode::OK).await;
+    assert_eq!(values["components"][id_of(&crm)]["connection"]["password"], secret.as_str());
+    assert_eq!(values["components"].as_object().map(|c| c.len()), Some(1), "only the components that declare points: {values}");
+    expect_problem(fetch(&spare_credential).await, StatusCode::NOT_FOUND, "not_found").await;
+    expect_problem(fetch(&stranger_credential).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(fetch("brc_not-a-credential").await.status(), StatusCode::UNAUTHORIZED);
+
+    let events = format!("/agent/v1/jobs/{}/events", job["job_id"].as_str().expect("a job id"));
+    for phase in ["applying", "deployed"] {
+        let reported = app.request(Method::POST, &events, Some(&credential)).json(&json!({"phase": phase})).send().await.expect("sent");
+        expect_status(reported, StatusCode::OK).await;
+    }
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    expect_problem(fetch(&credential).await, StatusCode::NOT_FOUND, "not_found").await;
+}
