@@ -148,13 +148,15 @@ impl Api {
         Ok((registered.runtime_id.to_string(), registered.credential))
     }
 
-    pub async fn heartbeat(&self, running: &[RunningPackage]) -> Result<()> {
+    /// Heartbeats; the answer names the connection tests waiting for this runtime (none from an older server).
+    pub async fn heartbeat(&self, running: &[RunningPackage]) -> Result<Vec<berth_protocol::ConnectionTestJob>> {
         let body = HeartbeatBody { agent_version: AGENT_VERSION.to_string(), status: AgentHealth::Ok, running: running.to_vec() };
         let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/heartbeat", self.base))).json(&body)).await?;
         if !response.status().is_success() {
             bail!("heartbeat refused: {}", response.status());
         }
-        Ok(())
+        let answer: Option<berth_protocol::HeartbeatResponse> = response.json().await.ok();
+        Ok(answer.map(|a| a.connection_tests).unwrap_or_default())
     }
 
     /// Long-polls for a job; `None` when there is none.
@@ -189,6 +191,35 @@ impl Api {
             s if s.is_success() => Ok(Claim::Job(Box::new(response.json().await?))),
             s => bail!("claim failed: {s}"),
         }
+    }
+
+    /// The job's extension values as the server sent them (JSON, secrets in
+    /// clear): kept as bytes, never parsed into an error message or logged.
+    pub async fn job_extensions(&self, job: &uuid::Uuid) -> Result<Vec<u8>> {
+        let response = self.send(|| self.authed(self.http.get(format!("{}/agent/v1/jobs/{job}/extensions", self.base)))).await?;
+        match response.status() {
+            s if s.is_success() => Ok(response.bytes().await?.to_vec()),
+            s => bail!("the job's extension values were refused ({s})"),
+        }
+    }
+
+    /// A connection test's values, as `job_extensions`.
+    pub async fn connection_test_extensions(&self, test: &uuid::Uuid) -> Result<Vec<u8>> {
+        let response = self.send(|| self.authed(self.http.get(format!("{}/agent/v1/connection-tests/{test}/extensions", self.base)))).await?;
+        match response.status() {
+            s if s.is_success() => Ok(response.bytes().await?.to_vec()),
+            s => bail!("the connection test's values were refused ({s})"),
+        }
+    }
+
+    /// Reports how a connection test went.
+    pub async fn report_connection_test(&self, test: &uuid::Uuid, succeeded: bool, message: &str) -> Result<()> {
+        let body = berth_protocol::ConnectionTestResultBody { succeeded, message: Some(without_query_strings(message)) };
+        let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/connection-tests/{test}/result", self.base))).json(&body)).await?;
+        if !response.status().is_success() {
+            bail!("the connection test's result was refused ({})", response.status());
+        }
+        Ok(())
     }
 
     /// Reports a phase, retrying a few times on network errors.

@@ -40,9 +40,14 @@ pub struct Runner<'a> {
     pub state: &'a StateDir,
     /// `sh -c` command run in the staging directory before the swap.
     pub apply_command: Option<String>,
+    /// `sh -c` command that tests a connection with the environment's values (`BERTH_EXTENSIONS_FILE`).
+    pub test_connection_command: Option<String>,
     /// When the agent is stopping, a job past its grace period is abandoned (see `shutdown`).
     pub shutdown: Shutdown,
 }
+
+/// How long a connection test may run.
+const TEST_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Stopped because the server said not to go on (cancelled or superseded).
 #[derive(Debug)]
@@ -196,6 +201,9 @@ impl Runner<'_> {
     }
 
     async fn run_apply(&self, cmd: &str, job: &Job, staging: &Path) -> Result<()> {
+        // The values are fetched now, not carried with the job: secrets never travel through SQS.
+        let values = self.api.job_extensions(&job.job_id).await.context("fetching the job's extension values")?;
+        let file = SecretFile::create(self.state.extensions_file(&job.job_id), &values)?;
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
@@ -210,6 +218,7 @@ impl Runner<'_> {
             .env("BERTH_ENVIRONMENT_ID", job.environment_id.to_string())
             .env("BERTH_ACTIVE_DIR", self.state.active(&slot(job)))
             .env("BERTH_BACKUP_DIR", self.state.backup(&slot(job)))
+            .env("BERTH_EXTENSIONS_FILE", &file.path)
             // A group of its own, so that abandoning the job stops whatever it started too.
             .process_group(0)
             .kill_on_drop(true)
@@ -226,10 +235,73 @@ impl Runner<'_> {
                 return Err(Abandoned.into());
             }
         };
+        drop(file);
         if !status.success() {
             bail!("the apply command failed ({status})");
         }
         Ok(())
+    }
+
+    /// Runs a connection test and reports it; failures to report are only logged (the test stays pending until a newer one).
+    pub async fn test_connection(&self, test: &berth_protocol::ConnectionTestJob) {
+        tracing::info!(test_id = %test.test_id, environment_id = %test.environment_id, component_id = %test.component_id, "connection test received");
+        let (succeeded, message) = match self.run_connection_test(test).await {
+            Ok(outcome) => outcome,
+            Err(e) => (false, format!("{e:#}")),
+        };
+        tracing::info!(test_id = %test.test_id, succeeded, "connection test ran");
+        if let Err(e) = self.api.report_connection_test(&test.test_id, succeeded, &message).await {
+            tracing::warn!(test_id = %test.test_id, error = %format!("{e:#}"), "could not report the connection test");
+        }
+    }
+
+    /// (succeeded, message): the command's exit and its output, every connection value in it replaced by `[redacted]`.
+    async fn run_connection_test(&self, test: &berth_protocol::ConnectionTestJob) -> Result<(bool, String)> {
+        let Some(cmd) = &self.test_connection_command else {
+            return Ok((false, "the agent has no test connection command (BERTH_TEST_CONNECTION_COMMAND)".to_string()));
+        };
+        let values = self.api.connection_test_extensions(&test.test_id).await.context("fetching the connection's values")?;
+        let secrets: Vec<String> = serde_json::from_slice::<berth_protocol::JobExtensions>(&values)
+            .map(|v| v.components.into_values().flat_map(|c| c.connection.into_values()).filter(|v| !v.is_empty()).collect())
+            .unwrap_or_default();
+        let file = SecretFile::create(self.state.extensions_file(&test.test_id), &values)?;
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(self.state.root())
+            .env("BERTH_EXTENSIONS_FILE", &file.path)
+            .env("BERTH_TEST_ID", test.test_id.to_string())
+            .env("BERTH_ENVIRONMENT_ID", test.environment_id.to_string())
+            .env("BERTH_COMPONENT_ID", test.component_id.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("running the test connection command")?;
+        let output = match tokio::time::timeout(TEST_CONNECTION_TIMEOUT, child.wait_with_output()).await {
+            Ok(output) => output.context("running the test connection command")?,
+            Err(_) => return Ok((false, format!("the test connection command did not finish within {} s", TEST_CONNECTION_TIMEOUT.as_secs()))),
+        };
+        drop(file);
+        let mut said = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let err = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if !err.is_empty() {
+            said = if said.is_empty() { err } else { format!("{said}\n{err}") };
+        }
+        // The longest first, so that a value containing another is replaced whole.
+        let mut secrets = secrets;
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for secret in &secrets {
+            said = said.replace(secret.as_str(), "[redacted]");
+        }
+        let tail: String = said.chars().rev().take(1000).collect::<Vec<_>>().into_iter().rev().collect();
+        let message = match (output.status.success(), tail.is_empty()) {
+            (true, true) => "the connection test succeeded".to_string(),
+            (false, true) => format!("the connection test failed ({})", output.status),
+            (_, false) => tail,
+        };
+        Ok((output.status.success(), message))
     }
 
     /// Replaces the active version with the staged one (or removes it, for an
@@ -270,6 +342,7 @@ impl Runner<'_> {
 
     /// Finishes or undoes the jobs a previous run of the agent left unfinished.
     pub async fn recover(&self) -> Result<()> {
+        remove_stale_secrets(self.state);
         for entry in fs::read_dir(self.state.root().join("jobs"))? {
             let path: PathBuf = entry?.path();
             let Ok(journal) = fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice::<Journal>(&b)?)) else {
@@ -320,6 +393,48 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A file holding secrets in clear, readable by the agent's user only
+/// (created so, never widened), removed when dropped: when the apply command
+/// ends, fails, or the job is abandoned.
+struct SecretFile {
+    path: PathBuf,
+}
+
+impl SecretFile {
+    fn create(path: PathBuf, bytes: &[u8]) -> Result<Self> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent() {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        // A file left by an agent that died mid-apply is replaced, not reused.
+        let _ = fs::remove_file(&path);
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).with_context(|| format!("creating {}", path.display()))?;
+        let this = Self { path };
+        file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", this.path.display()))?;
+        Ok(this)
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove the extension values file");
+        }
+    }
+}
+
+/// Removes extension values files an agent that stopped mid-apply left behind.
+pub fn remove_stale_secrets(state: &StateDir) {
+    let dir = state.root().join("secrets");
+    let Ok(entries) = fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let _ = fs::remove_file(entry.path());
     }
 }
 

@@ -57,6 +57,9 @@ enum Command {
         /// Run with `sh -c` in the staging directory before each swap; a non-zero exit fails the job.
         #[arg(long, env = "BERTH_APPLY_COMMAND")]
         apply_command: Option<String>,
+        /// Run with `sh -c` for a connection test, with `BERTH_EXTENSIONS_FILE`; exit 0 is success, and its output is the reported message.
+        #[arg(long, env = "BERTH_TEST_CONNECTION_COMMAND")]
+        test_connection_command: Option<String>,
         /// Seconds a job under way may go on after SIGTERM before it is abandoned and restored [default: 20].
         #[arg(long, env = "BERTH_STOP_GRACE_SECS")]
         stop_grace_secs: Option<u64>,
@@ -104,6 +107,7 @@ async fn main() -> Result<()> {
             poll_wait,
             heartbeat_secs,
             apply_command,
+            test_connection_command,
             stop_grace_secs,
             credential_rotate_days,
             queue,
@@ -116,6 +120,7 @@ async fn main() -> Result<()> {
                 poll_wait,
                 heartbeat_secs,
                 apply_command,
+                test_connection_command,
                 stop_grace_secs,
                 credential_rotate_days,
                 queue,
@@ -142,7 +147,8 @@ async fn run(settings: config::Run, state: state::StateDir) -> Result<()> {
     };
     remember_api_url(&state, &api_url);
     let api = api::Api::new(&api_url)?.with_credential(credential);
-    let runner = job::Runner { api: &api, state: &state, apply_command: settings.apply_command, shutdown };
+    let runner =
+        job::Runner { api: &api, state: &state, apply_command: settings.apply_command, test_connection_command: settings.test_connection_command, shutdown };
     // A job that cannot be recovered now stays journaled for the next start:
     // the agent keeps serving its runtime meanwhile.
     if let Err(e) = runner.recover().await {
@@ -179,9 +185,15 @@ fn running(state: &state::StateDir) -> Vec<berth_protocol::RunningPackage> {
         .collect()
 }
 
-async fn beat(api: &api::Api, state: &state::StateDir) {
-    if let Err(e) = api.heartbeat(&running(state)).await {
-        tracing::warn!(error = %e, "heartbeat failed");
+/// Heartbeats, then runs the connection tests the answer names (one at a time: they are short).
+async fn beat(api: &api::Api, runner: &job::Runner<'_>, state: &state::StateDir) {
+    match api.heartbeat(&running(state)).await {
+        Ok(tests) => {
+            for test in tests {
+                runner.test_connection(&test).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
     }
 }
 
@@ -199,7 +211,7 @@ async fn run_loop(
     while !shutdown.requested() {
         rotation.rotate_if_due(api, state, &running(state)).await;
         if last_beat.is_none_or(|t| t.elapsed() >= every) {
-            beat(api, state).await;
+            beat(api, runner, state).await;
             last_beat = Some(Instant::now());
         }
         let asked = Instant::now();
@@ -212,7 +224,7 @@ async fn run_loop(
                     tracing::error!(error = %format!("{e:#}"), "job could not be reported; it will be recovered or timed out");
                 }
                 // Report what runs now without waiting for the next interval.
-                beat(api, state).await;
+                beat(api, runner, state).await;
                 last_beat = Some(Instant::now());
             }
             Ok(None) => {

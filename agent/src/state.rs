@@ -126,6 +126,10 @@ impl StateDir {
     pub fn journal(&self, job: &uuid::Uuid) -> PathBuf {
         self.root.join("jobs").join(format!("{job}.json"))
     }
+    /// Where a job's extension values (secrets in clear) live while its apply command runs.
+    pub fn extensions_file(&self, job: &uuid::Uuid) -> PathBuf {
+        self.root.join("secrets").join(format!("{job}.extensions.json"))
+    }
     pub fn lock(&self, slot: &str) -> PathBuf {
         self.root.join("locks").join(format!("{slot}.lock"))
     }

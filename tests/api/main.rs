@@ -8,6 +8,7 @@ mod change_requests;
 mod delivery;
 mod deployments;
 mod extensions;
+mod extensions_delivery;
 mod governance;
 mod in_flight;
 mod late_attach;

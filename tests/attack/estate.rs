@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub struct Estate {
-    /// A's ids by kind: `environment`, `runtime`, `component`, `revision`,
+    /// A's ids by kind (`connection_test`: one pending for A's runtime): `environment`, `runtime`, `component`, `revision`,
     /// `package`, `deployment`, `change_request`, `job`, `tenant`.
     pub ids: BTreeMap<&'static str, String>,
     pub a_tenant: String,
@@ -143,6 +143,11 @@ impl Estate {
         let cr = json!({"name": "Release 2", "change_type": "normal", "target_environment_id": env, "items": [{"package_id": package}]});
         let change_request = id(&post("/v1/change-requests", cr).await);
         let api_key = id(&post("/v1/api-keys", json!({"name": "ci", "roles": ["admin"]})).await);
+        // A connection test left pending for A's runtime: the one an attacker would most like to read the values of, or report on.
+        let points = json!({"connection_fields": [{"name": "password", "secret": true, "required": true}]});
+        let crm = id(&post("/v1/components", json!({"name": "CRM", "type": "connection", "content": b64(b"<crm/>"), "extensions": points})).await);
+        let tested = call(app, Method::POST, &format!("/v1/environments/{env}/connections/{crm}/test"), &a_admin, None).await;
+        let connection_test = expect_status(tested, StatusCode::CREATED).await["last_test"]["id"].as_str().expect("a test id").to_string();
 
         let (a_webhook, a_webhook_secret) = webhook(app, &a_admin, &env, &component).await;
         // Refused (A's deployment is in flight) but authenticated: its id is taken and can be looked up.
@@ -181,6 +186,7 @@ impl Estate {
             ("webhook", a_webhook),
             ("delivery", A_DELIVERY.to_string()),
             ("job", job),
+            ("connection_test", connection_test),
             ("tenant", a_tenant.clone()),
         ]);
         Estate {

@@ -1,7 +1,7 @@
 use crate::fixtures::*;
 use crate::stores::Stores;
-use berth_domain::extension::{ComponentValues, ConnectionValue, EnvironmentExtensions, PropertyValue, SecretScope};
-use berth_domain::ids::{ComponentId, EnvironmentId};
+use berth_domain::extension::{ComponentValues, ConnectionTest, ConnectionTestStatus, ConnectionValue, EnvironmentExtensions, PropertyValue, SecretScope};
+use berth_domain::ids::{ComponentId, EnvironmentId, JobId, RuntimeId};
 use berth_domain::refusal::{Entity, Refusal};
 use berth_domain::secret::Sensitive;
 use berth_domain::values::Plan;
@@ -71,4 +71,38 @@ pub async fn a_sealed_value_opens_only_for_the_tenant_environment_component_and_
     for other in elsewhere {
         assert!(s.extension_sealer.open_extension(&other, &sealed).await.is_err(), "opened for {other:?}");
     }
+}
+
+pub async fn a_connection_test_replaces_the_one_before_and_ends_only_while_it_is_the_pending_one(s: Stores) {
+    let (acme, globex) = (s.tenant(Plan::default()).await, s.tenant(Plan::default()).await);
+    let (env, crm, atom, other) = (EnvironmentId::new(), ComponentId::new(), RuntimeId::new(), RuntimeId::new());
+    let test = |runtime: RuntimeId| ConnectionTest {
+        id: JobId::new(),
+        environment_id: env,
+        component_id: crm,
+        runtime_id: runtime,
+        status: ConnectionTestStatus::Pending,
+        message: String::new(),
+        requested_at: Utc::now().trunc_subsecs(3),
+        requested_by: "alice".into(),
+        at: None,
+    };
+    assert_eq!(s.extensions.get_connection_test(acme, env, crm).await.expect("read"), None);
+    let first = test(atom);
+    s.extensions.put_connection_test(acme, &first).await.expect("stored");
+    assert_eq!(s.extensions.pending_connection_tests(acme, atom).await.expect("read"), vec![first.clone()]);
+    assert!(s.extensions.pending_connection_tests(acme, other).await.expect("read").is_empty(), "pending for its runtime only");
+    assert!(s.extensions.pending_connection_tests(globex, atom).await.expect("read").is_empty(), "and its tenant only");
+
+    let second = test(other);
+    s.extensions.put_connection_test(acme, &second).await.expect("a new test replaces the one before");
+    let late = ConnectionTest { status: ConnectionTestStatus::Succeeded, message: "ok".into(), at: Some(Utc::now().trunc_subsecs(3)), ..first };
+    assert_eq!(refused(s.extensions.finish_connection_test(acme, &late).await), Refusal::Stale(Entity::Extensions), "a replaced test does not end");
+    assert!(s.extensions.pending_connection_tests(acme, atom).await.expect("read").is_empty());
+
+    let ended = ConnectionTest { status: ConnectionTestStatus::Failed, message: "refused".into(), at: Some(Utc::now().trunc_subsecs(3)), ..second };
+    s.extensions.finish_connection_test(acme, &ended).await.expect("the pending test ends");
+    assert_eq!(s.extensions.get_connection_test(acme, env, crm).await.expect("read"), Some(ended.clone()));
+    assert_eq!(refused(s.extensions.finish_connection_test(acme, &ended).await), Refusal::Stale(Entity::Extensions), "once");
+    assert!(s.extensions.pending_connection_tests(acme, other).await.expect("read").is_empty());
 }

@@ -44,8 +44,9 @@ const TABLE: &str = "${Table.Arn}";
 const PACKAGES: &str = "${PackageBucket.Arn}/tenants/*";
 const DEPLOYMENTS: &str = "${DeploymentsQueue.Arn}";
 
-/// An IAM action on a resource (an ARN in the template's symbolic form, e.g. `${Table.Arn}`).
-type Need = (String, String);
+/// An IAM action on a resource (an ARN in the template's symbolic form, e.g.
+/// `${Table.Arn}`), with the keys of the request's KMS encryption context (none for other services).
+type Need = (String, String, BTreeSet<String>);
 
 #[tokio::test]
 async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_grants_only_what_its_function_calls() {
@@ -80,15 +81,15 @@ async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_gr
         assert!(!needs.is_empty(), "the scenario makes {function} call AWS");
         let role = template.role_of(logical_id);
         let statements = template.statements_of(&role);
-        for (action, resource) in &needs {
-            if !granted(&statements, action, resource) {
+        for (action, resource, context) in &needs {
+            if !granted(&statements, action, resource, context) {
                 missing.push(format!("{function} ({role}) calls {action} on {resource}"));
             }
         }
         for statement in statements.iter().filter(|s| s.allow) {
             for action in &statement.actions {
                 for pattern in &statement.resources {
-                    let used = needs.iter().any(|(a, r)| glob(&action.to_lowercase(), &a.to_lowercase()) && glob(pattern, r));
+                    let used = needs.iter().any(|(a, r, c)| glob(&action.to_lowercase(), &a.to_lowercase()) && glob(pattern, r) && holds(statement, c));
                     let excused = NOT_EXERCISED.iter().any(|(f, a, r, _)| *f == function && a == action && r == pattern) || action.starts_with("logs:");
                     if !used && !excused {
                         unused.push(format!("{function} ({role}, {}): {action} on {pattern}", statement.sid));
@@ -96,7 +97,7 @@ async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_gr
                 }
             }
         }
-        let shown: BTreeSet<String> = needs.iter().map(|(a, r)| format!("  {a:<32} {}", anonymous(r))).collect();
+        let shown: BTreeSet<String> = needs.iter().map(|(a, r, c)| format!("  {a:<32} {}{}", anonymous(r), context_shown(c))).collect();
         report.push_str(&format!("{function} ({role}):\n{}\n", shown.into_iter().collect::<Vec<_>>().join("\n")));
     }
     // The coverage list, for a reviewer (`cargo nextest run -p berth-tests --test iam --no-capture`).
@@ -105,17 +106,48 @@ async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_gr
     assert!(unused.is_empty(), "grants no call of the scenario needs (remove them, or list them in NOT_EXERCISED with the reason):\n{}", unused.join("\n"));
 }
 
-/// The one condition the roles use: KMS only under a tenant's encryption
-/// context, which `Names::need` checks every KMS request carries.
+/// KMS is granted only under a tenant's encryption context, which
+/// `Names::need` checks every KMS request carries.
 const TENANT_CONTEXT: &str = "Null kms:EncryptionContext:tenant_id false";
 
-/// Allowed by a statement of the role and denied by none.
-fn granted(statements: &[Statement], action: &str, resource: &str) -> bool {
-    for condition in statements.iter().flat_map(|s| &s.conditions) {
-        assert_eq!(condition, TENANT_CONTEXT, "a condition this test does not check");
-    }
-    let matches = |s: &&Statement| s.actions.iter().any(|a| glob(&a.to_lowercase(), &action.to_lowercase())) && s.resources.iter().any(|r| glob(r, resource));
+/// Allowed by a statement of the role (its conditions holding for the
+/// request's encryption context keys) and denied by none.
+fn granted(statements: &[Statement], action: &str, resource: &str, context: &BTreeSet<String>) -> bool {
+    let matches = |s: &&Statement| {
+        s.actions.iter().any(|a| glob(&a.to_lowercase(), &action.to_lowercase())) && s.resources.iter().any(|r| glob(r, resource)) && holds(s, context)
+    };
     statements.iter().filter(|s| s.allow).any(|s| matches(&s)) && !statements.iter().filter(|s| !s.allow).any(|s| matches(&s))
+}
+
+/// Whether the statement's conditions hold for a request whose KMS
+/// encryption context has `keys`. The conditions the roles use: a context key
+/// present (`Null ... false`), the keys all among a list (`ForAllValues`);
+/// any other is refused, as this test would not check it.
+fn holds(statement: &Statement, keys: &BTreeSet<String>) -> bool {
+    statement.conditions.iter().all(|condition| {
+        let parts: Vec<&str> = condition.splitn(3, ' ').collect();
+        match parts[..] {
+            ["Null", key, "false"] => key.strip_prefix("kms:EncryptionContext:").is_some_and(|k| keys.contains(k)),
+            ["ForAllValues:StringEquals", "kms:EncryptionContextKeys", allowed] => keys.iter().all(|k| allowed.split(',').any(|a| a == k)),
+            _ => panic!("a condition this test does not check: {condition} ({})", statement.sid),
+        }
+    })
+}
+
+fn context_shown(keys: &BTreeSet<String>) -> String {
+    if keys.is_empty() { String::new() } else { format!(" (context {})", keys.iter().cloned().collect::<Vec<_>>().join(", ")) }
+}
+
+#[test]
+fn the_roles_open_webhook_secrets_and_extension_secrets_apart_though_one_key_seals_both() {
+    let template = Template::load();
+    let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
+    let (webhook, extension) = (keys(&["tenant_id"]), keys(&["tenant_id", "environment_id", "component_id", "field"]));
+    let key = "${WebhookSecretsKey.Arn}";
+    let opens = |function: &str, context: &BTreeSet<String>| granted(&template.statements_of(&template.role_of(function)), "kms:Decrypt", key, context);
+    assert!(opens("WebhooksFunction", &webhook) && !opens("WebhooksFunction", &extension), "the webhooks function opens webhook secrets only");
+    assert!(opens("AgentGatewayFunction", &extension) && !opens("AgentGatewayFunction", &webhook), "the agent gateway opens extension secrets only");
+    assert!(!opens("ApiFunction", &extension) && !opens("ApiFunction", &webhook), "the api only seals");
 }
 
 /// Ids replaced by `<id>` so the list reads as one line per kind of request.
@@ -171,11 +203,12 @@ impl Names {
         if call.service == "KMS" && !call.targets.iter().any(|(part, _)| part == "EncryptionContext:tenant_id") {
             return Err(format!("KMS {} without a tenant_id encryption context: the role's condition ({TENANT_CONTEXT}) refuses it", call.operation));
         }
+        let context: BTreeSet<String> = call.targets.iter().filter_map(|(part, _)| part.strip_prefix("EncryptionContext:")).map(str::to_string).collect();
         let parts = call.targets.iter().filter(|(part, _)| !part.starts_with("EncryptionContext:"));
-        parts.map(|(part, resource)| self.need(call, part, resource)).collect()
+        parts.map(|(part, resource)| self.need(call, part, resource).map(|(action, resource)| (action, resource, context.clone()))).collect()
     }
 
-    fn need(&self, call: &AwsCall, part: &str, resource: &str) -> Result<Need, String> {
+    fn need(&self, call: &AwsCall, part: &str, resource: &str) -> Result<(String, String), String> {
         let (service, op) = (call.service.as_str(), call.operation.as_str());
         let unknown = || format!("{service} {op} {part} on {resource}: not mapped to IAM by this test");
         Ok(match service {
@@ -247,7 +280,8 @@ fn arn(symbol: &str) -> String {
 /// packages (upload, archive, presigned download, an archive removed when its
 /// package is refused), a scheduled deployment the sweeper releases, a failed
 /// deployment rolled back automatically and then retried, a webhook (its
-/// secret sealed and opened) whose delivery packages and deploys, the tenants
+/// secret sealed and opened) whose delivery packages and deploys, an
+/// environment's extension secret (sealed, then opened for a job), the tenants
 /// list, `jobs/next`, a runtime's deletion, and a job past its deadline. The dispatcher runs throughout.
 async fn scenario(app: &TestApp) {
     let acme = app.tenant("Acme").await;
@@ -313,6 +347,19 @@ async fn scenario(app: &TestApp) {
     let path = format!("/v1/environments/{}/extensions", id_of(&test));
     let put = app.request(reqwest::Method::PUT, &path, Some(&acme.admin)).header("If-Match", "\"0\"").json(&values).send().await.expect("sent");
     expect_status(put, StatusCode::OK).await;
+    // The agent gateway opens it for a job of a package bundling the connection (kms:Decrypt under the same context).
+    let sync = app.component(&acme, "Sync", "process", b"sync", &[&crm]).await;
+    let with_values = app.package(&acme, &sync, Some("1.0.0")).await;
+    let d = app.deploy(&acme, &with_values, &test, "applies with the environment's values").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    // A connection test: the api records it, the gateway hands it out with a heartbeat and records its result.
+    let connection = format!("/v1/environments/{}/connections/{}", id_of(&test), id_of(&crm));
+    expect_status(app.post(&format!("{connection}/test"), &acme.admin, json!({})).await, StatusCode::CREATED).await;
+    eventually("the connection test ends", || async {
+        let now = expect_status(app.get(&connection, &acme.admin).await, StatusCode::OK).await;
+        if now["last_test"]["status"] == "failed" { Ok(()) } else { Err(now.to_string()) }
+    })
+    .await;
 
     let tenants = expect_status(app.get("/platform/v1/tenants", &app.platform_token()).await, StatusCode::OK).await;
     assert!(tenants["items"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == acme.id)), "{tenants}");

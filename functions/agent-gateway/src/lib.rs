@@ -42,6 +42,9 @@ pub fn routes(state: AgentState) -> Router {
         .route("/agent/v1/jobs/next", axum::routing::get(next_job))
         .route("/agent/v1/jobs/{id}/events", post(job_event))
         .route("/agent/v1/jobs/{id}/claim", post(claim_job))
+        .route("/agent/v1/jobs/{id}/extensions", axum::routing::get(job_extensions))
+        .route("/agent/v1/connection-tests/{id}/extensions", axum::routing::get(connection_test_extensions))
+        .route("/agent/v1/connection-tests/{id}/result", post(connection_test_result))
         .route("/agent/v1/credentials/aws", post(aws_credentials))
         .with_state(state)
 }
@@ -56,10 +59,11 @@ pub const RUNTIME_CREDENTIAL: &str = "runtime_credential";
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, heartbeat, rotate_credential, next_job, job_event, claim_job, aws_credentials),
+    paths(register, heartbeat, rotate_credential, next_job, job_event, claim_job, job_extensions, connection_test_extensions, connection_test_result, aws_credentials),
     components(schemas(RegisterBody, RegisterResponse, RotateResponse, HeartbeatBody, HeartbeatResponse, berth_protocol::RunningPackage, berth_protocol::AgentHealth,
         berth_protocol::RuntimeStatus, Job, berth_protocol::JobKind, berth_protocol::Phase, berth_protocol::JobStatus, JobEventBody, JobEventResponse,
-        berth_protocol::ClaimBody, berth_protocol::JobMessage, AwsCredentialsResponse)),
+        berth_protocol::ClaimBody, berth_protocol::JobMessage, AwsCredentialsResponse, berth_protocol::JobExtensions, berth_protocol::ComponentExtensions,
+        berth_protocol::ConnectionTestJob, berth_protocol::ConnectionTestResultBody)),
     tags((name = "agent", description = "The runtime agent API: register once, then heartbeat, poll for jobs and report their progress.")),
     modifiers(&RuntimeCredentialAuth)
 )]
@@ -125,7 +129,8 @@ async fn heartbeat(State(state): State<AgentState>, Agent(ctx): Agent, JsonBody(
     }
     let hb = Heartbeat { agent_version, health: wire::health(body.status), running: wire::running(body.running)?, at: chrono::Utc::now() };
     let status = state.berth.heartbeat(&ctx, hb).await?;
-    Ok(Json(HeartbeatResponse { runtime_id: ctx.runtime.id.as_uuid(), status: wire::runtime_status(status) }))
+    let connection_tests = state.berth.pending_connection_tests(&ctx).await?.iter().map(wire::connection_test).collect();
+    Ok(Json(HeartbeatResponse { runtime_id: ctx.runtime.id.as_uuid(), status: wire::runtime_status(status), connection_tests }))
 }
 
 /// A new credential for this runtime; the one used for this request keeps
@@ -176,6 +181,51 @@ async fn claim_job(
     let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
     let offer = state.berth.claim_job(&ctx, job, &body.receipt_handle).await?;
     Ok(Json(wire::job(offer)))
+}
+
+/// The environment's extension values for a job under way (handed out, not
+/// ended), secrets in clear: fetched by the agent at the job's apply, never
+/// sent through SQS nor stored with the job.
+#[utoipa::path(get, path = "/agent/v1/jobs/{id}/extensions", tag = "agent", params(("id" = String, Path, description = "The job id.")),
+    responses((status = 200, body = berth_protocol::JobExtensions, description = "Secret (`Cache-Control: no-store`): the values of what the job's package bundles, read now."),
+        (status = 401, description = "unauthenticated"), (status = 403, description = "tenant_suspended"),
+        (status = 404, description = "no such job under way for this runtime (not handed out yet, ended, or of another runtime)")),
+    security(("runtime_credential" = [])))]
+async fn job_extensions(State(state): State<AgentState>, Agent(ctx): Agent, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
+    let (version, resolved) = state.berth.job_extensions(&ctx, job).await?;
+    // Secrets in clear: no cache may keep it, and nothing here logs it.
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(wire::extensions(version, resolved))).into_response())
+}
+
+/// The values a connection test of this runtime runs with (the component's, in the test's environment), secrets in clear.
+#[utoipa::path(get, path = "/agent/v1/connection-tests/{id}/extensions", tag = "agent", params(("id" = String, Path, description = "The test's `test_id` (from a heartbeat's answer).")),
+    responses((status = 200, body = berth_protocol::JobExtensions, description = "Secret (`Cache-Control: no-store`): one component's values, read now."),
+        (status = 401, description = "unauthenticated"), (status = 403, description = "tenant_suspended"),
+        (status = 404, description = "no such test pending for this runtime (ended, replaced by a newer test, or another runtime's)")),
+    security(("runtime_credential" = [])))]
+async fn connection_test_extensions(State(state): State<AgentState>, Agent(ctx): Agent, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let test = berth_web::extract::path_id::<JobId>(&id, "connection test")?;
+    let resolved = state.berth.connection_test_extensions(&ctx, test).await?;
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(wire::extensions(resolved.version, vec![resolved]))).into_response())
+}
+
+/// Reports how a connection test went (404 once it ended or a newer test replaced it).
+#[utoipa::path(post, path = "/agent/v1/connection-tests/{id}/result", tag = "agent", params(("id" = String, Path, description = "The test's `test_id`.")),
+    request_body = berth_protocol::ConnectionTestResultBody,
+    responses((status = 204, description = "recorded"), (status = 401, description = "unauthenticated"), (status = 403, description = "tenant_suspended"),
+        (status = 404, description = "no such test pending for this runtime"), (status = 422, description = "validation_failed")),
+    security(("runtime_credential" = [])))]
+async fn connection_test_result(
+    State(state): State<AgentState>,
+    Agent(ctx): Agent,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<berth_protocol::ConnectionTestResultBody>,
+) -> Result<StatusCode, ApiError> {
+    let test = berth_web::extract::path_id::<JobId>(&id, "connection test")?;
+    let message: String = body.message.unwrap_or_default().chars().filter(|c| !c.is_control() || *c == '\n').take(MAX_MESSAGE_CHARS).collect();
+    state.berth.report_connection_test(&ctx, test, body.succeeded, &message).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Vends short-lived AWS credentials for the runtime's own queue only (1 hour).

@@ -5,6 +5,7 @@
 
 use berth_domain::DomainError;
 use berth_domain::deployment::{DeploymentKind, TargetState};
+use berth_domain::extension::{ConnectionTest, PropertyValue, ResolvedExtensions};
 use berth_domain::runtime::{AgentHealth, Digest, RunningPackage, RuntimeStatus};
 use berth_domain::usecases::JobOffer;
 use berth_domain::values::Name;
@@ -65,6 +66,31 @@ pub fn job(job: JobOffer) -> wire::Job {
         size: job.size,
         download_url: job.download_url,
         deadline: job.deadline,
+    }
+}
+
+/// The resolved values on the wire: the one place where a secret leaves `Sensitive`.
+pub fn extensions(version: u64, resolved: Vec<ResolvedExtensions>) -> wire::JobExtensions {
+    let components = resolved
+        .into_iter()
+        .map(|r| {
+            let connection = r.connection.iter().map(|(k, v)| (k.clone(), v.reveal().to_string())).collect();
+            let properties = r.properties.into_iter().map(|(k, v)| (k, property(v))).collect();
+            (r.component_id.as_uuid(), wire::ComponentExtensions { connection, properties, lookups: r.lookups })
+        })
+        .collect();
+    wire::JobExtensions { version, components }
+}
+
+pub fn connection_test(t: &ConnectionTest) -> wire::ConnectionTestJob {
+    wire::ConnectionTestJob { test_id: t.id.as_uuid(), environment_id: t.environment_id.as_uuid(), component_id: t.component_id.as_uuid() }
+}
+
+fn property(v: PropertyValue) -> serde_json::Value {
+    match v {
+        PropertyValue::Boolean(b) => serde_json::Value::Bool(b),
+        PropertyValue::Number(n) => serde_json::Value::Number(n),
+        PropertyValue::String(s) => serde_json::Value::String(s),
     }
 }
 

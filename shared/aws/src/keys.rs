@@ -31,6 +31,7 @@
 //! | change request approval | `T#<t>#CR#<change request>#APPROVAL` | `<approver>#<digests hash>` |
 //! | policy | `T#<t>#POLICY` | `<environment>` |
 //! | an environment's extension values (secrets sealed) | `T#<t>#EXT` | `<environment>` |
+//! | the latest connection test of a component in an environment | `T#<t>#CONNTEST` | `<environment>#<component>` |
 //! | idempotency key | `T#<t>#IDEM` or `PLATFORM#IDEM` | `<key>` |
 //! | webhook | `T#<t>#WEBHOOK` | `W#<webhook>` |
 //! | webhook → tenant (global: deliveries carry no token) | `WEBHOOK#<webhook>` | `TENANT` |
@@ -197,6 +198,13 @@ pub fn policy(t: TenantId, e: EnvironmentId) -> (String, String) {
 }
 pub fn extensions(t: TenantId, e: EnvironmentId) -> (String, String) {
     (format!("T#{t}#EXT"), e.to_string())
+}
+/// The tenant's connection tests: the latest per (environment, component).
+pub fn connection_tests(t: TenantId) -> String {
+    format!("T#{t}#CONNTEST")
+}
+pub fn connection_test(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String) {
+    (connection_tests(t), format!("{e}#{c}"))
 }
 pub fn targets(t: TenantId, d: DeploymentId) -> String {
     format!("T#{t}#DEP#{d}#TGT")

@@ -8,7 +8,7 @@
 //! only in a `Sensitive`, whose `Debug` hides it.
 
 use crate::error::FieldError;
-use crate::ids::{ComponentId, EnvironmentId};
+use crate::ids::{ComponentId, EnvironmentId, JobId, RuntimeId};
 use crate::secret::Sensitive;
 use crate::webhook::SealedSecret;
 use crate::{DomainError, Result};
@@ -550,6 +550,34 @@ pub fn resolve(
         }
     }
     out
+}
+
+/// How a connection test went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionTestStatus {
+    /// Waiting for the runtime to run it (it sees it at its next heartbeat).
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// The latest test of one component's connection in one environment, run by
+/// one runtime attached there with the environment's values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionTest {
+    pub id: JobId,
+    pub environment_id: EnvironmentId,
+    pub component_id: ComponentId,
+    pub runtime_id: RuntimeId,
+    pub status: ConnectionTestStatus,
+    /// What the runtime reported (redacted as any job message); empty while pending.
+    pub message: String,
+    pub requested_at: DateTime<Utc>,
+    pub requested_by: String,
+    /// When it ended; `None` while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -468,6 +468,15 @@ pub trait ExtensionStore: Send + Sync {
     /// Stores `after` (its version is `expected` + 1): refused `Stale(Extensions)`
     /// unless the stored version is `expected` (0: none stored yet).
     async fn put_extensions(&self, tenant: TenantId, env: EnvironmentId, after: &EnvironmentExtensions, expected: u64, audit: AuditDraft) -> Result<()>;
+    /// Stores a new test of a component's connection in an environment: it replaces the one before.
+    async fn put_connection_test(&self, tenant: TenantId, test: &crate::extension::ConnectionTest) -> Result<()>;
+    /// Stores how `test` ended: refused `Stale(Extensions)` unless the stored
+    /// test for its environment and component is still that one, pending.
+    async fn finish_connection_test(&self, tenant: TenantId, test: &crate::extension::ConnectionTest) -> Result<()>;
+    /// The latest test of the component's connection in the environment.
+    async fn get_connection_test(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<crate::extension::ConnectionTest>>;
+    /// The tests still pending for `runtime`.
+    async fn pending_connection_tests(&self, tenant: TenantId, runtime: RuntimeId) -> Result<Vec<crate::extension::ConnectionTest>>;
 }
 
 /// Seals environments' secret extension values: KMS in AWS. The whole

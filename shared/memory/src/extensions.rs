@@ -2,8 +2,8 @@ use crate::MemoryStore;
 use async_trait::async_trait;
 use base64::Engine;
 use berth_domain::audit::AuditDraft;
-use berth_domain::extension::{EnvironmentExtensions, SecretScope};
-use berth_domain::ids::{EnvironmentId, TenantId};
+use berth_domain::extension::{ConnectionTest, ConnectionTestStatus, EnvironmentExtensions, SecretScope};
+use berth_domain::ids::{ComponentId, EnvironmentId, RuntimeId, TenantId};
 use berth_domain::ports::{ExtensionSealer, ExtensionStore};
 use berth_domain::refusal::{Entity, Refusal};
 use berth_domain::secret::Sensitive;
@@ -25,6 +25,33 @@ impl ExtensionStore for MemoryStore {
         t.extensions.insert(env, after.clone());
         s.record(tenant, audit);
         Ok(())
+    }
+
+    async fn put_connection_test(&self, tenant: TenantId, test: &ConnectionTest) -> Result<()> {
+        self.lock().t(tenant).connection_tests.insert((test.environment_id, test.component_id), test.clone());
+        Ok(())
+    }
+
+    async fn finish_connection_test(&self, tenant: TenantId, test: &ConnectionTest) -> Result<()> {
+        let mut s = self.lock();
+        let stored = s.t(tenant).connection_tests.get_mut(&(test.environment_id, test.component_id));
+        match stored {
+            Some(now) if now.id == test.id && now.status == ConnectionTestStatus::Pending => {
+                *now = test.clone();
+                Ok(())
+            }
+            _ => Err(Refusal::Stale(Entity::Extensions).into()),
+        }
+    }
+
+    async fn get_connection_test(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ConnectionTest>> {
+        Ok(self.lock().t(tenant).connection_tests.get(&(env, component)).cloned())
+    }
+
+    async fn pending_connection_tests(&self, tenant: TenantId, runtime: RuntimeId) -> Result<Vec<ConnectionTest>> {
+        let mut s = self.lock();
+        let tests = s.t(tenant).connection_tests.values();
+        Ok(tests.filter(|t| t.runtime_id == runtime && t.status == ConnectionTestStatus::Pending).cloned().collect())
     }
 }
 

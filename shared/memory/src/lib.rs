@@ -87,6 +87,8 @@ pub(crate) struct Tenancy {
     pub policies: HashMap<EnvironmentId, Policy>,
     /// Each environment's extension values.
     pub extensions: HashMap<EnvironmentId, berth_domain::extension::EnvironmentExtensions>,
+    /// The latest connection test per (environment, component).
+    pub connection_tests: BTreeMap<(EnvironmentId, berth_domain::ids::ComponentId), berth_domain::extension::ConnectionTest>,
     pub change_requests: BTreeMap<ChangeRequestId, ChangeRequest>,
     /// (change request, `<approver>#<digests hash>`) -> decision.
     pub change_approvals: BTreeMap<(ChangeRequestId, String), Approval>,

@@ -110,6 +110,32 @@ pub enum RuntimeStatus {
 pub struct HeartbeatResponse {
     pub runtime_id: Uuid,
     pub status: RuntimeStatus,
+    /// Connection tests waiting for this runtime (left out when none): run
+    /// each, then report it with `POST /agent/v1/connection-tests/{id}/result`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connection_tests: Vec<ConnectionTestJob>,
+}
+
+/// A connection test for the runtime: test the component's connection in the
+/// environment with the values of `GET /agent/v1/connection-tests/{id}/extensions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConnectionTestJob {
+    pub test_id: Uuid,
+    pub environment_id: Uuid,
+    pub component_id: Uuid,
+}
+
+/// `POST /agent/v1/connection-tests/{id}/result`: how the test went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"succeeded": false, "message": "connection refused"})))]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionTestResultBody {
+    pub succeeded: bool,
+    /// Shown to the tenant's users: never a secret (it is redacted as a job message is). At most 2000 characters are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What a job does to the component.
@@ -358,7 +384,7 @@ mod tests {
     #[test]
     fn a_heartbeat_answer_carries_the_runtime_status() {
         for (status, spelled) in [(RuntimeStatus::Online, "online"), (RuntimeStatus::Offline, "offline"), (RuntimeStatus::Unknown, "unknown")] {
-            round_trips(json!({"runtime_id": ID, "status": spelled}), HeartbeatResponse { runtime_id: id(), status });
+            round_trips(json!({"runtime_id": ID, "status": spelled}), HeartbeatResponse { runtime_id: id(), status, connection_tests: vec![] });
         }
     }
 
@@ -470,5 +496,48 @@ mod tests {
             .filter(|p| p.ends_the_work())
             .collect();
         assert_eq!(ending, vec![Phase::Deployed, Phase::Failed, Phase::Restored]);
+    }
+}
+
+/// `GET /agent/v1/jobs/{id}/extensions` (200): the values of the environment's
+/// extensions for what the job's package bundles, secrets in clear. A secret:
+/// the agent writes it to a file only its user can read, passes the file to
+/// the apply command as `BERTH_EXTENSIONS_FILE`, and never logs it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"version": 3, "components": {"5b0d0a3e-6a0f-4a0e-9b1e-1f2a3b4c5d6e": {
+    "connection": {"url": "https://crm.example", "password": "s3cret"}, "properties": {"batch_size": 100}, "lookups": {"countries": {"DE": "Germany"}}}}})))]
+#[serde(deny_unknown_fields)]
+pub struct JobExtensions {
+    /// The environment's extensions version the values were read at.
+    pub version: u64,
+    /// Per bundled component that declares extension points, by its id.
+    pub components: std::collections::BTreeMap<Uuid, ComponentExtensions>,
+}
+
+/// One component's values: declared connection fields that have a value,
+/// properties (defaults applied), lookup tables.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ComponentExtensions {
+    /// Connection fields in clear, secret ones included.
+    pub connection: std::collections::BTreeMap<String, String>,
+    /// Each a JSON string, number or boolean.
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, Object>))]
+    pub properties: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Per table, source key to target value.
+    pub lookups: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for JobExtensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobExtensions").field("version", &self.version).field("components", &self.components.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ComponentExtensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentExtensions").field("connection", &self.connection.keys().collect::<Vec<_>>()).finish_non_exhaustive()
     }
 }

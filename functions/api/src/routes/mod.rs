@@ -37,7 +37,7 @@ pub(crate) use environments::{
     __path_attach_runtime, __path_create_environment, __path_delete_environment, __path_detach_runtime, __path_get_environment,
     __path_list_environment_runtimes, __path_list_environments, __path_patch_environment,
 };
-pub(crate) use extensions::{__path_get_extensions, __path_put_extensions};
+pub(crate) use extensions::{__path_deploy_extensions, __path_get_connection, __path_get_extensions, __path_put_extensions, __path_test_connection};
 pub(crate) use governance::{__path_decide, __path_get_policy, __path_put_policy};
 pub(crate) use me::__path_me;
 pub(crate) use packages::{__path_create_package, __path_delete_package, __path_download_package, __path_get_package, __path_list_packages};
@@ -85,6 +85,9 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/deployments/{id}/approvals", axum::routing::post(governance::decide))
         .route("/v1/environments/{id}/policy", get(governance::get_policy).put(governance::put_policy))
         .route("/v1/environments/{id}/extensions", get(extensions::get_extensions).put(extensions::put_extensions))
+        .route("/v1/environments/{id}/extensions/deploy", axum::routing::post(extensions::deploy_extensions))
+        .route("/v1/environments/{id}/connections/{component_id}", get(extensions::get_connection))
+        .route("/v1/environments/{id}/connections/{component_id}/test", axum::routing::post(extensions::test_connection))
         .route("/v1/environments/{id}/active", get(deployments::active_versions))
         .route("/v1/environments/{id}/active/{component_id}", axum::routing::delete(deployments::undeploy))
         .route("/v1/environments/{id}/active/{component_id}/rollback", axum::routing::post(deployments::roll_back))

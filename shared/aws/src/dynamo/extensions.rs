@@ -1,10 +1,10 @@
-use super::{DynamoStore, map_tx, to_item};
+use super::{DynamoStore, map_tx, s, sdk_error, to_item};
 use crate::keys;
 use async_trait::async_trait;
 use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
-use berth_domain::extension::EnvironmentExtensions;
-use berth_domain::ids::{EnvironmentId, TenantId};
+use berth_domain::extension::{ConnectionTest, ConnectionTestStatus, EnvironmentExtensions};
+use berth_domain::ids::{ComponentId, EnvironmentId, RuntimeId, TenantId};
 use berth_domain::ports::ExtensionStore;
 use berth_domain::refusal::{Entity, Refusal};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,22 @@ struct ExtensionsRecord {
     sk: String,
     #[serde(flatten)]
     values: EnvironmentExtensions,
+}
+
+/// The latest connection test of a component in an environment.
+#[derive(Serialize, Deserialize)]
+struct ConnectionTestRecord {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    test: ConnectionTest,
+}
+
+impl ConnectionTestRecord {
+    fn new(tenant: TenantId, test: &ConnectionTest) -> Self {
+        let (pk, sk) = keys::connection_test(tenant, test.environment_id, test.component_id);
+        Self { pk, sk, test: test.clone() }
+    }
 }
 
 #[async_trait]
@@ -42,5 +58,41 @@ impl ExtensionStore for DynamoStore {
             aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build()
         };
         map_tx(self.write_with_audit(tenant, vec![put], audit).await, |_| Refusal::Stale(Entity::Extensions).into())
+    }
+
+    async fn put_connection_test(&self, tenant: TenantId, test: &ConnectionTest) -> Result<()> {
+        let item = to_item(&ConnectionTestRecord::new(tenant, test))?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn finish_connection_test(&self, tenant: TenantId, test: &ConnectionTest) -> Result<()> {
+        let item = to_item(&ConnectionTestRecord::new(tenant, test))?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("id = :id AND #status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":id", s(test.id.to_string()))
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(Refusal::Stale(Entity::Extensions).into()),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn get_connection_test(&self, tenant: TenantId, env: EnvironmentId, component: ComponentId) -> Result<Option<ConnectionTest>> {
+        Ok(self.get::<ConnectionTestRecord>(keys::connection_test(tenant, env, component)).await?.map(|r| r.test))
+    }
+
+    /// One small partition per tenant (a test per environment and component at most), read whole.
+    async fn pending_connection_tests(&self, tenant: TenantId, runtime: RuntimeId) -> Result<Vec<ConnectionTest>> {
+        let all = self.query_all::<ConnectionTestRecord>(&keys::connection_tests(tenant)).await?;
+        Ok(all.into_iter().map(|r| r.test).filter(|t| t.runtime_id == runtime && t.status == ConnectionTestStatus::Pending).collect())
     }
 }

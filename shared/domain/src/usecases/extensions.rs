@@ -1,16 +1,17 @@
 //! Environment extensions: reading and writing an environment's values,
 //! what a deployment checks of them, and their resolution for a job.
 
-use super::Berth;
+use super::agents::RuntimeCtx;
+use super::{Berth, NewDeployment};
 use crate::audit::AuditDraft;
 use crate::audit::summary::ExtensionsUpdated;
 use crate::context::{Permission, TenantCtx};
-use crate::deployment::ActiveVersion;
+use crate::deployment::{ActiveVersion, Deployment, DeploymentStatus, TargetState};
 use crate::extension::{
-    ConnectionValue, EnvironmentExtensions, ExtensionPoints, ExtensionsInput, PropertyValue, ResolvedExtensions, SecretScope, check_input, check_size, gaps,
-    merged, resolve, secrets_to_seal,
+    ConnectionTest, ConnectionTestStatus, ConnectionValue, EnvironmentExtensions, ExtensionPoints, ExtensionsInput, PropertyValue, ResolvedExtensions,
+    SecretScope, check_input, check_size, gaps, merged, resolve, secrets_to_seal,
 };
-use crate::ids::{ComponentId, EnvironmentId, TenantId};
+use crate::ids::{ComponentId, EnvironmentId, JobId, TenantId};
 use crate::package::Package;
 use crate::validation::ExtensionFacts;
 use crate::values::Version;
@@ -156,6 +157,124 @@ impl Berth {
             out.push(self.resolve_one(tenant, env, entry.id, &entry.extensions, &values).await?);
         }
         Ok(out)
+    }
+
+    /// The values a job of this runtime applies with, secrets opened: only
+    /// while the job is under way (handed out, not settled, its deployment
+    /// neither cancelled nor superseded); any other job is not found. Read
+    /// now, so a job started after a change of values applies the new ones.
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, job_id = %job))]
+    pub async fn job_extensions(&self, ctx: &RuntimeCtx, job: JobId) -> Result<(u64, Vec<ResolvedExtensions>)> {
+        let not_found = || DomainError::not_found("job");
+        let deployment_id = self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or_else(not_found)?;
+        let target = self.ports.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or_else(not_found)?;
+        let under_way = matches!(target.state, TargetState::Delivered | TargetState::Downloading | TargetState::BackingUp | TargetState::Applying);
+        if target.job_id != job || !under_way {
+            return Err(not_found());
+        }
+        let d = self.ports.deployments.get_deployment(ctx.tenant, deployment_id).await?.ok_or_else(not_found)?;
+        if matches!(d.status, DeploymentStatus::Cancelled | DeploymentStatus::Superseded) {
+            return Err(not_found());
+        }
+        let package = self.ports.packages.get_package(ctx.tenant, d.package_id).await?.ok_or_else(not_found)?;
+        let resolved = self.resolved_package_extensions(ctx.tenant, d.environment_id, &package).await?;
+        let version = match resolved.first() {
+            Some(r) => r.version,
+            None => self.ports.extensions.get_extensions(ctx.tenant, d.environment_id).await?.version,
+        };
+        Ok((version, resolved))
+    }
+
+    /// Deploys the package active for `component` in the environment again,
+    /// so that its runtimes apply the environment's current values: a
+    /// deployment like any other (policy, validation, approvals);
+    /// `not_deployed` when nothing is active for the component there.
+    pub async fn deploy_extensions(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId) -> Result<Deployment> {
+        let environment = self.get_environment(ctx, env).await?;
+        ctx.require(Permission::Deploy)?;
+        let active = self.ports.deployments.active_version(ctx.tenant, env, component).await?.ok_or_else(|| {
+            DomainError::conflict("not_deployed", format!("nothing is deployed for the component in the environment \"{}\"", environment.name))
+        })?;
+        let input = NewDeployment {
+            package_id: active.package_id,
+            environment_id: env,
+            notes: "extension values changed".to_string(),
+            scheduled_at: None,
+            hold_if_frozen: false,
+            commit: None,
+            override_quarantine: false,
+            rollout: None,
+        };
+        self.create_deployment(ctx, input).await
+    }
+
+    /// Tests the component's connection in the environment: a test for one
+    /// attached runtime that is online, which runs it with the environment's
+    /// values (it learns of it at its next heartbeat). It replaces the
+    /// previous test. Deployers, as it runs on the environment's runtimes.
+    #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
+    pub async fn test_connection(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId) -> Result<ConnectionTest> {
+        let environment = self.get_environment(ctx, env).await?;
+        ctx.require(Permission::Deploy)?;
+        let declared = self.ports.components.get_component(ctx.tenant, component).await?.ok_or(DomainError::not_found("component"))?;
+        if declared.extensions.connection_fields.is_empty() {
+            return Err(DomainError::conflict("no_connection", format!("\"{}\" declares no connection fields to test", declared.name)));
+        }
+        let runtimes = self.all_environment_runtimes(ctx.tenant, env).await?;
+        let Some(runtime) = runtimes.iter().find(|r| self.runtime_status(r) == crate::runtime::RuntimeStatus::Online) else {
+            return Err(DomainError::conflict("no_runtime_online", format!("no runtime attached to \"{}\" is online to run the test", environment.name)));
+        };
+        let test = ConnectionTest {
+            id: JobId::new(),
+            environment_id: env,
+            component_id: component,
+            runtime_id: runtime.id,
+            status: ConnectionTestStatus::Pending,
+            message: String::new(),
+            requested_at: Utc::now(),
+            requested_by: ctx.actor.id.clone(),
+            at: None,
+        };
+        self.ports.extensions.put_connection_test(ctx.tenant, &test).await?;
+        Ok(test)
+    }
+
+    /// The latest test of the component's connection in the environment, if any.
+    pub async fn get_connection_test(&self, ctx: &TenantCtx, env: EnvironmentId, component: ComponentId) -> Result<Option<ConnectionTest>> {
+        self.get_environment(ctx, env).await?;
+        ctx.require(Permission::Read)?;
+        self.ports.components.get_component(ctx.tenant, component).await?.ok_or(DomainError::not_found("component"))?;
+        self.ports.extensions.get_connection_test(ctx.tenant, env, component).await
+    }
+
+    /// The connection tests waiting for this runtime.
+    pub async fn pending_connection_tests(&self, ctx: &RuntimeCtx) -> Result<Vec<ConnectionTest>> {
+        self.ports.extensions.pending_connection_tests(ctx.tenant, ctx.runtime.id).await
+    }
+
+    async fn pending_connection_test(&self, ctx: &RuntimeCtx, id: JobId) -> Result<ConnectionTest> {
+        let pending = self.pending_connection_tests(ctx).await?;
+        pending.into_iter().find(|t| t.id == id).ok_or(DomainError::not_found("connection test"))
+    }
+
+    /// The values a pending connection test of this runtime runs with, secrets opened.
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, test_id = %id))]
+    pub async fn connection_test_extensions(&self, ctx: &RuntimeCtx, id: JobId) -> Result<ResolvedExtensions> {
+        let test = self.pending_connection_test(ctx, id).await?;
+        self.resolved_extensions(ctx.tenant, test.environment_id, test.component_id).await
+    }
+
+    /// How a pending connection test of this runtime went; its message is
+    /// redacted as any job message. 404 once it ended or a newer test replaced it.
+    #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, test_id = %id))]
+    pub async fn report_connection_test(&self, ctx: &RuntimeCtx, id: JobId, succeeded: bool, message: &str) -> Result<ConnectionTest> {
+        let test = self.pending_connection_test(ctx, id).await?;
+        let status = if succeeded { ConnectionTestStatus::Succeeded } else { ConnectionTestStatus::Failed };
+        let ended = ConnectionTest { status, message: crate::redact::redact(message), at: Some(Utc::now()), ..test };
+        match self.ports.extensions.finish_connection_test(ctx.tenant, &ended).await {
+            Err(DomainError::Refused(crate::refusal::Refusal::Stale(_))) => Err(DomainError::not_found("connection test")),
+            other => other.map(|()| ended),
+        }
     }
 
     async fn resolve_one(

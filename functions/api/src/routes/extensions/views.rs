@@ -261,3 +261,60 @@ fn lookup_keys() -> utoipa::openapi::schema::Array {
     let key = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_KEY_CHARS));
     ArrayBuilder::new().items(key).max_items(Some(MAX_LOOKUP_KEYS)).build()
 }
+
+/// The component whose active package to deploy again with the environment's current values.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"component_id": "5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31"}))]
+pub struct DeployExtensions {
+    pub component_id: Uuid,
+}
+
+/// A component's connection in an environment: its latest test, if any.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"environment_id": "0e7c2f4a-8b1d-4c6e-9f3a-2d5b7c9e1f40", "component_id": "5d0c8a52-1f0e-4c53-9a43-6c1d2f0e7b31",
+    "last_test": {"id": "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "status": "failed", "message": "connection refused", "at": "2026-12-02T09:00:00Z",
+        "runtime_id": "01a233db-c232-7748-a4aa-a76ac922a4da", "requested_at": "2026-12-02T08:59:58Z", "requested_by": "user-1"}}))]
+pub struct ConnectionView {
+    pub environment_id: Uuid,
+    pub component_id: Uuid,
+    /// `null` when the connection was never tested there.
+    pub last_test: Option<ConnectionTestView>,
+}
+
+/// One test of a connection, run by one runtime with the environment's values.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionTestView {
+    pub id: Uuid,
+    /// `pending` until the runtime reports (it sees the test at its next heartbeat), then `succeeded` or `failed`.
+    #[schema(pattern = "^(pending|succeeded|failed)$")]
+    pub status: String,
+    /// What the runtime reported; empty while pending.
+    pub message: String,
+    /// When it ended; `null` while pending.
+    pub at: Option<DateTime<Utc>>,
+    pub runtime_id: Uuid,
+    pub requested_at: DateTime<Utc>,
+    pub requested_by: String,
+}
+
+impl ConnectionView {
+    pub fn of(env: Uuid, component: Uuid, test: Option<&berth_domain::extension::ConnectionTest>) -> Self {
+        use berth_domain::extension::ConnectionTestStatus as S;
+        let last_test = test.map(|t| ConnectionTestView {
+            id: t.id.as_uuid(),
+            status: match t.status {
+                S::Pending => "pending",
+                S::Succeeded => "succeeded",
+                S::Failed => "failed",
+            }
+            .to_string(),
+            message: t.message.clone(),
+            at: t.at,
+            runtime_id: t.runtime_id.as_uuid(),
+            requested_at: t.requested_at,
+            requested_by: t.requested_by.clone(),
+        });
+        Self { environment_id: env, component_id: component, last_test }
+    }
+}
