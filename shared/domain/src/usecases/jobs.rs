@@ -91,7 +91,14 @@ impl Berth {
                 return Ok(None);
             };
             let handout = match received.job.clone().filter(|j| j.tenant_id == ctx.tenant && j.runtime_id == ctx.runtime.id) {
-                Some(job) => self.hand_out(ctx, &job, &received.receipt).await?,
+                Some(job) => match self.hand_out(ctx, &job, &received.receipt).await {
+                    // The target moved on between reading and handing out (a report of
+                    // the same job, another copy of its message): not the agent's
+                    // problem. The message is back after its brief hiding and is
+                    // judged again then; meanwhile, the next one.
+                    Err(e) if e.code() == "target_changed" => continue,
+                    other => other?,
+                },
                 None => Handout::Withdrawn,
             };
             match handout {
