@@ -17,12 +17,15 @@
 //! emulating DynamoDB and SQS): compare them between commits, do not read
 //! them as predictions of latency in AWS.
 
+mod report;
+
 use berth_tests::{AUDIENCE, Agent, ISSUER, TestApp, TestTenant, expect_status, id_of};
 use berth_web::auth::{KeySource, claims_for, issue_hs256};
 use berth_web::{AuthConfig, JwtVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, StatusCode};
 use serde_json::json;
+use report::Report;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +40,8 @@ async fn main() -> anyhow::Result<()> {
     println!("Berth benchmark: Berth on 127.0.0.1 against LocalStack on this machine ({cores} cores).");
     println!("Figures are for comparison between commits on the same machine, not predictions of AWS latency.");
     println!("scale {} (BERTH_BENCH_SCALE), each phase capped at {} s (BERTH_BENCH_PHASE_SECS)\n", bench.scale, bench.phase_limit.as_secs());
+    let mut report = Report::default();
+    report.machine.scale = bench.scale;
 
     if bench.runs("jwt") {
         jwt(&bench).await?;
@@ -64,6 +69,16 @@ async fn main() -> anyhow::Result<()> {
     if bench.runs("audit") {
         audit_chain(&bench, &app).await?;
     }
+    finish(&report)
+}
+
+/// Prints the table of every judged figure and writes `target/bench/results.json`.
+fn finish(report: &Report) -> anyhow::Result<()> {
+    print!("{}", report.table());
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_string());
+    let path = std::path::Path::new(&target).join("bench").join("results.json");
+    report.write_json(&path)?;
+    println!("\nresults: {}", path.display());
     Ok(())
 }
 
