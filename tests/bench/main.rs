@@ -23,9 +23,9 @@ use berth_tests::{AUDIENCE, Agent, ISSUER, TestApp, TestTenant, expect_status, i
 use berth_web::auth::{KeySource, claims_for, issue_hs256};
 use berth_web::{AuthConfig, JwtVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use report::Report;
 use reqwest::{Response, StatusCode};
 use serde_json::json;
-use report::Report;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -30,12 +30,7 @@ impl Default for Machine {
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        Self {
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            scale: 1.0,
-            git_commit,
-            started_at: chrono::Utc::now().to_rfc3339(),
-        }
+        Self { cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), scale: 1.0, git_commit, started_at: chrono::Utc::now().to_rfc3339() }
     }
 }
 
@@ -118,7 +113,8 @@ impl Report {
 
     /// Appends a point to the series `name`.
     pub fn point(&mut self, name: &str, x_label: &str, y_label: &str, x: f64, y: f64) {
-        let series = self.series.entry(name.to_string()).or_insert_with(|| Series { x_label: x_label.to_string(), y_label: y_label.to_string(), points: vec![] });
+        let series =
+            self.series.entry(name.to_string()).or_insert_with(|| Series { x_label: x_label.to_string(), y_label: y_label.to_string(), points: vec![] });
         series.points.push((x, y));
     }
 
@@ -160,7 +156,13 @@ impl Report {
 }
 
 fn format_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 #[cfg(test)]
