@@ -558,6 +558,7 @@ impl CapturedLogs {
     /// A subscriber writing every line `filter` lets through into this capture.
     pub fn subscriber(&self, filter: &str) -> impl tracing::Subscriber + Send + Sync + 'static {
         let writer = self.clone();
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(move || writer.clone()).finish()
+        // Plain text: no colour codes between a field's name and its value.
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_ansi(false).with_writer(move || writer.clone()).finish()
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::{id_of, world};
 use berth_domain::redact::{CREDENTIAL_PREFIXES, PRESIGNED_SECRETS};
-use berth_tests::{CapturedLogs, eventually, expect_problem, expect_status};
+use berth_tests::{Agent, CapturedLogs, TestApp, eventually, expect_problem, expect_status};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -36,14 +36,21 @@ async fn a_deleted_package_cannot_be_downloaded() {
     assert_eq!(package["deleted"], true, "its record stays, for history");
 }
 
-/// The server's log lines in this test process. The subscriber is global and
-/// set once, so tests run in one process (`cargo test`) share the capture.
+/// The server's log lines in this test process, at the level a deployment
+/// logs (infra/template.yaml's `RUST_LOG`).
 fn server_logs() -> &'static CapturedLogs {
+    server_logs_at("info,aws_config=warn,aws_smithy_runtime=warn")
+}
+
+/// The server's log lines at `filter`. The subscriber is global and set once,
+/// so the first test of a process chooses the filter: nextest runs each test
+/// in a process of its own; under `cargo test` they share the capture.
+fn server_logs_at(filter: &str) -> &'static CapturedLogs {
     use tracing_subscriber::util::SubscriberInitExt;
     static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = CapturedLogs::default();
-        logs.subscriber("info,aws_config=warn,aws_smithy_runtime=warn").init();
+        logs.subscriber(filter).init();
         logs
     })
 }
@@ -191,4 +198,65 @@ async fn a_webhook_secret_is_shown_by_its_create_and_rotate_only_never_in_anothe
         assert!(!line.contains(&secret) && !line.contains(&new), "a server log line holds the webhook's secret: {line}");
         assert!(markers_in(line).is_empty(), "a server log line holds a secret: {line}");
     }
+}
+
+#[tokio::test]
+async fn an_extension_secret_is_in_no_server_log_line_from_its_write_through_its_delivery_to_a_connection_test_that_echoes_it() {
+    // Debug, a level above what a deployment logs: every request's line, and the SDK's, are searched too.
+    let logs = server_logs_at("debug,hyper=info,hyper_util=info,h2=info,rustls=info,reqwest=info");
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let prod = app.environment(&acme, "Production", "production").await;
+    let points = json!({"connection_fields": [{"name": "password", "secret": true, "required": true}]});
+    let body = json!({"name": "CRM", "type": "connection", "content": berth_tests::b64(b"crm"), "extensions": points});
+    let crm = expect_status(app.post("/v1/components", &acme.admin, body).await, StatusCode::CREATED).await;
+    let sync = app.component(&acme, "Sync", "process", b"sync", &[&crm]).await;
+    let v1 = app.package(&acme, &sync, Some("v1")).await;
+    let atom = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &prod, &atom).await;
+    // Both commands read the values file; the connection test prints all of it and fails.
+    let apply = r#"grep -q password "$BERTH_EXTENSIONS_FILE""#;
+    let echo = r#"cat "$BERTH_EXTENSIONS_FILE"; exit 2"#;
+    let agent = Agent::start_with_env(&app, &atom, Some(apply), &[("BERTH_TEST_CONNECTION_COMMAND", echo)]);
+
+    let secret = format!("ext-pw-{}", uuid::Uuid::new_v4().simple());
+    let path = format!("/v1/environments/{}/extensions", id_of(&prod));
+    let values = json!({"components": {id_of(&crm): {"connection": {"password": secret}}}});
+    let put = |etag: &str| app.request(Method::PUT, &path, Some(&acme.admin)).header("If-Match", etag).json(&values).send();
+    // Refused writes carry the secret too: a stale version, and an unknown field beside it.
+    let stale = put("\"999\"").await.expect("sent");
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    assert!(!stale.text().await.expect("a body").contains(&secret));
+    let read = app.get(&path, &acme.admin).await;
+    let etag = read.headers().get("etag").and_then(|v| v.to_str().ok()).expect("an ETag").to_string();
+    let unknown = json!({"components": {id_of(&crm): {"connection": {"password": secret, "pasword": secret}}}});
+    let refused = app.request(Method::PUT, &path, Some(&acme.admin)).header("If-Match", &etag).json(&unknown).send().await.expect("sent");
+    assert!(refused.status().is_client_error(), "an unknown field is refused");
+    assert!(!refused.text().await.expect("a body").contains(&secret));
+    expect_status(put(&etag).await.expect("sent"), StatusCode::OK).await;
+
+    // Delivered to the agent at the job's start, and to its connection test.
+    let d = app.deploy(&acme, &v1, &prod, "with the password").await;
+    app.wait_for_status(&acme, &d, "succeeded").await;
+    let connection = format!("/v1/environments/{}/connections/{}", id_of(&prod), id_of(&crm));
+    let started = eventually("the runtime is online", || async {
+        let r = app.post(&format!("{connection}/test"), &acme.admin, json!({})).await;
+        if r.status() == StatusCode::CREATED { Ok(r.json::<Value>().await.expect("JSON")) } else { Err(r.text().await.unwrap_or_default()) }
+    })
+    .await;
+    let ended = eventually("the connection test fails", || async {
+        let now = expect_status(app.get(&connection, &acme.admin).await, StatusCode::OK).await;
+        if now["last_test"]["id"] == started["last_test"]["id"] && now["last_test"]["status"] == "failed" { Ok(now) } else { Err(now.to_string()) }
+    })
+    .await;
+    assert!(ended["last_test"]["message"].as_str().is_some_and(|m| m.contains("[redacted]") && !m.contains(&secret)), "{ended}");
+
+    let server_log = logs.text();
+    let fetched = server_log.lines().any(|l| l.contains("path=/agent/v1/jobs/") && l.contains("/extensions"));
+    let tested = server_log.lines().any(|l| l.contains(&format!("path={connection}/test")));
+    assert!(fetched && tested, "the server logged the values being fetched and the test:\n{server_log}");
+    for line in server_log.lines() {
+        assert!(!line.contains(&secret), "a server log line holds an extension secret: {line}");
+    }
+    assert!(!agent.log().contains(&secret), "{}", agent.log());
 }
