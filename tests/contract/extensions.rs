@@ -2,9 +2,10 @@ use crate::fixtures::*;
 use crate::stores::Stores;
 use berth_domain::extension::{ComponentValues, ConnectionTest, ConnectionTestStatus, ConnectionValue, EnvironmentExtensions, PropertyValue, SecretScope};
 use berth_domain::ids::{ComponentId, EnvironmentId, JobId, RuntimeId};
+use berth_domain::policy::Policy;
 use berth_domain::refusal::{Entity, Refusal};
 use berth_domain::secret::Sensitive;
-use berth_domain::values::Plan;
+use berth_domain::values::{Plan, Version};
 use chrono::{SubsecRound, Utc};
 use std::collections::BTreeMap;
 
@@ -105,4 +106,43 @@ pub async fn a_connection_test_replaces_the_one_before_and_ends_only_while_it_is
     assert_eq!(s.extensions.get_connection_test(acme, env, crm).await.expect("read"), Some(ended.clone()));
     assert_eq!(refused(s.extensions.finish_connection_test(acme, &ended).await), Refusal::Stale(Entity::Extensions), "once");
     assert!(s.extensions.pending_connection_tests(acme, other).await.expect("read").is_empty());
+}
+
+pub async fn deleting_an_environment_removes_its_policy_its_extension_values_and_its_connection_tests_and_no_one_elses(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let gone = s.create_env(acme, "Test").await.expect("created");
+    let kept = s.create_env(acme, "Production").await.expect("created");
+    let crm = ComponentId::new();
+    for env in [gone.id, kept.id] {
+        let policy = Policy { required_approvals: 1, version: Version(1), ..Policy::default() };
+        s.policies.put_policy(acme, env, &policy, Version(0), draft("policy.updated", "environment", env)).await.expect("a policy");
+        let connection = BTreeMap::from([("url".to_string(), ConnectionValue::Plain { value: "https://crm".into() })]);
+        let values = EnvironmentExtensions {
+            version: 1,
+            components: BTreeMap::from([(crm, ComponentValues { changed_in: 1, connection, ..ComponentValues::default() })]),
+            updated_at: Some(Utc::now().trunc_subsecs(3)),
+            updated_by: Some("alice".into()),
+        };
+        s.extensions.put_extensions(acme, env, &values, 0, draft("environment.extensions_updated", "environment", env)).await.expect("values");
+        let test = ConnectionTest {
+            id: JobId::new(),
+            environment_id: env,
+            component_id: crm,
+            runtime_id: RuntimeId::new(),
+            status: ConnectionTestStatus::Pending,
+            message: String::new(),
+            requested_at: Utc::now().trunc_subsecs(3),
+            requested_by: "alice".into(),
+            at: None,
+        };
+        s.extensions.put_connection_test(acme, &test).await.expect("a test");
+    }
+
+    s.environments.delete_environment(acme, &gone, draft("environment.deleted", "environment", gone.id)).await.expect("deleted");
+    assert_eq!(s.policies.get_policy(acme, gone.id).await.expect("read"), None, "its policy");
+    assert_eq!(s.extensions.get_extensions(acme, gone.id).await.expect("read"), EnvironmentExtensions::default(), "its values");
+    assert_eq!(s.extensions.get_connection_test(acme, gone.id, crm).await.expect("read"), None, "its connection test");
+    assert!(s.policies.get_policy(acme, kept.id).await.expect("read").is_some(), "the other environment keeps its policy");
+    assert_eq!(s.extensions.get_extensions(acme, kept.id).await.expect("read").version, 1, "its values");
+    assert!(s.extensions.get_connection_test(acme, kept.id, crm).await.expect("read").is_some(), "and its connection test");
 }

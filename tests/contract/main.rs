@@ -118,6 +118,7 @@ contract! {
     extensions::an_environments_values_are_stored_once_per_version_read_and_each_environment_has_its_own,
     extensions::a_sealed_value_opens_only_for_the_tenant_environment_component_and_field_it_was_sealed_for,
     extensions::a_connection_test_replaces_the_one_before_and_ends_only_while_it_is_the_pending_one,
+    extensions::deleting_an_environment_removes_its_policy_its_extension_values_and_its_connection_tests_and_no_one_elses,
 
     change_requests::a_change_request_is_created_once_and_updated_only_from_the_version_read,
     change_requests::change_requests_are_listed_newest_first,

@@ -560,7 +560,15 @@ pub enum ConnectionTestStatus {
     Pending,
     Succeeded,
     Failed,
+    /// The runtime did not report within [`CONNECTION_TEST_TIMEOUT`]: it is
+    /// no longer handed out, and a late report is refused.
+    TimedOut,
 }
+
+/// How long a runtime has to run a connection test and report. It learns of
+/// the test at its next heartbeat (every 30 s by the reference agent), so
+/// this leaves room for a slow connection and a few missed heartbeats.
+pub const CONNECTION_TEST_TIMEOUT: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// The latest test of one component's connection in one environment, run by
 /// one runtime attached there with the environment's values.
@@ -580,10 +588,47 @@ pub struct ConnectionTest {
     pub at: Option<DateTime<Utc>>,
 }
 
+impl ConnectionTest {
+    /// The test as it stands at `now`: one still pending past
+    /// [`CONNECTION_TEST_TIMEOUT`] has timed out (decided on read; the stored
+    /// item stays pending, and ends only by a newer test).
+    pub fn as_of(self, now: DateTime<Utc>) -> Self {
+        let deadline = self.requested_at + CONNECTION_TEST_TIMEOUT;
+        if self.status != ConnectionTestStatus::Pending || now < deadline {
+            return self;
+        }
+        let message = format!("the runtime did not report within {} minutes", CONNECTION_TEST_TIMEOUT.num_minutes());
+        Self { status: ConnectionTestStatus::TimedOut, message, at: Some(deadline), ..self }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_connection_test_still_pending_after_five_minutes_has_timed_out_and_an_ended_one_stays_as_it_ended() {
+        let requested_at = Utc::now();
+        let test = ConnectionTest {
+            id: JobId::new(),
+            environment_id: EnvironmentId::new(),
+            component_id: ComponentId::new(),
+            runtime_id: RuntimeId::new(),
+            status: ConnectionTestStatus::Pending,
+            message: String::new(),
+            requested_at,
+            requested_by: "alice".into(),
+            at: None,
+        };
+        let almost = requested_at + CONNECTION_TEST_TIMEOUT - chrono::TimeDelta::seconds(1);
+        assert_eq!(test.clone().as_of(almost).status, ConnectionTestStatus::Pending);
+        let late = test.clone().as_of(requested_at + CONNECTION_TEST_TIMEOUT);
+        assert_eq!((late.status, late.at), (ConnectionTestStatus::TimedOut, Some(requested_at + CONNECTION_TEST_TIMEOUT)));
+        assert_eq!(late.message, "the runtime did not report within 5 minutes");
+        let ended = ConnectionTest { status: ConnectionTestStatus::Failed, message: "refused".into(), at: Some(requested_at), ..test };
+        assert_eq!(ended.clone().as_of(requested_at + chrono::TimeDelta::hours(1)), ended);
+    }
 
     fn points() -> ExtensionPoints {
         serde_json::from_value(json!({

@@ -97,6 +97,10 @@ impl EnvironmentStore for MemoryStore {
         let t = s.t(tenant);
         t.environments.remove(&env.id);
         t.environment_names.remove(&env.name.unique_key());
+        // Its policy, extension values and connection tests go with it.
+        t.policies.remove(&env.id);
+        t.extensions.remove(&env.id);
+        t.connection_tests.retain(|(e, _), _| *e != env.id);
         s.count(tenant, Quota::Environments, false);
         s.record(tenant, audit);
         Ok(())

@@ -142,9 +142,20 @@ impl EnvironmentStore for DynamoStore {
             .expression_attribute_values(":zero", n(0))
             .build()
             .map_err(unexpected)?;
-        let items =
-            vec![TransactWriteItem::builder().delete(delete).build(), self.name_delete(tenant, env)?, self.quota_decrement(tenant, Counter::Environments)?];
-        match self.write_with_audit(tenant, items, audit).await {
+        // Its policy and its extension values (secrets sealed for this environment only) go with it.
+        let owned = |key| Delete::builder().table_name(&self.table).set_key(Some(key_of(key))).build().map_err(unexpected);
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.name_delete(tenant, env)?,
+            self.quota_decrement(tenant, Counter::Environments)?,
+            TransactWriteItem::builder().delete(owned(keys::policy(tenant, env.id))?).build(),
+            TransactWriteItem::builder().delete(owned(keys::extensions(tenant, env.id))?).build(),
+        ];
+        let deleted = self.write_with_audit(tenant, items, audit).await;
+        if deleted.is_ok() {
+            self.forget_connection_tests(tenant, env.id).await;
+        }
+        match deleted {
             // The one condition fails for a missing environment too: say which it was.
             Err(TxError::Condition(0)) => match self.get_environment(tenant, env.id).await? {
                 Some(_) => Err(Refusal::HasRuntimes.into()),

@@ -1,4 +1,4 @@
-use super::{DynamoStore, map_tx, s, sdk_error, to_item};
+use super::{DynamoStore, key_of, map_tx, s, sdk_error, to_item};
 use crate::keys;
 use async_trait::async_trait;
 use berth_domain::Result;
@@ -94,5 +94,27 @@ impl ExtensionStore for DynamoStore {
     async fn pending_connection_tests(&self, tenant: TenantId, runtime: RuntimeId) -> Result<Vec<ConnectionTest>> {
         let all = self.query_all::<ConnectionTestRecord>(&keys::connection_tests(tenant)).await?;
         Ok(all.into_iter().map(|r| r.test).filter(|t| t.runtime_id == runtime && t.status == ConnectionTestStatus::Pending).collect())
+    }
+}
+
+impl DynamoStore {
+    /// Removes a deleted environment's connection tests, after the delete:
+    /// one item per component tested, too many to bound its transaction. One
+    /// left behind by a failure here is inert (an environment id is never
+    /// reused, and every route reads the environment first), so it is logged,
+    /// not retried.
+    pub(super) async fn forget_connection_tests(&self, tenant: TenantId, env: EnvironmentId) {
+        let result: Result<()> = async {
+            let all = self.query_all::<ConnectionTestRecord>(&keys::connection_tests(tenant)).await?;
+            for record in all.into_iter().filter(|r| r.test.environment_id == env) {
+                let key = keys::connection_test(tenant, env, record.test.component_id);
+                self.client.delete_item().table_name(&self.table).set_key(Some(key_of(key))).send().await.map_err(sdk_error)?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, tenant_id = %tenant, environment_id = %env, "could not remove a deleted environment's connection tests");
+        }
     }
 }

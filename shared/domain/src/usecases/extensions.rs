@@ -244,12 +244,14 @@ impl Berth {
         self.get_environment(ctx, env).await?;
         ctx.require(Permission::Read)?;
         self.ports.components.get_component(ctx.tenant, component).await?.ok_or(DomainError::not_found("component"))?;
-        self.ports.extensions.get_connection_test(ctx.tenant, env, component).await
+        Ok(self.ports.extensions.get_connection_test(ctx.tenant, env, component).await?.map(|t| t.as_of(Utc::now())))
     }
 
-    /// The connection tests waiting for this runtime.
+    /// The connection tests waiting for this runtime (not those timed out).
     pub async fn pending_connection_tests(&self, ctx: &RuntimeCtx) -> Result<Vec<ConnectionTest>> {
-        self.ports.extensions.pending_connection_tests(ctx.tenant, ctx.runtime.id).await
+        let now = Utc::now();
+        let pending = self.ports.extensions.pending_connection_tests(ctx.tenant, ctx.runtime.id).await?;
+        Ok(pending.into_iter().filter(|t| t.clone().as_of(now).status == ConnectionTestStatus::Pending).collect())
     }
 
     async fn pending_connection_test(&self, ctx: &RuntimeCtx, id: JobId) -> Result<ConnectionTest> {

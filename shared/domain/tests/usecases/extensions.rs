@@ -159,3 +159,34 @@ async fn a_missing_secret_refuses_the_deploy_an_unresolved_lookup_only_warns_and
     assert!(!gaps(&codes), "the kept secret and the new mapping fill every gap: {report:?}");
     assert_eq!((report.extensions_version, report.extensions_changed), (3, Some(true)));
 }
+
+#[tokio::test]
+async fn a_connection_test_its_runtime_never_reports_times_out_after_five_minutes_and_is_no_longer_handed_out() {
+    use berth_domain::extension::{ConnectionTest, ConnectionTestStatus};
+    use berth_domain::ports::ExtensionStore;
+    let w = World::new().await;
+    let (crm, _) = crm_package(&w).await;
+    // Asked for six minutes ago and never reported (stored as it was then: the clock cannot be moved here).
+    let test = ConnectionTest {
+        id: berth_domain::ids::JobId::new(),
+        environment_id: w.test.id,
+        component_id: crm.id,
+        runtime_id: w.atom.runtime,
+        status: ConnectionTestStatus::Pending,
+        message: String::new(),
+        requested_at: chrono::Utc::now() - chrono::TimeDelta::minutes(6),
+        requested_by: "alice".into(),
+        at: None,
+    };
+    w.store.put_connection_test(w.tenant, &test).await.expect("stored");
+
+    let shown = w.berth.get_connection_test(&w.admin, w.test.id, crm.id).await.expect("read").expect("a test");
+    assert_eq!(shown.status, ConnectionTestStatus::TimedOut);
+    assert_eq!(shown.message, "the runtime did not report within 5 minutes");
+    let ctx = w.atom.ctx(&w.berth).await;
+    assert!(w.berth.pending_connection_tests(&ctx).await.expect("read").is_empty(), "no longer handed out");
+    let late = w.berth.report_connection_test(&ctx, test.id, true, "connected").await;
+    assert!(matches!(refused(late), DomainError::NotFound { .. }), "a late report is refused");
+    let shown = w.berth.get_connection_test(&w.admin, w.test.id, crm.id).await.expect("read").expect("a test");
+    assert_eq!(shown.status, ConnectionTestStatus::TimedOut, "and changes nothing");
+}

@@ -286,8 +286,9 @@ pub struct ConnectionView {
 #[derive(Serialize, ToSchema)]
 pub struct ConnectionTestView {
     pub id: Uuid,
-    /// `pending` until the runtime reports (it sees the test at its next heartbeat), then `succeeded` or `failed`.
-    #[schema(pattern = "^(pending|succeeded|failed)$")]
+    /// `pending` until the runtime reports (it sees the test at its next heartbeat), then `succeeded` or `failed`;
+    /// `timed_out` when it did not report within 5 minutes.
+    #[schema(pattern = "^(pending|succeeded|failed|timed_out)$")]
     pub status: String,
     /// What the runtime reported; empty while pending.
     pub message: String,
@@ -307,6 +308,7 @@ impl ConnectionView {
                 S::Pending => "pending",
                 S::Succeeded => "succeeded",
                 S::Failed => "failed",
+                S::TimedOut => "timed_out",
             }
             .to_string(),
             message: t.message.clone(),
