@@ -29,27 +29,12 @@ install_node_modules() {
     echo "$want" >"$marker"
 }
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=../lib/berth-local.sh
+. tests/lib/berth-local.sh
 
 install_node_modules
-cargo build -p berth-local
-bash localstack/localstack.sh start >/dev/null
-
-port="$(free_port)"
-stem="pt-$(date +%s)-$$"
-base="http://127.0.0.1:$port"
-server_log="$(mktemp -t berth-portal-server.XXXXXX)"
-BERTH_BIND="127.0.0.1:$port" BERTH_TABLE="$stem" BERTH_BUCKET="$stem" BERTH_DEPLOYMENTS_QUEUE="$stem-deployments" BERTH_QUEUE_PREFIX="$stem-" \
-    ./target/debug/berth-local serve >"$server_log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-
-for _ in $(seq 120); do
-    curl -sf "$base/v1/openapi.json" >/dev/null && break
-    kill -0 "$server" 2>/dev/null || { cat "$server_log"; log "berth-local exited"; exit 1; }
-    sleep 0.5
-done
-curl -sf "$base/v1/openapi.json" -o "$HERE/openapi.json" || { cat "$server_log"; log "berth-local did not answer on $base"; exit 1; }
+start_berth_local pt
+curl -sf "$base/v1/openapi.json" -o "$HERE/openapi.json"
 
 log "generating $HERE/src/berth.d.ts from $base/v1/openapi.json"
 (cd "$HERE" && npx --no-install openapi-typescript openapi.json --output src/berth.d.ts)
@@ -58,10 +43,7 @@ log "generating $HERE/src/berth.d.ts from $base/v1/openapi.json"
 log "type-checking the portal client (tsc, strict)"
 (cd "$HERE" && rm -rf dist && npx --no-install tsc -p . --noEmit false --outDir dist)
 
-platform="$(./target/debug/berth-local token --roles platform_admin)"
-tenant="$(curl -sf -X POST "$base/platform/v1/tenants" -H "Authorization: Bearer $platform" -H 'Content-Type: application/json' \
-    -d '{"name":"Portal"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-token="$(./target/debug/berth-local token --tenant "$tenant" --roles admin,developer,deployer,approver --sub portal@berth.example)"
+tenant_with_token Portal portal@berth.example
 
 log "running the client against $base (tenant $tenant; server log $server_log)"
 BERTH_URL="$base" BERTH_TOKEN="$token" node "$HERE/dist/smoke.js"

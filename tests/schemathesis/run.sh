@@ -35,32 +35,13 @@ install_venv() {
     echo "$want" >"$marker"
 }
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=../lib/berth-local.sh
+. tests/lib/berth-local.sh
 
 install_venv
-cargo build -p berth-local
-bash localstack/localstack.sh start >/dev/null
+start_berth_local st
 
-port="$(free_port)"
-stem="st-$(date +%s)-$$"
-base="http://127.0.0.1:$port"
-server_log="$(mktemp -t berth-schemathesis-server.XXXXXX)"
-BERTH_BIND="127.0.0.1:$port" BERTH_TABLE="$stem" BERTH_BUCKET="$stem" BERTH_DEPLOYMENTS_QUEUE="$stem-deployments" BERTH_QUEUE_PREFIX="$stem-" \
-    ./target/debug/berth-local serve >"$server_log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-
-for _ in $(seq 120); do
-    curl -sf "$base/v1/openapi.json" >/dev/null && break
-    kill -0 "$server" 2>/dev/null || { cat "$server_log"; log "berth-local exited"; exit 1; }
-    sleep 0.5
-done
-curl -sf "$base/v1/openapi.json" >/dev/null || { cat "$server_log"; log "berth-local did not answer on $base"; exit 1; }
-
-platform="$(./target/debug/berth-local token --roles platform_admin)"
-tenant="$(curl -sf -X POST "$base/platform/v1/tenants" -H "Authorization: Bearer $platform" -H 'Content-Type: application/json' \
-    -d '{"name":"Schemathesis"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-token="$(./target/debug/berth-local token --tenant "$tenant" --roles admin,developer,deployer,approver --sub schemathesis@berth.example)"
+tenant_with_token Schemathesis schemathesis@berth.example
 
 log "fuzzing $base/v1/openapi.json for ${SECONDS_BUDGET}s (tenant $tenant; server log $server_log)"
 # Every check but `use_after_free`, which expects a deleted resource to answer
