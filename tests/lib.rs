@@ -258,6 +258,16 @@ impl TestApp {
         assert!(status == StatusCode::CREATED || status == StatusCode::OK, "attach: {status}");
     }
 
+    /// `Test` and `Production`, with the runtime `atom` attached to both.
+    pub async fn test_and_production(&self, t: &TestTenant) -> (Value, Value, Value) {
+        let test = self.environment(t, "Test", "test").await;
+        let prod = self.environment(t, "Production", "production").await;
+        let atom = self.runtime(t, "atom").await;
+        self.attach(t, &test, &atom).await;
+        self.attach(t, &prod, &atom).await;
+        (test, prod, atom)
+    }
+
     /// The URL of `runtime`'s job queue (as returned by POST /v1/runtimes).
     pub async fn runtime_queue_url(&self, runtime: &Value) -> String {
         let id = runtime["id"].as_str().expect("a runtime id").parse().expect("a runtime id");

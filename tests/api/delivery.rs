@@ -10,11 +10,7 @@ use serde_json::{Value, json};
 async fn estate(plan: Value) -> (TestApp, TestTenant, Value, Value, Agent) {
     let app = TestApp::spawn().await;
     let acme = app.tenant_with_plan("Acme", plan).await;
-    let test = app.environment(&acme, "Test", "test").await;
-    let prod = app.environment(&acme, "Production", "production").await;
-    let atom = app.runtime(&acme, "atom").await;
-    app.attach(&acme, &test, &atom).await;
-    app.attach(&acme, &prod, &atom).await;
+    let (test, prod, atom) = app.test_and_production(&acme).await;
     let agent = Agent::start(&app, &atom, None);
     (app, acme, test, prod, agent)
 }
@@ -161,11 +157,7 @@ async fn inbox(app: &TestApp, token: &str) -> Vec<Value> {
 async fn two_approvers_with_different_roles_each_see_only_what_they_may_decide_and_the_requester_not_their_own() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
-    let test = app.environment(&acme, "Test", "test").await;
-    let prod = app.environment(&acme, "Production", "production").await;
-    let atom = app.runtime(&acme, "atom").await;
-    app.attach(&acme, &test, &atom).await;
-    app.attach(&acme, &prod, &atom).await;
+    let (test, prod, atom) = app.test_and_production(&acme).await;
     app.set_policy(&acme, &prod, json!({"required_approvals": 1, "approver_roles": ["approver"]})).await;
     app.set_policy(&acme, &test, json!({"required_approvals": 1, "approver_roles": ["admin"]})).await;
     let orders = app.component(&acme, "Orders", "process", b"orders", &[]).await;

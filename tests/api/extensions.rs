@@ -64,11 +64,7 @@ async fn raw_item(app: &TestApp, t: &TestTenant, env: &Value) -> String {
 async fn test_and_production_keep_their_own_values_a_missing_secret_refuses_the_deploy_and_an_unresolved_lookup_only_warns() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
-    let test = app.environment(&acme, "Test", "test").await;
-    let prod = app.environment(&acme, "Production", "production").await;
-    let atom = app.runtime(&acme, "atom").await;
-    app.attach(&acme, &test, &atom).await;
-    app.attach(&acme, &prod, &atom).await;
+    let (test, prod, atom) = app.test_and_production(&acme).await;
     let _agent = Agent::start(&app, &atom, None);
 
     // Declared on the connection's revision, snapshotted in the package.

@@ -39,11 +39,7 @@ fn seen(agent: &Agent, env: &Value, component: &Value) -> (Value, String, std::p
 async fn each_environments_values_reach_the_apply_command_in_a_private_file_and_changed_values_deploy_alone() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
-    let test = app.environment(&acme, "Test", "test").await;
-    let prod = app.environment(&acme, "Production", "production").await;
-    let atom = app.runtime(&acme, "atom").await;
-    app.attach(&acme, &test, &atom).await;
-    app.attach(&acme, &prod, &atom).await;
+    let (test, prod, atom) = app.test_and_production(&acme).await;
     let body = json!({"name": "CRM", "type": "connection", "content": berth_tests::b64(b"crm"), "extensions": crm_points()});
     let crm = expect_status(app.post("/v1/components", &acme.admin, body).await, StatusCode::CREATED).await;
     let sync = app.component(&acme, "Sync", "process", b"sync", &[&crm]).await;
