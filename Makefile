@@ -88,7 +88,7 @@ lint-infra:
 	@SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template infra/template.yaml --region us-east-1
 
 bench: localstack-up
-	cargo build --release -p berth-agent
+	cargo build --release -p berth-agent -p berth-local
 	cargo run --release -p berth-tests --bin berth-bench
 
 fmt:

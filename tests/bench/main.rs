@@ -5,7 +5,7 @@
 //! (`BERTH_BENCH_PHASE_SECS`, default 120), so the run always ends by itself.
 //! All HTTP traffic goes to the harness's Berth on 127.0.0.1, which talks to
 //! LocalStack at `AWS_ENDPOINT_URL`. `BERTH_BENCH_PHASES` (comma-separated:
-//! jwt, me, environments, heartbeat, webhooks, idle, fleet, audit) runs only those.
+//! jwt, me, environments, heartbeat, webhooks, idle, fleet, audit, memory) runs only those.
 //!
 //! The fleet phase starts 50 real `berth-agent` processes, the release build
 //! beside this binary (`make bench` builds it), and kills them when it ends.
@@ -17,6 +17,7 @@
 //! emulating DynamoDB and SQS): compare them between commits, do not read
 //! them as predictions of latency in AWS.
 
+mod memory;
 mod report;
 
 use berth_tests::{AUDIENCE, Agent, ISSUER, TestApp, TestTenant, expect_status, id_of};
@@ -68,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if bench.runs("audit") {
         audit_chain(&bench, &app).await?;
+    }
+    if bench.runs("memory") {
+        memory::run(&bench, &mut report).await?;
     }
     finish(&report)
 }

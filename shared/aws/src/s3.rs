@@ -74,9 +74,9 @@ impl S3BlobStore {
     /// Completes only if `produced` reports the producer finished cleanly.
     async fn upload_once<R: AsyncRead + Unpin>(&self, key: &str, mut input: R, produced: tokio::sync::oneshot::Receiver<bool>) -> Result<ArchiveInfo> {
         let mut hasher = Sha256::new();
-        let first = read_part(&mut input).await?;
+        let (first_hasher, first) = hash(hasher, read_part(&mut input).await?).await?;
+        hasher = first_hasher;
         let mut size = first.len() as u64;
-        hasher = hash(hasher, first.clone()).await?;
         if first.len() < PART_SIZE {
             if !produced.await.unwrap_or(false) {
                 return Err(DomainError::unexpected("the package archive could not be built"));
@@ -107,7 +107,8 @@ impl S3BlobStore {
                     break;
                 }
                 size += chunk.len() as u64;
-                hasher = hash(hasher, chunk.clone()).await?;
+                let (next, chunk) = hash(hasher, chunk).await?;
+                hasher = next;
                 let number = i32::try_from(parts.len() + 1).map_err(unexpected)?;
                 parts.push(self.upload_part(key, &upload_id, number, chunk).await?);
             }
@@ -174,18 +175,21 @@ async fn write_entry<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(out: &mut W, p
     Ok(())
 }
 
-/// Reads up to `PART_SIZE` bytes (fewer only at the end).
+/// Reads up to `PART_SIZE` bytes (fewer only at the end), into a buffer
+/// allocated once: growing it by doubling would hold two copies at a time
+/// (only the pages written become resident, so a small archive costs little).
 async fn read_part<R: AsyncRead + Unpin>(input: &mut R) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(PART_SIZE.min(1024 * 1024));
+    let mut buf = Vec::with_capacity(PART_SIZE);
     (&mut *input).take(PART_SIZE as u64).read_to_end(&mut buf).await.map_err(unexpected)?;
     Ok(buf)
 }
 
-/// Hashes off the async threads (a part is up to 8 MiB).
-async fn hash(mut hasher: Sha256, bytes: Vec<u8>) -> Result<Sha256> {
+/// Hashes off the async threads (a part is up to 8 MiB), handing the part
+/// back rather than hashing a copy: one part in memory at a time.
+async fn hash(mut hasher: Sha256, bytes: Vec<u8>) -> Result<(Sha256, Vec<u8>)> {
     tokio::task::spawn_blocking(move || {
         hasher.update(&bytes);
-        hasher
+        (hasher, bytes)
     })
     .await
     .map_err(unexpected)
