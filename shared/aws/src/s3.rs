@@ -14,9 +14,10 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use berth_domain::component::ContentRef;
-use berth_domain::ids::{PackageId, TenantId};
+use berth_domain::ids::{PackageId, TenantId, UploadId};
 use berth_domain::package::Manifest;
-use berth_domain::ports::{ArchiveInfo, BlobStore, PresignedUrl};
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use berth_domain::ports::{ArchiveInfo, BlobStore, PresignedUrl, StagedObject, StagingStore};
 use berth_domain::refusal::Refusal;
 use berth_domain::runtime::Digest;
 use berth_domain::{DomainError, Result};
@@ -239,5 +240,164 @@ impl BlobStore for S3BlobStore {
         let request = self.client.get_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).presigned(config).await.map_err(sdk_error)?;
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
         Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
+    }
+}
+
+/// What the staged bytes are hashed in: enough to keep the hashing off the
+/// async threads in few hops, small enough to keep memory flat.
+const HASH_CHUNK: usize = 1024 * 1024;
+
+impl S3BlobStore {
+    fn staged(&self, tenant: TenantId, upload: UploadId) -> String {
+        keys::staged_object(tenant, upload)
+    }
+
+    /// The object's size, `None` when there is none.
+    async fn size_of(&self, key: &str) -> Result<Option<u64>> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => Ok(Some(head.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0))),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_not_found() { Ok(None) } else { Err(crate::service_error(e)) }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StagingStore for S3BlobStore {
+    async fn presign_staged_put(&self, tenant: TenantId, upload: UploadId, ttl: std::time::Duration) -> Result<PresignedUrl> {
+        let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
+        let request = self.client.put_object().bucket(&self.bucket).key(self.staged(tenant, upload)).presigned(config).await.map_err(sdk_error)?;
+        let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
+        Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
+    }
+
+    async fn start_staged_multipart(&self, tenant: TenantId, upload: UploadId) -> Result<String> {
+        let out = self.client.create_multipart_upload().bucket(&self.bucket).key(self.staged(tenant, upload)).send().await.map_err(sdk_error)?;
+        out.upload_id.ok_or_else(|| DomainError::unexpected("S3 started a multipart upload without an id"))
+    }
+
+    async fn presign_staged_part(&self, tenant: TenantId, upload: UploadId, multipart: &str, part: u32, ttl: std::time::Duration) -> Result<PresignedUrl> {
+        let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
+        let number = i32::try_from(part).map_err(unexpected)?;
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(self.staged(tenant, upload))
+            .upload_id(multipart)
+            .part_number(number)
+            .presigned(config)
+            .await
+            .map_err(sdk_error)?;
+        let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
+        Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
+    }
+
+    /// Lists the parts S3 holds (the client need not report their ETags).
+    /// Parts S3 refuses to assemble (one but the last under 5 MiB) are a size mismatch.
+    async fn finish_staged_multipart(&self, tenant: TenantId, upload: UploadId, multipart: &str, parts: u32) -> Result<bool> {
+        let key = self.staged(tenant, upload);
+        let mut stored: Vec<CompletedPart> = vec![];
+        let mut marker: Option<String> = None;
+        loop {
+            let listed = self.client.list_parts().bucket(&self.bucket).key(&key).upload_id(multipart).set_part_number_marker(marker.take()).send().await;
+            let page = match listed {
+                Ok(page) => page,
+                Err(e) => {
+                    let e = e.into_service_error();
+                    // Assembled already (a complete that failed after it), or aborted.
+                    if e.code() == Some("NoSuchUpload") {
+                        return Ok(self.size_of(&key).await?.is_some());
+                    }
+                    return Err(crate::service_error(e));
+                }
+            };
+            for part in page.parts() {
+                stored.push(CompletedPart::builder().set_part_number(part.part_number()).set_e_tag(part.e_tag().map(str::to_string)).build());
+            }
+            match page.next_part_number_marker() {
+                Some(next) if page.is_truncated() == Some(true) => marker = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        stored.sort_by_key(|p| p.part_number());
+        let numbers: Vec<i32> = stored.iter().filter_map(|p| p.part_number()).collect();
+        if !numbers.iter().copied().eq(1..=i32::try_from(parts).map_err(unexpected)?) {
+            return Ok(false);
+        }
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .upload_id(multipart)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(stored)).build())
+            .send()
+            .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                match e.code() {
+                    Some("EntityTooSmall") | Some("InvalidPart") => Err(DomainError::Validation {
+                        code: "upload_size_mismatch",
+                        errors: vec![berth_domain::error::FieldError::new("size", "every part but the last must be part_size bytes")],
+                    }),
+                    _ => Err(crate::service_error(e)),
+                }
+            }
+        }
+    }
+
+    async fn inspect_staged(&self, tenant: TenantId, upload: UploadId, expected_size: u64) -> Result<Option<StagedObject>> {
+        let key = self.staged(tenant, upload);
+        let Some(size) = self.size_of(&key).await? else { return Ok(None) };
+        if size != expected_size {
+            return Ok(Some(StagedObject { size, sha256: None }));
+        }
+        let object = self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(sdk_error)?;
+        let mut body = object.body;
+        let mut hasher = Sha256::new();
+        let mut buffer = Vec::with_capacity(HASH_CHUNK);
+        let mut read = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(unexpected)? {
+            read += chunk.len() as u64;
+            buffer.extend_from_slice(&chunk);
+            if buffer.len() >= HASH_CHUNK {
+                hasher = hash(hasher, std::mem::replace(&mut buffer, Vec::with_capacity(HASH_CHUNK))).await?;
+            }
+        }
+        hasher = hash(hasher, buffer).await?;
+        Ok(Some(StagedObject { size: read, sha256: (read == expected_size).then(|| digest_of(hasher)) }))
+    }
+
+    async fn promote_staged(&self, tenant: TenantId, upload: UploadId, content: &ContentRef) -> Result<()> {
+        let target = keys::content_object(tenant, content.sha256.as_str().trim_start_matches("sha256:"));
+        // Content-addressed: an object already there holds these bytes.
+        if self.size_of(&target).await?.is_some() {
+            return Ok(());
+        }
+        // One CopyObject: uploads are at most 1 GiB, under its 5 GiB limit.
+        let source = format!("{}/{}", self.bucket, self.staged(tenant, upload));
+        self.client.copy_object().bucket(&self.bucket).key(target).copy_source(source).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn discard_staged(&self, tenant: TenantId, upload: UploadId, multipart: Option<&str>) -> Result<()> {
+        let key = self.staged(tenant, upload);
+        if let Some(id) = multipart {
+            let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(&key).upload_id(id).send().await;
+            if let Err(e) = aborted {
+                let e = e.into_service_error();
+                // Assembled (or aborted) already.
+                if e.code() != Some("NoSuchUpload") {
+                    return Err(crate::service_error(e));
+                }
+            }
+        }
+        self.client.delete_object().bucket(&self.bucket).key(&key).send().await.map_err(sdk_error)?;
+        Ok(())
     }
 }
