@@ -1,11 +1,11 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
+use crate::routes::uploads::views::{CompleteUploadBody, StartUpload, UploadPartView, UploadView};
 use crate::routes::*;
 use crate::routes::{
     api_keys::views::*, approvals::views::*, change_requests::views::*, components::views::*, deployments::views::*, environments::views::*,
     extensions::views::*, governance::views::*, me::views::*, packages::views::*, runtimes::views::*, tenants::views::*, usage::views::*, webhooks::views::*,
 };
-use crate::routes::uploads::views::{CompleteUploadBody, StartUpload, UploadPartView, UploadView};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -9,6 +9,7 @@ use crate::keys;
 use crate::{sdk_error, unexpected};
 use async_compression::tokio::write::GzipEncoder;
 use async_trait::async_trait;
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -16,7 +17,6 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use berth_domain::component::ContentRef;
 use berth_domain::ids::{PackageId, TenantId, UploadId};
 use berth_domain::package::Manifest;
-use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use berth_domain::ports::{ArchiveInfo, BlobStore, PresignedUrl, StagedObject, StagingStore};
 use berth_domain::refusal::Refusal;
 use berth_domain::runtime::Digest;
@@ -385,19 +385,8 @@ impl StagingStore for S3BlobStore {
         Ok(())
     }
 
-    async fn discard_staged(&self, tenant: TenantId, upload: UploadId, multipart: Option<&str>) -> Result<()> {
-        let key = self.staged(tenant, upload);
-        if let Some(id) = multipart {
-            let aborted = self.client.abort_multipart_upload().bucket(&self.bucket).key(&key).upload_id(id).send().await;
-            if let Err(e) = aborted {
-                let e = e.into_service_error();
-                // Assembled (or aborted) already.
-                if e.code() != Some("NoSuchUpload") {
-                    return Err(crate::service_error(e));
-                }
-            }
-        }
-        self.client.delete_object().bucket(&self.bucket).key(&key).send().await.map_err(sdk_error)?;
+    async fn discard_staged(&self, tenant: TenantId, upload: UploadId) -> Result<()> {
+        self.client.delete_object().bucket(&self.bucket).key(self.staged(tenant, upload)).send().await.map_err(sdk_error)?;
         Ok(())
     }
 }

@@ -236,8 +236,9 @@ pub trait StagingStore: Send + Sync {
     /// Copies the staged object to the content address of `content` (a no-op
     /// when that content is stored already).
     async fn promote_staged(&self, tenant: TenantId, upload: crate::ids::UploadId, content: &ContentRef) -> Result<()>;
-    /// Removes the staged object, and the multipart upload when one is given.
-    async fn discard_staged(&self, tenant: TenantId, upload: crate::ids::UploadId, multipart: Option<&str>) -> Result<()>;
+    /// Removes the staged object (a multipart upload left unfinished is
+    /// aborted by the bucket's lifecycle rule).
+    async fn discard_staged(&self, tenant: TenantId, upload: crate::ids::UploadId) -> Result<()>;
 }
 
 #[async_trait]

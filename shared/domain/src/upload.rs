@@ -40,9 +40,13 @@ pub enum UploadPlan {
 pub enum UploadState {
     Pending,
     /// A `complete` is checking it (since then): a second one waits.
-    Completing { since: DateTime<Utc> },
+    Completing {
+        since: DateTime<Utc>,
+    },
     /// It became this revision of its component.
-    Completed { revision: u32 },
+    Completed {
+        revision: u32,
+    },
 }
 
 impl UploadState {

@@ -115,18 +115,15 @@ impl StagingStore for MemoryStore {
 
     async fn promote_staged(&self, tenant: TenantId, upload: UploadId, content: &ContentRef) -> Result<()> {
         let mut s = self.lock();
-        let bytes = s.uploads.staged.get(&(tenant, upload)).cloned().ok_or_else(|| berth_domain::DomainError::unexpected(format!("nothing staged for {upload}")))?;
+        let bytes =
+            s.uploads.staged.get(&(tenant, upload)).cloned().ok_or_else(|| berth_domain::DomainError::unexpected(format!("nothing staged for {upload}")))?;
         let hex = content.sha256.as_str().trim_start_matches("sha256:").to_string();
         s.blobs.put_staged(tenant, hex, bytes);
         Ok(())
     }
 
-    async fn discard_staged(&self, tenant: TenantId, upload: UploadId, multipart: Option<&str>) -> Result<()> {
-        let mut s = self.lock();
-        s.uploads.staged.remove(&(tenant, upload));
-        if let Some(id) = multipart {
-            s.uploads.multipart.remove(id);
-        }
+    async fn discard_staged(&self, tenant: TenantId, upload: UploadId) -> Result<()> {
+        self.lock().uploads.staged.remove(&(tenant, upload));
         Ok(())
     }
 }

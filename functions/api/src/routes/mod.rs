@@ -44,8 +44,8 @@ pub(crate) use me::__path_me;
 pub(crate) use packages::{__path_create_package, __path_delete_package, __path_download_package, __path_get_package, __path_list_packages};
 pub(crate) use runtimes::{__path_create_runtime, __path_delete_runtime, __path_get_runtime, __path_list_runtimes};
 pub(crate) use runtimes::{__path_issue_registration_token, __path_revoke_runtime};
-pub(crate) use uploads::{__path_complete_upload, __path_start_upload};
 pub(crate) use tenants::{__path_create_tenant, __path_get_tenant, __path_list_tenants, __path_patch_tenant};
+pub(crate) use uploads::{__path_complete_upload, __path_start_upload};
 pub(crate) use webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_get_webhook, __path_list_deliveries, __path_list_webhooks, __path_patch_webhook, __path_rotate_secret,
 };

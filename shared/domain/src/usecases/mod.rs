@@ -73,7 +73,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { runtime_offline_after: chrono::Duration::seconds(90), job_deadline: chrono::Duration::minutes(15), audit_verify_max_events: 20_000, upload_part_bytes: crate::upload::DEFAULT_UPLOAD_PART_BYTES }
+        Self {
+            runtime_offline_after: chrono::Duration::seconds(90),
+            job_deadline: chrono::Duration::minutes(15),
+            audit_verify_max_events: 20_000,
+            upload_part_bytes: crate::upload::DEFAULT_UPLOAD_PART_BYTES,
+        }
     }
 }
 

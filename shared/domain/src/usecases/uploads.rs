@@ -27,7 +27,10 @@ pub struct NewUpload {
 pub enum UploadTarget {
     Put(PresignedUrl),
     /// One URL per part, in part order (part 1 first); every part but the last is `part_size` bytes.
-    Multipart { part_size: u64, parts: Vec<PresignedUrl> },
+    Multipart {
+        part_size: u64,
+        parts: Vec<PresignedUrl>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -183,13 +186,10 @@ impl Berth {
         Ok(CompletedUpload { component, revision, created: true })
     }
 
-    /// Removes the staged object; a failure is only logged (the bucket's lifecycle rule removes staged objects after a day).
+    /// Removes the staged object (a multipart one is assembled by then); a
+    /// failure is only logged: the bucket's lifecycle rule removes staged objects after a day.
     async fn discard(&self, ctx: &TenantCtx, upload: &Upload) {
-        let multipart = match &upload.plan {
-            UploadPlan::Multipart { multipart_id, .. } => Some(multipart_id.as_str()),
-            UploadPlan::Single => None,
-        };
-        if let Err(e) = self.ports.staging.discard_staged(ctx.tenant, upload.id, multipart).await {
+        if let Err(e) = self.ports.staging.discard_staged(ctx.tenant, upload.id).await {
             tracing::warn!(upload = %upload.id, error = ?e, "the staged upload could not be removed");
         }
     }
