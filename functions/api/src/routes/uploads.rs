@@ -20,8 +20,8 @@ use views::{CompleteUploadBody, StartUpload, UploadView};
 /// Starts an upload of the component's next content: answers where to PUT it
 /// (a presigned URL, or one per part above the part size), valid 15 minutes.
 #[utoipa::path(post, path = "/v1/components/{id}/uploads", tag = "components", request_body = StartUpload,
-    responses((status = 201, body = UploadView), (status = 404, description = "component"), (status = 413, description = "over 1 GiB"),
-        (status = 422, description = "validation_failed")), security(("bearer" = [])))]
+    responses((status = 201, body = UploadView), (status = 404, description = "component"),
+        (status = 422, description = "validation_failed (a size over 1 GiB, too)")), security(("bearer" = [])))]
 pub async fn start_upload(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,

@@ -72,8 +72,9 @@ impl Berth {
         if input.size == 0 {
             return Err(DomainError::invalid("size", "must be at least 1 byte (send empty content in the revision's body)"));
         }
+        // A declared size, not a body: a field out of range (422), as the schema's maximum says.
         if input.size > MAX_UPLOAD_BYTES {
-            return Err(DomainError::TooLarge { message: format!("an upload carries at most {MAX_UPLOAD_BYTES} bytes") });
+            return Err(DomainError::invalid("size", format!("at most {MAX_UPLOAD_BYTES} bytes (1 GiB)")));
         }
         let now = Utc::now();
         let ttl = std::time::Duration::from_secs(UPLOAD_URL_SECS.unsigned_abs());

@@ -29,7 +29,7 @@ async fn only_those_who_may_revise_a_component_start_an_upload_and_only_of_1_byt
     let input = |size: u64| NewUpload { size, sha256: sha256(b"x") };
     let deployer = w.user("dee@acme.example", &[Role::Deployer]);
     assert_eq!(refused(w.berth.start_upload(&deployer, w.orders.id, input(1)).await).code(), "forbidden");
-    assert_eq!(refused(w.berth.start_upload(&w.admin, w.orders.id, input(MAX_UPLOAD_BYTES + 1)).await).code(), "payload_too_large");
+    assert_eq!(refused(w.berth.start_upload(&w.admin, w.orders.id, input(MAX_UPLOAD_BYTES + 1)).await).code(), "validation_failed");
     assert_eq!(refused(w.berth.start_upload(&w.admin, w.orders.id, input(0)).await).code(), "validation_failed");
     let developer = w.user("dev@acme.example", &[Role::Developer]);
     w.berth.start_upload(&developer, w.orders.id, input(MAX_UPLOAD_BYTES)).await.expect("1 GiB is allowed");
