@@ -26,6 +26,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Multipart part size, and the most of an archive held in memory at once.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Content larger than this is read in ranges of this size.
+const RANGE_BYTES: u64 = 8 * 1024 * 1024;
 /// Buffer between the archive builder and the uploader.
 const PIPE_BYTES: usize = 256 * 1024;
 
@@ -61,9 +63,27 @@ impl S3BlobStore {
         write_entry(&mut gz, berth_domain::package::ARCHIVE_MANIFEST, manifest_json.len() as u64, &mut manifest_json.as_slice()).await?;
         for entry in &manifest.components {
             let hex = entry.sha256.as_str().trim_start_matches("sha256:");
-            let object = self.client.get_object().bucket(&self.bucket).key(keys::content_object(tenant, hex)).send().await.map_err(sdk_error)?;
-            let mut body = object.body.into_async_read();
-            write_entry(&mut gz, &berth_domain::package::archive_content_path(entry.id), entry.size, &mut body).await?;
+            let key = keys::content_object(tenant, hex);
+            let path = berth_domain::package::archive_content_path(entry.id);
+            if entry.size <= RANGE_BYTES {
+                let object = self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(sdk_error)?;
+                write_entry(&mut gz, &path, entry.size, &mut object.body.into_async_read()).await?;
+                continue;
+            }
+            // Large content in ranges: one long GET read at the pace of gzip and the
+            // upload is reset by the server before it ends (seen at 256 MiB on LocalStack).
+            write_header(&mut gz, &path, entry.size).await?;
+            let mut copied = 0u64;
+            while copied < entry.size {
+                let last = (copied + RANGE_BYTES).min(entry.size) - 1;
+                let object = self.client.get_object().bucket(&self.bucket).key(&key).range(format!("bytes={copied}-{last}")).send().await.map_err(sdk_error)?;
+                let read = tokio::io::copy(&mut object.body.into_async_read().take(last + 1 - copied), &mut gz).await.map_err(unexpected)?;
+                if read != last + 1 - copied {
+                    return Err(DomainError::unexpected(format!("{path}: expected bytes {copied}-{last}, read {read}")));
+                }
+                copied += read;
+            }
+            write_padding(&mut gz, entry.size).await?;
         }
         // Two zero blocks end a tar archive.
         gz.write_all(&[0u8; 1024]).await.map_err(unexpected)?;
@@ -156,6 +176,16 @@ impl S3BlobStore {
 
 /// One tar entry: a ustar header, exactly `size` bytes from `data`, padding.
 async fn write_entry<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(out: &mut W, path: &str, size: u64, data: &mut R) -> Result<()> {
+    write_header(out, path, size).await?;
+    let copied = tokio::io::copy(&mut data.take(size), out).await.map_err(unexpected)?;
+    if copied != size {
+        return Err(DomainError::unexpected(format!("{path}: expected {size} bytes, read {copied}")));
+    }
+    write_padding(out, size).await
+}
+
+/// The ustar header of an entry of `size` bytes.
+async fn write_header<W: AsyncWrite + Unpin>(out: &mut W, path: &str, size: u64) -> Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_path(path).map_err(unexpected)?;
     header.set_size(size);
@@ -165,11 +195,11 @@ async fn write_entry<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(out: &mut W, p
     header.set_gid(0);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
-    out.write_all(header.as_bytes()).await.map_err(unexpected)?;
-    let copied = tokio::io::copy(&mut data.take(size), out).await.map_err(unexpected)?;
-    if copied != size {
-        return Err(DomainError::unexpected(format!("{path}: expected {size} bytes, read {copied}")));
-    }
+    out.write_all(header.as_bytes()).await.map_err(unexpected)
+}
+
+/// The zeros that end an entry of `size` bytes on a 512-byte boundary.
+async fn write_padding<W: AsyncWrite + Unpin>(out: &mut W, size: u64) -> Result<()> {
     let padding = (512 - (size % 512) as usize) % 512;
     out.write_all(&vec![0u8; padding]).await.map_err(unexpected)?;
     Ok(())
