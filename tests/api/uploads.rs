@@ -2,7 +2,7 @@
 //! presigned URLs and then completed into a revision.
 
 use berth_domain::usecases::Settings;
-use berth_tests::{TestApp, TestTenant, expect_problem, expect_status, sha256, unpack};
+use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status, sha256, unpack};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ async fn revisions(app: &TestApp, t: &TestTenant, component: &Value) -> Vec<Valu
 }
 
 #[tokio::test]
-async fn a_10_mib_library_uploaded_by_presigned_put_becomes_a_revision_whose_content_a_package_bundles_byte_for_byte() {
+async fn a_10_mib_library_uploaded_by_presigned_put_becomes_a_revision_that_a_package_bundles_and_an_agent_installs_byte_for_byte() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     let library = app.component(&acme, "Big library", "custom_library", b"v1", &[]).await;
@@ -78,6 +78,15 @@ async fn a_10_mib_library_uploaded_by_presigned_put_becomes_a_revision_whose_con
     assert_eq!(sha256(&archive), package["digest"].as_str().expect("a digest"));
     let bundled = &unpack(&archive)[&format!("components/{}/content", library["id"].as_str().expect("an id"))];
     assert_eq!(sha256(bundled), sha256(&bytes), "the package carries the uploaded bytes");
+
+    let test = app.environment(&acme, "Test", "test").await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &test, &runtime).await;
+    let agent = Agent::start(&app, &runtime, None);
+    let deployment = app.deploy(&acme, &package, &test, "the uploaded library").await;
+    app.wait_for_status(&acme, &deployment, "succeeded").await;
+    let installed = agent.file(&test, &library, &library).expect("the agent unpacked the library");
+    assert_eq!(sha256(&installed), sha256(&bytes), "the agent runs the uploaded bytes");
 }
 
 #[tokio::test]
