@@ -19,4 +19,5 @@ mod quarantine;
 mod robustness;
 mod rollout;
 mod sqs_jobs;
+mod uploads;
 mod webhooks;

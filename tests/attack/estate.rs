@@ -149,6 +149,11 @@ impl Estate {
         let tested = call(app, Method::POST, &format!("/v1/environments/{env}/connections/{crm}/test"), &a_admin, None).await;
         let connection_test = expect_status(tested, StatusCode::CREATED).await["last_test"]["id"].as_str().expect("a test id").to_string();
 
+        // A presigned upload started (never sent): the one an attacker would most like to complete into A's component.
+        let upload = json!({"size": 1, "sha256": format!("sha256:{}", "0".repeat(64))});
+        let started = call(app, Method::POST, &format!("/v1/components/{component}/uploads"), &a_admin, Some(upload)).await;
+        let upload = expect_status(started, StatusCode::CREATED).await["upload_id"].as_str().expect("an upload id").to_string();
+
         let (a_webhook, a_webhook_secret) = webhook(app, &a_admin, &env, &component).await;
         // Refused (A's deployment is in flight) but authenticated: its id is taken and can be looked up.
         let signature = berth_domain::webhook::signature::berth_header(a_webhook_secret.as_bytes(), chrono::Utc::now().timestamp(), b"{}");
@@ -187,6 +192,7 @@ impl Estate {
             ("delivery", A_DELIVERY.to_string()),
             ("job", job),
             ("connection_test", connection_test),
+            ("upload", upload),
             ("tenant", a_tenant.clone()),
         ]);
         Estate {

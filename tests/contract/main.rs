@@ -30,6 +30,7 @@ mod queues;
 mod rollouts;
 mod runtimes;
 mod tenants;
+mod uploads;
 mod webhooks;
 
 macro_rules! contract {
@@ -103,6 +104,10 @@ contract! {
     blobs::a_package_archive_is_written_once_from_the_tenants_content,
     blobs::an_archive_of_content_the_tenant_does_not_hold_fails_and_leaves_nothing,
     blobs::a_download_url_lives_for_the_ttl_asked,
+    uploads::an_upload_reads_back_for_its_tenant_only_and_moves_on_only_from_the_state_it_is_in,
+    uploads::an_expired_upload_is_not_found_and_cannot_be_moved_on,
+    uploads::a_staged_object_is_measured_hashed_only_at_the_declared_size_promoted_to_its_content_address_and_discarded,
+    uploads::a_multipart_upload_is_assembled_only_once_every_part_is_there,
 
     queues::a_job_is_received_once_and_stays_hidden_until_its_receipt_shows_or_deletes_it,
     queues::a_message_that_is_not_a_job_is_received_without_one,

@@ -10,6 +10,7 @@ use berth_domain::ports::{
     ExtensionSealer, ExtensionStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer,
     TenantStore, WebhookStore,
 };
+use berth_domain::ports::{PresignedUrl, StagingStore, UploadStore};
 use berth_memory::MemoryStore;
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub struct Stores {
     pub inbox: Arc<dyn DecisionInbox>,
     pub extensions: Arc<dyn ExtensionStore>,
     pub extension_sealer: Arc<dyn ExtensionSealer>,
+    pub uploads: Arc<dyn UploadStore>,
+    pub staging: Arc<dyn StagingStore>,
     backend: Backend,
 }
 
@@ -70,6 +73,8 @@ impl Stores {
             inbox: store.clone(),
             extensions: store.clone(),
             extension_sealer: store.clone(),
+            uploads: store.clone(),
+            staging: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -81,6 +86,7 @@ impl Stores {
         let names = ResourceNames::unique("ct");
         let resources = ensure_resources(&clients, &names).await.expect("the table, bucket and deployments queue are created in LocalStack");
         let store = Arc::new(DynamoStore::new(clients.dynamo.clone(), names.table.clone()));
+        let blobs = Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone()));
         let queues = Arc::new(SqsRuntimeQueues::new(
             clients.sqs.clone(),
             names.queue_prefix.clone(),
@@ -95,7 +101,9 @@ impl Stores {
             audit: store.clone(),
             idempotency: store.clone(),
             components: store.clone(),
-            blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
+            blobs: blobs.clone(),
+            staging: blobs,
+            uploads: store.clone(),
             packages: store.clone(),
             activity: store.clone(),
             deployments: store.clone(),
@@ -143,6 +151,19 @@ impl Stores {
                             .expect("the message is deleted");
                     }
                 }
+            }
+        }
+    }
+
+    /// What a client's PUT of `bytes` to a presigned upload URL does: in
+    /// memory, `part` of `multipart` or the whole object of `upload`.
+    pub async fn put_staged(&self, url: &PresignedUrl, tenant: TenantId, upload: berth_domain::ids::UploadId, part: Option<(&str, u32)>, bytes: Vec<u8>) {
+        match (&self.backend, part) {
+            (Backend::Memory(store), None) => store.stage_upload(tenant, upload, bytes),
+            (Backend::Memory(store), Some((multipart, n))) => store.stage_upload_part(multipart, n, bytes),
+            (Backend::Aws { .. }, _) => {
+                let response = reqwest::Client::new().put(&url.url).body(bytes).send().await.expect("the PUT is sent");
+                assert!(response.status().is_success(), "S3 takes the PUT: {}", response.status());
             }
         }
     }

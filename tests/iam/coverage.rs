@@ -52,7 +52,9 @@ type Need = (String, String, BTreeSet<String>);
 async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_grants_only_what_its_function_calls() {
     berth_aws::calls::start_recording();
     // Long enough for every job but the one made to overrun it (on a busy machine too).
-    let app = TestApp::spawn_with(Settings { job_deadline: chrono::Duration::seconds(15), ..Settings::default() }).await;
+    // Uploads over 5 MiB are multipart, so that a modest one exercises it.
+    let settings = Settings { job_deadline: chrono::Duration::seconds(15), upload_part_bytes: 5 * 1024 * 1024, ..Settings::default() };
+    let app = TestApp::spawn_with(settings).await;
     let from = berth_aws::calls::recorded().len();
     scenario(&app).await;
     let calls = berth_aws::calls::recorded().split_off(from);
@@ -227,12 +229,15 @@ impl Names {
                 let arn = self.named(&self.table, table).ok_or_else(unknown)?;
                 (format!("dynamodb:{action}"), index.map_or(arn.clone(), |i| format!("{arn}/index/{i}")))
             }
-            // Multipart uploads are authorised as s3:PutObject; a presigned GET as the signer's s3:GetObject.
+            // Multipart uploads are authorised as s3:PutObject; a presigned GET or PUT as the
+            // signer's s3:GetObject or s3:PutObject; a copy as s3:GetObject on its source and s3:PutObject on its target.
             "S3" => {
-                let action = match op {
-                    "GetObject" | "HeadObject" => "GetObject",
-                    "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => "PutObject",
-                    "AbortMultipartUpload" | "DeleteObject" => op,
+                let action = match (op, part) {
+                    (_, "CopySource") => "GetObject",
+                    ("GetObject" | "HeadObject", "") => "GetObject",
+                    ("PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" | "CopyObject", "") => "PutObject",
+                    ("ListParts", "") => "ListMultipartUploadParts",
+                    ("AbortMultipartUpload" | "DeleteObject", "") => op,
                     _ => return Err(unknown()),
                 };
                 let (bucket, key) = resource.split_once('/').ok_or_else(unknown)?;
@@ -282,7 +287,8 @@ fn arn(symbol: &str) -> String {
 /// deployment rolled back automatically and then retried, a webhook (its
 /// secret sealed and opened) whose delivery packages and deploys, an
 /// environment's extension secret (sealed, then opened for a job), the tenants
-/// list, `jobs/next`, a runtime's deletion, and a job past its deadline. The dispatcher runs throughout.
+/// list, `jobs/next`, a runtime's deletion, presigned uploads (multipart, and one
+/// refused), and a job past its deadline. The dispatcher runs throughout.
 async fn scenario(app: &TestApp) {
     let acme = app.tenant("Acme").await;
     let test = app.environment(&acme, "Test", "test").await;
@@ -360,6 +366,25 @@ async fn scenario(app: &TestApp) {
         if now["last_test"]["status"] == "failed" { Ok(()) } else { Err(now.to_string()) }
     })
     .await;
+
+    // Presigned uploads: a multipart one completed into a revision (assembled, read, copied, removed), and one refused.
+    let library = app.component(&acme, "Library", "custom_library", b"v1", &[]).await;
+    let uploads = format!("/v1/components/{}/uploads", id_of(&library));
+    let bytes: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let upload =
+        expect_status(app.post(&uploads, &acme.admin, json!({"size": bytes.len(), "sha256": berth_tests::sha256(&bytes)})).await, StatusCode::CREATED).await;
+    let parts = upload["parts"].as_array().cloned().expect("a multipart upload");
+    for (part, chunk) in parts.iter().zip(bytes.chunks(5 * 1024 * 1024)) {
+        let put = app.http.put(part["url"].as_str().expect("a url")).body(chunk.to_vec()).send().await.expect("sent");
+        assert!(put.status().is_success(), "{}", put.status());
+    }
+    let complete = format!("{uploads}/{}/complete", upload["upload_id"].as_str().expect("an id"));
+    expect_status(app.post(&complete, &acme.admin, json!({})).await, StatusCode::CREATED).await;
+    let wrong = expect_status(app.post(&uploads, &acme.admin, json!({"size": 3, "sha256": berth_tests::sha256(b"abc")})).await, StatusCode::CREATED).await;
+    let put = app.http.put(wrong["url"].as_str().expect("a url")).body(b"xyz".to_vec()).send().await.expect("sent");
+    assert!(put.status().is_success(), "{}", put.status());
+    let complete = format!("{uploads}/{}/complete", wrong["upload_id"].as_str().expect("an id"));
+    expect_problem(app.post(&complete, &acme.admin, json!({})).await, StatusCode::UNPROCESSABLE_ENTITY, "upload_digest_mismatch").await;
 
     let tenants = expect_status(app.get("/platform/v1/tenants", &app.platform_token()).await, StatusCode::OK).await;
     assert!(tenants["items"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == acme.id)), "{tenants}");

@@ -33,6 +33,8 @@ PositiveRefusals = {
     # fields, which the document states in words, not in the schema.
     "POST /v1/components": {"references[]", "extensions.properties[].default"},
     "POST /v1/components/{id}/revisions": {"references[]", "references", "extensions.properties[].default"},
+    # What the uploaded content turned out to be (stored data), and the revision's fields as above.
+    "POST /v1/components/{id}/uploads/{upload_id}/complete": {"references[]", "references", "extensions.properties[].default", "size", "sha256"},
     "PUT /v1/environments/{id}/policy": {"require_success_in[]", "require_success_in", "approver_roles", "freeze_windows[].end"},
     "POST /v1/api-keys": {"expires_at"},
     # A deployment names a package, or a component with latest_revision: true;

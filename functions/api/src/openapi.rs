@@ -1,5 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
+use crate::routes::uploads::views::{CompleteUploadBody, StartUpload, UploadPartView, UploadView};
 use crate::routes::*;
 use crate::routes::{
     api_keys::views::*, approvals::views::*, change_requests::views::*, components::views::*, deployments::views::*, environments::views::*,
@@ -17,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         create_environment, list_environments, get_environment, patch_environment, delete_environment,
         attach_runtime, detach_runtime, list_environment_runtimes,
         create_runtime, list_runtimes, get_runtime, delete_runtime, issue_registration_token, revoke_runtime,
-        create_component, list_components, get_component, create_revision, list_revisions, get_revision,
+        create_component, list_components, get_component, create_revision, list_revisions, get_revision, start_upload, complete_upload,
         create_package, list_packages, get_package, download_package, delete_package,
         validate_deployment, create_deployment, list_deployments, get_deployment, list_targets, list_events, cancel_deployment, retry_deployment, halt_deployment, resume_deployment,
         active_versions, undeploy, roll_back, lift_quarantine, decide, get_policy, put_policy, get_extensions, put_extensions, deploy_extensions, test_connection, get_connection,
@@ -29,7 +30,7 @@ use utoipa::{Modify, OpenApi};
         create_api_key, list_api_keys, get_api_key, revoke_api_key,
     ),
     components(schemas(crate::views::ProblemView, crate::views::FieldErrorView, MeView, TenantView, PlanView, PlanInput, CreateTenant, PatchTenant, EnvironmentView, CreateEnvironment, PatchEnvironment, RuntimeView, CreateRuntime, IssueRegistrationToken,
-        ComponentView, RevisionView, CreateComponent, CreateRevision, CreatePackage, PackageView, DownloadView,
+        ComponentView, RevisionView, CreateComponent, CreateRevision, StartUpload, UploadView, UploadPartView, CompleteUploadBody, CreatePackage, PackageView, DownloadView,
         DeploymentView, CreateDeployment, ValidationView, IssueView, TargetView, EventView, ActiveVersionView,
         ApprovalView, CreateApproval, PolicyBody, ExtensionPointsBody, ConnectionFieldBody, PropertyBody, LookupBody, PutExtensions, ExtensionsBody, DeployExtensions, ConnectionView, ConnectionTestView, ChangeRequestView, ChangeItemView, CreateChangeRequest, PatchChangeRequest, ChangeItemInput, RollbackRequest, DeployChangeRequest,
         WebhookView, WebhookWithSecretView, CreateWebhook, PatchWebhook, RotateSecret, DeliveryView,
@@ -185,12 +186,13 @@ fn declare_problem_responses(doc: &mut utoipa::openapi::OpenApi) {
 /// The operations that take `If-Match` (optimistic concurrency): an update
 /// names the version it read, from the `ETag` of the `GET` at the same path
 /// (for a revision, the component's).
-const IF_MATCH_OPERATIONS: [(&str, &str, &str); 7] = [
+const IF_MATCH_OPERATIONS: [(&str, &str, &str); 8] = [
     ("patch", "/platform/v1/tenants/{id}", "/platform/v1/tenants/{id}"),
     ("patch", "/v1/environments/{id}", "/v1/environments/{id}"),
     ("put", "/v1/environments/{id}/policy", "/v1/environments/{id}/policy"),
     ("put", "/v1/environments/{id}/extensions", "/v1/environments/{id}/extensions"),
     ("post", "/v1/components/{id}/revisions", "/v1/components/{id}"),
+    ("post", "/v1/components/{id}/uploads/{upload_id}/complete", "/v1/components/{id}"),
     ("patch", "/v1/change-requests/{id}", "/v1/change-requests/{id}"),
     ("patch", "/v1/webhooks/{id}", "/v1/webhooks/{id}"),
 ];

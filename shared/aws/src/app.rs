@@ -9,6 +9,7 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
     let queues =
         Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone(), names.deployments_queue_url.clone()));
     let sealer = Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone()));
+    let blobs = Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone()));
     let ports = Ports {
         tenants: store.clone(),
         environments: store.clone(),
@@ -24,8 +25,10 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
         api_keys: store.clone(),
         inbox: store.clone(),
         extensions: store.clone(),
+        uploads: store.clone(),
         deployments: store,
-        blobs: Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone())),
+        blobs: blobs.clone(),
+        staging: blobs,
         queues: queues.clone(),
         jobs: queues,
         credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
@@ -35,7 +38,8 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
     Berth::new(ports, settings)
 }
 
-/// `BERTH_RUNTIME_OFFLINE_AFTER_SECS` (default 90) and `BERTH_JOB_DEADLINE_SECS` (default 900).
+/// `BERTH_RUNTIME_OFFLINE_AFTER_SECS` (default 90), `BERTH_JOB_DEADLINE_SECS` (default 900),
+/// `BERTH_AUDIT_VERIFY_MAX_EVENTS` and `BERTH_UPLOAD_PART_BYTES` (default 64 MiB, at least 5 MiB).
 pub fn settings_from_env() -> Settings {
     let secs = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok()).filter(|s| *s > 0).map(chrono::Duration::seconds);
     let mut settings = Settings::default();
@@ -47,6 +51,9 @@ pub fn settings_from_env() -> Settings {
     }
     if let Some(n) = std::env::var("BERTH_AUDIT_VERIFY_MAX_EVENTS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0) {
         settings.audit_verify_max_events = n;
+    }
+    if let Some(n) = std::env::var("BERTH_UPLOAD_PART_BYTES").ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0) {
+        settings.upload_part_bytes = n;
     }
     settings
 }

@@ -30,7 +30,8 @@ pub struct AwsCall {
     /// What the request acts on, as `(part, resource)`. `part` is empty for
     /// the operation itself, or names a piece IAM authorises on its own:
     /// each item of a DynamoDB transaction (`Put`, `Update`, `Delete`,
-    /// `ConditionCheck`, `Get`), `Tags` on an SQS `CreateQueue`, or is
+    /// `ConditionCheck`, `Get`), `Tags` on an SQS `CreateQueue`, `CopySource`
+    /// (the object an S3 `CopyObject` reads), or is
     /// `EncryptionContext:<key>` for each key of a KMS request's context (a
     /// condition IAM can require). `resource` is
     /// a table (`<table>` or `<table>/index/<index>`), an S3 `<bucket>/<key>`,
@@ -78,12 +79,13 @@ impl Intercept for Recorder {
         let Some(metadata) = cfg.load::<Metadata>() else { return Ok(()) };
         let request = ctx.request();
         let body = request.body().bytes().unwrap_or_default();
-        let call = AwsCall {
-            function: FUNCTION.try_with(|f| *f).ok(),
-            service: metadata.service().to_string(),
-            operation: metadata.name().to_string(),
-            targets: targets(metadata.service(), metadata.name(), request.uri(), body),
-        };
+        let mut targets = targets(metadata.service(), metadata.name(), request.uri(), body);
+        // A copy reads its source (IAM: s3:GetObject on it) as well as writing its target.
+        if let Some(source) = request.headers().get("x-amz-copy-source") {
+            targets.push(("CopySource".to_string(), percent_encoding::percent_decode_str(source).decode_utf8_lossy().into_owned()));
+        }
+        let call =
+            AwsCall { function: FUNCTION.try_with(|f| *f).ok(), service: metadata.service().to_string(), operation: metadata.name().to_string(), targets };
         if let Ok(mut calls) = CALLS.lock() {
             calls.push(call);
         }

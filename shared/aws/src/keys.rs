@@ -39,8 +39,9 @@
 //! | delivery id claim, with its authenticated delivery (TTL) | `T#<t>#WEBHOOK#<webhook>#DELIVERYID` | `<delivery id>` |
 //! | delivery history (TTL) | `T#<t>#WEBHOOK#<webhook>#DELIVERY` | `<received at>#<uuid>` |
 //! | API key | `T#<t>#APIKEY` | `K#<api key>` |
+//! | pending content upload (TTL) | `T#<t>#UPLOAD` | `U#<upload>` |
 
-use berth_domain::ids::{ApiKeyId, ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId, WebhookId};
+use berth_domain::ids::{ApiKeyId, ChangeRequestId, ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId, UploadId, WebhookId};
 use berth_domain::ports::IdempotencyScope;
 
 pub const PK: &str = "pk";
@@ -247,6 +248,15 @@ pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
 /// S3: content by SHA-256 (hex, no prefix), under the tenant.
 pub fn content_object(t: TenantId, sha256_hex: &str) -> String {
     format!("tenants/{t}/content/{sha256_hex}")
+}
+/// S3: what a client uploads through presigned URLs, until it is checked and
+/// copied to its content address. Under `staging/` (not `tenants/`) so that
+/// one lifecycle rule can expire whatever is left behind.
+pub fn staged_object(t: TenantId, u: UploadId) -> String {
+    format!("staging/tenants/{t}/{u}")
+}
+pub fn upload(t: TenantId, u: UploadId) -> (String, String) {
+    (format!("T#{t}#UPLOAD"), format!("U#{u}"))
 }
 /// S3: a package's archive, under the tenant.
 pub fn package_object(t: TenantId, p: PackageId) -> String {

@@ -9,14 +9,15 @@ use crate::keys;
 use crate::{sdk_error, unexpected};
 use async_compression::tokio::write::GzipEncoder;
 use async_trait::async_trait;
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use berth_domain::component::ContentRef;
-use berth_domain::ids::{PackageId, TenantId};
+use berth_domain::ids::{PackageId, TenantId, UploadId};
 use berth_domain::package::Manifest;
-use berth_domain::ports::{ArchiveInfo, BlobStore, PresignedUrl};
+use berth_domain::ports::{ArchiveInfo, BlobStore, PresignedUrl, StagedObject, StagingStore};
 use berth_domain::refusal::Refusal;
 use berth_domain::runtime::Digest;
 use berth_domain::{DomainError, Result};
@@ -25,6 +26,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Multipart part size, and the most of an archive held in memory at once.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Content larger than this is read in ranges of this size.
+const RANGE_BYTES: u64 = 8 * 1024 * 1024;
 /// Buffer between the archive builder and the uploader.
 const PIPE_BYTES: usize = 256 * 1024;
 
@@ -60,9 +63,27 @@ impl S3BlobStore {
         write_entry(&mut gz, berth_domain::package::ARCHIVE_MANIFEST, manifest_json.len() as u64, &mut manifest_json.as_slice()).await?;
         for entry in &manifest.components {
             let hex = entry.sha256.as_str().trim_start_matches("sha256:");
-            let object = self.client.get_object().bucket(&self.bucket).key(keys::content_object(tenant, hex)).send().await.map_err(sdk_error)?;
-            let mut body = object.body.into_async_read();
-            write_entry(&mut gz, &berth_domain::package::archive_content_path(entry.id), entry.size, &mut body).await?;
+            let key = keys::content_object(tenant, hex);
+            let path = berth_domain::package::archive_content_path(entry.id);
+            if entry.size <= RANGE_BYTES {
+                let object = self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(sdk_error)?;
+                write_entry(&mut gz, &path, entry.size, &mut object.body.into_async_read()).await?;
+                continue;
+            }
+            // Large content in ranges: one long GET read at the pace of gzip and the
+            // upload is reset by the server before it ends (seen at 256 MiB on LocalStack).
+            write_header(&mut gz, &path, entry.size).await?;
+            let mut copied = 0u64;
+            while copied < entry.size {
+                let last = (copied + RANGE_BYTES).min(entry.size) - 1;
+                let object = self.client.get_object().bucket(&self.bucket).key(&key).range(format!("bytes={copied}-{last}")).send().await.map_err(sdk_error)?;
+                let read = tokio::io::copy(&mut object.body.into_async_read().take(last + 1 - copied), &mut gz).await.map_err(unexpected)?;
+                if read != last + 1 - copied {
+                    return Err(DomainError::unexpected(format!("{path}: expected bytes {copied}-{last}, read {read}")));
+                }
+                copied += read;
+            }
+            write_padding(&mut gz, entry.size).await?;
         }
         // Two zero blocks end a tar archive.
         gz.write_all(&[0u8; 1024]).await.map_err(unexpected)?;
@@ -156,6 +177,16 @@ impl S3BlobStore {
 
 /// One tar entry: a ustar header, exactly `size` bytes from `data`, padding.
 async fn write_entry<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(out: &mut W, path: &str, size: u64, data: &mut R) -> Result<()> {
+    write_header(out, path, size).await?;
+    let copied = tokio::io::copy(&mut data.take(size), out).await.map_err(unexpected)?;
+    if copied != size {
+        return Err(DomainError::unexpected(format!("{path}: expected {size} bytes, read {copied}")));
+    }
+    write_padding(out, size).await
+}
+
+/// The ustar header of an entry of `size` bytes.
+async fn write_header<W: AsyncWrite + Unpin>(out: &mut W, path: &str, size: u64) -> Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_path(path).map_err(unexpected)?;
     header.set_size(size);
@@ -165,11 +196,11 @@ async fn write_entry<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(out: &mut W, p
     header.set_gid(0);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
-    out.write_all(header.as_bytes()).await.map_err(unexpected)?;
-    let copied = tokio::io::copy(&mut data.take(size), out).await.map_err(unexpected)?;
-    if copied != size {
-        return Err(DomainError::unexpected(format!("{path}: expected {size} bytes, read {copied}")));
-    }
+    out.write_all(header.as_bytes()).await.map_err(unexpected)
+}
+
+/// The zeros that end an entry of `size` bytes on a 512-byte boundary.
+async fn write_padding<W: AsyncWrite + Unpin>(out: &mut W, size: u64) -> Result<()> {
     let padding = (512 - (size % 512) as usize) % 512;
     out.write_all(&vec![0u8; padding]).await.map_err(unexpected)?;
     Ok(())
@@ -243,5 +274,153 @@ impl BlobStore for S3BlobStore {
         let request = self.client.get_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).presigned(config).await.map_err(sdk_error)?;
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
         Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
+    }
+}
+
+/// What the staged bytes are hashed in: enough to keep the hashing off the
+/// async threads in few hops, small enough to keep memory flat.
+const HASH_CHUNK: usize = 1024 * 1024;
+
+impl S3BlobStore {
+    fn staged(&self, tenant: TenantId, upload: UploadId) -> String {
+        keys::staged_object(tenant, upload)
+    }
+
+    /// The object's size, `None` when there is none.
+    async fn size_of(&self, key: &str) -> Result<Option<u64>> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => Ok(Some(head.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0))),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_not_found() { Ok(None) } else { Err(crate::service_error(e)) }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StagingStore for S3BlobStore {
+    async fn presign_staged_put(&self, tenant: TenantId, upload: UploadId, ttl: std::time::Duration) -> Result<PresignedUrl> {
+        let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
+        let request = self.client.put_object().bucket(&self.bucket).key(self.staged(tenant, upload)).presigned(config).await.map_err(sdk_error)?;
+        let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
+        Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
+    }
+
+    async fn start_staged_multipart(&self, tenant: TenantId, upload: UploadId) -> Result<String> {
+        let out = self.client.create_multipart_upload().bucket(&self.bucket).key(self.staged(tenant, upload)).send().await.map_err(sdk_error)?;
+        out.upload_id.ok_or_else(|| DomainError::unexpected("S3 started a multipart upload without an id"))
+    }
+
+    async fn presign_staged_part(&self, tenant: TenantId, upload: UploadId, multipart: &str, part: u32, ttl: std::time::Duration) -> Result<PresignedUrl> {
+        let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
+        let number = i32::try_from(part).map_err(unexpected)?;
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(self.staged(tenant, upload))
+            .upload_id(multipart)
+            .part_number(number)
+            .presigned(config)
+            .await
+            .map_err(sdk_error)?;
+        let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
+        Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
+    }
+
+    /// Lists the parts S3 holds (the client need not report their ETags).
+    /// Parts S3 refuses to assemble (one but the last under 5 MiB) are a size mismatch.
+    async fn finish_staged_multipart(&self, tenant: TenantId, upload: UploadId, multipart: &str, parts: u32) -> Result<bool> {
+        let key = self.staged(tenant, upload);
+        let mut stored: Vec<CompletedPart> = vec![];
+        let mut marker: Option<String> = None;
+        loop {
+            let listed = self.client.list_parts().bucket(&self.bucket).key(&key).upload_id(multipart).set_part_number_marker(marker.take()).send().await;
+            let page = match listed {
+                Ok(page) => page,
+                Err(e) => {
+                    let e = e.into_service_error();
+                    // Assembled already (a complete that failed after it), or aborted.
+                    if e.code() == Some("NoSuchUpload") {
+                        return Ok(self.size_of(&key).await?.is_some());
+                    }
+                    return Err(crate::service_error(e));
+                }
+            };
+            for part in page.parts() {
+                stored.push(CompletedPart::builder().set_part_number(part.part_number()).set_e_tag(part.e_tag().map(str::to_string)).build());
+            }
+            match page.next_part_number_marker() {
+                Some(next) if page.is_truncated() == Some(true) => marker = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        stored.sort_by_key(|p| p.part_number());
+        let numbers: Vec<i32> = stored.iter().filter_map(|p| p.part_number()).collect();
+        if !numbers.iter().copied().eq(1..=i32::try_from(parts).map_err(unexpected)?) {
+            return Ok(false);
+        }
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&key)
+            .upload_id(multipart)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(stored)).build())
+            .send()
+            .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                match e.code() {
+                    Some("EntityTooSmall") | Some("InvalidPart") => Err(DomainError::Validation {
+                        code: "upload_size_mismatch",
+                        errors: vec![berth_domain::error::FieldError::new("size", "every part but the last must be part_size bytes")],
+                    }),
+                    _ => Err(crate::service_error(e)),
+                }
+            }
+        }
+    }
+
+    async fn inspect_staged(&self, tenant: TenantId, upload: UploadId, expected_size: u64) -> Result<Option<StagedObject>> {
+        let key = self.staged(tenant, upload);
+        let Some(size) = self.size_of(&key).await? else { return Ok(None) };
+        if size != expected_size {
+            return Ok(Some(StagedObject { size, sha256: None }));
+        }
+        let object = self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(sdk_error)?;
+        let mut body = object.body;
+        let mut hasher = Sha256::new();
+        let mut buffer = Vec::with_capacity(HASH_CHUNK);
+        let mut read = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(unexpected)? {
+            read += chunk.len() as u64;
+            buffer.extend_from_slice(&chunk);
+            if buffer.len() >= HASH_CHUNK {
+                hasher = hash(hasher, std::mem::replace(&mut buffer, Vec::with_capacity(HASH_CHUNK))).await?;
+            }
+        }
+        hasher = hash(hasher, buffer).await?;
+        Ok(Some(StagedObject { size: read, sha256: (read == expected_size).then(|| digest_of(hasher)) }))
+    }
+
+    async fn promote_staged(&self, tenant: TenantId, upload: UploadId, content: &ContentRef) -> Result<()> {
+        let target = keys::content_object(tenant, content.sha256.as_str().trim_start_matches("sha256:"));
+        // Content-addressed: an object already there holds these bytes.
+        if self.size_of(&target).await?.is_some() {
+            return Ok(());
+        }
+        // One CopyObject: uploads are at most 1 GiB, under its 5 GiB limit.
+        let source = format!("{}/{}", self.bucket, self.staged(tenant, upload));
+        self.client.copy_object().bucket(&self.bucket).key(target).copy_source(source).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn discard_staged(&self, tenant: TenantId, upload: UploadId) -> Result<()> {
+        self.client.delete_object().bucket(&self.bucket).key(self.staged(tenant, upload)).send().await.map_err(sdk_error)?;
+        Ok(())
     }
 }

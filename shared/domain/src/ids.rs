@@ -89,6 +89,10 @@ typed_id!(
     ChangeRequestId
 );
 typed_id!(
+    /// Content a client uploads straight to S3 (presigned), before it becomes a revision.
+    UploadId
+);
+typed_id!(
     /// A tenant's signed inbound endpoint for CI (`/hooks/v1/{id}`).
     WebhookId
 );

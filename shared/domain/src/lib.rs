@@ -28,6 +28,7 @@ pub mod rollout;
 pub mod runtime;
 pub mod secret;
 pub mod tenant;
+pub mod upload;
 pub mod usecases;
 pub mod validation;
 pub mod values;

@@ -188,6 +188,59 @@ pub trait BlobStore: Send + Sync {
     async fn presign_package_download(&self, tenant: TenantId, package: PackageId, ttl: std::time::Duration) -> Result<PresignedUrl>;
 }
 
+/// Pending uploads of content (see `upload`). Not audited: the revision an
+/// upload becomes is.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// Records a new upload, kept until its `expires_at`.
+    async fn create_upload(&self, tenant: TenantId, upload: &crate::upload::Upload) -> Result<()>;
+    /// The upload, unless it expired (whether or not the store removed it yet).
+    async fn get_upload(&self, tenant: TenantId, id: crate::ids::UploadId) -> Result<Option<crate::upload::Upload>>;
+    /// Replaces the upload if its stored state is still `from`: false
+    /// otherwise, or when it is gone.
+    async fn update_upload(&self, tenant: TenantId, upload: &crate::upload::Upload, from: &crate::upload::UploadState) -> Result<bool>;
+}
+
+/// What a staged object turned out to hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedObject {
+    pub size: u64,
+    /// `None` when the size was not the expected one (it was not read).
+    pub sha256: Option<Digest>,
+}
+
+/// Staged uploads: objects a client writes through presigned URLs, under the
+/// tenant, until they are checked and copied to their content address.
+#[async_trait]
+pub trait StagingStore: Send + Sync {
+    /// A presigned PUT of the whole object.
+    async fn presign_staged_put(&self, tenant: TenantId, upload: crate::ids::UploadId, ttl: std::time::Duration) -> Result<PresignedUrl>;
+    /// Starts a multipart upload of the object; returns its id.
+    async fn start_staged_multipart(&self, tenant: TenantId, upload: crate::ids::UploadId) -> Result<String>;
+    /// A presigned PUT of part `part` (from 1) of the multipart upload.
+    async fn presign_staged_part(
+        &self,
+        tenant: TenantId,
+        upload: crate::ids::UploadId,
+        multipart: &str,
+        part: u32,
+        ttl: std::time::Duration,
+    ) -> Result<PresignedUrl>;
+    /// Assembles the object from the parts stored (listed by the store, not
+    /// told by the client): false when not all `parts` are there (or the
+    /// multipart upload is gone without an object). Assembled already: true.
+    async fn finish_staged_multipart(&self, tenant: TenantId, upload: crate::ids::UploadId, multipart: &str, parts: u32) -> Result<bool>;
+    /// The staged object's size and, when it is `expected_size`, its SHA-256
+    /// (read as a stream: memory stays flat whatever the size); `None` when there is none.
+    async fn inspect_staged(&self, tenant: TenantId, upload: crate::ids::UploadId, expected_size: u64) -> Result<Option<StagedObject>>;
+    /// Copies the staged object to the content address of `content` (a no-op
+    /// when that content is stored already).
+    async fn promote_staged(&self, tenant: TenantId, upload: crate::ids::UploadId, content: &ContentRef) -> Result<()>;
+    /// Removes the staged object (a multipart upload left unfinished is
+    /// aborted by the bucket's lifecycle rule).
+    async fn discard_staged(&self, tenant: TenantId, upload: crate::ids::UploadId) -> Result<()>;
+}
+
 #[async_trait]
 pub trait PackageStore: Send + Sync {
     /// Refused `Taken(PackageVersion)` when the component has a package of that version.

@@ -46,6 +46,13 @@ fn tar_entry(out: &mut Vec<u8>, path: &str, data: &[u8]) {
     out.resize(out.len() + (512 - data.len() % 512) % 512, 0);
 }
 
+impl Blobs {
+    /// Stores staged bytes under their content address (kept if there already, as `put_content`).
+    pub(crate) fn put_staged(&mut self, tenant: TenantId, sha256_hex: String, bytes: Vec<u8>) {
+        self.content.entry((tenant, sha256_hex)).or_insert(bytes);
+    }
+}
+
 impl MemoryStore {
     /// The archive written for a package: a tar (not gzipped, unlike S3's) of
     /// `manifest.json` and `components/<id>/content` for each bundled component.

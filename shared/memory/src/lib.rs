@@ -29,6 +29,7 @@ mod policies;
 mod queues;
 mod runtimes;
 mod tenants;
+mod uploads;
 mod webhooks;
 
 pub use credentials::VendedSession;
@@ -60,6 +61,7 @@ pub(crate) struct State {
     pub tenancies: HashMap<TenantId, Tenancy>,
     pub idempotency: HashMap<(Option<TenantId>, String), idempotency::Record>,
     pub blobs: blobs::Blobs,
+    pub uploads: uploads::Uploads,
     pub queues: queues::Queues,
     pub sessions: Vec<credentials::VendedSession>,
     /// Webhook id -> its tenant: the global entry a delivery is routed by.

@@ -58,6 +58,8 @@ impl Memory {
             inbox: store.clone(),
             extensions: store.clone(),
             extension_sealer: store.clone(),
+            uploads: store.clone(),
+            staging: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

@@ -11,6 +11,7 @@ pub(crate) mod me;
 pub(crate) mod packages;
 pub(crate) mod runtimes;
 pub(crate) mod tenants;
+pub(crate) mod uploads;
 pub(crate) mod usage;
 pub(crate) mod webhooks;
 
@@ -44,6 +45,7 @@ pub(crate) use packages::{__path_create_package, __path_delete_package, __path_d
 pub(crate) use runtimes::{__path_create_runtime, __path_delete_runtime, __path_get_runtime, __path_list_runtimes};
 pub(crate) use runtimes::{__path_issue_registration_token, __path_revoke_runtime};
 pub(crate) use tenants::{__path_create_tenant, __path_get_tenant, __path_list_tenants, __path_patch_tenant};
+pub(crate) use uploads::{__path_complete_upload, __path_start_upload};
 pub(crate) use webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_get_webhook, __path_list_deliveries, __path_list_webhooks, __path_patch_webhook, __path_rotate_secret,
 };
@@ -70,6 +72,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/components/{id}", get(components::get_component))
         .route("/v1/components/{id}/revisions", get(components::list_revisions).post(components::create_revision))
         .route("/v1/components/{id}/revisions/{revision}", get(components::get_revision))
+        .route("/v1/components/{id}/uploads", axum::routing::post(uploads::start_upload))
+        .route("/v1/components/{id}/uploads/{upload_id}/complete", axum::routing::post(uploads::complete_upload))
         .route("/v1/packages", get(packages::list_packages).post(packages::create_package))
         .route("/v1/packages/{id}", get(packages::get_package).delete(packages::delete_package))
         .route("/v1/packages/{id}/download", get(packages::download_package))

@@ -16,6 +16,7 @@ mod packages;
 mod policies;
 mod runtimes;
 mod tenants;
+mod uploads;
 mod webhooks;
 
 use crate::keys;

@@ -1,7 +1,7 @@
 use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{ComponentCreated, ComponentRevised};
-use crate::component::{Component, ComponentType, MAX_CONTENT_BYTES, MAX_REFERENCES, Revision, dedup_references};
+use crate::component::{Component, ComponentType, ContentRef, MAX_CONTENT_BYTES, MAX_REFERENCES, Revision, dedup_references};
 use crate::context::{Permission, TenantCtx};
 use crate::error::FieldError;
 use crate::extension::ExtensionPoints;
@@ -99,6 +99,18 @@ impl Berth {
     /// Adds the next revision. References must exist and must not close a cycle.
     #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
     pub async fn revise_component(&self, ctx: &TenantCtx, id: ComponentId, input: RevisionInput, if_match: Option<Version>) -> Result<(Component, Revision)> {
+        self.revise_with(ctx, id, input, None, if_match).await
+    }
+
+    /// `revise_component`, with content stored already (a completed upload) when `stored` is given.
+    pub(crate) async fn revise_with(
+        &self,
+        ctx: &TenantCtx,
+        id: ComponentId,
+        input: RevisionInput,
+        stored: Option<ContentRef>,
+        if_match: Option<Version>,
+    ) -> Result<(Component, Revision)> {
         let before = self.get_component(ctx, id).await?;
         ctx.require(Permission::BuildComponents)?;
         if if_match.is_some_and(|v| v.0 != u64::from(before.revision)) {
@@ -119,9 +131,10 @@ impl Berth {
                 errors: vec![FieldError::new("references", "would make the component reference itself, directly or through others")],
             });
         }
-        let content = match input.content {
-            Some(bytes) => self.ports.blobs.put_content(ctx.tenant, bytes).await?,
-            None => before.content.clone(),
+        let content = match (stored, input.content) {
+            (Some(stored), _) => stored,
+            (None, Some(bytes)) => self.ports.blobs.put_content(ctx.tenant, bytes).await?,
+            (None, None) => before.content.clone(),
         };
         let revised = before.revised(references, content, &ctx.actor.id, Utc::now());
         let (after, revision) = match input.extensions {

@@ -24,6 +24,7 @@ mod runtimes;
 mod sweeper;
 mod syncs;
 mod tenants;
+mod uploads;
 mod usage;
 mod webhooks;
 
@@ -44,6 +45,7 @@ pub use queue_access::{QUEUE_SESSION, QueueCredentials};
 pub use runtimes::CreatedRuntime;
 pub use sweeper::SweepReport;
 pub use tenants::{TENANT_CACHE_TTL, TenantCache};
+pub use uploads::{CompleteUpload, CompletedUpload, NewUpload, StartedUpload, UploadTarget};
 pub use usage::{Allowance, ConnectionsInUse, LicenceUse, Usage};
 pub use webhooks::WebhookWithSecret;
 
@@ -52,6 +54,7 @@ use crate::ports::{
     ExtensionSealer, ExtensionStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer,
     TenantStore, WebhookStore,
 };
+use crate::ports::{StagingStore, UploadStore};
 use std::sync::Arc;
 
 /// Settings the rules depend on.
@@ -64,11 +67,18 @@ pub struct Settings {
     /// At most this many audit events are checked by one `GET /v1/audit/verify`
     /// (one slice), so a call fits in API Gateway's 29 s whatever the chain's length.
     pub audit_verify_max_events: u64,
+    /// Uploads larger than this are multipart, in parts of this size (at least 5 MiB).
+    pub upload_part_bytes: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { runtime_offline_after: chrono::Duration::seconds(90), job_deadline: chrono::Duration::minutes(15), audit_verify_max_events: 20_000 }
+        Self {
+            runtime_offline_after: chrono::Duration::seconds(90),
+            job_deadline: chrono::Duration::minutes(15),
+            audit_verify_max_events: 20_000,
+            upload_part_bytes: crate::upload::DEFAULT_UPLOAD_PART_BYTES,
+        }
     }
 }
 
@@ -103,6 +113,10 @@ pub struct Ports {
     pub extensions: Arc<dyn ExtensionStore>,
     /// Seals secret extension values (KMS in AWS).
     pub extension_sealer: Arc<dyn ExtensionSealer>,
+    /// Pending content uploads.
+    pub uploads: Arc<dyn UploadStore>,
+    /// Staged upload objects (S3 in AWS).
+    pub staging: Arc<dyn StagingStore>,
 }
 
 /// The application: every use case, over the ports it was built with. Only

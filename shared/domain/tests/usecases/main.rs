@@ -20,4 +20,5 @@ mod rollback;
 mod rollout;
 mod sqs_jobs;
 mod sync;
+mod uploads;
 mod webhooks;
