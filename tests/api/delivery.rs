@@ -157,7 +157,7 @@ async fn inbox(app: &TestApp, token: &str) -> Vec<Value> {
 async fn two_approvers_with_different_roles_each_see_only_what_they_may_decide_and_the_requester_not_their_own() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
-    let (test, prod, atom) = app.test_and_production(&acme).await;
+    let (test, prod, _atom) = app.test_and_production(&acme).await;
     app.set_policy(&acme, &prod, json!({"required_approvals": 1, "approver_roles": ["approver"]})).await;
     app.set_policy(&acme, &test, json!({"required_approvals": 1, "approver_roles": ["admin"]})).await;
     let orders = app.component(&acme, "Orders", "process", b"orders", &[]).await;

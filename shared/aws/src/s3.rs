@@ -400,10 +400,13 @@ impl StagingStore for S3BlobStore {
             read += chunk.len() as u64;
             buffer.extend_from_slice(&chunk);
             if buffer.len() >= HASH_CHUNK {
-                hasher = hash(hasher, std::mem::replace(&mut buffer, Vec::with_capacity(HASH_CHUNK))).await?;
+                // The chunk comes back hashed: one buffer, reused.
+                let (next, mut used) = hash(hasher, std::mem::take(&mut buffer)).await?;
+                used.clear();
+                (hasher, buffer) = (next, used);
             }
         }
-        hasher = hash(hasher, buffer).await?;
+        let (hasher, _) = hash(hasher, buffer).await?;
         Ok(Some(StagedObject { size: read, sha256: (read == expected_size).then(|| digest_of(hasher)) }))
     }
 
