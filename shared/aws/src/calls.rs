@@ -59,6 +59,16 @@ pub fn recorded() -> Vec<AwsCall> {
     CALLS.lock().map(|calls| calls.clone()).unwrap_or_default()
 }
 
+/// How many requests were recorded so far: a mark to count from with [`since`].
+pub fn mark() -> usize {
+    CALLS.lock().map(|calls| calls.len()).unwrap_or_default()
+}
+
+/// Every request recorded after `mark` (the bench counts an operation's calls so).
+pub fn since(mark: usize) -> Vec<AwsCall> {
+    CALLS.lock().map(|calls| calls.get(mark..).map(<[AwsCall]>::to_vec).unwrap_or_default()).unwrap_or_default()
+}
+
 /// Runs `work` as `function`: the requests it makes are recorded as that function's.
 pub async fn serving<F: std::future::Future>(function: &'static str, work: F) -> F::Output {
     FUNCTION.scope(function, work).await
