@@ -99,6 +99,10 @@ pub async fn calls(_bench: &Bench, app: &Arc<TestApp>, report: &mut Report) -> a
     let fleet = Fleet::new(app, "bench-calls", 1).await?;
     let (tenant, admin) = (&fleet.tenant, fleet.tenant.admin.as_str());
 
+    let (response, tally) = counting(app.get("/v1/me", admin)).await;
+    expect_status(response, StatusCode::OK).await;
+    row(report, "GET /v1/me", &tally, &["api"], 1, "1 GetItem (the tenant: its name, plan and suspension), however many times a request needs it");
+
     let path = format!("/v1/components/{}/revisions", id_of(&fleet.component));
     let (response, tally) = counting(app.post(&path, admin, json!({"content": berth_tests::b64(b"orders v2")}))).await;
     expect_status(response, StatusCode::CREATED).await;
