@@ -36,6 +36,9 @@ pub struct AwsCall {
     /// a table (`<table>` or `<table>/index/<index>`), an S3 `<bucket>/<key>`,
     /// a queue name, a KMS key id or alias, or a role ARN.
     pub targets: Vec<(String, String)>,
+    /// A presigned URL's signing ([`presigning`]): IAM must allow it, but it
+    /// is never sent from here (the bench leaves it out of its counts).
+    pub presigned: bool,
 }
 
 static RECORDING: AtomicBool = AtomicBool::new(false);
@@ -43,6 +46,7 @@ static CALLS: Mutex<Vec<AwsCall>> = Mutex::new(Vec::new());
 
 tokio::task_local! {
     static FUNCTION: &'static str;
+    static PRESIGNING: ();
 }
 
 /// Records every request of the clients built from now on (a test's switch).
@@ -74,6 +78,11 @@ pub async fn serving<F: std::future::Future>(function: &'static str, work: F) ->
     FUNCTION.scope(function, work).await
 }
 
+/// Runs `work`, the signing of a presigned URL: its request is recorded as `presigned`.
+pub async fn presigning<F: std::future::Future>(work: F) -> F::Output {
+    PRESIGNING.scope((), work).await
+}
+
 /// The interceptor [`crate::AwsClients`] adds while recording.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder;
@@ -93,6 +102,7 @@ impl Intercept for Recorder {
             service: metadata.service().to_string(),
             operation: metadata.name().to_string(),
             targets: targets(metadata.service(), metadata.name(), request.uri(), body),
+            presigned: PRESIGNING.try_with(|_| ()).is_ok(),
         };
         if let Ok(mut calls) = CALLS.lock() {
             calls.push(call);

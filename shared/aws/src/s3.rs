@@ -236,7 +236,8 @@ impl BlobStore for S3BlobStore {
 
     async fn presign_package_download(&self, tenant: TenantId, package: PackageId, ttl: std::time::Duration) -> Result<PresignedUrl> {
         let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
-        let request = self.client.get_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).presigned(config).await.map_err(sdk_error)?;
+        let presign = self.client.get_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).presigned(config);
+        let request = crate::calls::presigning(presign).await.map_err(sdk_error)?;
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
         Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
     }
