@@ -5,10 +5,16 @@
 //! (`BERTH_BENCH_PHASE_SECS`, default 120), so the run always ends by itself.
 //! All HTTP traffic goes to the harness's Berth on 127.0.0.1, which talks to
 //! LocalStack at `AWS_ENDPOINT_URL`. `BERTH_BENCH_PHASES` (comma-separated:
-//! jwt, me, environments, heartbeat, webhooks, idle, fleet, audit, memory) runs only those.
+//! jwt, me, throughput, heartbeat, webhooks, idle, calls, fanout, latency,
+//! audit, memory) runs only those.
 //!
-//! The fleet phase starts 50 real `berth-agent` processes, the release build
-//! beside this binary (`make bench` builds it), and kills them when it ends.
+//! Every AWS request is recorded (shared/aws/src/calls.rs): the calls phase
+//! counts each operation's against its design minimum; fan-out deploys to
+//! 1..1000 runtimes whose agents are simulated in this process; latency puts
+//! two handlers against the raw DynamoDB calls; throughput races writers for
+//! one tenant's audit chain. Each judged figure is a row of the table printed
+//! at the end and of target/bench/results.json; `plot.svg` beside it draws
+//! the series.
 //!
 //! The audit phase seeds a chain of 100 000 events (scaled) straight into the
 //! table and times a full verification of it through the API.
@@ -17,10 +23,16 @@
 //! emulating DynamoDB and SQS): compare them between commits, do not read
 //! them as predictions of latency in AWS.
 
+mod calls;
+mod fanout;
+mod idle;
+mod latency;
 mod memory;
+mod plot;
 mod report;
+mod throughput;
 
-use berth_tests::{AUDIENCE, Agent, ISSUER, TestApp, TestTenant, expect_status, id_of};
+use berth_tests::{AUDIENCE, ISSUER, TestApp, TestTenant, expect_status, id_of};
 use berth_web::auth::{KeySource, claims_for, issue_hs256};
 use berth_web::{AuthConfig, JwtVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -48,12 +60,14 @@ async fn main() -> anyhow::Result<()> {
         jwt(&bench).await?;
     }
 
+    // Before the clients are built: every AWS request is recorded, for the calls and fan-out phases.
+    berth_aws::calls::start_recording();
     let app = Arc::new(TestApp::spawn().await);
     if bench.runs("me") {
         me(&bench, &app).await;
     }
-    if bench.runs("environments") {
-        environments(&bench, &app).await;
+    if bench.runs("throughput") {
+        throughput::throughput(&bench, &app, &mut report).await?;
     }
     if bench.runs("heartbeat") {
         heartbeat(&bench, &app).await;
@@ -62,10 +76,16 @@ async fn main() -> anyhow::Result<()> {
         webhooks(&bench, &app).await;
     }
     if bench.runs("idle") {
-        idle_agent_hour(&bench, &app).await;
+        idle::idle_agent_hour(&bench, &app, &mut report).await?;
     }
-    if bench.runs("fleet") {
-        fleet_delivery(&bench, &app).await;
+    if bench.runs("calls") {
+        calls::calls(&bench, &app, &mut report).await?;
+    }
+    if bench.runs("fanout") {
+        fanout::fanout(&bench, &app, &mut report).await?;
+    }
+    if bench.runs("latency") {
+        latency::latency(&bench, &app, &mut report).await?;
     }
     if bench.runs("audit") {
         audit_chain(&bench, &app).await?;
@@ -83,6 +103,10 @@ fn finish(report: &Report) -> anyhow::Result<()> {
     let path = std::path::Path::new(&target).join("bench").join("results.json");
     report.write_json(&path)?;
     println!("\nresults: {}", path.display());
+    let svg = path.with_file_name("plot.svg");
+    if plot::plot(report, &svg)? {
+        println!("plot: {}", svg.display());
+    }
     Ok(())
 }
 
@@ -324,50 +348,6 @@ async fn me(bench: &Bench, app: &Arc<TestApp>) {
     s.print(&format!("GET /v1/me ({workers} workers x {each})"), &[50.0, 95.0, 99.0], true);
 }
 
-/// `POST /v1/environments`: one DynamoDB transaction that also appends to the
-/// tenant's audit chain, so writers in one tenant race for its audit head.
-async fn environments(bench: &Bench, app: &Arc<TestApp>) {
-    let create = |app: Arc<TestApp>, token: Arc<str>, name: String| async move {
-        let request = app.request(reqwest::Method::POST, "/v1/environments", Some(&token)).json(&json!({"name": name, "classification": "test"}));
-        check(request.send().await, StatusCode::CREATED).await
-    };
-
-    let tenant = roomy_tenant(app, "bench-env-seq").await;
-    let token: Arc<str> = tenant.admin.as_str().into();
-    let s = sequential(bench.n(200), bench.deadline(), |i| create(app.clone(), token.clone(), format!("seq-{i}"))).await;
-    s.print("create environment (sequential)", &[50.0, 95.0, 99.0], true);
-
-    let workers = 8;
-    let each = bench.n(25);
-
-    let tenant = roomy_tenant(app, "bench-env-one").await;
-    let token: Arc<str> = tenant.admin.as_str().into();
-    let one = {
-        let app = app.clone();
-        concurrent(workers, each, bench.deadline(), move |w, i| create(app.clone(), token.clone(), format!("w{w}-{i}"))).await
-    };
-    one.print(&format!("create environment (1 tenant, {workers} workers)"), &[50.0, 99.0], true);
-    verify_chain(app, &tenant).await;
-
-    let mut tokens: Vec<Arc<str>> = Vec::with_capacity(workers);
-    for w in 0..workers {
-        tokens.push(roomy_tenant(app, &format!("bench-env-many-{w}")).await.admin.as_str().into());
-    }
-    let tokens = Arc::new(tokens);
-    let many = {
-        let app = app.clone();
-        concurrent(workers, each, bench.deadline(), move |w, i| create(app.clone(), tokens[w].clone(), format!("env-{i}"))).await
-    };
-    many.print(&format!("create environment ({workers} tenants, {workers} workers)"), &[50.0, 99.0], true);
-
-    if many.per_second() > 0.0 {
-        println!(
-            "    one tenant reaches {:.0}% of the {workers}-tenant throughput (the per-tenant audit chain serialises writes)",
-            100.0 * one.per_second() / many.per_second()
-        );
-    }
-}
-
 /// The contended tenant's audit chain must still verify: the bench doubles as
 /// a check that contention never forks it.
 async fn verify_chain(app: &TestApp, tenant: &TestTenant) {
@@ -389,175 +369,6 @@ async fn heartbeat(bench: &Bench, app: &Arc<TestApp>) {
     sequential(bench.n(20), bench.deadline(), |_| beat()).await;
     let s = sequential(bench.n(300), bench.deadline(), |_| beat()).await;
     s.print("agent heartbeat (sequential)", &[50.0, 99.0], true);
-}
-
-/// Gateway Lambda time per idle agent-hour (requests x duration), before and
-/// after agents received jobs straight from SQS. Idle, an agent sends a
-/// heartbeat every 30 s (the reference agent's default) and, by design:
-/// - long-poll (before): back-to-back `jobs/next?wait=20`, each holding a
-///   gateway execution its full 20 s (180 an hour), the wait computed, as
-///   the gateway no longer holds one that long;
-/// - SQS (now): one `POST /agent/v1/credentials/aws` an hour (the credentials
-///   last an hour); its waits are on SQS, with no Lambda;
-/// - fallback: back-to-back `jobs/next`, which the gateway now answers within
-///   2 s (measured), for agents that cannot reach SQS.
-async fn idle_agent_hour(bench: &Bench, app: &Arc<TestApp>) {
-    const HEARTBEATS_PER_HOUR: f64 = 3600.0 / 30.0;
-    let tenant = app.tenant("bench-idle").await;
-    let runtime = app.runtime(&tenant, "bench-idle-runtime").await;
-    let credential = app.register_agent(&runtime).await;
-    let body = json!({"agent_version": "1.0.0", "status": "ok", "running": []});
-    let beat = || {
-        let request = app.request(reqwest::Method::POST, "/agent/v1/heartbeat", Some(&credential)).json(&body);
-        async move { check(request.send().await, StatusCode::OK).await }
-    };
-    let vend = || {
-        let request = app.request(reqwest::Method::POST, "/agent/v1/credentials/aws", Some(&credential));
-        async move { check(request.send().await, StatusCode::OK).await }
-    };
-    let poll = || {
-        let request = app.request(reqwest::Method::GET, "/agent/v1/jobs/next?wait=20", Some(&credential));
-        async move { check(request.send().await, StatusCode::NO_CONTENT).await }
-    };
-    sequential(bench.n(10), bench.deadline(), |_| beat()).await;
-    let beats = sequential(bench.n(100), bench.deadline(), |_| beat()).await;
-    let vends = sequential(bench.n(50), bench.deadline(), |_| vend()).await;
-    vends.print("agent queue credentials (sequential)", &[50.0, 99.0], true);
-    let polls = sequential(bench.n(5), bench.deadline(), |_| poll()).await;
-    polls.print("jobs/next?wait=20, no job (clamped)", &[50.0, 99.0], false);
-    if beats.latencies.is_empty() || vends.latencies.is_empty() || polls.latencies.is_empty() {
-        println!("idle agent-hour: not computed (a request above failed)");
-        return;
-    }
-    let mean = |s: &Sample| s.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() / s.latencies.len() as f64;
-    let heartbeats = HEARTBEATS_PER_HOUR * mean(&beats);
-    let long_poll = heartbeats + 180.0 * 20.0;
-    let sqs = heartbeats + mean(&vends);
-    let fallback = heartbeats + 3600.0;
-    println!("gateway Lambda time per idle agent-hour (requests x duration):");
-    println!("    long-poll design (before): {long_poll:.1} s ({} heartbeats + 180 x 20 s jobs/next)", HEARTBEATS_PER_HOUR);
-    println!(
-        "    SQS (now): {sqs:.2} s ({} heartbeats of {} + 1 credentials of {}) = {:.3}% of before",
-        HEARTBEATS_PER_HOUR,
-        ms(Duration::from_secs_f64(mean(&beats))),
-        ms(Duration::from_secs_f64(mean(&vends))),
-        100.0 * sqs / long_poll
-    );
-    println!(
-        "    jobs/next fallback, polled back to back: {fallback:.0} s ({:.0} requests of {})",
-        3600.0 / mean(&polls),
-        ms(Duration::from_secs_f64(mean(&polls)))
-    );
-}
-
-/// How many agents the fleet phase starts.
-const FLEET: usize = 50;
-
-/// Time from a deployment's dispatch to each agent's `delivered` event, with
-/// 50 real agents on 50 runtimes of one environment: first receiving from
-/// their SQS queues with vended credentials (the default), then, for
-/// comparison, through the `jobs/next` fallback.
-async fn fleet_delivery(bench: &Bench, app: &Arc<TestApp>) {
-    for source in ["sqs", "http"] {
-        if let Err(e) = fleet_delivery_with(bench, app, source).await {
-            println!("dispatch to delivered ({FLEET} agents, {}): not measured: {e:#}", source_label(source));
-        }
-    }
-}
-
-fn source_label(source: &str) -> &'static str {
-    if source == "sqs" { "SQS" } else { "jobs/next fallback" }
-}
-
-/// One round: its own tenant, environment and agents, which are killed
-/// (`kill_on_drop`) when the round returns, however it returns.
-async fn fleet_delivery_with(bench: &Bench, app: &Arc<TestApp>, source: &str) -> anyhow::Result<()> {
-    let label = source_label(source);
-    let tenant = app.tenant_with_plan(&format!("bench-fleet-{source}"), json!({"max_runtimes": FLEET})).await;
-    let env = app.environment(&tenant, "Fleet", "test").await;
-    let process = app.component(&tenant, "Orders", "process", b"orders v1", &[]).await;
-    let package = app.package(&tenant, &process, Some("v1")).await;
-    let mut runtimes = Vec::with_capacity(FLEET);
-    for i in 0..FLEET {
-        let runtime = app.runtime(&tenant, &format!("fleet-{i}")).await;
-        app.attach(&tenant, &env, &runtime).await;
-        runtimes.push(runtime);
-    }
-    // The agent's own defaults (the harness's 1 s heartbeats would add 50 requests a second to what is measured).
-    let settings = [("BERTH_AGENT_JOB_SOURCE", source), ("BERTH_HEARTBEAT_SECS", "30"), ("BERTH_POLL_WAIT", "2")];
-    let agents: Vec<Agent> = runtimes.iter().map(|r| Agent::start_with_env(app, r, None, &settings)).collect();
-
-    // Ready: an SQS agent once it has its queue credentials, an HTTP one once registered.
-    let ready = if source == "sqs" { "receiving jobs from the runtime's queue" } else { "registered" };
-    let deadline = bench.deadline();
-    loop {
-        let waiting: Vec<&Agent> = agents.iter().filter(|a| !a.log().contains(ready)).collect();
-        let Some(first) = waiting.first() else { break };
-        anyhow::ensure!(Instant::now() < deadline, "{} of {FLEET} agents not ready at the phase time limit; one's log:\n{}", waiting.len(), first.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    let d = app.deploy(&tenant, &package, &env, "to the bench fleet").await;
-    let path = format!("/v1/deployments/{}", id_of(&d));
-    let status = loop {
-        let now = expect_status(app.get(&path, &tenant.admin).await, StatusCode::OK).await;
-        let status = now["status"].as_str().unwrap_or_default().to_string();
-        if !matches!(status.as_str(), "queued" | "in_progress") || Instant::now() >= deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-
-    let requested = timestamp(&d["created_at"])?;
-    let events = deployment_events(app, &tenant, &d).await;
-    let dispatched =
-        events.iter().find(|e| e["message"].as_str().is_some_and(|m| m.starts_with("Publish started"))).map(|e| timestamp(&e["at"])).transpose()?;
-    let mut delivered = std::collections::HashMap::new();
-    for e in events.iter().filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("Delivered to runtime"))) {
-        delivered.entry(e["runtime_id"].as_str().unwrap_or_default().to_string()).or_insert(timestamp(&e["at"])?);
-    }
-    let since = |start: chrono::DateTime<chrono::Utc>| delivered.values().map(|at| (*at - start).as_seconds_f64() * 1000.0).collect::<Vec<f64>>();
-    println!("dispatch to delivered ({FLEET} agents, {label}): {} of {FLEET} delivered, deployment {status}", delivered.len());
-    println!("    from the request (201): {}", spread(since(requested)));
-    if let Some(dispatched) = dispatched {
-        // The dispatcher records it after sending every job, so a runtime served early is delivered before it (negative).
-        let gap = (dispatched - requested).as_seconds_f64() * 1000.0;
-        println!("    from \"Publish started\" ({gap:.0} ms after the request, once the {FLEET} jobs were sent): {}", spread(since(dispatched)));
-    }
-    drop(agents);
-    Ok(())
-}
-
-/// `p50 …, p99 …, max …` of signed milliseconds (nearest rank).
-fn spread(mut ms: Vec<f64>) -> String {
-    if ms.is_empty() {
-        return "none".into();
-    }
-    ms.sort_by(f64::total_cmp);
-    let at = |p: f64| ms[((p / 100.0 * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
-    format!("p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", at(50.0), at(99.0), ms[ms.len() - 1])
-}
-
-fn timestamp(v: &serde_json::Value) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    let text = v.as_str().ok_or_else(|| anyhow::anyhow!("not a timestamp: {v}"))?;
-    Ok(chrono::DateTime::parse_from_rfc3339(text)?.with_timezone(&chrono::Utc))
-}
-
-/// Every event of the deployment's timeline, page after page.
-async fn deployment_events(app: &TestApp, tenant: &TestTenant, d: &serde_json::Value) -> Vec<serde_json::Value> {
-    let mut events = vec![];
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = vec![("limit", "100".to_string())];
-        params.extend(cursor.map(|c| ("cursor", c)));
-        let query = reqwest::Url::parse_with_params("http://x/", &params).map(|u| u.query().unwrap_or_default().to_string()).unwrap_or_default();
-        let page = expect_status(app.get(&format!("/v1/deployments/{}/events?{query}", id_of(d)), &tenant.admin).await, StatusCode::OK).await;
-        events.extend(page["items"].as_array().into_iter().flatten().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return events,
-        }
-    }
 }
 
 /// A long audit chain: 100 000 events (scaled) chained with the domain's

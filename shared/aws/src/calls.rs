@@ -37,6 +37,9 @@ pub struct AwsCall {
     /// a table (`<table>` or `<table>/index/<index>`), an S3 `<bucket>/<key>`,
     /// a queue name, a KMS key id or alias, or a role ARN.
     pub targets: Vec<(String, String)>,
+    /// A presigned URL's signing ([`presigning`]): IAM must allow it, but it
+    /// is never sent from here (the bench leaves it out of its counts).
+    pub presigned: bool,
 }
 
 static RECORDING: AtomicBool = AtomicBool::new(false);
@@ -44,6 +47,7 @@ static CALLS: Mutex<Vec<AwsCall>> = Mutex::new(Vec::new());
 
 tokio::task_local! {
     static FUNCTION: &'static str;
+    static PRESIGNING: ();
 }
 
 /// Records every request of the clients built from now on (a test's switch).
@@ -60,9 +64,24 @@ pub fn recorded() -> Vec<AwsCall> {
     CALLS.lock().map(|calls| calls.clone()).unwrap_or_default()
 }
 
+/// How many requests were recorded so far: a mark to count from with [`since`].
+pub fn mark() -> usize {
+    CALLS.lock().map(|calls| calls.len()).unwrap_or_default()
+}
+
+/// Every request recorded after `mark` (the bench counts an operation's calls so).
+pub fn since(mark: usize) -> Vec<AwsCall> {
+    CALLS.lock().map(|calls| calls.get(mark..).map(<[AwsCall]>::to_vec).unwrap_or_default()).unwrap_or_default()
+}
+
 /// Runs `work` as `function`: the requests it makes are recorded as that function's.
 pub async fn serving<F: std::future::Future>(function: &'static str, work: F) -> F::Output {
     FUNCTION.scope(function, work).await
+}
+
+/// Runs `work`, the signing of a presigned URL: its request is recorded as `presigned`.
+pub async fn presigning<F: std::future::Future>(work: F) -> F::Output {
+    PRESIGNING.scope((), work).await
 }
 
 /// The interceptor [`crate::AwsClients`] adds while recording.
@@ -84,8 +103,13 @@ impl Intercept for Recorder {
         if let Some(source) = request.headers().get("x-amz-copy-source") {
             targets.push(("CopySource".to_string(), percent_encoding::percent_decode_str(source).decode_utf8_lossy().into_owned()));
         }
-        let call =
-            AwsCall { function: FUNCTION.try_with(|f| *f).ok(), service: metadata.service().to_string(), operation: metadata.name().to_string(), targets };
+        let call = AwsCall {
+            function: FUNCTION.try_with(|f| *f).ok(),
+            service: metadata.service().to_string(),
+            operation: metadata.name().to_string(),
+            targets,
+            presigned: PRESIGNING.try_with(|_| ()).is_ok(),
+        };
         if let Ok(mut calls) = CALLS.lock() {
             calls.push(call);
         }

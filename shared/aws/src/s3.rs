@@ -271,7 +271,8 @@ impl BlobStore for S3BlobStore {
 
     async fn presign_package_download(&self, tenant: TenantId, package: PackageId, ttl: std::time::Duration) -> Result<PresignedUrl> {
         let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
-        let request = self.client.get_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).presigned(config).await.map_err(sdk_error)?;
+        let presign = self.client.get_object().bucket(&self.bucket).key(keys::package_object(tenant, package)).presigned(config);
+        let request = crate::calls::presigning(presign).await.map_err(sdk_error)?;
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
         Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
     }
@@ -302,7 +303,8 @@ impl S3BlobStore {
 impl StagingStore for S3BlobStore {
     async fn presign_staged_put(&self, tenant: TenantId, upload: UploadId, ttl: std::time::Duration) -> Result<PresignedUrl> {
         let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
-        let request = self.client.put_object().bucket(&self.bucket).key(self.staged(tenant, upload)).presigned(config).await.map_err(sdk_error)?;
+        let presign = self.client.put_object().bucket(&self.bucket).key(self.staged(tenant, upload)).presigned(config);
+        let request = crate::calls::presigning(presign).await.map_err(sdk_error)?;
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
         Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
     }
@@ -315,16 +317,9 @@ impl StagingStore for S3BlobStore {
     async fn presign_staged_part(&self, tenant: TenantId, upload: UploadId, multipart: &str, part: u32, ttl: std::time::Duration) -> Result<PresignedUrl> {
         let config = PresigningConfig::expires_in(ttl).map_err(unexpected)?;
         let number = i32::try_from(part).map_err(unexpected)?;
-        let request = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(self.staged(tenant, upload))
-            .upload_id(multipart)
-            .part_number(number)
-            .presigned(config)
-            .await
-            .map_err(sdk_error)?;
+        let presign =
+            self.client.upload_part().bucket(&self.bucket).key(self.staged(tenant, upload)).upload_id(multipart).part_number(number).presigned(config);
+        let request = crate::calls::presigning(presign).await.map_err(sdk_error)?;
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(unexpected)?;
         Ok(PresignedUrl { url: request.uri().to_string(), expires_at })
     }

@@ -110,11 +110,22 @@ impl Berth {
         verdict: &Verdict,
         override_quarantine: bool,
     ) -> Result<ValidationReport> {
-        let runtimes = self.all_environment_runtimes(ctx.tenant, env.id).await?;
-        let active_here = self.ports.deployments.active_versions(ctx.tenant, env.id).await?;
-        let tenant = self.tenant_of_token(ctx.tenant).await?;
-        let succeeded = self.ports.deployments.succeeded_in(ctx.tenant, package.id).await?;
-        let quarantine = self.ports.deployments.get_quarantine(ctx.tenant, env.id, package.id).await?;
+        // Independent reads, made at once: one after another they were most of a deploy's time (the bench's latency phase).
+        use futures::future::{try_join, try_join3, try_join4};
+        let ((runtimes, active_here, tenant, succeeded), (quarantine, in_flight, connections_elsewhere)) = try_join(
+            try_join4(
+                self.all_environment_runtimes(ctx.tenant, env.id),
+                self.ports.deployments.active_versions(ctx.tenant, env.id),
+                self.tenant_of_token(ctx.tenant),
+                self.ports.deployments.succeeded_in(ctx.tenant, package.id),
+            ),
+            try_join3(
+                self.ports.deployments.get_quarantine(ctx.tenant, env.id, package.id),
+                self.ports.deployments.in_flight(ctx.tenant, env.id, package.component_id),
+                self.connections_elsewhere(ctx, env, package.component_id),
+            ),
+        )
+        .await?;
         let mut promotion_missing = vec![];
         for required in policy.require_success_in.iter().filter(|e| !succeeded.contains(e)) {
             let name =
@@ -129,11 +140,11 @@ impl Berth {
             verdict,
             may_deploy: ctx.require(Permission::Deploy).is_ok(),
             promotion_missing,
-            in_flight: self.ports.deployments.in_flight(ctx.tenant, env.id, package.component_id).await?,
+            in_flight,
             runtimes: runtimes.iter().map(|r| (r.name.to_string(), self.runtime_status(r))).collect(),
             active_here: &active_here,
             connection_licenses: tenant.plan.connection_licenses,
-            connections_elsewhere: self.connections_elsewhere(ctx, env, package.component_id).await?,
+            connections_elsewhere,
             quarantine: quarantine.as_ref(),
             override_quarantine,
             extensions,

@@ -9,6 +9,10 @@ use crate::refusal::Refusal;
 use crate::rollout::Progress;
 use crate::{DomainError, Result};
 use chrono::Utc;
+use futures::StreamExt;
+
+/// How many targets the dispatcher writes and sends at once.
+const DISPATCH_CONCURRENCY: usize = 16;
 
 impl Berth {
     /// The deployments-queue consumer: one target per runtime attached now,
@@ -33,19 +37,13 @@ impl Berth {
         if runtimes.is_empty() {
             return self.end_without_targets(tenant, &d).await;
         }
-        for (i, runtime) in runtimes.iter().enumerate() {
-            let fresh = Target::pending(id, runtime.id, Utc::now()).in_batch(d.rollout.batch_of(i, runtimes.len()));
-            let target = if self.ports.deployments.put_target_if_absent(tenant, &fresh).await? {
-                fresh
-            } else {
-                self.ports.deployments.get_target(tenant, id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
-            };
-            if target.state == TargetState::Pending {
-                self.ports
-                    .jobs
-                    .send_job(&runtime.queue_url, &JobMessage { tenant_id: tenant, deployment_id: id, runtime_id: runtime.id, job_id: target.job_id })
-                    .await?;
-            }
+        // Each target is its own conditional write and send, independent of the others: a few at a time, as one
+        // after another a thousand runtimes would wait about a thousand round trips for the last job (the bench's fan-out).
+        let targets: Vec<_> =
+            runtimes.iter().enumerate().map(|(i, runtime)| self.start_target(tenant, id, runtime, d.rollout.batch_of(i, runtimes.len()))).collect();
+        let mut targets = futures::stream::iter(targets).buffer_unordered(DISPATCH_CONCURRENCY);
+        while let Some(done) = targets.next().await {
+            done?;
         }
         // Only a queued deployment starts: a duplicate delivery finds it in progress.
         if let Ok(mut after) = d.step(DeploymentStep::Start, Utc::now()) {
@@ -69,6 +67,22 @@ impl Berth {
         // An earlier delivery of this message may have failed before marking the
         // deployment started, and its jobs ended meanwhile, unsettled: settle it now.
         self.settle_deployment(tenant, id).await?;
+        Ok(())
+    }
+
+    /// Records `runtime`'s target of deployment `id` unless a delivery before
+    /// did, and sends its job if it is (still) pending.
+    async fn start_target(&self, tenant: TenantId, id: DeploymentId, runtime: &crate::runtime::Runtime, batch: u32) -> Result<()> {
+        let fresh = Target::pending(id, runtime.id, Utc::now()).in_batch(batch);
+        let target = if self.ports.deployments.put_target_if_absent(tenant, &fresh).await? {
+            fresh
+        } else {
+            self.ports.deployments.get_target(tenant, id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
+        };
+        if target.state == TargetState::Pending {
+            let job = JobMessage { tenant_id: tenant, deployment_id: id, runtime_id: runtime.id, job_id: target.job_id };
+            self.ports.jobs.send_job(&runtime.queue_url, &job).await?;
+        }
         Ok(())
     }
 
