@@ -60,7 +60,12 @@ impl S3BlobStore {
         write_entry(&mut gz, berth_domain::package::ARCHIVE_MANIFEST, manifest_json.len() as u64, &mut manifest_json.as_slice()).await?;
         for entry in &manifest.components {
             let hex = entry.sha256.as_str().trim_start_matches("sha256:");
-            let object = self.client.get_object().bucket(&self.bucket).key(keys::content_object(tenant, hex)).send().await.map_err(sdk_error)?;
+            let object = match self.client.get_object().bucket(&self.bucket).key(keys::content_object(tenant, hex)).send().await {
+                Ok(object) => object,
+                // Gone for good: no retry brings it back.
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Err(Refusal::ContentMissing(entry.sha256.clone()).into()),
+                Err(e) => return Err(sdk_error(e)),
+            };
             let mut body = object.body.into_async_read();
             write_entry(&mut gz, &berth_domain::package::archive_content_path(entry.id), entry.size, &mut body).await?;
         }

@@ -284,7 +284,10 @@ impl Deployment {
             component_id: package.component_id,
             package_id: package.id,
             version: package.version.clone(),
-            digest: package.digest.clone(),
+            // Deployments of a package that is not ready are refused
+            // `package_not_ready` before one is made; should one be made all the
+            // same, the all-zero digest matches no archive, so no agent would run it.
+            digest: package.digest.clone().unwrap_or_else(crate::runtime::Digest::unbuilt),
             size: package.size,
             notes,
             requested_by: requested_by.to_string(),

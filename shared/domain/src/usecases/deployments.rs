@@ -169,6 +169,7 @@ impl Berth {
         let package = self.get_package(ctx, input.package_id).await?.package;
         ctx.require(Permission::Deploy)?;
         check_notes(&input.notes)?;
+        package.ready_digest()?;
         if let Some(commit) = &input.commit {
             crate::webhook::check_commit(commit)?;
         }
