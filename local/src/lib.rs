@@ -150,6 +150,22 @@ pub fn causes(err: &anyhow::Error) -> String {
 /// sweeper on a timer. Stopped when dropped.
 pub struct Workers {
     handles: Vec<tokio::task::JoinHandle<()>>,
+    /// The packager holds it for each poll (and what it received); tests hold it to keep packages `building`.
+    package_builds: Arc<tokio::sync::Mutex<()>>,
+    paused: std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
+}
+
+impl Workers {
+    /// Stops taking package builds once the poll under way (and any build it
+    /// received) is done; new messages wait in the queue until `resume_package_builds`.
+    pub async fn pause_package_builds(&self) {
+        let guard = self.package_builds.clone().lock_owned().await;
+        *self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+    }
+
+    pub fn resume_package_builds(&self) {
+        self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
 }
 
 impl Drop for Workers {
@@ -177,11 +193,14 @@ impl LocalBerth {
                 }
             })
         };
+        let package_builds = Arc::new(tokio::sync::Mutex::new(()));
         let packager = {
             let berth = self.berth_of("packager");
             let queue_url = self.resources.package_builds_queue_url.clone();
+            let turn = package_builds.clone();
             tokio::spawn(async move {
                 loop {
+                    let _turn = turn.lock().await;
                     // As for the dispatcher: the receive and delete stand for the packager's event source mapping.
                     if let Err(e) = berth_aws::calls::serving("packager", poll_package_builds(&berth, &sqs, &queue_url)).await {
                         tracing::warn!(error = %causes(&e), "package-builds poll failed; retrying");
@@ -202,7 +221,7 @@ impl LocalBerth {
                 }
             })
         };
-        Workers { handles: vec![dispatcher, packager, sweeper] }
+        Workers { handles: vec![dispatcher, packager, sweeper], package_builds, paused: Default::default() }
     }
 }
 
