@@ -144,6 +144,12 @@ pub struct Deployment {
     /// deployment it replaces was requested (absent: it replaces none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions_changed: Option<bool>,
+    /// Recorded before its package was built (a `package_and_deploy` webhook's
+    /// or a latest-revision deploy whose package went to the package builder):
+    /// the dispatcher leaves it until the package is ready (then it takes the
+    /// package's digest and size), and fails it `package_failed` if the build fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting_for_package: bool,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -221,6 +227,7 @@ impl Deployment {
             progress: None,
             extensions_version: None,
             extensions_changed: None,
+            waiting_for_package: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -260,6 +267,7 @@ impl Deployment {
             progress: None,
             extensions_version: None,
             extensions_changed: None,
+            waiting_for_package: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -305,6 +313,7 @@ impl Deployment {
             progress: None,
             extensions_version: None,
             extensions_changed: None,
+            waiting_for_package: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,

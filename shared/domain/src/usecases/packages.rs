@@ -2,9 +2,11 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{PackageBuildFailed, PackageCreated, PackageDeleted};
 use crate::context::{Actor, Permission, TenantCtx};
+use crate::deployment::DeploymentStatus;
 use crate::ids::{ComponentId, PackageId, TenantId};
 use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, PackageStatus, VersionLabel, outdated, snapshot};
 use crate::page::{Page, PageRequest};
+use crate::ports::DeploymentFilter;
 use crate::ports::PresignedUrl;
 use crate::refusal::{Refusal, Taken};
 use crate::{DomainError, Result};
@@ -139,11 +141,39 @@ impl Berth {
         match self.ports.packages.finish_package_build(tenant, &package.built(archive.digest, archive.size), None).await {
             Ok(()) => {
                 tracing::info!(size = archive.size, "package built");
+                self.wake_waiting_deployments(tenant, &package).await;
                 Ok(())
             }
             // Another delivery ended the build first.
             Err(DomainError::Refused(Refusal::Stale(_) | Refusal::Missing(_))) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Queues again the deployments recorded waiting for `package`, now that
+    /// its build ended: the dispatcher sends them out, or fails them
+    /// `package_failed`. One missed here (a failure to list or send) is queued
+    /// again by the sweeper, as any queued deployment not picked up.
+    async fn wake_waiting_deployments(&self, tenant: TenantId, package: &Package) {
+        let filter = DeploymentFilter { component: Some(package.component_id), status: Some(DeploymentStatus::Queued), ..DeploymentFilter::default() };
+        let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+        loop {
+            let batch = match self.ports.deployments.list_deployments(tenant, &filter, &page).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list the deployments waiting for the package; the sweeper will queue them");
+                    return;
+                }
+            };
+            for d in batch.items.iter().filter(|d| d.waiting_for_package && d.package_id == package.id) {
+                if let Err(e) = self.ports.jobs.enqueue_deployment(tenant, d.id).await {
+                    tracing::warn!(error = %e, deployment_id = %d.id, "could not queue a deployment waiting for the package; the sweeper will");
+                }
+            }
+            match batch.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => return,
+            }
         }
     }
 
@@ -158,6 +188,7 @@ impl Berth {
         match self.ports.packages.finish_package_build(tenant, &package.build_failed(reason), Some(audit)).await {
             Ok(()) => {
                 tracing::warn!(package_id = %id, reason, "package build failed");
+                self.wake_waiting_deployments(tenant, &package).await;
                 Ok(())
             }
             Err(DomainError::Refused(Refusal::Stale(_) | Refusal::Missing(_))) => Ok(()),

@@ -2,11 +2,12 @@
 //! package builder (idempotently), refused `package_not_ready` until ready.
 
 use crate::fixture::{World, deploy_input, refused};
-use berth_domain::component::ComponentType;
+use berth_domain::component::{Component, ComponentType};
+use berth_domain::deployment::{DeploymentStatus, TargetState};
 use berth_domain::ids::PackageId;
 use berth_domain::package::{Package, PackageStatus, VersionLabel};
 use berth_domain::ports::BlobStore;
-use berth_domain::usecases::{NewPackage, Settings};
+use berth_domain::usecases::{LatestDeployment, NewLatestDeployment, NewPackage, Settings};
 use berth_domain::values::Plan;
 use berth_domain::{DomainError, Result};
 
@@ -18,10 +19,15 @@ async fn world() -> World {
     World::with_settings(Plan::default(), Settings { sync_package_max_bytes: THRESHOLD, ..Settings::default() }).await
 }
 
+/// A process bundling more than the threshold (a script of `LARGE`).
+async fn large_component(w: &World) -> Component {
+    let lib = w.component("Big", ComponentType::Script, LARGE, &[]).await;
+    w.component("Nightly", ComponentType::Process, b"nightly", &[lib.id]).await
+}
+
 /// A component bundling more than the threshold, packaged as `version`.
 async fn large_package(w: &World, version: &str) -> Result<Package> {
-    let lib = w.component("Big", ComponentType::Script, LARGE, &[]).await;
-    let root = w.component("Nightly", ComponentType::Process, b"nightly", &[lib.id]).await;
+    let root = large_component(w).await;
     let input =
         NewPackage { component_id: root.id, version: Some(VersionLabel::parse(version).unwrap()), notes: String::new(), shareable: false, commit: None };
     w.berth.create_package(&w.admin, input).await
@@ -130,4 +136,66 @@ async fn failing_a_build_that_ended_already_changes_nothing() {
     w.berth.fail_package_build(w.tenant, p.id, "the last delivery gave up").await.unwrap();
     assert_eq!(package(&w, p.id).await.status, PackageStatus::Ready);
     assert_eq!(w.audit_actions(p.id).await, ["package.created"]);
+}
+
+async fn deploy_latest(w: &World, component: &Component) -> LatestDeployment {
+    let input = NewLatestDeployment {
+        component_id: component.id,
+        environment_id: w.test.id,
+        notes: String::new(),
+        scheduled_at: None,
+        hold_if_frozen: false,
+        commit: None,
+        override_quarantine: false,
+        rollout: None,
+    };
+    w.berth.deploy_latest_revision(&w.admin, input).await.expect("the deployment is recorded")
+}
+
+#[tokio::test]
+async fn a_latest_revision_deploy_whose_package_goes_to_the_builder_is_recorded_waiting_and_sent_out_once_the_package_is_built() {
+    let w = world().await;
+    let nightly = large_component(&w).await;
+    let latest = deploy_latest(&w, &nightly).await;
+    let d = latest.deployment;
+    assert!(latest.package_created);
+    assert_eq!(latest.package.status, PackageStatus::Building);
+    assert_eq!((d.status, d.waiting_for_package), (DeploymentStatus::Queued, true));
+
+    w.dispatch().await;
+    assert!(w.atom.next_job(&w.berth).await.is_none(), "nothing is sent while the package is building");
+    assert!(w.deployment(d.id).await.waiting_for_package);
+
+    w.berth.build_package(w.tenant, latest.package.id).await.expect("built");
+    w.run(TargetState::Deployed).await;
+    let done = w.deployment(d.id).await;
+    assert_eq!((done.status, done.waiting_for_package), (DeploymentStatus::Succeeded, false));
+    assert_eq!(Some(done.digest.clone()), package(&w, latest.package.id).await.digest, "it deployed the built archive");
+    let timeline = w.timeline(&done).await;
+    assert!(timeline.iter().any(|l| l.starts_with("Waiting for package version")), "{timeline:?}");
+    assert!(timeline.iter().any(|l| l.ends_with("is built")), "{timeline:?}");
+}
+
+#[tokio::test]
+async fn a_deployment_waiting_for_a_package_whose_build_fails_fails_with_package_failed() {
+    let w = world().await;
+    let nightly = large_component(&w).await;
+    let latest = deploy_latest(&w, &nightly).await;
+    let lib = &latest.package.manifest.components[1];
+    w.store.remove_content(w.tenant, &lib.sha256);
+    w.berth.build_package(w.tenant, latest.package.id).await.expect("the failure is recorded");
+    w.dispatch().await;
+    let failed = w.deployment(latest.deployment.id).await;
+    assert_eq!(failed.status, DeploymentStatus::Failed);
+    let timeline = w.timeline(&failed).await;
+    assert!(timeline.iter().any(|l| l.contains("package_failed: bundled content")), "{timeline:?}");
+    assert!(w.atom.next_job(&w.berth).await.is_none(), "no runtime was sent anything");
+}
+
+#[tokio::test]
+async fn a_plain_deploy_of_a_package_still_building_is_refused_not_recorded_waiting() {
+    let w = world().await;
+    let p = large_package(&w, "1.0").await.unwrap();
+    not_ready(refused(w.berth.create_deployment(&w.admin, deploy_input(&p, w.test.id)).await));
+    assert!(w.deployments().await.is_empty());
 }
