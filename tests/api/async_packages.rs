@@ -8,7 +8,7 @@ use berth_domain::ids::{PackageId, TenantId};
 use berth_domain::package::Manifest;
 use berth_domain::ports::BlobStore;
 use berth_domain::usecases::Settings;
-use berth_tests::{TestApp, TestTenant, expect_problem, expect_status, sha256, unpack};
+use berth_tests::{Agent, TestApp, TestTenant, expect_problem, expect_status, id_of, sha256, unpack};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -119,4 +119,58 @@ async fn a_package_whose_content_is_gone_fails_with_the_reason_is_audited_and_is
     let audit = expect_status(app.get(&format!("/v1/audit?entity_id={id}&limit=100"), &acme.admin).await, StatusCode::OK).await;
     let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["package.created", "package.build_failed"]);
+}
+
+/// Acme's Test environment with the runtime `atom` attached, and a
+/// `package_and_deploy` webhook of a process whose content is above the limit.
+async fn webhook_world(app: &TestApp, bytes: &[u8]) -> (TestTenant, Value, Value, Value, Value, String) {
+    let acme = app.tenant("Acme").await;
+    let test = app.environment(&acme, "Test", "test").await;
+    let runtime = app.runtime(&acme, "atom").await;
+    app.attach(&acme, &test, &runtime).await;
+    let orders = app.component(&acme, "Orders", "process", bytes, &[]).await;
+    let hook = app.webhook(&acme, &test, &orders, "package_and_deploy").await;
+    let secret = hook["secret"].as_str().expect("the secret, shown once").to_string();
+    (acme, test, runtime, orders, hook, secret)
+}
+
+#[tokio::test]
+async fn a_webhook_deploy_whose_package_goes_to_the_builder_is_recorded_at_once_and_reaches_the_agent_once_the_package_is_built() {
+    let app = app().await;
+    let (acme, test, runtime, orders, hook, secret) = webhook_world(&app, &content(4096, 5)).await;
+    let agent = Agent::start(&app, &runtime, None);
+
+    app.pause_package_builds().await;
+    let body = json!({"version": "1.0.0", "notes": "nightly"}).to_string();
+    let receipt = expect_status(app.deliver(&hook, &secret, "build-1", &body).await, StatusCode::ACCEPTED).await;
+    let deployment = format!("/v1/deployments/{}", receipt["deployment_id"].as_str().unwrap_or_else(|| panic!("a deployment id: {receipt}")));
+    let waiting = expect_status(app.get(&deployment, &acme.admin).await, StatusCode::OK).await;
+    assert_eq!((&waiting["status"], &waiting["waiting_for_package"]), (&json!("queued"), &json!(true)), "{waiting}");
+    let package = format!("/v1/packages/{}", receipt["package_id"].as_str().expect("a package id"));
+    assert_eq!(expect_status(app.get(&package, &acme.admin).await, StatusCode::OK).await["status"], "building");
+
+    app.resume_package_builds();
+    let done = app.wait_for_status(&acme, &waiting, "succeeded").await;
+    let built = expect_status(app.get(&package, &acme.admin).await, StatusCode::OK).await;
+    assert_eq!((&done["waiting_for_package"], &done["digest"]), (&json!(false), &built["digest"]), "it deployed the built archive: {done}");
+    let installed = agent.installed(&test, &orders).expect("the agent runs Orders in Test");
+    assert_eq!(installed["version"], "1.0.0", "{installed}");
+}
+
+#[tokio::test]
+async fn a_webhook_deploy_waiting_for_a_package_whose_build_fails_fails_with_package_failed() {
+    let app = app().await;
+    let bytes = content(4096, 6);
+    let (acme, _test, _runtime, _orders, hook, secret) = webhook_world(&app, &bytes).await;
+    let hex = sha256(&bytes).trim_start_matches("sha256:").to_string();
+    let key = berth_aws::keys::content_object(acme.id.parse::<TenantId>().unwrap(), &hex);
+    app.clients.s3.delete_object().bucket(&app.names.bucket).key(key).send().await.expect("the content object is deleted");
+
+    let receipt = expect_status(app.deliver(&hook, &secret, "build-1", &json!({"version": "1.0.0"}).to_string()).await, StatusCode::ACCEPTED).await;
+    let failed = app.wait_for_status(&acme, &json!({"id": receipt["deployment_id"]}), "failed").await;
+    let events = expect_status(app.get(&format!("/v1/deployments/{}/events", id_of(&failed)), &acme.admin).await, StatusCode::OK).await;
+    let lines: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+    assert!(lines.iter().any(|l| l.contains(&format!("package_failed: bundled content sha256:{hex} is missing"))), "{lines:?}");
+    let status = expect_status(app.delivery_status(&hook, &secret, "build-1").await, StatusCode::OK).await;
+    assert_eq!(status["status"], "failed", "the pipeline is told: {status}");
 }
