@@ -292,7 +292,8 @@ fn arn(symbol: &str) -> String {
 /// One of each kind of work: a runtime and its agent (registration,
 /// heartbeats, queue credentials, job claims and reports), content and
 /// packages (upload, archive, presigned download, an archive removed when its
-/// package is refused, one above the synchronous limit built by the packager), a scheduled deployment the sweeper releases, a failed
+/// package is refused, one above the synchronous limit built by the packager
+/// while a latest-revision deploy waits for it), a scheduled deployment the sweeper releases, a failed
 /// deployment rolled back automatically and then retried, a webhook (its
 /// secret sealed and opened) whose delivery packages and deploys, an
 /// environment's extension secret (sealed, then opened for a job), the tenants
@@ -312,11 +313,15 @@ async fn scenario(app: &TestApp) {
     assert!(!app.download(&acme, &v1).await.is_empty(), "the package downloads");
     let again = json!({"component_id": orders["id"], "version": "1.0.0"});
     expect_status(app.post("/v1/packages", &acme.admin, again).await, StatusCode::CONFLICT).await;
-    // Above the synchronous limit: queued by the api, built by the packager.
+    // Above the synchronous limit: a latest-revision deploy whose package the api
+    // queues and the packager builds, then queues the deployment that waited for it.
     let big = app.component(&acme, "Nightly", "process", &[b'n'; 100], &[]).await;
-    let building = expect_status(app.post("/v1/packages", &acme.admin, json!({"component_id": big["id"]})).await, StatusCode::ACCEPTED).await;
-    assert_eq!(building["status"], "building", "{building}");
-    app.wait_for_package(&acme, &building, "ready").await;
+    app.pause_package_builds().await;
+    let body = json!({"component_id": big["id"], "environment_id": test["id"], "latest_revision": true});
+    let waiting = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
+    assert_eq!(waiting["waiting_for_package"], true, "{waiting}");
+    app.resume_package_builds();
+    app.wait_for_status(&acme, &waiting, "succeeded").await;
 
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339();
     let body = json!({"package_id": v1["id"], "environment_id": test["id"], "scheduled_at": soon});
