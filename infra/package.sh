@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make package`: builds the five Lambda functions into the zips the template
+# `make package`: builds the six Lambda functions into the zips the template
 # deploys, and writes target/package/template.yaml whose CodeUri names them.
 #
 #   make package                                # x86_64, Amazon Linux 2023's glibc (2.34)
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=infra/.package-venv
 TARGET="${BERTH_LAMBDA_TARGET:-x86_64-unknown-linux-gnu.2.34}"
-FUNCTIONS=(berth-api berth-agent-gateway berth-webhooks berth-dispatcher berth-sweeper)
+FUNCTIONS=(berth-api berth-agent-gateway berth-webhooks berth-dispatcher berth-packager berth-sweeper)
 
 want="$(sha256sum infra/package-requirements.txt | cut -d' ' -f1)"
 if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$want" ] || ! "$VENV/bin/python" -c '' 2>/dev/null; then

@@ -212,6 +212,25 @@ impl TestApp {
     }
 
     /// Downloads a package archive through its presigned URL.
+    /// Holds packages `building`: the packager takes no build until `resume_package_builds`.
+    pub async fn pause_package_builds(&self) {
+        self._workers.pause_package_builds().await;
+    }
+
+    pub fn resume_package_builds(&self) {
+        self._workers.resume_package_builds();
+    }
+
+    /// Polls the package until its status is `status` (`ready` or `failed`); returns it then.
+    pub async fn wait_for_package(&self, t: &TestTenant, package: &Value, status: &str) -> Value {
+        let path = format!("/v1/packages/{}", package["id"].as_str().expect("a package id"));
+        eventually(&format!("package {path} is {status}"), || async {
+            let now = expect_status(self.get(&path, &t.admin).await, StatusCode::OK).await;
+            if now["status"] == status { Ok(now) } else { Err(now.to_string()) }
+        })
+        .await
+    }
+
     pub async fn download(&self, t: &TestTenant, package: &Value) -> Vec<u8> {
         let path = format!("/v1/packages/{}/download", package["id"].as_str().expect("a package id"));
         let link = expect_status(self.get(&path, &t.admin).await, StatusCode::OK).await;

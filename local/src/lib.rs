@@ -37,7 +37,11 @@ impl LocalBerth {
     pub async fn start(clients: &AwsClients, names: &ResourceNames, auth: &AuthConfig, settings: Settings) -> Result<Self> {
         let resources = with_retries("creating the table, bucket and queues", || ensure_resources(clients, names)).await?;
         // The deployments queue's URL is known now, as the template gives it to the Lambdas: no lookup by name.
-        let names = ResourceNames { deployments_queue_url: Some(resources.deployments_queue_url.clone()), ..names.clone() };
+        let names = ResourceNames {
+            deployments_queue_url: Some(resources.deployments_queue_url.clone()),
+            package_builds_queue_url: Some(resources.package_builds_queue_url.clone()),
+            ..names.clone()
+        };
         let berth = Arc::new(build_berth(clients, &names, settings));
         let verifier = Arc::new(JwtVerifier::new(auth)?);
         Ok(Self { berth, verifier, resources, cors: CorsOrigins::none(), metrics: None })
@@ -142,9 +146,26 @@ pub fn causes(err: &anyhow::Error) -> String {
 }
 
 /// The background workers of a local Berth: the dispatcher polling the
-/// deployments queue, and the sweeper on a timer. Stopped when dropped.
+/// deployments queue, the packager polling the package-builds queue, and the
+/// sweeper on a timer. Stopped when dropped.
 pub struct Workers {
     handles: Vec<tokio::task::JoinHandle<()>>,
+    /// The packager holds it for each poll (and what it received); tests hold it to keep packages `building`.
+    package_builds: Arc<tokio::sync::Mutex<()>>,
+    paused: std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
+}
+
+impl Workers {
+    /// Stops taking package builds once the poll under way (and any build it
+    /// received) is done; new messages wait in the queue until `resume_package_builds`.
+    pub async fn pause_package_builds(&self) {
+        let guard = self.package_builds.clone().lock_owned().await;
+        *self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+    }
+
+    pub fn resume_package_builds(&self) {
+        self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
 }
 
 impl Drop for Workers {
@@ -156,16 +177,33 @@ impl Drop for Workers {
 }
 
 impl LocalBerth {
-    /// Starts the dispatcher poller (same handler as the Lambda) and the sweeper.
+    /// Starts the dispatcher and packager pollers (same handlers as the Lambdas) and the sweeper.
     pub fn spawn_workers(&self, sqs: aws_sdk_sqs::Client, sweep_every: std::time::Duration) -> Workers {
         let dispatcher = {
             let berth = self.berth_of("dispatcher");
             let queue_url = self.resources.deployments_queue_url.clone();
+            let sqs = sqs.clone();
             tokio::spawn(async move {
                 loop {
                     // The receive and delete stand for the Lambda event source mapping, which acts with the dispatcher's role.
                     if let Err(e) = berth_aws::calls::serving("dispatcher", poll_deployments(&berth, &sqs, &queue_url)).await {
                         tracing::warn!(error = %causes(&e), "dispatcher poll failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            })
+        };
+        let package_builds = Arc::new(tokio::sync::Mutex::new(()));
+        let packager = {
+            let berth = self.berth_of("packager");
+            let queue_url = self.resources.package_builds_queue_url.clone();
+            let turn = package_builds.clone();
+            tokio::spawn(async move {
+                loop {
+                    let _turn = turn.lock().await;
+                    // As for the dispatcher: the receive and delete stand for the packager's event source mapping.
+                    if let Err(e) = berth_aws::calls::serving("packager", poll_package_builds(&berth, &sqs, &queue_url)).await {
+                        tracing::warn!(error = %causes(&e), "package-builds poll failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
@@ -183,13 +221,28 @@ impl LocalBerth {
                 }
             })
         };
-        Workers { handles: vec![dispatcher, sweeper] }
+        Workers { handles: vec![dispatcher, packager, sweeper], package_builds, paused: Default::default() }
     }
 }
 
 /// One long poll of the deployments queue, handled as the Lambda would be:
 /// handled messages are deleted, failed ones come back after their visibility timeout.
 async fn poll_deployments(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<()> {
+    poll_queue(sqs, queue_url, |batch| berth_dispatcher::handle_batch(berth, batch)).await
+}
+
+/// One long poll of the package-builds queue, handled as the packager Lambda would be.
+async fn poll_package_builds(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<()> {
+    poll_queue(sqs, queue_url, |batch| berth_packager::handle_batch(berth, batch)).await
+}
+
+/// One long poll of `queue_url`, its messages handed to `handle` as an event
+/// source mapping would: those it does not return are deleted.
+async fn poll_queue<F, Fut>(sqs: &aws_sdk_sqs::Client, queue_url: &str, handle: F) -> Result<()>
+where
+    F: FnOnce(Vec<berth_dispatcher::QueueMessage>) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
     use aws_sdk_sqs::types::MessageSystemAttributeName;
     let out = sqs
         .receive_message()
@@ -204,7 +257,7 @@ async fn poll_deployments(berth: &berth_domain::usecases::Berth, sqs: &aws_sdk_s
         return Ok(());
     }
     let batch = messages.iter().map(berth_dispatcher::QueueMessage::from_sdk_message).collect();
-    let failed = berth_dispatcher::handle_batch(berth, batch).await;
+    let failed = handle(batch).await;
     for m in &messages {
         if !failed.iter().any(|id| Some(id.as_str()) == m.message_id()) {
             if let Some(receipt) = m.receipt_handle() {

@@ -3,6 +3,7 @@
 mod agent_ship;
 mod agent_sqs;
 mod api_keys;
+mod async_packages;
 mod audit;
 mod change_requests;
 mod delivery;

@@ -122,7 +122,7 @@ pub async fn a_refused_write_records_no_audit_event(s: Stores) {
         status: ChangeStatus::Draft,
         target_environment_id: env.id,
         items: vec![p.id],
-        digests: vec![p.digest.clone()],
+        digests: vec![p.digest.clone().unwrap()],
         links: vec![],
         required_approvals: 1,
         deployments: vec![],

@@ -68,7 +68,8 @@ pub async fn an_archive_of_content_the_tenant_does_not_hold_fails_and_leaves_not
     let package = PackageId::new();
     for (what, manifest) in [("another tenant's", manifest(&[(&theirs.sha256, theirs.size)])), ("never stored", manifest(&[(&sha256(b"nothing"), 7)]))] {
         let result = s.archive(acme, package, &manifest).await;
-        assert!(matches!(result, Err(DomainError::Unexpected(_))), "{what} content: {result:?}");
+        let missing = manifest.components[0].sha256.clone();
+        assert!(matches!(result, Err(DomainError::Refused(Refusal::ContentMissing(ref d))) if *d == missing), "{what} content: {result:?}");
     }
     let ours = s.blobs.put_content(acme, b"short".to_vec()).await.expect("stored");
     let result = s.archive(acme, package, &manifest(&[(&ours.sha256, ours.size + 1)])).await;

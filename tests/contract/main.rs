@@ -99,6 +99,7 @@ contract! {
 
     packages::a_package_version_is_unique_per_component_and_counted_even_once_deleted,
     packages::packages_are_listed_newest_first_for_the_tenant_and_for_one_component,
+    packages::a_building_package_is_ended_once_ready_or_failed_and_reads_back_as_ended,
 
     blobs::content_is_stored_under_its_sha256_and_a_second_put_is_a_no_op,
     blobs::a_package_archive_is_written_once_from_the_tenants_content,
@@ -113,6 +114,7 @@ contract! {
     queues::a_message_that_is_not_a_job_is_received_without_one,
     queues::a_runtime_queue_is_created_once_per_runtime_and_deleted_quietly,
     queues::every_enqueued_deployment_reaches_the_deployments_queue,
+    queues::every_enqueued_package_build_reaches_the_package_builds_queue_only,
     queues::hiding_with_a_receipt_no_message_was_received_with_is_refused_as_an_invalid_receipt_handle,
 
     queue_credentials::vended_credentials_are_fresh_each_time_and_expire_after_the_duration_asked,

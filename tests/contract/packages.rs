@@ -1,7 +1,7 @@
 use crate::fixtures::*;
 use crate::stores::Stores;
 use berth_domain::ids::{ComponentId, PackageId};
-use berth_domain::package::{Package, VersionLabel};
+use berth_domain::package::{Package, PackageStatus, VersionLabel};
 use berth_domain::page::PageRequest;
 use berth_domain::refusal::{Entity, Refusal, Taken};
 use berth_domain::values::Plan;
@@ -70,4 +70,29 @@ pub async fn packages_are_listed_newest_first_for_the_tenant_and_for_one_compone
     assert_eq!(refused(result), Refusal::InvalidCursor, "nor the other way round");
     let result = s.packages.list_packages(acme, Some(invoices), &PageRequest { limit: 1, cursor: orders_cursor }).await;
     assert_eq!(refused(result), Refusal::InvalidCursor, "nor one component's another's");
+}
+
+pub async fn a_building_package_is_ended_once_ready_or_failed_and_reads_back_as_ended(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let orders = ComponentId::new();
+    let building = |version: &str| Package { status: PackageStatus::Building, digest: None, size: 0, ..package(orders, version, &[]) };
+    let (first, second) = (building("1"), building("2"));
+    for p in [&first, &second] {
+        s.packages.create_package(acme, p, draft("package.created", "package", p.id)).await.expect("reserved");
+    }
+    assert_eq!(s.packages.get_package(acme, first.id).await.expect("read"), Some(first.clone()), "building, with no digest yet");
+
+    let ready = first.built(digest('c'), 4096);
+    s.packages.finish_package_build(acme, &ready, None).await.expect("built");
+    assert_eq!(s.packages.get_package(acme, first.id).await.expect("read"), Some(ready.clone()));
+    assert_eq!(refused(s.packages.finish_package_build(acme, &first.build_failed("late"), None).await), Refusal::Stale(Entity::Package), "ended once");
+    assert_eq!(s.packages.get_package(acme, first.id).await.expect("read"), Some(ready), "the refused end changed nothing");
+
+    let failed = second.build_failed("bundled content is missing");
+    s.packages.finish_package_build(acme, &failed, Some(draft("package.build_failed", "package", second.id))).await.expect("failed");
+    assert_eq!(s.packages.get_package(acme, second.id).await.expect("read"), Some(failed));
+    let gone = building("3");
+    assert_eq!(refused(s.packages.finish_package_build(acme, &gone.built(digest('d'), 1), None).await), Refusal::Stale(Entity::Package), "no such package");
+    let actions = s.actions(acme).await;
+    assert_eq!(actions.iter().filter(|a| *a == "package.build_failed").count(), 1, "only the audited end is recorded");
 }

@@ -1,6 +1,6 @@
 use crate::stores::Stores;
 use berth_domain::deployment::JobMessage;
-use berth_domain::ids::{DeploymentId, JobId, RuntimeId, TenantId};
+use berth_domain::ids::{DeploymentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::values::Plan;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -67,6 +67,18 @@ pub async fn every_enqueued_deployment_reaches_the_deployments_queue(s: Stores) 
     let taken: BTreeSet<(TenantId, DeploymentId)> = s.take_enqueued_deployments().await.into_iter().collect();
     assert_eq!(taken, sent);
     assert!(s.take_enqueued_deployments().await.is_empty(), "each is taken once");
+}
+
+pub async fn every_enqueued_package_build_reaches_the_package_builds_queue_only(s: Stores) {
+    let (acme, globex) = (TenantId::new(), TenantId::new());
+    let sent = BTreeSet::from([(acme, PackageId::new()), (acme, PackageId::new()), (globex, PackageId::new())]);
+    for (tenant, package) in &sent {
+        s.jobs.enqueue_package_build(*tenant, *package).await.expect("enqueued");
+    }
+    let taken: BTreeSet<(TenantId, PackageId)> = s.take_enqueued_package_builds().await.into_iter().collect();
+    assert_eq!(taken, sent);
+    assert!(s.take_enqueued_package_builds().await.is_empty(), "each is taken once");
+    assert!(s.take_enqueued_deployments().await.is_empty(), "none went to the deployments queue");
 }
 
 pub async fn hiding_with_a_receipt_no_message_was_received_with_is_refused_as_an_invalid_receipt_handle(s: Stores) {

@@ -4,7 +4,7 @@
 
 use berth_aws::bootstrap::ensure_resources;
 use berth_aws::{AwsClients, DynamoStore, KmsSealer, ResourceNames, S3BlobStore, SqsRuntimeQueues, StsCredentialVendor};
-use berth_domain::ids::{DeploymentId, TenantId};
+use berth_domain::ids::{DeploymentId, PackageId, TenantId};
 use berth_domain::ports::{
     ApiKeyStore, AuditStore, BlobStore, ChangeRequestStore, ComponentStore, CredentialVendor, DecisionInbox, DeploymentStore, EnvironmentStore,
     ExtensionSealer, ExtensionStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer,
@@ -45,7 +45,7 @@ pub struct Stores {
 /// What a check looks at outside the ports.
 enum Backend {
     Memory(Arc<MemoryStore>),
-    Aws { sqs: aws_sdk_sqs::Client, deployments_queue_url: String },
+    Aws { sqs: aws_sdk_sqs::Client, deployments_queue_url: String, package_builds_queue_url: String },
 }
 
 impl Stores {
@@ -87,12 +87,15 @@ impl Stores {
         let resources = ensure_resources(&clients, &names).await.expect("the table, bucket and deployments queue are created in LocalStack");
         let store = Arc::new(DynamoStore::new(clients.dynamo.clone(), names.table.clone()));
         let blobs = Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone()));
-        let queues = Arc::new(SqsRuntimeQueues::new(
-            clients.sqs.clone(),
-            names.queue_prefix.clone(),
-            names.deployments_queue.clone(),
-            Some(resources.deployments_queue_url.clone()),
-        ));
+        let queues = Arc::new(
+            SqsRuntimeQueues::new(
+                clients.sqs.clone(),
+                names.queue_prefix.clone(),
+                names.deployments_queue.clone(),
+                Some(resources.deployments_queue_url.clone()),
+            )
+            .with_package_builds(names.package_builds_queue.clone(), Some(resources.package_builds_queue_url.clone())),
+        );
         Self {
             tenants: store.clone(),
             environments: store.clone(),
@@ -117,7 +120,11 @@ impl Stores {
             credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
             sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
             extension_sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),
-            backend: Backend::Aws { sqs: clients.sqs.clone(), deployments_queue_url: resources.deployments_queue_url },
+            backend: Backend::Aws {
+                sqs: clients.sqs.clone(),
+                deployments_queue_url: resources.deployments_queue_url,
+                package_builds_queue_url: resources.package_builds_queue_url,
+            },
         }
     }
 
@@ -125,7 +132,7 @@ impl Stores {
     pub async fn take_enqueued_deployments(&self) -> Vec<(TenantId, DeploymentId)> {
         match &self.backend {
             Backend::Memory(store) => store.take_enqueued_deployments(),
-            Backend::Aws { sqs, deployments_queue_url } => {
+            Backend::Aws { sqs, deployments_queue_url, .. } => {
                 let mut taken = vec![];
                 loop {
                     let out = sqs
@@ -164,6 +171,40 @@ impl Stores {
             (Backend::Aws { .. }, _) => {
                 let response = reqwest::Client::new().put(&url.url).body(bytes).send().await.expect("the PUT is sent");
                 assert!(response.status().is_success(), "S3 takes the PUT: {}", response.status());
+            }
+        }
+    }
+
+    /// Takes every message of the package-builds queue (as the package builder would), in no particular order.
+    pub async fn take_enqueued_package_builds(&self) -> Vec<(TenantId, PackageId)> {
+        match &self.backend {
+            Backend::Memory(store) => store.take_enqueued_package_builds(),
+            Backend::Aws { sqs, package_builds_queue_url, .. } => {
+                let mut taken = vec![];
+                loop {
+                    let out = sqs
+                        .receive_message()
+                        .queue_url(package_builds_queue_url)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await
+                        .expect("the package-builds queue is read");
+                    let messages = out.messages.unwrap_or_default();
+                    if messages.is_empty() {
+                        return taken;
+                    }
+                    for m in messages {
+                        let body: berth_aws::sqs::PackageBuildMessage = serde_json::from_str(m.body().unwrap_or_default()).expect("a package-build message");
+                        taken.push((body.tenant_id, body.package_id));
+                        sqs.delete_message()
+                            .queue_url(package_builds_queue_url)
+                            .receipt_handle(m.receipt_handle().unwrap_or_default())
+                            .send()
+                            .await
+                            .expect("the message is deleted");
+                    }
+                }
             }
         }
     }

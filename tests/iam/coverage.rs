@@ -11,11 +11,12 @@ use serde_json::json;
 use std::collections::BTreeSet;
 
 /// Berth's functions, as `berth_aws::calls` names them, and their resources in the template.
-const FUNCTIONS: [(&str, &str); 5] = [
+const FUNCTIONS: [(&str, &str); 6] = [
     ("api", "ApiFunction"),
     ("agent-gateway", "AgentGatewayFunction"),
     ("webhooks", "WebhooksFunction"),
     ("dispatcher", "DispatcherFunction"),
+    ("packager", "PackagerFunction"),
     ("sweeper", "SweeperFunction"),
 ];
 
@@ -39,10 +40,19 @@ const NOT_EXERCISED: &[(&str, &str, &str, &str)] = &[
     ("dispatcher", "sqs:ChangeMessageVisibility", DEPLOYMENTS, "the event source mapping"),
     ("dispatcher", "sqs:GetQueueAttributes", DEPLOYMENTS, "the event source mapping"),
     ("sweeper", "dynamodb:UpdateItem", TABLE, "settling an overdue deployment whose other targets succeeded (as the gateway does)"),
+    // The webhook's package in the scenario is small: built in the delivery, as before.
+    ("webhooks", "sqs:SendMessage", PACKAGE_BUILDS, "a package_and_deploy whose package is above BERTH_SYNC_PACKAGE_MAX_BYTES queues its build"),
+    // The scenario's build succeeds on its first delivery.
+    ("packager", "dynamodb:PutItem", TABLE, "a failed build is audited (package.build_failed: the event and the chain's head)"),
+    ("packager", "s3:DeleteObject", PACKAGES, "an archive a crashed delivery left behind is written again"),
+    ("packager", "s3:AbortMultipartUpload", PACKAGES, "an archive over 8 MiB whose multipart upload fails midway is abandoned"),
+    ("packager", "sqs:ChangeMessageVisibility", PACKAGE_BUILDS, "the event source mapping"),
+    ("packager", "sqs:GetQueueAttributes", PACKAGE_BUILDS, "the event source mapping"),
 ];
 const TABLE: &str = "${Table.Arn}";
 const PACKAGES: &str = "${PackageBucket.Arn}/tenants/*";
 const DEPLOYMENTS: &str = "${DeploymentsQueue.Arn}";
+const PACKAGE_BUILDS: &str = "${PackageBuildsQueue.Arn}";
 
 /// An IAM action on a resource (an ARN in the template's symbolic form, e.g.
 /// `${Table.Arn}`), with the keys of the request's KMS encryption context (none for other services).
@@ -52,8 +62,10 @@ type Need = (String, String, BTreeSet<String>);
 async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_grants_only_what_its_function_calls() {
     berth_aws::calls::start_recording();
     // Long enough for every job but the one made to overrun it (on a busy machine too).
-    // Uploads over 5 MiB are multipart, so that a modest one exercises it.
-    let settings = Settings { job_deadline: chrono::Duration::seconds(15), upload_part_bytes: 5 * 1024 * 1024, ..Settings::default() };
+    // Uploads over 5 MiB are multipart, so that a modest one exercises it; packages above 64 bytes are built by
+    // the packager: the scenario makes one.
+    let settings =
+        Settings { job_deadline: chrono::Duration::seconds(15), upload_part_bytes: 5 * 1024 * 1024, sync_package_max_bytes: 64, ..Settings::default() };
     let app = TestApp::spawn_with(settings).await;
     let from = berth_aws::calls::recorded().len();
     scenario(&app).await;
@@ -66,7 +78,7 @@ async fn every_aws_call_of_each_function_is_granted_to_its_role_and_each_role_gr
     functions.sort();
     let mut known: Vec<String> = FUNCTIONS.iter().map(|(_, f)| f.to_string()).collect();
     known.sort();
-    assert_eq!(functions, known, "the template's functions are the five this test knows");
+    assert_eq!(functions, known, "the template's functions are the six this test knows");
 
     let mut missing = vec![];
     let mut unused = vec![];
@@ -180,6 +192,7 @@ struct Names {
     table: (String, String),
     bucket: (String, String),
     deployments_queue: (String, String),
+    package_builds_queue: (String, String),
     /// The per-runtime queues' name prefix and the template's (`${AWS::StackName}-`).
     queue_prefix: (String, String),
     kms_key: (String, String),
@@ -194,6 +207,7 @@ impl Names {
             table: (names.table.clone(), arn(&var("BERTH_TABLE"))),
             bucket: (names.bucket.clone(), arn(&var("BERTH_BUCKET"))),
             deployments_queue: (names.deployments_queue.clone(), arn(&var("BERTH_DEPLOYMENTS_QUEUE"))),
+            package_builds_queue: (names.package_builds_queue.clone(), arn(&var("BERTH_PACKAGE_BUILDS_QUEUE"))),
             queue_prefix: (names.queue_prefix.clone(), var("BERTH_QUEUE_PREFIX")),
             kms_key: (names.kms_key_id.clone(), arn(&var("BERTH_KMS_KEY_ID"))),
             queue_role: env.get("BERTH_AGENT_QUEUE_ROLE_ARN").map(|role| (names.queue_role_arn.clone().expect("a queue role in tests"), role.clone())),
@@ -265,7 +279,7 @@ impl Names {
     }
 
     fn queue(&self, name: &str) -> Option<String> {
-        if let Some(arn) = self.named(&self.deployments_queue, name) {
+        if let Some(arn) = self.named(&self.deployments_queue, name).or_else(|| self.named(&self.package_builds_queue, name)) {
             return Some(arn);
         }
         let (prefix, template_prefix) = &self.queue_prefix;
@@ -283,7 +297,8 @@ fn arn(symbol: &str) -> String {
 /// One of each kind of work: a runtime and its agent (registration,
 /// heartbeats, queue credentials, job claims and reports), content and
 /// packages (upload, archive, presigned download, an archive removed when its
-/// package is refused), a scheduled deployment the sweeper releases, a failed
+/// package is refused, one above the synchronous limit built by the packager
+/// while a latest-revision deploy waits for it), a scheduled deployment the sweeper releases, a failed
 /// deployment rolled back automatically and then retried, a webhook (its
 /// secret sealed and opened) whose delivery packages and deploys, an
 /// environment's extension secret (sealed, then opened for a job), the tenants
@@ -304,6 +319,15 @@ async fn scenario(app: &TestApp) {
     assert!(!app.download(&acme, &v1).await.is_empty(), "the package downloads");
     let again = json!({"component_id": orders["id"], "version": "1.0.0"});
     expect_status(app.post("/v1/packages", &acme.admin, again).await, StatusCode::CONFLICT).await;
+    // Above the synchronous limit: a latest-revision deploy whose package the api
+    // queues and the packager builds, then queues the deployment that waited for it.
+    let big = app.component(&acme, "Nightly", "process", &[b'n'; 100], &[]).await;
+    app.pause_package_builds().await;
+    let body = json!({"component_id": big["id"], "environment_id": test["id"], "latest_revision": true});
+    let waiting = expect_status(app.post("/v1/deployments", &acme.admin, body).await, StatusCode::CREATED).await;
+    assert_eq!(waiting["waiting_for_package"], true, "{waiting}");
+    app.resume_package_builds();
+    app.wait_for_status(&acme, &waiting, "succeeded").await;
 
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339();
     let body = json!({"package_id": v1["id"], "environment_id": test["id"], "scheduled_at": soon});

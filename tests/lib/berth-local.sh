@@ -20,7 +20,7 @@ start_berth_local() {
     stem="$prefix-$(date +%s)-$$"
     base="http://127.0.0.1:$port"
     server_log="$(mktemp -t "berth-$prefix-server.XXXXXX")"
-    BERTH_BIND="127.0.0.1:$port" BERTH_TABLE="$stem" BERTH_BUCKET="$stem" BERTH_DEPLOYMENTS_QUEUE="$stem-deployments" BERTH_QUEUE_PREFIX="$stem-" \
+    BERTH_BIND="127.0.0.1:$port" BERTH_TABLE="$stem" BERTH_BUCKET="$stem" BERTH_DEPLOYMENTS_QUEUE="$stem-deployments" BERTH_PACKAGE_BUILDS_QUEUE="$stem-package-builds" BERTH_QUEUE_PREFIX="$stem-" \
         ./target/debug/berth-local serve >"$server_log" 2>&1 &
     server=$!
     trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT

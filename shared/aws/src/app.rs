@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settings) -> Berth {
     let store = Arc::new(DynamoStore::new(clients.dynamo.clone(), names.table.clone()));
-    let queues =
-        Arc::new(SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone(), names.deployments_queue_url.clone()));
+    let queues = Arc::new(
+        SqsRuntimeQueues::new(clients.sqs.clone(), names.queue_prefix.clone(), names.deployments_queue.clone(), names.deployments_queue_url.clone())
+            .with_package_builds(names.package_builds_queue.clone(), names.package_builds_queue_url.clone()),
+    );
     let sealer = Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone()));
     let blobs = Arc::new(S3BlobStore::new(clients.s3.clone(), names.bucket.clone()));
     let ports = Ports {
@@ -39,7 +41,8 @@ pub fn build_berth(clients: &AwsClients, names: &ResourceNames, settings: Settin
 }
 
 /// `BERTH_RUNTIME_OFFLINE_AFTER_SECS` (default 90), `BERTH_JOB_DEADLINE_SECS` (default 900),
-/// `BERTH_AUDIT_VERIFY_MAX_EVENTS` and `BERTH_UPLOAD_PART_BYTES` (default 64 MiB, at least 5 MiB).
+/// `BERTH_AUDIT_VERIFY_MAX_EVENTS`, `BERTH_UPLOAD_PART_BYTES` (default 64 MiB, at least 5 MiB)
+/// and `BERTH_SYNC_PACKAGE_MAX_BYTES` (default 32 MiB).
 pub fn settings_from_env() -> Settings {
     let secs = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok()).filter(|s| *s > 0).map(chrono::Duration::seconds);
     let mut settings = Settings::default();
@@ -54,6 +57,9 @@ pub fn settings_from_env() -> Settings {
     }
     if let Some(n) = std::env::var("BERTH_UPLOAD_PART_BYTES").ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0) {
         settings.upload_part_bytes = n;
+    }
+    if let Some(n) = std::env::var("BERTH_SYNC_PACKAGE_MAX_BYTES").ok().and_then(|v| v.parse::<u64>().ok()) {
+        settings.sync_package_max_bytes = n;
     }
     settings
 }

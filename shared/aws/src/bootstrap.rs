@@ -1,5 +1,5 @@
 //! Creates Berth's resources, idempotently: the table (with its GSI and TTL),
-//! the package bucket, the deployments queue with its dead-letter queue, and
+//! the package bucket, the deployments and package-builds queues with their dead-letter queues, and
 //! the KMS key that seals webhook secrets (found by its alias).
 //! Used by `make run`, by the tests (on uniquely named resources) and, in
 //! AWS, mirrored by `infra/template.yaml`.
@@ -20,6 +20,8 @@ pub const MAX_RECEIVES: u32 = 5;
 pub struct Resources {
     pub deployments_queue_url: String,
     pub deployments_dlq_url: String,
+    pub package_builds_queue_url: String,
+    pub package_builds_dlq_url: String,
     /// The id of the KMS key `ResourceNames::kms_key_id` names.
     pub kms_key_id: String,
 }
@@ -28,8 +30,9 @@ pub async fn ensure_resources(clients: &AwsClients, names: &ResourceNames) -> Re
     ensure_table(&clients.dynamo, &names.table).await?;
     ensure_bucket(&clients.s3, &names.bucket).await?;
     let (deployments_queue_url, deployments_dlq_url) = ensure_queue_with_dlq(&clients.sqs, &names.deployments_queue, &[]).await?;
+    let (package_builds_queue_url, package_builds_dlq_url) = ensure_queue_with_dlq(&clients.sqs, &names.package_builds_queue, &[]).await?;
     let kms_key_id = ensure_kms_key(&clients.kms, &names.kms_key_id).await?;
-    Ok(Resources { deployments_queue_url, deployments_dlq_url, kms_key_id })
+    Ok(Resources { deployments_queue_url, deployments_dlq_url, package_builds_queue_url, package_builds_dlq_url, kms_key_id })
 }
 
 /// The id of the symmetric key `key` names. An alias (`alias/...`) that

@@ -19,6 +19,10 @@ pub struct ResourceNames {
     pub queue_prefix: String,
     /// `BERTH_DEPLOYMENTS_QUEUE_URL`, when known (otherwise looked up by name once).
     pub deployments_queue_url: Option<String>,
+    /// Name of the package-builds queue (API → package builder; its DLQ is `<name>-dlq`); `BERTH_PACKAGE_BUILDS_QUEUE`.
+    pub package_builds_queue: String,
+    /// `BERTH_PACKAGE_BUILDS_QUEUE_URL`, when known (otherwise looked up by name once).
+    pub package_builds_queue_url: Option<String>,
     /// The role the agent gateway assumes to vend agents their queue
     /// credentials; `BERTH_AGENT_QUEUE_ROLE_ARN`.
     pub queue_role_arn: Option<String>,
@@ -36,6 +40,8 @@ impl ResourceNames {
             deployments_queue: var("BERTH_DEPLOYMENTS_QUEUE", "berth-deployments"),
             queue_prefix: var("BERTH_QUEUE_PREFIX", "berth-"),
             deployments_queue_url: std::env::var("BERTH_DEPLOYMENTS_QUEUE_URL").ok().filter(|v| !v.is_empty()),
+            package_builds_queue: var("BERTH_PACKAGE_BUILDS_QUEUE", "berth-package-builds"),
+            package_builds_queue_url: std::env::var("BERTH_PACKAGE_BUILDS_QUEUE_URL").ok().filter(|v| !v.is_empty()),
             queue_role_arn: std::env::var("BERTH_AGENT_QUEUE_ROLE_ARN").ok().filter(|v| !v.is_empty()),
             kms_key_id: var("BERTH_KMS_KEY_ID", LOCAL_KMS_KEY_ALIAS),
         }
@@ -51,6 +57,8 @@ impl ResourceNames {
             deployments_queue: format!("{stem}-{short}-deployments"),
             queue_prefix: format!("{stem}-{short}-"),
             deployments_queue_url: None,
+            package_builds_queue: format!("{stem}-{short}-package-builds"),
+            package_builds_queue_url: None,
             // Tests run on LocalStack, which takes any well-formed role ARN.
             queue_role_arn: Some(crate::sts::LOCALSTACK_QUEUE_ROLE_ARN.to_string()),
             // One key for every test: creating a KMS key per test would cost more than the test.

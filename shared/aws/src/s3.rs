@@ -65,8 +65,16 @@ impl S3BlobStore {
             let hex = entry.sha256.as_str().trim_start_matches("sha256:");
             let key = keys::content_object(tenant, hex);
             let path = berth_domain::package::archive_content_path(entry.id);
+            let get = |range: Option<String>| async {
+                match self.client.get_object().bucket(&self.bucket).key(&key).set_range(range).send().await {
+                    Ok(object) => Ok(object),
+                    // Gone for good: no retry brings it back.
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Err(Refusal::ContentMissing(entry.sha256.clone()).into()),
+                    Err(e) => Err(sdk_error(e)),
+                }
+            };
             if entry.size <= RANGE_BYTES {
-                let object = self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(sdk_error)?;
+                let object: aws_sdk_s3::operation::get_object::GetObjectOutput = get(None).await?;
                 write_entry(&mut gz, &path, entry.size, &mut object.body.into_async_read()).await?;
                 continue;
             }
@@ -76,7 +84,7 @@ impl S3BlobStore {
             let mut copied = 0u64;
             while copied < entry.size {
                 let last = (copied + RANGE_BYTES).min(entry.size) - 1;
-                let object = self.client.get_object().bucket(&self.bucket).key(&key).range(format!("bytes={copied}-{last}")).send().await.map_err(sdk_error)?;
+                let object: aws_sdk_s3::operation::get_object::GetObjectOutput = get(Some(format!("bytes={copied}-{last}"))).await?;
                 let read = tokio::io::copy(&mut object.body.into_async_read().take(last + 1 - copied), &mut gz).await.map_err(unexpected)?;
                 if read != last + 1 - copied {
                     return Err(DomainError::unexpected(format!("{path}: expected bytes {copied}-{last}, read {read}")));

@@ -1,4 +1,5 @@
-//! The deployments queue (API → dispatcher) and the per-runtime job queues.
+//! The deployments queue (API → dispatcher), the package-builds queue (API →
+//! package builder) and the per-runtime job queues.
 
 use crate::bootstrap::ensure_queue_with_dlq;
 use crate::keys::runtime_queue_names;
@@ -6,7 +7,7 @@ use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use berth_domain::deployment::JobMessage;
-use berth_domain::ids::{DeploymentId, RuntimeId, TenantId};
+use berth_domain::ids::{DeploymentId, PackageId, RuntimeId, TenantId};
 use berth_domain::ports::{JobQueues, NOT_A_RECEIPT, ReceivedJob, RuntimeQueues};
 use berth_domain::{DomainError, Result};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,16 @@ pub struct SqsRuntimeQueues {
     deployments_queue: String,
     /// The deployments queue's URL, looked up once by name.
     deployments_url: Arc<OnceCell<String>>,
+    package_builds_queue: String,
+    /// The package-builds queue's URL, looked up once by name.
+    package_builds_url: Arc<OnceCell<String>>,
+}
+
+/// What the package-builds queue carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageBuildMessage {
+    pub tenant_id: TenantId,
+    pub package_id: PackageId,
 }
 
 /// What the deployments queue carries.
@@ -33,7 +44,30 @@ pub struct DeploymentMessage {
 impl SqsRuntimeQueues {
     /// `deployments_url`, when known, saves looking the queue up by name.
     pub fn new(client: aws_sdk_sqs::Client, prefix: impl Into<String>, deployments_queue: impl Into<String>, deployments_url: Option<String>) -> Self {
-        Self { client, prefix: prefix.into(), deployments_queue: deployments_queue.into(), deployments_url: Arc::new(OnceCell::new_with(deployments_url)) }
+        Self {
+            client,
+            prefix: prefix.into(),
+            deployments_queue: deployments_queue.into(),
+            deployments_url: Arc::new(OnceCell::new_with(deployments_url)),
+            package_builds_queue: String::new(),
+            package_builds_url: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// These queues, sending package builds to `queue` (`url`, when known, saves looking it up by name).
+    pub fn with_package_builds(self, queue: impl Into<String>, url: Option<String>) -> Self {
+        Self { package_builds_queue: queue.into(), package_builds_url: Arc::new(OnceCell::new_with(url)), ..self }
+    }
+
+    async fn package_builds_url(&self) -> Result<String> {
+        let url = self
+            .package_builds_url
+            .get_or_try_init(|| async {
+                let out = self.client.get_queue_url().queue_name(&self.package_builds_queue).send().await.map_err(sdk_error)?;
+                out.queue_url.ok_or_else(|| DomainError::unexpected("the package-builds queue has no URL"))
+            })
+            .await?;
+        Ok(url.clone())
     }
 
     async fn deployments_url(&self) -> Result<String> {
@@ -92,6 +126,12 @@ impl JobQueues for SqsRuntimeQueues {
     async fn enqueue_deployment(&self, tenant: TenantId, deployment: DeploymentId) -> Result<()> {
         let body = serde_json::to_string(&DeploymentMessage { tenant_id: tenant, deployment_id: deployment }).map_err(unexpected)?;
         self.client.send_message().queue_url(self.deployments_url().await?).message_body(body).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn enqueue_package_build(&self, tenant: TenantId, package: PackageId) -> Result<()> {
+        let body = serde_json::to_string(&PackageBuildMessage { tenant_id: tenant, package_id: package }).map_err(unexpected)?;
+        self.client.send_message().queue_url(self.package_builds_url().await?).message_body(body).send().await.map_err(sdk_error)?;
         Ok(())
     }
 

@@ -113,6 +113,9 @@ audit_actions! {
 
     PackageCreated = "package.created" on Package,
     PackageDeleted = "package.deleted" on Package,
+    /// The package builder could not write the archive of a package reserved
+    /// `building` (`package.created` was recorded when it was reserved).
+    PackageBuildFailed = "package.build_failed" on Package,
 
     /// A deploy or redeploy was requested (directly or by a change request).
     DeploymentRequested = "deployment.requested" on Deployment,
@@ -518,6 +521,7 @@ mod tests {
         "component.revised",
         "package.created",
         "package.deleted",
+        "package.build_failed",
         "deployment.requested",
         "deployment.rollback_requested",
         "deployment.undeploy_requested",

@@ -144,6 +144,12 @@ pub struct Deployment {
     /// deployment it replaces was requested (absent: it replaces none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions_changed: Option<bool>,
+    /// Recorded before its package was built (a `package_and_deploy` webhook's
+    /// or a latest-revision deploy whose package went to the package builder):
+    /// the dispatcher leaves it until the package is ready (then it takes the
+    /// package's digest and size), and fails it `package_failed` if the build fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting_for_package: bool,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -221,6 +227,7 @@ impl Deployment {
             progress: None,
             extensions_version: None,
             extensions_changed: None,
+            waiting_for_package: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -260,6 +267,7 @@ impl Deployment {
             progress: None,
             extensions_version: None,
             extensions_changed: None,
+            waiting_for_package: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -284,7 +292,10 @@ impl Deployment {
             component_id: package.component_id,
             package_id: package.id,
             version: package.version.clone(),
-            digest: package.digest.clone(),
+            // Deployments of a package that is not ready are refused
+            // `package_not_ready` before one is made; should one be made all the
+            // same, the all-zero digest matches no archive, so no agent would run it.
+            digest: package.digest.clone().unwrap_or_else(crate::runtime::Digest::unbuilt),
             size: package.size,
             notes,
             requested_by: requested_by.to_string(),
@@ -302,6 +313,7 @@ impl Deployment {
             progress: None,
             extensions_version: None,
             extensions_changed: None,
+            waiting_for_package: false,
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,

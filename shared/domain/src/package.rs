@@ -95,6 +95,31 @@ pub struct OutdatedComponent {
 /// Free text notes of a package: at most 2000 characters.
 pub const MAX_NOTES_CHARS: usize = 2000;
 
+/// Where a package's archive is: packages above `Settings::sync_package_max_bytes`
+/// are reserved `building` and written by the package builder afterwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageStatus {
+    /// Reserved (its version taken, its manifest known); the archive is being written.
+    Building,
+    /// The archive is written: `digest` and `size` are known. Packages stored
+    /// before builds could be asynchronous have no status and read as ready.
+    #[default]
+    Ready,
+    /// The archive could not be written (`failure` says why); it never will be.
+    Failed,
+}
+
+impl PackageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Building => "building",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Package {
     pub id: PackageId,
@@ -103,8 +128,12 @@ pub struct Package {
     pub notes: String,
     pub shareable: bool,
     pub deleted: bool,
-    /// SHA-256 of the archive blob.
-    pub digest: Digest,
+    pub status: PackageStatus,
+    /// Why the build failed (only when `failed`).
+    pub failure: Option<String>,
+    /// SHA-256 of the archive blob: known once the package is ready.
+    pub digest: Option<Digest>,
+    /// The archive's size in bytes (0 until ready).
     pub size: u64,
     pub manifest: Manifest,
     pub requirements: Vec<Requirement>,
@@ -112,6 +141,50 @@ pub struct Package {
     pub commit: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+}
+
+impl Package {
+    /// The sum of the bundled contents' sizes: what the archive will hold,
+    /// known before it is written.
+    pub fn content_bytes(&self) -> u64 {
+        self.manifest.content_bytes()
+    }
+
+    /// The archive's digest, for deploying it: refused `package_not_ready`
+    /// while it is building or when its build failed.
+    pub fn ready_digest(&self) -> Result<&Digest, DomainError> {
+        match (self.status, &self.digest) {
+            (PackageStatus::Ready, Some(digest)) => Ok(digest),
+            _ => Err(DomainError::conflict("package_not_ready", self.not_ready_reason())),
+        }
+    }
+
+    /// Why the package cannot be deployed or downloaded yet (or ever).
+    pub fn not_ready_reason(&self) -> String {
+        match self.status {
+            PackageStatus::Failed => {
+                format!("package version {} failed to build: {}", self.version, self.failure.as_deref().unwrap_or("no reason recorded"))
+            }
+            _ => format!("package version {} is still building; try again when its status is ready", self.version),
+        }
+    }
+
+    /// This package, built: ready with the archive's digest and size.
+    pub fn built(&self, digest: Digest, size: u64) -> Self {
+        Self { status: PackageStatus::Ready, failure: None, digest: Some(digest), size, ..self.clone() }
+    }
+
+    /// This package, its build failed for `reason`.
+    pub fn build_failed(&self, reason: &str) -> Self {
+        Self { status: PackageStatus::Failed, failure: Some(reason.to_string()), digest: None, size: 0, ..self.clone() }
+    }
+}
+
+impl Manifest {
+    /// The sum of the bundled contents' sizes.
+    pub fn content_bytes(&self) -> u64 {
+        self.components.iter().map(|c| c.size).fold(0u64, u64::saturating_add)
+    }
 }
 
 /// The snapshot of `root` over `components` (every component reachable from

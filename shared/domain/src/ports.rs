@@ -251,6 +251,11 @@ pub trait PackageStore: Send + Sync {
     async fn version_exists(&self, tenant: TenantId, component: ComponentId, version: &VersionLabel) -> Result<bool>;
     /// How many packages the component has had (deleted ones included).
     async fn count_packages(&self, tenant: TenantId, component: ComponentId) -> Result<u64>;
+    /// Ends a package's build: replaces the stored package by `after` (ready
+    /// with its digest and size, or failed with its reason), with `audit` when
+    /// given, only while the stored one is `building`: refused `Stale(Package)`
+    /// otherwise (another delivery ended it first, or it is gone).
+    async fn finish_package_build(&self, tenant: TenantId, after: &Package, audit: Option<AuditDraft>) -> Result<()>;
     /// Refused `Missing(Package)` when there is no such package.
     async fn mark_package_deleted(&self, tenant: TenantId, id: PackageId, audit: AuditDraft) -> Result<()>;
 }
@@ -400,6 +405,8 @@ pub const NOT_A_RECEIPT: &str = "not the receipt handle of a message received fr
 #[async_trait]
 pub trait JobQueues: Send + Sync {
     async fn enqueue_deployment(&self, tenant: TenantId, deployment: DeploymentId) -> Result<()>;
+    /// Queues a package reserved `building` for the package builder.
+    async fn enqueue_package_build(&self, tenant: TenantId, package: PackageId) -> Result<()>;
     async fn send_job(&self, queue_url: &str, job: &JobMessage) -> Result<()>;
     /// Long-polls up to `wait` for one message, hiding it for `visibility`.
     async fn receive_job(&self, queue_url: &str, wait: std::time::Duration, visibility: std::time::Duration) -> Result<Option<ReceivedJob>>;

@@ -79,6 +79,8 @@ pub enum Refusal {
     AlreadyDecided(Decided),
     /// Package archives are written once.
     ArchiveExists,
+    /// A package archive could not be written: this bundled content is not stored.
+    ContentMissing(crate::runtime::Digest),
     /// A list cursor that the list did not issue (or issued for another partition).
     InvalidCursor,
 }
@@ -172,6 +174,7 @@ impl Refusal {
             Self::AlreadyDecided(Decided::Deployment) => DomainError::conflict("already_decided", "you have already decided on this deployment"),
             Self::AlreadyDecided(Decided::ChangeRequest) => DomainError::conflict("already_decided", "you have already decided on these items"),
             Self::ArchiveExists => DomainError::conflict("package_archive_exists", "the package archive exists and is never overwritten"),
+            Self::ContentMissing(digest) => DomainError::conflict("content_missing", format!("bundled content {} is not stored", digest.as_str())),
             Self::InvalidCursor => DomainError::invalid("cursor", "is not a cursor this list issued"),
         }
     }

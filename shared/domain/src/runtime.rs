@@ -52,6 +52,10 @@ impl Digest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The all-zero digest: stands for an archive not written yet (it matches none).
+    pub fn unbuilt() -> Self {
+        Self(format!("sha256:{}", "0".repeat(64)))
+    }
 }
 impl TryFrom<String> for Digest {
     type Error = String;

@@ -85,6 +85,9 @@ pub struct Facts<'a> {
 
 pub fn validate(f: &Facts<'_>) -> ValidationReport {
     let mut r = ValidationReport::default();
+    if f.package.status != crate::package::PackageStatus::Ready {
+        r.error("package_not_ready", f.package.not_ready_reason());
+    }
     if !f.environment.enabled {
         r.error("environment_not_enabled", format!("environment \"{}\" is not enabled", f.environment.name));
     }
@@ -222,7 +225,9 @@ mod tests {
             notes: String::new(),
             shareable: false,
             deleted: false,
-            digest: content.sha256.clone(),
+            status: crate::package::PackageStatus::Ready,
+            failure: None,
+            digest: Some(content.sha256.clone()),
             size: 1,
             manifest,
             requirements,

@@ -59,6 +59,12 @@ impl MemoryStore {
     pub fn package_archive(&self, tenant: TenantId, package: PackageId) -> Option<Vec<u8>> {
         self.lock().blobs.archives.get(&(tenant, package)).cloned()
     }
+
+    /// Forgets stored content, as if its object had been removed from the bucket.
+    pub fn remove_content(&self, tenant: TenantId, sha256: &Digest) {
+        let hex = sha256.as_str().trim_start_matches("sha256:").to_string();
+        self.lock().blobs.content.remove(&(tenant, hex));
+    }
 }
 
 #[async_trait]
@@ -80,7 +86,7 @@ impl BlobStore for MemoryStore {
             let hex = entry.sha256.as_str().trim_start_matches("sha256:");
             // As the S3 adapter: the entry is the content's first `size` bytes; content that
             // is not there (or shorter) fails the write.
-            let content = s.blobs.content.get(&(tenant, hex.to_string())).ok_or_else(|| DomainError::unexpected(format!("no content {hex}")))?;
+            let content = s.blobs.content.get(&(tenant, hex.to_string())).ok_or_else(|| DomainError::from(Refusal::ContentMissing(entry.sha256.clone())))?;
             let size = usize::try_from(entry.size).unwrap_or(usize::MAX);
             let Some(bytes) = content.get(..size) else {
                 return Err(DomainError::unexpected(format!("content {hex}: expected {size} bytes, found {}", content.len())));

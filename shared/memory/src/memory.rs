@@ -95,6 +95,22 @@ impl Memory {
         }
     }
 
+    /// Builds every package queued for the package builder so far, as it
+    /// would; returns how many it built (or failed).
+    pub async fn build_enqueued_packages(&self) -> Result<usize> {
+        let mut built = 0;
+        loop {
+            let batch = self.store.take_enqueued_package_builds();
+            if batch.is_empty() {
+                return Ok(built);
+            }
+            for (tenant, package) in batch {
+                self.berth.build_package(tenant, package).await?;
+                built += 1;
+            }
+        }
+    }
+
     /// Dispatches every deployment enqueued so far, as the dispatcher would,
     /// until none is left; returns how many it dispatched.
     pub async fn dispatch_enqueued(&self) -> Result<usize> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::ids::{ComponentId, PackageId, TenantId};
-use berth_domain::package::{Package, VersionLabel};
+use berth_domain::package::{Package, PackageStatus, VersionLabel};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::{PackageActivity, PackageStore};
 use berth_domain::refusal::{Entity, Refusal, Taken};
@@ -49,6 +49,22 @@ impl PackageStore for MemoryStore {
 
     async fn count_packages(&self, tenant: TenantId, component: ComponentId) -> Result<u64> {
         Ok(self.lock().t(tenant).package_versions.keys().filter(|(c, _)| *c == component).count() as u64)
+    }
+
+    async fn finish_package_build(&self, tenant: TenantId, after: &Package, audit: Option<AuditDraft>) -> Result<()> {
+        let mut s = self.lock();
+        let Some(stored) = s.t(tenant).packages.get_mut(&after.id).filter(|p| p.status == PackageStatus::Building) else {
+            return Err(Refusal::Stale(Entity::Package).into());
+        };
+        // Only what the build decides changes (a delete meanwhile stays).
+        stored.status = after.status;
+        stored.failure = after.failure.clone();
+        stored.digest = after.digest.clone();
+        stored.size = after.size;
+        if let Some(audit) = audit {
+            s.record(tenant, audit);
+        }
+        Ok(())
     }
 
     async fn mark_package_deleted(&self, tenant: TenantId, id: PackageId, audit: AuditDraft) -> Result<()> {

@@ -1,7 +1,7 @@
 use crate::MemoryStore;
 use async_trait::async_trait;
 use berth_domain::deployment::JobMessage;
-use berth_domain::ids::{DeploymentId, RuntimeId, TenantId};
+use berth_domain::ids::{DeploymentId, PackageId, RuntimeId, TenantId};
 use berth_domain::ports::{JobQueues, ReceivedJob, RuntimeQueues};
 use berth_domain::{DomainError, Result};
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ const MAX_VISIBILITY_SECS: u64 = 43_200;
 #[derive(Default)]
 pub(crate) struct Queues {
     deployments: Vec<(TenantId, DeploymentId)>,
+    package_builds: Vec<(TenantId, PackageId)>,
     runtime_queues: BTreeMap<String, Queue>,
 }
 
@@ -60,6 +61,11 @@ impl MemoryStore {
     /// Takes what `enqueued_deployments` lists (as a dispatcher receiving it would).
     pub fn take_enqueued_deployments(&self) -> Vec<(TenantId, DeploymentId)> {
         std::mem::take(&mut self.lock().queues.deployments)
+    }
+
+    /// Takes every package build queued so far (as the package builder receiving them would).
+    pub fn take_enqueued_package_builds(&self) -> Vec<(TenantId, PackageId)> {
+        std::mem::take(&mut self.lock().queues.package_builds)
     }
 
     /// The jobs in a runtime's queue, hidden ones included, oldest first (bodies that are not jobs are left out).
@@ -113,6 +119,11 @@ impl RuntimeQueues for MemoryStore {
 impl JobQueues for MemoryStore {
     async fn enqueue_deployment(&self, tenant: TenantId, deployment: DeploymentId) -> Result<()> {
         self.lock().queues.deployments.push((tenant, deployment));
+        Ok(())
+    }
+
+    async fn enqueue_package_build(&self, tenant: TenantId, package: PackageId) -> Result<()> {
+        self.lock().queues.package_builds.push((tenant, package));
         Ok(())
     }
 

@@ -47,7 +47,7 @@ pub async fn validate_deployment(
 /// whether it was packaged for this).
 #[utoipa::path(post, path = "/v1/deployments", tag = "deployments", request_body = CreateDeployment,
     responses((status = 201, body = DeploymentView),
-        (status = 409, description = "environment_not_enabled, quarantined, deployment_in_progress, no_runtimes, requirement_missing, connection_licenses_exceeded, ..."),
+        (status = 409, description = "package_not_ready, environment_not_enabled, quarantined, deployment_in_progress, no_runtimes, requirement_missing, connection_licenses_exceeded, ..."),
         (status = 422, description = "both or neither of package_id and latest_revision: true")),
     security(("bearer" = [])))]
 pub async fn create_deployment(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreateDeployment>) -> Result<Response, ApiError> {

@@ -11,14 +11,18 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use berth_domain::DomainError;
 use berth_domain::ids::{ComponentId, PackageId};
+use berth_domain::package::PackageStatus;
 use berth_domain::usecases::NewPackage;
 use berth_web::extract::{path_id, serde_urlencoded_query};
 use berth_web::{ApiError, JsonBody, PageQuery};
 use views::{CreatePackage, DownloadView, PackageView};
 
-/// Snapshots a component (and everything it bundles) into an immutable package.
+/// Snapshots a component (and everything it bundles) into an immutable package:
+/// 201 ready, or, when its content exceeds `BERTH_SYNC_PACKAGE_MAX_BYTES`, 202
+/// `building` (poll the `Location` until `ready` or `failed`).
 #[utoipa::path(post, path = "/v1/packages", tag = "packages", request_body = CreatePackage,
-    responses((status = 201, body = PackageView), (status = 404, description = "no such component"), (status = 409, description = "version_exists")),
+    responses((status = 201, body = PackageView), (status = 202, body = PackageView, description = "building: the archive is written in the background"),
+        (status = 404, description = "no such component"), (status = 409, description = "version_exists")),
     security(("bearer" = [])))]
 pub async fn create_package(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(body): JsonBody<CreatePackage>) -> Result<Response, ApiError> {
     let input = NewPackage {
@@ -29,7 +33,11 @@ pub async fn create_package(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBo
         commit: body.commit,
     };
     let package = state.berth.create_package(&ctx, input).await?;
-    Ok(created(format!("/v1/packages/{}", package.id), None, PackageView::new(&package, Some(vec![]))))
+    let mut response = created(format!("/v1/packages/{}", package.id), None, PackageView::new(&package, Some(vec![])));
+    if package.status == PackageStatus::Building {
+        *response.status_mut() = StatusCode::ACCEPTED;
+    }
+    Ok(response)
 }
 
 #[derive(serde::Deserialize)]
@@ -62,8 +70,10 @@ pub async fn get_package(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id):
     Ok(Json(PackageView::new(&details.package, Some(details.outdated_components))))
 }
 
-/// A short-lived presigned URL for the package archive.
-#[utoipa::path(get, path = "/v1/packages/{id}/download", tag = "packages", responses((status = 200, body = DownloadView), (status = 404)), security(("bearer" = [])))]
+/// A short-lived presigned URL for the package archive (409 `package_not_ready` until it is ready).
+#[utoipa::path(get, path = "/v1/packages/{id}/download", tag = "packages",
+    responses((status = 200, body = DownloadView), (status = 404), (status = 409, description = "package_not_ready: building, or its build failed")),
+    security(("bearer" = [])))]
 pub async fn download_package(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> Result<Json<DownloadView>, ApiError> {
     let url = state.berth.package_download(&ctx, path_id::<PackageId>(&id, "package")?).await?;
     Ok(Json(DownloadView { url: url.url, expires_at: url.expires_at }))

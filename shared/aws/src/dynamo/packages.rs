@@ -1,4 +1,4 @@
-use super::{DynamoStore, key_of, map_tx, s, to_item};
+use super::{DynamoStore, key_of, map_tx, n, s, to_item};
 use crate::keys;
 use crate::{sdk_error, unexpected};
 use async_trait::async_trait;
@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update}
 use berth_domain::Result;
 use berth_domain::audit::AuditDraft;
 use berth_domain::ids::{ComponentId, PackageId, TenantId};
-use berth_domain::package::{Manifest, Package, Requirement, VersionLabel};
+use berth_domain::package::{Manifest, Package, PackageStatus, Requirement, VersionLabel};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::ports::{PackageActivity, PackageStore};
 use berth_domain::refusal::{Entity, Refusal, Taken};
@@ -26,7 +26,13 @@ struct PackageRecord {
     notes: String,
     shareable: bool,
     deleted: bool,
-    digest: Digest,
+    /// Absent on packages stored before builds could be asynchronous: ready.
+    #[serde(default)]
+    status: PackageStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<Digest>,
     size: u64,
     manifest: Manifest,
     requirements: Vec<Requirement>,
@@ -45,6 +51,8 @@ impl PackageRecord {
             notes: self.notes,
             shareable: self.shareable,
             deleted: self.deleted,
+            status: self.status,
+            failure: self.failure,
             digest: self.digest,
             size: self.size,
             manifest: self.manifest,
@@ -78,6 +86,8 @@ impl PackageStore for DynamoStore {
             notes: p.notes.clone(),
             shareable: p.shareable,
             deleted: p.deleted,
+            status: p.status,
+            failure: p.failure.clone(),
             digest: p.digest.clone(),
             size: p.size,
             manifest: p.manifest.clone(),
@@ -138,6 +148,50 @@ impl PackageStore for DynamoStore {
         }
     }
 
+    async fn finish_package_build(&self, tenant: TenantId, after: &Package, audit: Option<AuditDraft>) -> Result<()> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(keys::package(tenant, after.id))))
+            .condition_expression("#st = :building")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#sz", "size")
+            .expression_attribute_values(":building", s(PackageStatus::Building.as_str()))
+            .expression_attribute_values(":st", s(after.status.as_str()))
+            .expression_attribute_values(":sz", n(after.size));
+        let mut set = vec!["#st = :st", "#sz = :sz"];
+        if let Some(digest) = &after.digest {
+            set.push("digest = :d");
+            update = update.expression_attribute_values(":d", s(digest.as_str()));
+        }
+        if let Some(failure) = &after.failure {
+            set.push("failure = :f");
+            update = update.expression_attribute_values(":f", s(failure.as_str()));
+        }
+        let update = update.update_expression(format!("SET {}", set.join(", "))).build().map_err(unexpected)?;
+        let stale = || Refusal::Stale(Entity::Package).into();
+        match audit {
+            Some(audit) => map_tx(self.write_with_audit(tenant, vec![TransactWriteItem::builder().update(update).build()], audit).await, |_| stale()),
+            None => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(update.table_name())
+                    .set_key(Some(update.key().clone()))
+                    .update_expression(update.update_expression())
+                    .set_condition_expression(update.condition_expression().map(str::to_string))
+                    .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                    .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(stale()),
+                    Err(e) => Err(sdk_error(e)),
+                }
+            }
+        }
+    }
+
     async fn mark_package_deleted(&self, tenant: TenantId, id: PackageId, audit: AuditDraft) -> Result<()> {
         let update = Update::builder()
             .table_name(&self.table)
@@ -170,5 +224,25 @@ impl PackageActivity for DynamoStore {
             .await
             .map_err(sdk_error)?;
         Ok(out.count > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_package_stored_before_builds_could_be_asynchronous_reads_as_ready_with_its_digest() {
+        let id = PackageId::new();
+        let component = ComponentId::new();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let stored = serde_json::json!({
+            "pk": "T#x", "sk": "P#y", "gsi1pk": "C#z", "gsi1sk": "P#y",
+            "id": id, "component_id": component, "version": "1", "notes": "", "shareable": false, "deleted": false,
+            "digest": digest, "size": 10, "manifest": {"root": component, "components": []}, "requirements": [],
+            "created_by": "alice", "created_at": "2026-01-01T00:00:00Z",
+        });
+        let package = serde_json::from_value::<PackageRecord>(stored).expect("the old record reads").into_package();
+        assert_eq!((package.status, package.failure, package.digest.map(String::from)), (PackageStatus::Ready, None, Some(digest)));
     }
 }

@@ -55,6 +55,7 @@ one_action! {
     ComponentRevised => ComponentRevised on ComponentId,
     PackageCreated => PackageCreated on PackageId,
     PackageDeleted => PackageDeleted on PackageId,
+    PackageBuildFailed => PackageBuildFailed on PackageId,
     DeploymentHeld => DeploymentHeld on DeploymentId,
     DeploymentReleased => DeploymentReleased on DeploymentId,
     DeploymentCancelled => DeploymentCancelled on DeploymentId,
@@ -349,9 +350,14 @@ pub struct PackageCreated {
 pub struct PackageCreatedAfter {
     pub component_id: ComponentId,
     pub version: VersionLabel,
-    pub digest: Digest,
+    /// Absent for a package reserved `building`: its archive is written afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
     /// How many components the package bundles.
     pub components: usize,
+    /// Only for a package reserved `building` (a ready one records none, as always).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::package::PackageStatus>,
 }
 
 impl PackageCreated {
@@ -362,6 +368,7 @@ impl PackageCreated {
                 version: package.version.clone(),
                 digest: package.digest.clone(),
                 components: package.manifest.components.len(),
+                status: (package.status != crate::package::PackageStatus::Ready).then_some(package.status),
             },
         }
     }
@@ -371,6 +378,13 @@ impl PackageCreated {
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageDeleted {
     pub version: VersionLabel,
+}
+
+/// `package.build_failed`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageBuildFailed {
+    pub version: VersionLabel,
+    pub reason: String,
 }
 
 // Deployments.
@@ -876,7 +890,9 @@ mod tests {
             notes: String::new(),
             shareable: false,
             deleted: false,
-            digest: digest('d'),
+            status: crate::package::PackageStatus::Ready,
+            failure: None,
+            digest: Some(digest('d')),
             size: 10,
             manifest: Manifest { root: ComponentId::new(), components: vec![entry("a"), entry("b")] },
             requirements: vec![],
@@ -1039,7 +1055,7 @@ mod tests {
             component_id: package.component_id,
             package_id: package.id,
             version: package.version.clone(),
-            digest: package.digest.clone(),
+            digest: package.digest.clone().unwrap(),
             deployment_id: DeploymentId::new(),
             activated_at: Utc::now(),
             components: vec![],

@@ -86,7 +86,15 @@ impl Berth {
         let mut errors = vec![];
         for (i, item) in items.iter().enumerate() {
             match self.ports.packages.get_package(ctx.tenant, *item).await? {
-                Some(p) if !p.deleted => digests.push(p.digest),
+                // Approvals bind digests: a package not built yet (or whose build failed) has none.
+                Some(p) if !p.deleted => digests.push(
+                    p.ready_digest()
+                        .map_err(|e| match e {
+                            DomainError::Conflict { code, message } => DomainError::Conflict { code, message: format!("items[{i}]: {message}") },
+                            other => other,
+                        })?
+                        .clone(),
+                ),
                 Some(_) => errors.push(FieldError::new(format!("items[{i}]"), "the package was deleted")),
                 None => errors.push(FieldError::new(format!("items[{i}]"), "no such package")),
             }
@@ -288,7 +296,7 @@ impl Berth {
         let (mut packages, mut extensions) = (vec![], vec![]);
         for item in &cr.items {
             let package = self.get_package(ctx, *item).await?.package;
-            if self.item_digests(ctx, std::slice::from_ref(item)).await? != [package.digest.clone()] {
+            if self.item_digests(ctx, std::slice::from_ref(item)).await? != [package.ready_digest()?.clone()] {
                 return Err(DomainError::conflict("items_changed", "an item changed since approval"));
             }
             let report = self.report_for(ctx, &env, &package, &policy, &verdict).await?;

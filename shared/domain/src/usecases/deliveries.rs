@@ -234,7 +234,7 @@ impl Berth {
         };
         record.package_id = Some(package_id);
         let deployment = self
-            .create_deployment(
+            .create_deployment_as(
                 ctx,
                 NewDeployment {
                     package_id,
@@ -247,6 +247,8 @@ impl Berth {
                     commit: request.commit,
                     rollout: None,
                 },
+                // A package this delivery made may still be building: the deployment waits for it.
+                webhook.action == WebhookAction::PackageAndDeploy,
             )
             .await?;
         record.deployment_id = Some(deployment.id);

@@ -5,7 +5,7 @@ use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, DeploymentStep, Target, TargetState, TargetStep};
 use crate::environment::Environment;
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId, RuntimeId, TenantId};
-use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, outdated};
+use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, PackageStatus, outdated};
 use crate::page::{Page, PageRequest};
 use crate::policy::{Change, Policy, Verdict};
 use crate::ports::DeploymentFilter;
@@ -41,6 +41,8 @@ struct Requested {
     hold_if_frozen: bool,
     override_quarantine: bool,
     rollout: Option<RolloutRequest>,
+    /// A package still building is recorded waiting for it (not refused `package_not_ready`).
+    await_package: bool,
 }
 
 /// An active version with its drift.
@@ -174,12 +176,25 @@ impl Berth {
 
     /// Validates, then records the deployment (taking the environment's lock
     /// for the component) and queues it, or holds it until `scheduled_at`.
+    /// A package that is not ready is refused `package_not_ready`.
     #[tracing::instrument(skip(self, ctx, input), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
     pub async fn create_deployment(&self, ctx: &TenantCtx, input: NewDeployment) -> Result<Deployment> {
+        self.create_deployment_as(ctx, input, false).await
+    }
+
+    /// `create_deployment`; when `await_package`, a package still building is
+    /// not refused: the deployment is recorded `waiting_for_package` (what a
+    /// `package_and_deploy` webhook or a latest-revision deploy does when the
+    /// package it made went to the package builder).
+    pub(crate) async fn create_deployment_as(&self, ctx: &TenantCtx, input: NewDeployment, await_package: bool) -> Result<Deployment> {
         let env = self.get_environment(ctx, input.environment_id).await?;
         let package = self.get_package(ctx, input.package_id).await?.package;
         ctx.require(Permission::Deploy)?;
         check_notes(&input.notes)?;
+        let await_package = await_package && package.status == PackageStatus::Building;
+        if !await_package {
+            package.ready_digest()?;
+        }
         if let Some(commit) = &input.commit {
             crate::webhook::check_commit(commit)?;
         }
@@ -190,6 +205,7 @@ impl Berth {
             hold_if_frozen: input.hold_if_frozen,
             override_quarantine: input.override_quarantine,
             rollout: input.rollout,
+            await_package,
         };
         self.request_change(ctx, &env, &package, Change::Deploy, d, requested).await
     }
@@ -205,7 +221,7 @@ impl Berth {
         deployment: Deployment,
         requested: Requested,
     ) -> Result<Deployment> {
-        let Requested { scheduled_at, hold_if_frozen, override_quarantine, rollout } = requested;
+        let Requested { scheduled_at, hold_if_frozen, override_quarantine, rollout, await_package } = requested;
         let policy = self.policy_of(ctx.tenant, env.id).await?;
         let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
         let mut clearance = verdict.enforce()?;
@@ -213,10 +229,11 @@ impl Berth {
             clearance.rollout = self.rollout_over(ctx, &policy, env.id, &request).await?;
         }
         let report = self.report_with(ctx, env, package, &policy, &verdict, override_quarantine).await?;
-        if let Some(first) = report.errors.first() {
+        if let Some(first) = report.errors.iter().find(|e| !(await_package && e.code == "package_not_ready")) {
             return Err(DomainError::conflict(first.code, first.message.clone()));
         }
-        let deployment = deployment.cleared(clearance, scheduled_at).with_extensions(report.extensions_version, report.extensions_changed);
+        let mut deployment = deployment.cleared(clearance, scheduled_at).with_extensions(report.extensions_version, report.extensions_changed);
+        deployment.waiting_for_package = await_package;
         // What the dry run warned of is what the audit records: an override only where there was a quarantine.
         let overridden = report.warnings.iter().any(|w| w.code == "quarantine_overridden");
         self.record_and_queue_as(ctx, &deployment, overridden).await?;
@@ -262,6 +279,9 @@ impl Berth {
             _ => format!("Deployment of version {} requested by {}", d.version, d.requested_by),
         };
         self.event(ctx.tenant, d.id, None, line).await;
+        if d.waiting_for_package {
+            self.event(ctx.tenant, d.id, None, format!("Waiting for package version {} to be built", d.version)).await;
+        }
         if d.status == DeploymentStatus::Queued {
             // If this fails, the sweeper queues it again: the deployment is recorded.
             if let Err(e) = self.ports.jobs.enqueue_deployment(ctx.tenant, d.id).await {

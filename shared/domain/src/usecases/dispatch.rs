@@ -4,6 +4,7 @@ use crate::audit::summary::{DeploymentStarted, DispatchFailed};
 use crate::context::Actor;
 use crate::deployment::{Deployment, DeploymentStatus, DeploymentStep, JobMessage, Target, TargetState};
 use crate::ids::{DeploymentId, TenantId};
+use crate::package::PackageStatus;
 use crate::ports::Activation;
 use crate::refusal::Refusal;
 use crate::rollout::Progress;
@@ -28,6 +29,9 @@ impl Berth {
         if !matches!(d.status, DeploymentStatus::Queued | DeploymentStatus::InProgress) {
             return Ok(());
         }
+        let Some(d) = self.with_built_package(tenant, d).await? else {
+            return Ok(());
+        };
         let mut runtimes: Vec<_> = match d.only_runtime {
             Some(r) => self.ports.runtimes.get_runtime(tenant, r).await?.into_iter().collect(),
             None => self.all_environment_runtimes(tenant, d.environment_id).await?,
@@ -84,6 +88,39 @@ impl Berth {
             self.ports.jobs.send_job(&runtime.queue_url, &job).await?;
         }
         Ok(())
+    }
+
+    /// A deployment recorded before its package was built, once it is: with
+    /// the package's digest and size, no longer waiting. `None` while it is
+    /// still building (the package builder queues the deployment again when
+    /// it ends the build), once the deployment was failed because the build
+    /// failed (`package_failed`), or when a duplicate message took it first.
+    async fn with_built_package(&self, tenant: TenantId, d: Deployment) -> Result<Option<Deployment>> {
+        if !d.waiting_for_package {
+            return Ok(Some(d));
+        }
+        let package = self.ports.packages.get_package(tenant, d.package_id).await?;
+        let (digest, size) = match package {
+            Some(p) if p.status == PackageStatus::Building => return Ok(None),
+            Some(p) if p.status == PackageStatus::Ready => match p.digest {
+                Some(digest) => (digest, p.size),
+                None => return Err(DomainError::unexpected("a ready package without a digest")),
+            },
+            failed => {
+                let why = failed.and_then(|p| p.failure).unwrap_or_else(|| "the package is gone".to_string());
+                self.fail_deployment(tenant, d.id, &format!("package_failed: {why}")).await?;
+                return Ok(None);
+            }
+        };
+        let after = Deployment { waiting_for_package: false, digest, size, ..d.clone() };
+        match self.ports.deployments.transition(tenant, &after, d.status, None).await {
+            Ok(()) => {
+                self.event(tenant, d.id, None, format!("Package version {} is built", d.version)).await;
+                Ok(Some(after))
+            }
+            Err(DomainError::Refused(Refusal::Stale(_))) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends one target its job (again), on its runtime's queue.

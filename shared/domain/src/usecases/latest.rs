@@ -60,8 +60,9 @@ impl Berth {
                 (self.create_package(ctx, new).await?, true)
             }
         };
+        // A package that went to the package builder is waited for, not refused.
         let deployment = self
-            .create_deployment(
+            .create_deployment_as(
                 ctx,
                 NewDeployment {
                     package_id: package.id,
@@ -73,6 +74,7 @@ impl Berth {
                     override_quarantine: input.override_quarantine,
                     rollout: input.rollout,
                 },
+                true,
             )
             .await?;
         Ok(LatestDeployment { deployment, package, package_created })

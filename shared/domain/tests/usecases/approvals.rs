@@ -37,7 +37,7 @@ async fn a_deployment_waits_for_the_policy_s_count_of_approvals_and_is_queued_by
 
     let approvals = w.berth.deployment_approvals(&w.admin, d.id).await.expect("approvals are listed");
     assert_eq!(approvals.len(), 2);
-    assert!(approvals.iter().all(|a| a.digests == [w.v1.digest.clone()]), "each approval is bound to the package's digest");
+    assert!(approvals.iter().all(|a| a.digests == [w.v1.digest.clone().unwrap()]), "each approval is bound to the package's digest");
 }
 
 #[tokio::test]

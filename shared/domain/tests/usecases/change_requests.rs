@@ -35,7 +35,7 @@ async fn a_change_request_goes_from_draft_to_submitted_to_approved_to_deploying_
     let (w, billing) = world(1).await;
     let draft = w.berth.create_change_request(&w.ann, w.change_input(w.prod.id, &[&w.v1, &billing])).await.expect("drafted");
     assert_eq!((draft.status, draft.version), (ChangeStatus::Draft, Version::FIRST));
-    assert_eq!(draft.digests, [w.v1.digest.clone(), billing.digest.clone()], "bound to the items' digests, in order");
+    assert_eq!(draft.digests, [w.v1.digest.clone().unwrap(), billing.digest.clone().unwrap()], "bound to the items' digests, in order");
 
     let submitted = w.berth.submit_change_request(&w.ann, draft.id).await.expect("submitted");
     assert_eq!((submitted.status, submitted.required_approvals), (ChangeStatus::Submitted, 1));
@@ -139,7 +139,7 @@ async fn approvals_are_bound_to_the_items_digests_so_new_items_need_new_approval
     decide(&w, &w.bob, &cr, Decision::Approve).await.expect("Bob approves v1");
     let v2 = w.next_orders("v2").await;
     let changed = set_items(&w, &w.ann, &cr, &[&v2]).await;
-    assert_eq!((changed.status, changed.digests.clone()), (ChangeStatus::Submitted, vec![v2.digest.clone()]));
+    assert_eq!((changed.status, changed.digests.clone()), (ChangeStatus::Submitted, vec![v2.digest.clone().unwrap()]));
 
     let once = decide(&w, &w.carol, &cr, Decision::Approve).await.expect("Carol approves v2");
     assert_eq!(once.status, ChangeStatus::Submitted, "Bob's approval of v1 does not count for v2");

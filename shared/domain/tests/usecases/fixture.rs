@@ -15,6 +15,7 @@ use berth_domain::ports::DeploymentFilter;
 use berth_domain::runtime::RuntimeKind;
 use berth_domain::usecases::{
     AgentRequest, AuditFilter, Berth, ChangeRequestInput, JobEventOutcome, JobOffer, NewComponent, NewDeployment, NewPackage, RevisionInput, RuntimeCtx,
+    Settings,
 };
 use berth_domain::values::{Classification, Description, Name, Plan, Role};
 use berth_domain::{DomainError, Result};
@@ -122,7 +123,11 @@ impl World {
     }
 
     pub async fn with_plan(plan: Plan) -> World {
-        let Memory { berth, store } = Memory::new();
+        World::with_settings(plan, Settings::default()).await
+    }
+
+    pub async fn with_settings(plan: Plan, settings: Settings) -> World {
+        let Memory { berth, store } = Memory::with_settings(settings);
         let tenant = berth.create_tenant(&platform(), name("Acme"), plan).await.expect("the tenant is created").id;
         let admin = user(tenant, ADMIN, &[Role::Admin]);
         let ann = user(tenant, ANN, &[Role::Deployer]);

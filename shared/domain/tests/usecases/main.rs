@@ -6,6 +6,7 @@ mod fixture;
 
 mod api_keys;
 mod approvals;
+mod async_packages;
 mod change_requests;
 mod credentials;
 mod delivery;

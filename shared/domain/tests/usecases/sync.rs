@@ -58,7 +58,7 @@ async fn attaching_a_runtime_sends_it_a_sync_of_each_active_version_and_nothing_
     let ran = e.spare.run_jobs(&w.berth, TargetState::Deployed).await;
     let mut ran: Vec<_> = ran.iter().map(|j| (j.package_id, j.digest.as_str().to_string())).collect();
     ran.sort();
-    let mut want = vec![(w.v1.id, w.v1.digest.as_str().to_string()), (e.billing.id, e.billing.digest.as_str().to_string())];
+    let mut want = vec![(w.v1.id, w.v1.digest.as_ref().unwrap().as_str().to_string()), (e.billing.id, e.billing.digest.as_ref().unwrap().as_str().to_string())];
     want.sort();
     assert_eq!(ran, want, "spare ran the exact versions Production runs");
     for d in &syncs {

@@ -24,6 +24,7 @@ pub struct DeploymentView {
     pub component_id: Uuid,
     pub package_id: Uuid,
     pub version: String,
+    /// The package's digest; all zeros while `waiting_for_package`.
     pub digest: String,
     pub notes: String,
     /// `webhook:<id>` or `api-key:<id>` when CI asked for it.
@@ -54,6 +55,10 @@ pub struct DeploymentView {
     /// Whether the extension values of what it bundles changed since the
     /// deployment it replaces was requested (null: it replaces none).
     pub extensions_changed: Option<bool>,
+    /// Recorded before its package was built (a `package_and_deploy` webhook or a
+    /// `latest_revision` deploy above `BERTH_SYNC_PACKAGE_MAX_BYTES`): dispatched
+    /// when the package is ready, failed `package_failed` if its build fails.
+    pub waiting_for_package: bool,
     /// Only on `POST /v1/deployments` with `latest_revision`: whether the package was created for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package_created: Option<bool>,
@@ -97,6 +102,7 @@ impl From<&Deployment> for DeploymentView {
             accepted_outdated: d.accepted_outdated,
             extensions_version: d.extensions_version,
             extensions_changed: d.extensions_changed,
+            waiting_for_package: d.waiting_for_package,
             package_created: None,
         }
     }

@@ -35,8 +35,15 @@ pub struct PackageView {
     pub notes: String,
     pub shareable: bool,
     pub deleted: bool,
-    /// `sha256:<hex>` of the archive.
-    pub digest: String,
+    /// `building` (accepted with 202; its archive is being written), `ready`, or `failed`.
+    #[schema(value_type = String, pattern = "^(building|ready|failed)$")]
+    pub status: &'static str,
+    /// Why the build failed: only when `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// `sha256:<hex>` of the archive; null until the package is ready.
+    pub digest: Option<String>,
+    /// The archive's size in bytes (0 until ready).
     pub size: u64,
     #[schema(value_type = Object)]
     pub manifest: Manifest,
@@ -60,7 +67,9 @@ impl PackageView {
             notes: p.notes.clone(),
             shareable: p.shareable,
             deleted: p.deleted,
-            digest: p.digest.as_str().to_string(),
+            status: p.status.as_str(),
+            failure: p.failure.clone(),
+            digest: p.digest.as_ref().map(|d| d.as_str().to_string()),
             size: p.size,
             manifest: p.manifest.clone(),
             requirements: p.requirements.clone(),
