@@ -5,7 +5,7 @@
 //! (`BERTH_BENCH_PHASE_SECS`, default 120), so the run always ends by itself.
 //! All HTTP traffic goes to the harness's Berth on 127.0.0.1, which talks to
 //! LocalStack at `AWS_ENDPOINT_URL`. `BERTH_BENCH_PHASES` (comma-separated:
-//! jwt, me, environments, heartbeat, webhooks, idle, fleet, audit) runs only those.
+//! init, jwt, me, environments, heartbeat, webhooks, idle, fleet, audit) runs only those.
 //!
 //! The fleet phase starts 50 real `berth-agent` processes, the release build
 //! beside this binary (`make bench` builds it), and kills them when it ends.
@@ -17,7 +17,10 @@
 //! emulating DynamoDB and SQS): compare them between commits, do not read
 //! them as predictions of latency in AWS.
 
+mod emulator;
+mod init;
 mod report;
+mod rss;
 
 use berth_tests::{AUDIENCE, Agent, ISSUER, TestApp, TestTenant, expect_status, id_of};
 use berth_web::auth::{KeySource, claims_for, issue_hs256};
@@ -42,6 +45,11 @@ async fn main() -> anyhow::Result<()> {
     println!("scale {} (BERTH_BENCH_SCALE), each phase capped at {} s (BERTH_BENCH_PHASE_SECS)\n", bench.scale, bench.phase_limit.as_secs());
     let mut report = Report::default();
     report.machine.scale = bench.scale;
+
+    // First, before the phases below start a local Berth on this machine.
+    if bench.runs("init") {
+        init::run(&bench, &mut report).await?;
+    }
 
     if bench.runs("jwt") {
         jwt(&bench).await?;
