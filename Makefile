@@ -89,6 +89,7 @@ lint-infra:
 
 bench: localstack-up
 	cargo build --release -p berth-agent -p berth-local
+	cargo build --release -p berth-bench-hello -p berth-api -p berth-agent-gateway -p berth-webhooks -p berth-dispatcher -p berth-packager -p berth-sweeper
 	cargo run --release -p berth-tests --bin berth-bench
 
 fmt:

@@ -5,8 +5,8 @@
 //! (`BERTH_BENCH_PHASE_SECS`, default 120), so the run always ends by itself.
 //! All HTTP traffic goes to the harness's Berth on 127.0.0.1, which talks to
 //! LocalStack at `AWS_ENDPOINT_URL`. `BERTH_BENCH_PHASES` (comma-separated:
-//! jwt, me, throughput, heartbeat, webhooks, idle, calls, fanout, latency,
-//! audit, memory) runs only those.
+//! init, jwt, me, throughput, heartbeat, webhooks, idle, calls, fanout,
+//! latency, audit, memory) runs only those.
 //!
 //! Every AWS request is recorded (shared/aws/src/calls.rs): the calls phase
 //! counts each operation's against its design minimum; fan-out deploys to
@@ -24,12 +24,15 @@
 //! them as predictions of latency in AWS.
 
 mod calls;
+mod emulator;
 mod fanout;
 mod idle;
+mod init;
 mod latency;
 mod memory;
 mod plot;
 mod report;
+mod rss;
 mod throughput;
 
 use berth_tests::{AUDIENCE, ISSUER, TestApp, TestTenant, expect_status, id_of};
@@ -55,6 +58,11 @@ async fn main() -> anyhow::Result<()> {
     println!("scale {} (BERTH_BENCH_SCALE), each phase capped at {} s (BERTH_BENCH_PHASE_SECS)\n", bench.scale, bench.phase_limit.as_secs());
     let mut report = Report::default();
     report.machine.scale = bench.scale;
+
+    // First, before the phases below start a local Berth on this machine.
+    if bench.runs("init") {
+        init::run(&bench, &mut report).await?;
+    }
 
     if bench.runs("jwt") {
         jwt(&bench).await?;
