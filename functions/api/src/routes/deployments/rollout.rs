@@ -26,12 +26,12 @@ pub struct RolloutBody {
     pub batch_size: Option<BatchSize>,
     /// How long a batch that succeeded runs before the next starts.
     #[schema(minimum = 0, maximum = 86400)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "berth_web::extract::whole::optional")]
     pub bake_seconds: Option<u32>,
     /// More failed targets than this (each after its last attempt) halt the
     /// rollout: `halted`, or `rolled_back` with the policy's `auto_rollback`.
     #[schema(minimum = 0, maximum = 10000)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "berth_web::extract::whole::optional")]
     pub max_failed_targets: Option<u32>,
 }
 
@@ -86,9 +86,10 @@ impl From<&Rollout> for RolloutBody {
 pub struct AutoRetryBody {
     /// Every try of a target, the first included (1 to 10).
     #[schema(minimum = 1, maximum = 10)]
+    #[serde(deserialize_with = "berth_web::extract::whole::number")]
     pub attempts: u32,
     /// The wait before each retry (0 to 3600; default 0).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "berth_web::extract::whole::number")]
     #[schema(minimum = 0, maximum = 3600)]
     pub backoff_seconds: u32,
 }
@@ -106,3 +107,18 @@ impl From<&AutoRetry> for AutoRetryBody {
 }
 
 const _: () = assert!(MAX_BAKE_SECONDS == 86_400, "the schema's maximum of bake_seconds");
+
+#[cfg(test)]
+mod whole_number_tests {
+    use super::{AutoRetryBody, RolloutBody};
+    use serde_json::json;
+
+    #[test]
+    fn counts_written_with_a_zero_fraction_read_as_whole_numbers() {
+        let retry = serde_json::from_value::<AutoRetryBody>(json!({"attempts": 3.0, "backoff_seconds": 30.0})).expect("whole numbers");
+        assert_eq!((retry.attempts, retry.backoff_seconds), (3, 30));
+        let rollout = serde_json::from_value::<RolloutBody>(json!({"bake_seconds": 60.0, "max_failed_targets": 0.0})).expect("whole numbers");
+        assert_eq!((rollout.bake_seconds, rollout.max_failed_targets), (Some(60), Some(0)));
+        assert!(serde_json::from_value::<AutoRetryBody>(json!({"attempts": 2.5})).is_err());
+    }
+}

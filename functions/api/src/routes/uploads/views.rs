@@ -15,6 +15,7 @@ use uuid::Uuid;
 pub struct StartUpload {
     /// Bytes; at most 1 GiB.
     #[schema(minimum = 1, maximum = 1073741824)]
+    #[serde(deserialize_with = "berth_web::extract::whole::number")]
     pub size: u64,
     /// `sha256:` and 64 lowercase hex digits: what the uploaded bytes must hash to.
     #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
@@ -86,4 +87,18 @@ pub struct CompleteUploadBody {
     pub references: Option<Vec<Uuid>>,
     /// The extension points it declares (absent: those of the revision before).
     pub extensions: Option<ExtensionPointsBody>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StartUpload;
+    use serde_json::json;
+
+    #[test]
+    fn a_size_written_with_a_zero_fraction_is_the_whole_number_and_a_fraction_is_refused() {
+        let sha256 = format!("sha256:{}", "a".repeat(64));
+        let read = serde_json::from_value::<StartUpload>(json!({"size": 33554431.0, "sha256": sha256})).expect("a whole number");
+        assert_eq!(read.size, 33_554_431);
+        assert!(serde_json::from_value::<StartUpload>(json!({"size": 1.5, "sha256": sha256})).is_err());
+    }
 }
