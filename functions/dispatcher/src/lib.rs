@@ -4,6 +4,26 @@ use berth_aws::bootstrap::MAX_RECEIVES;
 use berth_aws::sqs::DeploymentMessage;
 use berth_domain::usecases::Berth;
 
+/// The messages of a Lambda SQS event.
+pub fn messages_of(event: &aws_lambda_events::event::sqs::SqsEvent) -> Vec<QueueMessage> {
+    event.records.iter().map(QueueMessage::from_lambda_record).collect()
+}
+
+/// The partial batch response naming `failures` (message ids): SQS delivers
+/// only those again, and deletes the rest.
+pub fn batch_response(failures: Vec<String>) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
 /// One message of a batch, whatever delivered it.
 #[derive(Clone, Debug)]
 pub struct QueueMessage {
@@ -90,5 +110,12 @@ mod tests {
         record.attributes.insert("ApproximateReceiveCount".into(), "many".into());
         assert_eq!(QueueMessage::from_lambda_record(&record).receive_count, 1);
         assert_eq!(QueueMessage::from_sdk_message(&Message::builder().build()).receive_count, 1);
+    }
+
+    #[test]
+    fn a_batch_response_names_exactly_the_failed_messages() {
+        let ids = |r: &aws_lambda_events::event::sqs::SqsBatchResponse| r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&batch_response(vec!["m-2".into(), "m-5".into()])), ["m-2", "m-5"]);
+        assert!(ids(&batch_response(vec![])).is_empty(), "none failed: SQS deletes the whole batch");
     }
 }
