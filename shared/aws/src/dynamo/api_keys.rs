@@ -1,6 +1,6 @@
 use super::{DynamoStore, key_of, map_tx, s, to_item};
 use crate::keys;
-use crate::{service_error, unexpected};
+use crate::unexpected;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use berth_domain::Result;
@@ -117,12 +117,6 @@ impl ApiKeyStore for DynamoStore {
             .expression_attribute_values(":since", s(stamp(unless_since)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() { Ok(false) } else { Err(service_error(e)) }
-            }
-        }
+        super::applied(result)
     }
 }

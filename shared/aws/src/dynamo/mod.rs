@@ -256,6 +256,19 @@ fn retryable_cancellation(cancelled: &TransactionCanceledException) -> bool {
 
 /// A failed transaction that was not cancelled by a condition: conflicts and
 /// throttling are `Unavailable`, like any transient SDK failure.
+/// Whether a conditional write (PutItem, UpdateItem) applied: `false` when
+/// its condition failed, an error for anything else.
+pub(crate) fn applied<O, E>(result: std::result::Result<O, aws_sdk_dynamodb::error::SdkError<E>>) -> Result<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
 pub(crate) fn transaction_error(err: TransactWriteItemsError) -> DomainError {
     match &err {
         TransactWriteItemsError::TransactionCanceledException(cancelled) if retryable_cancellation(cancelled) => DomainError::unavailable(err),

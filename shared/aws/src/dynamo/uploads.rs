@@ -1,5 +1,5 @@
 use super::{DynamoStore, n, s, to_item};
-use crate::{keys, service_error};
+use crate::keys;
 use async_trait::async_trait;
 use berth_domain::Result;
 use berth_domain::ids::{TenantId, UploadId};
@@ -50,12 +50,6 @@ impl UploadStore for DynamoStore {
             .expression_attribute_values(":now", n(chrono::Utc::now().timestamp()))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() { Ok(false) } else { Err(service_error(e)) }
-            }
-        }
+        super::applied(put)
     }
 }

@@ -206,13 +206,7 @@ impl WebhookStore for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() { Ok(false) } else { Err(service_error(e)) }
-            }
-        }
+        super::applied(put)
     }
 
     async fn release_delivery(&self, tenant: TenantId, webhook: WebhookId, id: &DeliveryId) -> Result<()> {
