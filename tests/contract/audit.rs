@@ -168,7 +168,7 @@ pub async fn a_refused_write_records_no_audit_event(s: Stores) {
     refusals.push(refused(s.components.add_revision(acme, &stale, &stale_revision, refused_draft()).await));
     refusals.push(refused(s.packages.create_package(acme, &package(component.id, "1", &[]), refused_draft()).await));
     refusals.push(refused(s.packages.mark_package_deleted(acme, PackageId::new(), refused_draft()).await));
-    refusals.push(refused(s.deployments.create_deployment(acme, &deployment(env.id, &p), refused_draft()).await));
+    refusals.push(refused(s.deployments.create_deployment(acme, &deployment(env.id, &p), refused_draft(), &[]).await));
     refusals
         .push(refused(s.deployments.transition(acme, &moved(&d, DeploymentStatus::Cancelled), DeploymentStatus::PendingApproval, Some(refused_draft())).await));
     refusals.push(refused(s.deployments.add_approval(acme, d.id, &approval("bob", Decision::Approve, &[d.digest.clone()]), refused_draft()).await));

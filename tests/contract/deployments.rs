@@ -4,7 +4,7 @@ use berth_domain::deployment::{Deployment, DeploymentEvent, DeploymentStatus, Ta
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::page::PageRequest;
 use berth_domain::policy::Decision;
-use berth_domain::ports::{Activation, DeploymentFilter};
+use berth_domain::ports::{Activation, ConnectionSlot, DeploymentFilter};
 use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::values::Plan;
 use chrono::{Duration, Utc};
@@ -63,9 +63,12 @@ pub async fn a_second_deployment_of_a_component_in_flight_is_refused_naming_the_
     let mut holders = vec![(orders, first.id), (invoices, other_component.id)];
     holders.sort();
     assert_eq!(s.deployments.in_flight_deployments(acme, env).await.expect("read"), holders.iter().map(|(_, d)| *d).collect::<Vec<_>>());
-    let mut connections = vec![(orders, vec![connection]), (invoices, vec![])];
-    connections.sort();
-    assert_eq!(s.deployments.in_flight_connections(acme, env).await.expect("read"), connections, "the connections each bundles");
+    let slots = s.deployments.connection_slots(acme).await.expect("read");
+    assert_eq!(
+        slots,
+        vec![ConnectionSlot { environment: env, component: orders, in_flight: true, connections: vec![connection] }],
+        "the deployment in flight holds the connections it bundles; one without connections holds no slot"
+    );
     assert_eq!(s.actions(acme).await.iter().filter(|a| *a == "deployment.requested").count(), 3);
 }
 
@@ -545,4 +548,113 @@ pub async fn the_sweeper_sees_scheduled_deployments_once_due_and_queued_ones_lef
         [item(acme, &due)],
         "picked up: queued no more; released: queued now"
     );
+}
+
+pub async fn a_deployments_targets_are_put_at_once_and_a_redelivery_writes_only_the_missing_ones(s: Stores) {
+    let (acme, env, orders) = setting(&s).await;
+    let d = s.in_progress(acme, env, orders, "1").await;
+    // More than one transaction's worth (50 targets each in DynamoDB).
+    let mut targets: Vec<Target> = (0..120).map(|_| target(&d, RuntimeId::new())).collect();
+    targets.sort_by_key(|t| t.runtime_id);
+    let first_delivery = &targets[..70];
+    assert_eq!(s.deployments.put_targets_if_absent(acme, first_delivery).await.expect("put"), vec![true; 70], "every new target is written");
+
+    // A redelivery of the message: new targets (with new job ids) for every runtime, 70 of them there already.
+    let again: Vec<Target> = targets.iter().map(|t| target(&d, t.runtime_id)).collect();
+    let written = s.deployments.put_targets_if_absent(acme, &again).await.expect("put");
+    assert_eq!(written, [vec![false; 70], vec![true; 50]].concat(), "only the runtimes without a target get one");
+    let listed = s.deployments.list_targets(acme, d.id).await.expect("read");
+    assert_eq!(listed.len(), 120);
+    for (before, after) in targets[..70].iter().zip(&listed[..70]) {
+        assert_eq!(after.job_id, before.job_id, "a target there already keeps its job");
+    }
+    for (new, after) in again[70..].iter().zip(&listed[70..]) {
+        assert_eq!(s.deployments.find_job(acme, after.runtime_id, new.job_id).await.expect("read"), Some(d.id), "a new target's job leads to it");
+    }
+    assert_eq!(s.deployments.put_targets_if_absent(acme, &[]).await.expect("nothing to put"), Vec::<bool>::new());
+}
+
+pub async fn a_deployment_and_one_of_its_targets_are_read_together_and_only_the_tenants(s: Stores) {
+    let (acme, env, orders) = setting(&s).await;
+    let d = s.in_progress(acme, env, orders, "1").await;
+    let runtime = RuntimeId::new();
+    let t = target(&d, runtime);
+    assert!(s.deployments.put_target_if_absent(acme, &t).await.expect("put"));
+
+    let (read_d, read_t) = s.deployments.get_deployment_and_target(acme, d.id, runtime).await.expect("read");
+    assert_eq!((read_d.as_ref(), read_t.as_ref()), (Some(&d), Some(&t)));
+    let (read_d, read_t) = s.deployments.get_deployment_and_target(acme, d.id, RuntimeId::new()).await.expect("read");
+    assert_eq!((read_d.as_ref(), read_t), (Some(&d), None), "another runtime has no target");
+    let globex = s.tenant(Plan::default()).await;
+    let (read_d, read_t) = s.deployments.get_deployment_and_target(globex, d.id, runtime).await.expect("read");
+    assert_eq!((read_d, read_t), (None, None), "another tenant's deployment is not found");
+}
+
+pub async fn timeline_lines_are_written_with_the_move_they_tell_of_and_not_without_it(s: Stores) {
+    let (acme, env, orders) = setting(&s).await;
+    let line = |text: &str| DeploymentEvent::line(None, text);
+    let d = deployment(env, &package(orders, "1", &[]));
+    s.deployments.create_deployment(acme, &d, draft("deployment.requested", "deployment", d.id), &[line("requested"), line("waiting")]).await.expect("created");
+    let started = moved(&d, DeploymentStatus::InProgress);
+    s.deployments.transition_noting(acme, &started, d.status, None, &[line("started")]).await.expect("moved");
+    let refused_move = moved(&d, DeploymentStatus::Cancelled);
+    assert_eq!(refused(s.deployments.transition_noting(acme, &refused_move, d.status, None, &[line("never")]).await), Refusal::Stale(Entity::Deployment));
+
+    let runtime = RuntimeId::new();
+    let pending = target(&d, runtime);
+    assert!(s.deployments.put_target_if_absent(acme, &pending).await.expect("put"));
+    let delivered = Target { state: TargetState::Delivered, deadline: Some(Utc::now() + Duration::minutes(15)), ..pending.clone() };
+    s.deployments.update_target_noting(acme, &delivered, TargetState::Pending, Some("receipt-1"), Some(&line("delivered"))).await.expect("delivered");
+    let late = Target { state: TargetState::Applying, ..delivered.clone() };
+    assert_eq!(
+        refused(s.deployments.update_target_noting(acme, &late, TargetState::Pending, None, Some(&line("never either"))).await),
+        Refusal::Stale(Entity::Target)
+    );
+    // Settled: no deadline any more (the sweeper no longer watches it), the receipt kept.
+    let failed = Target { state: TargetState::Failed, deadline: None, message: "boom".into(), ..delivered.clone() };
+    s.deployments.update_target_noting(acme, &failed, TargetState::Delivered, None, Some(&line("failed"))).await.expect("failed");
+    assert_eq!(s.deployments.get_target(acme, d.id, runtime).await.expect("read"), Some(failed));
+    assert_eq!(s.deployments.target_receipt(acme, d.id, runtime).await.expect("read").as_deref(), Some("receipt-1"));
+
+    let lines: Vec<String> =
+        s.deployments.list_events(acme, d.id, &PageRequest::first(100)).await.expect("read").items.into_iter().map(|e| e.message).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    let mut expected = vec!["requested", "waiting", "started", "delivered", "failed"];
+    expected.sort();
+    assert_eq!(sorted, expected, "each line that was written with its move, none of a refused one");
+}
+
+pub async fn connection_slots_follow_what_is_in_flight_and_active_across_environments_of_the_tenant_only(s: Stores) {
+    let (acme, test, orders) = setting(&s).await;
+    let prod = EnvironmentId::new();
+    let (sftp, http) = (ComponentId::new(), ComponentId::new());
+    let with_connections = |env: EnvironmentId, version: &str, connections: &[ComponentId]| {
+        let p = package(orders, version, connections);
+        let d = deployment(env, &p);
+        (d, p)
+    };
+    let (in_test, p_test) = with_connections(test, "1", &[sftp]);
+    let (in_prod, _) = with_connections(prod, "1", &[sftp, http]);
+    s.create_deployment(acme, &in_test).await.expect("created");
+    s.create_deployment(acme, &in_prod).await.expect("created");
+    let in_test = s.transition(acme, &in_test, DeploymentStatus::InProgress).await;
+    let slot =
+        |env: EnvironmentId, in_flight: bool, connections: Vec<ComponentId>| ConnectionSlot { environment: env, component: orders, in_flight, connections };
+    let mut expected = vec![slot(test, true, vec![sftp]), slot(prod, true, vec![sftp, http])];
+    expected.sort_by_key(|s| s.environment.to_string());
+    assert_eq!(s.deployments.connection_slots(acme).await.expect("read"), expected, "each deployment in flight, in every environment");
+
+    // Succeeded in Test: the version is active there, holding its connections; the lock is gone.
+    let activation = Activation::Activate { new: in_test.activation(p_test.manifest.components.clone(), Utc::now()), previous: None };
+    s.finish(acme, &in_test, DeploymentStatus::Succeeded, &activation).await.expect("succeeded");
+    let mut expected = vec![slot(test, false, vec![sftp]), slot(prod, true, vec![sftp, http])];
+    expected.sort_by_key(|s| s.environment.to_string());
+    assert_eq!(s.deployments.connection_slots(acme).await.expect("read"), expected);
+
+    // Cancelled in Production: the lock goes with its slot.
+    s.transition(acme, &in_prod, DeploymentStatus::Cancelled).await;
+    assert_eq!(s.deployments.connection_slots(acme).await.expect("read"), vec![slot(test, false, vec![sftp])]);
+    let globex = s.tenant(Plan::default()).await;
+    assert_eq!(s.deployments.connection_slots(globex).await.expect("read"), vec![], "another tenant holds none of them");
 }

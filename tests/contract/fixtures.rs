@@ -208,7 +208,7 @@ impl Stores {
     }
 
     pub async fn create_deployment(&self, tenant: TenantId, d: &Deployment) -> Result<()> {
-        self.deployments.create_deployment(tenant, d, draft("deployment.requested", "deployment", d.id)).await
+        self.deployments.create_deployment(tenant, d, draft("deployment.requested", "deployment", d.id), &[]).await
     }
 
     pub async fn read_deployment(&self, tenant: TenantId, d: &Deployment) -> Deployment {

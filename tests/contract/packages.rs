@@ -96,3 +96,28 @@ pub async fn a_building_package_is_ended_once_ready_or_failed_and_reads_back_as_
     let actions = s.actions(acme).await;
     assert_eq!(actions.iter().filter(|a| *a == "package.build_failed").count(), 1, "only the audited end is recorded");
 }
+
+pub async fn a_deploy_subject_is_read_at_once_and_only_the_tenants(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let env = s.create_env(acme, "Test").await.expect("created");
+    let p = package(ComponentId::new(), "1.0.0", &[]);
+    s.packages.create_package(acme, &p, draft("package.created", "package", p.id)).await.expect("created");
+    let policy = berth_domain::policy::Policy { required_approvals: 2, version: berth_domain::values::Version(1), ..Default::default() };
+    s.policies
+        .put_policy(acme, env.id, &policy, berth_domain::values::Version(0), draft("policy.updated", "environment", env.id))
+        .await
+        .expect("the first policy");
+
+    let subject = s.subjects.deploy_subject(acme, env.id, p.id).await.expect("read");
+    assert_eq!(subject.environment.map(|e| e.id), Some(env.id));
+    assert_eq!(subject.package.as_ref(), Some(&p));
+    assert_eq!(subject.policy.map(|p| p.required_approvals), Some(2));
+    assert_eq!(subject.quarantine, None, "not quarantined there");
+    assert_eq!(subject.extensions, Default::default(), "no extension values set");
+
+    let missing = s.subjects.deploy_subject(acme, env.id, PackageId::new()).await.expect("read");
+    assert!(missing.environment.is_some() && missing.package.is_none(), "a package that does not exist is absent, the environment still read");
+    let globex = s.tenant(Plan::default()).await;
+    let elsewhere = s.subjects.deploy_subject(globex, env.id, p.id).await.expect("read");
+    assert!(elsewhere.environment.is_none() && elsewhere.package.is_none() && elsewhere.policy.is_none(), "another tenant's items are not read");
+}

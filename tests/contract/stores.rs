@@ -10,7 +10,7 @@ use berth_domain::ports::{
     ExtensionSealer, ExtensionStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer,
     TenantStore, WebhookStore,
 };
-use berth_domain::ports::{PresignedUrl, StagingStore, UploadStore};
+use berth_domain::ports::{PresignedUrl, StagingStore, SubjectReads, UploadStore};
 use berth_memory::MemoryStore;
 use std::sync::Arc;
 
@@ -39,6 +39,7 @@ pub struct Stores {
     pub extension_sealer: Arc<dyn ExtensionSealer>,
     pub uploads: Arc<dyn UploadStore>,
     pub staging: Arc<dyn StagingStore>,
+    pub subjects: Arc<dyn SubjectReads>,
     backend: Backend,
 }
 
@@ -75,6 +76,7 @@ impl Stores {
             extension_sealer: store.clone(),
             uploads: store.clone(),
             staging: store.clone(),
+            subjects: store.clone(),
             backend: Backend::Memory(store),
         }
     }
@@ -116,6 +118,7 @@ impl Stores {
             webhooks: store.clone(),
             inbox: store.clone(),
             extensions: store.clone(),
+            subjects: store.clone(),
             api_keys: store,
             credentials: Arc::new(StsCredentialVendor::new(clients.sts.clone(), names.queue_role_arn.clone())),
             sealer: Arc::new(KmsSealer::new(clients.kms.clone(), names.kms_key_id.clone())),

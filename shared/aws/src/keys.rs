@@ -21,6 +21,7 @@
 //! | deployment | `T#<t>#DEP` | `D#<deployment>` (GSI1 while scheduled/queued: `SWEEP#SCHEDULED`/`SWEEP#QUEUED` / `<time>#<t>#<deployment>`; while pending approval: `T#<t>#AWAITING` / `<created_at>#D#<deployment>`) |
 //! | in-flight lock | `T#<t>#ENV#<env>#INFLIGHT` | `<component>` |
 //! | active version | `T#<t>#ENV#<env>#ACTIVE` | `<component>` |
+//! | connection slot (GSI1 only: an active version or in-flight lock bundling connections) | — | — (GSI1: `T#<t>#CONNSLOTS` / `<env>#A#<component>` active, `<env>#F#<component>` in flight) |
 //! | quarantined version | `T#<t>#ENV#<env>#QUARANTINE` | `<package>` |
 //! | target | `T#<t>#DEP#<deployment>#TGT` | `<runtime>` (GSI1 while delivered: `SWEEP#TARGETS` / `<deadline>#<t>#<deployment>#<runtime>`) |
 //! | job → deployment | `T#<t>#RT#<runtime>#JOB` | `<job>` |
@@ -145,6 +146,15 @@ pub fn actives(t: TenantId, e: EnvironmentId) -> String {
 }
 pub fn active(t: TenantId, e: EnvironmentId, c: ComponentId) -> (String, String) {
     (actives(t, e), c.to_string())
+}
+/// GSI1 partition of the tenant's connection-holding slots (active versions
+/// and in-flight locks that bundle connections; the others have no GSI1 key).
+pub fn connection_slots(t: TenantId) -> String {
+    format!("T#{t}#CONNSLOTS")
+}
+/// GSI1 sort key of one slot: by environment, active (`A`) before in flight (`F`), then component.
+pub fn connection_slot(e: EnvironmentId, c: ComponentId, in_flight: bool) -> String {
+    format!("{e}#{}#{c}", if in_flight { "F" } else { "A" })
 }
 pub fn quarantines(t: TenantId, e: EnvironmentId) -> String {
     format!("T#{t}#ENV#{e}#QUARANTINE")

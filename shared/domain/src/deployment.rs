@@ -765,6 +765,13 @@ pub struct DeploymentEvent {
     pub message: String,
 }
 
+impl DeploymentEvent {
+    /// A timeline line, now. Nothing secret is stored: the line is redacted first (see `redact`).
+    pub fn line(runtime_id: Option<RuntimeId>, message: &str) -> Self {
+        Self { at: Utc::now(), runtime_id, message: crate::redact::redact(message) }
+    }
+}
+
 /// The version of a component an environment runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActiveVersion {
@@ -777,6 +784,11 @@ pub struct ActiveVersion {
     pub activated_at: DateTime<Utc>,
     /// The package's bundled components (for drift and licence counts).
     pub components: Vec<ManifestEntry>,
+    /// The environment's extension values version it was deployed with (the
+    /// deployment's, kept here so a dry run need not read the deployment);
+    /// absent on versions activated before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions_version: Option<u64>,
 }
 
 /// A job as the deployments and runtime queues carry it.
@@ -843,6 +855,7 @@ impl Deployment {
             deployment_id: self.id,
             activated_at: at,
             components,
+            extensions_version: self.extensions_version,
         }
     }
 }

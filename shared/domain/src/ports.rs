@@ -304,11 +304,40 @@ pub struct SweepItem {
     pub runtime: Option<RuntimeId>,
 }
 
+/// What a deployment request is judged on that its environment and package
+/// ids name by key, read together (in DynamoDB, one BatchGetItem): each
+/// `None` (or empty) when absent.
+#[derive(Clone, Debug, Default)]
+pub struct DeploySubject {
+    pub environment: Option<Environment>,
+    pub package: Option<Package>,
+    pub policy: Option<Policy>,
+    /// The package's quarantine in the environment.
+    pub quarantine: Option<Quarantine>,
+    pub extensions: EnvironmentExtensions,
+}
+
+/// One (environment, component) slot's connection components: what is
+/// active there, or what a deployment in flight there bundles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSlot {
+    pub environment: EnvironmentId,
+    pub component: ComponentId,
+    pub in_flight: bool,
+    pub connections: Vec<ComponentId>,
+}
+
+#[async_trait]
+pub trait SubjectReads: Send + Sync {
+    async fn deploy_subject(&self, tenant: TenantId, env: EnvironmentId, package: PackageId) -> Result<DeploySubject>;
+}
+
 #[async_trait]
 pub trait DeploymentStore: Send + Sync {
     /// Writes a new deployment. When it `holds_lock`, it also takes the
     /// (environment, component) lock: refused `InFlight { deployment }` naming the holder.
-    async fn create_deployment(&self, tenant: TenantId, deployment: &Deployment, audit: AuditDraft) -> Result<()>;
+    /// `events` begin its timeline, in the same write.
+    async fn create_deployment(&self, tenant: TenantId, deployment: &Deployment, audit: AuditDraft, events: &[DeploymentEvent]) -> Result<()>;
     async fn get_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<Option<Deployment>>;
     /// Newest first.
     async fn list_deployments(&self, tenant: TenantId, filter: &DeploymentFilter, page: &PageRequest) -> Result<Page<Deployment>>;
@@ -317,11 +346,28 @@ pub trait DeploymentStore: Send + Sync {
     /// The deployments holding a lock in the environment (in flight to all of its runtimes).
     async fn in_flight_deployments(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<DeploymentId>>;
     /// For every deployment in flight in the environment: its component and the connections it bundles.
-    async fn in_flight_connections(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<(ComponentId, Vec<ComponentId>)>>;
+    /// Every (environment, component) slot of the tenant that holds
+    /// connection licences: an active version, or a deployment in flight,
+    /// that bundles connection components (one read of a sparse index in
+    /// DynamoDB, not one per environment; like every index read there, it may
+    /// lag a write by a moment). By environment; in each, the active versions
+    /// by component, then the deployments in flight by component.
+    async fn connection_slots(&self, tenant: TenantId) -> Result<Vec<ConnectionSlot>>;
     /// Moves a deployment from status `from` to `after.status` (refused `Stale(Deployment)`
     /// if it is no longer `from`, or, from `pending_approval`, if a decision arrived since
     /// `after.decisions` were counted), releasing its lock when `after.releases_lock_from(from)`.
-    async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()>;
+    async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {
+        self.transition_noting(tenant, after, from, audit, &[]).await
+    }
+    /// `transition`, appending `events` to the deployment's timeline in the same write.
+    async fn transition_noting(
+        &self,
+        tenant: TenantId,
+        after: &Deployment,
+        from: DeploymentStatus,
+        audit: Option<AuditDraft>,
+        events: &[DeploymentEvent],
+    ) -> Result<()>;
     /// Ends a deployment, applies `activation` and records `quarantine` (replacing any
     /// record of that package in that environment), in one transaction (refusals as `transition`).
     async fn finish_deployment(
@@ -347,11 +393,30 @@ pub trait DeploymentStore: Send + Sync {
 
     /// False when a target for that runtime exists already.
     async fn put_target_if_absent(&self, tenant: TenantId, target: &Target) -> Result<bool>;
+    /// `put_target_if_absent` for many targets at once (one deployment's), in
+    /// as few writes as the store allows: for each, in order, whether it was
+    /// written (false: a target for its runtime, or its job id, existed).
+    async fn put_targets_if_absent(&self, tenant: TenantId, targets: &[Target]) -> Result<Vec<bool>>;
     async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>>;
+    /// A deployment and one of its targets, read together (a job's report needs both).
+    async fn get_deployment_and_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<(Option<Deployment>, Option<Target>)> {
+        Ok((self.get_deployment(tenant, deployment).await?, self.get_target(tenant, deployment, runtime).await?))
+    }
     async fn list_targets(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Target>>;
     /// Replaces a target still in state `from` (refused `Stale(Target)` otherwise);
     /// `receipt` is the queue receipt of the job message it was last delivered with.
-    async fn update_target(&self, tenant: TenantId, target: &Target, from: TargetState, receipt: Option<&str>) -> Result<()>;
+    async fn update_target(&self, tenant: TenantId, target: &Target, from: TargetState, receipt: Option<&str>) -> Result<()> {
+        self.update_target_noting(tenant, target, from, receipt, None).await
+    }
+    /// `update_target`, appending `event` to the deployment's timeline in the same write.
+    async fn update_target_noting(
+        &self,
+        tenant: TenantId,
+        target: &Target,
+        from: TargetState,
+        receipt: Option<&str>,
+        event: Option<&DeploymentEvent>,
+    ) -> Result<()>;
     /// Replaces `from` (still in its state, with its job) by `target`, its next
     /// try with a new job, recording that job so it leads back to the
     /// deployment: refused `Stale(Target)` otherwise.

@@ -102,6 +102,7 @@ mod tests {
             deployment_id: DeploymentId::new(),
             activated_at: Utc::now(),
             components: vec![],
+            extensions_version: None,
         }
     }
 

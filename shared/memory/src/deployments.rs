@@ -2,11 +2,12 @@ use crate::page::{Order, page_of};
 use crate::{MemoryStore, Tenancy, time_key};
 use async_trait::async_trait;
 use berth_domain::audit::AuditDraft;
+use berth_domain::component::ComponentType;
 use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, SweeperWatch, Target, TargetState};
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
-use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::ports::{Activation, ConnectionSlot, DeploymentFilter, DeploymentStore, SweepItem};
 use berth_domain::quarantine::Quarantine;
 use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::{DomainError, Result};
@@ -140,6 +141,14 @@ impl Deployments {
         }
     }
 
+    /// Appends timeline lines, keyed as the adapter keys them (time, then a uuid).
+    fn note<'a>(&mut self, deployment: DeploymentId, events: impl IntoIterator<Item = &'a DeploymentEvent>) {
+        for event in events {
+            let key = format!("{}#{}", time_key(event.at), uuid::Uuid::new_v4());
+            self.events.insert((deployment, key), event.clone());
+        }
+    }
+
     fn put_target(&mut self, target: &Target, receipt: Option<String>) {
         self.targets.insert((target.deployment_id, target.runtime_id), StoredTarget { target: target.clone(), receipt });
     }
@@ -181,7 +190,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl DeploymentStore for MemoryStore {
-    async fn create_deployment(&self, tenant: TenantId, d: &Deployment, audit: AuditDraft) -> Result<()> {
+    async fn create_deployment(&self, tenant: TenantId, d: &Deployment, audit: AuditDraft, events: &[DeploymentEvent]) -> Result<()> {
         let mut s = self.lock();
         let t = s.t(tenant);
         if t.deployments.records.contains_key(&d.id) {
@@ -194,6 +203,7 @@ impl DeploymentStore for MemoryStore {
         if d.holds_lock() {
             t.deployments.take_lock(d);
         }
+        t.deployments.note(d.id, events);
         s.record(tenant, audit);
         Ok(())
     }
@@ -226,11 +236,30 @@ impl DeploymentStore for MemoryStore {
         Ok(self.lock().t(tenant).deployments.locks_in(env).map(|(_, lock)| lock.deployment).collect())
     }
 
-    async fn in_flight_connections(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<(ComponentId, Vec<ComponentId>)>> {
-        Ok(self.lock().t(tenant).deployments.locks_in(env).map(|(c, lock)| (*c, lock.connections.clone())).collect())
+    async fn connection_slots(&self, tenant: TenantId) -> Result<Vec<ConnectionSlot>> {
+        let mut s = self.lock();
+        let ds = &s.t(tenant).deployments;
+        let active = ds.actives.iter().map(|((e, c), a)| ConnectionSlot {
+            environment: *e,
+            component: *c,
+            in_flight: false,
+            connections: a.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id).collect(),
+        });
+        let in_flight =
+            ds.locks.iter().map(|((e, c), lock)| ConnectionSlot { environment: *e, component: *c, in_flight: true, connections: lock.connections.clone() });
+        let mut slots: Vec<ConnectionSlot> = active.chain(in_flight).filter(|slot| !slot.connections.is_empty()).collect();
+        slots.sort_by_key(|slot| (slot.environment.to_string(), slot.in_flight, slot.component.to_string()));
+        Ok(slots)
     }
 
-    async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {
+    async fn transition_noting(
+        &self,
+        tenant: TenantId,
+        after: &Deployment,
+        from: DeploymentStatus,
+        audit: Option<AuditDraft>,
+        events: &[DeploymentEvent],
+    ) -> Result<()> {
         let mut s = self.lock();
         let ds = &mut s.t(tenant).deployments;
         let release = after.releases_lock_from(from);
@@ -241,6 +270,7 @@ impl DeploymentStore for MemoryStore {
         if release {
             ds.locks.remove(&(after.environment_id, after.component_id));
         }
+        ds.note(after.id, events);
         if let Some(audit) = audit {
             s.record(tenant, audit);
         }
@@ -341,6 +371,14 @@ impl DeploymentStore for MemoryStore {
         Ok(true)
     }
 
+    async fn put_targets_if_absent(&self, tenant: TenantId, targets: &[Target]) -> Result<Vec<bool>> {
+        let mut written = Vec::with_capacity(targets.len());
+        for t in targets {
+            written.push(self.put_target_if_absent(tenant, t).await?);
+        }
+        Ok(written)
+    }
+
     async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>> {
         Ok(self.lock().t(tenant).deployments.targets.get(&(deployment, runtime)).map(|stored| stored.target.clone()))
     }
@@ -351,7 +389,14 @@ impl DeploymentStore for MemoryStore {
         Ok(s.t(tenant).deployments.targets.iter().filter(|((d, _), _)| *d == deployment).map(|(_, stored)| stored.target.clone()).collect())
     }
 
-    async fn update_target(&self, tenant: TenantId, target: &Target, from: TargetState, receipt: Option<&str>) -> Result<()> {
+    async fn update_target_noting(
+        &self,
+        tenant: TenantId,
+        target: &Target,
+        from: TargetState,
+        receipt: Option<&str>,
+        event: Option<&DeploymentEvent>,
+    ) -> Result<()> {
         let mut s = self.lock();
         let ds = &mut s.t(tenant).deployments;
         let Some(stored) = ds.targets.get(&(target.deployment_id, target.runtime_id)).filter(|t| t.target.state == from && t.target.job_id == target.job_id)
@@ -360,6 +405,7 @@ impl DeploymentStore for MemoryStore {
         };
         let receipt = receipt.map(str::to_string).or_else(|| stored.receipt.clone());
         ds.put_target(target, receipt);
+        ds.note(target.deployment_id, event);
         Ok(())
     }
 
@@ -384,8 +430,7 @@ impl DeploymentStore for MemoryStore {
     }
 
     async fn add_event(&self, tenant: TenantId, deployment: DeploymentId, event: &DeploymentEvent) -> Result<()> {
-        let key = format!("{}#{}", time_key(event.at), uuid::Uuid::new_v4());
-        self.lock().t(tenant).deployments.events.insert((deployment, key), event.clone());
+        self.lock().t(tenant).deployments.note(deployment, [event]);
         Ok(())
     }
 

@@ -28,6 +28,7 @@ mod page;
 mod policies;
 mod queues;
 mod runtimes;
+mod subjects;
 mod tenants;
 mod uploads;
 mod webhooks;

@@ -60,6 +60,7 @@ impl Memory {
             extension_sealer: store.clone(),
             uploads: store.clone(),
             staging: store.clone(),
+            subjects: store.clone(),
         };
         let berth = Berth::new(ports, settings);
         Self { berth, store }

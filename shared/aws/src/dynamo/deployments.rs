@@ -4,16 +4,18 @@ use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::AuditDraft;
+use berth_domain::component::ComponentType;
 use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, SweeperWatch, Target, TargetState};
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
-use berth_domain::ports::{Activation, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::ports::{Activation, ConnectionSlot, DeploymentFilter, DeploymentStore, SweepItem};
 use berth_domain::quarantine::Quarantine;
 use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::{DomainError, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 #[derive(Serialize, Deserialize)]
 struct DeploymentRecord {
@@ -122,10 +124,69 @@ impl TargetRecord {
     }
 }
 
+/// A target's new state as an UpdateItem: every attribute of its record set,
+/// the optional ones it no longer has removed, the receipt kept unless given.
+struct TargetChange {
+    key: Item,
+    item: Item,
+    from: TargetState,
+    job: JobId,
+}
+
+impl TargetChange {
+    const CONDITION: &'static str = "#state = :from AND job_id = :job";
+    /// The record's attributes that may be absent (and are then removed).
+    const OPTIONAL: [&'static str; 4] = ["gsi1pk", "gsi1sk", "deadline", "retry_at"];
+
+    fn of(tenant: TenantId, t: &Target, from: TargetState, receipt: Option<&str>) -> Result<Self> {
+        let mut item = to_item(&TargetRecord::new(tenant, t, receipt.map(str::to_string)))?;
+        let mut key = Item::new();
+        for k in [keys::PK, keys::SK] {
+            if let Some(v) = item.remove(k) {
+                key.insert(k.to_string(), v);
+            }
+        }
+        Ok(Self { key, item, from, job: t.job_id })
+    }
+
+    /// Key, update expression, attribute names and values.
+    fn parts(self) -> Result<(Item, String, HashMap<String, String>, Item)> {
+        let absent: Vec<&str> = Self::OPTIONAL.into_iter().filter(|o| !self.item.contains_key(*o)).collect();
+        let mut names = HashMap::from([("#state".to_string(), "state".to_string())]);
+        let mut values = Item::from([
+            (":from".to_string(), serde_dynamo::to_attribute_value(self.from).map_err(unexpected)?),
+            (":job".to_string(), s(self.job.to_string())),
+        ]);
+        let mut sets = vec![];
+        for (i, (name, value)) in self.item.into_iter().enumerate() {
+            sets.push(format!("#a{i} = :v{i}"));
+            names.insert(format!("#a{i}"), name);
+            values.insert(format!(":v{i}"), value);
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !absent.is_empty() {
+            let removes: Vec<String> = absent.iter().map(|o| format!("#r_{o}")).collect();
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            names.extend(absent.iter().map(|o| (format!("#r_{o}"), o.to_string())));
+        }
+        Ok((self.key, expression, names, values))
+    }
+}
+
+/// Targets per transaction: each is two items (target, job), of DynamoDB's 100.
+const TARGETS_PER_TRANSACTION: usize = 50;
+/// Target transactions in flight at once while a deployment is dispatched.
+const TARGET_TRANSACTIONS_AT_ONCE: usize = 4;
+
 #[derive(Serialize, Deserialize)]
 struct LockRecord {
     pk: String,
     sk: String,
+    /// The tenant's connection slots (only when it bundles connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
     deployment_id: DeploymentId,
     component_id: ComponentId,
     /// The connections the deployment bundles (licences are counted from the request on).
@@ -144,6 +205,11 @@ struct JobRecord {
 struct ActiveRecord {
     pk: String,
     sk: String,
+    /// The tenant's connection slots (only when it bundles connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
     #[serde(flatten)]
     active: ActiveVersion,
 }
@@ -179,6 +245,31 @@ struct EventRecord {
     event: DeploymentEvent,
 }
 
+/// The GSI1 key of a connection slot, for a record that holds connections.
+fn connection_slot_keys(tenant: TenantId, env: EnvironmentId, component: ComponentId, in_flight: bool, holds: bool) -> (Option<String>, Option<String>) {
+    match holds {
+        true => (Some(keys::connection_slots(tenant)), Some(keys::connection_slot(env, component, in_flight))),
+        false => (None, None),
+    }
+}
+
+/// A lock or an active version as read from the connection-slot index.
+#[derive(Deserialize)]
+struct SlotRecord {
+    gsi1sk: String,
+    /// A lock's.
+    #[serde(default)]
+    connections: Vec<ComponentId>,
+    /// An active version's.
+    #[serde(default)]
+    components: Vec<berth_domain::package::ManifestEntry>,
+}
+
+/// A quarantine item as read.
+pub(super) fn quarantine_of(item: Item) -> Result<Quarantine> {
+    Ok(from_item::<QuarantineRecord>(item)?.quarantine)
+}
+
 impl DynamoStore {
     fn conditional_put(&self, item: Item, condition: &str, values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Result<TransactWriteItem> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
@@ -207,7 +298,8 @@ impl DynamoStore {
 
     fn lock_put(&self, tenant: TenantId, d: &Deployment) -> Result<TransactWriteItem> {
         let (pk, sk) = keys::in_flight(tenant, d.environment_id, d.component_id);
-        let lock = LockRecord { pk, sk, deployment_id: d.id, component_id: d.component_id, connections: d.connections.clone() };
+        let (gsi1pk, gsi1sk) = connection_slot_keys(tenant, d.environment_id, d.component_id, true, !d.connections.is_empty());
+        let lock = LockRecord { pk, sk, gsi1pk, gsi1sk, deployment_id: d.id, component_id: d.component_id, connections: d.connections.clone() };
         self.put(to_item(&lock)?, "attribute_not_exists(pk)")
     }
 
@@ -245,6 +337,40 @@ impl DynamoStore {
         let (pk, sk) = keys::package_active_marker(tenant, active.package_id, active.environment_id);
         let item = to_item(&MarkerRecord { pk, sk, deployment_id: active.deployment_id })?;
         Ok(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(unexpected)?).build())
+    }
+
+    /// One transaction of up to `TARGETS_PER_TRANSACTION` targets; refused
+    /// because one exists, each written by itself.
+    async fn put_target_chunk(&self, tenant: TenantId, chunk: Vec<Target>) -> Result<Vec<bool>> {
+        let mut items = Vec::with_capacity(chunk.len() * 2);
+        for t in &chunk {
+            let (pk, sk) = keys::job(tenant, t.runtime_id, t.job_id);
+            items.push(self.put(to_item(&TargetRecord::new(tenant, t, None))?, "attribute_not_exists(pk)")?);
+            items.push(self.put(to_item(&JobRecord { pk, sk, deployment_id: t.deployment_id })?, "attribute_not_exists(pk)")?);
+        }
+        match self.commit(tenant, items, None).await {
+            Ok(()) => Ok(vec![true; chunk.len()]),
+            Err(TxError::Condition(_)) => {
+                let mut written = Vec::with_capacity(chunk.len());
+                for t in &chunk {
+                    written.push(self.put_target_if_absent(tenant, t).await?);
+                }
+                Ok(written)
+            }
+            Err(TxError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Timeline lines of deployment `id`, as transaction items.
+    fn event_puts(&self, tenant: TenantId, id: DeploymentId, events: &[DeploymentEvent]) -> Result<Vec<TransactWriteItem>> {
+        events
+            .iter()
+            .map(|event| {
+                let (pk, sk) = keys::event(tenant, id, event.at);
+                let item = to_item(&EventRecord { pk, sk, event: event.clone() })?;
+                Ok(TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(unexpected)?).build())
+            })
+            .collect()
     }
 
     /// Runs a transaction with, or without, an audit event.
@@ -313,11 +439,12 @@ fn status_changed() -> DomainError {
 
 #[async_trait]
 impl DeploymentStore for DynamoStore {
-    async fn create_deployment(&self, tenant: TenantId, d: &Deployment, audit: AuditDraft) -> Result<()> {
+    async fn create_deployment(&self, tenant: TenantId, d: &Deployment, audit: AuditDraft, events: &[DeploymentEvent]) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, d, None)?];
         if d.holds_lock() {
             items.push(self.lock_put(tenant, d)?);
         }
+        items.extend(self.event_puts(tenant, d.id, events)?);
         match self.write_with_audit(tenant, items, audit).await {
             Err(TxError::Condition(1)) => Err(self.lock_holder(tenant, d).await),
             other => map_tx(other, |_| Refusal::Exists(Entity::Deployment).into()),
@@ -350,15 +477,41 @@ impl DeploymentStore for DynamoStore {
         Ok(self.query_all::<LockRecord>(&keys::in_flights(tenant, env)).await?.into_iter().map(|l| l.deployment_id).collect())
     }
 
-    async fn in_flight_connections(&self, tenant: TenantId, env: EnvironmentId) -> Result<Vec<(ComponentId, Vec<ComponentId>)>> {
-        Ok(self.query_all::<LockRecord>(&keys::in_flights(tenant, env)).await?.into_iter().map(|l| (l.component_id, l.connections)).collect())
+    /// One paged Query of the sparse GSI1 partition `T#<t>#CONNSLOTS`.
+    async fn connection_slots(&self, tenant: TenantId) -> Result<Vec<ConnectionSlot>> {
+        let records = self.query_index_all::<SlotRecord>(&keys::connection_slots(tenant)).await?;
+        records
+            .into_iter()
+            .map(|r| {
+                let mut parts = r.gsi1sk.splitn(3, '#');
+                let (Some(env), Some(kind), Some(component)) = (parts.next(), parts.next(), parts.next()) else {
+                    return Err(DomainError::unexpected(format!("a connection slot key out of shape: {}", r.gsi1sk)));
+                };
+                let environment = env.parse::<EnvironmentId>().map_err(|e| DomainError::unexpected(e.to_string()))?;
+                let component = component.parse::<ComponentId>().map_err(|e| DomainError::unexpected(e.to_string()))?;
+                let in_flight = kind == "F";
+                let connections = match in_flight {
+                    true => r.connections,
+                    false => r.components.into_iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id).collect(),
+                };
+                Ok(ConnectionSlot { environment, component, in_flight, connections })
+            })
+            .collect()
     }
 
-    async fn transition(&self, tenant: TenantId, after: &Deployment, from: DeploymentStatus, audit: Option<AuditDraft>) -> Result<()> {
+    async fn transition_noting(
+        &self,
+        tenant: TenantId,
+        after: &Deployment,
+        from: DeploymentStatus,
+        audit: Option<AuditDraft>,
+        events: &[DeploymentEvent],
+    ) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
         if after.releases_lock_from(from) {
             items.push(self.lock_delete(tenant, after)?);
         }
+        items.extend(self.event_puts(tenant, after.id, events)?);
         map_tx(self.commit(tenant, items, audit).await, |_| status_changed())
     }
 
@@ -378,7 +531,9 @@ impl DeploymentStore for DynamoStore {
         match activation {
             Activation::Activate { new, previous } => {
                 let (pk, sk) = keys::active(tenant, new.environment_id, new.component_id);
-                let item = to_item(&ActiveRecord { pk, sk, active: new.clone() })?;
+                let holds_connections = new.components.iter().any(|c| c.kind == ComponentType::Connection);
+                let (gsi1pk, gsi1sk) = connection_slot_keys(tenant, new.environment_id, new.component_id, false, holds_connections);
+                let item = to_item(&ActiveRecord { pk, sk, gsi1pk, gsi1sk, active: new.clone() })?;
                 items.push(match previous {
                     Some(p) => self.conditional_put(item, "deployment_id = :prev", vec![(":prev", s(p.deployment_id.to_string()))])?,
                     None => self.conditional_put(item, "attribute_not_exists(pk)", vec![])?,
@@ -489,36 +644,92 @@ impl DeploymentStore for DynamoStore {
         }
     }
 
+    /// Transactions of up to 50 targets (each two items, the target and its
+    /// job, of DynamoDB's 100 per transaction), a few at once. A transaction
+    /// refused because one of its targets exists (a redelivered message) is
+    /// written again target by target, so every new one is still written.
+    async fn put_targets_if_absent(&self, tenant: TenantId, targets: &[Target]) -> Result<Vec<bool>> {
+        use futures::StreamExt;
+        let chunks: Vec<Vec<Target>> = targets.chunks(TARGETS_PER_TRANSACTION).map(<[Target]>::to_vec).collect();
+        let mut written = Vec::with_capacity(targets.len());
+        let mut chunks = futures::stream::iter(chunks.into_iter().map(|chunk| self.put_target_chunk(tenant, chunk))).buffered(TARGET_TRANSACTIONS_AT_ONCE);
+        while let Some(chunk) = chunks.next().await {
+            written.extend(chunk?);
+        }
+        Ok(written)
+    }
+
     async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>> {
         Ok(self.get::<TargetRecord>(keys::target(tenant, deployment, runtime)).await?.map(TargetRecord::into_target))
+    }
+
+    /// One BatchGetItem.
+    async fn get_deployment_and_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<(Option<Deployment>, Option<Target>)> {
+        let deployment_key = keys::deployment(tenant, deployment);
+        let items = self.batch_get_items(vec![key_of(deployment_key.clone()), key_of(keys::target(tenant, deployment, runtime))]).await?;
+        let (mut d, mut t) = (None, None);
+        for item in items {
+            if item.get(keys::PK).and_then(|v| v.as_s().ok()) == Some(&deployment_key.0) {
+                d = Some(from_item::<DeploymentRecord>(item)?.into_deployment());
+            } else {
+                t = Some(from_item::<TargetRecord>(item)?.into_target());
+            }
+        }
+        Ok((d, t))
     }
 
     async fn list_targets(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Target>> {
         Ok(self.query_all::<TargetRecord>(&keys::targets(tenant, deployment)).await?.into_iter().map(TargetRecord::into_target).collect())
     }
 
-    async fn update_target(&self, tenant: TenantId, t: &Target, from: TargetState, receipt: Option<&str>) -> Result<()> {
-        let receipt = match receipt {
-            Some(r) => Some(r.to_string()),
-            None => self.get::<TargetRecord>(keys::target(tenant, t.deployment_id, t.runtime_id)).await?.and_then(|r| r.receipt),
-        };
-        let from_value = serde_dynamo::to_attribute_value(from).map_err(unexpected)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&TargetRecord::new(tenant, t, receipt))?))
-            .condition_expression("#state = :from AND job_id = :job")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":from", from_value)
-            .expression_attribute_values(":job", s(t.job_id.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() { Err(Refusal::Stale(Entity::Target).into()) } else { Err(service_error(e)) }
+    /// One UpdateItem (or, with a timeline line, one transaction of it and
+    /// the line) that keeps the stored receipt unless a new one is given: no read first.
+    async fn update_target_noting(
+        &self,
+        tenant: TenantId,
+        t: &Target,
+        from: TargetState,
+        receipt: Option<&str>,
+        event: Option<&DeploymentEvent>,
+    ) -> Result<()> {
+        let change = TargetChange::of(tenant, t, from, receipt)?;
+        let stale = || -> DomainError { Refusal::Stale(Entity::Target).into() };
+        match event {
+            None => {
+                let (key, expression, names, values) = change.parts()?;
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression(expression)
+                    .condition_expression(TargetChange::CONDITION)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let e = e.into_service_error();
+                        if e.is_conditional_check_failed_exception() { Err(stale()) } else { Err(service_error(e)) }
+                    }
+                }
+            }
+            Some(event) => {
+                let (key, expression, names, values) = change.parts()?;
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression(expression)
+                    .condition_expression(TargetChange::CONDITION)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .build()
+                    .map_err(unexpected)?;
+                let mut items = vec![TransactWriteItem::builder().update(update).build()];
+                items.extend(self.event_puts(tenant, t.deployment_id, std::slice::from_ref(event))?);
+                map_tx(self.commit(tenant, items, None).await, |_| stale())
             }
         }
     }

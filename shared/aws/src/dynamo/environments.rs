@@ -74,6 +74,11 @@ impl DynamoStore {
     }
 }
 
+/// An environment item as read.
+pub(super) fn environment_of(item: super::Item) -> Result<Environment> {
+    Ok(super::from_item::<EnvironmentRecord>(item)?.into_environment())
+}
+
 #[async_trait]
 impl EnvironmentStore for DynamoStore {
     async fn create_environment(&self, tenant: TenantId, env: &Environment, audit: AuditDraft) -> Result<()> {

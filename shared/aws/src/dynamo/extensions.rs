@@ -35,6 +35,11 @@ impl ConnectionTestRecord {
     }
 }
 
+/// An environment's extension values item as read.
+pub(super) fn extensions_of(item: super::Item) -> Result<EnvironmentExtensions> {
+    Ok(super::from_item::<ExtensionsRecord>(item)?.values)
+}
+
 #[async_trait]
 impl ExtensionStore for DynamoStore {
     async fn get_extensions(&self, tenant: TenantId, env: EnvironmentId) -> Result<EnvironmentExtensions> {

@@ -15,6 +15,7 @@ mod inbox;
 mod packages;
 mod policies;
 mod runtimes;
+mod subjects;
 mod tenants;
 mod uploads;
 mod webhooks;
@@ -95,14 +96,17 @@ impl DynamoStore {
 
     /// Reads many items by key (any number; 100 per request), in no particular order.
     pub(crate) async fn batch_get<T: DeserializeOwned>(&self, keys: Vec<Item>) -> Result<Vec<T>> {
+        self.batch_get_items(keys).await?.into_iter().map(from_item).collect()
+    }
+
+    /// `batch_get` of items of different kinds, as stored: the caller tells them apart by key.
+    pub(crate) async fn batch_get_items(&self, keys: Vec<Item>) -> Result<Vec<Item>> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut request = Some(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build().map_err(unexpected)?);
             while let Some(keys_and_attributes) = request.take() {
                 let out = self.client.batch_get_item().request_items(&self.table, keys_and_attributes).send().await.map_err(sdk_error)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    found.push(from_item(item)?);
-                }
+                found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
                 request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
             }
         }
@@ -152,10 +156,19 @@ impl DynamoStore {
 
     /// Every item of a (small) partition, page by page, in key order.
     pub(crate) async fn query_all<T: serde::de::DeserializeOwned>(&self, partition: &str) -> Result<Vec<T>> {
+        self.query_all_in::<T>(partition, None).await
+    }
+
+    /// `query_all` of a GSI1 partition.
+    pub(crate) async fn query_index_all<T: serde::de::DeserializeOwned>(&self, partition: &str) -> Result<Vec<T>> {
+        self.query_all_in::<T>(partition, Some(keys::GSI1)).await
+    }
+
+    async fn query_all_in<T: serde::de::DeserializeOwned>(&self, partition: &str, index: Option<&str>) -> Result<Vec<T>> {
         let mut all = vec![];
         let mut page = PageRequest::first(100);
         loop {
-            let (items, next) = self.query_page::<T>(partition, None, None, &page).await?;
+            let (items, next) = self.query_page::<T>(partition, index, None, &page).await?;
             all.extend(items);
             match next {
                 Some(c) => page.cursor = Some(c),

@@ -71,6 +71,11 @@ struct VersionRecord {
     package_id: PackageId,
 }
 
+/// A package item as read.
+pub(super) fn package_of(item: super::Item) -> Result<Package> {
+    Ok(super::from_item::<PackageRecord>(item)?.into_package())
+}
+
 #[async_trait]
 impl PackageStore for DynamoStore {
     async fn create_package(&self, tenant: TenantId, p: &Package, audit: AuditDraft) -> Result<()> {

@@ -18,6 +18,11 @@ struct PolicyRecord {
     policy: Policy,
 }
 
+/// A policy item as read.
+pub(super) fn policy_of(item: super::Item) -> Result<Policy> {
+    Ok(super::from_item::<PolicyRecord>(item)?.policy)
+}
+
 #[async_trait]
 impl PolicyStore for DynamoStore {
     async fn get_policy(&self, tenant: TenantId, env: EnvironmentId) -> Result<Option<Policy>> {

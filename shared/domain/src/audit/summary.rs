@@ -1059,6 +1059,7 @@ mod tests {
             deployment_id: DeploymentId::new(),
             activated_at: Utc::now(),
             components: vec![],
+            extensions_version: None,
         };
         let action = |d: &Deployment| DeploymentCreated::of(d, &Actor::user("alice")).action();
         assert_eq!(action(&Deployment::new_deploy(active.environment_id, &package, "alice", String::new(), None)), AuditAction::DeploymentRequested);

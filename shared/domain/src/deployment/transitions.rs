@@ -59,6 +59,7 @@ fn active(package: &Package, environment: EnvironmentId) -> ActiveVersion {
         deployment_id: DeploymentId::new(),
         activated_at: now(),
         components: package.manifest.components.clone(),
+        extensions_version: None,
     }
 }
 

@@ -4,11 +4,13 @@ use crate::audit::summary::{DeploymentCancelled, DeploymentCreated, DeploymentRe
 use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, DeploymentStep, Target, TargetState, TargetStep};
 use crate::environment::Environment;
+use crate::extension::EnvironmentExtensions;
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, PackageId, RuntimeId, TenantId};
 use crate::package::{MAX_NOTES_CHARS, OutdatedComponent, Package, PackageStatus, outdated};
 use crate::page::{Page, PageRequest};
 use crate::policy::{Change, Policy, Verdict};
 use crate::ports::DeploymentFilter;
+use crate::quarantine::Quarantine;
 use crate::refusal::Refusal;
 use crate::rollout::RolloutRequest;
 use crate::runtime::Runtime;
@@ -43,6 +45,20 @@ struct Requested {
     rollout: Option<RolloutRequest>,
     /// A package still building is recorded waiting for it (not refused `package_not_ready`).
     await_package: bool,
+}
+
+/// What a report reads by key beside the environment and package.
+struct Keyed {
+    quarantine: Option<Quarantine>,
+    extensions: EnvironmentExtensions,
+}
+
+/// A request's environment and package, with what is read with them.
+struct Subject {
+    env: Environment,
+    package: Package,
+    policy: Policy,
+    keyed: Keyed,
 }
 
 /// An active version with its drift.
@@ -99,7 +115,26 @@ impl Berth {
         policy: &Policy,
         verdict: &Verdict,
     ) -> Result<ValidationReport> {
-        self.report_with(ctx, env, package, policy, verdict, false).await
+        let keyed = self.keyed_facts(ctx.tenant, env.id, package.id).await?;
+        self.report_with(ctx, env, package, policy, verdict, &keyed, false).await
+    }
+
+    /// What a report reads by key beside the environment and package, for a caller that has those already.
+    async fn keyed_facts(&self, tenant: TenantId, env: EnvironmentId, package: PackageId) -> Result<Keyed> {
+        let (quarantine, extensions) =
+            futures::future::try_join(self.ports.deployments.get_quarantine(tenant, env, package), self.ports.extensions.get_extensions(tenant, env)).await?;
+        Ok(Keyed { quarantine, extensions })
+    }
+
+    /// The environment and package a request names (not found: the
+    /// environment first), with the environment's policy, the package's
+    /// quarantine there and the environment's extension values: one read.
+    async fn subject(&self, ctx: &TenantCtx, env: EnvironmentId, package: PackageId) -> Result<Subject> {
+        ctx.require(Permission::Read)?;
+        let read = self.ports.subjects.deploy_subject(ctx.tenant, env, package).await?;
+        let env = read.environment.ok_or(DomainError::not_found("environment"))?;
+        let package = read.package.ok_or(DomainError::not_found("package"))?;
+        Ok(Subject { env, package, policy: read.policy.unwrap_or_default(), keyed: Keyed { quarantine: read.quarantine, extensions: read.extensions } })
     }
 
     /// `report_for`, a quarantine only warned of when `override_quarantine`.
@@ -110,24 +145,25 @@ impl Berth {
         package: &Package,
         policy: &Policy,
         verdict: &Verdict,
+        keyed: &Keyed,
         override_quarantine: bool,
     ) -> Result<ValidationReport> {
         // Independent reads, made at once: one after another they were most of a deploy's time (the bench's latency phase).
-        use futures::future::{try_join, try_join3, try_join4};
-        let ((runtimes, active_here, tenant, succeeded), (quarantine, in_flight, connections_elsewhere)) = try_join(
-            try_join4(
+        use futures::future::{try_join, try_join3};
+        let ((runtimes, active_here, tenant), (succeeded, in_flight, connections_elsewhere)) = try_join(
+            try_join3(
                 self.all_environment_runtimes(ctx.tenant, env.id),
                 self.ports.deployments.active_versions(ctx.tenant, env.id),
                 self.tenant_of_token(ctx.tenant),
-                self.ports.deployments.succeeded_in(ctx.tenant, package.id),
             ),
             try_join3(
-                self.ports.deployments.get_quarantine(ctx.tenant, env.id, package.id),
+                self.succeeded_in_if_required(ctx.tenant, policy, package.id),
                 self.ports.deployments.in_flight(ctx.tenant, env.id, package.component_id),
                 self.connections_elsewhere(ctx, env, package.component_id),
             ),
         )
         .await?;
+        let quarantine = keyed.quarantine.as_ref();
         let mut promotion_missing = vec![];
         for required in policy.require_success_in.iter().filter(|e| !succeeded.contains(e)) {
             let name =
@@ -135,7 +171,7 @@ impl Berth {
             promotion_missing.push(name);
         }
         let active = active_here.iter().find(|a| a.component_id == package.component_id);
-        let extensions = self.extension_facts(ctx.tenant, env.id, package, active).await?;
+        let extensions = self.extension_facts(ctx.tenant, &keyed.extensions, package, active).await?;
         let facts = Facts {
             environment: env,
             package,
@@ -147,11 +183,19 @@ impl Berth {
             active_here: &active_here,
             connection_licenses: tenant.plan.connection_licenses,
             connections_elsewhere,
-            quarantine: quarantine.as_ref(),
+            quarantine,
             override_quarantine,
             extensions,
         };
         Ok(validate(&facts))
+    }
+
+    /// The environments where `package` succeeded, read only when the policy requires success somewhere.
+    async fn succeeded_in_if_required(&self, tenant: TenantId, policy: &Policy, package: PackageId) -> Result<Vec<EnvironmentId>> {
+        if policy.require_success_in.is_empty() {
+            return Ok(vec![]);
+        }
+        self.ports.deployments.succeeded_in(tenant, package).await
     }
 
     /// The dry run: what would block this deployment, and what to watch.
@@ -167,11 +211,9 @@ impl Berth {
         env: EnvironmentId,
         override_quarantine: bool,
     ) -> Result<ValidationReport> {
-        let env = self.get_environment(ctx, env).await?;
-        let package = self.get_package(ctx, package).await?.package;
-        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        let Subject { env, package, policy, keyed } = self.subject(ctx, env, package).await?;
         let verdict = policy.judge(Change::Deploy, &ctx.roles, Utc::now(), false);
-        self.report_with(ctx, &env, &package, &policy, &verdict, override_quarantine).await
+        self.report_with(ctx, &env, &package, &policy, &verdict, &keyed, override_quarantine).await
     }
 
     /// Validates, then records the deployment (taking the environment's lock
@@ -187,8 +229,8 @@ impl Berth {
     /// `package_and_deploy` webhook or a latest-revision deploy does when the
     /// package it made went to the package builder).
     pub(crate) async fn create_deployment_as(&self, ctx: &TenantCtx, input: NewDeployment, await_package: bool) -> Result<Deployment> {
-        let env = self.get_environment(ctx, input.environment_id).await?;
-        let package = self.get_package(ctx, input.package_id).await?.package;
+        let subject = self.subject(ctx, input.environment_id, input.package_id).await?;
+        let (env, package) = (&subject.env, &subject.package);
         ctx.require(Permission::Deploy)?;
         check_notes(&input.notes)?;
         let await_package = await_package && package.status == PackageStatus::Building;
@@ -199,7 +241,7 @@ impl Berth {
             crate::webhook::check_commit(commit)?;
         }
         let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
-        let d = Deployment::for_package(env.id, &package, &ctx.actor.id, input.notes, active.as_ref()).with_commit(input.commit);
+        let d = Deployment::for_package(env.id, package, &ctx.actor.id, input.notes, active.as_ref()).with_commit(input.commit);
         let requested = Requested {
             scheduled_at: input.scheduled_at,
             hold_if_frozen: input.hold_if_frozen,
@@ -207,28 +249,20 @@ impl Berth {
             rollout: input.rollout,
             await_package,
         };
-        self.request_change(ctx, &env, &package, Change::Deploy, d, requested).await
+        self.request_change(ctx, &subject, Change::Deploy, d, requested).await
     }
 
     /// Puts a deployment of `package` through the environment's policy and
     /// validation, then records it: waiting for approvals, held, or queued.
-    async fn request_change(
-        &self,
-        ctx: &TenantCtx,
-        env: &Environment,
-        package: &Package,
-        change: Change,
-        deployment: Deployment,
-        requested: Requested,
-    ) -> Result<Deployment> {
+    async fn request_change(&self, ctx: &TenantCtx, subject: &Subject, change: Change, deployment: Deployment, requested: Requested) -> Result<Deployment> {
         let Requested { scheduled_at, hold_if_frozen, override_quarantine, rollout, await_package } = requested;
-        let policy = self.policy_of(ctx.tenant, env.id).await?;
+        let Subject { env, package, policy, keyed } = subject;
         let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
         let mut clearance = verdict.enforce()?;
         if let Some(request) = rollout.filter(|_| matches!(deployment.kind, DeploymentKind::Deploy | DeploymentKind::Redeploy)) {
-            clearance.rollout = self.rollout_over(ctx, &policy, env.id, &request).await?;
+            clearance.rollout = self.rollout_over(ctx, policy, env.id, &request).await?;
         }
-        let report = self.report_with(ctx, env, package, &policy, &verdict, override_quarantine).await?;
+        let report = self.report_with(ctx, env, package, policy, &verdict, keyed, override_quarantine).await?;
         if let Some(first) = report.errors.iter().find(|e| !(await_package && e.code == "package_not_ready")) {
             return Err(DomainError::conflict(first.code, first.message.clone()));
         }
@@ -252,11 +286,14 @@ impl Berth {
         let no_previous = || DomainError::conflict("no_previous_version", "no earlier version of this component was active in the environment");
         let current = self.ports.deployments.get_deployment(ctx.tenant, active.deployment_id).await?.ok_or_else(no_previous)?;
         let previous = current.previous_package_id.filter(|p| *p != active.package_id).ok_or_else(no_previous)?;
-        let package = self.ports.packages.get_package(ctx.tenant, previous).await?.ok_or_else(no_previous)?;
+        let subject = match self.subject(ctx, environment.id, previous).await {
+            Err(e) if e.code() == "not_found" => return Err(no_previous()),
+            other => other?,
+        };
         let notes = if notes.is_empty() { format!("rollback from version {} requested by {}", active.version, ctx.actor.id) } else { notes };
-        let d = Deployment::new_rollback(&package, &ctx.actor.id, notes, &active);
+        let d = Deployment::new_rollback(&subject.package, &ctx.actor.id, notes, &active);
         let requested = Requested { hold_if_frozen, ..Requested::default() };
-        self.request_change(ctx, &environment, &package, Change::Rollback, d, requested).await
+        self.request_change(ctx, &subject, Change::Rollback, d, requested).await
     }
 
     /// Records `d` (its action follows from its kind: `deployment.requested`,
@@ -270,18 +307,18 @@ impl Berth {
         let summary = DeploymentCreated::of(d, &ctx.actor);
         let summary = if overrode_quarantine { summary.overriding_quarantine() } else { summary };
         let audit = AuditDraft::by(ctx, d.id, summary);
-        self.ports.deployments.create_deployment(ctx.tenant, d, audit).await?;
-        self.count(ctx.tenant, crate::metrics::MetricEvent::DeploymentRequested { deployment: d.id, kind: d.kind });
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
             DeploymentKind::Rollback => format!("Rollback to version {}: {}", d.version, d.notes),
             DeploymentKind::Sync => format!("Sync of version {} requested by {}: {}", d.version, d.requested_by, d.notes),
             _ => format!("Deployment of version {} requested by {}", d.version, d.requested_by),
         };
-        self.event(ctx.tenant, d.id, None, line).await;
+        let mut events = vec![DeploymentEvent::line(None, &line)];
         if d.waiting_for_package {
-            self.event(ctx.tenant, d.id, None, format!("Waiting for package version {} to be built", d.version)).await;
+            events.push(DeploymentEvent::line(None, &format!("Waiting for package version {} to be built", d.version)));
         }
+        self.ports.deployments.create_deployment(ctx.tenant, d, audit, &events).await?;
+        self.count(ctx.tenant, crate::metrics::MetricEvent::DeploymentRequested { deployment: d.id, kind: d.kind });
         if d.status == DeploymentStatus::Queued {
             // If this fails, the sweeper queues it again: the deployment is recorded.
             if let Err(e) = self.ports.jobs.enqueue_deployment(ctx.tenant, d.id).await {
@@ -294,7 +331,7 @@ impl Berth {
     /// Appends a timeline line; a failure to do so never fails the caller.
     /// Nothing secret is stored: the line is redacted first (see `redact`).
     pub(crate) async fn event(&self, tenant: crate::ids::TenantId, deployment: DeploymentId, runtime: Option<RuntimeId>, message: String) {
-        let event = DeploymentEvent { at: Utc::now(), runtime_id: runtime, message: crate::redact::redact(&message) };
+        let event = DeploymentEvent::line(runtime, &message);
         if let Err(e) = self.ports.deployments.add_event(tenant, deployment, &event).await {
             tracing::warn!(error = %e, deployment_id = %deployment, "could not record a deployment event");
         }
@@ -358,7 +395,8 @@ impl Berth {
             let package = self.get_package(ctx, before.package_id).await?.package;
             // A retry is exempt from the quarantine its own failure may have
             // caused: the person re-runs that deployment, knowing it failed.
-            let report = self.report_with(ctx, &env, &package, &policy, &verdict, true).await?;
+            let keyed = self.keyed_facts(ctx.tenant, env.id, package.id).await?;
+            let report = self.report_with(ctx, &env, &package, &policy, &verdict, &keyed, true).await?;
             if let Some(first) = report.errors.first() {
                 return Err(DomainError::conflict(first.code, first.message.clone()));
             }

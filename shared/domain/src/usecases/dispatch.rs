@@ -2,7 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentStarted, DispatchFailed};
 use crate::context::Actor;
-use crate::deployment::{Deployment, DeploymentStatus, DeploymentStep, JobMessage, Target, TargetState};
+use crate::deployment::{Deployment, DeploymentEvent, DeploymentStatus, DeploymentStep, JobMessage, Target, TargetState};
 use crate::ids::{DeploymentId, TenantId};
 use crate::package::PackageStatus;
 use crate::ports::Activation;
@@ -41,50 +41,61 @@ impl Berth {
         if runtimes.is_empty() {
             return self.end_without_targets(tenant, &d).await;
         }
-        // Each target is its own conditional write and send, independent of the others: a few at a time, as one
-        // after another a thousand runtimes would wait about a thousand round trips for the last job (the bench's fan-out).
-        let targets: Vec<_> =
-            runtimes.iter().enumerate().map(|(i, runtime)| self.start_target(tenant, id, runtime, d.rollout.batch_of(i, runtimes.len()))).collect();
-        let mut targets = futures::stream::iter(targets).buffer_unordered(DISPATCH_CONCURRENCY);
-        while let Some(done) = targets.next().await {
-            done?;
-        }
-        // Only a queued deployment starts: a duplicate delivery finds it in progress.
-        if let Ok(mut after) = d.step(DeploymentStep::Start, Utc::now()) {
+        // Every target first, in as few writes as the store allows (a redelivered message finds some or all there).
+        let now = Utc::now();
+        let fresh: Vec<Target> =
+            runtimes.iter().enumerate().map(|(i, runtime)| Target::pending(id, runtime.id, now).in_batch(d.rollout.batch_of(i, runtimes.len()))).collect();
+        let written = self.ports.deployments.put_targets_if_absent(tenant, &fresh).await?;
+        let redelivered = written.iter().any(|w| !w);
+        // Started before any job is sent, so that a job ending at once finds its deployment in progress and settles it.
+        if let Ok(mut after) = d.step(DeploymentStep::Start, now) {
             if d.rollout.in_batches() {
                 after.progress = Some(Progress::start(d.rollout.batches(runtimes.len())));
             }
             let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() });
-            match self.ports.deployments.transition(tenant, &after, DeploymentStatus::Queued, Some(audit)).await {
-                Ok(()) => {
-                    self.event(tenant, id, None, format!("Publish started on {} runtime(s)", runtimes.len())).await;
-                    if let Some(p) = after.progress {
-                        let first = d.rollout.per_batch(runtimes.len()).min(runtimes.len());
-                        self.event(tenant, id, None, format!("Batch 1 of {} started on {first} runtime(s)", p.batches)).await;
-                    }
-                }
+            let mut lines = vec![format!("Publish started on {} runtime(s)", runtimes.len())];
+            if let Some(p) = after.progress {
+                let first = d.rollout.per_batch(runtimes.len()).min(runtimes.len());
+                lines.push(format!("Batch 1 of {} started on {first} runtime(s)", p.batches));
+            }
+            let events: Vec<DeploymentEvent> = lines.into_iter().map(|line| DeploymentEvent::line(None, &line)).collect();
+            match self.ports.deployments.transition_noting(tenant, &after, DeploymentStatus::Queued, Some(audit), &events).await {
+                Ok(()) => {}
                 // A duplicate delivery moved it first.
                 Err(DomainError::Refused(Refusal::Stale(_))) => {}
                 Err(e) => return Err(e),
             }
         }
-        // An earlier delivery of this message may have failed before marking the
-        // deployment started, and its jobs ended meanwhile, unsettled: settle it now.
-        self.settle_deployment(tenant, id).await?;
+        // Then each pending job on its runtime's queue, a few at a time (one after another, a thousand
+        // runtimes would wait about a thousand round trips for the last job: the bench's fan-out).
+        let sends: Vec<_> = runtimes
+            .iter()
+            .zip(fresh)
+            .zip(written.iter().copied())
+            .map(|((runtime, fresh), written)| self.send_pending(tenant, runtime, fresh, written))
+            .collect();
+        let mut sends = futures::stream::iter(sends).buffer_unordered(DISPATCH_CONCURRENCY);
+        while let Some(done) = sends.next().await {
+            done?;
+        }
+        // An earlier delivery of this message may have failed after starting the deployment,
+        // and its jobs ended meanwhile, unsettled: settle it now. (A first delivery wrote every target.)
+        if redelivered {
+            self.settle_deployment(tenant, id).await?;
+        }
         Ok(())
     }
 
-    /// Records `runtime`'s target of deployment `id` unless a delivery before
-    /// did, and sends its job if it is (still) pending.
-    async fn start_target(&self, tenant: TenantId, id: DeploymentId, runtime: &crate::runtime::Runtime, batch: u32) -> Result<()> {
-        let fresh = Target::pending(id, runtime.id, Utc::now()).in_batch(batch);
-        let target = if self.ports.deployments.put_target_if_absent(tenant, &fresh).await? {
+    /// Sends `runtime` its job if its target is pending: the one just written,
+    /// or (a redelivery) the one a delivery before wrote.
+    async fn send_pending(&self, tenant: TenantId, runtime: &crate::runtime::Runtime, fresh: Target, written: bool) -> Result<()> {
+        let target = if written {
             fresh
         } else {
-            self.ports.deployments.get_target(tenant, id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
+            self.ports.deployments.get_target(tenant, fresh.deployment_id, runtime.id).await?.ok_or(DomainError::not_found("target"))?
         };
         if target.state == TargetState::Pending {
-            let job = JobMessage { tenant_id: tenant, deployment_id: id, runtime_id: runtime.id, job_id: target.job_id };
+            let job = JobMessage { tenant_id: tenant, deployment_id: target.deployment_id, runtime_id: runtime.id, job_id: target.job_id };
             self.ports.jobs.send_job(&runtime.queue_url, &job).await?;
         }
         Ok(())

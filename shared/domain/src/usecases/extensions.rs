@@ -119,17 +119,20 @@ impl Berth {
     pub(crate) async fn extension_facts(
         &self,
         tenant: TenantId,
-        env: EnvironmentId,
+        values: &EnvironmentExtensions,
         package: &Package,
         active: Option<&ActiveVersion>,
     ) -> Result<ExtensionFacts> {
-        let values = self.ports.extensions.get_extensions(tenant, env).await?;
         let bundled = package.manifest.components.iter().map(|e| (e.id, e.name.as_str(), &e.extensions));
-        let gaps = gaps(bundled, &values);
+        let gaps = gaps(bundled, values);
         let changed = match active {
             None => None,
             Some(a) => {
-                let since = self.ports.deployments.get_deployment(tenant, a.deployment_id).await?.and_then(|d| d.extensions_version).unwrap_or(0);
+                let since = match a.extensions_version {
+                    Some(v) => v,
+                    // Activated before the version was kept with it: its deployment says.
+                    None => self.ports.deployments.get_deployment(tenant, a.deployment_id).await?.and_then(|d| d.extensions_version).unwrap_or(0),
+                };
                 Some(package.manifest.components.iter().any(|e| values.components.get(&e.id).is_some_and(|c| c.changed_in > since)))
             }
         };

@@ -3,7 +3,9 @@ use super::agents::RuntimeCtx;
 use crate::audit::AuditDraft;
 use crate::audit::summary::DeploymentSettled;
 use crate::context::Actor;
-use crate::deployment::{DeploymentKind, DeploymentStatus, DeploymentStep, JobMessage, TargetRefused, TargetState, TargetStep, aggregate, target_counts};
+use crate::deployment::{
+    DeploymentEvent, DeploymentKind, DeploymentStatus, DeploymentStep, JobMessage, TargetRefused, TargetState, TargetStep, aggregate, target_counts,
+};
 use crate::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, TenantId};
 use crate::package::VersionLabel;
 use crate::policy::Change;
@@ -138,8 +140,7 @@ impl Berth {
     /// receipt stored, so settling the job deletes it), and a download URL is
     /// minted for this tenant's package only.
     async fn hand_out(&self, ctx: &RuntimeCtx, job: &JobMessage, receipt: &str) -> Result<Handout> {
-        let target = self.ports.deployments.get_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
-        let deployment = self.ports.deployments.get_deployment(ctx.tenant, job.deployment_id).await?;
+        let (deployment, target) = self.ports.deployments.get_deployment_and_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
         let (Some(target), Some(d)) = (target, deployment) else {
             return Ok(Handout::Withdrawn);
         };
@@ -172,11 +173,10 @@ impl Berth {
         let from = target.state;
         let now = Utc::now();
         let target = target.step(TargetStep::Deliver { deadline: now + self.settings.job_deadline }, now)?;
-        self.ports.deployments.update_target(ctx.tenant, &target, from, Some(receipt)).await?;
+        let delivered =
+            (from == TargetState::Pending).then(|| DeploymentEvent::line(Some(ctx.runtime.id), &format!("Delivered to runtime \"{}\"", ctx.runtime.name)));
+        self.ports.deployments.update_target_noting(ctx.tenant, &target, from, Some(receipt), delivered.as_ref()).await?;
         self.ports.jobs.hide_job(&ctx.runtime.queue_url, receipt, self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900))).await?;
-        if from == TargetState::Pending {
-            self.event(ctx.tenant, d.id, Some(ctx.runtime.id), format!("Delivered to runtime \"{}\"", ctx.runtime.name)).await;
-        }
         let ttl = self.settings.job_deadline.to_std().unwrap_or(Duration::from_secs(900));
         let url = self.ports.blobs.presign_package_download(ctx.tenant, d.package_id, ttl).await?;
         Ok(Handout::Offer(Box::new(JobOffer {
@@ -200,8 +200,8 @@ impl Berth {
         // What an agent reports is stored and shown to every viewer: never a secret.
         let message = crate::redact::redact(&message);
         let deployment_id = self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
-        let d = self.ports.deployments.get_deployment(ctx.tenant, deployment_id).await?.ok_or(DomainError::not_found("job"))?;
-        let target = self.ports.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
+        let (d, target) = self.ports.deployments.get_deployment_and_target(ctx.tenant, deployment_id, ctx.runtime.id).await?;
+        let (Some(d), Some(target)) = (d, target) else { return Err(DomainError::not_found("job")) };
         if target.job_id != job {
             // A retry replaced this job.
             return Ok(JobEventOutcome { job_status: target.state, proceed: false });
@@ -222,7 +222,8 @@ impl Berth {
             Err(refused) => return Err(refused.into()),
         };
         let next = reported.state;
-        match self.ports.deployments.update_target(ctx.tenant, &reported, target.state, None).await {
+        let line = DeploymentEvent::line(Some(ctx.runtime.id), &format!("Runtime \"{}\": {}", ctx.runtime.name, phase_line(next, &message)));
+        match self.ports.deployments.update_target_noting(ctx.tenant, &reported, target.state, None, Some(&line)).await {
             Ok(()) => {}
             Err(DomainError::Refused(Refusal::Stale(_))) => {
                 let now = self.ports.deployments.get_target(ctx.tenant, deployment_id, ctx.runtime.id).await?.ok_or(DomainError::not_found("job"))?;
@@ -230,7 +231,6 @@ impl Berth {
             }
             Err(e) => return Err(e),
         }
-        self.event(ctx.tenant, deployment_id, Some(ctx.runtime.id), format!("Runtime \"{}\": {}", ctx.runtime.name, phase_line(next, &message))).await;
         if next.settled() {
             // Delivery set the deadline `job_deadline` ahead, and a redelivery keeps it: so it was delivered then.
             if let Some(delivered) = reported.deadline.map(|deadline| deadline - self.settings.job_deadline) {

@@ -54,7 +54,7 @@ use crate::ports::{
     ExtensionSealer, ExtensionStore, IdempotencyStore, JobQueues, PackageActivity, PackageStore, PolicyStore, RuntimeQueues, RuntimeStore, SecretSealer,
     TenantStore, WebhookStore,
 };
-use crate::ports::{StagingStore, UploadStore};
+use crate::ports::{StagingStore, SubjectReads, UploadStore};
 use std::sync::Arc;
 
 /// Settings the rules depend on.
@@ -128,6 +128,8 @@ pub struct Ports {
     pub uploads: Arc<dyn UploadStore>,
     /// Staged upload objects (S3 in AWS).
     pub staging: Arc<dyn StagingStore>,
+    /// What a deployment request names by key, read at once.
+    pub subjects: Arc<dyn SubjectReads>,
 }
 
 /// The application: every use case, over the ports it was built with. Only

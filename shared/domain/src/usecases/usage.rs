@@ -5,7 +5,6 @@
 
 use super::Berth;
 use crate::Result;
-use crate::component::ComponentType;
 use crate::context::{Permission, TenantCtx};
 use crate::ids::{ComponentId, EnvironmentId, TenantId};
 use crate::page::PageRequest;
@@ -58,34 +57,35 @@ impl Berth {
         classification: Classification,
         replacing: Option<(EnvironmentId, ComponentId)>,
     ) -> Result<ConnectionsInUse> {
+        // Two reads, whatever the number of environments: the environments (for their
+        // classification and names) and the tenant's connection-holding slots.
+        let (envs, slots) = futures::future::try_join(self.all_environments(tenant), self.ports.deployments.connection_slots(tenant)).await?;
+        let names: HashMap<EnvironmentId, String> =
+            envs.into_iter().filter(|e| e.classification == classification).map(|e| (e.id, e.name.to_string())).collect();
         let mut used = ConnectionsInUse::default();
+        for slot in slots {
+            let Some(name) = names.get(&slot.environment) else { continue };
+            if replacing == Some((slot.environment, slot.component)) || slot.connections.is_empty() {
+                continue;
+            }
+            used.environment_names.insert(slot.environment, name.clone());
+            for c in slot.connections {
+                used.connections.entry(c).or_default().insert(slot.environment);
+            }
+        }
+        Ok(used)
+    }
+
+    /// Every environment of the tenant, page after page.
+    async fn all_environments(&self, tenant: TenantId) -> Result<Vec<crate::environment::Environment>> {
+        let mut all = vec![];
         let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
         loop {
             let envs = self.ports.environments.list_environments(tenant, &page).await?;
-            for e in envs.items.iter().filter(|e| e.classification == classification) {
-                let mut here: Vec<ComponentId> = vec![];
-                for a in self.ports.deployments.active_versions(tenant, e.id).await? {
-                    if replacing == Some((e.id, a.component_id)) {
-                        continue;
-                    }
-                    here.extend(a.components.iter().filter(|c| c.kind == ComponentType::Connection).map(|c| c.id));
-                }
-                for (slot, bundled) in self.ports.deployments.in_flight_connections(tenant, e.id).await? {
-                    if replacing == Some((e.id, slot)) {
-                        continue;
-                    }
-                    here.extend(bundled);
-                }
-                if !here.is_empty() {
-                    used.environment_names.insert(e.id, e.name.to_string());
-                }
-                for c in here {
-                    used.connections.entry(c).or_default().insert(e.id);
-                }
-            }
+            all.extend(envs.items);
             match envs.next_cursor {
                 Some(c) => page.cursor = Some(c),
-                None => return Ok(used),
+                None => return Ok(all),
             }
         }
     }
