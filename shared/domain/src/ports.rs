@@ -378,6 +378,20 @@ pub trait DeploymentStore: Send + Sync {
         activation: &Activation,
         quarantine: Option<&Quarantine>,
         audit: AuditDraft,
+    ) -> Result<()> {
+        self.finish_deployment_noting(tenant, after, from, activation, quarantine, audit, &[]).await
+    }
+    /// `finish_deployment`, appending `events` to the deployment's timeline in the same write.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_deployment_noting(
+        &self,
+        tenant: TenantId,
+        after: &Deployment,
+        from: DeploymentStatus,
+        activation: &Activation,
+        quarantine: Option<&Quarantine>,
+        audit: AuditDraft,
+        events: &[DeploymentEvent],
     ) -> Result<()>;
     /// Re-opens a failed deployment for a retry: takes the lock again, sets it
     /// in progress and resets `targets` (with their new job ids): refused

@@ -277,7 +277,7 @@ impl DeploymentStore for MemoryStore {
         Ok(())
     }
 
-    async fn finish_deployment(
+    async fn finish_deployment_noting(
         &self,
         tenant: TenantId,
         after: &Deployment,
@@ -285,6 +285,7 @@ impl DeploymentStore for MemoryStore {
         activation: &Activation,
         quarantine: Option<&Quarantine>,
         audit: AuditDraft,
+        events: &[DeploymentEvent],
     ) -> Result<()> {
         let mut s = self.lock();
         let ds = &mut s.t(tenant).deployments;
@@ -300,6 +301,7 @@ impl DeploymentStore for MemoryStore {
         if let Some(q) = quarantine {
             ds.quarantines.insert((q.environment_id, q.package_id), q.clone());
         }
+        ds.note(after.id, events);
         s.record(tenant, audit);
         Ok(())
     }

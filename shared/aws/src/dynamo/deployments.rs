@@ -515,7 +515,7 @@ impl DeploymentStore for DynamoStore {
         map_tx(self.commit(tenant, items, audit).await, |_| status_changed())
     }
 
-    async fn finish_deployment(
+    async fn finish_deployment_noting(
         &self,
         tenant: TenantId,
         after: &Deployment,
@@ -523,11 +523,13 @@ impl DeploymentStore for DynamoStore {
         activation: &Activation,
         quarantine: Option<&Quarantine>,
         audit: AuditDraft,
+        events: &[DeploymentEvent],
     ) -> Result<()> {
         let mut items = vec![self.deployment_put(tenant, after, Some(from))?];
         if after.releases_lock_from(from) {
             items.push(self.lock_delete(tenant, after)?);
         }
+        items.extend(self.event_puts(tenant, after.id, events)?);
         match activation {
             Activation::Activate { new, previous } => {
                 let (pk, sk) = keys::active(tenant, new.environment_id, new.component_id);

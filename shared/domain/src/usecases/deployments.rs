@@ -1,6 +1,8 @@
 use super::Berth;
+use super::usage::ConnectionsInUse;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentCancelled, DeploymentCreated, DeploymentRetried};
+use crate::component::ComponentType;
 use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, DeploymentStep, Target, TargetState, TargetStep};
 use crate::environment::Environment;
@@ -51,6 +53,8 @@ struct Requested {
 struct Keyed {
     quarantine: Option<Quarantine>,
     extensions: EnvironmentExtensions,
+    /// The environment's active versions, when the caller read them already.
+    actives: Option<Vec<ActiveVersion>>,
 }
 
 /// A request's environment and package, with what is read with them.
@@ -87,12 +91,18 @@ impl Berth {
 
     /// The connections holding licences in `env`'s classification (see
     /// `connections_in_use`), leaving out the (env, component) slot a
-    /// deployment would replace, named so a refusal can say what to free.
-    async fn connections_elsewhere(&self, ctx: &TenantCtx, env: &Environment, component: ComponentId) -> Result<Vec<ConnectionInUse>> {
-        let used = self.connections_in_use(ctx.tenant, env.classification, Some((env.id, component))).await?;
+    /// deployment would replace; named (one read of the components) only when
+    /// `package` would take more licences than `licenses`, so that the refusal
+    /// can say what to free.
+    async fn connections_elsewhere(&self, ctx: &TenantCtx, used: ConnectionsInUse, package: &Package, licenses: u32) -> Result<Vec<ConnectionInUse>> {
+        let bundled = package.manifest.components.iter().filter(|e| e.kind == ComponentType::Connection).map(|e| e.id);
+        let wanted: HashSet<ComponentId> = used.connections.keys().copied().chain(bundled).collect();
         let ids: Vec<ComponentId> = used.connections.keys().copied().collect();
-        let names: HashMap<ComponentId, String> =
-            self.ports.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c.name.to_string())).collect();
+        let names: HashMap<ComponentId, String> = if wanted.len() as u64 > u64::from(licenses) {
+            self.ports.components.get_components(ctx.tenant, &ids).await?.into_iter().map(|c| (c.id, c.name.to_string())).collect()
+        } else {
+            HashMap::new()
+        };
         let env_name = |e: &EnvironmentId| used.environment_names.get(e).cloned().unwrap_or_else(|| e.to_string());
         Ok(used
             .connections
@@ -123,7 +133,7 @@ impl Berth {
     async fn keyed_facts(&self, tenant: TenantId, env: EnvironmentId, package: PackageId) -> Result<Keyed> {
         let (quarantine, extensions) =
             futures::future::try_join(self.ports.deployments.get_quarantine(tenant, env, package), self.ports.extensions.get_extensions(tenant, env)).await?;
-        Ok(Keyed { quarantine, extensions })
+        Ok(Keyed { quarantine, extensions, actives: None })
     }
 
     /// The environment and package a request names (not found: the
@@ -134,7 +144,12 @@ impl Berth {
         let read = self.ports.subjects.deploy_subject(ctx.tenant, env, package).await?;
         let env = read.environment.ok_or(DomainError::not_found("environment"))?;
         let package = read.package.ok_or(DomainError::not_found("package"))?;
-        Ok(Subject { env, package, policy: read.policy.unwrap_or_default(), keyed: Keyed { quarantine: read.quarantine, extensions: read.extensions } })
+        Ok(Subject {
+            env,
+            package,
+            policy: read.policy.unwrap_or_default(),
+            keyed: Keyed { quarantine: read.quarantine, extensions: read.extensions, actives: None },
+        })
     }
 
     /// `report_for`, a quarantine only warned of when `override_quarantine`.
@@ -150,19 +165,25 @@ impl Berth {
     ) -> Result<ValidationReport> {
         // Independent reads, made at once: one after another they were most of a deploy's time (the bench's latency phase).
         use futures::future::{try_join, try_join3};
-        let ((runtimes, active_here, tenant), (succeeded, in_flight, connections_elsewhere)) = try_join(
+        let ((runtimes, active_here, tenant), (succeeded, in_flight, connections_in_use)) = try_join(
             try_join3(
                 self.all_environment_runtimes(ctx.tenant, env.id),
-                self.ports.deployments.active_versions(ctx.tenant, env.id),
+                async {
+                    match &keyed.actives {
+                        Some(actives) => Ok(actives.clone()),
+                        None => self.ports.deployments.active_versions(ctx.tenant, env.id).await,
+                    }
+                },
                 self.tenant_of_token(ctx.tenant),
             ),
             try_join3(
                 self.succeeded_in_if_required(ctx.tenant, policy, package.id),
                 self.ports.deployments.in_flight(ctx.tenant, env.id, package.component_id),
-                self.connections_elsewhere(ctx, env, package.component_id),
+                self.connections_in_use(ctx.tenant, env.classification, Some((env.id, package.component_id))),
             ),
         )
         .await?;
+        let connections_elsewhere = self.connections_elsewhere(ctx, connections_in_use, package, tenant.plan.connection_licenses).await?;
         let quarantine = keyed.quarantine.as_ref();
         let mut promotion_missing = vec![];
         for required in policy.require_success_in.iter().filter(|e| !succeeded.contains(e)) {
@@ -229,7 +250,11 @@ impl Berth {
     /// `package_and_deploy` webhook or a latest-revision deploy does when the
     /// package it made went to the package builder).
     pub(crate) async fn create_deployment_as(&self, ctx: &TenantCtx, input: NewDeployment, await_package: bool) -> Result<Deployment> {
-        let subject = self.subject(ctx, input.environment_id, input.package_id).await?;
+        let mut subject = self.subject(ctx, input.environment_id, input.package_id).await?;
+        // All of the environment's (the report needs them): the one replaced is among them.
+        let actives = self.ports.deployments.active_versions(ctx.tenant, subject.env.id).await?;
+        let active = actives.iter().find(|a| a.component_id == subject.package.component_id).cloned();
+        subject.keyed.actives = Some(actives);
         let (env, package) = (&subject.env, &subject.package);
         ctx.require(Permission::Deploy)?;
         check_notes(&input.notes)?;
@@ -240,7 +265,6 @@ impl Berth {
         if let Some(commit) = &input.commit {
             crate::webhook::check_commit(commit)?;
         }
-        let active = self.ports.deployments.active_version(ctx.tenant, env.id, package.component_id).await?;
         let d = Deployment::for_package(env.id, package, &ctx.actor.id, input.notes, active.as_ref()).with_commit(input.commit);
         let requested = Requested {
             scheduled_at: input.scheduled_at,

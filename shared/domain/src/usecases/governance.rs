@@ -2,7 +2,7 @@ use super::Berth;
 use crate::audit::AuditDraft;
 use crate::audit::summary::{DeploymentDecided, DeploymentDecisionsApplied, PolicyUpdated};
 use crate::context::{Permission, TenantCtx};
-use crate::deployment::{Deployment, DeploymentRefused, DeploymentStatus, DeploymentStep};
+use crate::deployment::{Deployment, DeploymentEvent, DeploymentRefused, DeploymentStatus, DeploymentStep};
 use crate::ids::{DeploymentId, EnvironmentId, TenantId};
 use crate::policy::{Approval, Decision, Policy, approvals_for};
 use crate::refusal::Refusal;
@@ -68,24 +68,44 @@ impl Berth {
             // A retry after a 503 that came once the decision was stored: its
             // outcome may never have been applied, so apply it before answering.
             Err(e @ DomainError::Refused(Refusal::AlreadyDecided(_))) => {
-                self.apply_decisions(ctx, id, &policy).await?;
+                self.apply_decisions(ctx, id, &policy, None, None).await?;
                 return Err(e);
             }
             Err(e) => return Err(e),
         }
-        self.event(ctx.tenant, id, None, format!("{} by {}", if decision == Decision::Approve { "Approved" } else { "Rejected" }, ctx.actor.id)).await;
-        self.apply_decisions(ctx, id, &policy).await
+        let line = DeploymentEvent::line(None, &format!("{} by {}", if decision == Decision::Approve { "Approved" } else { "Rejected" }, ctx.actor.id));
+        // As stored now, unless a decision or a move came in meanwhile (then the store refuses, and it is read again).
+        let counted = Deployment { decisions: d.decisions + 1, ..d };
+        self.apply_decisions(ctx, id, &policy, Some(counted), Some(line)).await
     }
 
     /// Applies the decisions recorded so far: rejected, released (queued or
-    /// held while frozen), or still waiting.
-    async fn apply_decisions(&self, ctx: &TenantCtx, id: DeploymentId, policy: &Policy) -> Result<Deployment> {
+    /// held while frozen), or still waiting. `known` is the deployment as the
+    /// caller believes it stored (read again if it is not); `line` the
+    /// decision's timeline line, written with the outcome.
+    async fn apply_decisions(
+        &self,
+        ctx: &TenantCtx,
+        id: DeploymentId,
+        policy: &Policy,
+        mut known: Option<Deployment>,
+        line: Option<DeploymentEvent>,
+    ) -> Result<Deployment> {
+        let note_alone = async |line: Option<DeploymentEvent>| {
+            if let Some(line) = line {
+                self.event(ctx.tenant, id, line.runtime_id, line.message).await;
+            }
+        };
         // Decisions may race: apply the outcome only if no other decision came in
         // since it was computed (the store checks the decision count), else look again.
         let mut settled = None;
         for _ in 0..DECISION_ATTEMPTS {
-            let current = self.get_deployment(ctx, id).await?;
+            let current = match known.take() {
+                Some(d) => d,
+                None => self.get_deployment(ctx, id).await?,
+            };
             if current.status != DeploymentStatus::PendingApproval {
+                note_alone(line).await;
                 return Ok(current);
             }
             let approvals = self.ports.deployments.approvals(ctx.tenant, id).await?;
@@ -95,6 +115,7 @@ impl Berth {
             } else if approvals_for(&approvals, std::slice::from_ref(&current.digest)) as u64 >= u64::from(current.required_approvals) {
                 current.step(DeploymentStep::Approve { hold_until: policy.frozen_until(now) }, now)?
             } else {
+                note_alone(line).await;
                 return Ok(current);
             };
             let approved = match after.status {
@@ -103,7 +124,13 @@ impl Berth {
             };
             let summary = DeploymentDecisionsApplied { before: current.status, after: after.status, approvals: approved, scheduled_at: after.scheduled_at };
             let audit = AuditDraft::by(ctx, id, summary);
-            match self.ports.deployments.transition(ctx.tenant, &after, DeploymentStatus::PendingApproval, Some(audit)).await {
+            let outcome = match after.status {
+                DeploymentStatus::Queued => "Approvals complete: queued",
+                DeploymentStatus::Scheduled => "Approvals complete: held until its scheduled time",
+                _ => "Rejected: the deployment will not run",
+            };
+            let events: Vec<DeploymentEvent> = line.iter().cloned().chain([DeploymentEvent::line(None, outcome)]).collect();
+            match self.ports.deployments.transition_noting(ctx.tenant, &after, DeploymentStatus::PendingApproval, Some(audit), &events).await {
                 Ok(()) => {
                     settled = Some(after);
                     break;
@@ -112,16 +139,14 @@ impl Berth {
                 Err(e) => return Err(e),
             }
         }
-        let Some(after) = settled else { return self.get_deployment(ctx, id).await };
-        match after.status {
-            DeploymentStatus::Queued => {
-                self.event(ctx.tenant, id, None, "Approvals complete: queued".into()).await;
-                if let Err(e) = self.ports.jobs.enqueue_deployment(ctx.tenant, id).await {
-                    tracing::warn!(error = %e, "could not queue the approved deployment now; the sweeper will");
-                }
+        let Some(after) = settled else {
+            note_alone(line).await;
+            return self.get_deployment(ctx, id).await;
+        };
+        if after.status == DeploymentStatus::Queued {
+            if let Err(e) = self.ports.jobs.enqueue_deployment(ctx.tenant, id).await {
+                tracing::warn!(error = %e, "could not queue the approved deployment now; the sweeper will");
             }
-            DeploymentStatus::Scheduled => self.event(ctx.tenant, id, None, "Approvals complete: held until its scheduled time".into()).await,
-            _ => self.event(ctx.tenant, id, None, "Rejected: the deployment will not run".into()).await,
         }
         Ok(after)
     }

@@ -278,9 +278,12 @@ impl Berth {
     /// package becomes the environment's active version (the one before it
     /// superseded), all in one transaction.
     pub(crate) async fn settle_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<()> {
-        // A rollout in batches moves on first (it may halt, or skip what waits).
-        self.roll_on(tenant, id, Utc::now()).await?;
-        let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else {
+        // A rollout in batches moves on first (it may halt, or skip what waits); unless it moved, what it read stands.
+        let read = match self.roll_on(tenant, id, Utc::now()).await? {
+            Some(unmoved) => Some(unmoved),
+            None => self.ports.deployments.get_deployment(tenant, id).await?,
+        };
+        let Some(d) = read else {
             return Ok(());
         };
         let targets = self.ports.deployments.list_targets(tenant, id).await?;
@@ -322,14 +325,14 @@ impl Berth {
         let after = d.step(DeploymentStep::Settle(status), Utc::now())?;
         let audit = AuditDraft::by(&Actor::system("berth"), id, DeploymentSettled { before: d.status, after: status, targets: target_counts(&targets) });
         let quarantine = after.quarantines(activation.replaced());
-        match self.ports.deployments.finish_deployment(tenant, &after, d.status, &activation, quarantine.as_ref(), audit).await {
+        let line = match status {
+            DeploymentStatus::Succeeded if d.kind == DeploymentKind::Undeploy => "Undeployed".to_string(),
+            DeploymentStatus::Succeeded => format!("Version {} is active", d.version),
+            other => format!("Deployment {}", other.as_str().replace('_', " ")),
+        };
+        let events = [DeploymentEvent::line(None, &line)];
+        match self.ports.deployments.finish_deployment_noting(tenant, &after, d.status, &activation, quarantine.as_ref(), audit, &events).await {
             Ok(()) => {
-                let line = match status {
-                    DeploymentStatus::Succeeded if d.kind == DeploymentKind::Undeploy => "Undeployed".to_string(),
-                    DeploymentStatus::Succeeded => format!("Version {} is active", d.version),
-                    other => format!("Deployment {}", other.as_str().replace('_', " ")),
-                };
-                self.event(tenant, id, None, line).await;
                 self.count(tenant, crate::metrics::MetricEvent::DeploymentSettled { deployment: id, kind: d.kind, status });
                 if let Some(previous) = roll_back_to {
                     self.auto_rollback(tenant, &d, &previous).await?;

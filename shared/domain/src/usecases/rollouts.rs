@@ -66,33 +66,35 @@ impl Berth {
     /// Moves a rollout in batches on as far as its targets allow at `now`:
     /// halts it when too many targets failed, lets a batch whose targets all
     /// settled bake, and starts the next batch once baked. Called whenever a
-    /// target settles and by the sweeper when a bake ends.
-    pub(crate) async fn roll_on(&self, tenant: TenantId, id: DeploymentId, now: DateTime<Utc>) -> Result<()> {
+    /// target settles and by the sweeper when a bake ends. Returns the
+    /// deployment as last read when nothing was written after that read (a
+    /// caller may go on with it), `None` when it moved or is gone.
+    pub(crate) async fn roll_on(&self, tenant: TenantId, id: DeploymentId, now: DateTime<Utc>) -> Result<Option<Deployment>> {
         for _ in 0..MOVES {
-            let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else { return Ok(()) };
-            let Some(progress) = d.progress.filter(|_| d.status == DeploymentStatus::InProgress) else { return Ok(()) };
+            let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else { return Ok(None) };
+            let Some(progress) = d.progress.filter(|_| d.status == DeploymentStatus::InProgress) else { return Ok(Some(d)) };
             let targets = self.ports.deployments.list_targets(tenant, id).await?;
             let waiting = waiting(&targets);
             // Every batch is out: the deployment settles as its targets do.
-            let Some(next) = waiting.iter().map(|t| t.batch).min() else { return Ok(()) };
+            let Some(next) = waiting.iter().map(|t| t.batch).min() else { return Ok(Some(d)) };
             let failed = failed_for_good(&targets);
             if d.too_many_failures(&progress, failed) {
-                return self.halt_for_failures(tenant, &d, progress, &targets, failed).await;
+                return self.halt_for_failures(tenant, &d, progress, &targets, failed).await.map(|()| None);
             }
             if !targets.iter().filter(|t| t.batch <= progress.batch).all(Target::settled) {
-                return Ok(());
+                return Ok(Some(d));
             }
             let moved = match progress.next_batch_at {
                 None => self.bake(tenant, &d, progress, now).await?,
                 Some(at) if at <= now => self.start_batch(tenant, &d, progress, next, &targets).await?,
                 // The sweeper starts it then.
-                Some(_) => return Ok(()),
+                Some(_) => return Ok(Some(d)),
             };
             if !moved {
-                return Ok(());
+                return Ok(None);
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The batch under way succeeded: the next starts after the bake.
