@@ -168,8 +168,8 @@ pub async fn calls(_bench: &Bench, app: &Arc<TestApp>, report: &mut Report) -> a
 // the tenant item is cached by the function (a few seconds), so not read.
 const REVISION: &str = "1 BatchGetItem (component, audit head) + 1 S3 PutObject (content) + 1 TransactWriteItems (component, revision, audit event and head)";
 const PACKAGE: &str = "1 BatchGetItem (component, audit head; the version's uniqueness a condition) + 1 S3 GetObject per component (1) + 1 S3 PutObject (archive) + 1 TransactWriteItems";
-const VALIDATE_MINIMUM: usize = 6;
-const VALIDATE: &str = "1 BatchGetItem (environment, package, policy, the package's quarantine there, the environment's extension values) + 1 GetItem (the in-flight lock, keyed by the package's component) + 1 Query (the environment's active versions) + ceil(N/100) Query (attached runtimes; N = 1) + 1 Query (the tenant's environments: classifications for the licence count) + 1 Query (the tenant's connection slots) = 5 + 1";
+const VALIDATE_MINIMUM: usize = 7;
+const VALIDATE: &str = "1 BatchGetItem (environment, package, policy, the package's quarantine there, the environment's extension values) + 1 GetItem (the in-flight lock, keyed by the package's component) + 1 Query (the environment's active versions) + ceil(N/100) Query (the environment's attachments; N = 1) + ceil(N/100) BatchGetItem (those runtimes' items: their last heartbeat, which changes too often to copy onto each attachment) + 1 Query (the tenant's environments: classifications for the licence count) + 1 Query (the tenant's connection slots) = 5 + 2";
 const AGENT_CYCLE_MINIMUM: usize = 18;
 const AGENT_CYCLE_ARITHMETIC: &str = "1 ReceiveMessage + claim (1 BatchGetItem: runtime, job, target, deployment; 1 ChangeMessageVisibility; 1 conditional write) + 4 reports x (1 GetItem runtime + 1 conditional write of target and timeline event) + the last settles (1 BatchGetItem deployment and audit head, 1 Query targets, 1 TransactWriteItems, 1 DeleteMessage) = 1 + 3 + 8 + 6";
 const APPROVE_MINIMUM: usize = 4;
@@ -178,19 +178,20 @@ const APPROVE_ARITHMETIC: &str = "1 BatchGetItem (deployment, policy, audit head
 /// Deploy to `n`: the api's validation reads (`VALIDATE`, the audit head in
 /// its first BatchGetItem) + 1 TransactWriteItems (deployment, lock, audit,
 /// timeline) + 1 SendMessage; then the dispatcher's 1 BatchGetItem
-/// (deployment, audit head) + ceil(n/100) Query (runtimes) + ceil(n/50)
+/// (deployment, audit head) + ceil(n/100) Query and BatchGetItem (attached
+/// runtimes: attachments, then the runtimes' items) + ceil(n/50)
 /// TransactWriteItems (targets and their jobs, two items each of the 100 a
 /// transaction takes) + 1 TransactWriteItems (started, audited, timeline) + n
 /// SendMessage (one queue per runtime: no batch across queues).
 pub fn deploy_minimum(n: usize) -> (usize, String) {
     let pages = n.div_ceil(100);
     let target_writes = n.div_ceil(50);
-    let api = 5 + pages + 2;
-    let dispatcher = 1 + pages + target_writes + 1 + n;
+    let api = 5 + 2 * pages + 2;
+    let dispatcher = 1 + 2 * pages + target_writes + 1 + n;
     (
         api + dispatcher,
         format!(
-            "api {api} (validation: 1 BatchGetItem + 1 GetItem + 3 Query + {pages} Query; 1 TransactWriteItems + 1 SendMessage) + dispatcher {dispatcher} (1 BatchGetItem + {pages} Query + {target_writes} TransactWriteItems of up to 50 targets + 1 TransactWriteItems + {n} SendMessage)"
+            "api {api} (validation: 1 BatchGetItem + 1 GetItem + 3 Query + {pages} Query and {pages} BatchGetItem of runtimes; 1 TransactWriteItems + 1 SendMessage) + dispatcher {dispatcher} (1 BatchGetItem + {pages} Query and {pages} BatchGetItem of runtimes + {target_writes} TransactWriteItems of up to 50 targets + 1 TransactWriteItems + {n} SendMessage)"
         ),
     )
 }

@@ -192,3 +192,22 @@ pub async fn a_refused_write_records_no_audit_event(s: Stores) {
     assert_eq!(s.audit.audit_head(acme).await.expect("the head"), head, "no refused write moved the head: {refusals:?}");
     assert!(!s.actions(acme).await.iter().any(|a| a == "refused"), "no refused write left an event");
 }
+
+pub async fn a_change_chained_first_to_a_stale_head_hint_is_chained_to_the_real_head(s: Stores) {
+    let acme = s.tenant(Plan::default()).await;
+    let env = s.create_env(acme, "Test").await.expect("created");
+    let hinted = async |head: Option<AuditHead>| {
+        let d = deployment(env.id, &package(berth_domain::ids::ComponentId::new(), "1", &[]));
+        s.deployments.create_deployment(acme, &d, draft("deployment.requested", "deployment", d.id).after(head), &[]).await
+    };
+    // The genesis: stale since the environment was created.
+    hinted(Some(AuditHead::genesis())).await.expect("written all the same");
+    let fresh = s.audit.audit_head(acme).await.expect("the head");
+    hinted(Some(fresh.clone())).await.expect("written with the head as read");
+    hinted(Some(fresh)).await.expect("written after the head it was given moved");
+
+    let events = s.audit_trail(acme).await;
+    assert_eq!(events.iter().filter(|e| e.action == "deployment.requested").count(), 3, "each of the three is audited once");
+    let end = verify_chain(&AuditHead::genesis(), &events).expect("the chain verifies");
+    assert_eq!(end, s.audit.audit_head(acme).await.expect("the head"), "the head is the chain's last event");
+}

@@ -209,6 +209,10 @@ pub struct AuditDraft {
     pub client_request_id: Option<String>,
     /// A short before/after summary; never holds secrets.
     pub summary: serde_json::Value,
+    /// The tenant's audit head as read with the change's other reads, if it
+    /// was: the store chains to it first, and reads the head itself only if
+    /// another write moved it since (saving a read when none did).
+    pub head_hint: Option<AuditHead>,
 }
 
 /// Who made a change and in answer to which request: what every audit event records.
@@ -286,7 +290,13 @@ impl AuditDraft {
             request_id: request_id.to_string(),
             client_request_id: None,
             summary,
+            head_hint: None,
         }
+    }
+
+    /// This draft, to be chained first to `head` (see `head_hint`).
+    pub fn after(self, head: Option<AuditHead>) -> Self {
+        Self { head_hint: head, ..self }
     }
 
     /// The event for a change made by `origin` to the entity `entity_id`:

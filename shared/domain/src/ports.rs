@@ -315,6 +315,8 @@ pub struct DeploySubject {
     /// The package's quarantine in the environment.
     pub quarantine: Option<Quarantine>,
     pub extensions: EnvironmentExtensions,
+    /// The tenant's audit head, for the change's audit event (`AuditDraft::after`).
+    pub audit_head: Option<AuditHead>,
 }
 
 /// One (environment, component) slot's connection components: what is
@@ -339,6 +341,11 @@ pub trait DeploymentStore: Send + Sync {
     /// `events` begin its timeline, in the same write.
     async fn create_deployment(&self, tenant: TenantId, deployment: &Deployment, audit: AuditDraft, events: &[DeploymentEvent]) -> Result<()>;
     async fn get_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<Option<Deployment>>;
+    /// A deployment and the tenant's audit head, read together, for a change
+    /// of it that is audited (the head a hint: see `AuditDraft::after`).
+    async fn get_deployment_and_head(&self, tenant: TenantId, id: DeploymentId) -> Result<(Option<Deployment>, Option<AuditHead>)> {
+        Ok((self.get_deployment(tenant, id).await?, None))
+    }
     /// Newest first.
     async fn list_deployments(&self, tenant: TenantId, filter: &DeploymentFilter, page: &PageRequest) -> Result<Page<Deployment>>;
     /// The deployment holding the (environment, component) lock, if any.

@@ -2,7 +2,7 @@ use crate::MemoryStore;
 use async_trait::async_trait;
 use berth_domain::Result;
 use berth_domain::ids::{EnvironmentId, PackageId, TenantId};
-use berth_domain::ports::{DeploySubject, DeploymentStore, EnvironmentStore, ExtensionStore, PackageStore, PolicyStore, SubjectReads};
+use berth_domain::ports::{AuditStore, DeploySubject, DeploymentStore, EnvironmentStore, ExtensionStore, PackageStore, PolicyStore, SubjectReads};
 
 /// Each item as its own store reads it (the adapter reads them in one request).
 #[async_trait]
@@ -14,6 +14,7 @@ impl SubjectReads for MemoryStore {
             policy: self.get_policy(tenant, env).await?,
             quarantine: self.get_quarantine(tenant, env, package).await?,
             extensions: self.get_extensions(tenant, env).await?,
+            audit_head: Some(self.audit_head(tenant).await?),
         })
     }
 }

@@ -49,6 +49,12 @@ pub(crate) fn head_item(tenant: TenantId, head: &AuditHead) -> Result<Item> {
 }
 
 impl DynamoStore {
+    /// The head from its item as read (with others, in a BatchGetItem).
+    pub(super) fn audit_head_of(item: super::Item) -> Result<AuditHead> {
+        let h: HeadRecord = super::from_item(item)?;
+        Ok(AuditHead { seq: h.seq, hash: h.hash })
+    }
+
     pub(super) async fn read_audit_head(&self, tenant: TenantId) -> Result<AuditHead> {
         let head: Option<HeadRecord> = self.get(keys::audit_head(tenant)).await?;
         Ok(head.map(|h| AuditHead { seq: h.seq, hash: h.hash }).unwrap_or_else(AuditHead::genesis))

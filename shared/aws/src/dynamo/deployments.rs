@@ -3,7 +3,7 @@ use crate::keys;
 use crate::{sdk_error, service_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
-use berth_domain::audit::AuditDraft;
+use berth_domain::audit::{AuditDraft, AuditHead};
 use berth_domain::component::ComponentType;
 use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentStatus, SweeperWatch, Target, TargetState};
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
@@ -663,6 +663,21 @@ impl DeploymentStore for DynamoStore {
 
     async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>> {
         Ok(self.get::<TargetRecord>(keys::target(tenant, deployment, runtime)).await?.map(TargetRecord::into_target))
+    }
+
+    /// One BatchGetItem.
+    async fn get_deployment_and_head(&self, tenant: TenantId, id: DeploymentId) -> Result<(Option<Deployment>, Option<AuditHead>)> {
+        let deployment_key = keys::deployment(tenant, id);
+        let items = self.batch_get_items(vec![key_of(deployment_key.clone()), key_of(keys::audit_head(tenant))]).await?;
+        let (mut d, mut head) = (None, AuditHead::genesis());
+        for item in items {
+            if item.get(keys::PK).and_then(|v| v.as_s().ok()) == Some(&deployment_key.0) {
+                d = Some(from_item::<DeploymentRecord>(item)?.into_deployment());
+            } else {
+                head = DynamoStore::audit_head_of(item)?;
+            }
+        }
+        Ok((d, Some(head)))
     }
 
     /// One BatchGetItem.

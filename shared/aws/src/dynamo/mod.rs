@@ -124,8 +124,12 @@ impl DynamoStore {
     /// forks and never skips.
     pub(crate) async fn write_with_audit(&self, tenant: TenantId, items: Vec<TransactWriteItem>, draft: AuditDraft) -> std::result::Result<(), TxError> {
         let caller_items = items.len();
+        let mut hint = draft.head_hint.clone();
         for attempt in 0..AUDIT_RETRIES {
-            let head = self.read_audit_head(tenant).await?;
+            let head = match hint.take() {
+                Some(head) => head,
+                None => self.read_audit_head(tenant).await?,
+            };
             let event = AuditEvent::chain(draft.clone(), &head, chrono::Utc::now());
             let mut all = items.clone();
             all.push(self.put(audit::event_item(tenant, &event)?, "attribute_not_exists(pk)")?);

@@ -1,6 +1,6 @@
 use super::Berth;
 use super::usage::ConnectionsInUse;
-use crate::audit::AuditDraft;
+use crate::audit::{AuditDraft, AuditHead};
 use crate::audit::summary::{DeploymentCancelled, DeploymentCreated, DeploymentRetried};
 use crate::component::ComponentType;
 use crate::context::{Permission, TenantCtx};
@@ -63,6 +63,8 @@ struct Subject {
     package: Package,
     policy: Policy,
     keyed: Keyed,
+    /// The audit head read with them (a hint for the change's audit event).
+    audit_head: Option<AuditHead>,
 }
 
 /// An active version with its drift.
@@ -144,12 +146,8 @@ impl Berth {
         let read = self.ports.subjects.deploy_subject(ctx.tenant, env, package).await?;
         let env = read.environment.ok_or(DomainError::not_found("environment"))?;
         let package = read.package.ok_or(DomainError::not_found("package"))?;
-        Ok(Subject {
-            env,
-            package,
-            policy: read.policy.unwrap_or_default(),
-            keyed: Keyed { quarantine: read.quarantine, extensions: read.extensions, actives: None },
-        })
+        let keyed = Keyed { quarantine: read.quarantine, extensions: read.extensions, actives: None };
+        Ok(Subject { env, package, policy: read.policy.unwrap_or_default(), keyed, audit_head: read.audit_head })
     }
 
     /// `report_for`, a quarantine only warned of when `override_quarantine`.
@@ -232,7 +230,7 @@ impl Berth {
         env: EnvironmentId,
         override_quarantine: bool,
     ) -> Result<ValidationReport> {
-        let Subject { env, package, policy, keyed } = self.subject(ctx, env, package).await?;
+        let Subject { env, package, policy, keyed, .. } = self.subject(ctx, env, package).await?;
         let verdict = policy.judge(Change::Deploy, &ctx.roles, Utc::now(), false);
         self.report_with(ctx, &env, &package, &policy, &verdict, &keyed, override_quarantine).await
     }
@@ -280,7 +278,7 @@ impl Berth {
     /// validation, then records it: waiting for approvals, held, or queued.
     async fn request_change(&self, ctx: &TenantCtx, subject: &Subject, change: Change, deployment: Deployment, requested: Requested) -> Result<Deployment> {
         let Requested { scheduled_at, hold_if_frozen, override_quarantine, rollout, await_package } = requested;
-        let Subject { env, package, policy, keyed } = subject;
+        let Subject { env, package, policy, keyed, audit_head } = subject;
         let verdict = policy.judge(change, &ctx.roles, Utc::now(), hold_if_frozen);
         let mut clearance = verdict.enforce()?;
         if let Some(request) = rollout.filter(|_| matches!(deployment.kind, DeploymentKind::Deploy | DeploymentKind::Redeploy)) {
@@ -294,7 +292,7 @@ impl Berth {
         deployment.waiting_for_package = await_package;
         // What the dry run warned of is what the audit records: an override only where there was a quarantine.
         let overridden = report.warnings.iter().any(|w| w.code == "quarantine_overridden");
-        self.record_and_queue_as(ctx, &deployment, overridden).await?;
+        self.record_and_queue_as(ctx, &deployment, overridden, audit_head.clone()).await?;
         Ok(deployment)
     }
 
@@ -323,14 +321,15 @@ impl Berth {
     /// Records `d` (its action follows from its kind: `deployment.requested`,
     /// `.rollback_requested`, `.undeploy_requested` or `.sync_requested`) and queues it.
     pub(crate) async fn record_and_queue(&self, ctx: &TenantCtx, d: &Deployment) -> Result<()> {
-        self.record_and_queue_as(ctx, d, false).await
+        self.record_and_queue_as(ctx, d, false, None).await
     }
 
     /// `record_and_queue`, its audit event recording whether it `overrode_quarantine`.
-    async fn record_and_queue_as(&self, ctx: &TenantCtx, d: &Deployment, overrode_quarantine: bool) -> Result<()> {
+    /// `head` is the tenant's audit head if it was read with the request's other reads.
+    async fn record_and_queue_as(&self, ctx: &TenantCtx, d: &Deployment, overrode_quarantine: bool, head: Option<AuditHead>) -> Result<()> {
         let summary = DeploymentCreated::of(d, &ctx.actor);
         let summary = if overrode_quarantine { summary.overriding_quarantine() } else { summary };
-        let audit = AuditDraft::by(ctx, d.id, summary);
+        let audit = AuditDraft::by(ctx, d.id, summary).after(head);
         let line = match d.kind {
             DeploymentKind::Undeploy => format!("Undeploy of version {} requested by {}", d.version, d.requested_by),
             DeploymentKind::Rollback => format!("Rollback to version {}: {}", d.version, d.notes),

@@ -22,7 +22,8 @@ impl Berth {
     /// again (a duplicate job message is dropped when the agent asks for work).
     #[tracing::instrument(skip(self), fields(tenant_id = %tenant, deployment_id = %id))]
     pub async fn dispatch_deployment(&self, tenant: TenantId, id: DeploymentId) -> Result<()> {
-        let Some(d) = self.ports.deployments.get_deployment(tenant, id).await? else {
+        let (d, head) = self.ports.deployments.get_deployment_and_head(tenant, id).await?;
+        let Some(d) = d else {
             tracing::warn!("no such deployment: nothing to dispatch");
             return Ok(());
         };
@@ -52,7 +53,8 @@ impl Berth {
             if d.rollout.in_batches() {
                 after.progress = Some(Progress::start(d.rollout.batches(runtimes.len())));
             }
-            let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() });
+            let audit =
+                AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() }).after(head);
             let mut lines = vec![format!("Publish started on {} runtime(s)", runtimes.len())];
             if let Some(p) = after.progress {
                 let first = d.rollout.per_batch(runtimes.len()).min(runtimes.len());

@@ -55,14 +55,16 @@ impl Berth {
     /// deployment's exact digest releases it (queued, or held while frozen).
     #[tracing::instrument(skip(self, ctx, comment), fields(tenant_id = %ctx.tenant, request_id = %ctx.request_id))]
     pub async fn decide_deployment(&self, ctx: &TenantCtx, id: DeploymentId, decision: Decision, comment: String) -> Result<Deployment> {
-        let d = self.get_deployment(ctx, id).await?;
+        ctx.require(Permission::Read)?;
+        let (d, head) = self.ports.deployments.get_deployment_and_head(ctx.tenant, id).await?;
+        let d = d.ok_or(DomainError::not_found("deployment"))?;
         let policy = self.policy_of(ctx.tenant, d.environment_id).await?;
         policy.check_decider(ctx, &[d.requested_by.as_str()], &comment)?;
         if d.status != DeploymentStatus::PendingApproval {
             return Err(DeploymentRefused::NotPendingApproval(d.status).into());
         }
         let approval = Approval { approver: ctx.actor.id.clone(), decision, comment, digests: vec![d.digest.clone()], created_at: Utc::now() };
-        let audit = AuditDraft::by(ctx, id, DeploymentDecided { decision, digests: approval.digests.clone(), comment: approval.comment.clone() });
+        let audit = AuditDraft::by(ctx, id, DeploymentDecided { decision, digests: approval.digests.clone(), comment: approval.comment.clone() }).after(head);
         match self.ports.deployments.add_approval(ctx.tenant, id, &approval, audit).await {
             Ok(()) => {}
             // A retry after a 503 that came once the decision was stored: its
