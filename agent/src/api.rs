@@ -225,8 +225,8 @@ impl Api {
     /// Reports a phase, retrying a few times on network errors.
     /// URLs in `message` lose their query strings first: a presigned URL's
     /// signature must not end up in the server's timeline.
-    pub async fn report(&self, job: &uuid::Uuid, phase: Phase, message: &str) -> Result<JobEventResponse> {
-        let body = JobEventBody { phase, message: Some(without_query_strings(message)) };
+    pub async fn report(&self, job: &uuid::Uuid, deployment: &uuid::Uuid, phase: Phase, message: &str) -> Result<JobEventResponse> {
+        let body = JobEventBody { phase, message: Some(without_query_strings(message)), deployment_id: Some(*deployment) };
         let mut last = None;
         for attempt in 0..5u64 {
             let sent = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/jobs/{job}/events", self.base))).json(&body)).await;

@@ -92,7 +92,7 @@ impl Runner<'_> {
         if !phase.ends_the_work() && self.shutdown.abandoning() {
             return Err(Abandoned.into());
         }
-        let answer = self.api.report(&job.job_id, phase, message).await?;
+        let answer = self.api.report(&job.job_id, &job.deployment_id, phase, message).await?;
         if !answer.proceed && !phase.ends_the_work() {
             return Err(Stop.into());
         }
@@ -332,9 +332,9 @@ impl Runner<'_> {
     /// Puts the previous version back (or none, if there was none) and says so.
     async fn fail_and_restore(&self, journal: &Journal, reason: &str) -> Result<()> {
         let job = &journal.job;
-        let _ = self.api.report(&job.job_id, Phase::Failed, reason).await;
+        let _ = self.api.report(&job.job_id, &job.deployment_id, Phase::Failed, reason).await;
         restore(self.state, job, journal.had_previous)?;
-        self.api.report(&job.job_id, Phase::Restored, "the previous version is back in place").await?;
+        self.api.report(&job.job_id, &job.deployment_id, Phase::Restored, "the previous version is back in place").await?;
         self.finish_journal(job);
         self.record(job, Outcome::Restored, reason);
         Ok(())
@@ -359,14 +359,14 @@ impl Runner<'_> {
             };
             let outcome = if completed {
                 tracing::info!(job_id = %job.job_id, "recovered a job that had finished applying");
-                match self.api.report(&job.job_id, Phase::Deployed, "completed after an agent restart").await {
+                match self.api.report(&job.job_id, &job.deployment_id, Phase::Deployed, "completed after an agent restart").await {
                     // The server ended the job meanwhile (its deadline passed, or it was
                     // withdrawn): the environment did not take this version, so neither do we.
                     Err(e) if refusal(&e).is_some_and(|s| s != reqwest::StatusCode::FORBIDDEN) => {
                         tracing::warn!(job_id = %job.job_id, error = %e, "the server no longer takes this job; restoring the previous version");
                         restore(self.state, &job, journal.had_previous)?;
                         // Best effort: a failed target may still learn it was restored.
-                        let _ = self.api.report(&job.job_id, Phase::Restored, "the server ended the job while the agent was down").await;
+                        let _ = self.api.report(&job.job_id, &job.deployment_id, Phase::Restored, "the server ended the job while the agent was down").await;
                         self.record(&job, Outcome::Restored, "the server ended the job while the agent was down");
                         Ok(())
                     }

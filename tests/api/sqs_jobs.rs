@@ -206,3 +206,40 @@ async fn jobs_next_answers_within_two_seconds_whatever_wait_is_asked_and_still_h
     .await;
     assert_eq!(job["deployment_id"], d["id"]);
 }
+
+#[tokio::test]
+async fn a_report_may_name_its_deployment_and_one_naming_another_is_applied_to_its_own_job_all_the_same() {
+    let w = world().await;
+    let vended = expect_status(vend(&w.app, &w.credential).await, StatusCode::OK).await;
+    let sqs = agent_sqs(&vended);
+    let queue_url = vended["queue_url"].as_str().expect("a queue url").to_string();
+    let d = w.app.deploy(&w.acme, &w.package, &w.env, "named reports").await;
+    let (message, receipt) = receive_job(&sqs, &queue_url).await;
+    let job_id = message["job_id"].as_str().expect("a job id").to_string();
+    expect_status(claim(&w.app, &w.credential, &job_id, &receipt).await, StatusCode::OK).await;
+
+    let named = async |phase: &str, deployment: &Value| {
+        let body = json!({"phase": phase, "deployment_id": deployment});
+        let r = w.app.request(Method::POST, &format!("/agent/v1/jobs/{job_id}/events"), Some(&w.credential)).json(&body).send().await;
+        expect_status(r.expect("the request is sent"), StatusCode::OK).await
+    };
+    named("downloading", &d["id"]).await;
+    assert_eq!(target_state(&w, &d).await, "downloading", "named rightly");
+    // Another deployment of the tenant (the first holds nothing of this runtime's), and one that does not exist.
+    let other = w
+        .app
+        .deploy(&w.acme, &w.app.package(&w.acme, &w.app.component(&w.acme, "Invoices", "process", b"inv", &[]).await, Some("v1")).await, &w.env, "other")
+        .await;
+    named("backing_up", &other["id"]).await;
+    assert_eq!(target_state(&w, &d).await, "backing_up", "named wrongly: the job's own deployment moves on");
+    named("applying", &json!(uuid::Uuid::new_v4())).await;
+    assert_eq!(target_state(&w, &d).await, "applying");
+    let outcome = named("deployed", &d["id"]).await;
+    assert_eq!(outcome, json!({"job_status": "deployed", "proceed": false}));
+    w.app.wait_for_status(&w.acme, &d, "succeeded").await;
+    let bad = w
+        .app
+        .request(Method::POST, &format!("/agent/v1/jobs/{job_id}/events"), Some(&w.credential))
+        .json(&json!({"phase": "applying", "deployment_id": "nope"}));
+    expect_problem(bad.send().await.expect("the request is sent"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+}

@@ -114,7 +114,9 @@ impl SimAgent {
     /// Reports `phase` of `job` (as the agent's `POST /agent/v1/jobs/{id}/events`).
     pub async fn report(&self, app: &TestApp, job: &Value, phase: &str) -> anyhow::Result<Value> {
         let path = format!("/agent/v1/jobs/{}/events", job["job_id"].as_str().unwrap_or_default());
-        let response = app.request(reqwest::Method::POST, &path, Some(&self.credential)).json(&json!({"phase": phase})).send().await?;
+        // As the real agent: naming the job's deployment (from the claimed job).
+        let body = json!({"phase": phase, "deployment_id": job["deployment_id"]});
+        let response = app.request(reqwest::Method::POST, &path, Some(&self.credential)).json(&body).send().await?;
         let status = response.status();
         let text = response.text().await?;
         anyhow::ensure!(status.is_success(), "{phase} report: {status}: {text}");

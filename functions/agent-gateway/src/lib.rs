@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use berth_domain::DomainError;
-use berth_domain::ids::JobId;
+use berth_domain::ids::{DeploymentId, JobId};
 use berth_domain::runtime::{Heartbeat, parse_agent_version};
 use berth_domain::usecases::{AgentRequest, MAX_WAIT};
 use berth_domain::usecases::{Berth, RuntimeCtx};
@@ -264,6 +264,7 @@ async fn job_event(
 ) -> Result<Json<JobEventResponse>, ApiError> {
     let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
     let message: String = body.message.unwrap_or_default().chars().filter(|c| !c.is_control() || *c == '\n').take(MAX_MESSAGE_CHARS).collect();
-    let outcome = state.berth.report_job_event(&ctx, job, wire::phase(body.phase), message).await?;
+    let named = body.deployment_id.map(DeploymentId::from_uuid);
+    let outcome = state.berth.report_job_event(&ctx, job, named, wire::phase(body.phase), message).await?;
     Ok(Json(JobEventResponse { job_status: wire::job_status(outcome.job_status), proceed: outcome.proceed }))
 }

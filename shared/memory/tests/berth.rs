@@ -79,7 +79,7 @@ async fn a_deployment_reaches_the_agent_and_its_version_becomes_active() {
     assert_eq!(offer.deployment_id, deployment.id);
     assert!(berth.next_job(&agent, Duration::from_secs(20)).await.expect("polled").is_none(), "the job is handed out once, and an empty poll does not wait");
     for phase in [TargetState::Downloading, TargetState::Applying, TargetState::Deployed] {
-        berth.report_job_event(&agent, offer.job_id, phase, String::new()).await.expect("the report is recorded");
+        berth.report_job_event(&agent, offer.job_id, Some(offer.deployment_id), phase, String::new()).await.expect("the report is recorded");
     }
 
     let done = berth.get_deployment(&admin, deployment.id).await.expect("read");

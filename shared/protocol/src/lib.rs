@@ -292,6 +292,10 @@ pub struct JobEventBody {
     /// Kept up to 2000 characters, control characters removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The job's deployment, as the job said: saves the server looking the
+    /// job up (optional; a wrong one is ignored, the job looked up instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<Uuid>,
 }
 
 /// A job's state on its runtime, as the server reports it: the phases an
@@ -464,10 +468,15 @@ mod tests {
             (Phase::Restored, "restored"),
         ];
         for (phase, spelled) in phases {
-            round_trips(json!({"phase": spelled, "message": "m"}), JobEventBody { phase, message: Some("m".into()) });
+            round_trips(json!({"phase": spelled, "message": "m"}), JobEventBody { phase, message: Some("m".into()), deployment_id: None });
             assert_eq!(phase.to_string(), spelled);
         }
-        round_trips(json!({"phase": "applying"}), JobEventBody { phase: Phase::Applying, message: None });
+        round_trips(json!({"phase": "applying"}), JobEventBody { phase: Phase::Applying, message: None, deployment_id: None });
+        let deployment = Uuid::nil();
+        round_trips(
+            json!({"phase": "applying", "deployment_id": "00000000-0000-0000-0000-000000000000"}),
+            JobEventBody { phase: Phase::Applying, message: None, deployment_id: Some(deployment) },
+        );
         assert!(serde_json::from_value::<JobEventBody>(json!({"phase": "swapping"})).is_err(), "an unknown phase is refused");
     }
 

@@ -1,7 +1,7 @@
 use super::Berth;
 use super::usage::ConnectionsInUse;
-use crate::audit::{AuditDraft, AuditHead};
 use crate::audit::summary::{DeploymentCancelled, DeploymentCreated, DeploymentRetried};
+use crate::audit::{AuditDraft, AuditHead};
 use crate::component::ComponentType;
 use crate::context::{Permission, TenantCtx};
 use crate::deployment::{ActiveVersion, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, DeploymentStep, Target, TargetState, TargetStep};

@@ -53,8 +53,8 @@ impl Berth {
             if d.rollout.in_batches() {
                 after.progress = Some(Progress::start(d.rollout.batches(runtimes.len())));
             }
-            let audit =
-                AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() }).after(head);
+            let audit = AuditDraft::by(&Actor::system("dispatcher"), id, DeploymentStarted { before: d.status, after: after.status, runtimes: runtimes.len() })
+                .after(head);
             let mut lines = vec![format!("Publish started on {} runtime(s)", runtimes.len())];
             if let Some(p) = after.progress {
                 let first = d.rollout.per_batch(runtimes.len()).min(runtimes.len());

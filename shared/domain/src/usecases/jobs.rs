@@ -196,12 +196,18 @@ impl Berth {
 
     /// Records an agent's progress on one of its jobs and settles the deployment when every target has.
     #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, job_id = %job))]
-    pub async fn report_job_event(&self, ctx: &RuntimeCtx, job: JobId, phase: TargetState, message: String) -> Result<JobEventOutcome> {
+    pub async fn report_job_event(
+        &self,
+        ctx: &RuntimeCtx,
+        job: JobId,
+        named: Option<DeploymentId>,
+        phase: TargetState,
+        message: String,
+    ) -> Result<JobEventOutcome> {
         // What an agent reports is stored and shown to every viewer: never a secret.
         let message = crate::redact::redact(&message);
-        let deployment_id = self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
-        let (d, target) = self.ports.deployments.get_deployment_and_target(ctx.tenant, deployment_id, ctx.runtime.id).await?;
-        let (Some(d), Some(target)) = (d, target) else { return Err(DomainError::not_found("job")) };
+        let (d, target) = self.job_on_runtime(ctx, job, named).await?;
+        let deployment_id = d.id;
         if target.job_id != job {
             // A retry replaced this job.
             return Ok(JobEventOutcome { job_status: target.state, proceed: false });
@@ -250,6 +256,31 @@ impl Berth {
             self.settle_deployment(ctx.tenant, deployment_id).await?;
         }
         Ok(JobEventOutcome { job_status: next, proceed: !next.settled() })
+    }
+
+    /// The deployment and this runtime's target of `job`: read at once when
+    /// the agent named the deployment and its target there is this job (the
+    /// tenant and runtime are the credential's, so nothing else can be
+    /// reached); looked up by the job otherwise (an agent that names none, or
+    /// a wrong one, or a job a retry replaced).
+    async fn job_on_runtime(
+        &self,
+        ctx: &RuntimeCtx,
+        job: JobId,
+        named: Option<DeploymentId>,
+    ) -> Result<(crate::deployment::Deployment, crate::deployment::Target)> {
+        if let Some(named) = named {
+            if let (Some(d), Some(t)) = self.ports.deployments.get_deployment_and_target(ctx.tenant, named, ctx.runtime.id).await?
+                && t.job_id == job
+            {
+                return Ok((d, t));
+            }
+        }
+        let deployment_id = self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
+        match self.ports.deployments.get_deployment_and_target(ctx.tenant, deployment_id, ctx.runtime.id).await? {
+            (Some(d), Some(t)) => Ok((d, t)),
+            _ => Err(DomainError::not_found("job")),
+        }
     }
 
     /// Redeploys the version that was active before `failed` to every runtime

@@ -81,7 +81,7 @@ impl Agent {
     }
 
     pub async fn report(&self, berth: &Berth, job: JobId, phase: TargetState) -> Result<JobEventOutcome> {
-        berth.report_job_event(&self.ctx(berth).await, job, phase, String::new()).await
+        berth.report_job_event(&self.ctx(berth).await, job, None, phase, String::new()).await
     }
 
     /// Runs every job waiting for this runtime through its phases to
