@@ -172,8 +172,8 @@ const VALIDATE_MINIMUM: usize = 7;
 const VALIDATE: &str = "1 BatchGetItem (environment, package, policy, the package's quarantine there, the environment's extension values) + 1 GetItem (the in-flight lock, keyed by the package's component) + 1 Query (the environment's active versions) + ceil(N/100) Query (the environment's attachments; N = 1) + ceil(N/100) BatchGetItem (those runtimes' items: their last heartbeat, which changes too often to copy onto each attachment) + 1 Query (the tenant's environments: classifications for the licence count) + 1 Query (the tenant's connection slots) = 5 + 2";
 const AGENT_CYCLE_MINIMUM: usize = 18;
 const AGENT_CYCLE_ARITHMETIC: &str = "1 ReceiveMessage + claim (1 BatchGetItem: runtime, job, target, deployment; 1 ChangeMessageVisibility; 1 conditional write) + 4 reports x (1 GetItem runtime + 1 conditional write of target and timeline event) + the last settles (1 BatchGetItem deployment and audit head, 1 Query targets, 1 TransactWriteItems, 1 DeleteMessage) = 1 + 3 + 8 + 6";
-const APPROVE_MINIMUM: usize = 4;
-const APPROVE_ARITHMETIC: &str = "1 BatchGetItem (deployment, policy, audit head) + 1 Query (its approvals) + 1 TransactWriteItems (approval, deployment queued, audit event and head) + 1 SendMessage (deployments queue)";
+const APPROVE_MINIMUM: usize = 5;
+const APPROVE_ARITHMETIC: &str = "1 BatchGetItem (deployment, audit head) + 1 GetItem (the policy: keyed by the deployment's environment, so read once the deployment is) + 1 Query (its approvals) + 1 TransactWriteItems (approval, deployment queued, audit event and head) + 1 SendMessage (deployments queue)";
 
 /// Deploy to `n`: the api's validation reads (`VALIDATE`, the audit head in
 /// its first BatchGetItem) + 1 TransactWriteItems (deployment, lock, audit,
