@@ -658,3 +658,20 @@ pub async fn connection_slots_follow_what_is_in_flight_and_active_across_environ
     let globex = s.tenant(Plan::default()).await;
     assert_eq!(s.deployments.connection_slots(globex).await.expect("read"), vec![], "another tenant holds none of them");
 }
+
+pub async fn what_settling_reads_is_read_together_and_only_the_tenants(s: Stores) {
+    let (acme, env, orders) = setting(&s).await;
+    let p = package(orders, "1", &[]);
+    s.packages.create_package(acme, &p, draft("package.created", "package", p.id)).await.expect("created");
+    let before = s.deployments.activation_reads(acme, p.id, env, orders).await.expect("read");
+    assert_eq!((before.package.as_ref(), before.active), (Some(&p), None), "nothing active yet");
+
+    let deployed = s.succeeded(acme, env, orders, "1", None).await;
+    let after = s.deployments.activation_reads(acme, p.id, env, orders).await.expect("read");
+    assert_eq!(after.active.map(|a| a.deployment_id), Some(deployed.id), "the version active there now");
+    assert_eq!(after.audit_head, Some(s.audit.audit_head(acme).await.expect("the head")), "the tenant's audit head");
+
+    let globex = s.tenant(Plan::default()).await;
+    let elsewhere = s.deployments.activation_reads(globex, p.id, env, orders).await.expect("read");
+    assert!(elsewhere.package.is_none() && elsewhere.active.is_none(), "another tenant's package and version are not read");
+}

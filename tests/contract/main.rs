@@ -150,6 +150,7 @@ contract! {
     deployments::a_target_is_replaced_only_from_the_state_and_job_read_and_keeps_its_receipt,
     deployments::deployment_events_are_listed_oldest_first_page_by_page,
     deployments::a_deployments_targets_are_put_at_once_and_a_redelivery_writes_only_the_missing_ones,
+    deployments::what_settling_reads_is_read_together_and_only_the_tenants,
     audit::a_change_chained_first_to_a_stale_head_hint_is_chained_to_the_real_head,
     deployments::connection_slots_follow_what_is_in_flight_and_active_across_environments_of_the_tenant_only,
     deployments::a_deployment_and_one_of_its_targets_are_read_together_and_only_the_tenants,

@@ -319,6 +319,14 @@ pub struct DeploySubject {
     pub audit_head: Option<AuditHead>,
 }
 
+/// See `DeploymentStore::activation_reads`.
+#[derive(Clone, Debug, Default)]
+pub struct ActivationReads {
+    pub package: Option<Package>,
+    pub active: Option<ActiveVersion>,
+    pub audit_head: Option<AuditHead>,
+}
+
 /// One (environment, component) slot's connection components: what is
 /// active there, or what a deployment in flight there bundles.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -419,6 +427,11 @@ pub trait DeploymentStore: Send + Sync {
     /// written (false: a target for its runtime, or its job id, existed).
     async fn put_targets_if_absent(&self, tenant: TenantId, targets: &[Target]) -> Result<Vec<bool>>;
     async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>>;
+    /// What settling a deployment of `package` to (`env`, `component`) reads:
+    /// the package (its components become the active version's), the version
+    /// active there now, and the tenant's audit head (a hint, see
+    /// `AuditDraft::after`); read together where the store can.
+    async fn activation_reads(&self, tenant: TenantId, package: PackageId, env: EnvironmentId, component: ComponentId) -> Result<ActivationReads>;
     /// A deployment and one of its targets, read together (a job's report needs both).
     async fn get_deployment_and_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<(Option<Deployment>, Option<Target>)> {
         Ok((self.get_deployment(tenant, deployment).await?, self.get_target(tenant, deployment, runtime).await?))

@@ -7,7 +7,7 @@ use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, Deplo
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
-use berth_domain::ports::{Activation, ConnectionSlot, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::ports::{Activation, ActivationReads, AuditStore, ConnectionSlot, DeploymentFilter, DeploymentStore, PackageStore, SweepItem};
 use berth_domain::quarantine::Quarantine;
 use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::{DomainError, Result};
@@ -386,6 +386,14 @@ impl DeploymentStore for MemoryStore {
     }
 
     /// In the order of the runtimes' ids.
+    async fn activation_reads(&self, tenant: TenantId, package: PackageId, env: EnvironmentId, component: ComponentId) -> Result<ActivationReads> {
+        Ok(ActivationReads {
+            package: PackageStore::get_package(self, tenant, package).await?,
+            active: self.active_version(tenant, env, component).await?,
+            audit_head: Some(AuditStore::audit_head(self, tenant).await?),
+        })
+    }
+
     async fn list_targets(&self, tenant: TenantId, deployment: DeploymentId) -> Result<Vec<Target>> {
         let mut s = self.lock();
         Ok(s.t(tenant).deployments.targets.iter().filter(|((d, _), _)| *d == deployment).map(|(_, stored)| stored.target.clone()).collect())

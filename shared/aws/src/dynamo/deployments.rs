@@ -9,7 +9,7 @@ use berth_domain::deployment::{ActiveVersion, Deployment, DeploymentEvent, Deplo
 use berth_domain::ids::{ComponentId, DeploymentId, EnvironmentId, JobId, PackageId, RuntimeId, TenantId};
 use berth_domain::page::{Page, PageRequest};
 use berth_domain::policy::Approval;
-use berth_domain::ports::{Activation, ConnectionSlot, DeploymentFilter, DeploymentStore, SweepItem};
+use berth_domain::ports::{Activation, ActivationReads, ConnectionSlot, DeploymentFilter, DeploymentStore, SweepItem};
 use berth_domain::quarantine::Quarantine;
 use berth_domain::refusal::{Decided, Entity, Refusal};
 use berth_domain::{DomainError, Result};
@@ -663,6 +663,24 @@ impl DeploymentStore for DynamoStore {
 
     async fn get_target(&self, tenant: TenantId, deployment: DeploymentId, runtime: RuntimeId) -> Result<Option<Target>> {
         Ok(self.get::<TargetRecord>(keys::target(tenant, deployment, runtime)).await?.map(TargetRecord::into_target))
+    }
+
+    /// One BatchGetItem.
+    async fn activation_reads(&self, tenant: TenantId, package: PackageId, env: EnvironmentId, component: ComponentId) -> Result<ActivationReads> {
+        let (package_key, active_key, head_key) = (keys::package(tenant, package), keys::active(tenant, env, component), keys::audit_head(tenant));
+        let items = self.batch_get_items(vec![key_of(package_key.clone()), key_of(active_key.clone()), key_of(head_key)]).await?;
+        let mut reads = ActivationReads { audit_head: Some(AuditHead::genesis()), ..ActivationReads::default() };
+        for item in items {
+            let pk = item.get(keys::PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if pk == package_key.0 {
+                reads.package = Some(super::packages::package_of(item)?);
+            } else if pk == active_key.0 {
+                reads.active = Some(from_item::<ActiveRecord>(item)?.active);
+            } else {
+                reads.audit_head = Some(DynamoStore::audit_head_of(item)?);
+            }
+        }
+        Ok(reads)
     }
 
     /// One BatchGetItem.

@@ -326,17 +326,20 @@ impl Berth {
         if d.step(DeploymentStep::Settle(status), Utc::now()).is_err() {
             return Ok(());
         }
+        let mut head = None;
         let activation = if status != DeploymentStatus::Succeeded || d.only_runtime.is_some() {
             Activation::Unchanged
-        } else if d.kind == DeploymentKind::Undeploy {
-            match self.ports.deployments.active_version(tenant, d.environment_id, d.component_id).await? {
-                Some(previous) => Activation::Deactivate { previous },
-                None => Activation::Unchanged,
-            }
         } else {
-            let package = self.ports.packages.get_package(tenant, d.package_id).await?.ok_or(DomainError::not_found("package"))?;
-            let previous = self.ports.deployments.active_version(tenant, d.environment_id, d.component_id).await?;
-            Activation::Activate { new: d.activation(package.manifest.components.clone(), Utc::now()), previous }
+            let read = self.ports.deployments.activation_reads(tenant, d.package_id, d.environment_id, d.component_id).await?;
+            head = read.audit_head;
+            match (d.kind, read.active) {
+                (DeploymentKind::Undeploy, Some(previous)) => Activation::Deactivate { previous },
+                (DeploymentKind::Undeploy, None) => Activation::Unchanged,
+                (_, previous) => {
+                    let package = read.package.ok_or(DomainError::not_found("package"))?;
+                    Activation::Activate { new: d.activation(package.manifest.components.clone(), Utc::now()), previous }
+                }
+            }
         };
         let failed = matches!(status, DeploymentStatus::Failed | DeploymentStatus::PartiallyFailed | DeploymentStatus::RolledBack);
         let roll_back_to = if failed
@@ -354,7 +357,8 @@ impl Berth {
         };
         let status = if roll_back_to.is_some() { DeploymentStatus::RolledBack } else { status };
         let after = d.step(DeploymentStep::Settle(status), Utc::now())?;
-        let audit = AuditDraft::by(&Actor::system("berth"), id, DeploymentSettled { before: d.status, after: status, targets: target_counts(&targets) });
+        let audit =
+            AuditDraft::by(&Actor::system("berth"), id, DeploymentSettled { before: d.status, after: status, targets: target_counts(&targets) }).after(head);
         let quarantine = after.quarantines(activation.replaced());
         let line = match status {
             DeploymentStatus::Succeeded if d.kind == DeploymentKind::Undeploy => "Undeployed".to_string(),
