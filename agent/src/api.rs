@@ -183,8 +183,8 @@ impl Api {
     }
 
     /// Claims a job whose message the agent received from its queue.
-    pub async fn claim(&self, job: &uuid::Uuid, receipt_handle: &str) -> Result<Claim> {
-        let body = ClaimBody { receipt_handle: receipt_handle.to_string() };
+    pub async fn claim(&self, job: &uuid::Uuid, deployment: Option<&uuid::Uuid>, receipt_handle: &str) -> Result<Claim> {
+        let body = ClaimBody { receipt_handle: receipt_handle.to_string(), deployment_id: deployment.copied() };
         let response = self.send(|| self.authed(self.http.post(format!("{}/agent/v1/jobs/{job}/claim", self.base))).json(&body)).await?;
         match response.status() {
             reqwest::StatusCode::CONFLICT | reqwest::StatusCode::NOT_FOUND => Ok(Claim::Gone),

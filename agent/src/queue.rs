@@ -97,7 +97,7 @@ impl<'a> Queue<'a> {
                 continue;
             };
             let job_id = job_message.job_id;
-            match self.api.claim(&job_id, &receipt).await? {
+            match self.api.claim(&job_id, Some(&job_message.deployment_id), &receipt).await? {
                 Claim::Gone => {
                     tracing::info!(%job_id, "the job is settled or not this runtime's; message deleted");
                     self.delete(&receipt).await;

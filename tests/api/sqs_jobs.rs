@@ -208,7 +208,7 @@ async fn jobs_next_answers_within_two_seconds_whatever_wait_is_asked_and_still_h
 }
 
 #[tokio::test]
-async fn a_report_may_name_its_deployment_and_one_naming_another_is_applied_to_its_own_job_all_the_same() {
+async fn a_claim_and_a_report_may_name_their_deployment_and_one_naming_another_is_applied_to_its_own_job_all_the_same() {
     let w = world().await;
     let vended = expect_status(vend(&w.app, &w.credential).await, StatusCode::OK).await;
     let sqs = agent_sqs(&vended);
@@ -216,7 +216,15 @@ async fn a_report_may_name_its_deployment_and_one_naming_another_is_applied_to_i
     let d = w.app.deploy(&w.acme, &w.package, &w.env, "named reports").await;
     let (message, receipt) = receive_job(&sqs, &queue_url).await;
     let job_id = message["job_id"].as_str().expect("a job id").to_string();
-    expect_status(claim(&w.app, &w.credential, &job_id, &receipt).await, StatusCode::OK).await;
+    // A claim naming a deployment that is not the job's is handed the job all the same (looked up).
+    let wrongly = json!({"receipt_handle": receipt, "deployment_id": uuid::Uuid::new_v4()});
+    let claimed = w.app.request(Method::POST, &format!("/agent/v1/jobs/{job_id}/claim"), Some(&w.credential)).json(&wrongly).send().await;
+    let job = expect_status(claimed.expect("the request is sent"), StatusCode::OK).await;
+    assert_eq!(job["deployment_id"], d["id"]);
+    // Named rightly, as the agent does, a duplicate delivery is handed the same job.
+    let rightly = json!({"receipt_handle": receipt, "deployment_id": d["id"]});
+    let again = w.app.request(Method::POST, &format!("/agent/v1/jobs/{job_id}/claim"), Some(&w.credential)).json(&rightly).send().await;
+    assert_eq!(expect_status(again.expect("the request is sent"), StatusCode::OK).await["job_id"], job["job_id"]);
 
     let named = async |phase: &str, deployment: &Value| {
         let body = json!({"phase": phase, "deployment_id": deployment});

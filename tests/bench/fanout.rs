@@ -100,7 +100,8 @@ impl SimAgent {
             for message in out.messages.unwrap_or_default() {
                 let body: Value = serde_json::from_str(message.body().unwrap_or_default())?;
                 let job_id = body["job_id"].as_str().ok_or_else(|| anyhow::anyhow!("a job message without job_id: {body}"))?;
-                let claim = json!({"receipt_handle": message.receipt_handle().unwrap_or_default()});
+                // As the real agent: naming the deployment its message names.
+                let claim = json!({"receipt_handle": message.receipt_handle().unwrap_or_default(), "deployment_id": body["deployment_id"]});
                 let path = format!("/agent/v1/jobs/{job_id}/claim");
                 let response = app.request(reqwest::Method::POST, &path, Some(&self.credential)).json(&claim).send().await?;
                 let status = response.status();

@@ -179,7 +179,7 @@ async fn claim_job(
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Result<Json<Job>, ApiError> {
     let job = berth_web::extract::path_id::<JobId>(&id, "job")?;
-    let offer = state.berth.claim_job(&ctx, job, &body.receipt_handle).await?;
+    let offer = state.berth.claim_job(&ctx, job, body.deployment_id.map(DeploymentId::from_uuid), &body.receipt_handle).await?;
     Ok(Json(wire::job(offer)))
 }
 

@@ -201,6 +201,10 @@ pub struct Job {
 pub struct ClaimBody {
     /// The `ReceiptHandle` SQS gave with the message.
     pub receipt_handle: String,
+    /// The job's deployment, as its message said: saves the server looking
+    /// the job up (optional; a wrong one is ignored, the job looked up instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<Uuid>,
 }
 
 /// The body of a job message in a runtime's queue: no secret, no URL. The
@@ -424,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_claim_names_the_receipt_handle_and_nothing_else() {
-        round_trips(json!({"receipt_handle": "AQEB=="}), ClaimBody { receipt_handle: "AQEB==".into() });
+        round_trips(json!({"receipt_handle": "AQEB=="}), ClaimBody { receipt_handle: "AQEB==".into(), deployment_id: None });
         assert!(serde_json::from_value::<ClaimBody>(json!({"receipt_handle": "r", "job_id": ID})).is_err(), "an unknown field is refused");
     }
 

@@ -51,6 +51,9 @@ const MAX_RECEIPT_CHARS: usize = 1024;
 /// How long a received job message stays hidden while it is being handed out.
 const HANDOUT_VISIBILITY: Duration = Duration::from_secs(30);
 
+/// A deployment and one runtime's target of it, as read.
+type DeploymentAndTarget = (Option<crate::deployment::Deployment>, Option<crate::deployment::Target>);
+
 /// What becomes of a job message: handed out, or dropped.
 enum Handout {
     Offer(Box<JobOffer>),
@@ -93,7 +96,7 @@ impl Berth {
                 return Ok(None);
             };
             let handout = match received.job.clone().filter(|j| j.tenant_id == ctx.tenant && j.runtime_id == ctx.runtime.id) {
-                Some(job) => match self.hand_out(ctx, &job, &received.receipt).await {
+                Some(job) => match self.hand_out(ctx, &job, &received.receipt, None).await {
                     // The target moved on between reading and handing out (a report of
                     // the same job, another copy of its message): not the agent's
                     // problem. The message is back after its brief hiding and is
@@ -118,16 +121,29 @@ impl Berth {
     /// is handed out again (SQS may deliver a message twice; the agent's
     /// journal applies it once).
     #[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant, runtime_id = %ctx.runtime.id, job_id = %job))]
-    pub async fn claim_job(&self, ctx: &RuntimeCtx, job: JobId, receipt: &str) -> Result<JobOffer> {
+    pub async fn claim_job(&self, ctx: &RuntimeCtx, job: JobId, named: Option<DeploymentId>, receipt: &str) -> Result<JobOffer> {
         if receipt.is_empty() || receipt.len() > MAX_RECEIPT_CHARS {
             return Err(DomainError::invalid(
                 "receipt_handle",
                 format!("must be the receipt handle SQS gave with the message (1 to {MAX_RECEIPT_CHARS} characters)"),
             ));
         }
-        let deployment_id = self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?;
+        // The deployment the message named, if this runtime's target there is this job: no lookup (as `job_on_runtime`).
+        let mut read = None;
+        if let Some(named) = named {
+            let (d, t) = self.ports.deployments.get_deployment_and_target(ctx.tenant, named, ctx.runtime.id).await?;
+            if let (Some(d), Some(t)) = (d, t).clone()
+                && t.job_id == job
+            {
+                read = Some((d.id, (Some(d), Some(t))));
+            }
+        }
+        let (deployment_id, read) = match read {
+            Some((id, read)) => (id, Some(read)),
+            None => (self.ports.deployments.find_job(ctx.tenant, ctx.runtime.id, job).await?.ok_or(DomainError::not_found("job"))?, None),
+        };
         let message = JobMessage { tenant_id: ctx.tenant, deployment_id, runtime_id: ctx.runtime.id, job_id: job };
-        match self.hand_out(ctx, &message, receipt).await? {
+        match self.hand_out(ctx, &message, receipt, read).await? {
             Handout::Offer(offer) => Ok(*offer),
             Handout::Withdrawn => Err(DomainError::conflict("job_settled", "the job has ended or was withdrawn: delete its message")),
         }
@@ -139,8 +155,11 @@ impl Berth {
     /// `delivered` with a deadline, the message stays hidden until then (its
     /// receipt stored, so settling the job deletes it), and a download URL is
     /// minted for this tenant's package only.
-    async fn hand_out(&self, ctx: &RuntimeCtx, job: &JobMessage, receipt: &str) -> Result<Handout> {
-        let (deployment, target) = self.ports.deployments.get_deployment_and_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?;
+    async fn hand_out(&self, ctx: &RuntimeCtx, job: &JobMessage, receipt: &str, read: Option<DeploymentAndTarget>) -> Result<Handout> {
+        let (deployment, target) = match read {
+            Some(read) => read,
+            None => self.ports.deployments.get_deployment_and_target(ctx.tenant, job.deployment_id, ctx.runtime.id).await?,
+        };
         let (Some(target), Some(d)) = (target, deployment) else {
             return Ok(Handout::Withdrawn);
         };

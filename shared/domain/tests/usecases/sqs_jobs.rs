@@ -55,7 +55,7 @@ async fn a_job_received_from_sqs_is_claimed_delivered_and_handed_out_again_on_a_
     let (message, receipt) = receive(&w, &ctx).await.expect("the job's message is in the runtime's queue");
     assert_eq!(message.deployment_id, d.id);
 
-    let job = w.berth.claim_job(&ctx, message.job_id, &receipt).await.expect("the job is claimed");
+    let job = w.berth.claim_job(&ctx, message.job_id, None, &receipt).await.expect("the job is claimed");
     assert_eq!((job.job_id, job.deployment_id, job.package_id), (message.job_id, d.id, w.v1.id));
     assert!(!job.download_url.is_empty() && job.deadline > chrono::Utc::now());
     assert_eq!(receive(&w, &ctx).await.map(|(m, _)| m), None, "the message stays hidden while the job runs");
@@ -65,7 +65,8 @@ async fn a_job_received_from_sqs_is_claimed_delivered_and_handed_out_again_on_a_
     w.store.reveal_hidden_jobs(&ctx.runtime.queue_url);
     let (again, second_receipt) = receive(&w, &ctx).await.expect("the message comes again");
     assert_eq!(again, message);
-    let same = w.berth.claim_job(&ctx, again.job_id, &second_receipt).await.expect("a job delivered to this runtime is handed out again");
+    let same =
+        w.berth.claim_job(&ctx, again.job_id, Some(again.deployment_id), &second_receipt).await.expect("a job delivered to this runtime is handed out again");
     assert_eq!(same.job_id, job.job_id);
     let timeline = w.timeline(&d).await;
     assert_eq!(timeline.iter().filter(|l| l.starts_with("Delivered")).count(), 1, "delivered once: {timeline:?}");
@@ -75,7 +76,7 @@ async fn a_job_received_from_sqs_is_claimed_delivered_and_handed_out_again_on_a_
     }
     assert_eq!(w.status(&d).await, DeploymentStatus::Succeeded);
     assert!(w.store.queued_jobs(&ctx.runtime.queue_url).is_empty(), "settling deleted the message with the latest receipt");
-    let e = refused(w.berth.claim_job(&ctx, message.job_id, &second_receipt).await);
+    let e = refused(w.berth.claim_job(&ctx, message.job_id, None, &second_receipt).await);
     assert_eq!(e.code(), "job_settled", "a settled job is never handed out again");
 }
 
@@ -88,11 +89,11 @@ async fn a_claim_of_another_runtimes_job_is_not_found_and_a_missing_receipt_is_i
     let ctx = w.atom.ctx(&w.berth).await;
     let (message, receipt) = receive(&w, &ctx).await.expect("atom's job");
 
-    let e = refused(w.berth.claim_job(&other.ctx(&w.berth).await, message.job_id, &receipt).await);
+    let e = refused(w.berth.claim_job(&other.ctx(&w.berth).await, message.job_id, None, &receipt).await);
     assert_eq!(e.code(), "not_found");
-    let e = refused(w.berth.claim_job(&ctx, message.job_id, "").await);
+    let e = refused(w.berth.claim_job(&ctx, message.job_id, None, "").await);
     assert_eq!(e.code(), "validation_failed");
-    w.berth.claim_job(&ctx, message.job_id, &receipt).await.expect("its own runtime claims it");
+    w.berth.claim_job(&ctx, message.job_id, None, &receipt).await.expect("its own runtime claims it");
 }
 
 #[tokio::test]
@@ -114,7 +115,7 @@ async fn a_job_withdrawn_by_a_detach_before_it_was_claimed_is_refused_as_settled
     let (message, receipt) = receive(&w, &ctx).await.expect("the job's message");
 
     w.berth.detach_runtime(&w.admin, w.test.id, w.atom.runtime).await.expect("the runtime is detached");
-    let e = refused(w.berth.claim_job(&w.atom.ctx(&w.berth).await, message.job_id, &receipt).await);
+    let e = refused(w.berth.claim_job(&w.atom.ctx(&w.berth).await, message.job_id, None, &receipt).await);
     assert_eq!(e.code(), "job_settled");
     let targets = w.berth.list_targets(&w.admin, d.id).await.expect("the targets are listed");
     assert_eq!(targets.iter().map(|t| t.state).collect::<Vec<_>>(), [TargetState::Skipped], "withdrawn, never delivered");
@@ -128,10 +129,10 @@ async fn a_claim_with_a_receipt_the_queue_does_not_know_is_refused_and_delivers_
     let ctx = w.atom.ctx(&w.berth).await;
     let (message, receipt) = receive(&w, &ctx).await.expect("the job's message");
 
-    let e = refused(w.berth.claim_job(&ctx, message.job_id, "not-a-receipt").await);
+    let e = refused(w.berth.claim_job(&ctx, message.job_id, None, "not-a-receipt").await);
     assert_eq!(e.code(), "validation_failed");
     let targets = w.berth.list_targets(&w.admin, d.id).await.expect("the targets are listed");
     assert_eq!(targets.iter().map(|t| t.state).collect::<Vec<_>>(), [TargetState::Pending], "nothing was written");
     assert!(w.timeline(&d).await.iter().all(|l| !l.starts_with("Delivered")));
-    w.berth.claim_job(&ctx, message.job_id, &receipt).await.expect("the real receipt claims it");
+    w.berth.claim_job(&ctx, message.job_id, None, &receipt).await.expect("the real receipt claims it");
 }
