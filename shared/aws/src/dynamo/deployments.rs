@@ -1,6 +1,6 @@
 use super::{DynamoStore, Item, TxError, from_item, key_of, map_tx, s, to_item, transaction_error};
 use crate::keys;
-use crate::{sdk_error, service_error, unexpected};
+use crate::{sdk_error, unexpected};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use berth_domain::audit::{AuditDraft, AuditHead};
@@ -717,8 +717,8 @@ impl DeploymentStore for DynamoStore {
         Ok(self.query_all::<TargetRecord>(&keys::targets(tenant, deployment)).await?.into_iter().map(TargetRecord::into_target).collect())
     }
 
-    /// One UpdateItem (or, with a timeline line, one transaction of it and
-    /// the line) that keeps the stored receipt unless a new one is given: no read first.
+    /// One transaction: the target updated in place (keeping the stored
+    /// receipt unless a new one is given: no read first) and the timeline line.
     async fn update_target_noting(
         &self,
         tenant: TenantId,
@@ -727,46 +727,19 @@ impl DeploymentStore for DynamoStore {
         receipt: Option<&str>,
         event: Option<&DeploymentEvent>,
     ) -> Result<()> {
-        let change = TargetChange::of(tenant, t, from, receipt)?;
-        let stale = || -> DomainError { Refusal::Stale(Entity::Target).into() };
-        match event {
-            None => {
-                let (key, expression, names, values) = change.parts()?;
-                let result = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .update_expression(expression)
-                    .condition_expression(TargetChange::CONDITION)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let e = e.into_service_error();
-                        if e.is_conditional_check_failed_exception() { Err(stale()) } else { Err(service_error(e)) }
-                    }
-                }
-            }
-            Some(event) => {
-                let (key, expression, names, values) = change.parts()?;
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .update_expression(expression)
-                    .condition_expression(TargetChange::CONDITION)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .build()
-                    .map_err(unexpected)?;
-                let mut items = vec![TransactWriteItem::builder().update(update).build()];
-                items.extend(self.event_puts(tenant, t.deployment_id, std::slice::from_ref(event))?);
-                map_tx(self.commit(tenant, items, None).await, |_| stale())
-            }
-        }
+        let (key, expression, names, values) = TargetChange::of(tenant, t, from, receipt)?.parts()?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression(TargetChange::CONDITION)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(unexpected)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.event_puts(tenant, t.deployment_id, event.map(std::slice::from_ref).unwrap_or_default())?);
+        map_tx(self.commit(tenant, items, None).await, |_| Refusal::Stale(Entity::Target).into())
     }
 
     async fn reset_target(&self, tenant: TenantId, t: &Target, from: &Target) -> Result<()> {
