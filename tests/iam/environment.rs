@@ -9,8 +9,22 @@ use std::path::{Path, PathBuf};
 /// agent has its own configuration and documentation).
 const SOURCES: [&str; 3] = ["functions", "shared", "local"];
 
-/// Read by the AWS SDK or set by Lambda itself, never by Berth's template.
-const SET_BY_AWS: [&str; 1] = ["AWS_LAMBDA_FUNCTION_NAME"];
+/// Set by Lambda itself in every function's environment (its reserved
+/// variables, and the prefixes of its own families), never by Berth's template:
+/// the functions build their SDK configuration from them in Lambda.
+const SET_BY_AWS: [&str; 11] = [
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_LAMBDA_",
+    "AWS_XRAY_",
+    "AWS_REGION",
+];
 
 #[test]
 fn every_environment_variable_the_code_reads_is_set_by_the_template_or_documented_with_its_default() {
