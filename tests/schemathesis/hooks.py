@@ -35,11 +35,13 @@ PositiveRefusals = {
     "POST /v1/components/{id}/revisions": {"references[]", "references", "extensions.properties[].default"},
     # What the uploaded content turned out to be (stored data), and the revision's fields as above.
     "POST /v1/components/{id}/uploads/{upload_id}/complete": {"references[]", "references", "extensions.properties[].default", "size", "sha256"},
-    "PUT /v1/environments/{id}/policy": {"require_success_in[]", "require_success_in", "approver_roles", "freeze_windows[].end"},
+    # A rollout's batch_size goes with strategy batches only (a rule across two fields, stated in words; at a deploy
+    # the strategy may be the stored policy's).
+    "PUT /v1/environments/{id}/policy": {"require_success_in[]", "require_success_in", "approver_roles", "freeze_windows[].end", "rollout.batch_size"},
     "POST /v1/api-keys": {"expires_at"},
     # A deployment names a package, or a component with latest_revision: true;
     # the document lists both sets of fields (one object), the server takes one.
-    "POST /v1/deployments": {"scheduled_at", "component_id", "package_id", "latest_revision"},
+    "POST /v1/deployments": {"scheduled_at", "component_id", "package_id", "latest_revision", "rollout.batch_size"},
     "POST /v1/deployments/validate": {"component_id", "package_id", "latest_revision"},
     "GET /v1/audit/verify": CURSOR,
 }

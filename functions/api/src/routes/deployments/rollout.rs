@@ -20,7 +20,9 @@ pub struct RolloutBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Strategy>,
     /// Runtimes per batch, in runtime-id order: a number, or a percentage of
-    /// the targets such as `"25%"` (rounded up, at least 1). Required with `batches`.
+    /// the targets such as `"25%"` (rounded up, at least 1). Required with
+    /// `batches`, refused with `all_at_once` (the strategy this body sets, or
+    /// else the policy's).
     #[schema(schema_with = batch_size_schema)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<BatchSize>,
@@ -49,7 +51,7 @@ fn batch_size_schema() -> utoipa::openapi::schema::Schema {
     Schema::OneOf(
         OneOfBuilder::new()
             .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(MAX_TARGETS)))
-            .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]{1,3}%$")))
+            .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^([1-9][0-9]?|100)%$")))
             .description(Some("a number of runtimes, or a percentage such as \"25%\""))
             .build(),
     )
