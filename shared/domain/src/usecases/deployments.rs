@@ -249,13 +249,13 @@ impl Berth {
     /// package it made went to the package builder).
     pub(crate) async fn create_deployment_as(&self, ctx: &TenantCtx, input: NewDeployment, await_package: bool) -> Result<Deployment> {
         let mut subject = self.subject(ctx, input.environment_id, input.package_id).await?;
+        ctx.require(Permission::Deploy)?;
+        check_notes(&input.notes)?;
         // All of the environment's (the report needs them): the one replaced is among them.
         let actives = self.ports.deployments.active_versions(ctx.tenant, subject.env.id).await?;
         let active = actives.iter().find(|a| a.component_id == subject.package.component_id).cloned();
         subject.keyed.actives = Some(actives);
         let (env, package) = (&subject.env, &subject.package);
-        ctx.require(Permission::Deploy)?;
-        check_notes(&input.notes)?;
         let await_package = await_package && package.status == PackageStatus::Building;
         if !await_package {
             package.ready_digest()?;
